@@ -1,0 +1,2 @@
+pub mod csr;
+pub mod solver;
