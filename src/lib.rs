@@ -1,8 +1,23 @@
 //! ecoreco: e-commerce behaviour analytics, customer segments and product
 //! recommendations as a loadable DuckDB extension.
+//!
+//! Read top-down like the pipeline: [`ingest`] (CSV → clean events),
+//! [`synth`] (a calibrated REES46-shaped generator), [`segment`] (k-means),
+//! [`als`] (implicit ALS), [`recommend`] (top-k), [`evaluate`] (ranking
+//! metrics), all over the thin [`binding`] layer, the only code that talks to
+//! DuckDB's C API.
 
+pub mod binding;
 pub mod rng;
+
+pub mod ingest;
+pub mod synth;
 pub mod segment;
 pub mod als;
 pub mod recommend;
 pub mod evaluate;
+
+mod entry;
+
+/// The extension's version, as `ecoreco_version()` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
