@@ -318,17 +318,22 @@ pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budge
     let taste_weight = [0.6, 0.3, 0.1];
     let in_taste = |product: u32| taste.contains(&(catalogue.products[product as usize].category as usize));
     let hour_cum = cumulative(HOURLY_PROFILE.iter().copied());
+    let end = (params.start_day + params.days.max(1) as i64) * 86_400;
     let mut remaining = budget;
     while remaining > 0 {
-        // Session length: 1 + floor(lognormal), median 2 and mean ~4.6.
-        let length = (1 + (0.631 + 1.249 * rng.normal()).exp().floor().min(1_158.0) as u64).min(remaining);
+        // Views in the session: 1 + floor(lognormal), so that sessions have
+        // a median of 2 and a mean near 4.6 events once carts and purchases
+        // are added; the user's budget cuts the last session short.
+        let views = 1 + (0.74 + 1.6 * rng.normal()).exp().floor().min(1_158.0) as u64;
         let day = rng.below(params.days.max(1) as u64) as i64;
         let hour = sample_cumulative(&hour_cum, &mut rng) as i64;
-        let mut time = params.start_day * 86_400 + day * 86_400 + hour * 3_600 + rng.below(3_600) as i64;
+        let session_start = params.start_day * 86_400 + day * 86_400 + hour * 3_600 + rng.below(3_600) as i64;
+        let mut time = session_start;
         let session = if rng.next_f64() < EMPTY_SESSION_RATE { 0 } else { (rng.next_u64() as u128) << 64 | rng.next_u64() as u128 | 1 };
         let purchase_boost = if (8..=11).contains(&hour) { 1.25 } else { 0.95 };
-        let mut emitted = 0u64;
-        while emitted < length {
+        let first = out.len();
+        let mut viewed = 0u64;
+        while viewed < views && remaining > 0 {
             let product = if rng.next_f64() < TASTE_VIEW_SHARE {
                 let mut pick = rng.next_f64();
                 let mut slot = 0;
@@ -341,32 +346,39 @@ pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budge
                 catalogue.popular_product(&mut rng)
             };
             let boost = if in_taste(product) { TASTE_BUY_BOOST } else { 1.0 };
-            // Normalise so the overall rates stay at the published mix: about
-            // (TASTE_VIEW_SHARE + share of popular picks in taste) of views are in taste.
+            // Renormalised so the overall rates stay at the published mix:
+            // about TASTE_VIEW_SHARE of views are in the user's taste.
             let norm = boost / (TASTE_VIEW_SHARE * TASTE_BUY_BOOST + (1.0 - TASTE_VIEW_SHARE));
             out.push(Event { time, kind: EventKind::View, product, user, session });
-            emitted += 1;
-            let carted = rng.next_f64() < CART_PER_VIEW * norm;
-            if carted && emitted < length {
+            viewed += 1;
+            remaining -= 1;
+            let carted = remaining > 0 && rng.next_f64() < CART_PER_VIEW * norm;
+            if carted {
                 time += 1 + rng.below(40) as i64;
                 out.push(Event { time, kind: EventKind::Cart, product, user, session });
-                emitted += 1;
+                remaining -= 1;
             }
             let p_buy = if carted { PURCHASE_AFTER_CART } else { PURCHASE_WITHOUT_CART * norm * purchase_boost };
-            if emitted < length && rng.next_f64() < p_buy {
+            if remaining > 0 && rng.next_f64() < p_buy {
                 time += 5 + rng.below(120) as i64;
                 out.push(Event { time, kind: EventKind::Purchase, product, user, session });
-                emitted += 1;
+                remaining -= 1;
+            }
+            if remaining > 0 && rng.next_f64() < EXACT_DUPLICATE_RATE {
+                let last = *out.last().expect("just pushed");
+                out.push(last);
+                remaining -= 1;
             }
             // Gap to the next event: log-normal, median 25 s with a long tail.
             time += (25f64.ln() + 2.2 * rng.normal()).exp().min(7_200.0) as i64;
-            if emitted < length && rng.next_f64() < EXACT_DUPLICATE_RATE {
-                let last = *out.last().expect("just pushed");
-                out.push(last);
-                emitted += 1;
+        }
+        // A session that would run past the last day is moved back into it.
+        let overflow = out.last().map_or(0, |e| e.time) - (end - 1);
+        if overflow > 0 {
+            for e in &mut out[first..] {
+                e.time -= overflow.min(e.time - params.start_day * 86_400);
             }
         }
-        remaining -= emitted;
     }
     out.sort_by_key(|e| e.time);
 }

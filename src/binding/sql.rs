@@ -125,7 +125,7 @@ impl LoadConnection {
             }
             return Ok(());
         }
-        self.query(&format!("ATTACH IF NOT EXISTS ':memory:' AS {}", quote_ident(CATALOG)))?;
+        self.query(&format!("ATTACH IF NOT EXISTS ':memory:' AS {} (READ_WRITE)", quote_ident(CATALOG)))?;
         let marker = SqlMacro::scalar(MARKER, &[], "true");
         self.query(&marker.create_statement())?;
         Ok(())

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""End-to-end figures for `make bench`, all measured in one run on this
+machine and printed (never asserted: timings belong in reports, not tests).
+
+- generator: ecoreco_synth rows/s on one thread;
+- ingest: ecoreco.read_events (parse + clean + reject accounting) on a
+  4M-row CSV, as a ratio to a bare read_csv of the same file (floor 1.3x).
+"""
+import os
+import sys
+import tempfile
+import time
+
+import duckdb
+
+EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
+ROWS = int(os.environ.get("BENCH_ROWS", "4000000"))
+
+
+def best_of(con, sql, repeat=3):
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        con.execute(sql).fetchall()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main():
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    con.execute(f"LOAD '{EXT}'")
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    print(f"ecoreco bench: duckdb {duckdb.__version__}, threads={threads}, rows={ROWS:,}")
+
+    t = best_of(con, f"SELECT count(*) FROM ecoreco_synth(events := {ROWS})", repeat=2)
+    print(f"generator      ecoreco_synth        {ROWS / t / 1e6:8.2f} M rows/s  ({t:.2f} s, one thread)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = os.path.join(tmp, "events.csv")
+        con.execute(f"COPY (FROM ecoreco_synth(events := {ROWS})) TO '{csv}' (HEADER)")
+        size = os.path.getsize(csv)
+        # Both sides materialise what they return, as a user's CREATE TABLE
+        # AS does, so neither can skip parsing a column.
+        bare = best_of(con, f"CREATE OR REPLACE TEMP TABLE bare AS FROM read_csv('{csv}')")
+        ours = best_of(con, f"CREATE OR REPLACE TEMP TABLE clean AS FROM ecoreco.read_events('{csv}')")
+        print(f"ingest         read_csv (bare)      {bare:8.2f} s   ({size / 1e6:.0f} MB)")
+        print(f"ingest         ecoreco.read_events  {ours:8.2f} s   ratio {ours / bare:.2f}x (floor 1.30x)")
+
+
+if __name__ == "__main__":
+    main()
