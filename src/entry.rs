@@ -4,7 +4,7 @@
 //! macros in the private `ecoreco` catalog, through a connection that is
 //! closed again before LOAD returns.
 
-use crate::binding::{self, scalar, sql::LoadConnection, table, ColumnWriter, SqlType};
+use crate::binding::{self, aggregate, scalar, sql::LoadConnection, table, ColumnWriter, SqlType};
 use libduckdb_sys as ffi;
 
 /// The oldest C API whose function table we need (all calls used are stable
@@ -34,10 +34,15 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     let con = LoadConnection::open(db)?;
     scalar::register::<Version>(con.0)?;
     table::register::<crate::synth::Synth>(con.0)?;
+    aggregate::register::<crate::segment::KMeansAggregate>(con.0)?;
+    aggregate::register::<crate::segment::KMeansSweep>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()
         .into_iter()
         .chain(crate::synth::macros())
+        .chain(crate::analytics::macros())
+        .chain(crate::features::macros())
+        .chain(crate::segment::macros())
         .chain(std::iter::once(binding::SqlMacro::scalar("version", &[], "ecoreco_version()")))
     {
         con.create_macro(&m)?;

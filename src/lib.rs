@@ -12,6 +12,8 @@ pub mod rng;
 
 pub mod ingest;
 pub mod synth;
+pub mod analytics;
+pub mod features;
 pub mod segment;
 pub mod als;
 pub mod recommend;

@@ -151,7 +151,7 @@ pub fn solve_exact(
 ) -> Result<Vec<f32>> {
     let f = factors;
     ensure!(f > 0, "factors must be > 0");
-    ensure!(item_factors.len() % f == 0, "item_factors length {} is not a multiple of factors {f}", item_factors.len());
+    ensure!(item_factors.len().is_multiple_of(f), "item_factors length {} is not a multiple of factors {f}", item_factors.len());
     ensure!(items.len() == raw_values.len(), "{} items but {} values", items.len(), raw_values.len());
     let n_items = item_factors.len() / f;
     let y = |i: usize| &item_factors[i * f..(i + 1) * f];
@@ -189,7 +189,7 @@ pub fn solve_exact(
         for k in 0..j {
             diag -= a[j * f + k] * a[j * f + k];
         }
-        if !(diag > 0.0) {
+        if diag.is_nan() || diag <= 0.0 {
             bail!("normal equations are not positive definite (pivot {j} = {diag})");
         }
         let diag = diag.sqrt();

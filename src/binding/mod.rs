@@ -7,8 +7,10 @@
 //! function, never an unwind across the FFI boundary (which would abort the
 //! user's whole DuckDB process).
 
+pub mod aggregate;
 pub mod chunk;
 pub mod params;
+pub mod rows;
 pub mod scalar;
 pub mod sql;
 pub mod table;
@@ -54,4 +56,26 @@ pub(crate) fn guard<R>(function: &str, doing: &str, body: impl FnOnce() -> anyho
 pub(crate) fn set_error(message: &str, set: impl FnOnce(*const std::os::raw::c_char)) {
     let text = std::ffi::CString::new(message.replace('\0', " ")).expect("NULs removed");
     set(text.as_ptr());
+}
+
+/// A rayon pool with `threads` workers (DuckDB's `threads` setting, passed in
+/// by the calling macro), built once per size and reused.
+pub fn thread_pool(threads: i64) -> anyhow::Result<std::sync::Arc<rayon::ThreadPool>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let threads = threads.clamp(1, 1024) as usize;
+    let mut pools = POOLS.get_or_init(Default::default).lock().map_err(|_| anyhow::anyhow!("thread pool registry poisoned"))?;
+    if let Some(pool) = pools.get(&threads) {
+        return Ok(pool.clone());
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("ecoreco-{i}"))
+            .build()
+            .map_err(|e| anyhow::anyhow!("could not start {threads} worker threads: {e}"))?,
+    );
+    pools.insert(threads, pool.clone());
+    Ok(pool)
 }

@@ -1,0 +1,256 @@
+//! Moving rows between DuckDB vectors and plain Rust columns.
+//!
+//! [`InputChunk`] reads the (flat) argument vectors an aggregate receives;
+//! [`RowSet`] is a column-oriented result that the binding writes as one
+//! `LIST(STRUCT(...))` value, which the calling macro unnests into rows.
+
+use super::types::{Column, SqlType};
+use libduckdb_sys as ffi;
+
+/// The argument vectors of one input chunk.
+pub struct InputChunk {
+    rows: usize,
+    columns: Vec<InputColumn>,
+}
+
+struct InputColumn {
+    data: *const u8,
+    validity: *const u64,
+    /// For LIST columns: the child vector's data and validity.
+    child_data: *const u8,
+    child_validity: *const u64,
+}
+
+#[inline]
+fn valid(validity: *const u64, row: usize) -> bool {
+    validity.is_null() || unsafe { (*validity.add(row / 64) >> (row % 64)) & 1 == 1 }
+}
+
+impl InputChunk {
+    pub(crate) unsafe fn from_raw(chunk: ffi::duckdb_data_chunk, types: &[SqlType]) -> Self {
+        let rows = ffi::duckdb_data_chunk_get_size(chunk) as usize;
+        let columns = types
+            .iter()
+            .enumerate()
+            .map(|(c, ty)| {
+                let v = ffi::duckdb_data_chunk_get_vector(chunk, c as u64);
+                let (child_data, child_validity) = match ty {
+                    SqlType::List(_) => {
+                        let child = ffi::duckdb_list_vector_get_child(v);
+                        (ffi::duckdb_vector_get_data(child) as *const u8, ffi::duckdb_vector_get_validity(child) as *const u64)
+                    }
+                    _ => (std::ptr::null(), std::ptr::null()),
+                };
+                InputColumn {
+                    data: ffi::duckdb_vector_get_data(v) as *const u8,
+                    validity: ffi::duckdb_vector_get_validity(v) as *const u64,
+                    child_data,
+                    child_validity,
+                }
+            })
+            .collect();
+        InputChunk { rows, columns }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_null(&self, col: usize, row: usize) -> bool {
+        !valid(self.columns[col].validity, row)
+    }
+
+    /// BIGINT / TIMESTAMP value.
+    pub fn i64(&self, col: usize, row: usize) -> Option<i64> {
+        let c = &self.columns[col];
+        valid(c.validity, row).then(|| unsafe { *(c.data as *const i64).add(row) })
+    }
+
+    /// INTEGER value.
+    pub fn i32(&self, col: usize, row: usize) -> Option<i32> {
+        let c = &self.columns[col];
+        valid(c.validity, row).then(|| unsafe { *(c.data as *const i32).add(row) })
+    }
+
+    /// DOUBLE value.
+    pub fn f64(&self, col: usize, row: usize) -> Option<f64> {
+        let c = &self.columns[col];
+        valid(c.validity, row).then(|| unsafe { *(c.data as *const f64).add(row) })
+    }
+
+    /// VARCHAR value (DuckDB's string_t: inlined up to 12 bytes, else a pointer).
+    pub fn str(&self, col: usize, row: usize) -> Option<&str> {
+        let c = &self.columns[col];
+        if !valid(c.validity, row) {
+            return None;
+        }
+        unsafe {
+            let s = (c.data as *const ffi::duckdb_string_t).add(row);
+            let len = (*s).value.inlined.length as usize;
+            let bytes = if len <= 12 {
+                std::slice::from_raw_parts((*s).value.inlined.inlined.as_ptr() as *const u8, len)
+            } else {
+                std::slice::from_raw_parts((*s).value.pointer.ptr as *const u8, len)
+            };
+            Some(std::str::from_utf8_unchecked(bytes))
+        }
+    }
+
+    /// A LIST value of DOUBLE (`T = f64`) or FLOAT (`T = f32`) children; NULL
+    /// children are reported as `Err(index)` so callers can say where.
+    pub fn list<T: Copy>(&self, col: usize, row: usize) -> Option<Result<&[T], usize>> {
+        let c = &self.columns[col];
+        if !valid(c.validity, row) {
+            return None;
+        }
+        unsafe {
+            let entry = *(c.data as *const ffi::duckdb_list_entry).add(row);
+            let (offset, length) = (entry.offset as usize, entry.length as usize);
+            for i in 0..length {
+                if !valid(c.child_validity, offset + i) {
+                    return Some(Err(i));
+                }
+            }
+            Some(Ok(std::slice::from_raw_parts((c.child_data as *const T).add(offset), length)))
+        }
+    }
+}
+
+/// One result column's values.
+#[derive(Clone, Debug)]
+pub enum Values {
+    BigInt(Vec<Option<i64>>),
+    Integer(Vec<Option<i32>>),
+    Double(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+    FloatList(Vec<Option<Vec<f32>>>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::BigInt(v) => v.len(),
+            Values::Integer(v) => v.len(),
+            Values::Double(v) => v.len(),
+            Values::Text(v) => v.len(),
+            Values::FloatList(v) => v.len(),
+        }
+    }
+    fn sql_type(&self) -> SqlType {
+        match self {
+            Values::BigInt(_) => SqlType::BigInt,
+            Values::Integer(_) => SqlType::Integer,
+            Values::Double(_) => SqlType::Double,
+            Values::Text(_) => SqlType::Varchar,
+            Values::FloatList(_) => SqlType::List(Box::new(SqlType::Float)),
+        }
+    }
+}
+
+/// Column-oriented rows returned by an aggregate.
+#[derive(Clone, Debug, Default)]
+pub struct RowSet {
+    pub columns: Vec<(String, Values)>,
+}
+
+impl RowSet {
+    pub fn new() -> Self {
+        RowSet::default()
+    }
+    pub fn with(mut self, name: &str, values: Values) -> Self {
+        self.columns.push((name.to_string(), values));
+        self
+    }
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |(_, v)| v.len())
+    }
+
+    /// Checks the row set against the declared schema (a mismatch is a bug
+    /// in the stage code, reported as an error instead of corrupt memory).
+    pub(crate) fn check(&self, schema: &[Column]) -> anyhow::Result<()> {
+        if self.columns.len() != schema.len() {
+            anyhow::bail!("internal error: {} result columns, {} declared", self.columns.len(), schema.len());
+        }
+        let rows = self.rows();
+        for ((name, values), col) in self.columns.iter().zip(schema) {
+            if *name != col.name || values.sql_type() != col.ty || values.len() != rows {
+                anyhow::bail!("internal error: result column {name} does not match its declaration {}", col.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the rows as the LIST(STRUCT) value of `row` in `list_vector`.
+    pub(crate) unsafe fn write_as_list(&self, list_vector: ffi::duckdb_vector, row: usize) {
+        let n = self.rows();
+        let base = ffi::duckdb_list_vector_get_size(list_vector) as usize;
+        ffi::duckdb_list_vector_reserve(list_vector, (base + n) as u64);
+        ffi::duckdb_list_vector_set_size(list_vector, (base + n) as u64);
+        let entries = ffi::duckdb_vector_get_data(list_vector) as *mut ffi::duckdb_list_entry;
+        *entries.add(row) = ffi::duckdb_list_entry { offset: base as u64, length: n as u64 };
+        let structs = ffi::duckdb_list_vector_get_child(list_vector);
+        for (field, (_, values)) in self.columns.iter().enumerate() {
+            let vector = ffi::duckdb_struct_vector_get_child(structs, field as u64);
+            write_values(vector, base, values);
+        }
+    }
+}
+
+unsafe fn set_invalid(vector: ffi::duckdb_vector, row: usize) {
+    ffi::duckdb_vector_ensure_validity_writable(vector);
+    ffi::duckdb_validity_set_row_invalid(ffi::duckdb_vector_get_validity(vector), row as u64);
+}
+
+unsafe fn write_fixed<T: Copy>(vector: ffi::duckdb_vector, base: usize, values: &[Option<T>]) {
+    let data = ffi::duckdb_vector_get_data(vector) as *mut T;
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            Some(x) => *data.add(base + i) = *x,
+            None => set_invalid(vector, base + i),
+        }
+    }
+}
+
+unsafe fn write_values(vector: ffi::duckdb_vector, base: usize, values: &Values) {
+    match values {
+        Values::BigInt(v) => write_fixed(vector, base, v),
+        Values::Integer(v) => write_fixed(vector, base, v),
+        Values::Double(v) => write_fixed(vector, base, v),
+        Values::Text(v) => {
+            for (i, s) in v.iter().enumerate() {
+                match s {
+                    Some(s) => ffi::duckdb_vector_assign_string_element_len(
+                        vector,
+                        (base + i) as u64,
+                        s.as_ptr() as *const std::os::raw::c_char,
+                        s.len() as u64,
+                    ),
+                    None => set_invalid(vector, base + i),
+                }
+            }
+        }
+        Values::FloatList(v) => {
+            let total: usize = v.iter().map(|l| l.as_ref().map_or(0, |l| l.len())).sum();
+            let child_base = ffi::duckdb_list_vector_get_size(vector) as usize;
+            ffi::duckdb_list_vector_reserve(vector, (child_base + total) as u64);
+            ffi::duckdb_list_vector_set_size(vector, (child_base + total) as u64);
+            let child = ffi::duckdb_list_vector_get_child(vector);
+            let child_data = ffi::duckdb_vector_get_data(child) as *mut f32;
+            let entries = ffi::duckdb_vector_get_data(vector) as *mut ffi::duckdb_list_entry;
+            let mut offset = child_base;
+            for (i, list) in v.iter().enumerate() {
+                match list {
+                    Some(list) => {
+                        std::ptr::copy_nonoverlapping(list.as_ptr(), child_data.add(offset), list.len());
+                        *entries.add(base + i) = ffi::duckdb_list_entry { offset: offset as u64, length: list.len() as u64 };
+                        offset += list.len();
+                    }
+                    None => {
+                        *entries.add(base + i) = ffi::duckdb_list_entry { offset: offset as u64, length: 0 };
+                        set_invalid(vector, base + i);
+                    }
+                }
+            }
+        }
+    }
+}
