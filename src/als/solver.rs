@@ -30,9 +30,11 @@
 //! Initial factors come from per-row random streams (`Rng::for_stream`), each
 //! row is solved independently, and every reduction (`YᵀY`, the loss) sums
 //! fixed-size chunks in a fixed order, so for a given seed the result is bit
-//! identical whatever the number of rayon threads. Vector kernels keep eight
-//! explicit partial sums and never fuse multiply-add, so the AVX2 path chosen
-//! at run time gives the same bits as the portable path.
+//! identical whatever the number of rayon threads. The vector kernels exist
+//! twice — portable Rust and AVX2 intrinsics, picked at run time because the
+//! crate is built for baseline x86-64 — and both use eight partial sums
+//! reduced in the same fixed order without fused multiply-add, so a model is
+//! also bit identical between machines with and without AVX2.
 //!
 //! # Layout
 //! Internally each factor row is padded with zeros to a multiple of eight
@@ -221,7 +223,9 @@ pub fn solve_exact(
 /// Step-by-step training, for callers that want to time or interleave
 /// iterations themselves: `new` validates and initialises, `step` runs one
 /// iteration (users then items), `loss` evaluates [`loss`] on the current
-/// factors, `into_model` returns the unpadded model.
+/// factors, `into_model` returns the unpadded model. `params.iterations` is
+/// ignored here (the caller decides how many steps to run). Work runs on the
+/// current rayon pool (wrap calls in `ThreadPool::install` to bound threads).
 pub struct AlsTrainer<'a> {
     user_items: &'a Csr,
     item_users: Csr,
@@ -447,11 +451,12 @@ fn init_factors(len: usize, factors: usize, stride: usize, seed: u64, side: u64)
 // Instruction-set dispatch
 // ---------------------------------------------------------------------------
 
-/// Which compilation of the kernels to run. The kernels are written once
-/// (`#[inline(always)]` generic code with explicit 8-lane partial sums) and
-/// compiled twice: for the baseline target and with AVX2 enabled, picked at
-/// run time because the crate is built for generic x86-64. Both give
-/// identical results (no FMA contraction, same summation order).
+/// Which compilation of the kernels to run. The row kernels are written once
+/// (`#[inline(always)]` code generic over [`VectorOps`]) and compiled twice:
+/// with `Portable` for the baseline target, and with `Avx2` inside
+/// `#[target_feature(enable = "avx2")]` functions, picked at run time because
+/// the crate is built for generic x86-64. Both give identical results (no
+/// FMA contraction, same summation order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
     Portable,

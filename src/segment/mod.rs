@@ -33,12 +33,14 @@ struct Settings {
     threads: i64,
     /// For the sweep: the largest k.
     k_max: i64,
+    /// Independent k-means++ starts; the lowest inertia wins.
+    n_init: i64,
 }
 
 /// Argument layout shared by the k-means aggregates.
 fn feature_params() -> Vec<SqlType> {
     use SqlType::*;
-    vec![BigInt, BigInt, Varchar, Double, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt]
+    vec![BigInt, BigInt, Varchar, Double, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt]
 }
 
 fn collect(state: &mut FeatureRows, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
@@ -55,6 +57,7 @@ fn collect(state: &mut FeatureRows, input: &InputChunk, rows: std::ops::Range<us
                 sample: get(8, "sample")?,
                 threads: get(9, "threads")?,
                 k_max: get(10, "k_max")?,
+                n_init: get(11, "n_init")?,
             });
         }
         let Some(user) = input.i64(0, row) else {
@@ -137,6 +140,9 @@ fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
     if !(1..=10_000).contains(&s.max_iter) {
         anyhow::bail!("parameter `max_iter` is {}; it must be between 1 and 10000", s.max_iter);
     }
+    if !(1..=1_000).contains(&s.n_init) {
+        anyhow::bail!("parameter `n_init` is {}; it must be between 1 and 1000", s.n_init);
+    }
     if !(2..=1_000_000).contains(&s.sample) {
         anyhow::bail!("parameter `sample` is {}; it must be between 2 and 1000000", s.sample);
     }
@@ -181,6 +187,20 @@ pub fn segment_names(centroids: &[HashMap<&str, f64>]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The best (lowest inertia) of `n_init` k-means runs, each seeded from
+/// its own stream of `params.seed`; run 0 uses the seed itself.
+fn best_of(values: &[f64], n_cols: usize, params: &KMeansParams, n_init: i64) -> anyhow::Result<kmeans::KMeansModel> {
+    let mut best: Option<kmeans::KMeansModel> = None;
+    for run in 0..n_init.max(1) as u64 {
+        let seed = if run == 0 { params.seed } else { crate::rng::mix64(params.seed ^ crate::rng::mix64(run)) };
+        let model = kmeans::kmeans(values, n_cols, &KMeansParams { seed, ..*params })?;
+        if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
+            best = Some(model);
+        }
+    }
+    Ok(best.expect("at least one run"))
 }
 
 fn with_threads<R: Send>(threads: i64, work: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
@@ -233,7 +253,7 @@ impl AggregateFunction for KMeansAggregate {
             ..KMeansParams::default()
         };
         let (model, score) = with_threads(settings.threads, || -> anyhow::Result<_> {
-            let model = kmeans::kmeans(&values, n_cols, &params)?;
+            let model = best_of(&values, n_cols, &params, settings.n_init)?;
             let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
             let score = if non_empty >= 2 {
                 Some(silhouette(&values, n_cols, &model.assignments, params.k, settings.sample as usize, params.seed)?)
@@ -398,7 +418,7 @@ impl AggregateFunction for KMeansSweep {
                         seed: settings.seed as u64,
                         ..KMeansParams::default()
                     };
-                    let model = kmeans::kmeans(&values, n_cols, &params)?;
+                    let model = best_of(&values, n_cols, &params, settings.n_init)?;
                     let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
                     let score = if non_empty >= 2 {
                         Some(silhouette(&values, n_cols, &model.assignments, k as usize, settings.sample as usize, params.seed)?)
@@ -430,7 +450,7 @@ fn feed(aggregate: &str, k: &str, k_max: &str) -> String {
     format!(
         "SELECT unnest({aggregate}(user_id, list_position(columns, feature)::BIGINT, feature, value, \
          len(columns)::BIGINT, {k}::BIGINT, seed::BIGINT, max_iter::BIGINT, sample::BIGINT, \
-         current_setting('threads')::BIGINT, {k_max}::BIGINT), recursive := true) \
+         current_setting('threads')::BIGINT, {k_max}::BIGINT, n_init::BIGINT), recursive := true) \
          FROM (SELECT user_id, COLUMNS(lambda c: list_contains(columns, c))::DOUBLE FROM query_table(features_table)) \
          UNPIVOT INCLUDE NULLS (value FOR feature IN (COLUMNS(* EXCLUDE (user_id))))"
     )
@@ -444,6 +464,7 @@ pub fn macros() -> Vec<SqlMacro> {
         "max_iter := 20".to_string(),
         format!("columns := {DEFAULT_COLUMNS}"),
         "sample := 50000".to_string(),
+        "n_init := 1".to_string(),
     ];
     let common: Vec<&str> = common.iter().map(|s| s.as_str()).collect();
     let model = feed("ecoreco_kmeans", "k", "k");
@@ -455,6 +476,7 @@ pub fn macros() -> Vec<SqlMacro> {
         "max_iter := 20".to_string(),
         format!("columns := {DEFAULT_COLUMNS}"),
         "sample := 10000".to_string(),
+        "n_init := 1".to_string(),
     ];
     let sweep_params: Vec<&str> = sweep_params.iter().map(|s| s.as_str()).collect();
     vec![
