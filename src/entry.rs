@@ -4,6 +4,7 @@
 //! macros in the private `ecoreco` catalog, through a connection that is
 //! closed again before LOAD returns.
 
+use crate::binding::rows::InputChunk;
 use crate::binding::{self, aggregate, scalar, sql::LoadConnection, table, ColumnWriter, SqlType};
 use libduckdb_sys as ffi;
 
@@ -22,8 +23,8 @@ impl scalar::ScalarFunction for Version {
     fn returns() -> SqlType {
         SqlType::Varchar
     }
-    fn invoke(rows: usize, _inputs: &[ffi::duckdb_vector], out: &mut ColumnWriter) -> anyhow::Result<()> {
-        for row in 0..rows.max(1) {
+    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
+        for row in 0..input.rows().max(1) {
             out.set_str(row, crate::VERSION);
         }
         Ok(())
@@ -36,6 +37,13 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     table::register::<crate::synth::Synth>(con.0)?;
     aggregate::register::<crate::segment::KMeansAggregate>(con.0)?;
     aggregate::register::<crate::segment::KMeansSweep>(con.0)?;
+    aggregate::register::<crate::als::AlsTrain>(con.0)?;
+    aggregate::register::<crate::recommend::ModelLoad>(con.0)?;
+    scalar::register::<crate::recommend::ModelCached>(con.0)?;
+    scalar::register::<crate::recommend::ModelKnowsUser>(con.0)?;
+    scalar::register::<crate::recommend::Recommend>(con.0)?;
+    scalar::register::<crate::recommend::RecommendAll>(con.0)?;
+    scalar::register::<crate::recommend::SimilarProducts>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()
         .into_iter()
@@ -43,6 +51,8 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::analytics::macros())
         .chain(crate::features::macros())
         .chain(crate::segment::macros())
+        .chain(crate::als::macros())
+        .chain(crate::recommend::macros())
         .chain(std::iter::once(binding::SqlMacro::scalar("version", &[], "ecoreco_version()")))
     {
         con.create_macro(&m)?;

@@ -158,6 +158,9 @@ pub(crate) unsafe fn register<T: AggregateFunction>(con: ffi::duckdb_connection)
         Some(finalize::<T>),
     );
     ffi::duckdb_aggregate_function_set_destructor(f, Some(destroy::<T>));
+    // Rows with NULL arguments reach `update`, which decides (e.g. a NULL
+    // parameter is an error, not a silently skipped row).
+    ffi::duckdb_aggregate_function_set_special_handling(f);
     let state = ffi::duckdb_register_aggregate_function(con, f);
     ffi::duckdb_destroy_aggregate_function(&mut f);
     if state != ffi::DuckDBSuccess {

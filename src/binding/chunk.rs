@@ -73,6 +73,16 @@ impl ColumnWriter {
         }
     }
 
+    /// Writes `rows` as the LIST(STRUCT) value of `row` (the column must be
+    /// declared as the list of those rows' struct).
+    pub fn set_rows(&mut self, row: usize, rows: &super::rows::RowSet) {
+        unsafe { rows.write_as_list(self.vector, row) }
+    }
+
+    pub fn set_bool(&mut self, row: usize, value: bool) {
+        unsafe { self.values::<bool>()[row] = value }
+    }
+
     /// Writes a LIST value per row from `lists`, all into the list's child
     /// vector of physical type `T`.
     ///

@@ -72,6 +72,12 @@ impl InputChunk {
         valid(c.validity, row).then(|| unsafe { *(c.data as *const i32).add(row) })
     }
 
+    /// BOOLEAN value.
+    pub fn bool(&self, col: usize, row: usize) -> Option<bool> {
+        let c = &self.columns[col];
+        valid(c.validity, row).then(|| unsafe { *(c.data as *const bool).add(row) })
+    }
+
     /// DOUBLE value.
     pub fn f64(&self, col: usize, row: usize) -> Option<f64> {
         let c = &self.columns[col];

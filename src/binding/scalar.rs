@@ -1,6 +1,7 @@
 //! Rust scalar functions (few: most per-row work is plain SQL in macros).
 
 use super::chunk::ColumnWriter;
+use super::rows::InputChunk;
 use super::types::SqlType;
 use super::{guard, set_error};
 use libduckdb_sys as ffi;
@@ -10,8 +11,8 @@ pub trait ScalarFunction: 'static {
     const NAME: &'static str;
     fn params() -> Vec<SqlType>;
     fn returns() -> SqlType;
-    /// Fills `rows` output values. Inputs are the argument vectors.
-    fn invoke(rows: usize, inputs: &[ffi::duckdb_vector], out: &mut ColumnWriter) -> anyhow::Result<()>;
+    /// Computes one output value per input row.
+    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()>;
 }
 
 unsafe extern "C" fn invoke<T: ScalarFunction>(
@@ -19,12 +20,9 @@ unsafe extern "C" fn invoke<T: ScalarFunction>(
     input: ffi::duckdb_data_chunk,
     output: ffi::duckdb_vector,
 ) {
-    let rows = ffi::duckdb_data_chunk_get_size(input) as usize;
-    let columns = ffi::duckdb_data_chunk_get_column_count(input) as usize;
-    let inputs: Vec<ffi::duckdb_vector> =
-        (0..columns).map(|c| ffi::duckdb_data_chunk_get_vector(input, c as u64)).collect();
-    let mut out = ColumnWriter::from_vector(output, rows.max(1));
-    if let Err(message) = guard(T::NAME, "computing values", || T::invoke(rows, &inputs, &mut out)) {
+    let chunk = InputChunk::from_raw(input, &T::params());
+    let mut out = ColumnWriter::from_vector(output, chunk.rows().max(1));
+    if let Err(message) = guard(T::NAME, "computing values", || T::invoke(&chunk, &mut out)) {
         set_error(&message, |m| ffi::duckdb_scalar_function_set_error(info, m));
     }
 }
@@ -40,6 +38,9 @@ pub(crate) unsafe fn register<T: ScalarFunction>(con: ffi::duckdb_connection) ->
     let ret = T::returns().logical_type();
     ffi::duckdb_scalar_function_set_return_type(f, ret.0);
     ffi::duckdb_scalar_function_set_function(f, Some(invoke::<T>));
+    // NULL arguments reach the function (which reports a clear error or
+    // treats them as documented) instead of silently producing NULL.
+    ffi::duckdb_scalar_function_set_special_handling(f);
     let state = ffi::duckdb_register_scalar_function(con, f);
     ffi::duckdb_destroy_scalar_function(&mut f);
     if state != ffi::DuckDBSuccess {

@@ -1,0 +1,390 @@
+//! Serving recommendations from a trained model: collaborative (ALS),
+//! category interest and popularity, blended; nothing here knows DuckDB.
+//!
+//! Scores, for user `u` and product `i`:
+//! - `als(i) = x_u · y_i / max_j (x_u · y_j)` (0 when that maximum is not
+//!   positive), the collaborative score scaled to at most 1;
+//! - `interest(i) = w_u(c(i)) · popularity(i) / max popularity`, where
+//!   `w_u` is the share of the user's interactions in each of their top-3
+//!   categories (0 outside them): the original pipeline's streaming score,
+//!   "top-3 categories by interaction count × product purchases";
+//! - `score(i) = (1 − blend) · als(i) + blend · interest(i)`.
+//!
+//! Candidates are the ALS top `4k` plus, for each interest category, its `k`
+//! most popular products; the best `k` candidates by `score` are returned,
+//! after excluding products the user already bought (optional). A user the
+//! model does not know gets interest recommendations from their own events
+//! (if the caller passes any), then the most popular products: every user
+//! gets `k` rows as long as the catalogue has `k` products left to offer.
+
+use crate::als::csr::Csr;
+use crate::recommend::topk::{recommend_batch, top_k};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Collaborative,
+    CategoryInterest,
+    Popular,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Collaborative => "collaborative",
+            Source::CategoryInterest => "category_interest",
+            Source::Popular => "popular",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recommendation {
+    pub product: u32,
+    pub score: f32,
+    pub source: Source,
+}
+
+/// Everything needed to serve a model, indexed.
+#[derive(Debug)]
+pub struct ServingModel {
+    pub model_id: i64,
+    pub factors: usize,
+    pub user_ids: Vec<i64>,
+    pub product_ids: Vec<i64>,
+    pub user_factors: Vec<f32>,
+    pub item_factors: Vec<f32>,
+    /// category_id per product.
+    pub product_category: Vec<i64>,
+    /// Purchases (plus a tie-break below 1 from interaction weight) per product.
+    pub popularity: Vec<f32>,
+    /// Products each user bought in the training data.
+    pub purchased: Csr,
+    /// Each user's top-3 categories with their share of the user's interactions.
+    pub interest: Vec<Vec<(i64, f32)>>,
+    user_index: HashMap<i64, u32>,
+    product_index: HashMap<i64, u32>,
+    popular_order: Vec<u32>,
+    category_items: HashMap<i64, Vec<u32>>,
+    max_popularity: f32,
+}
+
+impl ServingModel {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        model_id: i64,
+        factors: usize,
+        user_ids: Vec<i64>,
+        product_ids: Vec<i64>,
+        user_factors: Vec<f32>,
+        item_factors: Vec<f32>,
+        product_category: Vec<i64>,
+        popularity: Vec<f32>,
+        purchased: Csr,
+        interest: Vec<Vec<(i64, f32)>>,
+    ) -> anyhow::Result<Self> {
+        let (n_users, n_items) = (user_ids.len(), product_ids.len());
+        anyhow::ensure!(factors > 0, "the model has no factors");
+        anyhow::ensure!(user_factors.len() == n_users * factors, "user factors do not match the number of users");
+        anyhow::ensure!(item_factors.len() == n_items * factors, "product factors do not match the number of products");
+        anyhow::ensure!(product_category.len() == n_items && popularity.len() == n_items, "product columns disagree");
+        anyhow::ensure!(purchased.n_rows == n_users && purchased.n_cols == n_items, "purchases do not match the model");
+        anyhow::ensure!(interest.len() == n_users, "interests do not match the users");
+        let user_index = user_ids.iter().enumerate().map(|(i, &u)| (u, i as u32)).collect();
+        let product_index = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
+        let mut popular_order: Vec<u32> = (0..n_items as u32).collect();
+        popular_order.sort_by(|&a, &b| {
+            popularity[b as usize].total_cmp(&popularity[a as usize]).then(product_ids[a as usize].cmp(&product_ids[b as usize]))
+        });
+        let mut category_items: HashMap<i64, Vec<u32>> = HashMap::new();
+        for &i in &popular_order {
+            category_items.entry(product_category[i as usize]).or_default().push(i);
+        }
+        let max_popularity = popularity.iter().copied().fold(0.0f32, f32::max);
+        Ok(ServingModel {
+            model_id,
+            factors,
+            user_ids,
+            product_ids,
+            user_factors,
+            item_factors,
+            product_category,
+            popularity,
+            purchased,
+            interest,
+            user_index,
+            product_index,
+            popular_order,
+            category_items,
+            max_popularity,
+        })
+    }
+
+    pub fn user(&self, user_id: i64) -> Option<u32> {
+        self.user_index.get(&user_id).copied()
+    }
+    pub fn product(&self, product_id: i64) -> Option<u32> {
+        self.product_index.get(&product_id).copied()
+    }
+    pub fn n_products(&self) -> usize {
+        self.product_ids.len()
+    }
+    fn user_row(&self, u: u32) -> &[f32] {
+        &self.user_factors[u as usize * self.factors..(u as usize + 1) * self.factors]
+    }
+
+    /// Recommendations for one user, known to the model (`user`) or not (then
+    /// `cold_interest` and `cold_purchased`, from the user's own events, are
+    /// used). `exclude` adds products never to recommend.
+    pub fn recommend(
+        &self,
+        user: Option<u32>,
+        cold_interest: &[(i64, f32)],
+        cold_purchased: &[u32],
+        k: usize,
+        blend: f32,
+        exclude_purchased: bool,
+    ) -> Vec<Recommendation> {
+        let mut excluded: HashSet<u32> = HashSet::new();
+        if exclude_purchased {
+            excluded.extend(cold_purchased.iter().copied());
+            if let Some(u) = user {
+                excluded.extend(self.purchased.row(u as usize).0.iter().copied());
+            }
+        }
+        let als_top = match user {
+            Some(u) if blend < 1.0 => {
+                let x = self.user_row(u);
+                let f = self.factors;
+                let scores: Vec<f32> = self
+                    .item_factors
+                    .par_chunks(f * 1024)
+                    .flat_map_iter(|block| block.chunks_exact(f).map(|y| dot(x, y)))
+                    .collect();
+                top_k(&scores, 4 * k, |i| excluded.contains(&i))
+            }
+            _ => Vec::new(),
+        };
+        let interest = match user {
+            Some(u) => self.interest[u as usize].as_slice(),
+            None => cold_interest,
+        };
+        self.blend(als_top, interest, &excluded, k, blend)
+    }
+
+    /// Recommendations for every user of the model, in user order.
+    pub fn recommend_all(&self, k: usize, blend: f32, exclude_purchased: bool) -> Vec<Vec<Recommendation>> {
+        let users: Vec<u32> = (0..self.user_ids.len() as u32).collect();
+        let exclude = exclude_purchased.then_some(&self.purchased);
+        let als_top = if blend < 1.0 {
+            recommend_batch(&self.user_factors, &self.item_factors, self.factors, &users, 4 * k, exclude)
+        } else {
+            vec![Vec::new(); users.len()]
+        };
+        als_top
+            .into_par_iter()
+            .enumerate()
+            .map(|(u, top)| {
+                let excluded: HashSet<u32> = if exclude_purchased {
+                    self.purchased.row(u).0.iter().copied().collect()
+                } else {
+                    HashSet::new()
+                };
+                self.blend(top, &self.interest[u], &excluded, k, blend)
+            })
+            .collect()
+    }
+
+    /// The most popular products, for the popularity baseline.
+    pub fn popular(&self, k: usize, excluded: &HashSet<u32>) -> Vec<Recommendation> {
+        self.popular_order
+            .iter()
+            .filter(|i| !excluded.contains(i))
+            .take(k)
+            .map(|&i| Recommendation { product: i, score: self.popularity_score(i), source: Source::Popular })
+            .collect()
+    }
+
+    fn popularity_score(&self, i: u32) -> f32 {
+        if self.max_popularity > 0.0 {
+            self.popularity[i as usize] / self.max_popularity
+        } else {
+            0.0
+        }
+    }
+
+    fn blend(
+        &self,
+        als_top: Vec<(u32, f32)>,
+        interest: &[(i64, f32)],
+        excluded: &HashSet<u32>,
+        k: usize,
+        blend: f32,
+    ) -> Vec<Recommendation> {
+        let als_max = als_top.first().map_or(0.0, |t| t.1);
+        let als_scale = if als_max > 0.0 { 1.0 / als_max } else { 0.0 };
+        let interest_of: HashMap<i64, f32> = interest.iter().copied().collect();
+        let mut candidates: HashMap<u32, (f32, f32)> = HashMap::new();
+        for &(i, s) in &als_top {
+            candidates.insert(i, (s * als_scale, 0.0));
+        }
+        if blend > 0.0 {
+            for &(category, _) in interest {
+                if let Some(items) = self.category_items.get(&category) {
+                    for &i in items.iter().filter(|i| !excluded.contains(i)).take(k) {
+                        candidates.entry(i).or_insert((0.0, 0.0));
+                    }
+                }
+            }
+        }
+        let mut scored: Vec<Recommendation> = candidates
+            .into_iter()
+            .map(|(i, (als, _))| {
+                let interest = interest_of.get(&self.product_category[i as usize]).copied().unwrap_or(0.0)
+                    * self.popularity_score(i);
+                let (a, b) = ((1.0 - blend) * als, blend * interest);
+                let source = if b > a { Source::CategoryInterest } else { Source::Collaborative };
+                Recommendation { product: i, score: a + b, source }
+            })
+            .filter(|r| r.source == Source::Collaborative || r.score > 0.0)
+            .collect();
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize])));
+        scored.truncate(k);
+        if scored.len() < k {
+            // Never leave a user short: fill with popular products.
+            let mut taken: HashSet<u32> = excluded.clone();
+            taken.extend(scored.iter().map(|r| r.product));
+            let fill = self.popular(k - scored.len(), &taken);
+            scored.extend(fill);
+        }
+        scored
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise the loop.
+    let mut acc = [0f32; 8];
+    let chunks = a.len() / 8 * 8;
+    for (x, y) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for j in chunks..a.len() {
+        sum += a[j] * b[j];
+    }
+    sum
+}
+
+/// A user's top-3 categories by interaction count, with their shares of the
+/// user's interactions (ties: smaller category id first).
+pub fn top_categories(counts: &HashMap<i64, f32>) -> Vec<(i64, f32)> {
+    let total: f32 = counts.values().sum();
+    let mut ranked: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(3);
+    if total > 0.0 {
+        for r in &mut ranked {
+            r.1 /= total;
+        }
+    }
+    ranked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2 users × 4 products, 2 factors. Categories: products 0,1 in 10;
+    /// 2,3 in 20. User 0 likes factor 0 (products 0 and 2), bought product 0.
+    fn model() -> ServingModel {
+        let user_factors = vec![1.0, 0.0, 0.0, 1.0];
+        let item_factors = vec![0.9, 0.1, 0.5, 0.0, 0.8, 0.2, 0.0, 1.0];
+        let purchased = Csr::from_triplets(2, 4, &[0], &[0], &[1.0]).unwrap();
+        ServingModel::new(
+            7,
+            2,
+            vec![100, 200],
+            vec![1000, 1001, 1002, 1003],
+            user_factors,
+            item_factors,
+            vec![10, 10, 20, 20],
+            vec![5.0, 1.0, 0.0, 2.0],
+            purchased,
+            vec![vec![(10, 1.0)], vec![(20, 0.75), (10, 0.25)]],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn collaborative_ranks_by_dot_product_and_excludes_purchases() {
+        let m = model();
+        // User 0 scores: 0.9, 0.5, 0.8, 0.0; product 0 bought -> 2, 1, 3.
+        let recs = m.recommend(Some(0), &[], &[], 3, 0.0, true);
+        let products: Vec<u32> = recs.iter().map(|r| r.product).collect();
+        assert_eq!(products, [2, 1, 3]);
+        // Scaled by the best score 0.8: 1.0, 0.625, 0.0.
+        assert!((recs[0].score - 1.0).abs() < 1e-6 && (recs[1].score - 0.625).abs() < 1e-6);
+        assert!(recs.iter().all(|r| r.source == Source::Collaborative));
+        let kept = m.recommend(Some(0), &[], &[], 1, 0.0, false);
+        assert_eq!(kept[0].product, 0);
+    }
+
+    #[test]
+    fn blend_mixes_category_interest() {
+        let m = model();
+        // User 1: als = [0.1, 0, 0.2, 1.0] / 1.0; interest: 20 -> 0.75, 10 -> 0.25;
+        // popularity / 5 = [1, 0.2, 0, 0.4]. blend 0.5:
+        // p0: 0.5*0.1 + 0.5*0.25*1 = 0.175; p1: 0 + 0.5*0.25*0.2 = 0.025;
+        // p2: 0.5*0.2 + 0 = 0.1; p3: 0.5*1.0 + 0.5*0.75*0.4 = 0.65.
+        let recs = m.recommend(Some(1), &[], &[], 4, 0.5, true);
+        let got: Vec<(u32, f32)> = recs.iter().map(|r| (r.product, r.score)).collect();
+        let expected = [(3, 0.65), (0, 0.175), (2, 0.1), (1, 0.025)];
+        for (g, e) in got.iter().zip(expected) {
+            assert_eq!(g.0, e.0);
+            assert!((g.1 - e.1).abs() < 1e-6, "{got:?}");
+        }
+        assert_eq!(recs[1].source, Source::CategoryInterest);
+        assert_eq!(recs[0].source, Source::Collaborative);
+    }
+
+    #[test]
+    fn unknown_users_get_interest_then_popular_and_always_k_rows() {
+        let m = model();
+        let recs = m.recommend(None, &[(20, 1.0)], &[3], 4, 0.3, true);
+        // Interest in 20 (products 2, 3; 3 bought): product 2 has popularity 0
+        // so no interest score; all come from popularity: 0, 1, 2.
+        let products: Vec<u32> = recs.iter().map(|r| r.product).collect();
+        assert_eq!(products, [0, 1, 2]);
+        assert!(recs.iter().all(|r| r.source == Source::Popular));
+        let recs = m.recommend(None, &[(10, 1.0)], &[], 2, 0.3, true);
+        assert_eq!(recs.iter().map(|r| (r.product, r.source)).collect::<Vec<_>>(), [(0, Source::CategoryInterest), (1, Source::CategoryInterest)]);
+        let nothing = m.recommend(None, &[], &[], 2, 0.3, true);
+        assert_eq!(nothing.iter().map(|r| r.product).collect::<Vec<_>>(), [0, 3]);
+    }
+
+    #[test]
+    fn batch_equals_single_user_calls() {
+        let m = model();
+        for blend in [0.0, 0.3, 1.0] {
+            let all = m.recommend_all(3, blend, true);
+            for u in 0..2u32 {
+                let single = m.recommend(Some(u), &[], &[], 3, blend, true);
+                let key = |r: &Vec<Recommendation>| r.iter().map(|x| (x.product, x.source)).collect::<Vec<_>>();
+                assert_eq!(key(&all[u as usize]), key(&single), "user {u} blend {blend}");
+                for (a, b) in all[u as usize].iter().zip(&single) {
+                    assert!((a.score - b.score).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn top_categories_by_count() {
+        let counts: HashMap<i64, f32> = [(1, 2.0), (2, 5.0), (3, 2.0), (4, 1.0)].into_iter().collect();
+        assert_eq!(top_categories(&counts), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
+    }
+}
