@@ -225,29 +225,31 @@ impl ServingModel {
         let als_max = als_top.first().map_or(0.0, |t| t.1);
         let als_scale = if als_max > 0.0 { 1.0 / als_max } else { 0.0 };
         let interest_of: HashMap<i64, f32> = interest.iter().copied().collect();
-        let mut candidates: HashMap<u32, (f32, f32)> = HashMap::new();
+        // Candidate -> (scaled ALS score, whether ALS proposed it).
+        let mut candidates: HashMap<u32, (f32, bool)> = HashMap::new();
         for &(i, s) in &als_top {
-            candidates.insert(i, (s * als_scale, 0.0));
+            candidates.insert(i, (s * als_scale, true));
         }
         if blend > 0.0 {
             for &(category, _) in interest {
                 if let Some(items) = self.category_items.get(&category) {
                     for &i in items.iter().filter(|i| !excluded.contains(i)).take(k) {
-                        candidates.entry(i).or_insert((0.0, 0.0));
+                        candidates.entry(i).or_insert((0.0, false));
                     }
                 }
             }
         }
         let mut scored: Vec<Recommendation> = candidates
             .into_iter()
-            .map(|(i, (als, _))| {
+            .filter_map(|(i, (als, from_als))| {
                 let interest = interest_of.get(&self.product_category[i as usize]).copied().unwrap_or(0.0)
                     * self.popularity_score(i);
                 let (a, b) = ((1.0 - blend) * als, blend * interest);
-                let source = if b > a { Source::CategoryInterest } else { Source::Collaborative };
-                Recommendation { product: i, score: a + b, source }
+                let source = if b > a || !from_als { Source::CategoryInterest } else { Source::Collaborative };
+                // A product only the interest rule proposed needs a positive
+                // interest score to count; otherwise popularity fills in.
+                (from_als || b > 0.0).then_some(Recommendation { product: i, score: a + b, source })
             })
-            .filter(|r| r.source == Source::Collaborative || r.score > 0.0)
             .collect();
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize])));
         scored.truncate(k);
