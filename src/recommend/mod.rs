@@ -169,13 +169,14 @@ impl AggregateFunction for ModelLoad {
 }
 
 /// `ecoreco_recommend(model_id, user_id, k, blend, exclude_purchased, loaded,
-/// cold_categories, cold_counts, cold_purchased)`.
+/// cold_categories, cold_purchased)`: the categories of the user's events
+/// (one entry per event) and their purchases, for users the model lacks.
 pub struct Recommend;
 impl ScalarFunction for Recommend {
     const NAME: &'static str = "ecoreco_recommend";
     fn params() -> Vec<SqlType> {
         use SqlType::*;
-        vec![BigInt, BigInt, BigInt, Double, Boolean, BigInt, List(Box::new(BigInt)), List(Box::new(BigInt)), List(Box::new(BigInt))]
+        vec![BigInt, BigInt, BigInt, Double, Boolean, BigInt, List(Box::new(BigInt)), List(Box::new(BigInt))]
     }
     fn returns() -> SqlType {
         list_of(rec_columns(false))
@@ -193,11 +194,12 @@ impl ScalarFunction for Recommend {
                     _ => Vec::new(),
                 }
             };
-            let categories = ints(6);
-            let counts = ints(7);
-            let purchased: Vec<u32> = ints(8).into_iter().filter_map(|p| model.product(p)).collect();
-            let counts: std::collections::HashMap<i64, f32> =
-                categories.into_iter().zip(counts).map(|(c, n)| (c, n as f32)).collect();
+            // The user's own events, passed only when the model does not know them.
+            let mut counts: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
+            for c in ints(6) {
+                *counts.entry(c).or_default() += 1.0;
+            }
+            let purchased: Vec<u32> = ints(7).into_iter().filter_map(|p| model.product(p)).collect();
             let interest = serving::top_categories(&counts);
             let recs = model.recommend(model.user(user_id), &interest, &purchased, k, blend, exclude);
             out.set_rows(row, &rec_rows(&model, &[(None, recs)], false));
@@ -284,15 +286,15 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend",
             &["uid", "model := 'model'", "events := 'events'", "k := 10", &blend, "exclude_purchased := true"],
+            // Few pipelines on purpose: each subquery costs DuckDB about a
+            // millisecond, and recommend must answer in a few.
             format!(
                 "WITH {ctes}, \
-                 cold AS (SELECT e.category_id, e.product_id, e.event_type FROM query_table(events) e, fp \
-                          WHERE e.user_id = uid AND NOT ecoreco_model_knows_user(fp.model_id, uid::BIGINT)), \
-                 interest AS (SELECT category_id, count(*) AS n FROM cold WHERE event_type IN ('view', 'cart', 'purchase') GROUP BY category_id) \
-                 SELECT uid::BIGINT AS user_id, r.rank, r.product_id, r.score, r.source FROM (SELECT unnest(ecoreco_recommend(fp.model_id, uid::BIGINT, k::BIGINT, \
-                 blend::DOUBLE, exclude_purchased::BOOLEAN, (SELECT count(*) FROM loaded), \
-                 (SELECT list(category_id ORDER BY category_id) FROM interest), (SELECT list(n ORDER BY category_id) FROM interest), \
-                 (SELECT list(DISTINCT product_id) FROM cold WHERE event_type = 'purchase'))) AS r FROM fp) ORDER BY r.rank",
+                 cold AS (SELECT list(e.category_id) FILTER (e.event_type IN ('view', 'cart', 'purchase')) AS categories, \
+                          list(DISTINCT e.product_id) FILTER (e.event_type = 'purchase') AS bought \
+                          FROM query_table(events) e, fp WHERE e.user_id = uid AND NOT ecoreco_model_knows_user(fp.model_id, uid::BIGINT)) \
+                 SELECT uid::BIGINT AS user_id, unnest(ecoreco_recommend(fp.model_id, uid::BIGINT, k::BIGINT, blend::DOUBLE, \
+                 exclude_purchased::BOOLEAN, (SELECT count(*) FROM loaded), cold.categories, cold.bought), recursive := true) FROM fp, cold",
                 ctes = model_ctes("recommend")
             ),
         ),

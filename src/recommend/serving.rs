@@ -18,7 +18,7 @@
 //! gets `k` rows as long as the catalogue has `k` products left to offer.
 
 use crate::als::csr::Csr;
-use crate::recommend::topk::{recommend_batch, top_k};
+use crate::recommend::topk::{recommend_batch, PackedItems};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -65,6 +65,7 @@ pub struct ServingModel {
     pub interest: Vec<Vec<(i64, f32)>>,
     user_index: HashMap<i64, u32>,
     product_index: HashMap<i64, u32>,
+    packed: PackedItems,
     popular_order: Vec<u32>,
     category_items: HashMap<i64, Vec<u32>>,
     max_popularity: f32,
@@ -102,7 +103,9 @@ impl ServingModel {
             category_items.entry(product_category[i as usize]).or_default().push(i);
         }
         let max_popularity = popularity.iter().copied().fold(0.0f32, f32::max);
+        let packed = PackedItems::new(&item_factors, factors);
         Ok(ServingModel {
+            packed,
             model_id,
             factors,
             user_ids,
@@ -155,14 +158,9 @@ impl ServingModel {
         }
         let als_top = match user {
             Some(u) if blend < 1.0 => {
-                let x = self.user_row(u);
-                let f = self.factors;
-                let scores: Vec<f32> = self
-                    .item_factors
-                    .par_chunks(f * 1024)
-                    .flat_map_iter(|block| block.chunks_exact(f).map(|y| dot(x, y)))
-                    .collect();
-                top_k(&scores, 4 * k, |i| excluded.contains(&i))
+                let mut sorted: Vec<u32> = excluded.iter().copied().collect();
+                sorted.sort_unstable();
+                self.packed.top_k(self.user_row(u), 4 * k, &sorted)
             }
             _ => Vec::new(),
         };
@@ -262,23 +260,6 @@ impl ServingModel {
         }
         scored
     }
-}
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the compiler vectorise the loop.
-    let mut acc = [0f32; 8];
-    let chunks = a.len() / 8 * 8;
-    for (x, y) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for j in chunks..a.len() {
-        sum += a[j] * b[j];
-    }
-    sum
 }
 
 /// A user's top-3 categories by interaction count, with their shares of the

@@ -559,3 +559,121 @@ mod tests {
         assert_eq!(similar_items(&itf, 2, 1, 0), vec![]);
     }
 }
+
+/// Item factors packed once (the same panels as [`recommend_batch`]) for
+/// repeated single-user scoring: serving one `recommend(user_id)` call must
+/// not re-pack the catalogue.
+pub struct PackedItems {
+    panels: Vec<f32>,
+    factors: usize,
+    n_items: usize,
+    isa: Isa,
+}
+
+/// Panels per parallel task: 256 × 16 items.
+const PANELS_PER_TASK: usize = 256;
+
+impl std::fmt::Debug for PackedItems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedItems({} items × {} factors)", self.n_items, self.factors)
+    }
+}
+
+impl PackedItems {
+    pub fn new(item_factors: &[f32], factors: usize) -> PackedItems {
+        assert!(factors > 0, "factors must be > 0");
+        assert_eq!(item_factors.len() % factors, 0, "item_factors length is not a multiple of factors");
+        let n_items = item_factors.len() / factors;
+        PackedItems { panels: pack_item_panels(item_factors, factors, n_items), factors, n_items, isa: Isa::detect() }
+    }
+
+    /// Top-k items for one user's factor row, skipping `excluded` (sorted
+    /// ascending). Scores are bit-identical to [`recommend_batch`]'s (same
+    /// summation order), ties go to the smaller index; parallel over blocks
+    /// of panels on the current rayon pool.
+    pub fn top_k(&self, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+        let f = self.factors;
+        assert_eq!(user.len(), f, "user row length differs from factors");
+        if k == 0 || self.n_items == 0 {
+            return Vec::new();
+        }
+        let k = k.min(self.n_items);
+        let partial: Vec<Vec<(u32, f32)>> = self
+            .panels
+            .par_chunks(f * TILE_ITEMS * PANELS_PER_TASK)
+            .enumerate()
+            .map(|(task, panels)| {
+                let first_panel = task * PANELS_PER_TASK;
+                let mut selection =
+                    UserSelection { top: TopK::new(k), excluded: std::borrow::Cow::Borrowed(excluded), cursor: 0 };
+                match self.isa {
+                    Isa::Portable => single_user_kernel(user, panels, f, self.n_items, first_panel, &mut selection),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
+                    Isa::Avx2 => unsafe { single_user_avx2(user, panels, f, self.n_items, first_panel, &mut selection) },
+                }
+                selection.top.into_sorted()
+            })
+            .collect();
+        let mut top = TopK::new(k);
+        for (item, score) in partial.into_iter().flatten() {
+            if top.accepts(item, score) {
+                top.push(item, score);
+            }
+        }
+        top.into_sorted()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn single_user_avx2(user: &[f32], panels: &[f32], f: usize, n_items: usize, first_panel: usize, selection: &mut UserSelection) {
+    single_user_kernel(user, panels, f, n_items, first_panel, selection)
+}
+
+/// One user against a run of panels: `score[c] = Σ_j user[j] · panel[j][c]`
+/// in ascending `j`, as [`tile_scores`] sums.
+#[inline(always)]
+fn single_user_kernel(user: &[f32], panels: &[f32], f: usize, n_items: usize, first_panel: usize, selection: &mut UserSelection) {
+    for (p, panel) in panels.chunks_exact(f * TILE_ITEMS).enumerate() {
+        let first_item = (first_panel + p) * TILE_ITEMS;
+        let items_here = TILE_ITEMS.min(n_items - first_item);
+        let mut acc = [0f32; TILE_ITEMS];
+        for (j, panel_row) in panel.chunks_exact(TILE_ITEMS).enumerate().take(f) {
+            let x = user[j];
+            for c in 0..TILE_ITEMS {
+                acc[c] += x * panel_row[c];
+            }
+        }
+        let min_score = selection.top.min_score();
+        if acc.iter().any(|&s| s >= min_score) {
+            for (c, &score) in acc[..items_here].iter().enumerate() {
+                selection.offer((first_item + c) as u32, score);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod packed_tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn packed_single_user_equals_batch_bit_for_bit() {
+        let (n_users, n_items, f) = (7, 9_000, 13);
+        let mut rng = Rng::new(3);
+        let users: Vec<f32> = (0..n_users * f).map(|_| rng.normal() as f32).collect();
+        let items: Vec<f32> = (0..n_items * f).map(|_| rng.normal() as f32).collect();
+        let exclude = Csr::from_triplets(n_users, n_items, &[0, 0, 3], &[5, 77, 8_999], &[1.0, 1.0, 1.0]).unwrap();
+        let ids: Vec<u32> = (0..n_users as u32).collect();
+        let batch = recommend_batch(&users, &items, f, &ids, 25, Some(&exclude));
+        let packed = PackedItems::new(&items, f);
+        for u in 0..n_users {
+            let single = packed.top_k(&users[u * f..(u + 1) * f], 25, exclude.row(u).0);
+            assert_eq!(single, batch[u], "user {u}");
+        }
+        assert!(packed.top_k(&users[..f], 0, &[]).is_empty());
+        assert_eq!(packed.top_k(&users[..f], 100_000, &[]).len(), n_items);
+    }
+}
