@@ -39,6 +39,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::segment::KMeansSweep>(con.0)?;
     aggregate::register::<crate::als::AlsTrain>(con.0)?;
     aggregate::register::<crate::recommend::ModelLoad>(con.0)?;
+    aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
     scalar::register::<crate::recommend::ModelCached>(con.0)?;
     scalar::register::<crate::recommend::ModelKnowsUser>(con.0)?;
     scalar::register::<crate::recommend::Recommend>(con.0)?;
@@ -53,6 +54,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::segment::macros())
         .chain(crate::als::macros())
         .chain(crate::recommend::macros())
+        .chain(crate::evaluate::macros())
         .chain(std::iter::once(binding::SqlMacro::scalar("version", &[], "ecoreco_version()")))
     {
         con.create_macro(&m)?;

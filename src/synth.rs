@@ -160,9 +160,10 @@ impl Catalogue {
     pub fn new(params: &SynthParams) -> Catalogue {
         let mut rng = Rng::for_stream(params.seed, u64::MAX);
         let n_products = params.products.max(1) as usize;
-        // About one category_id per 270 products, as in the real data
-        // (166,794 products in 624 category_ids), at least a handful.
-        let n_categories = (n_products / 270).clamp(8.min(n_products), 624).max(1);
+        // One category_id per 40 products, at most the real 624: a scaled-down
+        // catalogue keeps enough categories for tastes to differ between
+        // users (the real data has one per 270 products, at 166,794 products).
+        let n_categories = (n_products / 40).clamp(8.min(n_products), 624).max(1);
         let category_weight: Vec<f64> = (0..n_categories).map(|c| 1.0 / (c as f64 + 1.0).powf(0.9)).collect();
         let category_cum = cumulative(category_weight.iter().copied());
         // Each category_id has one code (or none): ids are huge, as in REES46.
@@ -222,7 +223,10 @@ impl Catalogue {
             products,
             by_category,
             category_cumulative,
-            category_popularity: category_cum,
+            // Tastes pick categories with a much flatter preference than
+            // traffic has, so that what a user wants is personal, not just
+            // what is popular.
+            category_popularity: cumulative(category_weight.iter().map(|w| w.powf(0.3))),
             global_cumulative: cumulative(global_weight.into_iter()),
         }
     }

@@ -21,24 +21,24 @@ use std::collections::HashMap;
 
 /// One (user, product) pair as the macro aggregated it.
 #[derive(Clone, Copy, Debug)]
-struct Pair {
-    user: i64,
-    product: i64,
-    weight: f32,
-    purchases: u32,
-    interactions: u32,
-    category: i64,
+pub(crate) struct Pair {
+    pub user: i64,
+    pub product: i64,
+    pub weight: f32,
+    pub purchases: u32,
+    pub interactions: u32,
+    pub category: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct TrainSettings {
+pub(crate) struct TrainSettings {
     factors: i64,
     iterations: i64,
     regularization: f64,
     alpha: f64,
     cg_steps: i64,
     seed: i64,
-    threads: i64,
+    pub(crate) threads: i64,
 }
 
 #[derive(Default)]
@@ -48,7 +48,8 @@ pub struct TrainState {
 }
 
 impl TrainSettings {
-    fn read(input: &InputChunk, row: usize) -> anyhow::Result<Self> {
+    /// Reads the training parameters from argument columns starting at `first`.
+    pub(crate) fn read(input: &InputChunk, row: usize, first: usize) -> anyhow::Result<Self> {
         let int = |col: usize, name: &str| {
             input.i64(col, row).ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; leave it out for the default or pass a number"))
         };
@@ -56,17 +57,17 @@ impl TrainSettings {
             input.f64(col, row).ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; leave it out for the default or pass a number"))
         };
         Ok(TrainSettings {
-            factors: int(6, "factors")?,
-            iterations: int(7, "iterations")?,
-            regularization: real(8, "regularization")?,
-            alpha: real(9, "alpha")?,
-            cg_steps: int(10, "cg_steps")?,
-            seed: int(11, "seed")?,
-            threads: int(12, "threads")?,
+            factors: int(first + 0, "factors")?,
+            iterations: int(first + 1, "iterations")?,
+            regularization: real(first + 2, "regularization")?,
+            alpha: real(first + 3, "alpha")?,
+            cg_steps: int(first + 4, "cg_steps")?,
+            seed: int(first + 5, "seed")?,
+            threads: int(first + 6, "threads")?,
         })
     }
 
-    fn params(&self) -> anyhow::Result<AlsParams> {
+    pub(crate) fn params(&self) -> anyhow::Result<AlsParams> {
         let check = |name: &str, v: i64, max: i64| {
             if v < 1 || v > max {
                 anyhow::bail!("parameter `{name}` is {v}; it must be between 1 and {max}")
@@ -101,7 +102,7 @@ pub struct Trained {
 /// Trains on (user, product, weight, purchases, interactions, category)
 /// pairs; ids are mapped to dense indices in sorted order, so the result
 /// does not depend on the order the pairs arrived in.
-fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::Result<Trained> {
+pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::Result<Trained> {
     anyhow::ensure!(!pairs.is_empty(), "no interactions to train on: the events table has no view, cart or purchase rows with a user_id and product_id");
     pairs.sort_unstable_by_key(|p| (p.user, p.product));
     if let Some(w) = pairs.windows(2).find(|w| (w[0].user, w[0].product) == (w[1].user, w[1].product)) {
@@ -179,7 +180,7 @@ fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::Result<Train
 fn collect(state: &mut TrainState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
     for row in rows {
         if state.settings.is_none() {
-            state.settings = Some(TrainSettings::read(input, row)?);
+            state.settings = Some(TrainSettings::read(input, row, 6)?);
         }
         let (Some(user), Some(product)) = (input.i64(0, row), input.i64(1, row)) else { continue };
         let Some(weight) = input.f64(2, row) else { continue };
@@ -248,15 +249,16 @@ impl AggregateFunction for AlsTrain {
     }
 }
 
-/// Per (user, product): the summed weight (capped) and counts, from an
-/// events table. Shared by `interactions` and `als_train`.
-pub fn interactions_sql(events: &str) -> String {
+/// Per (user, product): the summed weight (capped) and counts, from the
+/// events in `source` (a FROM item). Shared by `interactions`, `als_train`
+/// and the evaluation.
+pub fn interactions_sql(source: &str) -> String {
     format!(
         "SELECT user_id, product_id, \
          least(sum(CASE event_type WHEN 'view' THEN view WHEN 'cart' THEN cart WHEN 'purchase' THEN purchase END), cap)::DOUBLE AS weight, \
          count(*) AS interactions, count(*) FILTER (event_type = 'view') AS views, count(*) FILTER (event_type = 'cart') AS carts, \
          count(*) FILTER (event_type = 'purchase') AS purchases, min(category_id) AS category_id, max(event_time) AS last_event \
-         FROM query_table({events}) \
+         FROM {source} \
          WHERE user_id IS NOT NULL AND product_id IS NOT NULL AND event_type IN ('view', 'cart', 'purchase') \
          GROUP BY user_id, product_id"
     )
@@ -284,9 +286,9 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "interactions",
             &interactions_params,
-            format!("SELECT * FROM ({}) ORDER BY user_id, product_id", interactions_sql("events")),
+            format!("SELECT * FROM ({}) ORDER BY user_id, product_id", interactions_sql("query_table(events)")),
         ),
-        SqlMacro::table("als_train", &train_params, train_call(&interactions_sql("events"))),
+        SqlMacro::table("als_train", &train_params, train_call(&interactions_sql("query_table(events)"))),
         SqlMacro::table(
             "als_loss",
             &["model"],

@@ -174,16 +174,23 @@ impl ServingModel {
     /// Recommendations for every user of the model, in user order.
     pub fn recommend_all(&self, k: usize, blend: f32, exclude_purchased: bool) -> Vec<Vec<Recommendation>> {
         let users: Vec<u32> = (0..self.user_ids.len() as u32).collect();
+        self.recommend_users(&users, k, blend, exclude_purchased)
+    }
+
+    /// Recommendations for the given model users, in the order given;
+    /// the same lists as [`recommend`](Self::recommend) gives one by one.
+    pub fn recommend_users(&self, users: &[u32], k: usize, blend: f32, exclude_purchased: bool) -> Vec<Vec<Recommendation>> {
         let exclude = exclude_purchased.then_some(&self.purchased);
         let als_top = if blend < 1.0 {
-            recommend_batch(&self.user_factors, &self.item_factors, self.factors, &users, 4 * k, exclude)
+            recommend_batch(&self.user_factors, &self.item_factors, self.factors, users, 4 * k, exclude)
         } else {
             vec![Vec::new(); users.len()]
         };
         als_top
             .into_par_iter()
-            .enumerate()
-            .map(|(u, top)| {
+            .zip(users.par_iter())
+            .map(|(top, &u)| {
+                let u = u as usize;
                 let excluded: HashSet<u32> = if exclude_purchased {
                     self.purchased.row(u).0.iter().copied().collect()
                 } else {
