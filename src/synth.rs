@@ -104,11 +104,16 @@ const HOURLY_PROFILE: [f64; 24] = [
 const CART_PER_VIEW: f64 = 0.0229;
 const PURCHASE_AFTER_CART: f64 = 0.358;
 const PURCHASE_WITHOUT_CART: f64 = 0.0097;
-/// How much likelier carts and purchases are for a product in the user's
-/// taste than for one outside it (the rates above are renormalised for it).
-const TASTE_BUY_BOOST: f64 = 4.0;
-/// Share of views drawn from the user's favourite categories.
-const TASTE_VIEW_SHARE: f64 = 0.75;
+/// How much likelier carts and purchases are for a product of the user's
+/// short list (`CONSIDERED_*`) and for one in the user's favourite
+/// categories, than for any other (the rates above are renormalised).
+const CONSIDERED_BUY_BOOST: f64 = 6.0;
+const TASTE_BUY_BOOST: f64 = 2.0;
+/// Share of views on the user's short list of products they keep coming back
+/// to, and on other products of their favourite categories; the rest are
+/// popular products anywhere.
+const CONSIDERED_VIEW_SHARE: f64 = 0.45;
+const TASTE_VIEW_SHARE: f64 = 0.30;
 const EXACT_DUPLICATE_RATE: f64 = 0.0007;
 const EMPTY_SESSION_RATE: f64 = 0.00001;
 const EMPTY_CATEGORY_CODE_RATE: f64 = 0.32;
@@ -320,7 +325,24 @@ pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budge
     let n_taste = 2 + (rng.next_f64() < 0.4) as usize;
     let taste: Vec<usize> = (0..n_taste).map(|_| sample_cumulative(&catalogue.category_popularity, &mut rng)).collect();
     let taste_weight = [0.6, 0.3, 0.1];
+    let taste_product = |rng: &mut Rng| {
+        let mut pick = rng.next_f64();
+        let mut slot = 0;
+        while slot + 1 < taste.len() && pick >= taste_weight[slot] {
+            pick -= taste_weight[slot];
+            slot += 1;
+        }
+        catalogue.product_in_category(taste[slot], rng)
+    };
+    // The products this user keeps coming back to: item-level structure a
+    // collaborative model can learn and a category rule cannot.
+    let n_considered = 3 + rng.below(10) as usize;
+    let considered: Vec<u32> = (0..n_considered).map(|_| taste_product(&mut rng)).collect();
     let in_taste = |product: u32| taste.contains(&(catalogue.products[product as usize].category as usize));
+    // Expected boost per view, so that boosts leave the overall mix unchanged.
+    let mean_boost = CONSIDERED_VIEW_SHARE * CONSIDERED_BUY_BOOST
+        + TASTE_VIEW_SHARE * TASTE_BUY_BOOST
+        + (1.0 - CONSIDERED_VIEW_SHARE - TASTE_VIEW_SHARE);
     let hour_cum = cumulative(HOURLY_PROFILE.iter().copied());
     let end = (params.start_day + params.days.max(1) as i64) * 86_400;
     let mut remaining = budget;
@@ -338,21 +360,16 @@ pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budge
         let first = out.len();
         let mut viewed = 0u64;
         while viewed < views && remaining > 0 {
-            let product = if rng.next_f64() < TASTE_VIEW_SHARE {
-                let mut pick = rng.next_f64();
-                let mut slot = 0;
-                while slot + 1 < taste.len() && pick >= taste_weight[slot] {
-                    pick -= taste_weight[slot];
-                    slot += 1;
-                }
-                catalogue.product_in_category(taste[slot], &mut rng)
+            let pick = rng.next_f64();
+            let (product, boost) = if pick < CONSIDERED_VIEW_SHARE {
+                (considered[rng.below(considered.len() as u64) as usize], CONSIDERED_BUY_BOOST)
+            } else if pick < CONSIDERED_VIEW_SHARE + TASTE_VIEW_SHARE {
+                (taste_product(&mut rng), TASTE_BUY_BOOST)
             } else {
-                catalogue.popular_product(&mut rng)
+                let p = catalogue.popular_product(&mut rng);
+                (p, if in_taste(p) { TASTE_BUY_BOOST } else { 1.0 })
             };
-            let boost = if in_taste(product) { TASTE_BUY_BOOST } else { 1.0 };
-            // Renormalised so the overall rates stay at the published mix:
-            // about TASTE_VIEW_SHARE of views are in the user's taste.
-            let norm = boost / (TASTE_VIEW_SHARE * TASTE_BUY_BOOST + (1.0 - TASTE_VIEW_SHARE));
+            let norm = boost / mean_boost;
             out.push(Event { time, kind: EventKind::View, product, user, session });
             viewed += 1;
             remaining -= 1;

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 /// The blend of collaborative and category-interest scores used when the
 /// caller does not choose one; chosen by `ecoreco.evaluate_recommendations`
 /// on generated data (see the README's evaluation table).
-pub const DEFAULT_BLEND: f64 = 0.1;
+pub const DEFAULT_BLEND: f64 = 0.8;
 
 fn cached_model(model_id: Option<i64>) -> anyhow::Result<std::sync::Arc<serving::ServingModel>> {
     let id = model_id.ok_or_else(|| anyhow::anyhow!("the model table has a NULL model_id; retrain it with ecoreco.als_train"))?;
