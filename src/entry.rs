@@ -41,6 +41,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::recommend::ModelLoad>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
     scalar::register::<crate::recommend::ModelCached>(con.0)?;
+    scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
     scalar::register::<crate::recommend::ModelKnowsUser>(con.0)?;
     scalar::register::<crate::recommend::Recommend>(con.0)?;
     scalar::register::<crate::recommend::RecommendAll>(con.0)?;
@@ -55,7 +56,10 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::als::macros())
         .chain(crate::recommend::macros())
         .chain(crate::evaluate::macros())
-        .chain(std::iter::once(binding::SqlMacro::scalar("version", &[], "ecoreco_version()")))
+        .chain([
+            binding::SqlMacro::scalar("version", &[], "ecoreco_version()"),
+            binding::SqlMacro::scalar("model_cache_clear", &[], "ecoreco_model_cache_clear()"),
+        ])
     {
         con.create_macro(&m)?;
     }

@@ -102,6 +102,26 @@ impl ScalarFunction for ModelCached {
     }
 }
 
+/// `ecoreco_model_cache_clear()`: frees the served models (they reload from
+/// their tables on next use); returns how many were cached.
+pub struct ModelCacheClear;
+impl ScalarFunction for ModelCacheClear {
+    const NAME: &'static str = "ecoreco_model_cache_clear";
+    fn params() -> Vec<SqlType> {
+        vec![]
+    }
+    fn returns() -> SqlType {
+        SqlType::BigInt
+    }
+    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
+        let cleared = model::forget_all() as i64;
+        for row in 0..input.rows().max(1) {
+            unsafe { out.values::<i64>()[row] = cleared };
+        }
+        Ok(())
+    }
+}
+
 /// `ecoreco_model_knows_user(model_id, user_id)`.
 pub struct ModelKnowsUser;
 impl ScalarFunction for ModelKnowsUser {
@@ -294,7 +314,7 @@ pub fn macros() -> Vec<SqlMacro> {
                           list(DISTINCT e.product_id) FILTER (e.event_type = 'purchase') AS bought \
                           FROM query_table(events) e, fp WHERE e.user_id = uid AND NOT ecoreco_model_knows_user(fp.model_id, uid::BIGINT)) \
                  SELECT uid::BIGINT AS user_id, unnest(ecoreco_recommend(fp.model_id, uid::BIGINT, k::BIGINT, blend::DOUBLE, \
-                 exclude_purchased::BOOLEAN, (SELECT count(*) FROM loaded), cold.categories, cold.bought), recursive := true) FROM fp, cold",
+                 exclude_purchased::BOOLEAN, (SELECT len(r)::BIGINT FROM loaded), cold.categories, cold.bought), recursive := true) FROM fp, cold",
                 ctes = model_ctes("recommend")
             ),
         ),
@@ -303,7 +323,7 @@ pub fn macros() -> Vec<SqlMacro> {
             &["model", "k := 10", &blend, "exclude_purchased := true"],
             format!(
                 "WITH {ctes} SELECT unnest(ecoreco_recommend_all(fp.model_id, k::BIGINT, blend::DOUBLE, exclude_purchased::BOOLEAN, \
-                 (SELECT count(*) FROM loaded), current_setting('threads')::BIGINT), recursive := true) FROM fp",
+                 (SELECT len(r)::BIGINT FROM loaded), current_setting('threads')::BIGINT), recursive := true) FROM fp",
                 ctes = model_ctes("recommend_all")
             ),
         ),
@@ -312,7 +332,7 @@ pub fn macros() -> Vec<SqlMacro> {
             &["pid", "model := 'model'", "k := 10"],
             format!(
                 "WITH {ctes} SELECT pid::BIGINT AS of_product_id, r.rank, r.product_id, r.similarity FROM \
-                 (SELECT unnest(ecoreco_similar_products(fp.model_id, pid::BIGINT, k::BIGINT, (SELECT count(*) FROM loaded))) AS r FROM fp) ORDER BY r.rank",
+                 (SELECT unnest(ecoreco_similar_products(fp.model_id, pid::BIGINT, k::BIGINT, (SELECT len(r)::BIGINT FROM loaded))) AS r FROM fp) ORDER BY r.rank",
                 ctes = model_ctes("similar_products")
             ),
         ),

@@ -216,6 +216,11 @@ pub fn cached(model_id: i64) -> Option<Arc<ServingModel>> {
     Some(model)
 }
 
+/// Drops every cached model; returns how many there were.
+pub fn forget_all() -> usize {
+    cache().lock().map(|mut models| std::mem::take(&mut *models).len()).unwrap_or(0)
+}
+
 pub fn remember(model: ServingModel) -> Arc<ServingModel> {
     let model = Arc::new(model);
     if let Ok(mut models) = cache().lock() {
