@@ -295,7 +295,7 @@ fn model_ctes(fn_name: &str) -> String {
     format!(
         "fp AS (SELECT coalesce((SELECT max(value)::BIGINT FROM query_table(model) WHERE side = 'param' AND name = 'model_id'), \
          error('{fn_name}: the model table has no model_id row; pass a table made by ecoreco.als_train')) AS model_id), \
-         loaded AS (SELECT ecoreco_model_load(m.side, m.id, m.item, m.name, m.value, m.factors) AS r \
+         loaded AS (SELECT ecoreco_model_load(m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]) AS r \
          FROM query_table(model) m, fp WHERE NOT ecoreco_model_cached(fp.model_id))"
     )
 }
