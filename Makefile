@@ -12,6 +12,7 @@ EXTENSION     := build/release/ecoreco.duckdb_extension
 PYTHON        ?= python3
 VENV_15       := .venv/duckdb-1.5
 VENV_20       := .venv/duckdb-2.0
+VENV_BENCH    := .venv/bench
 DUCKDB_15     := duckdb==1.5.6 duckdb-cli==1.5.6
 DUCKDB_20     := duckdb==2.0.0
 PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
@@ -61,8 +62,15 @@ test-sql: release venv
 	$(VENV_20)/bin/python -m pytest -q test/python
 	bash test/cli_smoke.sh $(CLI)
 
-bench: release venv
-	$(VENV_20)/bin/python benches/pipeline.py $(EXTENSION)
+$(VENV_BENCH)/.ok:
+	$(PYTHON) -m venv $(VENV_BENCH)
+	$(VENV_BENCH)/bin/pip install -q $(DUCKDB_20) implicit scipy numpy threadpoolctl
+	@touch $@
+
+bench: release venv $(VENV_BENCH)/.ok
+	$(VENV_BENCH)/bin/python benches/pipeline.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
 	cargo bench
 
 clean:

@@ -11,6 +11,7 @@ allow_unsigned_extensions). The file name decides the entry symbol
 usage: append_metadata.py LIBRARY OUTPUT --extension-version V --c-api V --platform P
 """
 import argparse
+import os
 import shutil
 import sys
 
@@ -34,7 +35,11 @@ def main() -> None:
     args = ap.parse_args()
     if not args.output.endswith("ecoreco.duckdb_extension"):
         sys.exit("the output must be named ecoreco.duckdb_extension: DuckDB derives the entry symbol from it")
-    shutil.copyfile(args.library, args.output)
+    # Written beside the target and renamed over it: a DuckDB process that
+    # has the old file loaded keeps its (unlinked) copy instead of seeing it
+    # truncated under its feet.
+    partial = args.output + ".partial"
+    shutil.copyfile(args.library, partial)
     footer = b"".join(
         [
             field(""),
@@ -48,8 +53,9 @@ def main() -> None:
         ]
     ) + b"\0" * 256
     assert len(footer) == 512
-    with open(args.output, "ab") as out:
+    with open(partial, "ab") as out:
         out.write(footer)
+    os.replace(partial, args.output)
 
 
 if __name__ == "__main__":

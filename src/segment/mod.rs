@@ -143,7 +143,8 @@ fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
     if !(1..=1_000).contains(&s.n_init) {
         anyhow::bail!("parameter `n_init` is {}; it must be between 1 and 1000", s.n_init);
     }
-    if !(2..=1_000_000).contains(&s.sample) {
+    // sample = 0 is how the per-user macros skip the silhouette they do not show.
+    if s.sample != 0 && !(2..=1_000_000).contains(&s.sample) {
         anyhow::bail!("parameter `sample` is {}; it must be between 2 and 1000000", s.sample);
     }
     Ok(())
@@ -255,7 +256,7 @@ impl AggregateFunction for KMeansAggregate {
         let (model, score) = with_threads(settings.threads, || -> anyhow::Result<_> {
             let model = best_of(&values, n_cols, &params, settings.n_init)?;
             let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
-            let score = if non_empty >= 2 {
+            let score = if non_empty >= 2 && settings.sample > 0 {
                 Some(silhouette(&values, n_cols, &model.assignments, params.k, settings.sample as usize, params.seed)?)
             } else {
                 None
@@ -446,10 +447,10 @@ pub const DEFAULT_COLUMNS: &str = "['recency', 'frequency', 'monetary', 'total_e
 /// `features_table` (one row per user) into (user, feature, value) rows and
 /// call `aggregate` on them. NULLs are kept (INCLUDE NULLS) and imputed as 0
 /// in Rust, as the original pipeline did.
-fn feed(aggregate: &str, k: &str, k_max: &str) -> String {
+fn feed(aggregate: &str, k: &str, k_max: &str, sample: &str) -> String {
     format!(
         "SELECT unnest({aggregate}(user_id, list_position(columns, feature)::BIGINT, feature, value, \
-         len(columns)::BIGINT, {k}::BIGINT, seed::BIGINT, max_iter::BIGINT, sample::BIGINT, \
+         len(columns)::BIGINT, {k}::BIGINT, seed::BIGINT, max_iter::BIGINT, {sample}::BIGINT, \
          current_setting('threads')::BIGINT, {k_max}::BIGINT, n_init::BIGINT), recursive := true) \
          FROM (SELECT user_id, COLUMNS(lambda c: list_contains(columns, c))::DOUBLE FROM query_table(features_table)) \
          UNPIVOT INCLUDE NULLS (value FOR feature IN (COLUMNS(* EXCLUDE (user_id))))"
@@ -467,7 +468,9 @@ pub fn macros() -> Vec<SqlMacro> {
         "n_init := 1".to_string(),
     ];
     let common: Vec<&str> = common.iter().map(|s| s.as_str()).collect();
-    let model = feed("ecoreco_kmeans", "k", "k");
+    let model = feed("ecoreco_kmeans", "k", "k", "sample");
+    // Per-user and centroid outputs do not show the silhouette: skip it.
+    let model_without_silhouette = feed("ecoreco_kmeans", "k", "k", "0 * sample");
     let sweep_params = [
         "features_table".to_string(),
         "k_min := 2".to_string(),
@@ -487,7 +490,7 @@ pub fn macros() -> Vec<SqlMacro> {
             "kmeans_segments",
             &common,
             format!(
-                "SELECT user_id, segment_id, segment, distance FROM ({model}) WHERE kind = 'user' ORDER BY user_id"
+                "SELECT user_id, segment_id, segment, distance FROM ({model_without_silhouette}) WHERE kind = 'user' ORDER BY user_id"
             ),
         ),
         SqlMacro::table(
@@ -506,12 +509,12 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "kmeans_centroids",
             &common,
-            format!("SELECT segment_id, segment, feature, value FROM ({model}) WHERE kind = 'centroid' ORDER BY segment_id, feature"),
+            format!("SELECT segment_id, segment, feature, value FROM ({model_without_silhouette}) WHERE kind = 'centroid' ORDER BY segment_id, feature"),
         ),
         SqlMacro::table(
             "kmeans_sweep",
             &sweep_params,
-            format!("SELECT * FROM ({}) ORDER BY k", feed("ecoreco_kmeans_sweep", "k_min", "k_max")),
+            format!("SELECT * FROM ({}) ORDER BY k", feed("ecoreco_kmeans_sweep", "k_min", "k_max", "sample")),
         ),
     ]
 }

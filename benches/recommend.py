@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Recommendation figures for `make bench`, measured and printed in one run
+(never asserted):
+
+- quality: NDCG@10 of ALS, hybrid and popularity on 1M generated events
+  (planted tastes), first 80 % of the time span -> last 20 %, and the blend
+  sweep that chose the default blend;
+- ALS speed and quality against the `implicit` library (CPU ALS, use_cg,
+  same factors / regularization / alpha, 2 threads) on the same training
+  matrix and split: seconds per iteration and NDCG@10;
+- recommend(user_id) latency at 200K products x 64 factors (p50 / p99);
+- recommend_all throughput at 100K users x 50K products x 50 factors.
+
+usage: recommend.py EXTENSION [--skip-implicit]
+"""
+import math
+import os
+import sys
+import time
+
+import duckdb
+
+EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
+SKIP_IMPLICIT = "--skip-implicit" in sys.argv
+
+
+def connect():
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    con.execute(f"LOAD '{EXT}'")
+    return con
+
+
+def events_table(con, name, **synth):
+    args = ", ".join(f"{k} := {v}" for k, v in synth.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{name} AS FROM ecoreco_synth({args})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS FROM ecoreco.clean_events(raw_{name})")
+
+
+def timed(con, sql):
+    started = time.perf_counter()
+    rows = con.execute(sql).fetchall()
+    return time.perf_counter() - started, rows
+
+
+def quality(con):
+    events_table(con, "q_events", events=1_000_000, seed=7)
+    _, rows = timed(con, "SELECT model, ndcg, precision, recall, users_evaluated FROM ecoreco.evaluate_recommendations(q_events, blend := 0.8)")
+    by_model = {r[0]: r for r in rows}
+    for r in rows:
+        print(f"quality        {r[0]:<10} NDCG@10 {r[1]:.4f}  precision@10 {r[2]:.4f}  recall@10 {r[3]:.4f}  users {r[4]}")
+    ratio = by_model["als"][1] / max(by_model["popularity"][1], 1e-12)
+    print(f"quality        ALS / popularity NDCG@10 ratio {ratio:.1f}x (floor 1.5x)")
+    sweep = []
+    for blend in [0.0, 0.2, 0.5, 0.8, 1.0]:
+        _, r = timed(con, f"SELECT ndcg FROM ecoreco.evaluate_recommendations(q_events, blend := {blend}) WHERE model = 'hybrid'")
+        sweep.append((blend, r[0][0]))
+    print("quality        blend sweep (hybrid NDCG@10): " + ", ".join(f"{b}: {n:.4f}" for b, n in sweep))
+    print(f"quality        best blend {max(sweep, key=lambda x: x[1])[0]} (default in src/recommend/mod.rs: DEFAULT_BLEND)")
+    return by_model["als"][1]
+
+
+def ndcg_at_k(recommended, relevant, k):
+    dcg = sum(1.0 / math.log2(i + 2) for i, item in enumerate(recommended[:k]) if item in relevant)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
+    return dcg / ideal if ideal else 0.0
+
+
+def against_implicit(con, our_ndcg):
+    try:
+        import numpy as np
+        import scipy.sparse as sp
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+    except ImportError as exc:
+        print(f"implicit       skipped: {exc} (make bench installs it in .venv/bench)")
+        return
+    # The same split and matrices as evaluate_recommendations builds.
+    con.execute("""CREATE OR REPLACE TEMP TABLE cut AS SELECT make_timestamp((epoch_us(min(event_time)) +
+                   (epoch_us(max(event_time)) - epoch_us(min(event_time))) * 0.8)::BIGINT) AS at FROM q_events""")
+    con.execute("CREATE OR REPLACE TEMP TABLE train_events AS SELECT e.* FROM q_events e, cut WHERE e.event_time < cut.at")
+    con.execute("CREATE OR REPLACE TEMP TABLE test_events AS SELECT e.* FROM q_events e, cut WHERE e.event_time >= cut.at")
+    train = con.execute("SELECT user_id, product_id, weight, purchases FROM ecoreco.interactions(train_events)").fetchnumpy()
+    users, u_idx = np.unique(train["user_id"], return_inverse=True)
+    items, i_idx = np.unique(train["product_id"], return_inverse=True)
+    weights = train["weight"].astype(np.float32)
+    # implicit >= 0.5 uses the matrix values as confidence: pass 1 + alpha * r.
+    user_items = sp.csr_matrix((1.0 + weights, (u_idx, i_idx)), shape=(len(users), len(items)))
+    iterations = 15
+    model = AlternatingLeastSquares(factors=50, regularization=0.1, alpha=1.0, iterations=iterations,
+                                    use_cg=True, num_threads=2, random_state=42, calculate_training_loss=False)
+    with threadpool_limits(limits=2):
+        started = time.perf_counter()
+        model.fit(user_items, show_progress=False)
+        implicit_per_iter = (time.perf_counter() - started) / iterations
+    t1, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 1)")
+    t16, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 16)")
+    ours_per_iter = (t16 - t1) / 15
+    print(f"als speed      ecoreco {ours_per_iter:.3f} s/iteration, implicit {implicit_per_iter:.3f} s/iteration "
+          f"({len(users):,} users x {len(items):,} products, {len(weights):,} interactions, 2 threads) "
+          f"ratio {ours_per_iter / implicit_per_iter:.2f}x (floor 1.00x)")
+    # NDCG@10 of implicit's factors with our exclusion rule (training purchases).
+    relevant = {}
+    for u, p in con.execute("SELECT DISTINCT user_id, product_id FROM test_events WHERE event_type IN ('cart', 'purchase')").fetchall():
+        relevant.setdefault(u, set()).add(p)
+    bought = {}
+    for u, p in con.execute("SELECT user_id, product_id FROM ecoreco.interactions(train_events) WHERE purchases > 0").fetchall():
+        bought.setdefault(u, set()).add(p)
+    position = {u: i for i, u in enumerate(users)}
+    uf, itf = np.asarray(model.user_factors), np.asarray(model.item_factors)
+    scores_all = []
+    for u, rel in relevant.items():
+        if u not in position:
+            continue
+        scores = itf @ uf[position[u]]
+        for p in bought.get(u, ()):
+            scores[np.searchsorted(items, p)] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:10]
+        scores_all.append(ndcg_at_k([items[i] for i in top], rel, 10))
+    theirs = sum(scores_all) / len(scores_all)
+    print(f"als quality    NDCG@10 ecoreco {our_ndcg:.4f}, implicit {theirs:.4f} on the same split "
+          f"({len(scores_all)} users), difference {100 * (our_ndcg - theirs) / theirs:+.1f}% (floor -2%)")
+
+
+def latency(con):
+    events_table(con, "l_events", events=3_000_000, products=200_000, seed=11)
+    con.execute("CREATE OR REPLACE TEMP TABLE l_model AS FROM ecoreco.als_train(l_events, factors := 64, iterations := 3)")
+    products = con.execute("SELECT count(*) FROM l_model WHERE side = 'product'").fetchall()[0][0]
+    users = [r[0] for r in con.execute("SELECT id FROM l_model WHERE side = 'user' ORDER BY hash(id) LIMIT 300").fetchall()]
+    con.execute(f"FROM ecoreco.recommend({users[0]}, model := 'l_model', events := 'l_events')").fetchall()
+    times = []
+    for u in users:
+        started = time.perf_counter()
+        con.execute(f"FROM ecoreco.recommend({u}, model := 'l_model', events := 'l_events')").fetchall()
+        times.append(time.perf_counter() - started)
+    times.sort()
+    p50, p99 = times[len(times) // 2] * 1e3, times[int(len(times) * 0.99)] * 1e3
+    print(f"recommend      one user, {products:,} products x 64 factors: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+          f"over {len(times)} users (floor p99 5 ms)")
+
+
+def throughput(con):
+    events_table(con, "t_events", events=2_500_000, users=100_000, products=50_000, seed=13)
+    con.execute("CREATE OR REPLACE TEMP TABLE t_model AS FROM ecoreco.als_train(t_events, factors := 50, iterations := 3)")
+    users, products = con.execute(
+        "SELECT count(*) FILTER (side = 'user'), count(*) FILTER (side = 'product') FROM t_model").fetchall()[0]
+    for blend, label in [(0.0, "collaborative"), (0.8, "hybrid (default blend)")]:
+        t, rows = timed(con, f"SELECT count(*) FROM ecoreco.recommend_all('t_model', k := 10, blend := {blend})")
+        print(f"recommend_all  {label}: {users:,} users x {products:,} products x 50 factors: "
+              f"{t:.2f} s, {users / t:,.0f} users/s ({rows[0][0]:,} rows)")
+
+
+def main():
+    con = connect()
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    print(f"ecoreco recommend bench: duckdb {duckdb.__version__}, threads={threads}")
+    our_ndcg = quality(con)
+    if not SKIP_IMPLICIT:
+        against_implicit(con, our_ndcg)
+    latency(con)
+    throughput(con)
+
+
+if __name__ == "__main__":
+    main()
