@@ -4,9 +4,11 @@
 //! `ecoreco.read_events` / `ecoreco.clean_events`, or any table with those
 //! columns) as its first argument and reads it through `query_table`, so the
 //! caller's TEMP tables work and no name is pasted into SQL. The bodies are
-//! plain DuckDB SQL: one scan of the table and one hash aggregation wherever
-//! the result allows it, and window functions only over already-aggregated
-//! rows (never over the events).
+//! plain DuckDB SQL with as few scans as the result allows (one for most; a
+//! per-user and a per-session aggregation for `funnel`), later steps working
+//! on aggregated rows, and window functions only over aggregated rows (never
+//! over the events). benches/analytics.py times each against the same SQL
+//! written by hand.
 //!
 //! Conventions shared by all of them (and documented in docs/analytics.md):
 //! - views / carts / purchases count rows whose event_type is exactly
@@ -275,4 +277,30 @@ fn top_products() -> SqlMacro {
 
 pub fn macros() -> Vec<SqlMacro> {
     vec![event_mix(), missing_values(), activity(), price_stats(), session_stats(), funnel(), top_products()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_macro_reads_its_table_argument_only_through_query_table() {
+        let all: Vec<SqlMacro> = macros().into_iter().chain(crate::features::macros()).collect();
+        let mut names: Vec<&str> = all.iter().map(|m| m.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "duplicate macro names");
+        for m in &all {
+            assert!(m.table, "{} is a table macro", m.name);
+            assert_eq!(m.params[0], "events", "{}: the table comes first", m.name);
+            assert!(m.body.contains(SRC), "{} reads query_table(events)", m.name);
+        }
+    }
+
+    #[test]
+    fn choice_errors_name_the_parameter_without_quotes() {
+        let msg = choice_error("activity", "\"by\"", &["hour", "date"]);
+        assert!(msg.starts_with("'ecoreco.activity: by must be one of hour, date, got '"), "{msg}");
+        assert!(choice_guard("activity", "\"by\"", &["hour"]).contains("lower(\"by\"::VARCHAR) IN ('hour')"));
+    }
 }

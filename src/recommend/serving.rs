@@ -378,3 +378,33 @@ mod tests {
         assert_eq!(top_categories(&counts), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// `cargo test --release --lib serving_latency -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn serving_latency() {
+        let (n_users, n_items, f) = (1_000, 160_000, 64);
+        let mut rng = Rng::new(1);
+        let uf: Vec<f32> = (0..n_users * f).map(|_| rng.normal() as f32 * 0.1).collect();
+        let itf: Vec<f32> = (0..n_items * f).map(|_| rng.normal() as f32 * 0.1).collect();
+        let cats: Vec<i64> = (0..n_items as i64).map(|i| i % 500).collect();
+        let pop: Vec<f32> = (0..n_items).map(|i| 1.0 / (i as f32 + 1.0)).collect();
+        let purchased = Csr::from_triplets(n_users, n_items, &[0, 1], &[5, 6], &[1.0, 1.0]).unwrap();
+        let interest = (0..n_users).map(|u| vec![(u as i64 % 500, 0.7), (7, 0.3)]).collect();
+        let m = ServingModel::new(1, f, (0..n_users as i64).collect(), (0..n_items as i64).collect(), uf, itf, cats, pop, purchased, interest).unwrap();
+        let mut times = Vec::new();
+        for u in 0..200u32 {
+            let t = std::time::Instant::now();
+            let r = m.recommend(Some(u), &[], &[], 10, 0.8, true);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(r.len(), 10);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("serving: p50 {:.2} ms p99 {:.2} ms", times[100], times[198]);
+    }
+}
