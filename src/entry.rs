@@ -38,14 +38,11 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::segment::KMeansAggregate>(con.0)?;
     aggregate::register::<crate::segment::KMeansSweep>(con.0)?;
     aggregate::register::<crate::als::AlsTrain>(con.0)?;
-    aggregate::register::<crate::recommend::ModelLoad>(con.0)?;
+    aggregate::register::<crate::recommend::Serve>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
-    scalar::register::<crate::recommend::ModelCached>(con.0)?;
+    scalar::register::<crate::recommend::ModelReady>(con.0)?;
+    scalar::register::<crate::recommend::ModelHasUser>(con.0)?;
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
-    scalar::register::<crate::recommend::ModelKnowsUser>(con.0)?;
-    scalar::register::<crate::recommend::Recommend>(con.0)?;
-    scalar::register::<crate::recommend::RecommendAll>(con.0)?;
-    scalar::register::<crate::recommend::SimilarProducts>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()
         .into_iter()

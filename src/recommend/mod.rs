@@ -23,11 +23,6 @@ use std::collections::HashSet;
 /// on generated data (see the README's evaluation table).
 pub const DEFAULT_BLEND: f64 = 0.8;
 
-fn cached_model(model_id: Option<i64>) -> anyhow::Result<std::sync::Arc<serving::ServingModel>> {
-    let id = model_id.ok_or_else(|| anyhow::anyhow!("the model table has a NULL model_id; retrain it with ecoreco.als_train"))?;
-    model::cached(id).ok_or_else(|| anyhow::anyhow!("model {id} could not be loaded; is the model table complete?"))
-}
-
 fn check_k(k: Option<i64>) -> anyhow::Result<usize> {
     match k {
         Some(k) if (1..=10_000).contains(&k) => Ok(k as usize),
@@ -58,10 +53,6 @@ fn rec_columns(with_user: bool) -> Vec<Column> {
     columns
 }
 
-fn list_of(columns: Vec<Column>) -> SqlType {
-    SqlType::List(Box::new(SqlType::Struct(columns.into_iter().map(|c| (c.name, c.ty)).collect())))
-}
-
 fn rec_rows(model: &serving::ServingModel, lists: &[(Option<i64>, Vec<Recommendation>)], with_user: bool) -> RowSet {
     let mut user = Vec::new();
     let (mut rank, mut product, mut score, mut source) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -84,26 +75,53 @@ fn rec_rows(model: &serving::ServingModel, lists: &[(Option<i64>, Vec<Recommenda
         .with("source", Values::Text(source))
 }
 
-/// `ecoreco_model_cached(model_id)`: is the model in the cache?
-pub struct ModelCached;
-impl ScalarFunction for ModelCached {
-    const NAME: &'static str = "ecoreco_model_cached";
+/// `ecoreco_model_ready(model_table)`: whether the model last read from
+/// that table is still cached. Deterministic on purpose: with a constant
+/// table name DuckDB evaluates it once while planning, and the serving
+/// macros' filter `side = 'param' OR NOT ecoreco_model_ready(...)` then
+/// reads only the model's few `param` rows (zone maps skip the rest).
+pub struct ModelReady;
+impl ScalarFunction for ModelReady {
+    const NAME: &'static str = "ecoreco_model_ready";
     fn params() -> Vec<SqlType> {
-        vec![SqlType::BigInt]
+        vec![SqlType::Varchar]
     }
     fn returns() -> SqlType {
         SqlType::Boolean
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
         for row in 0..input.rows() {
-            out.set_bool(row, input.i64(0, row).is_some_and(|id| model::cached(id).is_some()));
+            out.set_bool(row, input.str(0, row).and_then(model::cached_for_table).is_some());
         }
         Ok(())
     }
 }
 
-/// `ecoreco_model_cache_clear()`: frees the served models (they reload from
-/// their tables on next use); returns how many were cached.
+/// `ecoreco_model_has_user(model_table, user_id)`: whether that cached model
+/// knows the user; when it does, the user's own events need not be read.
+pub struct ModelHasUser;
+impl ScalarFunction for ModelHasUser {
+    const NAME: &'static str = "ecoreco_model_has_user";
+    fn params() -> Vec<SqlType> {
+        vec![SqlType::Varchar, SqlType::BigInt]
+    }
+    fn returns() -> SqlType {
+        SqlType::Boolean
+    }
+    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
+        for row in 0..input.rows() {
+            let known = match (input.str(0, row).and_then(model::cached_for_table), input.i64(1, row)) {
+                (Some(m), Some(user)) => m.user(user).is_some(),
+                _ => false,
+            };
+            out.set_bool(row, known);
+        }
+        Ok(())
+    }
+}
+
+/// `ecoreco_model_cache_clear()`: frees the served models (they are read
+/// again from their tables on next use); returns how many were cached.
 pub struct ModelCacheClear;
 impl ScalarFunction for ModelCacheClear {
     const NAME: &'static str = "ecoreco_model_cache_clear";
@@ -122,181 +140,202 @@ impl ScalarFunction for ModelCacheClear {
     }
 }
 
-/// `ecoreco_model_knows_user(model_id, user_id)`.
-pub struct ModelKnowsUser;
-impl ScalarFunction for ModelKnowsUser {
-    const NAME: &'static str = "ecoreco_model_knows_user";
-    fn params() -> Vec<SqlType> {
-        vec![SqlType::BigInt, SqlType::BigInt]
-    }
-    fn returns() -> SqlType {
-        SqlType::Boolean
-    }
-    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
-        for row in 0..input.rows() {
-            let known = match (input.i64(0, row).and_then(model::cached), input.i64(1, row)) {
-                (Some(m), Some(user)) => m.user(user).is_some(),
-                _ => false,
-            };
-            out.set_bool(row, known);
-        }
-        Ok(())
+/// What a serving call asks for.
+#[derive(Clone, Debug, PartialEq)]
+enum Request {
+    /// One user (known to the model or not: then their categories and purchases).
+    Recommend { user_id: i64, cold_categories: Vec<i64>, cold_bought: Vec<i64> },
+    All,
+    Similar { product_id: i64 },
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    table: String,
+    /// The model the table holds now (read from its first row).
+    model_id: Option<i64>,
+    request: Request,
+    k: usize,
+    blend: f32,
+    exclude_purchased: bool,
+    threads: i64,
+}
+
+#[derive(Default)]
+pub struct ServeState {
+    call: Option<Call>,
+    rows: Vec<ModelRow>,
+}
+
+impl ServeState {
+    fn read_call(input: &InputChunk, row: usize) -> anyhow::Result<Call> {
+        let table = input.str(0, row).ok_or_else(|| anyhow::anyhow!("parameter `model` is NULL; pass the name of a model table"))?.to_string();
+        let op = input.str(1, row).unwrap_or("");
+        let ints = |col: usize| -> Vec<i64> {
+            match input.list::<i64>(col, row) {
+                Some(Ok(v)) => v.to_vec(),
+                _ => Vec::new(),
+            }
+        };
+        let request = match op {
+            "recommend" => Request::Recommend {
+                user_id: input.i64(2, row).ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
+                cold_categories: ints(7),
+                cold_bought: ints(8),
+            },
+            "similar" => Request::Similar {
+                product_id: input.i64(2, row).ok_or_else(|| anyhow::anyhow!("product_id is NULL; pass the id of a product"))?,
+            },
+            _ => Request::All,
+        };
+        Ok(Call {
+            table,
+            model_id: input.i64(9, row),
+            request,
+            k: check_k(input.i64(3, row))?,
+            blend: check_blend(input.f64(4, row))?,
+            exclude_purchased: input
+                .bool(5, row)
+                .ok_or_else(|| anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false"))?,
+            threads: input.i64(6, row).unwrap_or(1),
+        })
     }
 }
 
-/// `ecoreco_model_load(side, id, item, name, value, factors)`: reads a model
-/// table into the cache; returns how many rows it read.
-pub struct ModelLoad;
-impl AggregateFunction for ModelLoad {
-    const NAME: &'static str = "ecoreco_model_load";
-    type State = Vec<ModelRow>;
+/// `ecoreco_serve(model_table, op, id, k, blend, exclude_purchased, threads,
+/// cold_categories, cold_bought, side, id, item, name, value, factors)`:
+/// gets the model (cached, or built from the rows it was given) and answers
+/// the request, as `user_id, rank, product_id, score, source` rows.
+pub struct Serve;
+impl AggregateFunction for Serve {
+    const NAME: &'static str = "ecoreco_serve";
+    type State = ServeState;
     fn params() -> Vec<SqlType> {
         use SqlType::*;
-        vec![Varchar, BigInt, BigInt, Varchar, Double, List(Box::new(Float))]
+        vec![
+            Varchar, Varchar, BigInt, BigInt, Double, Boolean, BigInt, List(Box::new(BigInt)), List(Box::new(BigInt)),
+            BigInt, Varchar, BigInt, BigInt, Varchar, Double, List(Box::new(Float)),
+        ]
     }
     fn columns() -> Vec<Column> {
-        vec![Column::new("rows", SqlType::BigInt)]
+        rec_columns(true)
     }
-    fn update(state: &mut Vec<ModelRow>, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(state: &mut ServeState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
         for row in rows {
-            let factors = match input.list::<f32>(5, row) {
+            if state.call.is_none() {
+                state.call = Some(ServeState::read_call(input, row)?);
+            }
+            // The request row that carries the call when no model row is read.
+            let Some(side) = input.str(10, row) else { continue };
+            let factors = match input.list::<f32>(15, row) {
                 None => None,
                 Some(Ok(values)) => Some(values.to_vec()),
                 Some(Err(at)) => anyhow::bail!("a factors list has a NULL at position {}; the model table is damaged", at + 1),
             };
-            state.push(ModelRow {
-                side: input.str(0, row).unwrap_or("").to_string(),
-                id: input.i64(1, row),
-                item: input.i64(2, row),
-                name: input.str(3, row).map(str::to_string),
-                value: input.f64(4, row),
+            state.rows.push(ModelRow {
+                side: side.to_string(),
+                id: input.i64(11, row),
+                item: input.i64(12, row),
+                name: input.str(13, row).map(str::to_string),
+                value: input.f64(14, row),
                 factors,
             });
         }
         Ok(())
     }
-    fn combine(target: &mut Vec<ModelRow>, source: Vec<ModelRow>) -> anyhow::Result<()> {
-        target.extend(source);
+    fn combine(target: &mut ServeState, source: ServeState) -> anyhow::Result<()> {
+        if target.call.is_none() {
+            target.call = source.call;
+        }
+        target.rows.extend(source.rows);
         Ok(())
     }
-    fn finalize(state: Vec<ModelRow>) -> anyhow::Result<RowSet> {
-        let n = state.len() as i64;
-        if n > 0 {
-            model::remember(model::from_rows(state)?);
+    fn finalize(state: ServeState) -> anyhow::Result<RowSet> {
+        let call = state.call.ok_or_else(|| {
+            anyhow::anyhow!("the model table has no rows; pass a table made by ecoreco.als_train")
+        })?;
+        let model_id = call
+            .model_id
+            .ok_or_else(|| anyhow::anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
+        let served = match model::cached(model_id) {
+            Some(m) => m,
+            None if !state.rows.is_empty() => model::remember(model::from_rows(state.rows, model_id)?),
+            None => {
+                // The query was planned believing the table still held the
+                // model read from it before; it no longer does.
+                model::forget_table(&call.table);
+                anyhow::bail!(
+                    "the table '{}' holds a different model than the one this session read from it before; \
+                     it will be read afresh on the next call: run the query again",
+                    call.table
+                );
+            }
+        };
+        if !call.table.is_empty() {
+            model::note_table(&call.table, model_id);
         }
-        Ok(RowSet::new().with("rows", Values::BigInt(vec![Some(n)])))
+        crate::binding::thread_pool(call.threads)?.install(|| answer(&served, &call))
     }
 }
 
-/// `ecoreco_recommend(model_id, user_id, k, blend, exclude_purchased, loaded,
-/// cold_categories, cold_purchased)`: the categories of the user's events
-/// (one entry per event) and their purchases, for users the model lacks.
-pub struct Recommend;
-impl ScalarFunction for Recommend {
-    const NAME: &'static str = "ecoreco_recommend";
-    fn params() -> Vec<SqlType> {
-        use SqlType::*;
-        vec![BigInt, BigInt, BigInt, Double, Boolean, BigInt, List(Box::new(BigInt)), List(Box::new(BigInt))]
-    }
-    fn returns() -> SqlType {
-        list_of(rec_columns(false))
-    }
-    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
-        for row in 0..input.rows() {
-            let model = cached_model(input.i64(0, row))?;
-            let user_id = input.i64(1, row).ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?;
-            let k = check_k(input.i64(2, row))?;
-            let blend = check_blend(input.f64(3, row))?;
-            let exclude = input.bool(4, row).ok_or_else(|| anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false"))?;
-            let ints = |col: usize| -> Vec<i64> {
-                match input.list::<i64>(col, row) {
-                    Some(Ok(v)) => v.to_vec(),
-                    _ => Vec::new(),
-                }
-            };
-            // The user's own events, passed only when the model does not know them.
+fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> {
+    match &call.request {
+        Request::Recommend { user_id, cold_categories, cold_bought } => {
             let mut counts: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
-            for c in ints(6) {
+            for &c in cold_categories {
                 *counts.entry(c).or_default() += 1.0;
             }
-            let purchased: Vec<u32> = ints(7).into_iter().filter_map(|p| model.product(p)).collect();
+            let bought: Vec<u32> = cold_bought.iter().filter_map(|&p| model.product(p)).collect();
             let interest = serving::top_categories(&counts);
-            let recs = model.recommend(model.user(user_id), &interest, &purchased, k, blend, exclude);
-            out.set_rows(row, &rec_rows(&model, &[(None, recs)], false));
+            let recs = model.recommend(model.user(*user_id), &interest, &bought, call.k, call.blend, call.exclude_purchased);
+            Ok(rec_rows(model, &[(Some(*user_id), recs)], true))
         }
-        Ok(())
-    }
-}
-
-/// `ecoreco_recommend_all(model_id, k, blend, exclude_purchased, loaded)`.
-pub struct RecommendAll;
-impl ScalarFunction for RecommendAll {
-    const NAME: &'static str = "ecoreco_recommend_all";
-    fn params() -> Vec<SqlType> {
-        use SqlType::*;
-        vec![BigInt, BigInt, Double, Boolean, BigInt, BigInt]
-    }
-    fn returns() -> SqlType {
-        list_of(rec_columns(true))
-    }
-    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
-        for row in 0..input.rows() {
-            let model = cached_model(input.i64(0, row))?;
-            let k = check_k(input.i64(1, row))?;
-            let blend = check_blend(input.f64(2, row))?;
-            let exclude = input.bool(3, row).ok_or_else(|| anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false"))?;
-            let threads = input.i64(5, row).unwrap_or(1);
-            let lists = crate::binding::thread_pool(threads)?.install(|| model.recommend_all(k, blend, exclude));
+        Request::All => {
+            let lists = model.recommend_all(call.k, call.blend, call.exclude_purchased);
             let lists: Vec<(Option<i64>, Vec<Recommendation>)> =
                 lists.into_iter().enumerate().map(|(u, r)| (Some(model.user_ids[u]), r)).collect();
-            out.set_rows(row, &rec_rows(&model, &lists, true));
+            Ok(rec_rows(model, &lists, true))
         }
-        Ok(())
-    }
-}
-
-/// `ecoreco_similar_products(model_id, product_id, k, loaded)`.
-pub struct SimilarProducts;
-impl ScalarFunction for SimilarProducts {
-    const NAME: &'static str = "ecoreco_similar_products";
-    fn params() -> Vec<SqlType> {
-        use SqlType::*;
-        vec![BigInt, BigInt, BigInt, BigInt]
-    }
-    fn returns() -> SqlType {
-        list_of(vec![
-            Column::new("rank", SqlType::Integer),
-            Column::new("product_id", SqlType::BigInt),
-            Column::new("similarity", SqlType::Double),
-        ])
-    }
-    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
-        for row in 0..input.rows() {
-            let model = cached_model(input.i64(0, row))?;
-            let product_id = input.i64(1, row).ok_or_else(|| anyhow::anyhow!("product_id is NULL; pass the id of a product"))?;
-            let k = check_k(input.i64(2, row))?;
+        Request::Similar { product_id } => {
             let item = model
-                .product(product_id)
+                .product(*product_id)
                 .ok_or_else(|| anyhow::anyhow!("product {product_id} is not in the model (it had no interactions in the training data)"))?;
-            let similar = topk::similar_items(&model.item_factors, model.factors, item, k);
-            let rows = RowSet::new()
-                .with("rank", Values::Integer((1..=similar.len() as i32).map(Some).collect()))
+            let similar = topk::similar_items(&model.item_factors, model.factors, item, call.k);
+            let n = similar.len();
+            Ok(RowSet::new()
+                .with("user_id", Values::BigInt(vec![Some(*product_id); n]))
+                .with("rank", Values::Integer((1..=n as i32).map(Some).collect()))
                 .with("product_id", Values::BigInt(similar.iter().map(|s| Some(model.product_ids[s.0 as usize])).collect()))
-                .with("similarity", Values::Double(similar.iter().map(|s| Some(s.1 as f64)).collect()));
-            out.set_rows(row, &rows);
+                .with("score", Values::Double(similar.iter().map(|s| Some(s.1 as f64)).collect()))
+                .with("source", Values::Text(vec![Some("similar".to_string()); n])))
         }
-        Ok(())
     }
 }
 
-/// The model's id (with a clear error for a table that is not a model), and
-/// the load step that runs only when the model is not cached.
-fn model_ctes(fn_name: &str) -> String {
+/// The serving call over the model table: reads only the `param` rows when
+/// the model is cached (the filter is settled while planning), all rows
+/// otherwise.
+/// The serving call. With `by_name`, `model` must be a string: it is the
+/// cache key, and when the model last read from that table is still cached
+/// (settled while DuckDB plans the query) no model row is read at all — only
+/// the table's first `model_id`, to check it still holds that model. Without
+/// it, `model` may also be a bare table name and every row is read (fine
+/// for calls that do far more work than reading the model).
+fn serve_call(op: &str, id: &str, k: &str, blend: &str, exclude: &str, cold: &str, by_name: bool) -> String {
+    let (table, filter) = if by_name {
+        ("model::VARCHAR", " WHERE NOT ecoreco_model_ready(model::VARCHAR)")
+    } else {
+        ("''", "")
+    };
     format!(
-        "fp AS (SELECT coalesce((SELECT max(value)::BIGINT FROM query_table(model) WHERE side = 'param' AND name = 'model_id'), \
-         error('{fn_name}: the model table has no model_id row; pass a table made by ecoreco.als_train')) AS model_id), \
-         loaded AS (SELECT ecoreco_model_load(m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]) AS r \
-         FROM query_table(model) m, fp WHERE NOT ecoreco_model_cached(fp.model_id))"
+        "SELECT unnest(ecoreco_serve({table}, '{op}', {id}::BIGINT, {k}::BIGINT, {blend}::DOUBLE, {exclude}::BOOLEAN, \
+         current_setting('threads')::BIGINT, {cold}, (SELECT model_id FROM query_table(model) LIMIT 1)::BIGINT, \
+         r.side, r.id, r.item, r.name, r.value, r.factors), recursive := true) \
+         FROM (SELECT NULL::VARCHAR AS side, NULL::BIGINT AS id, NULL::BIGINT AS item, NULL::VARCHAR AS name, \
+               NULL::DOUBLE AS value, NULL::FLOAT[] AS factors \
+               UNION ALL SELECT m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[] \
+               FROM query_table(model) m{filter}) r{cold_from}",
+        cold_from = if cold.starts_with("cold.") { ", cold" } else { "" }
     )
 }
 
@@ -306,34 +345,26 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend",
             &["uid", "model := 'model'", "events := 'events'", "k := 10", &blend, "exclude_purchased := true"],
-            // Few pipelines on purpose: each subquery costs DuckDB about a
-            // millisecond, and recommend must answer in a few.
+            // The user's own events are read only when the cached model does
+            // not know the user (settled while planning, like the model read).
             format!(
-                "WITH {ctes}, \
-                 cold AS (SELECT list(e.category_id) FILTER (e.event_type IN ('view', 'cart', 'purchase')) AS categories, \
-                          list(DISTINCT e.product_id) FILTER (e.event_type = 'purchase') AS bought \
-                          FROM query_table(events) e, fp WHERE e.user_id = uid AND NOT ecoreco_model_knows_user(fp.model_id, uid::BIGINT)) \
-                 SELECT uid::BIGINT AS user_id, unnest(ecoreco_recommend(fp.model_id, uid::BIGINT, k::BIGINT, blend::DOUBLE, \
-                 exclude_purchased::BOOLEAN, (SELECT len(r)::BIGINT FROM loaded), cold.categories, cold.bought), recursive := true) FROM fp, cold",
-                ctes = model_ctes("recommend")
+                "WITH cold AS (SELECT list(e.category_id) FILTER (e.event_type IN ('view', 'cart', 'purchase')) AS categories, \
+                 list(DISTINCT e.product_id) FILTER (e.event_type = 'purchase') AS bought \
+                 FROM query_table(events) e WHERE e.user_id = uid AND NOT ecoreco_model_has_user(model::VARCHAR, uid::BIGINT)) {}",
+                serve_call("recommend", "uid", "k", "blend", "exclude_purchased", "cold.categories, cold.bought", true)
             ),
         ),
         SqlMacro::table(
             "recommend_all",
             &["model", "k := 10", &blend, "exclude_purchased := true"],
-            format!(
-                "WITH {ctes} SELECT unnest(ecoreco_recommend_all(fp.model_id, k::BIGINT, blend::DOUBLE, exclude_purchased::BOOLEAN, \
-                 (SELECT len(r)::BIGINT FROM loaded), current_setting('threads')::BIGINT), recursive := true) FROM fp",
-                ctes = model_ctes("recommend_all")
-            ),
+            serve_call("all", "NULL", "k", "blend", "exclude_purchased", "NULL, NULL", false),
         ),
         SqlMacro::table(
             "similar_products",
             &["pid", "model := 'model'", "k := 10"],
             format!(
-                "WITH {ctes} SELECT pid::BIGINT AS of_product_id, r.rank, r.product_id, r.similarity FROM \
-                 (SELECT unnest(ecoreco_similar_products(fp.model_id, pid::BIGINT, k::BIGINT, (SELECT len(r)::BIGINT FROM loaded))) AS r FROM fp) ORDER BY r.rank",
-                ctes = model_ctes("similar_products")
+                "SELECT user_id AS of_product_id, rank, product_id, score AS similarity FROM ({})",
+                serve_call("similar", "pid", "k", "0", "true", "NULL, NULL", true)
             ),
         ),
     ]

@@ -4,6 +4,10 @@
 //! CREATE TABLE AS, exports with COPY and queries from BI tools. One table,
 //! one row kind per `side`:
 //!
+//! Every row also carries the model's `model_id` (a hash of its content;
+//! constant per table, so it costs nothing to store), which lets a query
+//! tell which model a table holds by reading one row.
+//!
 //! | side      | id         | item        | name  | value                  | factors  |
 //! |-----------|------------|-------------|-------|------------------------|----------|
 //! | param     |            |             | name  | value                  |          |
@@ -28,6 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub fn model_columns() -> Vec<Column> {
     vec![
+        Column::new("model_id", SqlType::BigInt),
         Column::new("side", SqlType::Varchar),
         Column::new("id", SqlType::BigInt),
         Column::new("item", SqlType::BigInt),
@@ -40,6 +45,7 @@ pub fn model_columns() -> Vec<Column> {
 /// Column-wise builder of model rows.
 #[derive(Default)]
 pub struct ModelRows {
+    model_id: i64,
     side: Vec<Option<String>>,
     id: Vec<Option<i64>>,
     item: Vec<Option<i64>>,
@@ -58,7 +64,9 @@ impl ModelRows {
         self.factors.push(factors);
     }
     pub fn into_rowset(self) -> RowSet {
+        let n = self.side.len();
         RowSet::new()
+            .with("model_id", Values::BigInt(vec![Some(self.model_id); n]))
             .with("side", Values::Text(self.side))
             .with("id", Values::BigInt(self.id))
             .with("item", Values::BigInt(self.item))
@@ -70,7 +78,7 @@ impl ModelRows {
 
 /// Writes a serving model (and its training parameters and loss) as rows.
 pub fn to_rows(model: &ServingModel, params: &[(&str, f64)], loss: &[f64]) -> ModelRows {
-    let mut rows = ModelRows::default();
+    let mut rows = ModelRows { model_id: model.model_id, ..ModelRows::default() };
     rows.push("param", None, None, Some("model_id"), Some(model.model_id as f64), None);
     for &(name, value) in params {
         rows.push("param", None, None, Some(name), Some(value), None);
@@ -131,9 +139,8 @@ pub struct ModelRow {
     pub factors: Option<Vec<f32>>,
 }
 
-/// Rebuilds a serving model from its rows (any order).
-pub fn from_rows(rows: Vec<ModelRow>) -> anyhow::Result<ServingModel> {
-    let mut model_id = None;
+/// Rebuilds the serving model `model_id` from its rows (any order).
+pub fn from_rows(rows: Vec<ModelRow>, model_id: i64) -> anyhow::Result<ServingModel> {
     let mut users: Vec<(i64, Vec<f32>)> = Vec::new();
     let mut products: Vec<(i64, i64, f32, Vec<f32>)> = Vec::new();
     let mut purchased: Vec<(i64, i64)> = Vec::new();
@@ -141,7 +148,6 @@ pub fn from_rows(rows: Vec<ModelRow>) -> anyhow::Result<ServingModel> {
     let need = |v: Option<i64>, what: &str| v.ok_or_else(|| anyhow::anyhow!("a '{what}' row has a NULL id or item"));
     for row in rows {
         match row.side.as_str() {
-            "param" if row.name.as_deref() == Some("model_id") => model_id = row.value.map(|v| v as i64),
             "param" | "loss" => {}
             "user" => users.push((need(row.id, "user")?, row.factors.ok_or_else(|| anyhow::anyhow!("a user row has no factors"))?)),
             "product" => products.push((
@@ -155,7 +161,6 @@ pub fn from_rows(rows: Vec<ModelRow>) -> anyhow::Result<ServingModel> {
             other => anyhow::bail!("unknown model row side '{other}'; is this a table made by ecoreco.als_train?"),
         }
     }
-    let model_id = model_id.ok_or_else(|| anyhow::anyhow!("the model has no model_id param row; is this a table made by ecoreco.als_train?"))?;
     anyhow::ensure!(!users.is_empty() && !products.is_empty(), "the model has no user or no product rows");
     users.sort_by_key(|u| u.0);
     products.sort_by_key(|p| p.0);
@@ -216,8 +221,37 @@ pub fn cached(model_id: i64) -> Option<Arc<ServingModel>> {
     Some(model)
 }
 
+/// Which model each model table (by the name the caller used) held when
+/// it was last read: lets a query skip reading a cached model's rows.
+fn table_models() -> &'static Mutex<HashMap<String, i64>> {
+    static TABLES: OnceLock<Mutex<HashMap<String, i64>>> = OnceLock::new();
+    TABLES.get_or_init(Default::default)
+}
+
+/// The cached model last read from `table`, if it is still cached.
+pub fn cached_for_table(table: &str) -> Option<Arc<ServingModel>> {
+    let id = *table_models().lock().ok()?.get(table)?;
+    let models = cache().lock().ok()?;
+    models.iter().find(|m| m.model_id == id).cloned()
+}
+
+pub fn note_table(table: &str, model_id: i64) {
+    if let Ok(mut tables) = table_models().lock() {
+        tables.insert(table.to_string(), model_id);
+    }
+}
+
+pub fn forget_table(table: &str) {
+    if let Ok(mut tables) = table_models().lock() {
+        tables.remove(table);
+    }
+}
+
 /// Drops every cached model; returns how many there were.
 pub fn forget_all() -> usize {
+    if let Ok(mut tables) = table_models().lock() {
+        tables.clear();
+    }
     cache().lock().map(|mut models| std::mem::take(&mut *models).len()).unwrap_or(0)
 }
 
@@ -268,7 +302,7 @@ mod tests {
         )
         .unwrap();
         let rows = to_rows(&model, &[("factors", 2.0)], &[0.5, 0.25]);
-        let back = from_rows(rowset_to_rows(rows)).unwrap();
+        let back = from_rows(rowset_to_rows(rows), 12345).unwrap();
         assert_eq!(back.model_id, 12345);
         assert_eq!(back.user_ids, model.user_ids);
         assert_eq!(back.product_ids, model.product_ids);
@@ -283,13 +317,12 @@ mod tests {
     #[test]
     fn damaged_models_are_refused() {
         let mut rows = vec![ModelRow { side: "param".into(), name: Some("model_id".into()), value: Some(1.0), ..Default::default() }];
-        assert!(from_rows(rows.clone()).unwrap_err().to_string().contains("no user or no product"));
+        assert!(from_rows(rows.clone(), 1).unwrap_err().to_string().contains("no user or no product"));
         rows.push(ModelRow { side: "user".into(), id: Some(1), factors: Some(vec![1.0, 2.0]), ..Default::default() });
         rows.push(ModelRow { side: "product".into(), id: Some(1), factors: Some(vec![1.0]), ..Default::default() });
-        assert!(from_rows(rows.clone()).unwrap_err().to_string().contains("different lengths"));
+        assert!(from_rows(rows.clone(), 1).unwrap_err().to_string().contains("different lengths"));
         rows.push(ModelRow { side: "bogus".into(), ..Default::default() });
-        assert!(from_rows(rows).unwrap_err().to_string().contains("unknown model row side"));
-        assert!(from_rows(vec![]).unwrap_err().to_string().contains("model_id"));
+        assert!(from_rows(rows, 1).unwrap_err().to_string().contains("unknown model row side"));
     }
 
     #[test]
