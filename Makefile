@@ -48,7 +48,7 @@ $(VENV_20)/.ok:
 demo: release venv
 	@mkdir -p data
 	$(CLI) -unsigned -c "LOAD '$(EXTENSION)'; COPY (FROM ecoreco_synth(events := $(DEMO_EVENTS), seed := 42)) TO 'data/demo_events.csv' (HEADER);"
-	$(CLI) -unsigned -c "LOAD '$(EXTENSION)'; .read sql/demo.sql"
+	$(CLI) -unsigned -cmd "LOAD '$(EXTENSION)'" -c ".read sql/demo.sql"
 
 test: test-rust test-sql
 
