@@ -154,6 +154,9 @@ struct Call {
     table: String,
     /// The model the table holds now (read from its first row).
     model_id: Option<i64>,
+    /// Whether, when DuckDB planned the query, the model last read from the
+    /// table was cached, so that only its first row was read.
+    planned_cached: bool,
     request: Request,
     k: usize,
     blend: f32,
@@ -191,6 +194,7 @@ impl ServeState {
         Ok(Call {
             table,
             model_id: input.i64(9, row),
+            planned_cached: input.bool(10, row).unwrap_or(false),
             request,
             k: check_k(input.i64(3, row))?,
             blend: check_blend(input.f64(4, row))?,
@@ -214,7 +218,7 @@ impl AggregateFunction for Serve {
         use SqlType::*;
         vec![
             Varchar, Varchar, BigInt, BigInt, Double, Boolean, BigInt, List(Box::new(BigInt)), List(Box::new(BigInt)),
-            BigInt, Varchar, BigInt, BigInt, Varchar, Double, List(Box::new(Float)),
+            BigInt, Boolean, Varchar, BigInt, BigInt, Varchar, Double, List(Box::new(Float)),
         ]
     }
     fn columns() -> Vec<Column> {
@@ -225,19 +229,18 @@ impl AggregateFunction for Serve {
             if state.call.is_none() {
                 state.call = Some(ServeState::read_call(input, row)?);
             }
-            // The request row that carries the call when no model row is read.
-            let Some(side) = input.str(10, row) else { continue };
-            let factors = match input.list::<f32>(15, row) {
+            let Some(side) = input.str(11, row) else { continue };
+            let factors = match input.list::<f32>(16, row) {
                 None => None,
                 Some(Ok(values)) => Some(values.to_vec()),
                 Some(Err(at)) => anyhow::bail!("a factors list has a NULL at position {}; the model table is damaged", at + 1),
             };
             state.rows.push(ModelRow {
                 side: side.to_string(),
-                id: input.i64(11, row),
-                item: input.i64(12, row),
-                name: input.str(13, row).map(str::to_string),
-                value: input.f64(14, row),
+                id: input.i64(12, row),
+                item: input.i64(13, row),
+                name: input.str(14, row).map(str::to_string),
+                value: input.f64(15, row),
                 factors,
             });
         }
@@ -259,7 +262,7 @@ impl AggregateFunction for Serve {
             .ok_or_else(|| anyhow::anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
         let served = match model::cached(model_id) {
             Some(m) => m,
-            None if !state.rows.is_empty() => model::remember(model::from_rows(state.rows, model_id)?),
+            None if !call.planned_cached => model::remember(model::from_rows(state.rows, model_id)?),
             None => {
                 // The query was planned believing the table still held the
                 // model read from it before; it no longer does.
@@ -317,24 +320,21 @@ fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> 
 /// otherwise.
 /// The serving call. With `by_name`, `model` must be a string: it is the
 /// cache key, and when the model last read from that table is still cached
-/// (settled while DuckDB plans the query) no model row is read at all — only
-/// the table's first `model_id`, to check it still holds that model. Without
-/// it, `model` may also be a bare table name and every row is read (fine
-/// for calls that do far more work than reading the model).
+/// (settled while DuckDB plans the query) only the row `seq = 0` is read,
+/// which carries the table's model_id. Without it, `model` may also be a
+/// bare table name and every row is read (fine for calls that do far more
+/// work than reading the model, like recommend_all).
 fn serve_call(op: &str, id: &str, k: &str, blend: &str, exclude: &str, cold: &str, by_name: bool) -> String {
-    let (table, filter) = if by_name {
-        ("model::VARCHAR", " WHERE NOT ecoreco_model_ready(model::VARCHAR)")
+    let (table, ready, filter) = if by_name {
+        ("model::VARCHAR", "ecoreco_model_ready(model::VARCHAR)", " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model::VARCHAR)")
     } else {
-        ("''", "")
+        ("''", "false", "")
     };
     format!(
         "SELECT unnest(ecoreco_serve({table}, '{op}', {id}::BIGINT, {k}::BIGINT, {blend}::DOUBLE, {exclude}::BOOLEAN, \
-         current_setting('threads')::BIGINT, {cold}, (SELECT model_id FROM query_table(model) LIMIT 1)::BIGINT, \
-         r.side, r.id, r.item, r.name, r.value, r.factors), recursive := true) \
-         FROM (SELECT NULL::VARCHAR AS side, NULL::BIGINT AS id, NULL::BIGINT AS item, NULL::VARCHAR AS name, \
-               NULL::DOUBLE AS value, NULL::FLOAT[] AS factors \
-               UNION ALL SELECT m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[] \
-               FROM query_table(model) m{filter}) r{cold_from}",
+         current_setting('threads')::BIGINT, {cold}, m.model_id::BIGINT, {ready}, \
+         m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]), recursive := true) \
+         FROM query_table(model) m{cold_from}{filter}",
         cold_from = if cold.starts_with("cold.") { ", cold" } else { "" }
     )
 }

@@ -4,9 +4,11 @@
 //! CREATE TABLE AS, exports with COPY and queries from BI tools. One table,
 //! one row kind per `side`:
 //!
-//! Every row also carries the model's `model_id` (a hash of its content;
-//! constant per table, so it costs nothing to store), which lets a query
-//! tell which model a table holds by reading one row.
+//! Every row also carries `seq`, its position (0, 1, …), and the model's
+//! `model_id` (a hash of its content; constant per table, so it costs
+//! nothing to store): a serving query that finds the model cached reads only
+//! the row `seq = 0` (zone maps skip the rest) to learn which model the
+//! table holds.
 //!
 //! | side      | id         | item        | name  | value                  | factors  |
 //! |-----------|------------|-------------|-------|------------------------|----------|
@@ -32,6 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub fn model_columns() -> Vec<Column> {
     vec![
+        Column::new("seq", SqlType::BigInt),
         Column::new("model_id", SqlType::BigInt),
         Column::new("side", SqlType::Varchar),
         Column::new("id", SqlType::BigInt),
@@ -66,6 +69,7 @@ impl ModelRows {
     pub fn into_rowset(self) -> RowSet {
         let n = self.side.len();
         RowSet::new()
+            .with("seq", Values::BigInt((0..n as i64).map(Some).collect()))
             .with("model_id", Values::BigInt(vec![Some(self.model_id); n]))
             .with("side", Values::Text(self.side))
             .with("id", Values::BigInt(self.id))
