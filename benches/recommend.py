@@ -88,7 +88,8 @@ def against_implicit(con, our_ndcg):
     iterations = 15
     model = AlternatingLeastSquares(factors=50, regularization=0.1, alpha=1.0, iterations=iterations,
                                     use_cg=True, num_threads=2, random_state=42, calculate_training_loss=False)
-    with threadpool_limits(limits=2):
+    # implicit asks for a single-threaded BLAS; its own loop uses num_threads.
+    with threadpool_limits(limits=1, user_api="blas"):
         started = time.perf_counter()
         model.fit(user_items, show_progress=False)
         implicit_per_iter = (time.perf_counter() - started) / iterations
