@@ -9,6 +9,7 @@
 
 pub mod binding;
 pub mod rng;
+mod isa;
 
 pub mod ingest;
 pub mod synth;

@@ -451,30 +451,8 @@ fn init_factors(len: usize, factors: usize, stride: usize, seed: u64, side: u64)
 // Instruction-set dispatch
 // ---------------------------------------------------------------------------
 
-/// Which compilation of the kernels to run. The row kernels are written once
-/// (`#[inline(always)]` code generic over [`VectorOps`]) and compiled twice:
-/// with `Portable` for the baseline target, and with `Avx2` inside
-/// `#[target_feature(enable = "avx2")]` functions, picked at run time because
-/// the crate is built for generic x86-64. Both give identical results (no
-/// FMA contraction, same summation order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Isa {
-    fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
-    }
-}
+/// The kernels below are compiled twice, see [`crate::isa`].
+use crate::isa::Isa;
 
 // ---------------------------------------------------------------------------
 // Vector kernels on padded rows (length a multiple of LANES)

@@ -210,24 +210,7 @@ fn pack_item_panels(item_factors: &[f32], f: usize, n_items: usize) -> Vec<f32> 
     panels
 }
 
-#[derive(Clone, Copy)]
-enum Isa {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Isa {
-    fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
-    }
-}
+use crate::isa::Isa;
 
 /// Per-user selection state while the items stream by in ascending order.
 struct UserSelection<'a> {

@@ -204,6 +204,24 @@ fn best_of(values: &[f64], n_cols: usize, params: &KMeansParams, n_init: i64) ->
     Ok(best.expect("at least one run"))
 }
 
+/// The best of `n_init` fits and, unless `sample` is 0 or fewer than two
+/// segments are non-empty, its silhouette (score, sample size).
+fn fit_scored(
+    values: &[f64],
+    n_cols: usize,
+    params: &KMeansParams,
+    settings: &Settings,
+) -> anyhow::Result<(kmeans::KMeansModel, Option<(f64, usize)>)> {
+    let model = best_of(values, n_cols, params, settings.n_init)?;
+    let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
+    let score = if non_empty >= 2 && settings.sample > 0 {
+        Some(silhouette(values, n_cols, &model.assignments, params.k, settings.sample as usize, params.seed)?)
+    } else {
+        None
+    };
+    Ok((model, score))
+}
+
 fn with_threads<R: Send>(threads: i64, work: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
     Ok(crate::binding::thread_pool(threads)?.install(work))
 }
@@ -253,16 +271,7 @@ impl AggregateFunction for KMeansAggregate {
             seed: settings.seed as u64,
             ..KMeansParams::default()
         };
-        let (model, score) = with_threads(settings.threads, || -> anyhow::Result<_> {
-            let model = best_of(&values, n_cols, &params, settings.n_init)?;
-            let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
-            let score = if non_empty >= 2 && settings.sample > 0 {
-                Some(silhouette(&values, n_cols, &model.assignments, params.k, settings.sample as usize, params.seed)?)
-            } else {
-                None
-            };
-            Ok((model, score))
-        })??;
+        let (model, score) = with_threads(settings.threads, || fit_scored(&values, n_cols, &params, &settings))??;
 
         // Segment ids by size, largest first (ties: lower k-means label), so
         // ids mean something and do not depend on seeding order.
@@ -419,13 +428,7 @@ impl AggregateFunction for KMeansSweep {
                         seed: settings.seed as u64,
                         ..KMeansParams::default()
                     };
-                    let model = best_of(&values, n_cols, &params, settings.n_init)?;
-                    let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
-                    let score = if non_empty >= 2 {
-                        Some(silhouette(&values, n_cols, &model.assignments, k as usize, settings.sample as usize, params.seed)?)
-                    } else {
-                        None
-                    };
+                    let (model, score) = fit_scored(&values, n_cols, &params, &settings)?;
                     Ok((k, model.inertia, score, model.iterations))
                 })
                 .collect()
