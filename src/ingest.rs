@@ -117,8 +117,7 @@ pub fn macros() -> Vec<SqlMacro> {
             // Table names as parameters: a macro body is bound when created,
             // and these TEMP tables only exist once a read has run.
             &[&format!("errors_table := '{REJECT_ERRORS_TABLE}'"), &format!("scans_table := '{REJECT_SCANS_TABLE}'")],
-            format!(
-                "WITH scans AS (FROM query_table(scans_table)), \
+            "WITH scans AS (FROM query_table(scans_table)), \
                  latest AS (SELECT file_path, max(scan_id) AS scan_id FROM scans GROUP BY file_path) \
                  SELECT s.file_path AS file, e.line, min(e.byte_position) AS byte_position, \
                  string_agg(DISTINCT e.error_type::VARCHAR, '; ' ORDER BY e.error_type::VARCHAR) AS error_type, \
@@ -126,8 +125,7 @@ pub fn macros() -> Vec<SqlMacro> {
                  FROM query_table(errors_table) e \
                  JOIN scans s ON e.scan_id = s.scan_id AND e.file_id = s.file_id \
                  JOIN latest l ON l.file_path = s.file_path AND l.scan_id = s.scan_id \
-                 GROUP BY s.file_path, e.scan_id, e.line ORDER BY file, e.line"
-            ),
+                 GROUP BY s.file_path, e.scan_id, e.line ORDER BY file, e.line",
         ),
         // count_lines(path): data lines in the files (headers excluded), the
         // "rows in" of the accounting rows in = kept + rejected.

@@ -57,7 +57,7 @@ impl TrainSettings {
             input.f64(col, row).ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; leave it out for the default or pass a number"))
         };
         Ok(TrainSettings {
-            factors: int(first + 0, "factors")?,
+            factors: int(first, "factors")?,
             iterations: int(first + 1, "iterations")?,
             regularization: real(first + 2, "regularization")?,
             alpha: real(first + 3, "alpha")?,

@@ -16,7 +16,6 @@ use crate::binding::scalar::ScalarFunction;
 use crate::binding::{Column, ColumnWriter, SqlMacro, SqlType};
 use model::ModelRow;
 use serving::Recommendation;
-use std::collections::HashSet;
 
 /// The blend of collaborative and category-interest scores used when the
 /// caller does not choose one; chosen by `ecoreco.evaluate_recommendations`
@@ -368,9 +367,4 @@ pub fn macros() -> Vec<SqlMacro> {
             ),
         ),
     ]
-}
-
-/// Products never to recommend to a user: what they bought.
-pub fn purchased_set(model: &serving::ServingModel, user: u32) -> HashSet<u32> {
-    model.purchased.row(user as usize).0.iter().copied().collect()
 }

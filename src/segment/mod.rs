@@ -67,9 +67,7 @@ fn collect(state: &mut FeatureRows, input: &InputChunk, rows: std::ops::Range<us
             anyhow::bail!("internal error: feature without a position in `columns`")
         };
         let index = index as u32;
-        if !state.names.contains_key(&index) {
-            state.names.insert(index, input.str(2, row).unwrap_or("").to_string());
-        }
+        state.names.entry(index).or_insert_with(|| input.str(2, row).unwrap_or("").to_string());
         state.cells.push((user, index, input.f64(3, row)));
     }
     Ok(())
