@@ -15,30 +15,55 @@ use std::time::Duration;
 
 fn als_iteration(c: &mut Criterion) {
     let user_items = synthetic_user_items(20_000, 10_000, 20, 7);
-    let params = AlsParams { factors: 50, ..AlsParams::default() };
+    let params = AlsParams {
+        factors: 50,
+        ..AlsParams::default()
+    };
     let mut trainer = AlsTrainer::new(&user_items, &params).expect("valid benchmark input");
     let mut group = c.benchmark_group("als");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
-    group.bench_function(format!("iteration_20k_users_10k_items_{}nnz_f50", user_items.nnz()), |b| {
-        // Successive steps keep refining the same model; the cost per step is
-        // the same, so each sample is simply the next iteration.
-        b.iter(|| trainer.step())
-    });
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function(
+        format!("iteration_20k_users_10k_items_{}nnz_f50", user_items.nnz()),
+        |b| {
+            // Successive steps keep refining the same model; the cost per step is
+            // the same, so each sample is simply the next iteration.
+            b.iter(|| trainer.step())
+        },
+    );
     group.finish();
 }
 
 fn recommend(c: &mut Criterion) {
     let (n_users, n_items, factors) = (10_000usize, 50_000usize, 50usize);
     let mut rng = Rng::new(11);
-    let user_factors: Vec<f32> = (0..n_users * factors).map(|_| rng.normal() as f32).collect();
-    let item_factors: Vec<f32> = (0..n_items * factors).map(|_| rng.normal() as f32).collect();
+    let user_factors: Vec<f32> = (0..n_users * factors)
+        .map(|_| rng.normal() as f32)
+        .collect();
+    let item_factors: Vec<f32> = (0..n_items * factors)
+        .map(|_| rng.normal() as f32)
+        .collect();
     let users: Vec<u32> = (0..n_users as u32).collect();
     // Exclude ~20 "already seen" items per user, as in real use.
     let exclude = synthetic_user_items(n_users, n_items, 20, 12);
     let mut group = c.benchmark_group("recommend");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("batch_top10_10k_users_50k_items_f50", |b| {
-        b.iter(|| recommend_batch(black_box(&user_factors), black_box(&item_factors), factors, &users, 10, Some(&exclude)))
+        b.iter(|| {
+            recommend_batch(
+                black_box(&user_factors),
+                black_box(&item_factors),
+                factors,
+                &users,
+                10,
+                Some(&exclude),
+            )
+        })
     });
     group.finish();
 }

@@ -28,7 +28,12 @@ fn customer_like_features() -> Vec<f64> {
 
 fn bench_kmeans(c: &mut Criterion) {
     let data = customer_like_features();
-    let params = KMeansParams { k: 5, max_iter: 20, seed: 42, tol: 0.0 };
+    let params = KMeansParams {
+        k: 5,
+        max_iter: 20,
+        seed: 42,
+        tol: 0.0,
+    };
 
     let mut group = c.benchmark_group("kmeans");
     group.sample_size(10);
@@ -40,7 +45,10 @@ fn bench_kmeans(c: &mut Criterion) {
 
     let model = kmeans(&data, N_COLS, &params).expect("kmeans");
     group.bench_function("silhouette_5k_sample", |b| {
-        b.iter(|| silhouette(black_box(&data), N_COLS, &model.assignments, 5, 5_000, 1).expect("silhouette"))
+        b.iter(|| {
+            silhouette(black_box(&data), N_COLS, &model.assignments, 5, 5_000, 1)
+                .expect("silhouette")
+        })
     });
     group.finish();
 }

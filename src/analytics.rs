@@ -85,8 +85,14 @@ const MISSING: [(&str, &str); 9] = [
     ("event_type", "count(*) - count(event_type)"),
     ("product_id", "count(*) - count(product_id)"),
     ("category_id", "count(*) - count(category_id)"),
-    ("category_code", "count(*) FILTER (category_code IS NULL OR category_code = 'unknown')"),
-    ("brand", "count(*) FILTER (brand IS NULL OR brand = 'unknown')"),
+    (
+        "category_code",
+        "count(*) FILTER (category_code IS NULL OR category_code = 'unknown')",
+    ),
+    (
+        "brand",
+        "count(*) FILTER (brand IS NULL OR brand = 'unknown')",
+    ),
     ("price", "count(*) - count(price)"),
     ("user_id", "count(*) - count(user_id)"),
     ("user_session", "count(*) - count(user_session)"),
@@ -276,7 +282,15 @@ fn top_products() -> SqlMacro {
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    vec![event_mix(), missing_values(), activity(), price_stats(), session_stats(), funnel(), top_products()]
+    vec![
+        event_mix(),
+        missing_values(),
+        activity(),
+        price_stats(),
+        session_stats(),
+        funnel(),
+        top_products(),
+    ]
 }
 
 #[cfg(test)]
@@ -285,7 +299,10 @@ mod tests {
 
     #[test]
     fn every_macro_reads_its_table_argument_only_through_query_table() {
-        let all: Vec<SqlMacro> = macros().into_iter().chain(crate::features::macros()).collect();
+        let all: Vec<SqlMacro> = macros()
+            .into_iter()
+            .chain(crate::features::macros())
+            .collect();
         let mut names: Vec<&str> = all.iter().map(|m| m.name).collect();
         names.sort();
         names.dedup();
@@ -300,7 +317,11 @@ mod tests {
     #[test]
     fn choice_errors_name_the_parameter_without_quotes() {
         let msg = choice_error("activity", "\"by\"", &["hour", "date"]);
-        assert!(msg.starts_with("'ecoreco.activity: by must be one of hour, date, got '"), "{msg}");
-        assert!(choice_guard("activity", "\"by\"", &["hour"]).contains("lower(\"by\"::VARCHAR) IN ('hour')"));
+        assert!(
+            msg.starts_with("'ecoreco.activity: by must be one of hour, date, got '"),
+            "{msg}"
+        );
+        assert!(choice_guard("activity", "\"by\"", &["hour"])
+            .contains("lower(\"by\"::VARCHAR) IN ('hour')"));
     }
 }

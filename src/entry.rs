@@ -77,7 +77,9 @@ pub unsafe extern "C" fn ecoreco_init_c_api(
             Ok(false) => return Ok(false),
             Err(e) => anyhow::bail!("{e}"),
         }
-        let get_database = (*access).get_database.ok_or_else(|| anyhow::anyhow!("no get_database in the access table"))?;
+        let get_database = (*access)
+            .get_database
+            .ok_or_else(|| anyhow::anyhow!("no get_database in the access table"))?;
         let db = get_database(info);
         if db.is_null() {
             return Ok(false);

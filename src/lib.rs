@@ -8,17 +8,17 @@
 //! DuckDB's C API.
 
 pub mod binding;
-pub mod rng;
 mod isa;
+pub mod rng;
 
-pub mod ingest;
-pub mod synth;
-pub mod analytics;
-pub mod features;
-pub mod segment;
 pub mod als;
-pub mod recommend;
+pub mod analytics;
 pub mod evaluate;
+pub mod features;
+pub mod ingest;
+pub mod recommend;
+pub mod segment;
+pub mod synth;
 
 mod entry;
 

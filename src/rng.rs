@@ -37,7 +37,9 @@ impl Rng {
     /// e.g. one per user or per parallel block, so results do not depend on
     /// how work is split across threads.
     pub fn for_stream(seed: u64, stream: u64) -> Self {
-        Rng::new(mix64(seed ^ mix64(stream.wrapping_add(0xD1B5_4A32_D192_ED03))))
+        Rng::new(mix64(
+            seed ^ mix64(stream.wrapping_add(0xD1B5_4A32_D192_ED03)),
+        ))
     }
 
     #[inline]
@@ -82,9 +84,24 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_other_seed_other_stream() {
-        let a: Vec<u64> = (0..5).map({ let mut r = Rng::new(7); move |_| r.next_u64() }).collect();
-        let b: Vec<u64> = (0..5).map({ let mut r = Rng::new(7); move |_| r.next_u64() }).collect();
-        let c: Vec<u64> = (0..5).map({ let mut r = Rng::new(8); move |_| r.next_u64() }).collect();
+        let a: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let c: Vec<u64> = (0..5)
+            .map({
+                let mut r = Rng::new(8);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -88,15 +88,16 @@ const CATEGORY_CODES: &[&str] = &[
 
 /// Brands in order of popularity: the real leaders first, then a long tail.
 const TOP_BRANDS: &[&str] = &[
-    "samsung", "apple", "xiaomi", "huawei", "lucente", "lg", "bosch", "oppo", "sony", "respect", "acer", "lenovo",
-    "cordiant", "hp", "artel", "asus", "indesit", "elari", "redmond", "polaris", "tefal", "vivo", "philips", "canon",
+    "samsung", "apple", "xiaomi", "huawei", "lucente", "lg", "bosch", "oppo", "sony", "respect",
+    "acer", "lenovo", "cordiant", "hp", "artel", "asus", "indesit", "elari", "redmond", "polaris",
+    "tefal", "vivo", "philips", "canon",
 ];
 
 /// Relative activity by hour of day (UTC): quiet at 23-01, rising from 03,
 /// a plateau 08-15 peaking at 14-15, as in the real data.
 const HOURLY_PROFILE: [f64; 24] = [
-    1.2, 0.9, 1.2, 2.0, 3.5, 4.8, 5.6, 6.2, 6.5, 6.6, 6.6, 6.6, 6.7, 6.8, 7.1, 7.1, 6.7, 6.2, 5.7, 5.0, 4.0, 2.9,
-    2.0, 1.4,
+    1.2, 0.9, 1.2, 2.0, 3.5, 4.8, 5.6, 6.2, 6.5, 6.6, 6.6, 6.6, 6.7, 6.8, 7.1, 7.1, 6.7, 6.2, 5.7,
+    5.0, 4.0, 2.9, 2.0, 1.4,
 ];
 
 /// Per-view probabilities, solved from the published mix 96.1/2.2/1.7 % and
@@ -169,11 +170,14 @@ impl Catalogue {
         // catalogue keeps enough categories for tastes to differ between
         // users (the real data has one per 270 products, at 166,794 products).
         let n_categories = (n_products / 40).clamp(8.min(n_products), 624).max(1);
-        let category_weight: Vec<f64> = (0..n_categories).map(|c| 1.0 / (c as f64 + 1.0).powf(0.9)).collect();
+        let category_weight: Vec<f64> = (0..n_categories)
+            .map(|c| 1.0 / (c as f64 + 1.0).powf(0.9))
+            .collect();
         let category_cum = cumulative(category_weight.iter().copied());
         // Each category_id has one code (or none): ids are huge, as in REES46.
-        let category_ids: Vec<i64> =
-            (0..n_categories).map(|c| 2_053_013_552_226_107_603 + (c as i64) * 1_000_003_117 + (c as i64 % 7)).collect();
+        let category_ids: Vec<i64> = (0..n_categories)
+            .map(|c| 2_053_013_552_226_107_603 + (c as i64) * 1_000_003_117 + (c as i64 % 7))
+            .collect();
         let n_brands = (n_products / 48).clamp(TOP_BRANDS.len(), 4_200);
         let brand_cum = cumulative((0..n_brands).map(|b| 1.0 / (b as f64 + 1.0).powf(1.1)));
 
@@ -181,10 +185,17 @@ impl Catalogue {
         let mut by_category: Vec<Vec<u32>> = vec![Vec::new(); n_categories];
         for p in 0..n_products {
             // The first products go round-robin so every category has some.
-            let category = if p < n_categories { p } else { sample_cumulative(&category_cum, &mut rng) };
+            let category = if p < n_categories {
+                p
+            } else {
+                sample_cumulative(&category_cum, &mut rng)
+            };
             let code_index = (rng.mix_category(category) as usize) % CATEGORY_CODES.len();
-            let category_code =
-                if rng.next_f64() < EMPTY_CATEGORY_CODE_RATE { None } else { Some(CATEGORY_CODES[code_index]) };
+            let category_code = if rng.next_f64() < EMPTY_CATEGORY_CODE_RATE {
+                None
+            } else {
+                Some(CATEGORY_CODES[code_index])
+            };
             let brand = if rng.next_f64() < EMPTY_BRAND_RATE {
                 None
             } else {
@@ -215,13 +226,16 @@ impl Catalogue {
         // its category's weight times its within-category weight.
         let category_cumulative: Vec<Vec<f64>> = by_category
             .iter()
-            .map(|items| cumulative((0..items.len()).map(|rank| 1.0 / (rank as f64 + 1.0).powf(1.05))))
+            .map(|items| {
+                cumulative((0..items.len()).map(|rank| 1.0 / (rank as f64 + 1.0).powf(1.05)))
+            })
             .collect();
         let mut global_weight = vec![0.0; n_products];
         for (c, items) in by_category.iter().enumerate() {
             let total = category_cumulative[c].last().copied().unwrap_or(1.0);
             for (rank, &p) in items.iter().enumerate() {
-                global_weight[p as usize] = category_weight[c] / (rank as f64 + 1.0).powf(1.05) / total;
+                global_weight[p as usize] =
+                    category_weight[c] / (rank as f64 + 1.0).powf(1.05) / total;
             }
         }
         Catalogue {
@@ -312,18 +326,28 @@ pub fn user_budgets(params: &SynthParams) -> Vec<u64> {
     let assigned: u64 = budgets.iter().sum();
     if assigned != params.events && !budgets.is_empty() {
         let last = budgets.len() - 1;
-        budgets[last] = (budgets[last] + params.events).saturating_sub(assigned).max(1);
+        budgets[last] = (budgets[last] + params.events)
+            .saturating_sub(assigned)
+            .max(1);
     }
     budgets
 }
 
 /// Generates one user's events (time-ordered) into `out`.
-pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budget: u64, out: &mut Vec<Event>) {
+pub fn user_events(
+    params: &SynthParams,
+    catalogue: &Catalogue,
+    user: u32,
+    budget: u64,
+    out: &mut Vec<Event>,
+) {
     out.clear();
     let mut rng = Rng::for_stream(params.seed, user as u64);
     // Taste: two or three favourite categories, popular ones more often.
     let n_taste = 2 + (rng.next_f64() < 0.4) as usize;
-    let taste: Vec<usize> = (0..n_taste).map(|_| sample_cumulative(&catalogue.category_popularity, &mut rng)).collect();
+    let taste: Vec<usize> = (0..n_taste)
+        .map(|_| sample_cumulative(&catalogue.category_popularity, &mut rng))
+        .collect();
     let taste_weight = [0.6, 0.3, 0.1];
     let taste_product = |rng: &mut Rng| {
         let mut pick = rng.next_f64();
@@ -338,7 +362,8 @@ pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budge
     // collaborative model can learn and a category rule cannot.
     let n_considered = 3 + rng.below(10) as usize;
     let considered: Vec<u32> = (0..n_considered).map(|_| taste_product(&mut rng)).collect();
-    let in_taste = |product: u32| taste.contains(&(catalogue.products[product as usize].category as usize));
+    let in_taste =
+        |product: u32| taste.contains(&(catalogue.products[product as usize].category as usize));
     // Expected boost per view, so that boosts leave the overall mix unchanged.
     let mean_boost = CONSIDERED_VIEW_SHARE * CONSIDERED_BUY_BOOST
         + TASTE_VIEW_SHARE * TASTE_BUY_BOOST
@@ -353,16 +378,24 @@ pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budge
         let views = 1 + (0.74 + 1.6 * rng.normal()).exp().floor().min(1_158.0) as u64;
         let day = rng.below(params.days.max(1) as u64) as i64;
         let hour = sample_cumulative(&hour_cum, &mut rng) as i64;
-        let session_start = params.start_day * 86_400 + day * 86_400 + hour * 3_600 + rng.below(3_600) as i64;
+        let session_start =
+            params.start_day * 86_400 + day * 86_400 + hour * 3_600 + rng.below(3_600) as i64;
         let mut time = session_start;
-        let session = if rng.next_f64() < EMPTY_SESSION_RATE { 0 } else { (rng.next_u64() as u128) << 64 | rng.next_u64() as u128 | 1 };
+        let session = if rng.next_f64() < EMPTY_SESSION_RATE {
+            0
+        } else {
+            (rng.next_u64() as u128) << 64 | rng.next_u64() as u128 | 1
+        };
         let purchase_boost = if (8..=11).contains(&hour) { 1.25 } else { 0.95 };
         let first = out.len();
         let mut viewed = 0u64;
         while viewed < views && remaining > 0 {
             let pick = rng.next_f64();
             let (product, boost) = if pick < CONSIDERED_VIEW_SHARE {
-                (considered[rng.below(considered.len() as u64) as usize], CONSIDERED_BUY_BOOST)
+                (
+                    considered[rng.below(considered.len() as u64) as usize],
+                    CONSIDERED_BUY_BOOST,
+                )
             } else if pick < CONSIDERED_VIEW_SHARE + TASTE_VIEW_SHARE {
                 (taste_product(&mut rng), TASTE_BUY_BOOST)
             } else {
@@ -370,19 +403,41 @@ pub fn user_events(params: &SynthParams, catalogue: &Catalogue, user: u32, budge
                 (p, if in_taste(p) { TASTE_BUY_BOOST } else { 1.0 })
             };
             let norm = boost / mean_boost;
-            out.push(Event { time, kind: EventKind::View, product, user, session });
+            out.push(Event {
+                time,
+                kind: EventKind::View,
+                product,
+                user,
+                session,
+            });
             viewed += 1;
             remaining -= 1;
             let carted = remaining > 0 && rng.next_f64() < CART_PER_VIEW * norm;
             if carted {
                 time += 1 + rng.below(40) as i64;
-                out.push(Event { time, kind: EventKind::Cart, product, user, session });
+                out.push(Event {
+                    time,
+                    kind: EventKind::Cart,
+                    product,
+                    user,
+                    session,
+                });
                 remaining -= 1;
             }
-            let p_buy = if carted { PURCHASE_AFTER_CART } else { PURCHASE_WITHOUT_CART * norm * purchase_boost };
+            let p_buy = if carted {
+                PURCHASE_AFTER_CART
+            } else {
+                PURCHASE_WITHOUT_CART * norm * purchase_boost
+            };
             if remaining > 0 && rng.next_f64() < p_buy {
                 time += 5 + rng.below(120) as i64;
-                out.push(Event { time, kind: EventKind::Purchase, product, user, session });
+                out.push(Event {
+                    time,
+                    kind: EventKind::Purchase,
+                    product,
+                    user,
+                    session,
+                });
                 remaining -= 1;
             }
             if remaining > 0 && rng.next_f64() < EXACT_DUPLICATE_RATE {
@@ -434,7 +489,13 @@ pub fn format_time(seconds: i64, out: &mut String) {
     out.clear();
     let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
     let s = seconds.rem_euclid(86_400);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", s / 3_600, s % 3_600 / 60, s % 60);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        s / 3_600,
+        s % 3_600 / 60,
+        s % 60
+    );
 }
 
 /// Lower-case 8-4-4-4-12 UUID text of a 128-bit id.
@@ -465,15 +526,28 @@ pub struct EventStream {
 impl EventStream {
     pub fn new(params: SynthParams) -> Self {
         let catalogue = Catalogue::new(&params);
-        let budgets = if params.events == 0 { Vec::new() } else { user_budgets(&params) };
-        EventStream { params, catalogue, budgets, next_user: 0, buffer: Vec::new(), position: 0 }
+        let budgets = if params.events == 0 {
+            Vec::new()
+        } else {
+            user_budgets(&params)
+        };
+        EventStream {
+            params,
+            catalogue,
+            budgets,
+            next_user: 0,
+            buffer: Vec::new(),
+            position: 0,
+        }
     }
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
     }
     pub fn user_id(&self, user: u32) -> i64 {
         // Real user ids are 9-digit numbers from about 5.1e8.
-        512_000_000 + (crate::rng::mix64(user as u64 ^ self.params.seed) % 97) as i64 + user as i64 * 101
+        512_000_000
+            + (crate::rng::mix64(user as u64 ^ self.params.seed) % 97) as i64
+            + user as i64 * 101
     }
 }
 
@@ -485,7 +559,13 @@ impl Iterator for EventStream {
                 return None;
             }
             let user = self.next_user as u32;
-            user_events(&self.params, &self.catalogue, user, self.budgets[self.next_user], &mut self.buffer);
+            user_events(
+                &self.params,
+                &self.catalogue,
+                user,
+                self.budgets[self.next_user],
+                &mut self.buffer,
+            );
             self.next_user += 1;
             self.position = 0;
         }
@@ -509,12 +589,42 @@ impl TableFunction for Synth {
 
     fn params() -> Vec<Param> {
         vec![
-            Param::named("events", SqlType::BigInt, Value::Int(100_000), "the number of rows to generate, e.g. events := 100000"),
-            Param::named("users", SqlType::BigInt, Value::Int(0), "the number of users (0: events / 14, as in the real data)"),
-            Param::named("products", SqlType::BigInt, Value::Int(0), "the number of products (0: events / 250, 50 to 200000)"),
-            Param::named("days", SqlType::BigInt, Value::Int(31), "the number of days the events span, e.g. days := 31"),
-            Param::named("start_date", SqlType::Date, Value::Text("2019-10-01".into()), "the first day, e.g. start_date := DATE '2019-10-01'"),
-            Param::named("seed", SqlType::BigInt, Value::Int(42), "any integer seed, e.g. seed := 42"),
+            Param::named(
+                "events",
+                SqlType::BigInt,
+                Value::Int(100_000),
+                "the number of rows to generate, e.g. events := 100000",
+            ),
+            Param::named(
+                "users",
+                SqlType::BigInt,
+                Value::Int(0),
+                "the number of users (0: events / 14, as in the real data)",
+            ),
+            Param::named(
+                "products",
+                SqlType::BigInt,
+                Value::Int(0),
+                "the number of products (0: events / 250, 50 to 200000)",
+            ),
+            Param::named(
+                "days",
+                SqlType::BigInt,
+                Value::Int(31),
+                "the number of days the events span, e.g. days := 31",
+            ),
+            Param::named(
+                "start_date",
+                SqlType::Date,
+                Value::Text("2019-10-01".into()),
+                "the first day, e.g. start_date := DATE '2019-10-01'",
+            ),
+            Param::named(
+                "seed",
+                SqlType::BigInt,
+                Value::Int(42),
+                "any integer seed, e.g. seed := 42",
+            ),
         ]
     }
 
@@ -563,9 +673,18 @@ impl TableFunction for Synth {
         (String::with_capacity(32), String::with_capacity(40))
     }
 
-    fn fill(&self, scan: &Self::Scan, cursor: &mut Self::Cursor, out: &mut OutputChunk) -> anyhow::Result<usize> {
-        let mut guard = scan.lock().map_err(|_| anyhow::anyhow!("generator state poisoned by an earlier error"))?;
-        let Some(stream) = guard.as_mut() else { return Ok(0) };
+    fn fill(
+        &self,
+        scan: &Self::Scan,
+        cursor: &mut Self::Cursor,
+        out: &mut OutputChunk,
+    ) -> anyhow::Result<usize> {
+        let mut guard = scan
+            .lock()
+            .map_err(|_| anyhow::anyhow!("generator state poisoned by an earlier error"))?;
+        let Some(stream) = guard.as_mut() else {
+            return Ok(0);
+        };
         let (time_text, uuid_text) = cursor;
         let capacity = out.capacity();
         let mut rows = 0;
@@ -621,9 +740,16 @@ fn parse_date(text: &str) -> Option<i64> {
 pub fn macros() -> Vec<SqlMacro> {
     let params = Synth::params();
     let signature: Vec<String> = params.iter().map(|p| p.macro_signature()).collect();
-    let pass: Vec<String> = params.iter().map(|p| format!("{0} := {0}", p.name)).collect();
+    let pass: Vec<String> = params
+        .iter()
+        .map(|p| format!("{0} := {0}", p.name))
+        .collect();
     let signature: Vec<&str> = signature.iter().map(|s| s.as_str()).collect();
-    vec![SqlMacro::table("synth", &signature, format!("FROM ecoreco_synth({})", pass.join(", ")))]
+    vec![SqlMacro::table(
+        "synth",
+        &signature,
+        format!("FROM ecoreco_synth({})", pass.join(", ")),
+    )]
 }
 
 #[cfg(test)]
@@ -650,7 +776,10 @@ mod tests {
         assert_eq!(s, "2019-10-01 01:02:03 UTC");
         format_uuid(0x0123456789abcdef_0011223344556677, &mut s);
         assert_eq!(s, "01234567-89ab-cdef-0011-223344556677");
-        assert_eq!(parse_date("2019-11-17"), Some(days_from_civil(2019, 11, 17)));
+        assert_eq!(
+            parse_date("2019-11-17"),
+            Some(days_from_civil(2019, 11, 17))
+        );
         assert_eq!(parse_date("2019-13-01"), None);
     }
 
@@ -673,7 +802,11 @@ mod tests {
         let cat = stream.catalogue();
         let n = events.len() as f64;
         let count = |k: EventKind| events.iter().filter(|e| e.kind == k).count() as f64 / n;
-        let (views, carts, purchases) = (count(EventKind::View), count(EventKind::Cart), count(EventKind::Purchase));
+        let (views, carts, purchases) = (
+            count(EventKind::View),
+            count(EventKind::Cart),
+            count(EventKind::Purchase),
+        );
         assert!((views - 0.961).abs() < 0.01, "views {views}");
         assert!((carts - 0.022).abs() < 0.006, "carts {carts}");
         assert!((purchases - 0.017).abs() < 0.006, "purchases {purchases}");
@@ -693,21 +826,44 @@ mod tests {
         assert!((3.4..5.4).contains(&mean), "mean events per session {mean}");
         let buying: Vec<_> = sessions.values().filter(|s| s.1).collect();
         let without_cart = buying.iter().filter(|s| !s.2).count() as f64 / buying.len() as f64;
-        assert!((0.35..0.75).contains(&without_cart), "purchasing sessions without cart {without_cart}");
+        assert!(
+            (0.35..0.75).contains(&without_cart),
+            "purchasing sessions without cart {without_cart}"
+        );
 
-        let empty_code = events.iter().filter(|e| cat.products[e.product as usize].category_code.is_none()).count() as f64 / n;
-        let empty_brand = events.iter().filter(|e| cat.products[e.product as usize].brand.is_none()).count() as f64 / n;
-        assert!((0.22..0.42).contains(&empty_code), "empty category_code {empty_code}");
-        assert!((0.07..0.21).contains(&empty_brand), "empty brand {empty_brand}");
+        let empty_code = events
+            .iter()
+            .filter(|e| cat.products[e.product as usize].category_code.is_none())
+            .count() as f64
+            / n;
+        let empty_brand = events
+            .iter()
+            .filter(|e| cat.products[e.product as usize].brand.is_none())
+            .count() as f64
+            / n;
+        assert!(
+            (0.22..0.42).contains(&empty_code),
+            "empty category_code {empty_code}"
+        );
+        assert!(
+            (0.07..0.21).contains(&empty_brand),
+            "empty brand {empty_brand}"
+        );
 
         let prices: Vec<f64> = cat.products.iter().map(|p| p.price).collect();
         assert!(prices.iter().all(|&p| (0.0..=MAX_PRICE).contains(&p)));
         let mut sorted = prices.clone();
         sorted.sort_by(f64::total_cmp);
         let median_price = sorted[sorted.len() / 2];
-        assert!((110.0..230.0).contains(&median_price), "median price {median_price}");
+        assert!(
+            (110.0..230.0).contains(&median_price),
+            "median price {median_price}"
+        );
 
-        let tops: HashSet<&str> = CATEGORY_CODES.iter().map(|c| c.split('.').next().unwrap()).collect();
+        let tops: HashSet<&str> = CATEGORY_CODES
+            .iter()
+            .map(|c| c.split('.').next().unwrap())
+            .collect();
         assert_eq!(tops.len(), 13);
 
         let mut brand_purchases: HashMap<&str, usize> = HashMap::new();
@@ -719,7 +875,11 @@ mod tests {
         let mut ranked: Vec<_> = brand_purchases.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1));
         let leaders: HashSet<&str> = ranked.iter().take(4).map(|(b, _)| *b).collect();
-        assert!(leaders.contains("samsung") && leaders.contains("apple"), "top brands {:?}", &ranked[..4]);
+        assert!(
+            leaders.contains("samsung") && leaders.contains("apple"),
+            "top brands {:?}",
+            &ranked[..4]
+        );
 
         // Hourly profile: 14-15 UTC busier than 23-01 by a wide margin.
         let mut by_hour = [0usize; 24];
@@ -749,6 +909,9 @@ mod tests {
             s.insert(category);
         }
         assert!(total > 1_000);
-        assert!(repeat as f64 / total as f64 > 0.8, "purchases in known categories: {repeat}/{total}");
+        assert!(
+            repeat as f64 / total as f64 > 0.8,
+            "purchases in known categories: {repeat}/{total}"
+        );
     }
 }

@@ -95,7 +95,13 @@ impl Csr {
             }
             indptr.push(indices.len());
         }
-        Ok(Csr { n_rows, n_cols, indptr, indices, values: out_values })
+        Ok(Csr {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            values: out_values,
+        })
     }
 
     /// The n_cols × n_rows transpose, with sorted indices within each row.
@@ -115,7 +121,13 @@ impl Csr {
                 *slot += 1;
             }
         }
-        Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr, indices, values }
+        Csr {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            indptr,
+            indices,
+            values,
+        }
     }
 
     /// Column indices and values of row `r`. Panics if `r >= n_rows`.
@@ -140,7 +152,11 @@ impl Csr {
             self.indptr.len(),
             self.n_rows + 1
         );
-        ensure!(self.indptr[0] == 0, "indptr[0] is {}, expected 0", self.indptr[0]);
+        ensure!(
+            self.indptr[0] == 0,
+            "indptr[0] is {}, expected 0",
+            self.indptr[0]
+        );
         ensure!(
             self.indices.len() == self.values.len(),
             "{} column indices but {} values",
@@ -271,9 +287,14 @@ mod tests {
         let rows: Vec<u32> = (0..50).rev().collect();
         let cols = vec![0u32; 50];
         let vals: Vec<f32> = (0..50).map(|v| v as f32).collect();
-        let t = Csr::from_triplets(50, 1, &rows, &cols, &vals).unwrap().transpose();
+        let t = Csr::from_triplets(50, 1, &rows, &cols, &vals)
+            .unwrap()
+            .transpose();
         assert_eq!(t.indices, (0..50).collect::<Vec<u32>>());
-        assert_eq!(t.values, (0..50).rev().map(|v| v as f32).collect::<Vec<f32>>());
+        assert_eq!(
+            t.values,
+            (0..50).rev().map(|v| v as f32).collect::<Vec<f32>>()
+        );
     }
 
     #[test]
@@ -287,11 +308,17 @@ mod tests {
 
     #[test]
     fn out_of_range_and_length_errors() {
-        let e = Csr::from_triplets(2, 2, &[2], &[0], &[1.0]).unwrap_err().to_string();
+        let e = Csr::from_triplets(2, 2, &[2], &[0], &[1.0])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("row index 2 out of range"), "{e}");
-        let e = Csr::from_triplets(2, 2, &[0], &[5], &[1.0]).unwrap_err().to_string();
+        let e = Csr::from_triplets(2, 2, &[0], &[5], &[1.0])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("column index 5 out of range"), "{e}");
-        let e = Csr::from_triplets(2, 2, &[0, 1], &[0], &[1.0]).unwrap_err().to_string();
+        let e = Csr::from_triplets(2, 2, &[0, 1], &[0], &[1.0])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("differ in length"), "{e}");
     }
 
@@ -299,12 +326,20 @@ mod tests {
     fn validate_rejects_broken_structure() {
         let mut m = example();
         m.indices.swap(0, 1);
-        assert!(m.validate().unwrap_err().to_string().contains("strictly increasing"));
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("strictly increasing"));
         let mut m = example();
         m.indptr[3] = 3;
         assert!(m.validate().is_err());
         let mut m = example();
         m.indices[0] = 9;
-        assert!(m.validate().unwrap_err().to_string().contains("out of range"));
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
     }
 }

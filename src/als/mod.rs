@@ -51,10 +51,18 @@ impl TrainSettings {
     /// Reads the training parameters from argument columns starting at `first`.
     pub(crate) fn read(input: &InputChunk, row: usize, first: usize) -> anyhow::Result<Self> {
         let int = |col: usize, name: &str| {
-            input.i64(col, row).ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; leave it out for the default or pass a number"))
+            input.i64(col, row).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "parameter `{name}` is NULL; leave it out for the default or pass a number"
+                )
+            })
         };
         let real = |col: usize, name: &str| {
-            input.f64(col, row).ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; leave it out for the default or pass a number"))
+            input.f64(col, row).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "parameter `{name}` is NULL; leave it out for the default or pass a number"
+                )
+            })
         };
         Ok(TrainSettings {
             factors: int(first, "factors")?,
@@ -105,18 +113,37 @@ pub struct Trained {
 pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::Result<Trained> {
     anyhow::ensure!(!pairs.is_empty(), "no interactions to train on: the events table has no view, cart or purchase rows with a user_id and product_id");
     pairs.sort_unstable_by_key(|p| (p.user, p.product));
-    if let Some(w) = pairs.windows(2).find(|w| (w[0].user, w[0].product) == (w[1].user, w[1].product)) {
-        anyhow::bail!("user {} and product {} appear in more than one interaction row", w[0].user, w[0].product);
+    if let Some(w) = pairs
+        .windows(2)
+        .find(|w| (w[0].user, w[0].product) == (w[1].user, w[1].product))
+    {
+        anyhow::bail!(
+            "user {} and product {} appear in more than one interaction row",
+            w[0].user,
+            w[0].product
+        );
     }
-    if let Some(p) = pairs.iter().find(|p| !p.weight.is_finite() || p.weight < 0.0) {
-        anyhow::bail!("interaction weight {} of user {} and product {} is not a finite number >= 0", p.weight, p.user, p.product);
+    if let Some(p) = pairs
+        .iter()
+        .find(|p| !p.weight.is_finite() || p.weight < 0.0)
+    {
+        anyhow::bail!(
+            "interaction weight {} of user {} and product {} is not a finite number >= 0",
+            p.weight,
+            p.user,
+            p.product
+        );
     }
     let mut user_ids: Vec<i64> = pairs.iter().map(|p| p.user).collect();
     user_ids.dedup();
     let mut product_ids: Vec<i64> = pairs.iter().map(|p| p.product).collect();
     product_ids.sort_unstable();
     product_ids.dedup();
-    let product_pos: HashMap<i64, u32> = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
+    let product_pos: HashMap<i64, u32> = product_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as u32))
+        .collect();
 
     let mut rows = Vec::with_capacity(pairs.len());
     let mut cols = Vec::with_capacity(pairs.len());
@@ -155,12 +182,25 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
     interest.push(top_categories(&counts));
     // Popularity: purchases, ties broken by total interaction weight (< 1).
     let max_weight = weight_sum.iter().copied().fold(0.0f32, f32::max);
-    let popularity: Vec<f32> = purchases.iter().zip(&weight_sum).map(|(p, w)| p + w / (1.0 + max_weight)).collect();
+    let popularity: Vec<f32> = purchases
+        .iter()
+        .zip(&weight_sum)
+        .map(|(p, w)| p + w / (1.0 + max_weight))
+        .collect();
 
     let user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
-    let purchased = Csr::from_triplets(user_ids.len(), product_ids.len(), &purchase_rows, &purchase_cols, &vec![1.0; purchase_rows.len()])?;
+    let purchased = Csr::from_triplets(
+        user_ids.len(),
+        product_ids.len(),
+        &purchase_rows,
+        &purchase_cols,
+        &vec![1.0; purchase_rows.len()],
+    )?;
     let model = solver::train(&user_items, params)?;
-    let id = model::model_id(&[&model.user_factors, &model.item_factors], &[&user_ids, &product_ids]);
+    let id = model::model_id(
+        &[&model.user_factors, &model.item_factors],
+        &[&user_ids, &product_ids],
+    );
     let serving = ServingModel::new(
         id,
         params.factors,
@@ -173,17 +213,30 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
         purchased,
         interest,
     )?;
-    Ok(Trained { serving, params: params.clone(), loss: model.loss_per_iteration, interactions: pairs.len() })
+    Ok(Trained {
+        serving,
+        params: params.clone(),
+        loss: model.loss_per_iteration,
+        interactions: pairs.len(),
+    })
 }
 
 /// Reads pairs in the argument layout the macros use.
-fn collect(state: &mut TrainState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+fn collect(
+    state: &mut TrainState,
+    input: &InputChunk,
+    rows: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
     for row in rows {
         if state.settings.is_none() {
             state.settings = Some(TrainSettings::read(input, row, 6)?);
         }
-        let (Some(user), Some(product)) = (input.i64(0, row), input.i64(1, row)) else { continue };
-        let Some(weight) = input.f64(2, row) else { continue };
+        let (Some(user), Some(product)) = (input.i64(0, row), input.i64(1, row)) else {
+            continue;
+        };
+        let Some(weight) = input.f64(2, row) else {
+            continue;
+        };
         state.pairs.push(Pair {
             user,
             product,
@@ -198,7 +251,10 @@ fn collect(state: &mut TrainState, input: &InputChunk, rows: std::ops::Range<usi
 
 pub fn train_params() -> Vec<SqlType> {
     use SqlType::*;
-    vec![BigInt, BigInt, Double, BigInt, BigInt, BigInt, BigInt, BigInt, Double, Double, BigInt, BigInt, BigInt]
+    vec![
+        BigInt, BigInt, Double, BigInt, BigInt, BigInt, BigInt, BigInt, Double, Double, BigInt,
+        BigInt, BigInt,
+    ]
 }
 
 /// `ecoreco_als_train`: the model as rows.
@@ -213,7 +269,11 @@ impl AggregateFunction for AlsTrain {
     fn columns() -> Vec<Column> {
         model::model_columns()
     }
-    fn update(state: &mut TrainState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut TrainState,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         collect(state, input, rows)
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
@@ -224,9 +284,12 @@ impl AggregateFunction for AlsTrain {
         Ok(())
     }
     fn finalize(state: TrainState) -> anyhow::Result<RowSet> {
-        let settings = state.settings.ok_or_else(|| anyhow::anyhow!("the events table is empty: nothing to train on"))?;
+        let settings = state
+            .settings
+            .ok_or_else(|| anyhow::anyhow!("the events table is empty: nothing to train on"))?;
         let params = settings.params()?;
-        let trained = crate::binding::thread_pool(settings.threads)?.install(|| train_pairs(state.pairs, &params))?;
+        let trained = crate::binding::thread_pool(settings.threads)?
+            .install(|| train_pairs(state.pairs, &params))?;
         let p = &trained.params;
         let rows = to_rows(
             &trained.serving,
@@ -274,8 +337,14 @@ pub fn train_call(pairs_sql: &str) -> String {
 }
 
 pub const WEIGHT_PARAMS: [&str; 4] = ["view := 1", "cart := 3", "purchase := 5", "cap := 10"];
-pub const TRAIN_PARAMS: [&str; 6] =
-    ["factors := 50", "iterations := 15", "regularization := 0.1", "alpha := 1.0", "cg_steps := 3", "seed := 42"];
+pub const TRAIN_PARAMS: [&str; 6] = [
+    "factors := 50",
+    "iterations := 15",
+    "regularization := 0.1",
+    "alpha := 1.0",
+    "cg_steps := 3",
+    "seed := 42",
+];
 
 pub fn macros() -> Vec<SqlMacro> {
     let mut interactions_params = vec!["events"];

@@ -65,7 +65,14 @@ pub struct AlsParams {
 
 impl Default for AlsParams {
     fn default() -> Self {
-        AlsParams { factors: 50, iterations: 15, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 42 }
+        AlsParams {
+            factors: 50,
+            iterations: 15,
+            regularization: 0.1,
+            alpha: 1.0,
+            cg_steps: 3,
+            seed: 42,
+        }
     }
 }
 
@@ -126,13 +133,31 @@ pub fn train_with_callback(
 pub fn loss(user_items: &Csr, model: &AlsModel, regularization: f32, alpha: f32) -> f64 {
     let f = model.factors;
     assert!(f > 0, "model has 0 factors");
-    assert_eq!(model.user_factors.len(), user_items.n_rows * f, "user_factors do not match n_rows × factors");
-    assert_eq!(model.item_factors.len(), user_items.n_cols * f, "item_factors do not match n_cols × factors");
+    assert_eq!(
+        model.user_factors.len(),
+        user_items.n_rows * f,
+        "user_factors do not match n_rows × factors"
+    );
+    assert_eq!(
+        model.item_factors.len(),
+        user_items.n_cols * f,
+        "item_factors do not match n_cols × factors"
+    );
     let stride = padded_stride(f);
     let users = pad_rows(&model.user_factors, f, stride);
     let items = pad_rows(&model.item_factors, f, stride);
     let item_gram = gram(&items, f, stride, Isa::detect());
-    loss_padded(user_items, &users, &items, &item_gram, f, stride, regularization, alpha, Isa::detect())
+    loss_padded(
+        user_items,
+        &users,
+        &items,
+        &item_gram,
+        f,
+        stride,
+        regularization,
+        alpha,
+        Isa::detect(),
+    )
 }
 
 /// Exact solution of one row's normal equations
@@ -153,8 +178,17 @@ pub fn solve_exact(
 ) -> Result<Vec<f32>> {
     let f = factors;
     ensure!(f > 0, "factors must be > 0");
-    ensure!(item_factors.len().is_multiple_of(f), "item_factors length {} is not a multiple of factors {f}", item_factors.len());
-    ensure!(items.len() == raw_values.len(), "{} items but {} values", items.len(), raw_values.len());
+    ensure!(
+        item_factors.len().is_multiple_of(f),
+        "item_factors length {} is not a multiple of factors {f}",
+        item_factors.len()
+    );
+    ensure!(
+        items.len() == raw_values.len(),
+        "{} items but {} values",
+        items.len(),
+        raw_values.len()
+    );
     let n_items = item_factors.len() / f;
     let y = |i: usize| &item_factors[i * f..(i + 1) * f];
 
@@ -173,7 +207,10 @@ pub fn solve_exact(
     }
     let mut b = vec![0f64; f];
     for (&i, &r) in items.iter().zip(raw_values) {
-        ensure!((i as usize) < n_items, "item index {i} out of range ({n_items} items)");
+        ensure!(
+            (i as usize) < n_items,
+            "item index {i} out of range ({n_items} items)"
+        );
         let yi = y(i as usize);
         let confidence = 1.0 + alpha as f64 * r as f64;
         let preference = if r > 0.0 { 1.0 } else { 0.0 };
@@ -252,8 +289,12 @@ impl<'a> AlsTrainer<'a> {
         let stride = padded_stride(f);
         let n_users = user_items.n_rows;
         let n_items = user_items.n_cols;
-        let user_len = n_users.checked_mul(stride).ok_or_else(|| anyhow::anyhow!("user factor matrix too large"))?;
-        let item_len = n_items.checked_mul(stride).ok_or_else(|| anyhow::anyhow!("item factor matrix too large"))?;
+        let user_len = n_users
+            .checked_mul(stride)
+            .ok_or_else(|| anyhow::anyhow!("user factor matrix too large"))?;
+        let item_len = n_items
+            .checked_mul(stride)
+            .ok_or_else(|| anyhow::anyhow!("item factor matrix too large"))?;
         let user_factors = init_factors(user_len, f, stride, params.seed, 0);
         let item_factors = init_factors(item_len, f, stride, params.seed, 1);
         Ok(AlsTrainer {
@@ -314,9 +355,17 @@ impl<'a> AlsTrainer<'a> {
     /// Solves every row of one side given the other side's factors and Gram matrix.
     fn solve_half(&mut self, users: bool, other_gram: &[f32]) {
         let (matrix, solved, fixed) = if users {
-            (self.user_items, &mut *self.user_factors, &*self.item_factors)
+            (
+                self.user_items,
+                &mut *self.user_factors,
+                &*self.item_factors,
+            )
         } else {
-            (&self.item_users, &mut *self.item_factors, &*self.user_factors)
+            (
+                &self.item_users,
+                &mut *self.item_factors,
+                &*self.user_factors,
+            )
         };
         // The item half changes Y, invalidating the cached YᵀY.
         if !users {
@@ -365,7 +414,11 @@ fn validate_matrix(user_items: &Csr) -> Result<()> {
         user_items.nnz()
     );
     user_items.validate()?;
-    if let Some(k) = user_items.values.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+    if let Some(k) = user_items
+        .values
+        .iter()
+        .position(|v| !(v.is_finite() && *v >= 0.0))
+    {
         bail!(
             "ALS interaction weights must be finite and >= 0, found {} (entry {k})",
             user_items.values[k]
@@ -398,9 +451,14 @@ impl FactorRows {
 
     fn zeroed(len: usize) -> FactorRows {
         let buffer = vec![0f32; len + Self::ALIGN_FLOATS];
-        let misalignment = (buffer.as_ptr() as usize / std::mem::size_of::<f32>()) % Self::ALIGN_FLOATS;
+        let misalignment =
+            (buffer.as_ptr() as usize / std::mem::size_of::<f32>()) % Self::ALIGN_FLOATS;
         let offset = (Self::ALIGN_FLOATS - misalignment) % Self::ALIGN_FLOATS;
-        FactorRows { buffer, offset, len }
+        FactorRows {
+            buffer,
+            offset,
+            len,
+        }
     }
 }
 
@@ -438,12 +496,15 @@ fn unpad_rows(rows: &[f32], factors: usize, stride: usize) -> Vec<f32> {
 /// (side 0) and items (side 1) draw independent numbers.
 fn init_factors(len: usize, factors: usize, stride: usize, seed: u64, side: u64) -> FactorRows {
     let mut out = FactorRows::zeroed(len);
-    out.par_chunks_mut(stride).enumerate().with_min_len(256).for_each(|(row, dst)| {
-        let mut rng = Rng::for_stream(seed, 2 * row as u64 + side);
-        for v in &mut dst[..factors] {
-            *v = (rng.normal() * 0.01) as f32;
-        }
-    });
+    out.par_chunks_mut(stride)
+        .enumerate()
+        .with_min_len(256)
+        .for_each(|(row, dst)| {
+            let mut rng = Rng::for_stream(seed, 2 * row as u64 + side);
+            for v in &mut dst[..factors] {
+                *v = (rng.normal() * 0.01) as f32;
+            }
+        });
     out
 }
 
@@ -514,7 +575,12 @@ impl VectorOps for Portable {
 /// the last pair — the natural vector reduction), identical in every compilation.
 #[inline(always)]
 fn horizontal_sum(acc: [f32; LANES]) -> f32 {
-    let half = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    let half = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
     let quarter = [half[0] + half[2], half[1] + half[3]];
     quarter[0] + quarter[1]
 }
@@ -562,7 +628,10 @@ mod avx2 {
         // Same pairing as `horizontal_sum`: (l, l+4), then (l, l+2), then (0, 1).
         let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
-        _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps::<0b01>(quarter, quarter)))
+        _mm_cvtss_f32(_mm_add_ss(
+            quarter,
+            _mm_shuffle_ps::<0b01>(quarter, quarter),
+        ))
     }
 
     #[target_feature(enable = "avx2")]
@@ -575,7 +644,10 @@ mod avx2 {
         while k < n {
             // SAFETY: k + LANES <= n <= x.len(), y.len().
             unsafe {
-                let updated = _mm256_add_ps(_mm256_loadu_ps(py.add(k)), _mm256_mul_ps(va, _mm256_loadu_ps(px.add(k))));
+                let updated = _mm256_add_ps(
+                    _mm256_loadu_ps(py.add(k)),
+                    _mm256_mul_ps(va, _mm256_loadu_ps(px.add(k))),
+                );
                 _mm256_storeu_ps(py.add(k), updated);
             }
             k += LANES;
@@ -618,7 +690,14 @@ const PREFETCH_DISTANCE: usize = 6;
 /// `out = (G + λI) v` for a symmetric `stride × stride` Gram matrix whose rows
 /// beyond `factors` are zero (so they are skipped).
 #[inline(always)]
-fn gram_matvec<K: VectorOps>(gram: &[f32], v: &[f32], out: &mut [f32], factors: usize, stride: usize, regularization: f32) {
+fn gram_matvec<K: VectorOps>(
+    gram: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    factors: usize,
+    stride: usize,
+    regularization: f32,
+) {
     for (o, &vi) in out.iter_mut().zip(v) {
         *o = regularization * vi;
     }
@@ -686,7 +765,12 @@ fn gram_accumulate<K: VectorOps>(rows: &[f32], out: &mut [f32], factors: usize, 
             let g_row = &mut out[j * stride..(j + 1) * stride];
             for c in 0..stride / LANES {
                 let range = c * LANES..(c + 1) * LANES;
-                let (c0, c1, c2, c3) = (&y0[range.clone()], &y1[range.clone()], &y2[range.clone()], &y3[range.clone()]);
+                let (c0, c1, c2, c3) = (
+                    &y0[range.clone()],
+                    &y1[range.clone()],
+                    &y2[range.clone()],
+                    &y3[range.clone()],
+                );
                 let g = &mut g_row[range];
                 for l in 0..LANES {
                     g[l] += (a0 * c0[l] + a1 * c1[l]) + (a2 * c2[l] + a3 * c3[l]);
@@ -753,13 +837,25 @@ fn solve_rows(matrix: &Csr, solved: &mut [f32], problem: &RowProblem, isa: Isa) 
         );
 }
 
-fn solve_row_portable(problem: &RowProblem, cols: &[u32], raw: &[f32], x: &mut [f32], scratch: &mut CgScratch) {
+fn solve_row_portable(
+    problem: &RowProblem,
+    cols: &[u32],
+    raw: &[f32],
+    x: &mut [f32],
+    scratch: &mut CgScratch,
+) {
     solve_row::<Portable>(problem, cols, raw, x, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn solve_row_avx2(problem: &RowProblem, cols: &[u32], raw: &[f32], x: &mut [f32], scratch: &mut CgScratch) {
+unsafe fn solve_row_avx2(
+    problem: &RowProblem,
+    cols: &[u32],
+    raw: &[f32],
+    x: &mut [f32],
+    scratch: &mut CgScratch,
+) {
     solve_row::<Avx2>(problem, cols, raw, x, scratch)
 }
 
@@ -768,7 +864,13 @@ unsafe fn solve_row_avx2(problem: &RowProblem, cols: &[u32], raw: &[f32], x: &mu
 /// `A·v` is applied as `(YᵀY + λI)v + Σ_i (c_i − 1)(y_i·v) y_i` over the row's
 /// stored entries only, never forming `A`.
 #[inline(always)]
-fn solve_row<K: VectorOps>(problem: &RowProblem, cols: &[u32], raw: &[f32], x: &mut [f32], scratch: &mut CgScratch) {
+fn solve_row<K: VectorOps>(
+    problem: &RowProblem,
+    cols: &[u32],
+    raw: &[f32],
+    x: &mut [f32],
+    scratch: &mut CgScratch,
+) {
     if cols.is_empty() {
         // A = YᵀY + λI, b = 0: x = 0 solves it (and is what implicit does).
         x.fill(0.0);
@@ -777,10 +879,21 @@ fn solve_row<K: VectorOps>(problem: &RowProblem, cols: &[u32], raw: &[f32], x: &
     let stride = problem.stride;
     let y = problem.fixed_factors;
     let alpha = problem.alpha;
-    let CgScratch { residual, direction, a_direction } = scratch;
+    let CgScratch {
+        residual,
+        direction,
+        a_direction,
+    } = scratch;
 
     // residual = b − A x = Σ_i c_i p_i y_i − (YᵀY + λI) x − Σ_i (c_i − 1)(y_i·x) y_i
-    gram_matvec::<K>(problem.gram, x, residual, problem.factors, stride, problem.regularization);
+    gram_matvec::<K>(
+        problem.gram,
+        x,
+        residual,
+        problem.factors,
+        stride,
+        problem.regularization,
+    );
     for v in residual.iter_mut() {
         *v = -*v;
     }
@@ -795,7 +908,8 @@ fn solve_row<K: VectorOps>(problem: &RowProblem, cols: &[u32], raw: &[f32], x: &
         let y_i = &y[i as usize * stride..(i as usize + 1) * stride];
         let confidence_minus_one = alpha * r;
         let preference = if r > 0.0 { 1.0 } else { 0.0 };
-        let coefficient = preference * (1.0 + confidence_minus_one) - confidence_minus_one * K::dot(y_i, x);
+        let coefficient =
+            preference * (1.0 + confidence_minus_one) - confidence_minus_one * K::dot(y_i, x);
         K::axpy(coefficient, y_i, residual);
     }
 
@@ -806,12 +920,23 @@ fn solve_row<K: VectorOps>(problem: &RowProblem, cols: &[u32], raw: &[f32], x: &
     }
     for _ in 0..problem.cg_steps {
         // a_direction = A · direction
-        gram_matvec::<K>(problem.gram, direction, a_direction, problem.factors, stride, problem.regularization);
+        gram_matvec::<K>(
+            problem.gram,
+            direction,
+            a_direction,
+            problem.factors,
+            stride,
+            problem.regularization,
+        );
         for (&i, &r) in cols.iter().zip(raw) {
             let confidence_minus_one = alpha * r;
             if confidence_minus_one != 0.0 {
                 let y_i = &y[i as usize * stride..(i as usize + 1) * stride];
-                K::axpy(confidence_minus_one * K::dot(y_i, direction), y_i, a_direction);
+                K::axpy(
+                    confidence_minus_one * K::dot(y_i, direction),
+                    y_i,
+                    a_direction,
+                );
             }
         }
         let curvature = K::dot(direction, a_direction);
@@ -878,32 +1003,57 @@ fn loss_padded(
         .collect();
     let item_norm2: f64 = item_factors
         .par_chunks(LOSS_CHUNK_ROWS * stride)
-        .map(|rows| rows.chunks_exact(stride).map(|y| Portable::dot(y, y) as f64).sum::<f64>())
+        .map(|rows| {
+            rows.chunks_exact(stride)
+                .map(|y| Portable::dot(y, y) as f64)
+                .sum::<f64>()
+        })
         .collect::<Vec<f64>>()
         .iter()
         .sum();
-    let (data_term, user_norm2) = partials.iter().fold((0.0, 0.0), |(d, n), &(pd, pn)| (d + pd, n + pn));
+    let (data_term, user_norm2) = partials
+        .iter()
+        .fold((0.0, 0.0), |(d, n), &(pd, pn)| (d + pd, n + pn));
     let raw_sum: f64 = user_items.values.iter().map(|&r| r as f64).sum();
-    let total_confidence = (user_items.n_rows as f64) * (user_items.n_cols as f64) + alpha as f64 * raw_sum;
+    let total_confidence =
+        (user_items.n_rows as f64) * (user_items.n_cols as f64) + alpha as f64 * raw_sum;
     (data_term + regularization as f64 * (user_norm2 + item_norm2)) / total_confidence
 }
 
 type LossArgs<'a> = (&'a [f32], &'a [f32], usize, usize, f32);
 
-fn loss_row_portable(args: LossArgs, cols: &[u32], raw: &[f32], x: &[f32], work: &mut [f32]) -> f64 {
+fn loss_row_portable(
+    args: LossArgs,
+    cols: &[u32],
+    raw: &[f32],
+    x: &[f32],
+    work: &mut [f32],
+) -> f64 {
     loss_row::<Portable>(args, cols, raw, x, work)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn loss_row_avx2(args: LossArgs, cols: &[u32], raw: &[f32], x: &[f32], work: &mut [f32]) -> f64 {
+unsafe fn loss_row_avx2(
+    args: LossArgs,
+    cols: &[u32],
+    raw: &[f32],
+    x: &[f32],
+    work: &mut [f32],
+) -> f64 {
     loss_row::<Avx2>(args, cols, raw, x, work)
 }
 
 /// `Σ_i c_ui (p_ui − x·y_i)²` over all items for one user:
 /// `xᵀ(YᵀY)x + Σ_stored [c p − 2 c p s + (c − 1) s²]`, `s = x·y_i`.
 #[inline(always)]
-fn loss_row<K: VectorOps>(args: LossArgs, cols: &[u32], raw: &[f32], x: &[f32], work: &mut [f32]) -> f64 {
+fn loss_row<K: VectorOps>(
+    args: LossArgs,
+    cols: &[u32],
+    raw: &[f32],
+    x: &[f32],
+    work: &mut [f32],
+) -> f64 {
     let (item_factors, item_gram, factors, stride, alpha) = args;
     gram_matvec::<K>(item_gram, x, work, factors, stride, 0.0);
     let mut constant = 0f64;
@@ -934,7 +1084,12 @@ fn loss_row<K: VectorOps>(args: LossArgs, cols: &[u32], raw: &[f32], x: &[f32], 
 /// mean `mean_per_user`), items drawn with a popularity skew (`item =
 /// ⌊n_items · U²⌋`, so low item ids are popular, like real catalogues), weights
 /// uniform in 1..=10; repeated picks are summed by [`Csr::from_triplets`].
-pub fn synthetic_user_items(n_users: usize, n_items: usize, mean_per_user: usize, seed: u64) -> Csr {
+pub fn synthetic_user_items(
+    n_users: usize,
+    n_items: usize,
+    mean_per_user: usize,
+    seed: u64,
+) -> Csr {
     assert!(n_users > 0 && n_items > 0 && mean_per_user > 0);
     let per_user: Vec<Vec<(u32, f32)>> = (0..n_users)
         .into_par_iter()
@@ -952,7 +1107,11 @@ pub fn synthetic_user_items(n_users: usize, n_items: usize, mean_per_user: usize
         })
         .collect();
     let total: usize = per_user.iter().map(Vec::len).sum();
-    let (mut rows, mut cols, mut values) = (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
+    let (mut rows, mut cols, mut values) = (
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+        Vec::with_capacity(total),
+    );
     for (u, entries) in per_user.iter().enumerate() {
         for &(i, v) in entries {
             rows.push(u as u32);
@@ -960,7 +1119,8 @@ pub fn synthetic_user_items(n_users: usize, n_items: usize, mean_per_user: usize
             values.push(v);
         }
     }
-    Csr::from_triplets(n_users, n_items, &rows, &cols, &values).expect("generated indices are in range")
+    Csr::from_triplets(n_users, n_items, &rows, &cols, &values)
+        .expect("generated indices are in range")
 }
 
 #[cfg(test)]
@@ -968,7 +1128,14 @@ mod tests {
     use super::*;
 
     fn small_params(factors: usize) -> AlsParams {
-        AlsParams { factors, iterations: 10, regularization: 0.1, alpha: 2.0, cg_steps: 3, seed: 7 }
+        AlsParams {
+            factors,
+            iterations: 10,
+            regularization: 0.1,
+            alpha: 2.0,
+            cg_steps: 3,
+            seed: 7,
+        }
     }
 
     fn random_factors(n: usize, f: usize, seed: u64) -> Vec<f32> {
@@ -993,20 +1160,30 @@ mod tests {
                 let c = 1.0 + alpha * r;
                 let p = if r > 0.0 { 1.0 } else { 0.0 };
                 let s: f64 = (0..f)
-                    .map(|k| model.user_factors[u * f + k] as f64 * model.item_factors[i * f + k] as f64)
+                    .map(|k| {
+                        model.user_factors[u * f + k] as f64 * model.item_factors[i * f + k] as f64
+                    })
                     .sum();
                 sum += c * (p - s) * (p - s);
                 weight += c;
             }
         }
-        let norms: f64 = model.user_factors.iter().chain(&model.item_factors).map(|&v| v as f64 * v as f64).sum();
+        let norms: f64 = model
+            .user_factors
+            .iter()
+            .chain(&model.item_factors)
+            .map(|&v| v as f64 * v as f64)
+            .sum();
         (sum + reg * norms) / weight
     }
 
     #[test]
     fn default_params() {
         let p = AlsParams::default();
-        assert_eq!((p.factors, p.iterations, p.cg_steps, p.seed), (50, 15, 3, 42));
+        assert_eq!(
+            (p.factors, p.iterations, p.cg_steps, p.seed),
+            (50, 15, 3, 42)
+        );
         assert_eq!((p.regularization, p.alpha), (0.1, 1.0));
     }
 
@@ -1014,13 +1191,55 @@ mod tests {
     fn invalid_params_are_rejected_with_clear_errors() {
         let m = synthetic_user_items(20, 10, 3, 1);
         let cases: Vec<(AlsParams, &str)> = vec![
-            (AlsParams { factors: 0, ..Default::default() }, "factors"),
-            (AlsParams { iterations: 0, ..Default::default() }, "iterations"),
-            (AlsParams { cg_steps: 0, ..Default::default() }, "cg_steps"),
-            (AlsParams { regularization: -0.1, ..Default::default() }, "regularization"),
-            (AlsParams { regularization: f32::NAN, ..Default::default() }, "regularization"),
-            (AlsParams { alpha: -1.0, ..Default::default() }, "alpha"),
-            (AlsParams { alpha: f32::INFINITY, ..Default::default() }, "alpha"),
+            (
+                AlsParams {
+                    factors: 0,
+                    ..Default::default()
+                },
+                "factors",
+            ),
+            (
+                AlsParams {
+                    iterations: 0,
+                    ..Default::default()
+                },
+                "iterations",
+            ),
+            (
+                AlsParams {
+                    cg_steps: 0,
+                    ..Default::default()
+                },
+                "cg_steps",
+            ),
+            (
+                AlsParams {
+                    regularization: -0.1,
+                    ..Default::default()
+                },
+                "regularization",
+            ),
+            (
+                AlsParams {
+                    regularization: f32::NAN,
+                    ..Default::default()
+                },
+                "regularization",
+            ),
+            (
+                AlsParams {
+                    alpha: -1.0,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+            (
+                AlsParams {
+                    alpha: f32::INFINITY,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
         ];
         for (params, needle) in cases {
             let err = train(&m, &params).unwrap_err().to_string();
@@ -1041,11 +1260,17 @@ mod tests {
             Csr::from_triplets(0, 0, &[], &[], &[]).unwrap(),
             Csr::from_triplets(3, 3, &[], &[], &[]).unwrap(),
         ] {
-            assert!(train(&empty, &p).unwrap_err().to_string().contains("non-empty"));
+            assert!(train(&empty, &p)
+                .unwrap_err()
+                .to_string()
+                .contains("non-empty"));
         }
         let mut broken = Csr::from_triplets(2, 2, &[0], &[0], &[1.0]).unwrap();
         broken.indices[0] = 7;
-        assert!(train(&broken, &p).unwrap_err().to_string().contains("out of range"));
+        assert!(train(&broken, &p)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
     }
 
     #[test]
@@ -1077,9 +1302,19 @@ mod tests {
                 let cg = &solved[u * stride..u * stride + f];
                 let scale = exact.iter().map(|v| v.abs()).fold(1e-3, f32::max);
                 for k in 0..f {
-                    assert!((cg[k] - exact[k]).abs() <= 1e-3 * scale, "user {u} factor {k}: cg {} vs exact {}", cg[k], exact[k]);
+                    assert!(
+                        (cg[k] - exact[k]).abs() <= 1e-3 * scale,
+                        "user {u} factor {k}: cg {} vs exact {}",
+                        cg[k],
+                        exact[k]
+                    );
                 }
-                assert!(solved[u * stride + f..(u + 1) * stride].iter().all(|&v| v == 0.0), "padding stays zero");
+                assert!(
+                    solved[u * stride + f..(u + 1) * stride]
+                        .iter()
+                        .all(|&v| v == 0.0),
+                    "padding stays zero"
+                );
             }
         }
     }
@@ -1089,17 +1324,35 @@ mod tests {
         // After training converges, one more half-iteration with 3 steps
         // should already be near the exact per-user solution.
         let m = synthetic_user_items(60, 30, 6, 5);
-        let params = AlsParams { factors: 8, iterations: 15, ..small_params(8) };
+        let params = AlsParams {
+            factors: 8,
+            iterations: 15,
+            ..small_params(8)
+        };
         let model = train(&m, &params).unwrap();
         let mut worst = 0f32;
         for u in 0..m.n_rows {
             let (cols, vals) = m.row(u);
-            let exact = solve_exact(&model.item_factors, 8, cols, vals, params.regularization, params.alpha).unwrap();
+            let exact = solve_exact(
+                &model.item_factors,
+                8,
+                cols,
+                vals,
+                params.regularization,
+                params.alpha,
+            )
+            .unwrap();
             let norm = exact.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-3);
-            let diff = (0..8).map(|k| (exact[k] - model.user_factors[u * 8 + k]).powi(2)).sum::<f32>().sqrt();
+            let diff = (0..8)
+                .map(|k| (exact[k] - model.user_factors[u * 8 + k]).powi(2))
+                .sum::<f32>()
+                .sqrt();
             worst = worst.max(diff / norm);
         }
-        assert!(worst < 0.05, "worst relative distance to exact solution {worst}");
+        assert!(
+            worst < 0.05,
+            "worst relative distance to exact solution {worst}"
+        );
     }
 
     #[test]
@@ -1124,7 +1377,10 @@ mod tests {
         };
         let ours = loss(&m, &model, 0.25, 1.5);
         let expected = brute_force_loss(&m, &model, 0.25, 1.5);
-        assert!((ours - expected).abs() <= 1e-5 * expected.abs(), "{ours} vs {expected}");
+        assert!(
+            (ours - expected).abs() <= 1e-5 * expected.abs(),
+            "{ours} vs {expected}"
+        );
     }
 
     #[test]
@@ -1133,7 +1389,12 @@ mod tests {
         // cell (0,0): c = 3, p = 1, s = 1 → 3·0 = 0; cell (0,1): c = 1, p = 0, s = 0 → 0.
         // reg: 0.5·(1 + 1 + 0) = 1; Σc = 2 + 1·2 = 4 → loss = 1/4.
         let m = Csr::from_triplets(1, 2, &[0], &[0], &[2.0]).unwrap();
-        let model = AlsModel { factors: 1, user_factors: vec![1.0], item_factors: vec![1.0, 0.0], loss_per_iteration: vec![] };
+        let model = AlsModel {
+            factors: 1,
+            user_factors: vec![1.0],
+            item_factors: vec![1.0, 0.0],
+            loss_per_iteration: vec![],
+        };
         assert!((loss(&m, &model, 0.5, 1.0) - 0.25).abs() < 1e-12);
     }
 
@@ -1148,24 +1409,42 @@ mod tests {
         assert!(l[l.len() - 1] < l[0], "{l:?}");
         assert!(l[l.len() - 1] < 0.8 * l[0], "{l:?}");
         let recomputed = loss(&m, &model, params.regularization, params.alpha);
-        assert!((recomputed - l[l.len() - 1]).abs() <= 1e-9 * recomputed, "{recomputed} vs {}", l[l.len() - 1]);
+        assert!(
+            (recomputed - l[l.len() - 1]).abs() <= 1e-9 * recomputed,
+            "{recomputed} vs {}",
+            l[l.len() - 1]
+        );
     }
 
     #[test]
     fn callback_sees_every_iteration() {
         let m = synthetic_user_items(50, 20, 4, 2);
         let mut seen = vec![];
-        let model = train_with_callback(&m, &small_params(4), |it, loss| seen.push((it, loss))).unwrap();
-        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
-        assert_eq!(seen.iter().map(|s| s.1).collect::<Vec<_>>(), model.loss_per_iteration);
+        let model =
+            train_with_callback(&m, &small_params(4), |it, loss| seen.push((it, loss))).unwrap();
+        assert_eq!(
+            seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            seen.iter().map(|s| s.1).collect::<Vec<_>>(),
+            model.loss_per_iteration
+        );
     }
 
     #[test]
     fn bit_identical_across_thread_counts_and_instruction_sets() {
         let m = synthetic_user_items(3000, 700, 6, 4);
-        let params = AlsParams { iterations: 3, ..small_params(13) };
+        let params = AlsParams {
+            iterations: 3,
+            ..small_params(13)
+        };
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| train(&m, &params).unwrap())
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| train(&m, &params).unwrap())
         };
         let one = run(1);
         let two = run(2);
@@ -1173,7 +1452,18 @@ mod tests {
         assert_eq!(one, run(3));
         // Same seed, same model; another seed, another model.
         assert_eq!(one, train(&m, &params).unwrap());
-        assert_ne!(one.user_factors, train(&m, &AlsParams { seed: 8, ..params.clone() }).unwrap().user_factors);
+        assert_ne!(
+            one.user_factors,
+            train(
+                &m,
+                &AlsParams {
+                    seed: 8,
+                    ..params.clone()
+                }
+            )
+            .unwrap()
+            .user_factors
+        );
 
         // The portable compilation of the kernels gives the same bits as the dispatched one.
         let mut portable = AlsTrainer::new(&m, &params).unwrap();
@@ -1189,26 +1479,60 @@ mod tests {
     #[test]
     fn rows_without_interactions_get_zero_factors() {
         // Users 1 and 3, items 2 and 4 have no interactions.
-        let m = Csr::from_triplets(4, 5, &[0, 0, 2, 2, 0], &[0, 1, 1, 3, 3], &[1.0, 3.0, 2.0, 1.0, 5.0]).unwrap();
+        let m = Csr::from_triplets(
+            4,
+            5,
+            &[0, 0, 2, 2, 0],
+            &[0, 1, 1, 3, 3],
+            &[1.0, 3.0, 2.0, 1.0, 5.0],
+        )
+        .unwrap();
         let f = 3;
-        let model = train(&m, &AlsParams { factors: f, ..small_params(f) }).unwrap();
-        assert!(model.user_factors.iter().chain(&model.item_factors).all(|v| v.is_finite()));
+        let model = train(
+            &m,
+            &AlsParams {
+                factors: f,
+                ..small_params(f)
+            },
+        )
+        .unwrap();
+        assert!(model
+            .user_factors
+            .iter()
+            .chain(&model.item_factors)
+            .all(|v| v.is_finite()));
         for u in [1, 3] {
-            assert!(model.user_factors[u * f..(u + 1) * f].iter().all(|&v| v == 0.0));
+            assert!(model.user_factors[u * f..(u + 1) * f]
+                .iter()
+                .all(|&v| v == 0.0));
         }
         for i in [2, 4] {
-            assert!(model.item_factors[i * f..(i + 1) * f].iter().all(|&v| v == 0.0));
+            assert!(model.item_factors[i * f..(i + 1) * f]
+                .iter()
+                .all(|&v| v == 0.0));
         }
         assert!(model.loss_per_iteration.iter().all(|l| l.is_finite()));
     }
 
     #[test]
     fn zero_regularization_zero_alpha_and_explicit_zeros_stay_finite() {
-        let m = Csr::from_triplets(3, 3, &[0, 1, 2, 2], &[0, 1, 2, 0], &[1.0, 0.0, 4.0, 2.0]).unwrap();
+        let m =
+            Csr::from_triplets(3, 3, &[0, 1, 2, 2], &[0, 1, 2, 0], &[1.0, 0.0, 4.0, 2.0]).unwrap();
         for (reg, alpha) in [(0.0, 1.0), (0.1, 0.0), (0.0, 0.0)] {
-            let p = AlsParams { regularization: reg, alpha, ..small_params(4) };
+            let p = AlsParams {
+                regularization: reg,
+                alpha,
+                ..small_params(4)
+            };
             let model = train(&m, &p).unwrap();
-            assert!(model.user_factors.iter().chain(&model.item_factors).all(|v| v.is_finite()), "{reg} {alpha}");
+            assert!(
+                model
+                    .user_factors
+                    .iter()
+                    .chain(&model.item_factors)
+                    .all(|v| v.is_finite()),
+                "{reg} {alpha}"
+            );
             assert!(model.loss_per_iteration.iter().all(|l| l.is_finite()));
         }
     }
@@ -1229,12 +1553,35 @@ mod tests {
         }
         let m = Csr::from_triplets(40, 20, &rows, &cols, &vals).unwrap();
         let f = 4;
-        let model = train(&m, &AlsParams { factors: f, iterations: 15, ..small_params(f) }).unwrap();
-        let score = |u: usize, i: usize| -> f32 { (0..f).map(|k| model.user_factors[u * f + k] * model.item_factors[i * f + k]).sum() };
+        let model = train(
+            &m,
+            &AlsParams {
+                factors: f,
+                iterations: 15,
+                ..small_params(f)
+            },
+        )
+        .unwrap();
+        let score = |u: usize, i: usize| -> f32 {
+            (0..f)
+                .map(|k| model.user_factors[u * f + k] * model.item_factors[i * f + k])
+                .sum()
+        };
         for u in 0..40 {
-            let own: f32 = (0..20).filter(|&i| (i < 10) == (u < 20)).map(|i| score(u, i)).sum::<f32>() / 10.0;
-            let other: f32 = (0..20).filter(|&i| (i < 10) != (u < 20)).map(|i| score(u, i)).sum::<f32>() / 10.0;
-            assert!(own > other + 0.3, "user {u}: own block {own}, other block {other}");
+            let own: f32 = (0..20)
+                .filter(|&i| (i < 10) == (u < 20))
+                .map(|i| score(u, i))
+                .sum::<f32>()
+                / 10.0;
+            let other: f32 = (0..20)
+                .filter(|&i| (i < 10) != (u < 20))
+                .map(|i| score(u, i))
+                .sum::<f32>()
+                / 10.0;
+            assert!(
+                own > other + 0.3,
+                "user {u}: own block {own}, other block {other}"
+            );
         }
     }
 
@@ -1245,7 +1592,11 @@ mod tests {
         a.validate().unwrap();
         let t = a.transpose();
         let head = t.indptr[50];
-        assert!(head > a.nnz() / 5, "first 10% of items should be popular: {head} of {}", a.nnz());
+        assert!(
+            head > a.nnz() / 5,
+            "first 10% of items should be popular: {head} of {}",
+            a.nnz()
+        );
     }
 
     /// Times ALS iterations on the 100K × 50K benchmark matrix (~2M stored
@@ -1261,8 +1612,12 @@ mod tests {
     #[ignore]
     fn time_iterations_on_benchmark_matrix() {
         use std::io::Write;
-        let path = std::env::var("ECORECO_ALS_CSV").unwrap_or_else(|_| "/tmp/ecoreco_als_bench.csv".into());
-        let threads: usize = std::env::var("ECORECO_ALS_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+        let path = std::env::var("ECORECO_ALS_CSV")
+            .unwrap_or_else(|_| "/tmp/ecoreco_als_bench.csv".into());
+        let threads: usize = std::env::var("ECORECO_ALS_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(2);
         let m = synthetic_user_items(100_000, 50_000, 20, 2024);
         {
             let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -1274,10 +1629,24 @@ mod tests {
                 }
             }
         }
-        println!("matrix {} users × {} items, nnz {}, written to {path}", m.n_rows, m.n_cols, m.nnz());
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        println!(
+            "matrix {} users × {} items, nnz {}, written to {path}",
+            m.n_rows,
+            m.n_cols,
+            m.nnz()
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
-            let params = AlsParams { factors: 50, regularization: 0.1, alpha: 1.0, cg_steps: 3, ..Default::default() };
+            let params = AlsParams {
+                factors: 50,
+                regularization: 0.1,
+                alpha: 1.0,
+                cg_steps: 3,
+                ..Default::default()
+            };
             let mut trainer = AlsTrainer::new(&m, &params).unwrap();
             println!("kernels: {:?}, threads: {threads}", trainer.isa);
             let iterations = 8;
@@ -1290,7 +1659,10 @@ mod tests {
                 let t = std::time::Instant::now();
                 let l = trainer.loss();
                 loss_seconds.push(t.elapsed().as_secs_f64());
-                println!("iteration {it}: {:.4} s (+ loss {:.4} s), loss {l:.6}", step_seconds[it], loss_seconds[it]);
+                println!(
+                    "iteration {it}: {:.4} s (+ loss {:.4} s), loss {l:.6}",
+                    step_seconds[it], loss_seconds[it]
+                );
             }
             let median = |v: &mut Vec<f64>| {
                 v.sort_by(f64::total_cmp);

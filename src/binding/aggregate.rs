@@ -21,7 +21,11 @@ pub trait AggregateFunction: 'static {
     /// The columns of each result row.
     fn columns() -> Vec<Column>;
     /// Adds rows `rows` of `input` to `state`.
-    fn update(state: &mut Self::State, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()>;
+    fn update(
+        state: &mut Self::State,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()>;
     /// Merges `source` (another thread's state) into `target`.
     fn combine(target: &mut Self::State, source: Self::State) -> anyhow::Result<()>;
     /// Computes the result rows.
@@ -50,16 +54,24 @@ unsafe fn take_state<S: Default>(slot: ffi::duckdb_aggregate_state) -> S {
     }
 }
 
-unsafe extern "C" fn state_size<T: AggregateFunction>(_info: ffi::duckdb_function_info) -> ffi::idx_t {
+unsafe extern "C" fn state_size<T: AggregateFunction>(
+    _info: ffi::duckdb_function_info,
+) -> ffi::idx_t {
     std::mem::size_of::<*mut T::State>() as ffi::idx_t
 }
 
-unsafe extern "C" fn init<T: AggregateFunction>(_info: ffi::duckdb_function_info, state: ffi::duckdb_aggregate_state) {
+unsafe extern "C" fn init<T: AggregateFunction>(
+    _info: ffi::duckdb_function_info,
+    state: ffi::duckdb_aggregate_state,
+) {
     // Allocated lazily on first use: init must not fail or unwind.
     *(state as Slot<T::State>) = std::ptr::null_mut();
 }
 
-unsafe extern "C" fn destroy<T: AggregateFunction>(states: *mut ffi::duckdb_aggregate_state, count: ffi::idx_t) {
+unsafe extern "C" fn destroy<T: AggregateFunction>(
+    states: *mut ffi::duckdb_aggregate_state,
+    count: ffi::idx_t,
+) {
     for i in 0..count as usize {
         let state = take_state::<T::State>(*states.add(i));
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(state)));
@@ -87,7 +99,9 @@ unsafe extern "C" fn update<T: AggregateFunction>(
         Ok(())
     });
     if let Err(message) = outcome {
-        set_error(&message, |m| ffi::duckdb_aggregate_function_set_error(info, m));
+        set_error(&message, |m| {
+            ffi::duckdb_aggregate_function_set_error(info, m)
+        });
     }
 }
 
@@ -105,7 +119,9 @@ unsafe extern "C" fn combine<T: AggregateFunction>(
         Ok(())
     });
     if let Err(message) = outcome {
-        set_error(&message, |m| ffi::duckdb_aggregate_function_set_error(info, m));
+        set_error(&message, |m| {
+            ffi::duckdb_aggregate_function_set_error(info, m)
+        });
     }
 }
 
@@ -127,7 +143,9 @@ unsafe extern "C" fn finalize<T: AggregateFunction>(
         match outcome {
             Ok(rows) => rows.write_as_list(result, offset as usize + i),
             Err(message) => {
-                set_error(&message, |m| ffi::duckdb_aggregate_function_set_error(info, m));
+                set_error(&message, |m| {
+                    ffi::duckdb_aggregate_function_set_error(info, m)
+                });
                 return;
             }
         }
@@ -136,10 +154,14 @@ unsafe extern "C" fn finalize<T: AggregateFunction>(
 
 /// The SQL type an aggregate returns: a list of its result rows.
 pub fn return_type<T: AggregateFunction>() -> SqlType {
-    SqlType::List(Box::new(SqlType::Struct(T::columns().into_iter().map(|c| (c.name, c.ty)).collect())))
+    SqlType::List(Box::new(SqlType::Struct(
+        T::columns().into_iter().map(|c| (c.name, c.ty)).collect(),
+    )))
 }
 
-pub(crate) unsafe fn register<T: AggregateFunction>(con: ffi::duckdb_connection) -> anyhow::Result<()> {
+pub(crate) unsafe fn register<T: AggregateFunction>(
+    con: ffi::duckdb_connection,
+) -> anyhow::Result<()> {
     let mut f = ffi::duckdb_create_aggregate_function();
     let name = CString::new(T::NAME)?;
     ffi::duckdb_aggregate_function_set_name(f, name.as_ptr());

@@ -14,7 +14,10 @@ pub struct OutputChunk {
 
 impl OutputChunk {
     pub(crate) unsafe fn from_raw(raw: ffi::duckdb_data_chunk) -> Self {
-        OutputChunk { raw, capacity: ffi::duckdb_vector_size() as usize }
+        OutputChunk {
+            raw,
+            capacity: ffi::duckdb_vector_size() as usize,
+        }
     }
     /// Rows this chunk can hold (DuckDB's STANDARD_VECTOR_SIZE, 2048).
     pub fn capacity(&self) -> usize {
@@ -23,7 +26,10 @@ impl OutputChunk {
     pub fn column(&mut self, index: usize) -> ColumnWriter {
         unsafe {
             let vector = ffi::duckdb_data_chunk_get_vector(self.raw, index as u64);
-            ColumnWriter { vector, capacity: self.capacity }
+            ColumnWriter {
+                vector,
+                capacity: self.capacity,
+            }
         }
     }
     pub fn set_len(&mut self, rows: usize) {
@@ -99,7 +105,10 @@ impl ColumnWriter {
         let mut offset = base;
         for (row, list) in lists.iter().enumerate() {
             std::ptr::copy_nonoverlapping(list.as_ptr(), child_data.add(offset), list.len());
-            *entries.add(row) = ffi::duckdb_list_entry { offset: offset as u64, length: list.len() as u64 };
+            *entries.add(row) = ffi::duckdb_list_entry {
+                offset: offset as u64,
+                length: list.len() as u64,
+            };
             offset += list.len();
         }
     }

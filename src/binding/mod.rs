@@ -26,7 +26,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs one callback body, turning errors and panics into a message that
 /// names the function and what it was doing.
-pub(crate) fn guard<R>(function: &str, doing: &str, body: impl FnOnce() -> anyhow::Result<R>) -> Result<R, String> {
+pub(crate) fn guard<R>(
+    function: &str,
+    doing: &str,
+    body: impl FnOnce() -> anyhow::Result<R>,
+) -> Result<R, String> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => {
@@ -65,7 +69,10 @@ pub fn thread_pool(threads: i64) -> anyhow::Result<std::sync::Arc<rayon::ThreadP
     use std::sync::{Arc, Mutex, OnceLock};
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let threads = threads.clamp(1, 1024) as usize;
-    let mut pools = POOLS.get_or_init(Default::default).lock().map_err(|_| anyhow::anyhow!("thread pool registry poisoned"))?;
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| anyhow::anyhow!("thread pool registry poisoned"))?;
     if let Some(pool) = pools.get(&threads) {
         return Ok(pool.clone());
     }

@@ -42,10 +42,22 @@ pub struct Param {
 
 impl Param {
     pub fn positional(name: &'static str, ty: SqlType, doc: &'static str) -> Self {
-        Param { name, ty, default: None, positional: true, doc }
+        Param {
+            name,
+            ty,
+            default: None,
+            positional: true,
+            doc,
+        }
     }
     pub fn named(name: &'static str, ty: SqlType, default: Value, doc: &'static str) -> Self {
-        Param { name, ty, default: Some(default), positional: false, doc }
+        Param {
+            name,
+            ty,
+            default: Some(default),
+            positional: false,
+            doc,
+        }
     }
     /// `name := default` for generated SQL macro signatures.
     pub fn macro_signature(&self) -> String {
@@ -65,39 +77,57 @@ pub struct Args {
 
 impl Args {
     pub fn new(function: &'static str) -> Self {
-        Args { function, values: BTreeMap::new() }
+        Args {
+            function,
+            values: BTreeMap::new(),
+        }
     }
     pub fn set(&mut self, name: &'static str, value: Value) {
         self.values.insert(name, value);
     }
     fn get(&self, name: &str) -> anyhow::Result<&Value> {
-        self.values
-            .get(name)
-            .ok_or_else(|| anyhow::anyhow!("{}: internal error: parameter `{name}` was not declared", self.function))
+        self.values.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: internal error: parameter `{name}` was not declared",
+                self.function
+            )
+        })
     }
     pub fn int(&self, name: &str) -> anyhow::Result<i64> {
         match self.get(name)? {
             Value::Int(i) => Ok(*i),
-            other => anyhow::bail!("{}: parameter `{name}` must be an integer, got {other:?}", self.function),
+            other => anyhow::bail!(
+                "{}: parameter `{name}` must be an integer, got {other:?}",
+                self.function
+            ),
         }
     }
     pub fn double(&self, name: &str) -> anyhow::Result<f64> {
         match self.get(name)? {
             Value::Double(d) => Ok(*d),
             Value::Int(i) => Ok(*i as f64),
-            other => anyhow::bail!("{}: parameter `{name}` must be a number, got {other:?}", self.function),
+            other => anyhow::bail!(
+                "{}: parameter `{name}` must be a number, got {other:?}",
+                self.function
+            ),
         }
     }
     pub fn text(&self, name: &str) -> anyhow::Result<&str> {
         match self.get(name)? {
             Value::Text(s) => Ok(s),
-            other => anyhow::bail!("{}: parameter `{name}` must be text, got {other:?}", self.function),
+            other => anyhow::bail!(
+                "{}: parameter `{name}` must be text, got {other:?}",
+                self.function
+            ),
         }
     }
     pub fn boolean(&self, name: &str) -> anyhow::Result<bool> {
         match self.get(name)? {
             Value::Bool(b) => Ok(*b),
-            other => anyhow::bail!("{}: parameter `{name}` must be a boolean, got {other:?}", self.function),
+            other => anyhow::bail!(
+                "{}: parameter `{name}` must be a boolean, got {other:?}",
+                self.function
+            ),
         }
     }
     /// An integer in `[min, max]`, with an error that names the parameter and
@@ -105,7 +135,10 @@ impl Args {
     pub fn int_in(&self, name: &str, min: i64, max: i64) -> anyhow::Result<i64> {
         let v = self.int(name)?;
         if v < min || v > max {
-            anyhow::bail!("{}: parameter `{name}` is {v}; it must be between {min} and {max}", self.function);
+            anyhow::bail!(
+                "{}: parameter `{name}` is {v}; it must be between {min} and {max}",
+                self.function
+            );
         }
         Ok(v)
     }
@@ -113,7 +146,10 @@ impl Args {
     pub fn double_in(&self, name: &str, min: f64, max: f64) -> anyhow::Result<f64> {
         let v = self.double(name)?;
         if !v.is_finite() || v < min || v > max {
-            anyhow::bail!("{}: parameter `{name}` is {v}; it must be a finite number between {min} and {max}", self.function);
+            anyhow::bail!(
+                "{}: parameter `{name}` is {v}; it must be a finite number between {min} and {max}",
+                self.function
+            );
         }
         Ok(v)
     }
@@ -130,10 +166,18 @@ impl Drop for OwnedValue {
 
 /// Converts one bound parameter value to a [`Value`] of the declared type,
 /// refusing NULL with an error that says how to fix the call.
-unsafe fn convert(function: &'static str, param: &Param, raw: &OwnedValue) -> anyhow::Result<Value> {
+unsafe fn convert(
+    function: &'static str,
+    param: &Param,
+    raw: &OwnedValue,
+) -> anyhow::Result<Value> {
     if raw.0.is_null() || ffi::duckdb_is_null_value(raw.0) {
         let hint = match &param.default {
-            Some(d) => format!("leave it out to use the default {}, or pass {}", d.sql_literal(), param.doc),
+            Some(d) => format!(
+                "leave it out to use the default {}, or pass {}",
+                d.sql_literal(),
+                param.doc
+            ),
             None => format!("pass {}", param.doc),
         };
         anyhow::bail!("{function}: parameter `{}` is NULL; {hint}", param.name);
@@ -179,7 +223,10 @@ pub(crate) unsafe fn read_args(
             let raw = ffi::duckdb_bind_get_named_parameter(info, name.as_ptr());
             if raw.is_null() {
                 // Not given: the declared default applies.
-                let default = param.default.clone().expect("named parameters have a default");
+                let default = param
+                    .default
+                    .clone()
+                    .expect("named parameters have a default");
                 args.set(param.name, default);
             } else {
                 let raw = OwnedValue(raw);

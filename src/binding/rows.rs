@@ -37,7 +37,10 @@ impl InputChunk {
                 let (child_data, child_validity) = match ty {
                     SqlType::List(_) => {
                         let child = ffi::duckdb_list_vector_get_child(v);
-                        (ffi::duckdb_vector_get_data(child) as *const u8, ffi::duckdb_vector_get_validity(child) as *const u64)
+                        (
+                            ffi::duckdb_vector_get_data(child) as *const u8,
+                            ffi::duckdb_vector_get_validity(child) as *const u64,
+                        )
                     }
                     _ => (std::ptr::null(), std::ptr::null()),
                 };
@@ -117,7 +120,10 @@ impl InputChunk {
                     return Some(Err(i));
                 }
             }
-            Some(Ok(std::slice::from_raw_parts((c.child_data as *const T).add(offset), length)))
+            Some(Ok(std::slice::from_raw_parts(
+                (c.child_data as *const T).add(offset),
+                length,
+            )))
         }
     }
 }
@@ -175,12 +181,19 @@ impl RowSet {
     /// in the stage code, reported as an error instead of corrupt memory).
     pub(crate) fn check(&self, schema: &[Column]) -> anyhow::Result<()> {
         if self.columns.len() != schema.len() {
-            anyhow::bail!("internal error: {} result columns, {} declared", self.columns.len(), schema.len());
+            anyhow::bail!(
+                "internal error: {} result columns, {} declared",
+                self.columns.len(),
+                schema.len()
+            );
         }
         let rows = self.rows();
         for ((name, values), col) in self.columns.iter().zip(schema) {
             if *name != col.name || values.sql_type() != col.ty || values.len() != rows {
-                anyhow::bail!("internal error: result column {name} does not match its declaration {}", col.name);
+                anyhow::bail!(
+                    "internal error: result column {name} does not match its declaration {}",
+                    col.name
+                );
             }
         }
         Ok(())
@@ -193,7 +206,10 @@ impl RowSet {
         ffi::duckdb_list_vector_reserve(list_vector, (base + n) as u64);
         ffi::duckdb_list_vector_set_size(list_vector, (base + n) as u64);
         let entries = ffi::duckdb_vector_get_data(list_vector) as *mut ffi::duckdb_list_entry;
-        *entries.add(row) = ffi::duckdb_list_entry { offset: base as u64, length: n as u64 };
+        *entries.add(row) = ffi::duckdb_list_entry {
+            offset: base as u64,
+            length: n as u64,
+        };
         let structs = ffi::duckdb_list_vector_get_child(list_vector);
         for (field, (_, values)) in self.columns.iter().enumerate() {
             let vector = ffi::duckdb_struct_vector_get_child(structs, field as u64);
@@ -247,12 +263,22 @@ unsafe fn write_values(vector: ffi::duckdb_vector, base: usize, values: &Values)
             for (i, list) in v.iter().enumerate() {
                 match list {
                     Some(list) => {
-                        std::ptr::copy_nonoverlapping(list.as_ptr(), child_data.add(offset), list.len());
-                        *entries.add(base + i) = ffi::duckdb_list_entry { offset: offset as u64, length: list.len() as u64 };
+                        std::ptr::copy_nonoverlapping(
+                            list.as_ptr(),
+                            child_data.add(offset),
+                            list.len(),
+                        );
+                        *entries.add(base + i) = ffi::duckdb_list_entry {
+                            offset: offset as u64,
+                            length: list.len() as u64,
+                        };
                         offset += list.len();
                     }
                     None => {
-                        *entries.add(base + i) = ffi::duckdb_list_entry { offset: offset as u64, length: 0 };
+                        *entries.add(base + i) = ffi::duckdb_list_entry {
+                            offset: offset as u64,
+                            length: 0,
+                        };
                         set_invalid(vector, base + i);
                     }
                 }

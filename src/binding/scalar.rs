@@ -27,7 +27,9 @@ unsafe extern "C" fn invoke<T: ScalarFunction>(
     }
 }
 
-pub(crate) unsafe fn register<T: ScalarFunction>(con: ffi::duckdb_connection) -> anyhow::Result<()> {
+pub(crate) unsafe fn register<T: ScalarFunction>(
+    con: ffi::duckdb_connection,
+) -> anyhow::Result<()> {
     let mut f = ffi::duckdb_create_scalar_function();
     let name = CString::new(T::NAME)?;
     ffi::duckdb_scalar_function_set_name(f, name.as_ptr());

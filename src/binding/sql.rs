@@ -43,10 +43,20 @@ pub struct SqlMacro {
 
 impl SqlMacro {
     pub fn table(name: &'static str, params: &[&str], body: impl Into<String>) -> Self {
-        SqlMacro { name, params: params.iter().map(|p| p.to_string()).collect(), body: body.into(), table: true }
+        SqlMacro {
+            name,
+            params: params.iter().map(|p| p.to_string()).collect(),
+            body: body.into(),
+            table: true,
+        }
     }
     pub fn scalar(name: &'static str, params: &[&str], body: impl Into<String>) -> Self {
-        SqlMacro { name, params: params.iter().map(|p| p.to_string()).collect(), body: body.into(), table: false }
+        SqlMacro {
+            name,
+            params: params.iter().map(|p| p.to_string()).collect(),
+            body: body.into(),
+            table: false,
+        }
     }
     pub fn create_statement(&self) -> String {
         format!(
@@ -81,7 +91,11 @@ impl LoadConnection {
             let state = ffi::duckdb_query(self.0, text.as_ptr(), &mut result);
             let outcome = if state != ffi::DuckDBSuccess {
                 let msg = ffi::duckdb_result_error(&mut result);
-                let msg = if msg.is_null() { "unknown error".to_string() } else { CStr::from_ptr(msg).to_string_lossy().into_owned() };
+                let msg = if msg.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    CStr::from_ptr(msg).to_string_lossy().into_owned()
+                };
                 Err(anyhow::anyhow!("{msg}"))
             } else {
                 let rows = ffi::duckdb_row_count(&mut result);
@@ -125,7 +139,10 @@ impl LoadConnection {
             }
             return Ok(());
         }
-        self.query(&format!("ATTACH IF NOT EXISTS ':memory:' AS {} (READ_WRITE)", quote_ident(CATALOG)))?;
+        self.query(&format!(
+            "ATTACH IF NOT EXISTS ':memory:' AS {} (READ_WRITE)",
+            quote_ident(CATALOG)
+        ))?;
         let marker = SqlMacro::scalar(MARKER, &[], "true");
         self.query(&marker.create_statement())?;
         Ok(())
@@ -151,7 +168,10 @@ mod tests {
     #[test]
     fn quoting_doubles_the_quote_character() {
         assert_eq!(quote_ident("events"), "\"events\"");
-        assert_eq!(quote_ident("a\"; DROP TABLE x; --"), "\"a\"\"; DROP TABLE x; --\"");
+        assert_eq!(
+            quote_ident("a\"; DROP TABLE x; --"),
+            "\"a\"\"; DROP TABLE x; --\""
+        );
         assert_eq!(quote_literal("it's"), "'it''s'");
     }
 

@@ -36,7 +36,12 @@ pub trait TableFunction: Sized + Send + Sync + 'static {
     fn cursor(&self) -> Self::Cursor;
     /// Writes up to `out.capacity()` rows and returns how many; 0 ends this
     /// thread's part of the scan.
-    fn fill(&self, scan: &Self::Scan, cursor: &mut Self::Cursor, out: &mut OutputChunk) -> anyhow::Result<usize>;
+    fn fill(
+        &self,
+        scan: &Self::Scan,
+        cursor: &mut Self::Cursor,
+        out: &mut OutputChunk,
+    ) -> anyhow::Result<usize>;
 }
 
 unsafe extern "C" fn drop_box<X>(ptr: *mut c_void) {
@@ -62,7 +67,11 @@ unsafe extern "C" fn bind<T: TableFunction>(info: ffi::duckdb_bind_info) {
             if let Some(rows) = plan.cardinality() {
                 ffi::duckdb_bind_set_cardinality(info, rows, true);
             }
-            ffi::duckdb_bind_set_bind_data(info, Box::into_raw(Box::new(plan)) as *mut c_void, Some(drop_box::<T>));
+            ffi::duckdb_bind_set_bind_data(
+                info,
+                Box::into_raw(Box::new(plan)) as *mut c_void,
+                Some(drop_box::<T>),
+            );
         }
         Err(message) => set_error(&message, |m| ffi::duckdb_bind_set_error(info, m)),
     }
@@ -73,7 +82,11 @@ unsafe extern "C" fn init<T: TableFunction>(info: ffi::duckdb_init_info) {
     match guard(T::NAME, "starting the scan", || Ok(plan.scan())) {
         Ok(scan) => {
             ffi::duckdb_init_set_max_threads(info, plan.max_threads().max(1) as u64);
-            ffi::duckdb_init_set_init_data(info, Box::into_raw(Box::new(scan)) as *mut c_void, Some(drop_box::<T::Scan>));
+            ffi::duckdb_init_set_init_data(
+                info,
+                Box::into_raw(Box::new(scan)) as *mut c_void,
+                Some(drop_box::<T::Scan>),
+            );
         }
         Err(message) => set_error(&message, |m| ffi::duckdb_init_set_error(info, m)),
     }
@@ -91,12 +104,17 @@ unsafe extern "C" fn local_init<T: TableFunction>(info: ffi::duckdb_init_info) {
     }
 }
 
-unsafe extern "C" fn function<T: TableFunction>(info: ffi::duckdb_function_info, output: ffi::duckdb_data_chunk) {
+unsafe extern "C" fn function<T: TableFunction>(
+    info: ffi::duckdb_function_info,
+    output: ffi::duckdb_data_chunk,
+) {
     let plan = &*(ffi::duckdb_function_get_bind_data(info) as *const T);
     let scan = &*(ffi::duckdb_function_get_init_data(info) as *const T::Scan);
     let cursor = &mut *(ffi::duckdb_function_get_local_init_data(info) as *mut T::Cursor);
     let mut out = OutputChunk::from_raw(output);
-    match guard(T::NAME, "producing rows", || plan.fill(scan, cursor, &mut out)) {
+    match guard(T::NAME, "producing rows", || {
+        plan.fill(scan, cursor, &mut out)
+    }) {
         Ok(rows) => out.set_len(rows),
         Err(message) => {
             out.set_len(0);

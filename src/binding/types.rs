@@ -34,7 +34,9 @@ impl SqlType {
             SqlType::Struct(fields) => {
                 let inner: Vec<String> = fields
                     .iter()
-                    .map(|(n, t)| format!("{} {}", crate::binding::sql::quote_ident(n), t.sql_name()))
+                    .map(|(n, t)| {
+                        format!("{} {}", crate::binding::sql::quote_ident(n), t.sql_name())
+                    })
                     .collect();
                 format!("STRUCT({})", inner.join(", "))
             }
@@ -45,25 +47,48 @@ impl SqlType {
     pub(crate) fn logical_type(&self) -> LogicalType {
         unsafe {
             let raw = match self {
-                SqlType::Boolean => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN),
-                SqlType::Integer => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER),
-                SqlType::BigInt => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT),
-                SqlType::Float => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT),
-                SqlType::Double => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE),
-                SqlType::Varchar => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR),
+                SqlType::Boolean => {
+                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN)
+                }
+                SqlType::Integer => {
+                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER)
+                }
+                SqlType::BigInt => {
+                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT)
+                }
+                SqlType::Float => {
+                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT)
+                }
+                SqlType::Double => {
+                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE)
+                }
+                SqlType::Varchar => {
+                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)
+                }
                 SqlType::Date => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_DATE),
-                SqlType::Timestamp => ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP),
+                SqlType::Timestamp => {
+                    ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP)
+                }
                 SqlType::List(child) => {
                     let child = child.logical_type();
                     ffi::duckdb_create_list_type(child.0)
                 }
                 SqlType::Struct(fields) => {
-                    let children: Vec<LogicalType> = fields.iter().map(|(_, t)| t.logical_type()).collect();
-                    let names: Vec<CString> =
-                        fields.iter().map(|(n, _)| CString::new(n.as_str()).expect("field name without NUL")).collect();
-                    let mut raw_children: Vec<ffi::duckdb_logical_type> = children.iter().map(|c| c.0).collect();
-                    let mut raw_names: Vec<*const std::os::raw::c_char> = names.iter().map(|n| n.as_ptr()).collect();
-                    ffi::duckdb_create_struct_type(raw_children.as_mut_ptr(), raw_names.as_mut_ptr(), fields.len() as u64)
+                    let children: Vec<LogicalType> =
+                        fields.iter().map(|(_, t)| t.logical_type()).collect();
+                    let names: Vec<CString> = fields
+                        .iter()
+                        .map(|(n, _)| CString::new(n.as_str()).expect("field name without NUL"))
+                        .collect();
+                    let mut raw_children: Vec<ffi::duckdb_logical_type> =
+                        children.iter().map(|c| c.0).collect();
+                    let mut raw_names: Vec<*const std::os::raw::c_char> =
+                        names.iter().map(|n| n.as_ptr()).collect();
+                    ffi::duckdb_create_struct_type(
+                        raw_children.as_mut_ptr(),
+                        raw_names.as_mut_ptr(),
+                        fields.len() as u64,
+                    )
                 }
             };
             LogicalType(raw)
@@ -89,6 +114,9 @@ pub struct Column {
 
 impl Column {
     pub fn new(name: &str, ty: SqlType) -> Self {
-        Column { name: name.to_string(), ty }
+        Column {
+            name: name.to_string(),
+            ty,
+        }
     }
 }

@@ -41,9 +41,16 @@ pub struct RankingMetrics {
 /// skipped (not counted). With no evaluated user, or with `k == 0`, the
 /// averages are 0 (check `users_evaluated`). `coverage` is 0 when
 /// `n_items == 0`.
-pub fn ranking_metrics(recommended: &[Vec<u32>], relevant: &[Vec<u32>], k: usize, n_items: usize) -> RankingMetrics {
+pub fn ranking_metrics(
+    recommended: &[Vec<u32>],
+    relevant: &[Vec<u32>],
+    k: usize,
+    n_items: usize,
+) -> RankingMetrics {
     // 1 / log2(rank + 1) for ranks 1..=k, shared by DCG and IDCG.
-    let discount: Vec<f64> = (1..=k).map(|rank| 1.0 / ((rank + 1) as f64).log2()).collect();
+    let discount: Vec<f64> = (1..=k)
+        .map(|rank| 1.0 / ((rank + 1) as f64).log2())
+        .collect();
 
     let (mut precision, mut recall, mut ndcg, mut map) = (0.0, 0.0, 0.0, 0.0);
     let mut users_evaluated = 0usize;
@@ -84,25 +91,43 @@ pub fn ranking_metrics(recommended: &[Vec<u32>], relevant: &[Vec<u32>], k: usize
     }
     let distinct = recommended_items.iter().filter(|&&flag| flag).count();
 
-    let mean = |total: f64| if users_evaluated > 0 { total / users_evaluated as f64 } else { 0.0 };
+    let mean = |total: f64| {
+        if users_evaluated > 0 {
+            total / users_evaluated as f64
+        } else {
+            0.0
+        }
+    };
     RankingMetrics {
         precision: mean(precision),
         recall: mean(recall),
         ndcg: mean(ndcg),
         map: mean(map),
         users_evaluated,
-        coverage: if n_items > 0 { distinct as f64 / n_items as f64 } else { 0.0 },
+        coverage: if n_items > 0 {
+            distinct as f64 / n_items as f64
+        } else {
+            0.0
+        },
     }
 }
 
 /// Root mean squared error `sqrt(Σ (predicted − actual)² / n)`; NaN for
 /// empty input. Panics if the lengths differ.
 pub fn rmse(predicted: &[f64], actual: &[f64]) -> f64 {
-    assert_eq!(predicted.len(), actual.len(), "rmse: predicted and actual differ in length");
+    assert_eq!(
+        predicted.len(),
+        actual.len(),
+        "rmse: predicted and actual differ in length"
+    );
     if predicted.is_empty() {
         return f64::NAN;
     }
-    let sum_sq: f64 = predicted.iter().zip(actual).map(|(p, a)| (p - a) * (p - a)).sum();
+    let sum_sq: f64 = predicted
+        .iter()
+        .zip(actual)
+        .map(|(p, a)| (p - a) * (p - a))
+        .sum();
     (sum_sq / predicted.len() as f64).sqrt()
 }
 
@@ -134,7 +159,10 @@ mod tests {
         assert!(close(m.precision, 0.375), "{m:?}");
         assert!(close(m.recall, 5.0 / 6.0), "{m:?}");
         assert!(close(m.ndcg, (ndcg0 + 1.0) / 2.0), "{m:?}");
-        assert!((ndcg0 - 0.498_19).abs() < 1e-5, "DCG 1.06161 / IDCG 2.13093 ≈ 0.49819: {ndcg0}");
+        assert!(
+            (ndcg0 - 0.498_19).abs() < 1e-5,
+            "DCG 1.06161 / IDCG 2.13093 ≈ 0.49819: {ndcg0}"
+        );
         assert!(close(m.map, 2.0 / 3.0), "{m:?}");
         assert!(close(m.coverage, 0.7), "{m:?}");
     }
@@ -169,12 +197,21 @@ mod tests {
     fn degenerate_inputs() {
         let none = ranking_metrics(&[vec![1]], &[vec![]], 5, 3);
         assert_eq!(none.users_evaluated, 0);
-        assert_eq!((none.precision, none.recall, none.ndcg, none.map), (0.0, 0.0, 0.0, 0.0));
+        assert_eq!(
+            (none.precision, none.recall, none.ndcg, none.map),
+            (0.0, 0.0, 0.0, 0.0)
+        );
         assert!(close(none.coverage, 1.0 / 3.0));
         let k0 = ranking_metrics(&[vec![1]], &[vec![1]], 0, 3);
-        assert_eq!((k0.users_evaluated, k0.precision, k0.ndcg, k0.coverage), (1, 0.0, 0.0, 0.0));
+        assert_eq!(
+            (k0.users_evaluated, k0.precision, k0.ndcg, k0.coverage),
+            (1, 0.0, 0.0, 0.0)
+        );
         // Item ids beyond n_items do not count towards coverage; n_items = 0 gives 0.
-        assert!(close(ranking_metrics(&[vec![1, 50]], &[vec![1]], 2, 4).coverage, 0.25));
+        assert!(close(
+            ranking_metrics(&[vec![1, 50]], &[vec![1]], 2, 4).coverage,
+            0.25
+        ));
         assert_eq!(ranking_metrics(&[vec![1]], &[vec![1]], 2, 0).coverage, 0.0);
         let empty = ranking_metrics(&[], &[], 10, 10);
         assert_eq!(empty.users_evaluated, 0);

@@ -37,8 +37,8 @@ pub struct EvalState {
 fn eval_params() -> Vec<SqlType> {
     use SqlType::*;
     vec![
-        Varchar, BigInt, BigInt, Double, BigInt, BigInt, BigInt, Boolean, BigInt, BigInt, Double, Double, BigInt, BigInt, BigInt,
-        BigInt, Double,
+        Varchar, BigInt, BigInt, Double, BigInt, BigInt, BigInt, Boolean, BigInt, BigInt, Double,
+        Double, BigInt, BigInt, BigInt, BigInt, Double,
     ]
 }
 
@@ -64,14 +64,24 @@ impl AggregateFunction for Evaluate {
             Column::new("rmse_vs_weight", SqlType::Double),
         ]
     }
-    fn update(state: &mut EvalState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut EvalState,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         for row in rows {
             if state.settings.is_none() {
-                let k = input.i64(15, row).ok_or_else(|| anyhow::anyhow!("parameter `k` is NULL; pass e.g. k := 10"))?;
-                let blend = input.f64(16, row).ok_or_else(|| anyhow::anyhow!("parameter `blend` is NULL; pass a number in [0, 1]"))?;
+                let k = input
+                    .i64(15, row)
+                    .ok_or_else(|| anyhow::anyhow!("parameter `k` is NULL; pass e.g. k := 10"))?;
+                let blend = input.f64(16, row).ok_or_else(|| {
+                    anyhow::anyhow!("parameter `blend` is NULL; pass a number in [0, 1]")
+                })?;
                 state.settings = Some((TrainSettings::read(input, row, 8)?, k, blend));
             }
-            let (Some(user), Some(product)) = (input.i64(1, row), input.i64(2, row)) else { continue };
+            let (Some(user), Some(product)) = (input.i64(1, row), input.i64(2, row)) else {
+                continue;
+            };
             let weight = input.f64(3, row).unwrap_or(0.0) as f32;
             match input.str(0, row) {
                 Some("train") => state.train.push(Pair {
@@ -82,7 +92,9 @@ impl AggregateFunction for Evaluate {
                     interactions: input.i64(5, row).unwrap_or(1).max(0) as u32,
                     category: input.i64(6, row).unwrap_or(-1),
                 }),
-                _ => state.test.push((user, product, weight, input.bool(7, row).unwrap_or(false))),
+                _ => state
+                    .test
+                    .push((user, product, weight, input.bool(7, row).unwrap_or(false))),
             }
         }
         Ok(())
@@ -96,15 +108,23 @@ impl AggregateFunction for Evaluate {
         Ok(())
     }
     fn finalize(mut state: EvalState) -> anyhow::Result<RowSet> {
-        let (settings, k, blend) = state.settings.ok_or_else(|| anyhow::anyhow!("the events table is empty: nothing to evaluate"))?;
+        let (settings, k, blend) = state
+            .settings
+            .ok_or_else(|| anyhow::anyhow!("the events table is empty: nothing to evaluate"))?;
         if !(1..=1_000).contains(&k) {
             anyhow::bail!("parameter `k` is {k}; it must be between 1 and 1000");
         }
         if !(0.0..=1.0).contains(&blend) {
             anyhow::bail!("parameter `blend` is {blend}; it must be between 0 and 1");
         }
-        anyhow::ensure!(!state.train.is_empty(), "no events before the split: move the split later");
-        anyhow::ensure!(!state.test.is_empty(), "no events after the split: move the split earlier");
+        anyhow::ensure!(
+            !state.train.is_empty(),
+            "no events before the split: move the split later"
+        );
+        anyhow::ensure!(
+            !state.test.is_empty(),
+            "no events after the split: move the split earlier"
+        );
         let params = settings.params()?;
         let k = k as usize;
         crate::binding::thread_pool(settings.threads)?.install(|| {
@@ -138,23 +158,49 @@ impl AggregateFunction for Evaluate {
             users.sort_unstable();
             let held_out: Vec<Vec<u32>> = users.iter().map(|u| relevant[u].clone()).collect();
             let n_items = model.n_products();
-            let lists = |recs: Vec<Vec<crate::recommend::serving::Recommendation>>| -> Vec<Vec<u32>> {
-                recs.into_iter().map(|r| r.into_iter().map(|x| x.product).collect()).collect()
-            };
+            let lists =
+                |recs: Vec<Vec<crate::recommend::serving::Recommendation>>| -> Vec<Vec<u32>> {
+                    recs.into_iter()
+                        .map(|r| r.into_iter().map(|x| x.product).collect())
+                        .collect()
+                };
             let als = lists(model.recommend_users(&users, k, 0.0, true));
             let hybrid = lists(model.recommend_users(&users, k, blend as f32, true));
             let popular: Vec<Vec<u32>> = users
                 .iter()
                 .map(|&u| {
-                    let bought: HashSet<u32> = model.purchased.row(u as usize).0.iter().copied().collect();
-                    model.popular(k, &bought).into_iter().map(|r| r.product).collect()
+                    let bought: HashSet<u32> =
+                        model.purchased.row(u as usize).0.iter().copied().collect();
+                    model
+                        .popular(k, &bought)
+                        .into_iter()
+                        .map(|r| r.product)
+                        .collect()
                 })
                 .collect();
             let mut out = MetricRows::default();
             let error = rmse(&predicted, &actual);
-            out.push("als", k, &ranking_metrics(&als, &held_out, k, n_items), 0.0, Some(error));
-            out.push("hybrid", k, &ranking_metrics(&hybrid, &held_out, k, n_items), blend, None);
-            out.push("popularity", k, &ranking_metrics(&popular, &held_out, k, n_items), 1.0, None);
+            out.push(
+                "als",
+                k,
+                &ranking_metrics(&als, &held_out, k, n_items),
+                0.0,
+                Some(error),
+            );
+            out.push(
+                "hybrid",
+                k,
+                &ranking_metrics(&hybrid, &held_out, k, n_items),
+                blend,
+                None,
+            );
+            out.push(
+                "popularity",
+                k,
+                &ranking_metrics(&popular, &held_out, k, n_items),
+                1.0,
+                None,
+            );
             Ok(out.into_rowset())
         })
     }
@@ -175,7 +221,14 @@ struct MetricRows {
 }
 
 impl MetricRows {
-    fn push(&mut self, model: &str, k: usize, m: &metrics::RankingMetrics, blend: f64, rmse: Option<f64>) {
+    fn push(
+        &mut self,
+        model: &str,
+        k: usize,
+        m: &metrics::RankingMetrics,
+        blend: f64,
+        rmse: Option<f64>,
+    ) {
         self.model.push(Some(model.to_string()));
         self.k.push(Some(k as i32));
         self.precision.push(Some(m.precision));

@@ -52,9 +52,14 @@ fn rec_columns(with_user: bool) -> Vec<Column> {
     columns
 }
 
-fn rec_rows(model: &serving::ServingModel, lists: &[(Option<i64>, Vec<Recommendation>)], with_user: bool) -> RowSet {
+fn rec_rows(
+    model: &serving::ServingModel,
+    lists: &[(Option<i64>, Vec<Recommendation>)],
+    with_user: bool,
+) -> RowSet {
     let mut user = Vec::new();
-    let (mut rank, mut product, mut score, mut source) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut rank, mut product, mut score, mut source) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (u, recs) in lists {
         for (r, rec) in recs.iter().enumerate() {
             user.push(*u);
@@ -90,7 +95,13 @@ impl ScalarFunction for ModelReady {
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
         for row in 0..input.rows() {
-            out.set_bool(row, input.str(0, row).and_then(model::cached_for_table).is_some());
+            out.set_bool(
+                row,
+                input
+                    .str(0, row)
+                    .and_then(model::cached_for_table)
+                    .is_some(),
+            );
         }
         Ok(())
     }
@@ -109,7 +120,10 @@ impl ScalarFunction for ModelHasUser {
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
         for row in 0..input.rows() {
-            let known = match (input.str(0, row).and_then(model::cached_for_table), input.i64(1, row)) {
+            let known = match (
+                input.str(0, row).and_then(model::cached_for_table),
+                input.i64(1, row),
+            ) {
                 (Some(m), Some(user)) => m.user(user).is_some(),
                 _ => false,
             };
@@ -143,9 +157,15 @@ impl ScalarFunction for ModelCacheClear {
 #[derive(Clone, Debug, PartialEq)]
 enum Request {
     /// One user (known to the model or not: then their categories and purchases).
-    Recommend { user_id: i64, cold_categories: Vec<i64>, cold_bought: Vec<i64> },
+    Recommend {
+        user_id: i64,
+        cold_categories: Vec<i64>,
+        cold_bought: Vec<i64>,
+    },
     All,
-    Similar { product_id: i64 },
+    Similar {
+        product_id: i64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -171,7 +191,12 @@ pub struct ServeState {
 
 impl ServeState {
     fn read_call(input: &InputChunk, row: usize) -> anyhow::Result<Call> {
-        let table = input.str(0, row).ok_or_else(|| anyhow::anyhow!("parameter `model` is NULL; pass the name of a model table"))?.to_string();
+        let table = input
+            .str(0, row)
+            .ok_or_else(|| {
+                anyhow::anyhow!("parameter `model` is NULL; pass the name of a model table")
+            })?
+            .to_string();
         let op = input.str(1, row).unwrap_or("");
         let ints = |col: usize| -> Vec<i64> {
             match input.list::<i64>(col, row) {
@@ -181,12 +206,16 @@ impl ServeState {
         };
         let request = match op {
             "recommend" => Request::Recommend {
-                user_id: input.i64(2, row).ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
+                user_id: input
+                    .i64(2, row)
+                    .ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
                 cold_categories: ints(7),
                 cold_bought: ints(8),
             },
             "similar" => Request::Similar {
-                product_id: input.i64(2, row).ok_or_else(|| anyhow::anyhow!("product_id is NULL; pass the id of a product"))?,
+                product_id: input.i64(2, row).ok_or_else(|| {
+                    anyhow::anyhow!("product_id is NULL; pass the id of a product")
+                })?,
             },
             _ => Request::All,
         };
@@ -197,9 +226,9 @@ impl ServeState {
             request,
             k: check_k(input.i64(3, row))?,
             blend: check_blend(input.f64(4, row))?,
-            exclude_purchased: input
-                .bool(5, row)
-                .ok_or_else(|| anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false"))?,
+            exclude_purchased: input.bool(5, row).ok_or_else(|| {
+                anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false")
+            })?,
             threads: input.i64(6, row).unwrap_or(1),
         })
     }
@@ -216,23 +245,47 @@ impl AggregateFunction for Serve {
     fn params() -> Vec<SqlType> {
         use SqlType::*;
         vec![
-            Varchar, Varchar, BigInt, BigInt, Double, Boolean, BigInt, List(Box::new(BigInt)), List(Box::new(BigInt)),
-            BigInt, Boolean, Varchar, BigInt, BigInt, Varchar, Double, List(Box::new(Float)),
+            Varchar,
+            Varchar,
+            BigInt,
+            BigInt,
+            Double,
+            Boolean,
+            BigInt,
+            List(Box::new(BigInt)),
+            List(Box::new(BigInt)),
+            BigInt,
+            Boolean,
+            Varchar,
+            BigInt,
+            BigInt,
+            Varchar,
+            Double,
+            List(Box::new(Float)),
         ]
     }
     fn columns() -> Vec<Column> {
         rec_columns(true)
     }
-    fn update(state: &mut ServeState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut ServeState,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         for row in rows {
             if state.call.is_none() {
                 state.call = Some(ServeState::read_call(input, row)?);
             }
-            let Some(side) = input.str(11, row) else { continue };
+            let Some(side) = input.str(11, row) else {
+                continue;
+            };
             let factors = match input.list::<f32>(16, row) {
                 None => None,
                 Some(Ok(values)) => Some(values.to_vec()),
-                Some(Err(at)) => anyhow::bail!("a factors list has a NULL at position {}; the model table is damaged", at + 1),
+                Some(Err(at)) => anyhow::bail!(
+                    "a factors list has a NULL at position {}; the model table is damaged",
+                    at + 1
+                ),
             };
             state.rows.push(ModelRow {
                 side: side.to_string(),
@@ -261,7 +314,9 @@ impl AggregateFunction for Serve {
             .ok_or_else(|| anyhow::anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
         let served = match model::cached(model_id) {
             Some(m) => m,
-            None if !call.planned_cached => model::remember(model::from_rows(state.rows, model_id)?),
+            None if !call.planned_cached => {
+                model::remember(model::from_rows(state.rows, model_id)?)
+            }
             None => {
                 // The query was planned believing the table still held the
                 // model read from it before; it no longer does.
@@ -282,20 +337,37 @@ impl AggregateFunction for Serve {
 
 fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> {
     match &call.request {
-        Request::Recommend { user_id, cold_categories, cold_bought } => {
+        Request::Recommend {
+            user_id,
+            cold_categories,
+            cold_bought,
+        } => {
             let mut counts: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
             for &c in cold_categories {
                 *counts.entry(c).or_default() += 1.0;
             }
-            let bought: Vec<u32> = cold_bought.iter().filter_map(|&p| model.product(p)).collect();
+            let bought: Vec<u32> = cold_bought
+                .iter()
+                .filter_map(|&p| model.product(p))
+                .collect();
             let interest = serving::top_categories(&counts);
-            let recs = model.recommend(model.user(*user_id), &interest, &bought, call.k, call.blend, call.exclude_purchased);
+            let recs = model.recommend(
+                model.user(*user_id),
+                &interest,
+                &bought,
+                call.k,
+                call.blend,
+                call.exclude_purchased,
+            );
             Ok(rec_rows(model, &[(Some(*user_id), recs)], true))
         }
         Request::All => {
             let lists = model.recommend_all(call.k, call.blend, call.exclude_purchased);
-            let lists: Vec<(Option<i64>, Vec<Recommendation>)> =
-                lists.into_iter().enumerate().map(|(u, r)| (Some(model.user_ids[u]), r)).collect();
+            let lists: Vec<(Option<i64>, Vec<Recommendation>)> = lists
+                .into_iter()
+                .enumerate()
+                .map(|(u, r)| (Some(model.user_ids[u]), r))
+                .collect();
             Ok(rec_rows(model, &lists, true))
         }
         Request::Similar { product_id } => {
@@ -307,8 +379,19 @@ fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> 
             Ok(RowSet::new()
                 .with("user_id", Values::BigInt(vec![Some(*product_id); n]))
                 .with("rank", Values::Integer((1..=n as i32).map(Some).collect()))
-                .with("product_id", Values::BigInt(similar.iter().map(|s| Some(model.product_ids[s.0 as usize])).collect()))
-                .with("score", Values::Double(similar.iter().map(|s| Some(s.1 as f64)).collect()))
+                .with(
+                    "product_id",
+                    Values::BigInt(
+                        similar
+                            .iter()
+                            .map(|s| Some(model.product_ids[s.0 as usize]))
+                            .collect(),
+                    ),
+                )
+                .with(
+                    "score",
+                    Values::Double(similar.iter().map(|s| Some(s.1 as f64)).collect()),
+                )
                 .with("source", Values::Text(vec![Some("similar".to_string()); n])))
         }
     }
@@ -323,9 +406,21 @@ fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> 
 /// which carries the table's model_id. Without it, `model` may also be a
 /// bare table name and every row is read (fine for calls that do far more
 /// work than reading the model, like recommend_all).
-fn serve_call(op: &str, id: &str, k: &str, blend: &str, exclude: &str, cold: &str, by_name: bool) -> String {
+fn serve_call(
+    op: &str,
+    id: &str,
+    k: &str,
+    blend: &str,
+    exclude: &str,
+    cold: &str,
+    by_name: bool,
+) -> String {
     let (table, ready, filter) = if by_name {
-        ("model::VARCHAR", "ecoreco_model_ready(model::VARCHAR)", " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model::VARCHAR)")
+        (
+            "model::VARCHAR",
+            "ecoreco_model_ready(model::VARCHAR)",
+            " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model::VARCHAR)",
+        )
     } else {
         ("''", "false", "")
     };

@@ -58,7 +58,15 @@ pub struct ModelRows {
 }
 
 impl ModelRows {
-    pub fn push(&mut self, side: &str, id: Option<i64>, item: Option<i64>, name: Option<&str>, value: Option<f64>, factors: Option<Vec<f32>>) {
+    pub fn push(
+        &mut self,
+        side: &str,
+        id: Option<i64>,
+        item: Option<i64>,
+        name: Option<&str>,
+        value: Option<f64>,
+        factors: Option<Vec<f32>>,
+    ) {
         self.side.push(Some(side.to_string()));
         self.id.push(id);
         self.item.push(item);
@@ -82,8 +90,18 @@ impl ModelRows {
 
 /// Writes a serving model (and its training parameters and loss) as rows.
 pub fn to_rows(model: &ServingModel, params: &[(&str, f64)], loss: &[f64]) -> ModelRows {
-    let mut rows = ModelRows { model_id: model.model_id, ..ModelRows::default() };
-    rows.push("param", None, None, Some("model_id"), Some(model.model_id as f64), None);
+    let mut rows = ModelRows {
+        model_id: model.model_id,
+        ..ModelRows::default()
+    };
+    rows.push(
+        "param",
+        None,
+        None,
+        Some("model_id"),
+        Some(model.model_id as f64),
+        None,
+    );
     for &(name, value) in params {
         rows.push("param", None, None, Some(name), Some(value), None);
     }
@@ -92,7 +110,14 @@ pub fn to_rows(model: &ServingModel, params: &[(&str, f64)], loss: &[f64]) -> Mo
     }
     let f = model.factors;
     for (u, &user) in model.user_ids.iter().enumerate() {
-        rows.push("user", Some(user), None, None, None, Some(model.user_factors[u * f..(u + 1) * f].to_vec()));
+        rows.push(
+            "user",
+            Some(user),
+            None,
+            None,
+            None,
+            Some(model.user_factors[u * f..(u + 1) * f].to_vec()),
+        );
     }
     for (i, &product) in model.product_ids.iter().enumerate() {
         rows.push(
@@ -106,10 +131,24 @@ pub fn to_rows(model: &ServingModel, params: &[(&str, f64)], loss: &[f64]) -> Mo
     }
     for (u, &user) in model.user_ids.iter().enumerate() {
         for &i in model.purchased.row(u).0 {
-            rows.push("purchased", Some(user), Some(model.product_ids[i as usize]), None, None, None);
+            rows.push(
+                "purchased",
+                Some(user),
+                Some(model.product_ids[i as usize]),
+                None,
+                None,
+                None,
+            );
         }
         for &(category, share) in &model.interest[u] {
-            rows.push("interest", Some(user), Some(category), None, Some(share as f64), None);
+            rows.push(
+                "interest",
+                Some(user),
+                Some(category),
+                None,
+                Some(share as f64),
+                None,
+            );
         }
     }
     rows
@@ -149,34 +188,67 @@ pub fn from_rows(rows: Vec<ModelRow>, model_id: i64) -> anyhow::Result<ServingMo
     let mut products: Vec<(i64, i64, f32, Vec<f32>)> = Vec::new();
     let mut purchased: Vec<(i64, i64)> = Vec::new();
     let mut interest: Vec<(i64, i64, f32)> = Vec::new();
-    let need = |v: Option<i64>, what: &str| v.ok_or_else(|| anyhow::anyhow!("a '{what}' row has a NULL id or item"));
+    let need = |v: Option<i64>, what: &str| {
+        v.ok_or_else(|| anyhow::anyhow!("a '{what}' row has a NULL id or item"))
+    };
     for row in rows {
         match row.side.as_str() {
             "param" | "loss" => {}
-            "user" => users.push((need(row.id, "user")?, row.factors.ok_or_else(|| anyhow::anyhow!("a user row has no factors"))?)),
+            "user" => users.push((
+                need(row.id, "user")?,
+                row.factors
+                    .ok_or_else(|| anyhow::anyhow!("a user row has no factors"))?,
+            )),
             "product" => products.push((
                 need(row.id, "product")?,
                 row.item.unwrap_or(-1),
                 row.value.unwrap_or(0.0) as f32,
-                row.factors.ok_or_else(|| anyhow::anyhow!("a product row has no factors"))?,
+                row.factors
+                    .ok_or_else(|| anyhow::anyhow!("a product row has no factors"))?,
             )),
-            "purchased" => purchased.push((need(row.id, "purchased")?, need(row.item, "purchased")?)),
-            "interest" => interest.push((need(row.id, "interest")?, need(row.item, "interest")?, row.value.unwrap_or(0.0) as f32)),
-            other => anyhow::bail!("unknown model row side '{other}'; is this a table made by ecoreco.als_train?"),
+            "purchased" => {
+                purchased.push((need(row.id, "purchased")?, need(row.item, "purchased")?))
+            }
+            "interest" => interest.push((
+                need(row.id, "interest")?,
+                need(row.item, "interest")?,
+                row.value.unwrap_or(0.0) as f32,
+            )),
+            other => anyhow::bail!(
+                "unknown model row side '{other}'; is this a table made by ecoreco.als_train?"
+            ),
         }
     }
-    anyhow::ensure!(!users.is_empty() && !products.is_empty(), "the model has no user or no product rows");
+    anyhow::ensure!(
+        !users.is_empty() && !products.is_empty(),
+        "the model has no user or no product rows"
+    );
     users.sort_by_key(|u| u.0);
     products.sort_by_key(|p| p.0);
     let f = products[0].3.len();
     anyhow::ensure!(f > 0, "the model's factors are empty");
-    if let Some(bad) = users.iter().map(|u| u.1.len()).chain(products.iter().map(|p| p.3.len())).find(|&n| n != f) {
-        anyhow::bail!("factor lists have different lengths ({f} and {bad}); the model table is damaged");
+    if let Some(bad) = users
+        .iter()
+        .map(|u| u.1.len())
+        .chain(products.iter().map(|p| p.3.len()))
+        .find(|&n| n != f)
+    {
+        anyhow::bail!(
+            "factor lists have different lengths ({f} and {bad}); the model table is damaged"
+        );
     }
     let user_ids: Vec<i64> = users.iter().map(|u| u.0).collect();
     let product_ids: Vec<i64> = products.iter().map(|p| p.0).collect();
-    let user_pos: HashMap<i64, u32> = user_ids.iter().enumerate().map(|(i, &u)| (u, i as u32)).collect();
-    let product_pos: HashMap<i64, u32> = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
+    let user_pos: HashMap<i64, u32> = user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &u)| (u, i as u32))
+        .collect();
+    let product_pos: HashMap<i64, u32> = product_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as u32))
+        .collect();
     let (mut rows, mut cols) = (Vec::new(), Vec::new());
     for (u, p) in purchased {
         if let (Some(&u), Some(&p)) = (user_pos.get(&u), product_pos.get(&p)) {
@@ -256,7 +328,10 @@ pub fn forget_all() -> usize {
     if let Ok(mut tables) = table_models().lock() {
         tables.clear();
     }
-    cache().lock().map(|mut models| std::mem::take(&mut *models).len()).unwrap_or(0)
+    cache()
+        .lock()
+        .map(|mut models| std::mem::take(&mut *models).len())
+        .unwrap_or(0)
 }
 
 pub fn remember(model: ServingModel) -> Arc<ServingModel> {
@@ -320,13 +395,40 @@ mod tests {
 
     #[test]
     fn damaged_models_are_refused() {
-        let mut rows = vec![ModelRow { side: "param".into(), name: Some("model_id".into()), value: Some(1.0), ..Default::default() }];
-        assert!(from_rows(rows.clone(), 1).unwrap_err().to_string().contains("no user or no product"));
-        rows.push(ModelRow { side: "user".into(), id: Some(1), factors: Some(vec![1.0, 2.0]), ..Default::default() });
-        rows.push(ModelRow { side: "product".into(), id: Some(1), factors: Some(vec![1.0]), ..Default::default() });
-        assert!(from_rows(rows.clone(), 1).unwrap_err().to_string().contains("different lengths"));
-        rows.push(ModelRow { side: "bogus".into(), ..Default::default() });
-        assert!(from_rows(rows, 1).unwrap_err().to_string().contains("unknown model row side"));
+        let mut rows = vec![ModelRow {
+            side: "param".into(),
+            name: Some("model_id".into()),
+            value: Some(1.0),
+            ..Default::default()
+        }];
+        assert!(from_rows(rows.clone(), 1)
+            .unwrap_err()
+            .to_string()
+            .contains("no user or no product"));
+        rows.push(ModelRow {
+            side: "user".into(),
+            id: Some(1),
+            factors: Some(vec![1.0, 2.0]),
+            ..Default::default()
+        });
+        rows.push(ModelRow {
+            side: "product".into(),
+            id: Some(1),
+            factors: Some(vec![1.0]),
+            ..Default::default()
+        });
+        assert!(from_rows(rows.clone(), 1)
+            .unwrap_err()
+            .to_string()
+            .contains("different lengths"));
+        rows.push(ModelRow {
+            side: "bogus".into(),
+            ..Default::default()
+        });
+        assert!(from_rows(rows, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown model row side"));
     }
 
     #[test]

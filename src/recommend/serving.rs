@@ -87,20 +87,48 @@ impl ServingModel {
     ) -> anyhow::Result<Self> {
         let (n_users, n_items) = (user_ids.len(), product_ids.len());
         anyhow::ensure!(factors > 0, "the model has no factors");
-        anyhow::ensure!(user_factors.len() == n_users * factors, "user factors do not match the number of users");
-        anyhow::ensure!(item_factors.len() == n_items * factors, "product factors do not match the number of products");
-        anyhow::ensure!(product_category.len() == n_items && popularity.len() == n_items, "product columns disagree");
-        anyhow::ensure!(purchased.n_rows == n_users && purchased.n_cols == n_items, "purchases do not match the model");
-        anyhow::ensure!(interest.len() == n_users, "interests do not match the users");
-        let user_index = user_ids.iter().enumerate().map(|(i, &u)| (u, i as u32)).collect();
-        let product_index = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
+        anyhow::ensure!(
+            user_factors.len() == n_users * factors,
+            "user factors do not match the number of users"
+        );
+        anyhow::ensure!(
+            item_factors.len() == n_items * factors,
+            "product factors do not match the number of products"
+        );
+        anyhow::ensure!(
+            product_category.len() == n_items && popularity.len() == n_items,
+            "product columns disagree"
+        );
+        anyhow::ensure!(
+            purchased.n_rows == n_users && purchased.n_cols == n_items,
+            "purchases do not match the model"
+        );
+        anyhow::ensure!(
+            interest.len() == n_users,
+            "interests do not match the users"
+        );
+        let user_index = user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| (u, i as u32))
+            .collect();
+        let product_index = product_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (p, i as u32))
+            .collect();
         let mut popular_order: Vec<u32> = (0..n_items as u32).collect();
         popular_order.sort_by(|&a, &b| {
-            popularity[b as usize].total_cmp(&popularity[a as usize]).then(product_ids[a as usize].cmp(&product_ids[b as usize]))
+            popularity[b as usize]
+                .total_cmp(&popularity[a as usize])
+                .then(product_ids[a as usize].cmp(&product_ids[b as usize]))
         });
         let mut category_items: HashMap<i64, Vec<u32>> = HashMap::new();
         for &i in &popular_order {
-            category_items.entry(product_category[i as usize]).or_default().push(i);
+            category_items
+                .entry(product_category[i as usize])
+                .or_default()
+                .push(i);
         }
         let max_popularity = popularity.iter().copied().fold(0.0f32, f32::max);
         let packed = PackedItems::new(&item_factors, factors);
@@ -172,17 +200,35 @@ impl ServingModel {
     }
 
     /// Recommendations for every user of the model, in user order.
-    pub fn recommend_all(&self, k: usize, blend: f32, exclude_purchased: bool) -> Vec<Vec<Recommendation>> {
+    pub fn recommend_all(
+        &self,
+        k: usize,
+        blend: f32,
+        exclude_purchased: bool,
+    ) -> Vec<Vec<Recommendation>> {
         let users: Vec<u32> = (0..self.user_ids.len() as u32).collect();
         self.recommend_users(&users, k, blend, exclude_purchased)
     }
 
     /// Recommendations for the given model users, in the order given;
     /// the same lists as [`recommend`](Self::recommend) gives one by one.
-    pub fn recommend_users(&self, users: &[u32], k: usize, blend: f32, exclude_purchased: bool) -> Vec<Vec<Recommendation>> {
+    pub fn recommend_users(
+        &self,
+        users: &[u32],
+        k: usize,
+        blend: f32,
+        exclude_purchased: bool,
+    ) -> Vec<Vec<Recommendation>> {
         let exclude = exclude_purchased.then_some(&self.purchased);
         let als_top = if blend < 1.0 {
-            recommend_batch(&self.user_factors, &self.item_factors, self.factors, users, 4 * k, exclude)
+            recommend_batch(
+                &self.user_factors,
+                &self.item_factors,
+                self.factors,
+                users,
+                4 * k,
+                exclude,
+            )
         } else {
             vec![Vec::new(); users.len()]
         };
@@ -207,7 +253,11 @@ impl ServingModel {
             .iter()
             .filter(|i| !excluded.contains(i))
             .take(k)
-            .map(|&i| Recommendation { product: i, score: self.popularity_score(i), source: Source::Popular })
+            .map(|&i| Recommendation {
+                product: i,
+                score: self.popularity_score(i),
+                source: Source::Popular,
+            })
             .collect()
     }
 
@@ -247,16 +297,31 @@ impl ServingModel {
         let mut scored: Vec<Recommendation> = candidates
             .into_iter()
             .filter_map(|(i, (als, from_als))| {
-                let interest = interest_of.get(&self.product_category[i as usize]).copied().unwrap_or(0.0)
+                let interest = interest_of
+                    .get(&self.product_category[i as usize])
+                    .copied()
+                    .unwrap_or(0.0)
                     * self.popularity_score(i);
                 let (a, b) = ((1.0 - blend) * als, blend * interest);
-                let source = if b > a || !from_als { Source::CategoryInterest } else { Source::Collaborative };
+                let source = if b > a || !from_als {
+                    Source::CategoryInterest
+                } else {
+                    Source::Collaborative
+                };
                 // A product only the interest rule proposed needs a positive
                 // interest score to count; otherwise popularity fills in.
-                (from_als || b > 0.0).then_some(Recommendation { product: i, score: a + b, source })
+                (from_als || b > 0.0).then_some(Recommendation {
+                    product: i,
+                    score: a + b,
+                    source,
+                })
             })
             .collect();
-        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize])));
+        scored.sort_by(|a, b| {
+            b.score.total_cmp(&a.score).then(
+                self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize]),
+            )
+        });
         scored.truncate(k);
         if scored.len() < k {
             // Never leave a user short: fill with popular products.
@@ -351,9 +416,17 @@ mod tests {
         assert_eq!(products, [0, 1, 2]);
         assert!(recs.iter().all(|r| r.source == Source::Popular));
         let recs = m.recommend(None, &[(10, 1.0)], &[], 2, 0.3, true);
-        assert_eq!(recs.iter().map(|r| (r.product, r.source)).collect::<Vec<_>>(), [(0, Source::CategoryInterest), (1, Source::CategoryInterest)]);
+        assert_eq!(
+            recs.iter()
+                .map(|r| (r.product, r.source))
+                .collect::<Vec<_>>(),
+            [(0, Source::CategoryInterest), (1, Source::CategoryInterest)]
+        );
         let nothing = m.recommend(None, &[], &[], 2, 0.3, true);
-        assert_eq!(nothing.iter().map(|r| r.product).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(
+            nothing.iter().map(|r| r.product).collect::<Vec<_>>(),
+            [0, 3]
+        );
     }
 
     #[test]
@@ -363,8 +436,14 @@ mod tests {
             let all = m.recommend_all(3, blend, true);
             for u in 0..2u32 {
                 let single = m.recommend(Some(u), &[], &[], 3, blend, true);
-                let key = |r: &Vec<Recommendation>| r.iter().map(|x| (x.product, x.source)).collect::<Vec<_>>();
-                assert_eq!(key(&all[u as usize]), key(&single), "user {u} blend {blend}");
+                let key = |r: &Vec<Recommendation>| {
+                    r.iter().map(|x| (x.product, x.source)).collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    key(&all[u as usize]),
+                    key(&single),
+                    "user {u} blend {blend}"
+                );
                 for (a, b) in all[u as usize].iter().zip(&single) {
                     assert!((a.score - b.score).abs() < 1e-5);
                 }
@@ -374,7 +453,9 @@ mod tests {
 
     #[test]
     fn top_categories_by_count() {
-        let counts: HashMap<i64, f32> = [(1, 2.0), (2, 5.0), (3, 2.0), (4, 1.0)].into_iter().collect();
+        let counts: HashMap<i64, f32> = [(1, 2.0), (2, 5.0), (3, 2.0), (4, 1.0)]
+            .into_iter()
+            .collect();
         assert_eq!(top_categories(&counts), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
     }
 }
@@ -390,13 +471,32 @@ mod timing {
     fn serving_latency() {
         let (n_users, n_items, f) = (1_000, 160_000, 64);
         let mut rng = Rng::new(1);
-        let uf: Vec<f32> = (0..n_users * f).map(|_| rng.normal() as f32 * 0.1).collect();
-        let itf: Vec<f32> = (0..n_items * f).map(|_| rng.normal() as f32 * 0.1).collect();
+        let uf: Vec<f32> = (0..n_users * f)
+            .map(|_| rng.normal() as f32 * 0.1)
+            .collect();
+        let itf: Vec<f32> = (0..n_items * f)
+            .map(|_| rng.normal() as f32 * 0.1)
+            .collect();
         let cats: Vec<i64> = (0..n_items as i64).map(|i| i % 500).collect();
         let pop: Vec<f32> = (0..n_items).map(|i| 1.0 / (i as f32 + 1.0)).collect();
-        let purchased = Csr::from_triplets(n_users, n_items, &[0, 1], &[5, 6], &[1.0, 1.0]).unwrap();
-        let interest = (0..n_users).map(|u| vec![(u as i64 % 500, 0.7), (7, 0.3)]).collect();
-        let m = ServingModel::new(1, f, (0..n_users as i64).collect(), (0..n_items as i64).collect(), uf, itf, cats, pop, purchased, interest).unwrap();
+        let purchased =
+            Csr::from_triplets(n_users, n_items, &[0, 1], &[5, 6], &[1.0, 1.0]).unwrap();
+        let interest = (0..n_users)
+            .map(|u| vec![(u as i64 % 500, 0.7), (7, 0.3)])
+            .collect();
+        let m = ServingModel::new(
+            1,
+            f,
+            (0..n_users as i64).collect(),
+            (0..n_items as i64).collect(),
+            uf,
+            itf,
+            cats,
+            pop,
+            purchased,
+            interest,
+        )
+        .unwrap();
         let mut times = Vec::new();
         for u in 0..200u32 {
             let t = std::time::Instant::now();

@@ -26,7 +26,10 @@ pub struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: Vec::with_capacity(k) }
+        TopK {
+            k,
+            heap: Vec::with_capacity(k),
+        }
     }
 
     /// Whether `(index, score)` would currently enter the selection — cheap,
@@ -121,7 +124,10 @@ impl TopK {
 /// selection with a heap of size `k` (`excluded` is only consulted for
 /// candidates that would enter it).
 pub fn top_k(scores: &[f32], k: usize, excluded: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
-    assert!(scores.len() <= u32::MAX as usize + 1, "more scores than u32 indices");
+    assert!(
+        scores.len() <= u32::MAX as usize + 1,
+        "more scores than u32 indices"
+    );
     let mut selection = TopK::new(k.min(scores.len()));
     for (i, &score) in scores.iter().enumerate() {
         let index = i as u32;
@@ -167,11 +173,22 @@ pub fn recommend_batch(
 ) -> Vec<Vec<(u32, f32)>> {
     let f = factors;
     assert!(f > 0, "factors must be > 0");
-    assert_eq!(user_factors.len() % f, 0, "user_factors length is not a multiple of factors");
-    assert_eq!(item_factors.len() % f, 0, "item_factors length is not a multiple of factors");
+    assert_eq!(
+        user_factors.len() % f,
+        0,
+        "user_factors length is not a multiple of factors"
+    );
+    assert_eq!(
+        item_factors.len() % f,
+        0,
+        "item_factors length is not a multiple of factors"
+    );
     let n_users = user_factors.len() / f;
     let n_items = item_factors.len() / f;
-    assert!(n_items <= u32::MAX as usize + 1, "more items than u32 indices");
+    assert!(
+        n_items <= u32::MAX as usize + 1,
+        "more items than u32 indices"
+    );
     if k == 0 || n_items == 0 {
         return vec![Vec::new(); users.len()];
     }
@@ -179,16 +196,23 @@ pub fn recommend_batch(
     let panels = pack_item_panels(item_factors, f, n_items);
     let isa = Isa::detect();
     let mut results: Vec<Vec<(u32, f32)>> = vec![Vec::new(); users.len()];
-    results.par_chunks_mut(USER_BLOCK).zip(users.par_chunks(USER_BLOCK)).for_each(|(out, block)| {
-        let valid: Vec<u32> = block.iter().copied().filter(|&u| (u as usize) < n_users).collect();
-        let scored = score_block(isa, user_factors, &panels, f, n_items, &valid, k, exclude);
-        let mut scored = scored.into_iter();
-        for (slot, &u) in out.iter_mut().zip(block) {
-            if (u as usize) < n_users {
-                *slot = scored.next().expect("one result per valid user");
+    results
+        .par_chunks_mut(USER_BLOCK)
+        .zip(users.par_chunks(USER_BLOCK))
+        .for_each(|(out, block)| {
+            let valid: Vec<u32> = block
+                .iter()
+                .copied()
+                .filter(|&u| (u as usize) < n_users)
+                .collect();
+            let scored = score_block(isa, user_factors, &panels, f, n_items, &valid, k, exclude);
+            let mut scored = scored.into_iter();
+            for (slot, &u) in out.iter_mut().zip(block) {
+                if (u as usize) < n_users {
+                    *slot = scored.next().expect("one result per valid user");
+                }
             }
-        }
-    });
+        });
     results
 }
 
@@ -197,16 +221,19 @@ pub fn recommend_batch(
 fn pack_item_panels(item_factors: &[f32], f: usize, n_items: usize) -> Vec<f32> {
     let n_panels = n_items.div_ceil(TILE_ITEMS);
     let mut panels = vec![0f32; n_panels * f * TILE_ITEMS];
-    panels.par_chunks_mut(f * TILE_ITEMS).enumerate().for_each(|(p, panel)| {
-        for c in 0..TILE_ITEMS {
-            let item = p * TILE_ITEMS + c;
-            if item < n_items {
-                for j in 0..f {
-                    panel[j * TILE_ITEMS + c] = item_factors[item * f + j];
+    panels
+        .par_chunks_mut(f * TILE_ITEMS)
+        .enumerate()
+        .for_each(|(p, panel)| {
+            for c in 0..TILE_ITEMS {
+                let item = p * TILE_ITEMS + c;
+                if item < n_items {
+                    for j in 0..f {
+                        panel[j * TILE_ITEMS + c] = item_factors[item * f + j];
+                    }
                 }
             }
-        }
-    });
+        });
     panels
 }
 
@@ -264,16 +291,27 @@ fn score_block(
                 sorted.sort_unstable();
                 std::borrow::Cow::Owned(sorted)
             };
-            UserSelection { top: TopK::new(k.min(n_items)), excluded, cursor: 0 }
+            UserSelection {
+                top: TopK::new(k.min(n_items)),
+                excluded,
+                cursor: 0,
+            }
         })
         .collect();
     match isa {
-        Isa::Portable => score_block_portable(user_factors, panels, f, n_items, users, &mut selections),
+        Isa::Portable => {
+            score_block_portable(user_factors, panels, f, n_items, users, &mut selections)
+        }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-        Isa::Avx2 => unsafe { score_block_avx2(user_factors, panels, f, n_items, users, &mut selections) },
+        Isa::Avx2 => unsafe {
+            score_block_avx2(user_factors, panels, f, n_items, users, &mut selections)
+        },
     }
-    selections.into_iter().map(|s| s.top.into_sorted()).collect()
+    selections
+        .into_iter()
+        .map(|s| s.top.into_sorted())
+        .collect()
 }
 
 fn score_block_portable(
@@ -313,7 +351,10 @@ fn score_block_kernel(
     for (p, panel) in panels.chunks_exact(f * TILE_ITEMS).enumerate() {
         let first_item = p * TILE_ITEMS;
         let items_here = TILE_ITEMS.min(n_items - first_item);
-        for (group, group_selections) in users.chunks(TILE_USERS).zip(selections.chunks_mut(TILE_USERS)) {
+        for (group, group_selections) in users
+            .chunks(TILE_USERS)
+            .zip(selections.chunks_mut(TILE_USERS))
+        {
             // A short last group repeats its first user; the extra rows are ignored.
             let rows: [&[f32]; TILE_USERS] = std::array::from_fn(|r| {
                 let u = group[r.min(group.len() - 1)] as usize;
@@ -343,7 +384,11 @@ fn score_block_kernel(
 /// The 4 × 16 accumulator lives in registers; each step broadcasts one user
 /// value against a 16-item row of the panel.
 #[inline(always)]
-fn tile_scores(rows: [&[f32]; TILE_USERS], panel: &[f32], f: usize) -> [[f32; TILE_ITEMS]; TILE_USERS] {
+fn tile_scores(
+    rows: [&[f32]; TILE_USERS],
+    panel: &[f32],
+    f: usize,
+) -> [[f32; TILE_ITEMS]; TILE_USERS] {
     let mut acc = [[0f32; TILE_ITEMS]; TILE_USERS];
     let rows: [&[f32]; TILE_USERS] = std::array::from_fn(|r| &rows[r][..f]);
     for (j, panel_row) in panel.chunks_exact(TILE_ITEMS).enumerate().take(f) {
@@ -365,7 +410,11 @@ fn tile_scores(rows: [&[f32]; TILE_USERS], panel: &[f32], f: usize) -> [[f32; TI
 pub fn similar_items(item_factors: &[f32], factors: usize, item: u32, k: usize) -> Vec<(u32, f32)> {
     let f = factors;
     assert!(f > 0, "factors must be > 0");
-    assert_eq!(item_factors.len() % f, 0, "item_factors length is not a multiple of factors");
+    assert_eq!(
+        item_factors.len() % f,
+        0,
+        "item_factors length is not a multiple of factors"
+    );
     let n_items = item_factors.len() / f;
     if item as usize >= n_items || k == 0 {
         return Vec::new();
@@ -396,17 +445,29 @@ mod tests {
     #[test]
     fn top_k_orders_by_score_then_index() {
         let scores = [0.5, 2.0, -1.0, 2.0, 0.5, 3.0];
-        assert_eq!(top_k(&scores, 3, |_| false), vec![(5, 3.0), (1, 2.0), (3, 2.0)]);
+        assert_eq!(
+            top_k(&scores, 3, |_| false),
+            vec![(5, 3.0), (1, 2.0), (3, 2.0)]
+        );
         // The 0.5 tie at indices 0 and 4: the smaller index wins the last place.
-        assert_eq!(top_k(&scores, 4, |_| false), vec![(5, 3.0), (1, 2.0), (3, 2.0), (0, 0.5)]);
+        assert_eq!(
+            top_k(&scores, 4, |_| false),
+            vec![(5, 3.0), (1, 2.0), (3, 2.0), (0, 0.5)]
+        );
         let all = top_k(&scores, 6, |_| false);
-        assert_eq!(all, vec![(5, 3.0), (1, 2.0), (3, 2.0), (0, 0.5), (4, 0.5), (2, -1.0)]);
+        assert_eq!(
+            all,
+            vec![(5, 3.0), (1, 2.0), (3, 2.0), (0, 0.5), (4, 0.5), (2, -1.0)]
+        );
     }
 
     #[test]
     fn top_k_ties_everywhere() {
         let scores = [1.0f32; 10];
-        assert_eq!(top_k(&scores, 3, |_| false), vec![(0, 1.0), (1, 1.0), (2, 1.0)]);
+        assert_eq!(
+            top_k(&scores, 3, |_| false),
+            vec![(0, 1.0), (1, 1.0), (2, 1.0)]
+        );
         // -0.0 == 0.0, so the index decides.
         assert_eq!(top_k(&[0.0, -0.0], 1, |_| false), vec![(0, 0.0)]);
         assert_eq!(top_k(&[-0.0, 0.0], 1, |_| false)[0].0, 0);
@@ -415,13 +476,25 @@ mod tests {
     #[test]
     fn top_k_exclusion_k_zero_k_too_large_nan_empty() {
         let scores = [0.5, 2.0, -1.0, 2.0, 0.5, 3.0];
-        assert_eq!(top_k(&scores, 2, |i| i == 5 || i == 1), vec![(3, 2.0), (0, 0.5)]);
+        assert_eq!(
+            top_k(&scores, 2, |i| i == 5 || i == 1),
+            vec![(3, 2.0), (0, 0.5)]
+        );
         assert_eq!(top_k(&scores, 0, |_| false), vec![]);
         // k > n: every non-excluded candidate, ranked.
-        assert_eq!(top_k(&scores, 100, |i| i % 2 == 0), vec![(5, 3.0), (1, 2.0), (3, 2.0)]);
-        assert_eq!(top_k(&[f32::NAN, 1.0, f32::NAN], 3, |_| false), vec![(1, 1.0)]);
+        assert_eq!(
+            top_k(&scores, 100, |i| i % 2 == 0),
+            vec![(5, 3.0), (1, 2.0), (3, 2.0)]
+        );
+        assert_eq!(
+            top_k(&[f32::NAN, 1.0, f32::NAN], 3, |_| false),
+            vec![(1, 1.0)]
+        );
         assert_eq!(top_k(&[], 3, |_| false), vec![]);
-        assert_eq!(top_k(&[f32::NEG_INFINITY, f32::INFINITY], 5, |_| false), vec![(1, f32::INFINITY), (0, f32::NEG_INFINITY)]);
+        assert_eq!(
+            top_k(&[f32::NEG_INFINITY, f32::INFINITY], 5, |_| false),
+            vec![(1, f32::INFINITY), (0, f32::NEG_INFINITY)]
+        );
     }
 
     #[test]
@@ -433,8 +506,12 @@ mod tests {
             let scores: Vec<f32> = (0..n).map(|_| rng.below(20) as f32 * 0.25).collect();
             let k = rng.below(n as u64 + 5) as usize;
             let excluded = |i: u32| (i as u64 * 7 + trial).is_multiple_of(5);
-            let mut expected: Vec<(u32, f32)> =
-                scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| !excluded(i)).collect();
+            let mut expected: Vec<(u32, f32)> = scores
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (i as u32, s))
+                .filter(|&(i, _)| !excluded(i))
+                .collect();
             expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             expected.truncate(k);
             assert_eq!(top_k(&scores, k, excluded), expected, "trial {trial}");
@@ -443,7 +520,14 @@ mod tests {
 
     /// Brute force with the same arithmetic as the blocked kernel: scalar
     /// sum in ascending factor order.
-    fn brute_force(uf: &[f32], itf: &[f32], f: usize, users: &[u32], k: usize, exclude: Option<&Csr>) -> Vec<Vec<(u32, f32)>> {
+    fn brute_force(
+        uf: &[f32],
+        itf: &[f32],
+        f: usize,
+        users: &[u32],
+        k: usize,
+        exclude: Option<&Csr>,
+    ) -> Vec<Vec<(u32, f32)>> {
         let n_items = itf.len() / f;
         users
             .iter()
@@ -471,7 +555,12 @@ mod tests {
 
     #[test]
     fn recommend_batch_equals_brute_force() {
-        for &(n_users, n_items, f, k) in &[(150, 37, 7, 5), (70, 200, 16, 12), (9, 5, 3, 10), (130, 1000, 50, 20)] {
+        for &(n_users, n_items, f, k) in &[
+            (150, 37, 7, 5),
+            (70, 200, 16, 12),
+            (9, 5, 3, 10),
+            (130, 1000, 50, 20),
+        ] {
             let uf = random(n_users * f, 1 + f as u64);
             let itf = random(n_items * f, 2 + f as u64);
             let mut rng = Rng::new(9);
@@ -485,12 +574,22 @@ mod tests {
             let values = vec![1.0; rows.len()];
             let seen = Csr::from_triplets(n_users, n_items, &rows, &cols, &values).unwrap();
             // Unsorted, repeated and out-of-range user ids.
-            let users: Vec<u32> = (0..n_users as u32).rev().chain([3, 3, n_users as u32 + 4, 0]).collect();
+            let users: Vec<u32> = (0..n_users as u32)
+                .rev()
+                .chain([3, 3, n_users as u32 + 4, 0])
+                .collect();
             for exclude in [None, Some(&seen)] {
                 let batch = recommend_batch(&uf, &itf, f, &users, k, exclude);
-                assert_eq!(batch, brute_force(&uf, &itf, f, &users, k, exclude), "{n_users}×{n_items}×{f} k={k}");
+                assert_eq!(
+                    batch,
+                    brute_force(&uf, &itf, f, &users, k, exclude),
+                    "{n_users}×{n_items}×{f} k={k}"
+                );
             }
-            assert_eq!(batch_len(&recommend_batch(&uf, &itf, f, &users, 0, Some(&seen))), 0);
+            assert_eq!(
+                batch_len(&recommend_batch(&uf, &itf, f, &users, 0, Some(&seen))),
+                0
+            );
         }
     }
 
@@ -507,10 +606,16 @@ mod tests {
         let itf = [1.0, 1.0, 2.0, 0.0, 0.0, 3.0, 1.0, 1.0];
         let seen = Csr::from_triplets(2, 4, &[1], &[2], &[1.0]).unwrap();
         let recs = recommend_batch(&uf, &itf, 2, &[0, 1, 7], 2, Some(&seen));
-        assert_eq!(recs, vec![vec![(1, 2.0), (0, 1.0)], vec![(0, 1.0), (3, 1.0)], vec![]]);
+        assert_eq!(
+            recs,
+            vec![vec![(1, 2.0), (0, 1.0)], vec![(0, 1.0), (3, 1.0)], vec![]]
+        );
         let all = recommend_batch(&uf, &itf, 2, &[1], 10, None);
         assert_eq!(all, vec![vec![(2, 3.0), (0, 1.0), (3, 1.0), (1, 0.0)]]);
-        assert_eq!(recommend_batch(&uf, &itf, 2, &[], 3, None), Vec::<Vec<(u32, f32)>>::new());
+        assert_eq!(
+            recommend_batch(&uf, &itf, 2, &[], 3, None),
+            Vec::<Vec<(u32, f32)>>::new()
+        );
     }
 
     #[test]
@@ -520,7 +625,11 @@ mod tests {
         let itf = random(n_items * f, 4);
         let users: Vec<u32> = (0..n_users as u32).collect();
         let run = |t: usize| {
-            rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| recommend_batch(&uf, &itf, f, &users, 10, None))
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| recommend_batch(&uf, &itf, f, &users, 10, None))
         };
         assert_eq!(run(1), run(2));
     }
@@ -558,16 +667,29 @@ const PANELS_PER_TASK: usize = 256;
 
 impl std::fmt::Debug for PackedItems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PackedItems({} items × {} factors)", self.n_items, self.factors)
+        write!(
+            f,
+            "PackedItems({} items × {} factors)",
+            self.n_items, self.factors
+        )
     }
 }
 
 impl PackedItems {
     pub fn new(item_factors: &[f32], factors: usize) -> PackedItems {
         assert!(factors > 0, "factors must be > 0");
-        assert_eq!(item_factors.len() % factors, 0, "item_factors length is not a multiple of factors");
+        assert_eq!(
+            item_factors.len() % factors,
+            0,
+            "item_factors length is not a multiple of factors"
+        );
         let n_items = item_factors.len() / factors;
-        PackedItems { panels: pack_item_panels(item_factors, factors, n_items), factors, n_items, isa: Isa::detect() }
+        PackedItems {
+            panels: pack_item_panels(item_factors, factors, n_items),
+            factors,
+            n_items,
+            isa: Isa::detect(),
+        }
     }
 
     /// Top-k items for one user's factor row, skipping `excluded` (sorted
@@ -587,13 +709,25 @@ impl PackedItems {
             .enumerate()
             .map(|(task, panels)| {
                 let first_panel = task * PANELS_PER_TASK;
-                let mut selection =
-                    UserSelection { top: TopK::new(k), excluded: std::borrow::Cow::Borrowed(excluded), cursor: 0 };
+                let mut selection = UserSelection {
+                    top: TopK::new(k),
+                    excluded: std::borrow::Cow::Borrowed(excluded),
+                    cursor: 0,
+                };
                 match self.isa {
-                    Isa::Portable => single_user_kernel(user, panels, f, self.n_items, first_panel, &mut selection),
+                    Isa::Portable => single_user_kernel(
+                        user,
+                        panels,
+                        f,
+                        self.n_items,
+                        first_panel,
+                        &mut selection,
+                    ),
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-                    Isa::Avx2 => unsafe { single_user_avx2(user, panels, f, self.n_items, first_panel, &mut selection) },
+                    Isa::Avx2 => unsafe {
+                        single_user_avx2(user, panels, f, self.n_items, first_panel, &mut selection)
+                    },
                 }
                 selection.top.into_sorted()
             })
@@ -610,14 +744,28 @@ impl PackedItems {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn single_user_avx2(user: &[f32], panels: &[f32], f: usize, n_items: usize, first_panel: usize, selection: &mut UserSelection) {
+unsafe fn single_user_avx2(
+    user: &[f32],
+    panels: &[f32],
+    f: usize,
+    n_items: usize,
+    first_panel: usize,
+    selection: &mut UserSelection,
+) {
     single_user_kernel(user, panels, f, n_items, first_panel, selection)
 }
 
 /// One user against a run of panels: `score[c] = Σ_j user[j] · panel[j][c]`
 /// in ascending `j`, as [`tile_scores`] sums.
 #[inline(always)]
-fn single_user_kernel(user: &[f32], panels: &[f32], f: usize, n_items: usize, first_panel: usize, selection: &mut UserSelection) {
+fn single_user_kernel(
+    user: &[f32],
+    panels: &[f32],
+    f: usize,
+    n_items: usize,
+    first_panel: usize,
+    selection: &mut UserSelection,
+) {
     for (p, panel) in panels.chunks_exact(f * TILE_ITEMS).enumerate() {
         let first_item = (first_panel + p) * TILE_ITEMS;
         let items_here = TILE_ITEMS.min(n_items - first_item);
@@ -648,7 +796,14 @@ mod packed_tests {
         let mut rng = Rng::new(3);
         let users: Vec<f32> = (0..n_users * f).map(|_| rng.normal() as f32).collect();
         let items: Vec<f32> = (0..n_items * f).map(|_| rng.normal() as f32).collect();
-        let exclude = Csr::from_triplets(n_users, n_items, &[0, 0, 3], &[5, 77, 8_999], &[1.0, 1.0, 1.0]).unwrap();
+        let exclude = Csr::from_triplets(
+            n_users,
+            n_items,
+            &[0, 0, 3],
+            &[5, 77, 8_999],
+            &[1.0, 1.0, 1.0],
+        )
+        .unwrap();
         let ids: Vec<u32> = (0..n_users as u32).collect();
         let batch = recommend_batch(&users, &items, f, &ids, 25, Some(&exclude));
         let packed = PackedItems::new(&items, f);

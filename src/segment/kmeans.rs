@@ -138,7 +138,10 @@ impl Standardizer {
         );
         let n_rows = data.len() / n_cols;
         if n_rows == 0 {
-            return Ok(Standardizer { mean: vec![0.0; n_cols], std: vec![1.0; n_cols] });
+            return Ok(Standardizer {
+                mean: vec![0.0; n_cols],
+                std: vec![1.0; n_cols],
+            });
         }
         let mut sum = vec![0.0; n_cols];
         let mut min = vec![f64::INFINITY; n_cols];
@@ -175,7 +178,10 @@ impl Standardizer {
                 std[col] = column_std;
             }
         }
-        Ok(Standardizer { mean: fitted_mean, std })
+        Ok(Standardizer {
+            mean: fitted_mean,
+            std,
+        })
     }
 
     /// Number of columns this standardiser was fitted on.
@@ -241,7 +247,12 @@ pub struct KMeansParams {
 
 impl Default for KMeansParams {
     fn default() -> Self {
-        KMeansParams { k: 5, max_iter: 20, seed: 42, tol: 1e-4 }
+        KMeansParams {
+            k: 5,
+            max_iter: 20,
+            seed: 42,
+            tol: 1e-4,
+        }
     }
 }
 
@@ -595,10 +606,15 @@ fn reseed_empty_clusters(
                 farthest = Some((index, d2));
             }
         }
-        let Some((row_index, _)) = farthest else { continue };
+        let Some((row_index, _)) = farthest else {
+            continue;
+        };
         let row = &data[row_index * n_cols..(row_index + 1) * n_cols];
         let donor = assignments[row_index] as usize;
-        for (sum, value) in totals.sums[donor * n_cols..(donor + 1) * n_cols].iter_mut().zip(row) {
+        for (sum, value) in totals.sums[donor * n_cols..(donor + 1) * n_cols]
+            .iter_mut()
+            .zip(row)
+        {
             *sum -= value;
         }
         totals.counts[donor] -= 1;
@@ -649,7 +665,14 @@ fn lloyd(
     let mut converged = false;
 
     while iterations < params.max_iter {
-        reseed_empty_clusters(data, n_cols, &mut totals, &mut assignments, &mut min_d2, &mut centroids);
+        reseed_empty_clusters(
+            data,
+            n_cols,
+            &mut totals,
+            &mut assignments,
+            &mut min_d2,
+            &mut centroids,
+        );
         update_centroids(&totals, n_cols, &mut centroids);
         let previous_inertia = totals.inertia;
         totals = assignment_pass(data, n_cols, k, &centroids, &mut assignments, &mut min_d2);
@@ -710,7 +733,10 @@ pub fn silhouette(
 ) -> Result<(f64, usize)> {
     let n_rows = validate_matrix(data, n_cols)?;
     ensure!(k >= 1, "k must be at least 1 (got {k})");
-    ensure!(max_sample >= 2, "max_sample must be at least 2 (got {max_sample})");
+    ensure!(
+        max_sample >= 2,
+        "max_sample must be at least 2 (got {max_sample})"
+    );
     ensure!(
         assignments.len() == n_rows,
         "assignments has {} entries but data has {} rows",
@@ -718,7 +744,12 @@ pub fn silhouette(
         n_rows
     );
     if let Some(row) = assignments.iter().position(|&c| c as usize >= k) {
-        bail!("assignment {} of row {} is out of range for k = {}", assignments[row], row, k);
+        bail!(
+            "assignment {} of row {} is out of range for k = {}",
+            assignments[row],
+            row,
+            k
+        );
     }
 
     let sample_rows = sample_row_indices(n_rows, max_sample, seed);
@@ -762,7 +793,8 @@ pub fn silhouette(
                 // needs no correction; only the divisor excludes the point.
                 let a = distance_sums[own] / (cluster_sizes[own] - 1) as f64;
                 let mut b = f64::INFINITY;
-                for (cluster, (&sum, &size)) in distance_sums.iter().zip(&cluster_sizes).enumerate() {
+                for (cluster, (&sum, &size)) in distance_sums.iter().zip(&cluster_sizes).enumerate()
+                {
                     if cluster != own && size > 0 {
                         b = b.min(sum / size as f64);
                     }
@@ -843,7 +875,10 @@ mod tests {
     }
 
     fn params(k: usize) -> KMeansParams {
-        KMeansParams { k, ..KMeansParams::default() }
+        KMeansParams {
+            k,
+            ..KMeansParams::default()
+        }
     }
 
     #[test]
@@ -862,10 +897,17 @@ mod tests {
                 .iter()
                 .map(|c| squared_distance(c, centroid).sqrt())
                 .fold(f64::INFINITY, f64::min);
-            assert!(nearest < 0.15, "centroid {centroid:?} is {nearest} from every centre");
+            assert!(
+                nearest < 0.15,
+                "centroid {centroid:?} is {nearest} from every centre"
+            );
         }
         // Inertia ≈ n · d · σ² = 1200 · 3 · 0.49 = 1764 (minus the 3·3 dof of the means).
-        assert!((model.inertia - 1764.0).abs() < 150.0, "inertia {}", model.inertia);
+        assert!(
+            (model.inertia - 1764.0).abs() < 150.0,
+            "inertia {}",
+            model.inertia
+        );
         let (score, sample_size) = silhouette(&data, 3, &model.assignments, 3, 10_000, 1).unwrap();
         assert_eq!(sample_size, 1200);
         assert!(score > 0.8, "silhouette {score}");
@@ -877,7 +919,16 @@ mod tests {
         // distance 0.5, inertia 4 · 0.25 = 1.
         let data = [0.0, 1.0, 10.0, 11.0];
         for seed in 0..20 {
-            let model = kmeans(&data, 1, &KMeansParams { k: 2, seed, ..KMeansParams::default() }).unwrap();
+            let model = kmeans(
+                &data,
+                1,
+                &KMeansParams {
+                    k: 2,
+                    seed,
+                    ..KMeansParams::default()
+                },
+            )
+            .unwrap();
             let mut centroids = model.centroids.clone();
             centroids.sort_by(f64::total_cmp);
             assert_eq!(centroids, vec![0.5, 10.5], "seed {seed}");
@@ -930,7 +981,8 @@ mod tests {
         // in that order, the farthest rows 40, 21, 20; cluster 0 keeps
         // {0, 1, 2, 3} with mean 1.5 → inertia 2.25 + 0.25 + 0.25 + 2.25 = 5.
         let data = [0.0, 1.0, 2.0, 3.0, 20.0, 21.0, 40.0];
-        let model = kmeans_from_centroids(&data, 1, &[1.0, 500.0, 600.0, 700.0], &params(4)).unwrap();
+        let model =
+            kmeans_from_centroids(&data, 1, &[1.0, 500.0, 600.0, 700.0], &params(4)).unwrap();
         assert_eq!(model.centroids, vec![1.5, 40.0, 21.0, 20.0]);
         assert_eq!(model.assignments, vec![0, 0, 0, 0, 3, 2, 1]);
         assert_eq!(model.sizes, vec![4, 1, 1, 1]);
@@ -972,9 +1024,18 @@ mod tests {
 
         standardizer.transform_in_place(&mut data);
         let expected = [
-            -1.0 / std0, 0.0, -2.0 / std2, 0.0, //
-            0.0, 0.0, -2.0 / std2, 0.0, //
-            1.0 / std0, 0.0, 4.0 / std2, 0.0,
+            -1.0 / std0,
+            0.0,
+            -2.0 / std2,
+            0.0, //
+            0.0,
+            0.0,
+            -2.0 / std2,
+            0.0, //
+            1.0 / std0,
+            0.0,
+            4.0 / std2,
+            0.0,
         ];
         for (value, want) in data.iter().zip(expected) {
             assert!((value - want).abs() < 1e-12, "{value} vs {want}");
@@ -997,7 +1058,13 @@ mod tests {
     #[test]
     fn standardizer_shapes() {
         let empty = Standardizer::fit(&[], 2);
-        assert_eq!(empty, Standardizer { mean: vec![0.0, 0.0], std: vec![1.0, 1.0] });
+        assert_eq!(
+            empty,
+            Standardizer {
+                mean: vec![0.0, 0.0],
+                std: vec![1.0, 1.0]
+            }
+        );
         assert!(Standardizer::try_fit(&[1.0, 2.0, 3.0], 2).is_err());
         assert!(Standardizer::try_fit(&[1.0], 0).is_err());
         // Many rows spanning several blocks, transformed in parallel.
@@ -1062,13 +1129,25 @@ mod tests {
         // depends on the seeding, and any summation-order change would show.
         let mut rng = Rng::new(11);
         let n_cols = 5;
-        let data: Vec<f64> = (0..(5 * BLOCK_ROWS + 123) * n_cols).map(|_| rng.next_f64()).collect();
-        let fit = |seed: u64| KMeansParams { k: 7, max_iter: 30, seed, tol: 0.0 };
+        let data: Vec<f64> = (0..(5 * BLOCK_ROWS + 123) * n_cols)
+            .map(|_| rng.next_f64())
+            .collect();
+        let fit = |seed: u64| KMeansParams {
+            k: 7,
+            max_iter: 30,
+            seed,
+            tol: 0.0,
+        };
         let one_thread = run_in_pool(1, || kmeans(&data, n_cols, &fit(1)).unwrap());
         let two_threads = run_in_pool(2, || kmeans(&data, n_cols, &fit(1)).unwrap());
         let again = kmeans(&data, n_cols, &fit(1)).unwrap();
         let bits = |m: &KMeansModel| -> Vec<u64> {
-            m.centroids.iter().chain(&m.distances).chain(&m.inertia_history).map(|v| v.to_bits()).collect()
+            m.centroids
+                .iter()
+                .chain(&m.distances)
+                .chain(&m.inertia_history)
+                .map(|v| v.to_bits())
+                .collect()
         };
         assert_eq!(bits(&one_thread), bits(&two_threads));
         assert_eq!(one_thread, two_threads);
@@ -1084,12 +1163,26 @@ mod tests {
         let n_cols = 3;
         let data: Vec<f64> = (0..20_000 * n_cols).map(|_| rng.normal()).collect();
         for seed in 0..5 {
-            let model = kmeans(&data, n_cols, &KMeansParams { k: 6, max_iter: 50, seed, tol: 0.0 }).unwrap();
+            let model = kmeans(
+                &data,
+                n_cols,
+                &KMeansParams {
+                    k: 6,
+                    max_iter: 50,
+                    seed,
+                    tol: 0.0,
+                },
+            )
+            .unwrap();
             assert_eq!(model.inertia_history.len(), model.iterations + 1);
             assert_eq!(*model.inertia_history.last().unwrap(), model.inertia);
             assert!(model.iterations > 2, "too few iterations to test anything");
             for pair in model.inertia_history.windows(2) {
-                assert!(pair[1] <= pair[0], "inertia rose: {:?}", model.inertia_history);
+                assert!(
+                    pair[1] <= pair[0],
+                    "inertia rose: {:?}",
+                    model.inertia_history
+                );
             }
             // The reported inertia is the sum of the reported squared distances.
             let recomputed: f64 = model.distances.iter().map(|d| d * d).sum();
@@ -1101,15 +1194,55 @@ mod tests {
     fn stops_at_max_iter_or_tol() {
         let mut rng = Rng::new(8);
         let data: Vec<f64> = (0..10_000 * 2).map(|_| rng.next_f64()).collect();
-        let capped = kmeans(&data, 2, &KMeansParams { k: 9, max_iter: 2, seed: 1, tol: 0.0 }).unwrap();
+        let capped = kmeans(
+            &data,
+            2,
+            &KMeansParams {
+                k: 9,
+                max_iter: 2,
+                seed: 1,
+                tol: 0.0,
+            },
+        )
+        .unwrap();
         assert_eq!(capped.iterations, 2);
         assert!(!capped.converged);
-        let seeding_only = kmeans(&data, 2, &KMeansParams { k: 9, max_iter: 0, seed: 1, tol: 0.0 }).unwrap();
+        let seeding_only = kmeans(
+            &data,
+            2,
+            &KMeansParams {
+                k: 9,
+                max_iter: 0,
+                seed: 1,
+                tol: 0.0,
+            },
+        )
+        .unwrap();
         assert_eq!(seeding_only.iterations, 0);
         assert_eq!(seeding_only.inertia_history.len(), 1);
         // A loose tolerance stops earlier than a strict one.
-        let loose = kmeans(&data, 2, &KMeansParams { k: 9, max_iter: 100, seed: 1, tol: 1e-2 }).unwrap();
-        let strict = kmeans(&data, 2, &KMeansParams { k: 9, max_iter: 100, seed: 1, tol: 0.0 }).unwrap();
+        let loose = kmeans(
+            &data,
+            2,
+            &KMeansParams {
+                k: 9,
+                max_iter: 100,
+                seed: 1,
+                tol: 1e-2,
+            },
+        )
+        .unwrap();
+        let strict = kmeans(
+            &data,
+            2,
+            &KMeansParams {
+                k: 9,
+                max_iter: 100,
+                seed: 1,
+                tol: 0.0,
+            },
+        )
+        .unwrap();
         assert!(loose.converged && strict.converged);
         assert!(loose.iterations < strict.iterations);
     }
@@ -1145,24 +1278,39 @@ mod tests {
         let mut big = vec![0.0; (BLOCK_ROWS * 2 + 5) * 3];
         big[(BLOCK_ROWS * 2 + 3) * 3 + 2] = f64::INFINITY;
         let message = error_text(kmeans(&big, 3, &params(2)));
-        assert!(message.contains(&format!("row {}, column 2", BLOCK_ROWS * 2 + 3)), "{message}");
-        let bad_tol = KMeansParams { tol: -1.0, ..params(1) };
+        assert!(
+            message.contains(&format!("row {}, column 2", BLOCK_ROWS * 2 + 3)),
+            "{message}"
+        );
+        let bad_tol = KMeansParams {
+            tol: -1.0,
+            ..params(1)
+        };
         assert!(error_text(kmeans(&data, 1, &bad_tol)).contains("tol"));
         let huge = [1e300, -1e300];
         assert!(error_text(kmeans(&huge, 1, &params(2))).contains("overflow"));
-        assert!(error_text(kmeans_from_centroids(&data, 1, &[0.0], &params(2))).contains("initial_centroids"));
+        assert!(
+            error_text(kmeans_from_centroids(&data, 1, &[0.0], &params(2)))
+                .contains("initial_centroids")
+        );
     }
 
     #[test]
     fn silhouette_error_cases() {
         let data = [0.0, 1.0, 4.0, 5.0];
         let labels = [0, 0, 1, 1];
-        assert!(error_text(silhouette(&data, 1, &[0, 0, 0, 0], 2, 10, 0)).contains("all rows are in one cluster"));
-        assert!(error_text(silhouette(&data, 1, &labels[..3], 2, 10, 0)).contains("assignments has 3"));
+        assert!(error_text(silhouette(&data, 1, &[0, 0, 0, 0], 2, 10, 0))
+            .contains("all rows are in one cluster"));
+        assert!(
+            error_text(silhouette(&data, 1, &labels[..3], 2, 10, 0)).contains("assignments has 3")
+        );
         assert!(error_text(silhouette(&data, 1, &[0, 0, 1, 2], 2, 10, 0)).contains("out of range"));
         assert!(error_text(silhouette(&data, 1, &labels, 2, 1, 0)).contains("max_sample"));
         assert!(error_text(silhouette(&data, 0, &labels, 2, 10, 0)).contains("n_cols"));
-        assert!(error_text(silhouette(&[0.0, f64::NAN, 4.0, 5.0], 1, &labels, 2, 10, 0)).contains("row 1"));
+        assert!(
+            error_text(silhouette(&[0.0, f64::NAN, 4.0, 5.0], 1, &labels, 2, 10, 0))
+                .contains("row 1")
+        );
         assert!(error_text(silhouette(&data, 1, &labels, 0, 10, 0)).contains("k must be"));
         // Two clusters overall, but a 2-row sample of 1000 rows where one
         // cluster is a single row will almost surely miss it.
@@ -1170,7 +1318,9 @@ mod tests {
         many[999] = 9.0;
         let mut many_labels = vec![0u32; 1000];
         many_labels[999] = 1;
-        assert!(error_text(silhouette(&many, 1, &many_labels, 2, 2, 0)).contains("raise max_sample"));
+        assert!(
+            error_text(silhouette(&many, 1, &many_labels, 2, 2, 0)).contains("raise max_sample")
+        );
     }
 
     /// 1M rows × 8 columns, k = 5, exactly 20 Lloyd iterations (tol = 0 and
@@ -1183,7 +1333,12 @@ mod tests {
         let n_cols = 8;
         let mut rng = Rng::new(2024);
         let data: Vec<f64> = (0..n_rows * n_cols).map(|_| rng.normal()).collect();
-        let params = KMeansParams { k: 5, max_iter: 20, seed: 42, tol: 0.0 };
+        let params = KMeansParams {
+            k: 5,
+            max_iter: 20,
+            seed: 42,
+            tol: 0.0,
+        };
         let start = Instant::now();
         let model = kmeans(&data, n_cols, &params).unwrap();
         let elapsed = start.elapsed();
@@ -1197,7 +1352,10 @@ mod tests {
         );
         let start = Instant::now();
         let (score, size) = silhouette(&data, n_cols, &model.assignments, 5, 10_000, 1).unwrap();
-        println!("silhouette on a 10k sample: {score:.4} (n = {size}) in {:.3} s", start.elapsed().as_secs_f64());
+        println!(
+            "silhouette on a 10k sample: {score:.4} (n = {size}) in {:.3} s",
+            start.elapsed().as_secs_f64()
+        );
         assert_eq!(model.iterations, 20);
     }
 }

@@ -40,14 +40,23 @@ struct Settings {
 /// Argument layout shared by the k-means aggregates.
 fn feature_params() -> Vec<SqlType> {
     use SqlType::*;
-    vec![BigInt, BigInt, Varchar, Double, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt]
+    vec![
+        BigInt, BigInt, Varchar, Double, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt,
+        BigInt,
+    ]
 }
 
-fn collect(state: &mut FeatureRows, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+fn collect(
+    state: &mut FeatureRows,
+    input: &InputChunk,
+    rows: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
     for row in rows {
         if state.settings.is_none() {
             let get = |col: usize, name: &str| {
-                input.i64(col, row).ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; pass a number"))
+                input
+                    .i64(col, row)
+                    .ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; pass a number"))
             };
             state.settings = Some(Settings {
                 n_features: get(4, "columns")? as usize,
@@ -67,7 +76,10 @@ fn collect(state: &mut FeatureRows, input: &InputChunk, rows: std::ops::Range<us
             anyhow::bail!("internal error: feature without a position in `columns`")
         };
         let index = index as u32;
-        state.names.entry(index).or_insert_with(|| input.str(2, row).unwrap_or("").to_string());
+        state
+            .names
+            .entry(index)
+            .or_insert_with(|| input.str(2, row).unwrap_or("").to_string());
         state.cells.push((user, index, input.f64(3, row)));
     }
     Ok(())
@@ -93,7 +105,9 @@ struct Matrix {
 }
 
 fn matrix(mut rows: FeatureRows) -> anyhow::Result<Matrix> {
-    let settings = rows.settings.ok_or_else(|| anyhow::anyhow!("the features table is empty: no users to segment"))?;
+    let settings = rows
+        .settings
+        .ok_or_else(|| anyhow::anyhow!("the features table is empty: no users to segment"))?;
     let n = settings.n_features;
     let mut names = Vec::with_capacity(n);
     for i in 1..=n as u32 {
@@ -105,7 +119,8 @@ fn matrix(mut rows: FeatureRows) -> anyhow::Result<Matrix> {
             ),
         }
     }
-    rows.cells.sort_unstable_by_key(|&(user, index, _)| (user, index));
+    rows.cells
+        .sort_unstable_by_key(|&(user, index, _)| (user, index));
     let mut user_ids = Vec::new();
     let mut values = Vec::new();
     let mut previous: Option<(i64, u32)> = None;
@@ -119,13 +134,21 @@ fn matrix(mut rows: FeatureRows) -> anyhow::Result<Matrix> {
         }
         let value = value.unwrap_or(0.0);
         if !value.is_finite() {
-            anyhow::bail!("feature {} of user_id {user} is {value}; remove NaN/infinite values first", names[index as usize - 1]);
+            anyhow::bail!(
+                "feature {} of user_id {user} is {value}; remove NaN/infinite values first",
+                names[index as usize - 1]
+            );
         }
         let base = (user_ids.len() - 1) * n;
         values[base + index as usize - 1] = value;
         previous = Some((user, index));
     }
-    Ok(Matrix { user_ids, names, values, settings })
+    Ok(Matrix {
+        user_ids,
+        names,
+        values,
+        settings,
+    })
 }
 
 fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
@@ -133,17 +156,29 @@ fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
         anyhow::bail!("parameter `k` is {}; it must be at least 1", s.k);
     }
     if s.k as usize > users {
-        anyhow::bail!("parameter `k` is {} but there are only {users} users; choose k <= {users}", s.k);
+        anyhow::bail!(
+            "parameter `k` is {} but there are only {users} users; choose k <= {users}",
+            s.k
+        );
     }
     if !(1..=10_000).contains(&s.max_iter) {
-        anyhow::bail!("parameter `max_iter` is {}; it must be between 1 and 10000", s.max_iter);
+        anyhow::bail!(
+            "parameter `max_iter` is {}; it must be between 1 and 10000",
+            s.max_iter
+        );
     }
     if !(1..=1_000).contains(&s.n_init) {
-        anyhow::bail!("parameter `n_init` is {}; it must be between 1 and 1000", s.n_init);
+        anyhow::bail!(
+            "parameter `n_init` is {}; it must be between 1 and 1000",
+            s.n_init
+        );
     }
     // sample = 0 is how the per-user macros skip the silhouette they do not show.
     if s.sample != 0 && !(2..=1_000_000).contains(&s.sample) {
-        anyhow::bail!("parameter `sample` is {}; it must be between 2 and 1000000", s.sample);
+        anyhow::bail!(
+            "parameter `sample` is {}; it must be between 2 and 1000000",
+            s.sample
+        );
     }
     Ok(())
 }
@@ -190,10 +225,19 @@ pub fn segment_names(centroids: &[HashMap<&str, f64>]) -> Vec<String> {
 
 /// The best (lowest inertia) of `n_init` k-means runs, each seeded from
 /// its own stream of `params.seed`; run 0 uses the seed itself.
-fn best_of(values: &[f64], n_cols: usize, params: &KMeansParams, n_init: i64) -> anyhow::Result<kmeans::KMeansModel> {
+fn best_of(
+    values: &[f64],
+    n_cols: usize,
+    params: &KMeansParams,
+    n_init: i64,
+) -> anyhow::Result<kmeans::KMeansModel> {
     let mut best: Option<kmeans::KMeansModel> = None;
     for run in 0..n_init.max(1) as u64 {
-        let seed = if run == 0 { params.seed } else { crate::rng::mix64(params.seed ^ crate::rng::mix64(run)) };
+        let seed = if run == 0 {
+            params.seed
+        } else {
+            crate::rng::mix64(params.seed ^ crate::rng::mix64(run))
+        };
         let model = kmeans::kmeans(values, n_cols, &KMeansParams { seed, ..*params })?;
         if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
             best = Some(model);
@@ -213,7 +257,14 @@ fn fit_scored(
     let model = best_of(values, n_cols, params, settings.n_init)?;
     let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
     let score = if non_empty >= 2 && settings.sample > 0 {
-        Some(silhouette(values, n_cols, &model.assignments, params.k, settings.sample as usize, params.seed)?)
+        Some(silhouette(
+            values,
+            n_cols,
+            &model.assignments,
+            params.k,
+            settings.sample as usize,
+            params.seed,
+        )?)
     } else {
         None
     };
@@ -250,7 +301,11 @@ impl AggregateFunction for KMeansAggregate {
             Column::new("iterations", SqlType::Integer),
         ]
     }
-    fn update(state: &mut FeatureRows, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut FeatureRows,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         collect(state, input, rows)
     }
     fn combine(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
@@ -258,7 +313,12 @@ impl AggregateFunction for KMeansAggregate {
         Ok(())
     }
     fn finalize(state: FeatureRows) -> anyhow::Result<RowSet> {
-        let Matrix { user_ids, names, mut values, settings } = matrix(state)?;
+        let Matrix {
+            user_ids,
+            names,
+            mut values,
+            settings,
+        } = matrix(state)?;
         check_settings(&settings, user_ids.len())?;
         let n_cols = names.len();
         let scaler = Standardizer::try_fit(&values, n_cols)?;
@@ -269,7 +329,9 @@ impl AggregateFunction for KMeansAggregate {
             seed: settings.seed as u64,
             ..KMeansParams::default()
         };
-        let (model, score) = with_threads(settings.threads, || fit_scored(&values, n_cols, &params, &settings))??;
+        let (model, score) = with_threads(settings.threads, || {
+            fit_scored(&values, n_cols, &params, &settings)
+        })??;
 
         // Segment ids by size, largest first (ties: lower k-means label), so
         // ids mean something and do not depend on seeding order.
@@ -280,10 +342,19 @@ impl AggregateFunction for KMeansAggregate {
         for (id, &c) in order.iter().enumerate() {
             segment_of[c] = id as u32;
         }
-        let centroids_original: Vec<Vec<f64>> = order.iter().map(|&c| scaler.inverse_row(model.centroid(c))).collect();
+        let centroids_original: Vec<Vec<f64>> = order
+            .iter()
+            .map(|&c| scaler.inverse_row(model.centroid(c)))
+            .collect();
         let centroid_maps: Vec<HashMap<&str, f64>> = centroids_original
             .iter()
-            .map(|c| names.iter().map(|n| n.as_str()).zip(c.iter().copied()).collect())
+            .map(|c| {
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .zip(c.iter().copied())
+                    .collect()
+            })
             .collect();
         let segment_names = segment_names(&centroid_maps);
         let mut within = vec![0.0; k];
@@ -368,17 +439,44 @@ impl KindRows {
         let r = &self.rows;
         RowSet::new()
             .with("kind", Values::Text(self.kinds))
-            .with("user_id", Values::BigInt(r.iter().map(|x| x.user_id).collect()))
-            .with("segment_id", Values::Integer(r.iter().map(|x| x.segment_id).collect()))
-            .with("segment", Values::Text(r.iter().map(|x| x.segment.clone()).collect()))
-            .with("distance", Values::Double(r.iter().map(|x| x.distance).collect()))
-            .with("feature", Values::Text(r.iter().map(|x| x.feature.clone()).collect()))
+            .with(
+                "user_id",
+                Values::BigInt(r.iter().map(|x| x.user_id).collect()),
+            )
+            .with(
+                "segment_id",
+                Values::Integer(r.iter().map(|x| x.segment_id).collect()),
+            )
+            .with(
+                "segment",
+                Values::Text(r.iter().map(|x| x.segment.clone()).collect()),
+            )
+            .with(
+                "distance",
+                Values::Double(r.iter().map(|x| x.distance).collect()),
+            )
+            .with(
+                "feature",
+                Values::Text(r.iter().map(|x| x.feature.clone()).collect()),
+            )
             .with("value", Values::Double(r.iter().map(|x| x.value).collect()))
             .with("users", Values::BigInt(r.iter().map(|x| x.users).collect()))
-            .with("within_ss", Values::Double(r.iter().map(|x| x.within_ss).collect()))
-            .with("silhouette", Values::Double(r.iter().map(|x| x.silhouette).collect()))
-            .with("sample_size", Values::BigInt(r.iter().map(|x| x.sample_size).collect()))
-            .with("iterations", Values::Integer(r.iter().map(|x| x.iterations).collect()))
+            .with(
+                "within_ss",
+                Values::Double(r.iter().map(|x| x.within_ss).collect()),
+            )
+            .with(
+                "silhouette",
+                Values::Double(r.iter().map(|x| x.silhouette).collect()),
+            )
+            .with(
+                "sample_size",
+                Values::BigInt(r.iter().map(|x| x.sample_size).collect()),
+            )
+            .with(
+                "iterations",
+                Values::Integer(r.iter().map(|x| x.iterations).collect()),
+            )
     }
 }
 
@@ -400,7 +498,11 @@ impl AggregateFunction for KMeansSweep {
             Column::new("iterations", SqlType::Integer),
         ]
     }
-    fn update(state: &mut FeatureRows, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut FeatureRows,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         collect(state, input, rows)
     }
     fn combine(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
@@ -408,11 +510,26 @@ impl AggregateFunction for KMeansSweep {
         Ok(())
     }
     fn finalize(state: FeatureRows) -> anyhow::Result<RowSet> {
-        let Matrix { user_ids, names, mut values, settings } = matrix(state)?;
+        let Matrix {
+            user_ids,
+            names,
+            mut values,
+            settings,
+        } = matrix(state)?;
         if settings.k_max < settings.k {
-            anyhow::bail!("parameter `k_max` is {} but `k_min` is {}; k_max must be >= k_min", settings.k_max, settings.k);
+            anyhow::bail!(
+                "parameter `k_max` is {} but `k_min` is {}; k_max must be >= k_min",
+                settings.k_max,
+                settings.k
+            );
         }
-        check_settings(&Settings { k: settings.k_max, ..settings }, user_ids.len())?;
+        check_settings(
+            &Settings {
+                k: settings.k_max,
+                ..settings
+            },
+            user_ids.len(),
+        )?;
         check_settings(&settings, user_ids.len())?;
         let n_cols = names.len();
         let scaler = Standardizer::try_fit(&values, n_cols)?;
@@ -432,16 +549,32 @@ impl AggregateFunction for KMeansSweep {
                 .collect()
         })??;
         Ok(RowSet::new()
-            .with("k", Values::Integer(results.iter().map(|r| Some(r.0 as i32)).collect()))
-            .with("inertia", Values::Double(results.iter().map(|r| Some(r.1)).collect()))
-            .with("silhouette", Values::Double(results.iter().map(|r| r.2.map(|s| s.0)).collect()))
-            .with("sample_size", Values::BigInt(results.iter().map(|r| r.2.map(|s| s.1 as i64)).collect()))
-            .with("iterations", Values::Integer(results.iter().map(|r| Some(r.3 as i32)).collect())))
+            .with(
+                "k",
+                Values::Integer(results.iter().map(|r| Some(r.0 as i32)).collect()),
+            )
+            .with(
+                "inertia",
+                Values::Double(results.iter().map(|r| Some(r.1)).collect()),
+            )
+            .with(
+                "silhouette",
+                Values::Double(results.iter().map(|r| r.2.map(|s| s.0)).collect()),
+            )
+            .with(
+                "sample_size",
+                Values::BigInt(results.iter().map(|r| r.2.map(|s| s.1 as i64)).collect()),
+            )
+            .with(
+                "iterations",
+                Values::Integer(results.iter().map(|r| Some(r.3 as i32)).collect()),
+            ))
     }
 }
 
 /// The default clustering features: columns of `rfm_features`.
-pub const DEFAULT_COLUMNS: &str = "['recency', 'frequency', 'monetary', 'total_events', 'purchases', \
+pub const DEFAULT_COLUMNS: &str =
+    "['recency', 'frequency', 'monetary', 'total_events', 'purchases', \
                                    'conversion_rate', 'cart_abandonment', 'unique_products']";
 
 /// The shared front of every k-means macro: unpivot the chosen columns of
@@ -530,18 +663,34 @@ mod tests {
 
     #[test]
     fn business_rules_in_order() {
-        let vip = centroid(&[("monetary", 800.0), ("frequency", 12.0), ("recency", 5.0), ("conversion_rate", 0.2)]);
+        let vip = centroid(&[
+            ("monetary", 800.0),
+            ("frequency", 12.0),
+            ("recency", 5.0),
+            ("conversion_rate", 0.2),
+        ]);
         let loyal = centroid(&[("monetary", 100.0), ("frequency", 6.0), ("recency", 40.0)]);
-        let active = centroid(&[("frequency", 2.0), ("recency", 10.0), ("conversion_rate", 0.3)]);
+        let active = centroid(&[
+            ("frequency", 2.0),
+            ("recency", 10.0),
+            ("conversion_rate", 0.3),
+        ]);
         let dormant = centroid(&[("frequency", 1.0), ("recency", 75.0)]);
-        let casual = centroid(&[("frequency", 4.0), ("recency", 45.0), ("conversion_rate", 0.01)]);
+        let casual = centroid(&[
+            ("frequency", 4.0),
+            ("recency", 45.0),
+            ("conversion_rate", 0.01),
+        ]);
         assert_eq!(business_name(&vip), "VIP_Customers");
         assert_eq!(business_name(&loyal), "Loyal_Customers");
         assert_eq!(business_name(&active), "Active_Buyers");
         assert_eq!(business_name(&dormant), "Dormant_Users");
         assert_eq!(business_name(&casual), "Casual_Browsers");
         // A rule whose feature was not clustered does not match.
-        assert_eq!(business_name(&centroid(&[("recency", 10.0)])), "Casual_Browsers");
+        assert_eq!(
+            business_name(&centroid(&[("recency", 10.0)])),
+            "Casual_Browsers"
+        );
     }
 
     #[test]
@@ -549,6 +698,14 @@ mod tests {
         let a = centroid(&[("frequency", 1.0), ("recency", 75.0)]);
         let b = centroid(&[("frequency", 4.0), ("recency", 45.0)]);
         let names = segment_names(&[b.clone(), a, b.clone(), b]);
-        assert_eq!(names, ["Casual_Browsers_1", "Dormant_Users", "Casual_Browsers_2", "Casual_Browsers_3"]);
+        assert_eq!(
+            names,
+            [
+                "Casual_Browsers_1",
+                "Dormant_Users",
+                "Casual_Browsers_2",
+                "Casual_Browsers_3"
+            ]
+        );
     }
 }
