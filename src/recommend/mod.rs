@@ -417,16 +417,20 @@ fn serve_call(
 ) -> String {
     let (table, ready, filter) = if by_name {
         (
-            "model::VARCHAR",
-            "ecoreco_model_ready(model::VARCHAR)",
-            " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model::VARCHAR)",
+            "model",
+            "ecoreco_model_ready(model)",
+            " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model)",
         )
     } else {
         ("''", "false", "")
     };
+    // Call arguments are not cast: the aggregate's declared types make
+    // DuckDB cast them, and every expression costs planning time in a call
+    // that must take milliseconds. Model columns are, for tables re-imported
+    // with looser types.
     format!(
-        "SELECT unnest(ecoreco_serve({table}, '{op}', {id}::BIGINT, {k}::BIGINT, {blend}::DOUBLE, {exclude}::BOOLEAN, \
-         current_setting('threads')::BIGINT, {cold}, m.model_id::BIGINT, {ready}, \
+        "SELECT unnest(ecoreco_serve({table}, '{op}', {id}, {k}, {blend}, {exclude}, \
+         current_setting('threads'), {cold}, m.model_id::BIGINT, {ready}, \
          m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]), recursive := true) \
          FROM query_table(model) m{cold_from}{filter}",
         cold_from = if cold.starts_with("cold.") { ", cold" } else { "" }
@@ -442,9 +446,9 @@ pub fn macros() -> Vec<SqlMacro> {
             // The user's own events are read only when the cached model does
             // not know the user (settled while planning, like the model read).
             format!(
-                "WITH cold AS (SELECT list(e.category_id) FILTER (e.event_type IN ('view', 'cart', 'purchase')) AS categories, \
-                 list(DISTINCT e.product_id) FILTER (e.event_type = 'purchase') AS bought \
-                 FROM query_table(events) e WHERE e.user_id = uid AND NOT ecoreco_model_has_user(model::VARCHAR, uid::BIGINT)) {}",
+                "WITH cold AS (SELECT list(e.category_id) AS categories, list(e.product_id) FILTER (e.event_type = 'purchase') AS bought \
+                 FROM query_table(events) e WHERE e.user_id = uid AND e.event_type IN ('view', 'cart', 'purchase') \
+                 AND NOT ecoreco_model_has_user(model, uid)) {}",
                 serve_call("recommend", "uid", "k", "blend", "exclude_purchased", "cold.categories, cold.bought", true)
             ),
         ),
