@@ -657,13 +657,89 @@ mod tests {
 /// not re-pack the catalogue.
 pub struct PackedItems {
     panels: Vec<f32>,
+    /// Half-precision copy of `panels` and the exact rows, when the CPU can
+    /// convert halves in hardware (F16C) — see [`PackedItems::top_k`].
+    fast: Option<HalfPanels>,
     factors: usize,
     n_items: usize,
     isa: Isa,
 }
 
-/// Panels per parallel task: 256 × 16 items.
-const PANELS_PER_TASK: usize = 256;
+/// Scoring a large catalogue for one user is bound by memory traffic: a
+/// half-precision copy halves it. Its scores only pick candidates, which
+/// are then rescored exactly.
+struct HalfPanels {
+    panels: Vec<u16>,
+    rows: Vec<f32>,
+}
+
+/// The approximate candidate pool for an exact top-k: wide enough that an
+/// item of the exact top-k ranking below it by half-precision error would
+/// need near-ties far tighter than the pool's margin.
+fn candidate_pool(k: usize) -> usize {
+    k + k / 2 + 8
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_f16c() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn to_half(values: &[f32]) -> Vec<u16> {
+    use std::arch::x86_64::*;
+    let mut out = vec![0u16; values.len()];
+    let chunks = values.len() / 8 * 8;
+    for i in (0..chunks).step_by(8) {
+        let v = _mm256_loadu_ps(values.as_ptr().add(i));
+        // Round to nearest even.
+        let h = _mm256_cvtps_ph::<0>(v);
+        _mm_storeu_si128(out.as_mut_ptr().add(i) as *mut __m128i, h);
+    }
+    for i in chunks..values.len() {
+        let mut lane = [0f32; 8];
+        lane[0] = values[i];
+        let h = _mm256_cvtps_ph::<0>(_mm256_loadu_ps(lane.as_ptr()));
+        out[i] = _mm_extract_epi16::<0>(h) as u16;
+    }
+    out
+}
+
+/// Approximate scores of one user against a run of half-precision panels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn half_kernel(user: &[f32], panels: &[u16], f: usize, n_items: usize, first_panel: usize, selection: &mut UserSelection) {
+    use std::arch::x86_64::*;
+    for (p, panel) in panels.chunks_exact(f * TILE_ITEMS).enumerate() {
+        let first_item = (first_panel + p) * TILE_ITEMS;
+        let items_here = TILE_ITEMS.min(n_items - first_item);
+        let mut low = _mm256_setzero_ps();
+        let mut high = _mm256_setzero_ps();
+        let base = panel.as_ptr();
+        for j in 0..f {
+            let x = _mm256_set1_ps(*user.get_unchecked(j));
+            let row = base.add(j * TILE_ITEMS);
+            low = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)), low);
+            high = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row.add(8) as *const __m128i)), high);
+        }
+        let mut acc = [0f32; TILE_ITEMS];
+        _mm256_storeu_ps(acc.as_mut_ptr(), low);
+        _mm256_storeu_ps(acc.as_mut_ptr().add(8), high);
+        let min_score = selection.top.min_score();
+        if acc.iter().any(|&s| s >= min_score) {
+            for (c, &score) in acc[..items_here].iter().enumerate() {
+                selection.offer((first_item + c) as u32, score);
+            }
+        }
+    }
+}
+
+/// Panels per parallel task (1024 × 16 items): few tasks, so few bounded
+/// heaps to fill, yet enough to keep two to eight threads busy.
+const PANELS_PER_TASK: usize = 1024;
 
 impl std::fmt::Debug for PackedItems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -684,12 +760,58 @@ impl PackedItems {
             "item_factors length is not a multiple of factors"
         );
         let n_items = item_factors.len() / factors;
-        PackedItems {
-            panels: pack_item_panels(item_factors, factors, n_items),
-            factors,
-            n_items,
-            isa: Isa::detect(),
+        let panels = pack_item_panels(item_factors, factors, n_items);
+        #[cfg(target_arch = "x86_64")]
+        let fast = has_f16c().then(|| HalfPanels {
+            // SAFETY: has_f16c checked the CPU.
+            panels: unsafe { to_half(&panels) },
+            rows: item_factors.to_vec(),
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = None;
+        PackedItems { panels, fast, factors, n_items, isa: Isa::detect() }
+    }
+
+    /// Exact top-k from half-precision candidates: the best
+    /// `candidate_pool(k)` items by approximate score, rescored with the
+    /// summation order of [`recommend_batch`], so final scores are
+    /// bit-identical to the batch kernel's.
+    #[cfg(target_arch = "x86_64")]
+    fn top_k_from_halves(&self, fast: &HalfPanels, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+        let f = self.factors;
+        let pool = candidate_pool(k).min(self.n_items);
+        let partial: Vec<Vec<(u32, f32)>> = fast
+            .panels
+            .par_chunks(f * TILE_ITEMS * PANELS_PER_TASK)
+            .enumerate()
+            .map(|(task, panels)| {
+                let mut selection =
+                    UserSelection { top: TopK::new(pool), excluded: std::borrow::Cow::Borrowed(excluded), cursor: 0 };
+                // SAFETY: `fast` exists only when has_f16c found the CPU features.
+                unsafe { half_kernel(user, panels, f, self.n_items, task * PANELS_PER_TASK, &mut selection) };
+                selection.top.into_sorted()
+            })
+            .collect();
+        let mut candidates = TopK::new(pool);
+        for (item, score) in partial.into_iter().flatten() {
+            if candidates.accepts(item, score) {
+                candidates.push(item, score);
+            }
         }
+        let mut top = TopK::new(k);
+        for (item, _) in candidates.into_sorted() {
+            let row = &fast.rows[item as usize * f..(item as usize + 1) * f];
+            // Ascending j, one multiply then one add: the batch kernel's
+            // arithmetic, so the score is bit-identical.
+            let mut score = 0f32;
+            for j in 0..f {
+                score += user[j] * row[j];
+            }
+            if top.accepts(item, score) {
+                top.push(item, score);
+            }
+        }
+        top.into_sorted()
     }
 
     /// Top-k items for one user's factor row, skipping `excluded` (sorted
@@ -703,6 +825,10 @@ impl PackedItems {
             return Vec::new();
         }
         let k = k.min(self.n_items);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(fast) = &self.fast {
+            return self.top_k_from_halves(fast, user, k, excluded);
+        }
         let partial: Vec<Vec<(u32, f32)>> = self
             .panels
             .par_chunks(f * TILE_ITEMS * PANELS_PER_TASK)
@@ -810,6 +936,16 @@ mod packed_tests {
         for u in 0..n_users {
             let single = packed.top_k(&users[u * f..(u + 1) * f], 25, exclude.row(u).0);
             assert_eq!(single, batch[u], "user {u}");
+        }
+        // Trained-model-like factors, many users: the half-precision
+        // candidate scan never loses an exact top-k item.
+        let many: Vec<f32> = (0..500 * f).map(|_| rng.normal() as f32 * 0.3).collect();
+        let ids: Vec<u32> = (0..500).collect();
+        for k in [10, 40] {
+            let exact = recommend_batch(&many, &items, f, &ids, k, None);
+            for u in 0..500 {
+                assert_eq!(packed.top_k(&many[u * f..(u + 1) * f], k, &[]), exact[u], "user {u}, k {k}");
+            }
         }
         assert!(packed.top_k(&users[..f], 0, &[]).is_empty());
         assert_eq!(packed.top_k(&users[..f], 100_000, &[]).len(), n_items);
