@@ -775,14 +775,17 @@ impl PackedItems {
     /// Exact top-k from half-precision candidates: the best
     /// `candidate_pool(k)` items by approximate score, rescored with the
     /// summation order of [`recommend_batch`], so final scores are
-    /// bit-identical to the batch kernel's.
+    /// bit-identical to the batch kernel's. Sequential on purpose: one user
+    /// takes about a millisecond, less than splitting it across threads
+    /// costs in coordination and latency tail, and concurrent requests use
+    /// the other cores better.
     #[cfg(target_arch = "x86_64")]
     fn top_k_from_halves(&self, fast: &HalfPanels, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
         let f = self.factors;
         let pool = candidate_pool(k).min(self.n_items);
         let partial: Vec<Vec<(u32, f32)>> = fast
             .panels
-            .par_chunks(f * TILE_ITEMS * PANELS_PER_TASK)
+            .chunks(f * TILE_ITEMS * PANELS_PER_TASK)
             .enumerate()
             .map(|(task, panels)| {
                 let mut selection =
