@@ -246,6 +246,14 @@ fn best_of(
     Ok(best.expect("at least one run"))
 }
 
+/// Standardises the feature matrix in place (mean 0, std 1 per column) and
+/// returns the scaler, to report centroids in original units.
+fn standardize(values: &mut [f64], n_cols: usize) -> anyhow::Result<Standardizer> {
+    let scaler = Standardizer::try_fit(values, n_cols)?;
+    scaler.transform_in_place(values);
+    Ok(scaler)
+}
+
 /// The best of `n_init` fits and, unless `sample` is 0 or fewer than two
 /// segments are non-empty, its silhouette (score, sample size).
 fn fit_scored(
@@ -321,8 +329,7 @@ impl AggregateFunction for KMeansAggregate {
         } = matrix(state)?;
         check_settings(&settings, user_ids.len())?;
         let n_cols = names.len();
-        let scaler = Standardizer::try_fit(&values, n_cols)?;
-        scaler.transform_in_place(&mut values);
+        let scaler = standardize(&mut values, n_cols)?;
         let params = KMeansParams {
             k: settings.k as usize,
             max_iter: settings.max_iter as usize,
@@ -532,8 +539,7 @@ impl AggregateFunction for KMeansSweep {
         )?;
         check_settings(&settings, user_ids.len())?;
         let n_cols = names.len();
-        let scaler = Standardizer::try_fit(&values, n_cols)?;
-        scaler.transform_in_place(&mut values);
+        standardize(&mut values, n_cols)?;
         let results = with_threads(settings.threads, || -> anyhow::Result<Vec<_>> {
             (settings.k..=settings.k_max)
                 .map(|k| {
