@@ -312,10 +312,14 @@ impl AggregateFunction for Serve {
         let model_id = call
             .model_id
             .ok_or_else(|| anyhow::anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
+        // All parallel work, the model's indexing included, runs on a pool
+        // of DuckDB's `threads` size, never on rayon's global pool.
+        let pool = crate::binding::thread_pool(call.threads)?;
         let served = match model::cached(model_id) {
             Some(m) => m,
             None if !call.planned_cached => {
-                model::remember(model::from_rows(state.rows, model_id)?)
+                let rows = state.rows;
+                model::remember(pool.install(|| model::from_rows(rows, model_id))?)
             }
             None => {
                 // The query was planned believing the table still held the
@@ -331,7 +335,7 @@ impl AggregateFunction for Serve {
         if !call.table.is_empty() {
             model::note_table(&call.table, model_id);
         }
-        crate::binding::thread_pool(call.threads)?.install(|| answer(&served, &call))
+        pool.install(|| answer(&served, &call))
     }
 }
 
