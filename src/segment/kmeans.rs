@@ -27,8 +27,8 @@ use crate::rng::Rng;
 /// the machine; 4096 rows × 8 columns is 256 KiB, comfortably cache-sized.
 pub const BLOCK_ROWS: usize = 4096;
 
-/// Checks the matrix shape and that every value is finite; returns `n_rows`.
-fn validate_matrix(data: &[f64], n_cols: usize) -> Result<usize> {
+/// Checks that `data` is whole rows of `n_cols` values; returns `n_rows`.
+fn check_shape(data: &[f64], n_cols: usize) -> Result<usize> {
     ensure!(n_cols > 0, "n_cols must be at least 1");
     ensure!(
         data.len().is_multiple_of(n_cols),
@@ -36,6 +36,12 @@ fn validate_matrix(data: &[f64], n_cols: usize) -> Result<usize> {
         data.len(),
         n_cols
     );
+    Ok(data.len() / n_cols)
+}
+
+/// Checks the matrix shape and that every value is finite; returns `n_rows`.
+fn validate_matrix(data: &[f64], n_cols: usize) -> Result<usize> {
+    check_shape(data, n_cols)?;
     ensure!(!data.is_empty(), "data is empty: no rows to cluster");
     // Finite-ness is checked in parallel because this is a full pass over the
     // data; the lowest offending index is reported so the message is stable.
@@ -129,14 +135,7 @@ impl Standardizer {
 
     /// [`Standardizer::fit`] returning shape errors instead of panicking.
     pub fn try_fit(data: &[f64], n_cols: usize) -> Result<Standardizer> {
-        ensure!(n_cols > 0, "n_cols must be at least 1");
-        ensure!(
-            data.len().is_multiple_of(n_cols),
-            "data length {} is not a multiple of n_cols {}",
-            data.len(),
-            n_cols
-        );
-        let n_rows = data.len() / n_cols;
+        let n_rows = check_shape(data, n_cols)?;
         if n_rows == 0 {
             return Ok(Standardizer {
                 mean: vec![0.0; n_cols],
