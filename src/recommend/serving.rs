@@ -474,8 +474,9 @@ mod timing {
         let uf: Vec<f32> = (0..n_users * f)
             .map(|_| rng.normal() as f32 * 0.1)
             .collect();
+        // Norms falling off like a trained model's long tail of rare products.
         let itf: Vec<f32> = (0..n_items * f)
-            .map(|_| rng.normal() as f32 * 0.1)
+            .map(|v| rng.normal() as f32 * 0.5 / ((v / f) as f32 + 1.0).powf(0.5))
             .collect();
         let cats: Vec<i64> = (0..n_items as i64).map(|i| i % 500).collect();
         let pop: Vec<f32> = (0..n_items).map(|i| 1.0 / (i as f32 + 1.0)).collect();

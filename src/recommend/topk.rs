@@ -652,32 +652,375 @@ mod tests {
     }
 }
 
-/// Item factors packed once (the same panels as [`recommend_batch`]) for
-/// repeated single-user scoring: serving one `recommend(user_id)` call must
-/// not re-pack the catalogue.
+/// Item factors prepared once for repeated single-user scoring: serving one
+/// `recommend(user_id)` call must not re-pack the catalogue.
 pub struct PackedItems {
-    panels: Vec<f32>,
-    /// Half-precision copy of `panels` and the exact rows, when the CPU can
-    /// convert halves in hardware (F16C) — see [`PackedItems::top_k`].
-    fast: Option<HalfPanels>,
+    /// The exact factors, row-major: every returned score comes from these.
+    rows: Vec<f32>,
+    scan: Scan,
     factors: usize,
     n_items: usize,
-    isa: Isa,
 }
 
-/// Scoring a large catalogue for one user is bound by memory traffic: a
-/// half-precision copy halves it. Its scores only pick candidates, which
-/// are then rescored exactly.
-struct HalfPanels {
-    panels: Vec<u16>,
-    rows: Vec<f32>,
+/// How the catalogue is scanned for one user.
+enum Scan {
+    /// Items in descending order of factor norm, in half-precision panels
+    /// (the layout of [`recommend_batch`]'s), with each item's norm rounded
+    /// up. A score is at most ‖user‖·‖item‖, so the scan stops at the first
+    /// panel whose largest norm cannot reach the k-th best score found: on
+    /// trained models the long tail of rarely seen products has small
+    /// norms, and a typical user's scan ends within the first few percent
+    /// of the catalogue. Half precision halves the memory traffic of what is
+    /// scanned; the norms also bound each approximate score's error, which
+    /// keeps the final top-k exact.
+    Half {
+        panels: Vec<u16>,
+        /// Norm of the item in each panel slot (0 for padding).
+        norms: Vec<f32>,
+        /// The item in each panel slot.
+        order: Vec<u32>,
+    },
+    /// Single-precision panels in item order, scored exactly: CPUs without
+    /// F16C, or factors too large for half precision.
+    Exact { panels: Vec<f32>, isa: Isa },
 }
 
-/// The approximate candidate pool for an exact top-k: wide enough that an
-/// item of the exact top-k ranking below it by half-precision error would
-/// need near-ties far tighter than the pool's margin.
-fn candidate_pool(k: usize) -> usize {
-    k + k / 2 + 8
+impl std::fmt::Debug for PackedItems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scan = match self.scan {
+            Scan::Half { .. } => "half-precision scan",
+            Scan::Exact { .. } => "exact scan",
+        };
+        write!(f, "PackedItems({} items × {} factors, {scan})", self.n_items, self.factors)
+    }
+}
+
+/// Panels per task of a half-precision scan (256 × 16 items). The first
+/// task runs alone and usually ends the scan; the rest, when the bound
+/// does not stop it, run in parallel, each skipped or cut short by the
+/// threshold the first one found.
+const PANELS_PER_TASK: usize = 256;
+/// Panels per parallel task of an exact scan.
+const EXACT_PANELS_PER_TASK: usize = 1024;
+
+/// The largest magnitude a half-precision value holds.
+const HALF_MAX: f32 = 65504.0;
+
+impl PackedItems {
+    pub fn new(item_factors: &[f32], factors: usize) -> PackedItems {
+        assert!(factors > 0, "factors must be > 0");
+        assert_eq!(
+            item_factors.len() % factors,
+            0,
+            "item_factors length is not a multiple of factors"
+        );
+        let n_items = item_factors.len() / factors;
+        assert!(n_items <= u32::MAX as usize, "more items than u32 indices");
+        let fits_half = item_factors.iter().all(|v| v.abs() <= HALF_MAX);
+        #[cfg(target_arch = "x86_64")]
+        let scan = if fits_half && has_f16c() {
+            Self::half_scan_layout(item_factors, factors, n_items)
+        } else {
+            Scan::Exact { panels: pack_item_panels(item_factors, factors, n_items), isa: Isa::detect() }
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let scan = {
+            let _ = fits_half;
+            Scan::Exact { panels: pack_item_panels(item_factors, factors, n_items), isa: Isa::detect() }
+        };
+        PackedItems { rows: item_factors.to_vec(), scan, factors, n_items }
+    }
+
+    /// Items sorted by descending norm (ties: smaller index first), packed
+    /// into half-precision panels.
+    #[cfg(target_arch = "x86_64")]
+    fn half_scan_layout(item_factors: &[f32], f: usize, n_items: usize) -> Scan {
+        let item_norms: Vec<f32> = item_factors.par_chunks(f).map(norm_rounded_up).collect();
+        let mut order: Vec<u32> = (0..n_items as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            item_norms[b as usize].total_cmp(&item_norms[a as usize]).then(a.cmp(&b))
+        });
+        let mut sorted = vec![0f32; n_items * f];
+        sorted.par_chunks_mut(f).zip(order.par_iter()).for_each(|(row, &item)| {
+            row.copy_from_slice(&item_factors[item as usize * f..(item as usize + 1) * f]);
+        });
+        let panels = pack_item_panels(&sorted, f, n_items);
+        let mut norms = vec![0f32; panels.len() / f];
+        for (slot, &item) in order.iter().enumerate() {
+            norms[slot] = item_norms[item as usize];
+        }
+        // SAFETY: only called when has_f16c found the CPU features.
+        Scan::Half { panels: unsafe { to_half(&panels) }, norms, order }
+    }
+
+    /// Whether scans go through half precision (then rescored exactly).
+    pub fn uses_half_precision(&self) -> bool {
+        matches!(self.scan, Scan::Half { .. })
+    }
+
+    /// Top-k items for one user's factor row, skipping `excluded` (sorted
+    /// ascending). Scores are bit-identical to [`recommend_batch`]'s (same
+    /// summation order), ties go to the smaller index; parallel over blocks
+    /// of panels on the current rayon pool.
+    pub fn top_k(&self, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+        self.top_k_counted(user, k, excluded).0
+    }
+
+    /// [`top_k`](Self::top_k) and the share of the catalogue's panels it scored.
+    fn top_k_counted(&self, user: &[f32], k: usize, excluded: &[u32]) -> (Vec<(u32, f32)>, f64) {
+        let f = self.factors;
+        assert_eq!(user.len(), f, "user row length differs from factors");
+        if k == 0 || self.n_items == 0 {
+            return (Vec::new(), 0.0);
+        }
+        let k = k.min(self.n_items);
+        match &self.scan {
+            #[cfg(target_arch = "x86_64")]
+            Scan::Half { panels, norms, order } => match ErrorBound::new(user) {
+                Some(bound) => {
+                    let (top, scanned) = self.top_k_half(panels, norms, order, bound, user, k, excluded);
+                    (top, scanned as f64 / (norms.len() / TILE_ITEMS) as f64)
+                }
+                None => (self.top_k_rows(user, k, excluded), 1.0),
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            Scan::Half { .. } => unreachable!("half-precision panels are only built on x86-64"),
+            Scan::Exact { panels, isa } => (self.top_k_exact(panels, *isa, user, k, excluded), 1.0),
+        }
+    }
+
+    /// The exact score, summed as [`recommend_batch`] sums it.
+    #[inline]
+    fn exact_score(&self, user: &[f32], item: u32) -> f32 {
+        let f = self.factors;
+        let row = &self.rows[item as usize * f..(item as usize + 1) * f];
+        // Ascending j, one multiply then one add (no FMA): bit-identical
+        // to the batch kernel.
+        let mut score = 0f32;
+        for j in 0..f {
+            score += user[j] * row[j];
+        }
+        score
+    }
+
+    /// Exact top-k from a half-precision scan. Each approximate score `a`
+    /// lies within `err` of the exact one, so `a − err` and `a + err` bound
+    /// it: once `k` items have a lower bound of at least `t`, an item whose
+    /// upper bound is below `t` cannot make the top k. The scan keeps the
+    /// `k` best lower bounds and the items whose upper bound reaches them;
+    /// only those few are rescored exactly. Panels come in descending norm
+    /// order, so the scan ends at the first panel whose norm bound is below
+    /// `t`.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    fn top_k_half(
+        &self,
+        panels: &[u16],
+        norms: &[f32],
+        order: &[u32],
+        bound: ErrorBound,
+        user: &[f32],
+        k: usize,
+        excluded: &[u32],
+    ) -> (Vec<(u32, f32)>, usize) {
+        let f = self.factors;
+        let slots_per_task = TILE_ITEMS * PANELS_PER_TASK;
+        let task = |first_slot: usize, floor: f32| {
+            let end = (first_slot + slots_per_task).min(norms.len());
+            let mut scan = BoundedScan::new(k, excluded, floor);
+            // SAFETY: Scan::Half exists only when has_f16c found the CPU features.
+            unsafe {
+                half_scan(
+                    user,
+                    &panels[first_slot * f..end * f],
+                    &norms[first_slot..end],
+                    &order[first_slot.min(order.len())..end.min(order.len())],
+                    f,
+                    bound,
+                    &mut scan,
+                )
+            };
+            scan
+        };
+        let first = task(0, f32::NEG_INFINITY);
+        let floor = first.threshold();
+        let rest: Vec<usize> = (slots_per_task..norms.len())
+            .step_by(slots_per_task)
+            .filter(|&slot| bound.upper(norms[slot]) >= floor)
+            .collect();
+        let mut scans: Vec<BoundedScan> = rest.into_par_iter().map(|slot| task(slot, floor)).collect();
+        scans.push(first);
+        let mut lower = TopK::new(k);
+        for scan in &scans {
+            for &(item, low) in &scan.lower.heap {
+                lower.push(item, low);
+            }
+        }
+        let threshold = lower.min_score().max(floor);
+        let scanned = scans.iter().map(|s| s.panels_scanned).sum();
+        let mut top = TopK::new(k);
+        for scan in scans {
+            for (item, upper) in scan.candidates {
+                if upper >= threshold {
+                    top.push(item, self.exact_score(user, item));
+                }
+            }
+        }
+        (top.into_sorted(), scanned)
+    }
+
+    /// Exact top-k straight from the rows: users whose factors are not
+    /// finite (no error bound holds for them).
+    fn top_k_rows(&self, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+        let mut selection = UserSelection {
+            top: TopK::new(k),
+            excluded: std::borrow::Cow::Borrowed(excluded),
+            cursor: 0,
+        };
+        for item in 0..self.n_items as u32 {
+            selection.offer(item, self.exact_score(user, item));
+        }
+        selection.top.into_sorted()
+    }
+
+    fn top_k_exact(
+        &self,
+        panels: &[f32],
+        isa: Isa,
+        user: &[f32],
+        k: usize,
+        excluded: &[u32],
+    ) -> Vec<(u32, f32)> {
+        let f = self.factors;
+        let partial: Vec<Vec<(u32, f32)>> = panels
+            .par_chunks(f * TILE_ITEMS * EXACT_PANELS_PER_TASK)
+            .enumerate()
+            .map(|(task, panels)| {
+                let first_panel = task * EXACT_PANELS_PER_TASK;
+                let mut selection = UserSelection {
+                    top: TopK::new(k),
+                    excluded: std::borrow::Cow::Borrowed(excluded),
+                    cursor: 0,
+                };
+                match isa {
+                    Isa::Portable => single_user_kernel(
+                        user,
+                        panels,
+                        f,
+                        self.n_items,
+                        first_panel,
+                        &mut selection,
+                    ),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
+                    Isa::Avx2 => unsafe {
+                        single_user_avx2(user, panels, f, self.n_items, first_panel, &mut selection)
+                    },
+                }
+                selection.top.into_sorted()
+            })
+            .collect();
+        let mut top = TopK::new(k);
+        for (item, score) in partial.into_iter().flatten() {
+            top.push(item, score);
+        }
+        top.into_sorted()
+    }
+}
+
+/// A factor row's Euclidean norm, rounded up so that it bounds the true one.
+fn norm_rounded_up(row: &[f32]) -> f32 {
+    let squares: f64 = row.iter().map(|&v| v as f64 * v as f64).sum();
+    (squares.sqrt() * (1.0 + 1e-6)) as f32
+}
+
+/// How far a half-precision approximate score may be from the exact one,
+/// for one user: `err(item) = scale · ‖item‖ + floor`.
+///
+/// With `u` the user's row, `y` an item's and `ŷ` its half-precision copy:
+/// rounding to half moves each normal value by at most 2⁻¹¹ of itself and a
+/// subnormal one by at most 2⁻²⁵, so `|u·ŷ − u·y| ≤ 2⁻¹¹ Σ|u_j y_j| + 2⁻²⁵
+/// ‖u‖₁`; each of the two float sums (approximate and exact) adds at most
+/// `γ_f Σ|u_j y_j|`, `γ_f = f·2⁻²⁴ / (1 − f·2⁻²⁴)`. Cauchy–Schwarz bounds
+/// `Σ|u_j y_j|` by `‖u‖ ‖y‖` and `‖u‖₁` by `√f ‖u‖`; 1% on top covers the
+/// rounding of the bound's own arithmetic.
+#[derive(Clone, Copy, Debug)]
+struct ErrorBound {
+    scale: f32,
+    floor: f32,
+    /// ‖u‖, rounded up.
+    user_norm: f32,
+}
+
+impl ErrorBound {
+    /// `None` when the user's factors are not finite, or so large that the
+    /// scan's sums could overflow: no bound holds then.
+    fn new(user: &[f32]) -> Option<ErrorBound> {
+        let f = user.len() as f64;
+        let user_norm = user.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+        // Items hold at most HALF_MAX per factor, so ‖y‖ ≤ HALF_MAX·√f.
+        if !user_norm.is_finite() || user_norm * HALF_MAX as f64 * f.sqrt() * 2.0 > f32::MAX as f64 {
+            return None;
+        }
+        let unit = 2f64.powi(-24);
+        let gamma = f * unit / (1.0 - f * unit);
+        let relative = (2f64.powi(-11) + 2.0 * gamma * (1.0 + 2f64.powi(-11))) * 1.01;
+        let absolute = (2f64.powi(-25) * f.sqrt() * user_norm + f * f32::MIN_POSITIVE as f64) * 1.01;
+        Some(ErrorBound {
+            scale: (relative * user_norm) as f32 * (1.0 + 1e-6),
+            floor: absolute as f32 * (1.0 + 1e-6),
+            user_norm: (user_norm * (1.0 + 1e-6)) as f32,
+        })
+    }
+
+    /// The largest approximate score an item of this norm can reach.
+    #[inline]
+    fn upper(&self, item_norm: f32) -> f32 {
+        // ‖u‖·‖y‖ bounds the exact score, err the approximation; 1% more
+        // covers this sum's rounding.
+        (self.user_norm * item_norm + self.scale * item_norm + self.floor) * 1.01
+    }
+}
+
+/// One task's share of a half-precision scan: the `k` best lower bounds so
+/// far and the items whose upper bound reached them.
+struct BoundedScan<'a> {
+    lower: TopK,
+    candidates: Vec<(u32, f32)>,
+    /// Items to skip, ascending.
+    excluded: &'a [u32],
+    /// A threshold already proven by another task's `k` lower bounds.
+    floor: f32,
+    /// Panels scored, for tests of the early stop.
+    panels_scanned: usize,
+}
+
+/// Candidates kept before those left behind by the rising threshold are dropped.
+const CANDIDATES_BEFORE_PRUNING: usize = 4096;
+
+impl<'a> BoundedScan<'a> {
+    fn new(k: usize, excluded: &'a [u32], floor: f32) -> Self {
+        BoundedScan { lower: TopK::new(k), candidates: Vec::new(), excluded, floor, panels_scanned: 0 }
+    }
+
+    /// An upper bound below this cannot reach the top k.
+    #[inline(always)]
+    fn threshold(&self) -> f32 {
+        self.lower.min_score().max(self.floor)
+    }
+
+    #[inline]
+    fn offer(&mut self, item: u32, low: f32, upper: f32) {
+        if upper < self.threshold() || self.excluded.binary_search(&item).is_ok() {
+            return;
+        }
+        self.lower.push(item, low);
+        self.candidates.push((item, upper));
+        if self.candidates.len() >= CANDIDATES_BEFORE_PRUNING {
+            let threshold = self.threshold();
+            self.candidates.retain(|c| c.1 >= threshold);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -708,166 +1051,97 @@ unsafe fn to_half(values: &[f32]) -> Vec<u16> {
     out
 }
 
-/// Approximate scores of one user against a run of half-precision panels.
+/// Approximate scores of one user against a run of half-precision panels
+/// in descending norm order, four panels at a time (eight independent
+/// accumulators keep both FMA units busy, where one panel's two would wait
+/// on FMA latency), until the norm bound shows nothing further can reach
+/// the top k.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn half_kernel(user: &[f32], panels: &[u16], f: usize, n_items: usize, first_panel: usize, selection: &mut UserSelection) {
+unsafe fn half_scan(
+    user: &[f32],
+    panels: &[u16],
+    norms: &[f32],
+    order: &[u32],
+    f: usize,
+    bound: ErrorBound,
+    scan: &mut BoundedScan,
+) {
+    let n_panels = norms.len() / TILE_ITEMS;
+    let mut p = 0;
+    while p < n_panels {
+        // The panel's first slot holds its largest norm.
+        if bound.upper(norms[p * TILE_ITEMS]) < scan.threshold() {
+            return;
+        }
+        let step = if p + 4 <= n_panels {
+            half_panels::<4>(user, panels, norms, order, f, p, bound, scan);
+            4
+        } else {
+            half_panels::<1>(user, panels, norms, order, f, p, bound, scan);
+            1
+        };
+        scan.panels_scanned += step;
+        p += step;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn half_panels<const P: usize>(
+    user: &[f32],
+    panels: &[u16],
+    norms: &[f32],
+    order: &[u32],
+    f: usize,
+    first_panel: usize,
+    bound: ErrorBound,
+    scan: &mut BoundedScan,
+) {
     use std::arch::x86_64::*;
-    for (p, panel) in panels.chunks_exact(f * TILE_ITEMS).enumerate() {
-        let first_item = (first_panel + p) * TILE_ITEMS;
-        let items_here = TILE_ITEMS.min(n_items - first_item);
-        let mut low = _mm256_setzero_ps();
-        let mut high = _mm256_setzero_ps();
-        let base = panel.as_ptr();
-        for j in 0..f {
-            let x = _mm256_set1_ps(*user.get_unchecked(j));
-            let row = base.add(j * TILE_ITEMS);
-            low = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)), low);
-            high = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row.add(8) as *const __m128i)), high);
-        }
-        let mut acc = [0f32; TILE_ITEMS];
-        _mm256_storeu_ps(acc.as_mut_ptr(), low);
-        _mm256_storeu_ps(acc.as_mut_ptr().add(8), high);
-        let min_score = selection.top.min_score();
-        if acc.iter().any(|&s| s >= min_score) {
-            for (c, &score) in acc[..items_here].iter().enumerate() {
-                selection.offer((first_item + c) as u32, score);
-            }
+    let base = panels.as_ptr().add(first_panel * f * TILE_ITEMS);
+    let mut acc = [[_mm256_setzero_ps(); 2]; P];
+    for j in 0..f {
+        let x = _mm256_set1_ps(*user.get_unchecked(j));
+        for (q, acc) in acc.iter_mut().enumerate() {
+            let row = base.add((q * f + j) * TILE_ITEMS);
+            acc[0] = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)), acc[0]);
+            acc[1] = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row.add(8) as *const __m128i)), acc[1]);
         }
     }
-}
-
-/// Panels per parallel task (1024 × 16 items): few tasks, so few bounded
-/// heaps to fill, yet enough to keep two to eight threads busy.
-const PANELS_PER_TASK: usize = 1024;
-
-impl std::fmt::Debug for PackedItems {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "PackedItems({} items × {} factors)",
-            self.n_items, self.factors
-        )
-    }
-}
-
-impl PackedItems {
-    pub fn new(item_factors: &[f32], factors: usize) -> PackedItems {
-        assert!(factors > 0, "factors must be > 0");
-        assert_eq!(
-            item_factors.len() % factors,
-            0,
-            "item_factors length is not a multiple of factors"
-        );
-        let n_items = item_factors.len() / factors;
-        let panels = pack_item_panels(item_factors, factors, n_items);
-        #[cfg(target_arch = "x86_64")]
-        let fast = has_f16c().then(|| HalfPanels {
-            // SAFETY: has_f16c checked the CPU.
-            panels: unsafe { to_half(&panels) },
-            rows: item_factors.to_vec(),
-        });
-        #[cfg(not(target_arch = "x86_64"))]
-        let fast = None;
-        PackedItems { panels, fast, factors, n_items, isa: Isa::detect() }
-    }
-
-    /// Exact top-k from half-precision candidates: the best
-    /// `candidate_pool(k)` items by approximate score, rescored with the
-    /// summation order of [`recommend_batch`], so final scores are
-    /// bit-identical to the batch kernel's. Sequential on purpose: one user
-    /// takes about a millisecond, less than splitting it across threads
-    /// costs in coordination and latency tail, and concurrent requests use
-    /// the other cores better.
-    #[cfg(target_arch = "x86_64")]
-    fn top_k_from_halves(&self, fast: &HalfPanels, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
-        let f = self.factors;
-        let pool = candidate_pool(k).min(self.n_items);
-        let partial: Vec<Vec<(u32, f32)>> = fast
-            .panels
-            .chunks(f * TILE_ITEMS * PANELS_PER_TASK)
-            .enumerate()
-            .map(|(task, panels)| {
-                let mut selection =
-                    UserSelection { top: TopK::new(pool), excluded: std::borrow::Cow::Borrowed(excluded), cursor: 0 };
-                // SAFETY: `fast` exists only when has_f16c found the CPU features.
-                unsafe { half_kernel(user, panels, f, self.n_items, task * PANELS_PER_TASK, &mut selection) };
-                selection.top.into_sorted()
-            })
-            .collect();
-        let mut candidates = TopK::new(pool);
-        for (item, score) in partial.into_iter().flatten() {
-            if candidates.accepts(item, score) {
-                candidates.push(item, score);
+    let scale = _mm256_set1_ps(bound.scale);
+    let floor = _mm256_set1_ps(bound.floor);
+    for (q, acc) in acc.iter().enumerate() {
+        let first_slot = (first_panel + q) * TILE_ITEMS;
+        let norm = norms.as_ptr().add(first_slot);
+        let err = [
+            _mm256_fmadd_ps(scale, _mm256_loadu_ps(norm), floor),
+            _mm256_fmadd_ps(scale, _mm256_loadu_ps(norm.add(8)), floor),
+        ];
+        let threshold = _mm256_set1_ps(scan.threshold());
+        let reaches = |half: usize| {
+            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(acc[half], err[half]), threshold))
+                as u32
+        };
+        let mut mask = reaches(0) | reaches(1) << 8;
+        if mask == 0 {
+            continue;
+        }
+        let mut scores = [0f32; TILE_ITEMS];
+        let mut errors = [0f32; TILE_ITEMS];
+        _mm256_storeu_ps(scores.as_mut_ptr(), acc[0]);
+        _mm256_storeu_ps(scores.as_mut_ptr().add(8), acc[1]);
+        _mm256_storeu_ps(errors.as_mut_ptr(), err[0]);
+        _mm256_storeu_ps(errors.as_mut_ptr().add(8), err[1]);
+        while mask != 0 {
+            let c = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            // Padding slots past the last item have no entry in `order`.
+            if let Some(&item) = order.get(first_slot + c) {
+                scan.offer(item, scores[c] - errors[c], scores[c] + errors[c]);
             }
         }
-        let mut top = TopK::new(k);
-        for (item, _) in candidates.into_sorted() {
-            let row = &fast.rows[item as usize * f..(item as usize + 1) * f];
-            // Ascending j, one multiply then one add: the batch kernel's
-            // arithmetic, so the score is bit-identical.
-            let mut score = 0f32;
-            for j in 0..f {
-                score += user[j] * row[j];
-            }
-            if top.accepts(item, score) {
-                top.push(item, score);
-            }
-        }
-        top.into_sorted()
-    }
-
-    /// Top-k items for one user's factor row, skipping `excluded` (sorted
-    /// ascending). Scores are bit-identical to [`recommend_batch`]'s (same
-    /// summation order), ties go to the smaller index; parallel over blocks
-    /// of panels on the current rayon pool.
-    pub fn top_k(&self, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
-        let f = self.factors;
-        assert_eq!(user.len(), f, "user row length differs from factors");
-        if k == 0 || self.n_items == 0 {
-            return Vec::new();
-        }
-        let k = k.min(self.n_items);
-        #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = &self.fast {
-            return self.top_k_from_halves(fast, user, k, excluded);
-        }
-        let partial: Vec<Vec<(u32, f32)>> = self
-            .panels
-            .par_chunks(f * TILE_ITEMS * PANELS_PER_TASK)
-            .enumerate()
-            .map(|(task, panels)| {
-                let first_panel = task * PANELS_PER_TASK;
-                let mut selection = UserSelection {
-                    top: TopK::new(k),
-                    excluded: std::borrow::Cow::Borrowed(excluded),
-                    cursor: 0,
-                };
-                match self.isa {
-                    Isa::Portable => single_user_kernel(
-                        user,
-                        panels,
-                        f,
-                        self.n_items,
-                        first_panel,
-                        &mut selection,
-                    ),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-                    Isa::Avx2 => unsafe {
-                        single_user_avx2(user, panels, f, self.n_items, first_panel, &mut selection)
-                    },
-                }
-                selection.top.into_sorted()
-            })
-            .collect();
-        let mut top = TopK::new(k);
-        for (item, score) in partial.into_iter().flatten() {
-            if top.accepts(item, score) {
-                top.push(item, score);
-            }
-        }
-        top.into_sorted()
     }
 }
 
@@ -952,5 +1226,103 @@ mod packed_tests {
         }
         assert!(packed.top_k(&users[..f], 0, &[]).is_empty());
         assert_eq!(packed.top_k(&users[..f], 100_000, &[]).len(), n_items);
+    }
+
+    /// Items whose norms fall off like a trained model's long tail.
+    fn long_tail_items(n_items: usize, f: usize, rng: &mut Rng) -> Vec<f32> {
+        let mut items = Vec::with_capacity(n_items * f);
+        for i in 0..n_items {
+            // Item ids are not in norm order: the scan must sort them.
+            let rank = (i * 7919) % n_items;
+            let scale = 2.0 / (rank as f32 + 1.0).powf(0.8);
+            items.extend((0..f).map(|_| rng.normal() as f32 * scale));
+        }
+        items
+    }
+
+    #[test]
+    fn half_scan_stops_early_on_a_long_tail_and_stays_exact() {
+        let (n_items, f) = (40_000, 32);
+        let mut rng = Rng::new(11);
+        let items = long_tail_items(n_items, f, &mut rng);
+        let packed = PackedItems::new(&items, f);
+        if !packed.uses_half_precision() {
+            return; // no F16C: the exact scan is tested above
+        }
+        let n_users = 200;
+        let users: Vec<f32> = (0..n_users * f).map(|_| rng.normal() as f32).collect();
+        // Each user bought a few of the strongest items.
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        for u in 0..n_users as u32 {
+            for i in [u % 50, 3 * u % 97, 7 * u] {
+                rows.push(u);
+                cols.push(i * 7919 % n_items as u32);
+            }
+        }
+        let exclude = Csr::from_triplets(n_users, n_items, &rows, &cols, &vec![1.0; rows.len()]).unwrap();
+        let ids: Vec<u32> = (0..n_users as u32).collect();
+        for k in [1, 10, 40] {
+            let exact = recommend_batch(&users, &items, f, &ids, k, Some(&exclude));
+            let mut shares = Vec::new();
+            for u in 0..n_users {
+                let (top, share) = packed.top_k_counted(&users[u * f..(u + 1) * f], k, exclude.row(u).0);
+                assert_eq!(top, exact[u], "user {u}, k {k}");
+                shares.push(share);
+            }
+            shares.sort_by(f64::total_cmp);
+            let median = shares[n_users / 2];
+            assert!(median < 0.25, "k {k}: median share of panels scanned {median}");
+        }
+    }
+
+    #[test]
+    fn half_scan_is_exact_where_half_precision_cannot_tell_items_apart() {
+        let f = 16;
+        let mut rng = Rng::new(5);
+        let base: Vec<f32> = (0..f).map(|_| rng.normal() as f32).collect();
+        // 3000 items equal to `base` up to 2⁻¹⁸ relative: identical in half
+        // precision, distinct (or exactly tied) in single precision.
+        let n_items = 3000;
+        let mut items = Vec::with_capacity(n_items * f);
+        for i in 0..n_items {
+            let nudge = 1.0 + ((i * 37) % 101) as f32 * 2f32.powi(-18);
+            items.extend(base.iter().map(|&b| b * nudge));
+        }
+        let packed = PackedItems::new(&items, f);
+        let users: Vec<f32> = base.iter().map(|&b| b * 0.5).chain(base.iter().map(|&b| -b)).collect();
+        let ids = [0u32, 1];
+        for k in [1, 5, 60] {
+            let exact = recommend_batch(&users, &items, f, &ids, k, None);
+            for u in 0..2 {
+                assert_eq!(packed.top_k(&users[u * f..(u + 1) * f], k, &[]), exact[u], "user {u}, k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn factors_beyond_half_range_and_non_finite_users_are_scored_exactly() {
+        let f = 4;
+        let mut rng = Rng::new(9);
+        let mut items: Vec<f32> = (0..500 * f).map(|_| rng.normal() as f32).collect();
+        items[17] = 1e6; // beyond half precision: the exact scan is used
+        let big = PackedItems::new(&items, f);
+        assert!(!big.uses_half_precision());
+        let user = [0.5f32, -1.0, 2.0, 0.25];
+        let exact = recommend_batch(&user, &items, f, &[0], 10, None);
+        assert_eq!(big.top_k(&user, 10, &[]), exact[0]);
+
+        items[17] = 1.0;
+        let packed = PackedItems::new(&items, f);
+        for user in [[f32::NAN, 1.0, 0.0, 0.0], [f32::INFINITY, 1.0, 0.0, 0.0], [3e38, 3e38, 0.0, 0.0]] {
+            let exact = recommend_batch(&user, &items, f, &[0], 10, None);
+            assert_eq!(packed.top_k(&user, 10, &[]), exact[0], "user {user:?}");
+        }
+        // Every score negative, more asked than remain after exclusions.
+        let negative: Vec<f32> = items.iter().map(|v| -v.abs() - 0.1).collect();
+        let packed = PackedItems::new(&negative, f);
+        let excluded: Vec<u32> = (0..495).collect();
+        let top = packed.top_k(&[1.0, 1.0, 1.0, 1.0], 10, &excluded);
+        assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>().len(), 5);
+        assert!(top.iter().all(|t| t.0 >= 495));
     }
 }
