@@ -41,7 +41,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::recommend::Serve>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
     scalar::register::<crate::recommend::ModelReady>(con.0)?;
-    scalar::register::<crate::recommend::ModelHasUser>(con.0)?;
+    scalar::register::<crate::recommend::RecommendSql>(con.0)?;
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()

@@ -107,30 +107,113 @@ impl ScalarFunction for ModelReady {
     }
 }
 
-/// `ecoreco_model_has_user(model_table, user_id)`: whether that cached model
-/// knows the user; when it does, the user's own events need not be read.
-pub struct ModelHasUser;
-impl ScalarFunction for ModelHasUser {
-    const NAME: &'static str = "ecoreco_model_has_user";
+/// `ecoreco_recommend_sql(model, events, user_id, k, blend, exclude_purchased)`:
+/// the query that serves one user, shaped by what the model cache holds
+/// when DuckDB binds the call. `ecoreco.recommend` runs it through DuckDB's
+/// `query()` table function, so only the shape needed is planned, and
+/// planning is most of a single request's time:
+/// - model cached, user known to it: only the model table's row `seq = 0`
+///   is read (it names the model the table holds now); the user's events
+///   are not touched;
+/// - model cached, user unknown: that row and the user's own events;
+/// - model not cached: every model row, and the user's events.
+///
+/// Every value is checked here and written into the SQL as a literal: table
+/// names as string literals for `query_table`, numbers as numbers; nothing
+/// a caller passes can change the statement's shape.
+pub struct RecommendSql;
+impl ScalarFunction for RecommendSql {
+    const NAME: &'static str = "ecoreco_recommend_sql";
     fn params() -> Vec<SqlType> {
-        vec![SqlType::Varchar, SqlType::BigInt]
+        use SqlType::*;
+        vec![Varchar, Varchar, BigInt, BigInt, Double, Boolean]
     }
     fn returns() -> SqlType {
-        SqlType::Boolean
+        SqlType::Varchar
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
         for row in 0..input.rows() {
-            let known = match (
-                input.str(0, row).and_then(model::cached_for_table),
-                input.i64(1, row),
-            ) {
-                (Some(m), Some(user)) => m.user(user).is_some(),
-                _ => false,
+            let model = input.str(0, row).ok_or_else(|| {
+                anyhow::anyhow!("parameter `model` is NULL; pass the name of a model table, e.g. model := 'model'")
+            })?;
+            let events = input.str(1, row).ok_or_else(|| {
+                anyhow::anyhow!("parameter `events` is NULL; pass the name of the events table, e.g. events := 'events'")
+            })?;
+            let request = OneUser {
+                user_id: input
+                    .i64(2, row)
+                    .ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
+                k: check_k(input.i64(3, row))?,
+                blend: {
+                    // Checked, then written as given: the aggregate checks it again.
+                    check_blend(input.f64(4, row))?;
+                    input.f64(4, row).unwrap_or(DEFAULT_BLEND)
+                },
+                exclude_purchased: input.bool(5, row).ok_or_else(|| {
+                    anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false")
+                })?,
             };
-            out.set_bool(row, known);
+            let cached = model::cached_for_table(model);
+            let known = cached.as_ref().map(|m| m.user(request.user_id).is_some());
+            out.set_str(row, &recommend_sql(model, events, &request, known)?);
         }
         Ok(())
     }
+}
+
+/// One `recommend` request, checked.
+struct OneUser {
+    user_id: i64,
+    k: usize,
+    blend: f64,
+    exclude_purchased: bool,
+}
+
+/// `text` as an SQL string literal.
+fn string_literal(what: &str, text: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(!text.contains('\0'), "parameter `{what}` contains a NUL character");
+    Ok(format!("'{}'", text.replace('\'', "''")))
+}
+
+/// The serving query for one user. `known`: `None` when the model last
+/// read from `model` is not cached, else whether it knows the user.
+fn recommend_sql(model: &str, events: &str, request: &OneUser, known: Option<bool>) -> anyhow::Result<String> {
+    let model = string_literal("model", model)?;
+    let (cold_from, cold) = if known == Some(true) {
+        (String::new(), "NULL, NULL")
+    } else {
+        (
+            format!(
+                ", (SELECT list(e.category_id) AS categories, list(e.product_id) FILTER (e.event_type = 'purchase') AS bought \
+                 FROM query_table({events}) e WHERE e.user_id = {user} AND e.event_type IN ('view', 'cart', 'purchase')) cold",
+                events = string_literal("events", events)?,
+                user = request.user_id,
+            ),
+            "cold.categories, cold.bought",
+        )
+    };
+    // Cached: the model's rows are not needed, only the model_id of row 0,
+    // which the aggregate checks against the cache.
+    let (planned_cached, model_columns, filter) = if known.is_some() {
+        ("true", "NULL, NULL, NULL, NULL, NULL, NULL", " WHERE m.seq = 0")
+    } else {
+        (
+            "false",
+            "m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]",
+            // Folded away while planning; it names `seq` first so that a
+            // table that is not a model fails binding on its first column.
+            " WHERE m.seq = 0 OR true",
+        )
+    };
+    Ok(format!(
+        "SELECT unnest(ecoreco_serve({model}, 'recommend', {user}, {k}, {blend:?}, {exclude}, current_setting('threads'), \
+         {cold}, m.model_id::BIGINT, {planned_cached}, {model_columns}), recursive := true) \
+         FROM query_table({model}) m{cold_from}{filter}",
+        user = request.user_id,
+        k = request.k,
+        blend = request.blend,
+        exclude = request.exclude_purchased,
+    ))
 }
 
 /// `ecoreco_model_cache_clear()`: frees the served models (they are read
@@ -447,14 +530,7 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend",
             &["uid", "model := 'model'", "events := 'events'", "k := 10", &blend, "exclude_purchased := true"],
-            // The user's own events are read only when the cached model does
-            // not know the user (settled while planning, like the model read).
-            format!(
-                "WITH cold AS (SELECT list(e.category_id) AS categories, list(e.product_id) FILTER (e.event_type = 'purchase') AS bought \
-                 FROM query_table(events) e WHERE e.user_id = uid AND e.event_type IN ('view', 'cart', 'purchase') \
-                 AND NOT ecoreco_model_has_user(model, uid)) {}",
-                serve_call("recommend", "uid", "k", "blend", "exclude_purchased", "cold.categories, cold.bought", true)
-            ),
+            "FROM query(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased))".to_string(),
         ),
         SqlMacro::table(
             "recommend_all",
@@ -470,4 +546,38 @@ pub fn macros() -> Vec<SqlMacro> {
             ),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> OneUser {
+        OneUser { user_id: -42, k: 7, blend: 0.25, exclude_purchased: false }
+    }
+
+    #[test]
+    fn recommend_sql_reads_only_what_the_cache_lacks() {
+        // Cached model that knows the user: row 0 of the model, no events.
+        let known = recommend_sql("model", "events", &request(), Some(true)).unwrap();
+        assert!(known.contains("FROM query_table('model') m WHERE m.seq = 0"), "{known}");
+        assert!(!known.contains("events") && !known.contains("m.factors"), "{known}");
+        assert!(known.contains("'recommend', -42, 7, 0.25, false,"), "{known}");
+        // Cached model, unknown user: row 0 and the user's events.
+        let unknown = recommend_sql("model", "events", &request(), Some(false)).unwrap();
+        assert!(unknown.contains("FROM query_table('events') e WHERE e.user_id = -42"), "{unknown}");
+        assert!(unknown.contains("WHERE m.seq = 0") && !unknown.contains("m.factors"), "{unknown}");
+        // Nothing cached: every model row, and the events.
+        let cold = recommend_sql("model", "events", &request(), None).unwrap();
+        assert!(cold.contains("m.factors::FLOAT[]") && cold.contains("query_table('events')"), "{cold}");
+        assert!(cold.contains("m.model_id::BIGINT, false,"), "{cold}");
+    }
+
+    #[test]
+    fn recommend_sql_keeps_names_inside_string_literals() {
+        let sql = recommend_sql("m'); DROP TABLE x; --", "e''", &request(), None).unwrap();
+        assert!(sql.contains("query_table('m''); DROP TABLE x; --')"), "{sql}");
+        assert!(sql.contains("query_table('e''''')"), "{sql}");
+        assert!(recommend_sql("a\0b", "events", &request(), None).is_err());
+    }
 }

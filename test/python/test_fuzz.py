@@ -13,6 +13,7 @@ EXT = os.path.join(ROOT, "build", "release", "ecoreco.duckdb_extension")
 BAD_VALUES = [
     "NULL", "'text'", "''", "-1", "0", "9223372036854775807", "-9223372036854775808", "1e300", "'nan'::DOUBLE",
     "[1, 2]", "DATE '2019-10-01'", "true", "'x\"; DROP TABLE events; --'",
+    "'x''); DROP TABLE events; --'", "'events''), (SELECT 1'",
 ]
 
 # function -> (positional arguments, named arguments) of a call that works.
