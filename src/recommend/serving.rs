@@ -219,19 +219,19 @@ impl ServingModel {
         blend: f32,
         exclude_purchased: bool,
     ) -> Vec<Vec<Recommendation>> {
+        if self.packed.uses_half_precision() || blend >= 1.0 {
+            // Each user's norm-bounded scan stops after a few percent of a
+            // trained model's catalogue: far less work than scoring every
+            // product, even with the batch kernel's shared panels.
+            return users
+                .par_iter()
+                .map(|&u| self.recommend(Some(u), &[], &[], k, blend, exclude_purchased))
+                .collect();
+        }
+        // Exact single-precision scans see every product: then the batch
+        // kernel, which scores 64 users per pass over the products, is faster.
         let exclude = exclude_purchased.then_some(&self.purchased);
-        let als_top = if blend < 1.0 {
-            recommend_batch(
-                &self.user_factors,
-                &self.item_factors,
-                self.factors,
-                users,
-                4 * k,
-                exclude,
-            )
-        } else {
-            vec![Vec::new(); users.len()]
-        };
+        let als_top = recommend_batch(&self.user_factors, &self.item_factors, self.factors, users, 4 * k, exclude);
         als_top
             .into_par_iter()
             .zip(users.par_iter())
@@ -446,6 +446,55 @@ mod tests {
                 );
                 for (a, b) in all[u as usize].iter().zip(&single) {
                     assert!((a.score - b.score).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    /// Both ways `recommend_all` works (per-user norm-bounded scans, or the
+    /// batch kernel when factors do not fit half precision) give exactly
+    /// the lists of single calls.
+    #[test]
+    fn recommend_all_equals_single_calls_on_both_scan_paths() {
+        use crate::rng::Rng;
+        let (n_users, n_items, f) = (60, 400, 8);
+        let mut rng = Rng::new(21);
+        let user_factors: Vec<f32> = (0..n_users * f).map(|_| rng.normal() as f32).collect();
+        let base: Vec<f32> = (0..n_items * f)
+            .map(|v| rng.normal() as f32 / ((v / f) as f32 + 1.0).sqrt())
+            .collect();
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        for u in 0..n_users as u32 {
+            rows.extend([u, u]);
+            cols.extend([u % 7, (u * 13) % n_items as u32]);
+        }
+        for huge in [false, true] {
+            let mut item_factors = base.clone();
+            if huge {
+                item_factors[5 * f] = 1e5;
+            }
+            let m = ServingModel::new(
+                1,
+                f,
+                (0..n_users as i64).collect(),
+                (100..100 + n_items as i64).collect(),
+                user_factors.clone(),
+                item_factors,
+                (0..n_items as i64).map(|i| i % 9).collect(),
+                (0..n_items).map(|i| (i % 17) as f32).collect(),
+                Csr::from_triplets(n_users, n_items, &rows, &cols, &vec![1.0; rows.len()]).unwrap(),
+                (0..n_users).map(|u| vec![(u as i64 % 9, 0.6), ((u as i64 + 1) % 9, 0.4)]).collect(),
+            )
+            .unwrap();
+            if huge {
+                assert!(!m.packed.uses_half_precision());
+            }
+            for blend in [0.0, 0.5] {
+                for exclude in [true, false] {
+                    let all = m.recommend_all(10, blend, exclude);
+                    for u in 0..n_users as u32 {
+                        assert_eq!(all[u as usize], m.recommend(Some(u), &[], &[], 10, blend, exclude), "user {u}, huge {huge}");
+                    }
                 }
             }
         }
