@@ -3,8 +3,9 @@
 //! `ecoreco.recommend(user_id, model := 'model', ...)` reads the model's
 //! `model_id`, loads the model into the in-process cache only when it is not
 //! there yet (the load scan is skipped entirely once cached), looks up the
-//! user's own events only when the model does not know the user, and asks
-//! the Rust scorer ([`serving`]) for the top k.
+//! user's own events only when the model does not know the user (both
+//! settled while DuckDB binds the call: [`RecommendSql`]), and asks the Rust
+//! scorer ([`serving`]) for the top k.
 
 pub mod model;
 pub mod serving;
@@ -484,24 +485,15 @@ fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> 
     }
 }
 
-/// The serving call over the model table: reads only the `param` rows when
-/// the model is cached (the filter is settled while planning), all rows
-/// otherwise.
-/// The serving call. With `by_name`, `model` must be a string: it is the
-/// cache key, and when the model last read from that table is still cached
-/// (settled while DuckDB plans the query) only the row `seq = 0` is read,
-/// which carries the table's model_id. Without it, `model` may also be a
-/// bare table name and every row is read (fine for calls that do far more
-/// work than reading the model, like recommend_all).
-fn serve_call(
-    op: &str,
-    id: &str,
-    k: &str,
-    blend: &str,
-    exclude: &str,
-    cold: &str,
-    by_name: bool,
-) -> String {
+/// The serving macro body of `recommend_all` and `similar_products` (one
+/// user's `recommend` is written by [`RecommendSql`] instead). With
+/// `by_name`, `model` must be a string: it is the cache key, and when the
+/// model last read from that table is still cached (settled while DuckDB
+/// plans the query) only the row `seq = 0` is read, which carries the
+/// table's model_id. Without it, `model` may also be a bare table name and
+/// every row is read (fine for calls that do far more work than reading
+/// the model, like recommend_all).
+fn serve_call(op: &str, id: &str, k: &str, blend: &str, exclude: &str, by_name: bool) -> String {
     let (table, ready, filter) = if by_name {
         (
             "model",
@@ -512,15 +504,13 @@ fn serve_call(
         ("''", "false", "")
     };
     // Call arguments are not cast: the aggregate's declared types make
-    // DuckDB cast them, and every expression costs planning time in a call
-    // that must take milliseconds. Model columns are, for tables re-imported
-    // with looser types.
+    // DuckDB cast them. Model columns are, for tables re-imported with
+    // looser types.
     format!(
         "SELECT unnest(ecoreco_serve({table}, '{op}', {id}, {k}, {blend}, {exclude}, \
-         current_setting('threads'), {cold}, m.model_id::BIGINT, {ready}, \
+         current_setting('threads'), NULL, NULL, m.model_id::BIGINT, {ready}, \
          m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]), recursive := true) \
-         FROM query_table(model) m{cold_from}{filter}",
-        cold_from = if cold.starts_with("cold.") { ", cold" } else { "" }
+         FROM query_table(model) m{filter}"
     )
 }
 
@@ -535,14 +525,14 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend_all",
             &["model", "k := 10", &blend, "exclude_purchased := true"],
-            serve_call("all", "NULL", "k", "blend", "exclude_purchased", "NULL, NULL", false),
+            serve_call("all", "NULL", "k", "blend", "exclude_purchased", false),
         ),
         SqlMacro::table(
             "similar_products",
             &["pid", "model := 'model'", "k := 10"],
             format!(
                 "SELECT user_id AS of_product_id, rank, product_id, score AS similarity FROM ({})",
-                serve_call("similar", "pid", "k", "0", "true", "NULL, NULL", true)
+                serve_call("similar", "pid", "k", "0", "true", true)
             ),
         ),
     ]
