@@ -87,7 +87,7 @@ fn single_user(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
     for (name, items) in [("flat_norms", &flat), ("long_tail", &long_tail)] {
-        let packed = PackedItems::new(items, factors);
+        let packed = PackedItems::new(items.clone(), factors);
         let mut next = 0;
         group.bench_function(format!("one_user_top40_160k_items_f64_{name}"), |b| {
             b.iter(|| {

@@ -141,7 +141,7 @@ impl AggregateFunction for Evaluate {
                 if let Some(i) = item {
                     let f = model.factors;
                     let x = &model.user_factors[u as usize * f..(u as usize + 1) * f];
-                    let y = &model.item_factors[i as usize * f..(i as usize + 1) * f];
+                    let y = &model.item_factors()[i as usize * f..(i as usize + 1) * f];
                     predicted.push(x.iter().zip(y).map(|(a, b)| (a * b) as f64).sum::<f64>());
                     actual.push(weight as f64);
                 }

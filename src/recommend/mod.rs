@@ -31,9 +31,9 @@ fn check_k(k: Option<i64>) -> anyhow::Result<usize> {
     }
 }
 
-fn check_blend(blend: Option<f64>) -> anyhow::Result<f32> {
+fn check_blend(blend: Option<f64>) -> anyhow::Result<f64> {
     match blend {
-        Some(b) if (0.0..=1.0).contains(&b) => Ok(b as f32),
+        Some(b) if (0.0..=1.0).contains(&b) => Ok(b),
         Some(b) => anyhow::bail!("parameter `blend` is {b}; it must be between 0 (collaborative only) and 1 (category interest only)"),
         None => anyhow::bail!("parameter `blend` is NULL; leave it out for the default {DEFAULT_BLEND}"),
     }
@@ -145,11 +145,7 @@ impl ScalarFunction for RecommendSql {
                     .i64(2, row)
                     .ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
                 k: check_k(input.i64(3, row))?,
-                blend: {
-                    // Checked, then written as given: the aggregate checks it again.
-                    check_blend(input.f64(4, row))?;
-                    input.f64(4, row).unwrap_or(DEFAULT_BLEND)
-                },
+                blend: check_blend(input.f64(4, row))?,
                 exclude_purchased: input.bool(5, row).ok_or_else(|| {
                     anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false")
                 })?,
@@ -309,7 +305,7 @@ impl ServeState {
             planned_cached: input.bool(10, row).unwrap_or(false),
             request,
             k: check_k(input.i64(3, row))?,
-            blend: check_blend(input.f64(4, row))?,
+            blend: check_blend(input.f64(4, row))? as f32,
             exclude_purchased: input.bool(5, row).ok_or_else(|| {
                 anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false")
             })?,
@@ -462,7 +458,7 @@ fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> 
             let item = model
                 .product(*product_id)
                 .ok_or_else(|| anyhow::anyhow!("product {product_id} is not in the model (it had no interactions in the training data)"))?;
-            let similar = topk::similar_items(&model.item_factors, model.factors, item, call.k);
+            let similar = topk::similar_items(model.item_factors(), model.factors, item, call.k);
             let n = similar.len();
             Ok(RowSet::new()
                 .with("user_id", Values::BigInt(vec![Some(*product_id); n]))

@@ -126,7 +126,7 @@ pub fn to_rows(model: &ServingModel, params: &[(&str, f64)], loss: &[f64]) -> Mo
             Some(model.product_category[i]),
             None,
             Some(model.popularity[i] as f64),
-            Some(model.item_factors[i * f..(i + 1) * f].to_vec()),
+            Some(model.item_factors()[i * f..(i + 1) * f].to_vec()),
         );
     }
     for (u, &user) in model.user_ids.iter().enumerate() {
@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(back.user_ids, model.user_ids);
         assert_eq!(back.product_ids, model.product_ids);
         assert_eq!(back.user_factors, model.user_factors);
-        assert_eq!(back.item_factors, model.item_factors);
+        assert_eq!(back.item_factors(), model.item_factors());
         assert_eq!(back.product_category, model.product_category);
         assert_eq!(back.popularity, model.popularity);
         assert_eq!(back.purchased.row(1).0, &[2]);

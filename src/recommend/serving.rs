@@ -54,7 +54,6 @@ pub struct ServingModel {
     pub user_ids: Vec<i64>,
     pub product_ids: Vec<i64>,
     pub user_factors: Vec<f32>,
-    pub item_factors: Vec<f32>,
     /// category_id per product.
     pub product_category: Vec<i64>,
     /// Purchases (plus a tie-break below 1 from interaction weight) per product.
@@ -131,7 +130,7 @@ impl ServingModel {
                 .push(i);
         }
         let max_popularity = popularity.iter().copied().fold(0.0f32, f32::max);
-        let packed = PackedItems::new(&item_factors, factors);
+        let packed = PackedItems::new(item_factors, factors);
         Ok(ServingModel {
             packed,
             model_id,
@@ -139,7 +138,6 @@ impl ServingModel {
             user_ids,
             product_ids,
             user_factors,
-            item_factors,
             product_category,
             popularity,
             purchased,
@@ -157,6 +155,10 @@ impl ServingModel {
     }
     pub fn product(&self, product_id: i64) -> Option<u32> {
         self.product_index.get(&product_id).copied()
+    }
+    /// Product factors, row-major (kept once, by the scanner).
+    pub fn item_factors(&self) -> &[f32] {
+        self.packed.rows()
     }
     pub fn n_products(&self) -> usize {
         self.product_ids.len()
@@ -231,7 +233,7 @@ impl ServingModel {
         // Exact single-precision scans see every product: then the batch
         // kernel, which scores 64 users per pass over the products, is faster.
         let exclude = exclude_purchased.then_some(&self.purchased);
-        let als_top = recommend_batch(&self.user_factors, &self.item_factors, self.factors, users, 4 * k, exclude);
+        let als_top = recommend_batch(&self.user_factors, self.item_factors(), self.factors, users, 4 * k, exclude);
         als_top
             .into_par_iter()
             .zip(users.par_iter())

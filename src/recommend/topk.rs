@@ -708,7 +708,8 @@ const EXACT_PANELS_PER_TASK: usize = 1024;
 const HALF_MAX: f32 = 65504.0;
 
 impl PackedItems {
-    pub fn new(item_factors: &[f32], factors: usize) -> PackedItems {
+    /// Takes the exact factors (row-major) it scores and rescores with.
+    pub fn new(item_factors: Vec<f32>, factors: usize) -> PackedItems {
         assert!(factors > 0, "factors must be > 0");
         assert_eq!(
             item_factors.len() % factors,
@@ -720,16 +721,16 @@ impl PackedItems {
         let fits_half = item_factors.iter().all(|v| v.abs() <= HALF_MAX);
         #[cfg(target_arch = "x86_64")]
         let scan = if fits_half && has_f16c() {
-            Self::half_scan_layout(item_factors, factors, n_items)
+            Self::half_scan_layout(&item_factors, factors, n_items)
         } else {
-            Scan::Exact { panels: pack_item_panels(item_factors, factors, n_items), isa: Isa::detect() }
+            Scan::Exact { panels: pack_item_panels(&item_factors, factors, n_items), isa: Isa::detect() }
         };
         #[cfg(not(target_arch = "x86_64"))]
         let scan = {
             let _ = fits_half;
-            Scan::Exact { panels: pack_item_panels(item_factors, factors, n_items), isa: Isa::detect() }
+            Scan::Exact { panels: pack_item_panels(&item_factors, factors, n_items), isa: Isa::detect() }
         };
-        PackedItems { rows: item_factors.to_vec(), scan, factors, n_items }
+        PackedItems { rows: item_factors, scan, factors, n_items }
     }
 
     /// Items sorted by descending norm (ties: smaller index first), packed
@@ -752,6 +753,11 @@ impl PackedItems {
         }
         // SAFETY: only called when has_f16c found the CPU features.
         Scan::Half { panels: unsafe { to_half(&panels) }, norms, order }
+    }
+
+    /// The exact factors, row-major, as given to [`new`](Self::new).
+    pub fn rows(&self) -> &[f32] {
+        &self.rows
     }
 
     /// Whether scans go through half precision (then rescored exactly).
@@ -929,10 +935,14 @@ impl PackedItems {
     }
 }
 
-/// A factor row's Euclidean norm, rounded up so that it bounds the true one.
+/// A factor row's Euclidean norm, summed in double precision.
+fn norm(row: &[f32]) -> f64 {
+    row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt()
+}
+
+/// [`norm`] rounded up to single precision, so that it bounds the true one.
 fn norm_rounded_up(row: &[f32]) -> f32 {
-    let squares: f64 = row.iter().map(|&v| v as f64 * v as f64).sum();
-    (squares.sqrt() * (1.0 + 1e-6)) as f32
+    (norm(row) * (1.0 + 1e-6)) as f32
 }
 
 /// How far a half-precision approximate score may be from the exact one,
@@ -958,7 +968,7 @@ impl ErrorBound {
     /// scan's sums could overflow: no bound holds then.
     fn new(user: &[f32]) -> Option<ErrorBound> {
         let f = user.len() as f64;
-        let user_norm = user.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+        let user_norm = norm(user);
         // Items hold at most HALF_MAX per factor, so ‖y‖ ≤ HALF_MAX·√f.
         if !user_norm.is_finite() || user_norm * HALF_MAX as f64 * f.sqrt() * 2.0 > f32::MAX as f64 {
             return None;
@@ -970,7 +980,7 @@ impl ErrorBound {
         Some(ErrorBound {
             scale: (relative * user_norm) as f32 * (1.0 + 1e-6),
             floor: absolute as f32 * (1.0 + 1e-6),
-            user_norm: (user_norm * (1.0 + 1e-6)) as f32,
+            user_norm: norm_rounded_up(user),
         })
     }
 
@@ -1210,7 +1220,7 @@ mod packed_tests {
         .unwrap();
         let ids: Vec<u32> = (0..n_users as u32).collect();
         let batch = recommend_batch(&users, &items, f, &ids, 25, Some(&exclude));
-        let packed = PackedItems::new(&items, f);
+        let packed = PackedItems::new(items.clone(), f);
         for u in 0..n_users {
             let single = packed.top_k(&users[u * f..(u + 1) * f], 25, exclude.row(u).0);
             assert_eq!(single, batch[u], "user {u}");
@@ -1246,7 +1256,7 @@ mod packed_tests {
         let (n_items, f) = (40_000, 32);
         let mut rng = Rng::new(11);
         let items = long_tail_items(n_items, f, &mut rng);
-        let packed = PackedItems::new(&items, f);
+        let packed = PackedItems::new(items.clone(), f);
         if !packed.uses_half_precision() {
             return; // no F16C: the exact scan is tested above
         }
@@ -1289,7 +1299,7 @@ mod packed_tests {
             let nudge = 1.0 + ((i * 37) % 101) as f32 * 2f32.powi(-18);
             items.extend(base.iter().map(|&b| b * nudge));
         }
-        let packed = PackedItems::new(&items, f);
+        let packed = PackedItems::new(items.clone(), f);
         let users: Vec<f32> = base.iter().map(|&b| b * 0.5).chain(base.iter().map(|&b| -b)).collect();
         let ids = [0u32, 1];
         for k in [1, 5, 60] {
@@ -1306,21 +1316,21 @@ mod packed_tests {
         let mut rng = Rng::new(9);
         let mut items: Vec<f32> = (0..500 * f).map(|_| rng.normal() as f32).collect();
         items[17] = 1e6; // beyond half precision: the exact scan is used
-        let big = PackedItems::new(&items, f);
+        let big = PackedItems::new(items.clone(), f);
         assert!(!big.uses_half_precision());
         let user = [0.5f32, -1.0, 2.0, 0.25];
         let exact = recommend_batch(&user, &items, f, &[0], 10, None);
         assert_eq!(big.top_k(&user, 10, &[]), exact[0]);
 
         items[17] = 1.0;
-        let packed = PackedItems::new(&items, f);
+        let packed = PackedItems::new(items.clone(), f);
         for user in [[f32::NAN, 1.0, 0.0, 0.0], [f32::INFINITY, 1.0, 0.0, 0.0], [3e38, 3e38, 0.0, 0.0]] {
             let exact = recommend_batch(&user, &items, f, &[0], 10, None);
             assert_eq!(packed.top_k(&user, 10, &[]), exact[0], "user {user:?}");
         }
         // Every score negative, more asked than remain after exclusions.
         let negative: Vec<f32> = items.iter().map(|v| -v.abs() - 0.1).collect();
-        let packed = PackedItems::new(&negative, f);
+        let packed = PackedItems::new(negative, f);
         let excluded: Vec<u32> = (0..495).collect();
         let top = packed.top_k(&[1.0, 1.0, 1.0, 1.0], 10, &excluded);
         assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>().len(), 5);
