@@ -7,7 +7,7 @@
 //! the CSR matrices, trains with [`solver`] and returns the model as rows
 //! ([`crate::recommend::model`]).
 
-pub mod csr;
+
 pub mod solver;
 
 use crate::binding::aggregate::AggregateFunction;
@@ -15,7 +15,7 @@ use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Column, SqlMacro, SqlType};
 use crate::recommend::model::{self, to_rows};
 use crate::recommend::serving::{top_categories, ServingModel};
-use csr::Csr;
+use crate::model::csr::Csr;
 use solver::AlsParams;
 use std::collections::HashMap;
 

@@ -41,7 +41,7 @@
 //! floats (`stride`) so the kernels work on whole 8-lane chunks with no
 //! remainder loop; the public [`AlsModel`] holds unpadded `n × factors` rows.
 
-use super::csr::Csr;
+use crate::model::csr::Csr;
 use crate::rng::Rng;
 use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;

@@ -26,7 +26,7 @@
 //! also change (or drop) its model_id row.
 
 use super::serving::ServingModel;
-use crate::als::csr::Csr;
+use crate::model::csr::Csr;
 use crate::binding::rows::{RowSet, Values};
 use crate::binding::{Column, SqlType};
 use std::collections::HashMap;

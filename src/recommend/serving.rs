@@ -17,7 +17,7 @@
 //! (if the caller passes any), then the most popular products: every user
 //! gets `k` rows as long as the catalogue has `k` products left to offer.
 
-use crate::als::csr::Csr;
+use crate::model::csr::Csr;
 use crate::recommend::topk::{recommend_batch, PackedItems};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};

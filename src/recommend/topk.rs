@@ -6,7 +6,7 @@
 //! returned. Selection is partial (a bounded heap of `k` entries, O(n log k)),
 //! never a sort of all candidates.
 
-use crate::als::csr::Csr;
+use crate::model::csr::Csr;
 use rayon::prelude::*;
 
 /// `true` if candidate `a` ranks strictly before `b`.
