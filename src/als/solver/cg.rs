@@ -1,11 +1,9 @@
 //! Per-row conjugate gradient on the normal equations, never forming them.
 
 use super::gram::gram_matvec;
-use super::PREFETCH_DISTANCE;
-use crate::isa::vector::{prefetch_row, Portable, VectorOps};
-#[cfg(target_arch = "x86_64")]
-use crate::isa::vector::Avx2;
-use crate::isa::Isa;
+use super::factors::stored_rows;
+use crate::isa::vector::VectorOps;
+use crate::isa::{dispatch, Isa};
 use crate::model::csr::Csr;
 use rayon::prelude::*;
 
@@ -47,36 +45,17 @@ pub(super) fn solve_rows(matrix: &Csr, solved: &mut [f32], problem: &RowProblem,
             },
             |scratch, (row, x)| {
                 let (cols, raw) = matrix.row(row);
-                match isa {
-                    Isa::Portable => solve_row_portable(problem, cols, raw, x, scratch),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-                    Isa::Avx2 => unsafe { solve_row_avx2(problem, cols, raw, x, scratch) },
-                }
+                dispatch!(isa, <K>(
+                    problem: &RowProblem = problem,
+                    cols: &[u32] = cols,
+                    raw: &[f32] = raw,
+                    x: &mut [f32] = x,
+                    scratch: &mut CgScratch = scratch,
+                ) {
+                    solve_row::<K>(problem, cols, raw, x, scratch)
+                })
             },
         );
-}
-
-fn solve_row_portable(
-    problem: &RowProblem,
-    cols: &[u32],
-    raw: &[f32],
-    x: &mut [f32],
-    scratch: &mut CgScratch,
-) {
-    solve_row::<Portable>(problem, cols, raw, x, scratch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn solve_row_avx2(
-    problem: &RowProblem,
-    cols: &[u32],
-    raw: &[f32],
-    x: &mut [f32],
-    scratch: &mut CgScratch,
-) {
-    solve_row::<Avx2>(problem, cols, raw, x, scratch)
 }
 
 /// Improves `x` (one padded factor row, the previous solution) towards the
@@ -118,14 +97,7 @@ fn solve_row<K: VectorOps>(
         *v = -*v;
     }
     // First touch of this row's factor rows: prefetch ahead (later passes hit cache).
-    for &i in &cols[..cols.len().min(PREFETCH_DISTANCE)] {
-        prefetch_row(&y[i as usize * stride..(i as usize + 1) * stride]);
-    }
-    for (k, (&i, &r)) in cols.iter().zip(raw).enumerate() {
-        if let Some(&ahead) = cols.get(k + PREFETCH_DISTANCE) {
-            prefetch_row(&y[ahead as usize * stride..(ahead as usize + 1) * stride]);
-        }
-        let y_i = &y[i as usize * stride..(i as usize + 1) * stride];
+    for (y_i, r) in stored_rows(y, stride, cols, raw) {
         let confidence_minus_one = alpha * r;
         let preference = if r > 0.0 { 1.0 } else { 0.0 };
         let coefficient =

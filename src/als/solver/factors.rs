@@ -2,7 +2,7 @@
 //! 8-float chunks, the first row on a cache-line boundary, and their seeded
 //! initialisation.
 
-use crate::isa::vector::LANES;
+use crate::isa::vector::{prefetch_row, LANES};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -82,4 +82,31 @@ pub(super) fn init_factors(len: usize, factors: usize, stride: usize, seed: u64,
             }
         });
     out
+}
+
+/// How many stored entries ahead a factor row's load is started.
+const PREFETCH_DISTANCE: usize = 6;
+
+/// The padded rows of `rows` at the indices `cols`, in order, each with its
+/// value from `raw`. Each row's load is started a few stored entries before
+/// it is needed: the rows of a user's items are scattered over a matrix much
+/// larger than L2, and waiting for each miss dominates otherwise. The first
+/// few are requested when this is called.
+#[inline(always)]
+pub(super) fn stored_rows<'a>(
+    rows: &'a [f32],
+    stride: usize,
+    cols: &'a [u32],
+    raw: &'a [f32],
+) -> impl Iterator<Item = (&'a [f32], f32)> + 'a {
+    let row = move |i: u32| &rows[i as usize * stride..(i as usize + 1) * stride];
+    for &i in &cols[..cols.len().min(PREFETCH_DISTANCE)] {
+        prefetch_row(row(i));
+    }
+    cols.iter().zip(raw).enumerate().map(move |(k, (&i, &r))| {
+        if let Some(&ahead) = cols.get(k + PREFETCH_DISTANCE) {
+            prefetch_row(row(ahead));
+        }
+        (row(i), r)
+    })
 }

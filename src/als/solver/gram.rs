@@ -1,10 +1,8 @@
 //! `YᵀY` of the fixed side's factors, computed once per half-iteration, and
 //! the product with it that every row solve and the loss apply.
 
-use crate::isa::vector::{Portable, VectorOps, LANES};
-#[cfg(target_arch = "x86_64")]
-use crate::isa::vector::Avx2;
-use crate::isa::Isa;
+use crate::isa::vector::{VectorOps, LANES};
+use crate::isa::{dispatch, Isa};
 use rayon::prelude::*;
 
 /// `out = (G + λI) v` for a symmetric `stride × stride` Gram matrix whose rows
@@ -39,12 +37,14 @@ pub(super) fn gram(rows: &[f32], factors: usize, stride: usize, isa: Isa) -> Vec
         .par_chunks(GRAM_CHUNK_ROWS * stride)
         .map(|chunk| {
             let mut partial = vec![0f32; stride * stride];
-            match isa {
-                Isa::Portable => gram_accumulate_portable(chunk, &mut partial, factors, stride),
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-                Isa::Avx2 => unsafe { gram_accumulate_avx2(chunk, &mut partial, factors, stride) },
-            }
+            dispatch!(isa, <K>(
+                rows: &[f32] = chunk,
+                out: &mut [f32] = &mut partial,
+                factors: usize = factors,
+                stride: usize = stride,
+            ) {
+                gram_accumulate::<K>(rows, out, factors, stride)
+            });
             partial
         })
         .collect();
@@ -55,16 +55,6 @@ pub(super) fn gram(rows: &[f32], factors: usize, stride: usize, isa: Isa) -> Vec
         }
     }
     total
-}
-
-fn gram_accumulate_portable(rows: &[f32], out: &mut [f32], factors: usize, stride: usize) {
-    gram_accumulate::<Portable>(rows, out, factors, stride)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gram_accumulate_avx2(rows: &[f32], out: &mut [f32], factors: usize, stride: usize) {
-    gram_accumulate::<Avx2>(rows, out, factors, stride)
 }
 
 /// `out += Σ_rows y yᵀ`, four rows at a time so each Gram row is loaded and

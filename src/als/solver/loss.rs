@@ -1,13 +1,10 @@
 //! The training loss, implicit's definition, without forming the dense matrix.
 
-use super::factors::{pad_rows, padded_stride};
+use super::factors::{pad_rows, padded_stride, stored_rows};
 use super::gram::{gram, gram_matvec};
 use super::trainer::AlsModel;
-use super::PREFETCH_DISTANCE;
-use crate::isa::vector::{prefetch_row, Portable, VectorOps};
-#[cfg(target_arch = "x86_64")]
-use crate::isa::vector::Avx2;
-use crate::isa::Isa;
+use crate::isa::vector::{Portable, VectorOps};
+use crate::isa::{dispatch, Isa};
 use crate::model::csr::Csr;
 use rayon::prelude::*;
 
@@ -85,12 +82,15 @@ pub(super) fn loss_padded(
             for (k, x) in rows.chunks_exact(stride).enumerate() {
                 let (cols, raw) = user_items.row(first_user + k);
                 let args = (item_factors, item_gram, factors, stride, alpha);
-                data_term += match isa {
-                    Isa::Portable => loss_row_portable(args, cols, raw, x, &mut work),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-                    Isa::Avx2 => unsafe { loss_row_avx2(args, cols, raw, x, &mut work) },
-                };
+                data_term += dispatch!(isa, <K>(
+                    args: LossArgs = args,
+                    cols: &[u32] = cols,
+                    raw: &[f32] = raw,
+                    x: &[f32] = x,
+                    work: &mut [f32] = &mut work,
+                ) -> f64 {
+                    loss_row::<K>(args, cols, raw, x, work)
+                });
                 user_norm2 += Portable::dot(x, x) as f64;
             }
             (data_term, user_norm2)
@@ -117,28 +117,6 @@ pub(super) fn loss_padded(
 
 type LossArgs<'a> = (&'a [f32], &'a [f32], usize, usize, f32);
 
-fn loss_row_portable(
-    args: LossArgs,
-    cols: &[u32],
-    raw: &[f32],
-    x: &[f32],
-    work: &mut [f32],
-) -> f64 {
-    loss_row::<Portable>(args, cols, raw, x, work)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn loss_row_avx2(
-    args: LossArgs,
-    cols: &[u32],
-    raw: &[f32],
-    x: &[f32],
-    work: &mut [f32],
-) -> f64 {
-    loss_row::<Avx2>(args, cols, raw, x, work)
-}
-
 /// `Σ_i c_ui (p_ui − x·y_i)²` over all items for one user:
 /// `xᵀ(YᵀY)x + Σ_stored [c p − 2 c p s + (c − 1) s²]`, `s = x·y_i`.
 #[inline(always)]
@@ -152,14 +130,7 @@ fn loss_row<K: VectorOps>(
     let (item_factors, item_gram, factors, stride, alpha) = args;
     gram_matvec::<K>(item_gram, x, work, factors, stride, 0.0);
     let mut constant = 0f64;
-    for &i in &cols[..cols.len().min(PREFETCH_DISTANCE)] {
-        prefetch_row(&item_factors[i as usize * stride..(i as usize + 1) * stride]);
-    }
-    for (k, (&i, &r)) in cols.iter().zip(raw).enumerate() {
-        if let Some(&ahead) = cols.get(k + PREFETCH_DISTANCE) {
-            prefetch_row(&item_factors[ahead as usize * stride..(ahead as usize + 1) * stride]);
-        }
-        let y_i = &item_factors[i as usize * stride..(i as usize + 1) * stride];
+    for (y_i, r) in stored_rows(item_factors, stride, cols, raw) {
         let confidence = 1.0 + alpha * r;
         let preference = if r > 0.0 { 1.0 } else { 0.0 };
         let coefficient = -2.0 * confidence * preference + (confidence - 1.0) * K::dot(y_i, x);

@@ -51,6 +51,3 @@ mod trainer;
 
 pub use loss::loss;
 pub use trainer::{train, train_with_callback, AlsModel, AlsParams, AlsTrainer};
-
-/// How many stored entries ahead [`prefetch_row`](crate::isa::vector::prefetch_row) is issued.
-pub(crate) const PREFETCH_DISTANCE: usize = 6;

@@ -3,7 +3,7 @@
 //! streamed into per-user bounded selections.
 
 use super::heap::{TopK, UserSelection};
-use crate::isa::Isa;
+use crate::isa::{dispatch, Isa};
 use crate::model::csr::Csr;
 use rayon::prelude::*;
 
@@ -139,44 +139,20 @@ fn score_block(
             }
         })
         .collect();
-    match isa {
-        Isa::Portable => {
-            score_block_portable(user_factors, panels, f, n_items, users, &mut selections)
-        }
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-        Isa::Avx2 => unsafe {
-            score_block_avx2(user_factors, panels, f, n_items, users, &mut selections)
-        },
-    }
+    dispatch!(isa, (
+        user_factors: &[f32] = user_factors,
+        panels: &[f32] = panels,
+        f: usize = f,
+        n_items: usize = n_items,
+        users: &[u32] = users,
+        selections: &mut [UserSelection] = &mut selections,
+    ) {
+        score_block_kernel(user_factors, panels, f, n_items, users, selections)
+    });
     selections
         .into_iter()
         .map(|s| s.top.into_sorted())
         .collect()
-}
-
-fn score_block_portable(
-    user_factors: &[f32],
-    panels: &[f32],
-    f: usize,
-    n_items: usize,
-    users: &[u32],
-    selections: &mut [UserSelection],
-) {
-    score_block_kernel(user_factors, panels, f, n_items, users, selections)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn score_block_avx2(
-    user_factors: &[f32],
-    panels: &[f32],
-    f: usize,
-    n_items: usize,
-    users: &[u32],
-    selections: &mut [UserSelection],
-) {
-    score_block_kernel(user_factors, panels, f, n_items, users, selections)
 }
 
 /// Streams every item panel past the block's users, 4 users at a time.

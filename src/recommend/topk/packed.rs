@@ -6,7 +6,7 @@
 
 use super::batch::{pack_item_panels, TILE_ITEMS};
 use super::heap::{TopK, UserSelection};
-use crate::isa::Isa;
+use crate::isa::{dispatch, Isa};
 use rayon::prelude::*;
 
 /// Item factors prepared once for repeated single-user scoring: serving one
@@ -266,21 +266,16 @@ impl PackedItems {
                     excluded: std::borrow::Cow::Borrowed(excluded),
                     cursor: 0,
                 };
-                match isa {
-                    Isa::Portable => single_user_kernel(
-                        user,
-                        panels,
-                        f,
-                        self.n_items,
-                        first_panel,
-                        &mut selection,
-                    ),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-                    Isa::Avx2 => unsafe {
-                        single_user_avx2(user, panels, f, self.n_items, first_panel, &mut selection)
-                    },
-                }
+                dispatch!(isa, (
+                    user: &[f32] = user,
+                    panels: &[f32] = panels,
+                    f: usize = f,
+                    n_items: usize = self.n_items,
+                    first_panel: usize = first_panel,
+                    selection: &mut UserSelection = &mut selection,
+                ) {
+                    single_user_kernel(user, panels, f, n_items, first_panel, selection)
+                });
                 selection.top.into_sorted()
             })
             .collect();
@@ -504,19 +499,6 @@ unsafe fn half_panels<const P: usize>(
             }
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn single_user_avx2(
-    user: &[f32],
-    panels: &[f32],
-    f: usize,
-    n_items: usize,
-    first_panel: usize,
-    selection: &mut UserSelection,
-) {
-    single_user_kernel(user, panels, f, n_items, first_panel, selection)
 }
 
 /// One user against a run of panels: `score[c] = Σ_j user[j] · panel[j][c]`
