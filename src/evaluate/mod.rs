@@ -231,10 +231,10 @@ impl MetricRows {
     ) {
         self.model.push(Some(model.to_string()));
         self.k.push(Some(k as i32));
-        self.precision.push(Some(m.precision));
-        self.recall.push(Some(m.recall));
-        self.ndcg.push(Some(m.ndcg));
-        self.map.push(Some(m.map));
+        self.precision.push(m.precision);
+        self.recall.push(m.recall);
+        self.ndcg.push(m.ndcg);
+        self.map.push(m.map);
         self.coverage.push(Some(m.coverage));
         self.users.push(Some(m.users_evaluated as i64));
         self.blend.push(Some(blend));
