@@ -9,6 +9,8 @@
 
 
 pub mod solver;
+pub mod tune;
+pub mod weighting;
 
 use crate::binding::aggregate::AggregateFunction;
 use crate::binding::rows::{InputChunk, RowSet};
@@ -110,7 +112,18 @@ pub struct Trained {
 /// Trains on (user, product, weight, purchases, interactions, category)
 /// pairs; ids are mapped to dense indices in sorted order, so the result
 /// does not depend on the order the pairs arrived in.
-pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::Result<Trained> {
+pub(crate) fn train_pairs(pairs: Vec<Pair>, params: &AlsParams) -> anyhow::Result<Trained> {
+    train_pairs_with(pairs, params, weighting::Confidence::Raw)
+}
+
+/// [`train_pairs`] with the pair weights passed through `confidence`
+/// ([`weighting::apply`]) before ALS sees them; popularity and interest
+/// keep the raw weights and counts.
+pub(crate) fn train_pairs_with(
+    mut pairs: Vec<Pair>,
+    params: &AlsParams,
+    confidence: weighting::Confidence,
+) -> anyhow::Result<Trained> {
     anyhow::ensure!(!pairs.is_empty(), "no interactions to train on: the events table has no view, cart or purchase rows with a user_id and product_id");
     pairs.sort_unstable_by_key(|p| (p.user, p.product));
     if let Some(w) = pairs
@@ -188,7 +201,8 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
         .map(|(p, w)| p + w / (1.0 + max_weight))
         .collect();
 
-    let user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
+    let mut user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
+    weighting::apply(&mut user_items, confidence);
     let purchased = Csr::from_triplets(
         user_ids.len(),
         product_ids.len(),
