@@ -221,7 +221,7 @@ impl ValidationSplit {
 }
 
 /// A fit on the validation data with the model's users evaluated.
-pub struct ValidationFit {
+pub(crate) struct ValidationFit {
     trained: Trained,
     users: Vec<u32>,
     held_out: Vec<Vec<u32>>,
@@ -229,7 +229,7 @@ pub struct ValidationFit {
 
 /// Trains `candidate` on the validation training pairs (recency decay
 /// relative to the cut, `iterations` iterations).
-pub fn fit_validation(
+pub(crate) fn fit_validation(
     split: &ValidationSplit,
     users: &[i64],
     base: &AlsParams,
@@ -268,7 +268,7 @@ pub fn fit_validation(
 }
 
 /// Validation NDCG@10 of a fit at `blend` (0 with no user to evaluate).
-pub fn score_validation(fit: &ValidationFit, blend: f32) -> f64 {
+pub(crate) fn score_validation(fit: &ValidationFit, blend: f32) -> f64 {
     let model = &fit.trained.serving;
     let lists: Vec<Vec<u32>> = model
         .recommend_users(&fit.users, VALIDATION_K, blend, true)
@@ -282,7 +282,7 @@ pub fn score_validation(fit: &ValidationFit, blend: f32) -> f64 {
 
 /// The whole search on a validation split; `None` when no user can be
 /// evaluated (then the caller keeps its fixed parameters).
-pub fn choose(split: &ValidationSplit, base: &AlsParams) -> anyhow::Result<Option<(Choice, usize)>> {
+pub(crate) fn choose(split: &ValidationSplit, base: &AlsParams) -> anyhow::Result<Option<(Choice, usize)>> {
     let users = split.evaluated_users(MAX_VALIDATION_USERS, base.seed);
     if users.is_empty() {
         return Ok(None);
