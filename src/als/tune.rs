@@ -15,7 +15,8 @@
 //!
 //! The search ([`greedy_search`]) starts from plain ALS with the caller's
 //! parameters at blend 0 and tries, one group at a time, keeping a change
-//! only when it raises validation NDCG strictly:
+//! only when it raises validation NDCG strictly (a group is skipped when
+//! the caller fixed its parameter):
 //! 1. alpha × 4 and × 16 (2 fits);
 //! 2. confidence `log` and `bm25` (2 fits);
 //! 3. regularization × 10 (1 fit);
@@ -29,8 +30,10 @@
 
 use super::solver::AlsParams;
 use super::weighting::{self, Confidence};
-use super::{train_pairs_with, Pair, Trained};
+use super::{train_pairs, Pair, Trained};
+use crate::budget::{Budget, Progress};
 use crate::evaluate::metrics::ranking_metrics;
+use crate::recommend::serving::ServingModel;
 use std::collections::{HashMap, HashSet};
 
 /// Fraction of the training time span held out for validation.
@@ -81,6 +84,19 @@ impl Candidate {
     }
 }
 
+/// Which parameters the search may change (the caller left them NULL).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Searched {
+    pub alpha: bool,
+    pub regularization: bool,
+    pub confidence: bool,
+    pub half_life: bool,
+}
+
+impl Searched {
+    pub const ALL: Searched = Searched { alpha: true, regularization: true, confidence: true, half_life: true };
+}
+
 /// One scored (candidate, blend).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trial {
@@ -108,6 +124,7 @@ pub struct Choice {
 /// scored without refitting.
 pub fn greedy_search<F>(
     plain: Candidate,
+    searched: Searched,
     span: f64,
     mut fit: impl FnMut(&Candidate) -> anyhow::Result<F>,
     score: impl Fn(&F, f32) -> f64,
@@ -117,24 +134,31 @@ pub fn greedy_search<F>(
     let plain_ndcg = score(&best_fit, 0.0);
     trials.push(Trial { candidate: plain, blend: 0.0, ndcg: plain_ndcg });
     let (mut best, mut best_ndcg, mut fits) = (plain, plain_ndcg, 1);
-    let mut groups: Vec<Vec<Box<dyn Fn(Candidate) -> Candidate>>> = Vec::new();
-    groups.push(
-        ALPHA_STEPS
-            .iter()
-            .map(|&m| Box::new(move |c: Candidate| Candidate { alpha: plain.alpha * m, ..c }) as Box<dyn Fn(Candidate) -> Candidate>)
-            .collect(),
-    );
-    groups.push(
-        [Confidence::Log, Confidence::Bm25]
-            .into_iter()
-            .map(|confidence| Box::new(move |c: Candidate| Candidate { confidence, ..c }) as Box<dyn Fn(Candidate) -> Candidate>)
-            .collect(),
-    );
-    groups.push(vec![Box::new(move |c: Candidate| Candidate {
-        regularization: plain.regularization * REGULARIZATION_STEP,
-        ..c
-    })]);
-    if span > 0.0 && span.is_finite() {
+    type Change = Box<dyn Fn(Candidate) -> Candidate>;
+    let mut groups: Vec<Vec<Change>> = Vec::new();
+    if searched.alpha {
+        groups.push(
+            ALPHA_STEPS
+                .iter()
+                .map(|&m| Box::new(move |c: Candidate| Candidate { alpha: plain.alpha * m, ..c }) as Change)
+                .collect(),
+        );
+    }
+    if searched.confidence {
+        groups.push(
+            [Confidence::Log, Confidence::Bm25]
+                .into_iter()
+                .map(|confidence| Box::new(move |c: Candidate| Candidate { confidence, ..c }) as Change)
+                .collect(),
+        );
+    }
+    if searched.regularization {
+        groups.push(vec![Box::new(move |c: Candidate| Candidate {
+            regularization: plain.regularization * REGULARIZATION_STEP,
+            ..c
+        })]);
+    }
+    if searched.half_life && span > 0.0 && span.is_finite() {
         groups.push(vec![Box::new(move |c: Candidate| Candidate { half_life: span * HALF_LIFE_SHARE, ..c })]);
     }
     for group in &groups {
@@ -181,27 +205,16 @@ pub(crate) struct ValidationSplit {
 }
 
 impl ValidationSplit {
-    /// The split of pairs that each carry one time (an interactions table):
-    /// a pair at or after the cut is a target and not training data.
-    /// `times` are seconds, NaN where unknown (such a pair stays training
-    /// data). `None` when no pair has a time or all share one.
-    pub(crate) fn by_time(pairs: &[Pair], times: &[f64]) -> Option<ValidationSplit> {
-        let known = times.iter().copied().filter(|t| !t.is_nan());
-        let (lo, hi) = known.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| (lo.min(t), hi.max(t)));
-        if !(hi > lo) {
-            return None;
+    /// Adds another part of the same split (a parallel state's rows).
+    pub(crate) fn extend(&mut self, other: ValidationSplit) -> anyhow::Result<()> {
+        crate::budget::reserve(&mut self.train, other.train.len(), "validation pairs")?;
+        self.train.extend(other.train);
+        self.train_times.extend(other.train_times);
+        self.targets.extend(other.targets);
+        if other.span > 0.0 || self.cut == 0.0 {
+            (self.cut, self.span) = (other.cut, other.span);
         }
-        let cut = lo + (hi - lo) * (1.0 - VALIDATION_SHARE);
-        let mut split = ValidationSplit { cut, span: cut - lo, ..Default::default() };
-        for (p, &t) in pairs.iter().zip(times) {
-            if t >= cut {
-                split.targets.push((p.user, p.product));
-            } else {
-                split.train.push(*p);
-                split.train_times.push(t);
-            }
-        }
-        Some(split)
+        Ok(())
     }
 
     /// Users with training pairs and targets, at most `max` of them, picked
@@ -222,30 +235,51 @@ impl ValidationSplit {
 
 /// A fit on the validation data with the model's users evaluated.
 pub(crate) struct ValidationFit {
-    trained: Trained,
+    model: ServingModel,
     users: Vec<u32>,
     held_out: Vec<Vec<u32>>,
 }
 
-/// Trains `candidate` on the validation training pairs (recency decay
-/// relative to the cut, `iterations` iterations).
+/// Trains `candidate` on `pairs` whose last times are `times`: recency
+/// decay relative to the latest time, `iterations` iterations, `blend`
+/// stored with the model.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit_all(
+    mut pairs: Vec<Pair>,
+    times: &[f64],
+    base: &AlsParams,
+    candidate: &Candidate,
+    iterations: usize,
+    blend: f32,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Trained> {
+    if candidate.half_life > 0.0 {
+        let reference = times.iter().copied().filter(|t| !t.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+        let mut weights: Vec<f32> = pairs.iter().map(|p| p.weight).collect();
+        weighting::decay(&mut weights, times, reference, candidate.half_life);
+        for (p, w) in pairs.iter_mut().zip(weights) {
+            p.weight = w;
+        }
+    }
+    let mut trained = train_pairs(pairs, &candidate.params(base, iterations), candidate.confidence, blend, budget, progress)?;
+    trained.half_life = candidate.half_life;
+    Ok(trained)
+}
+
+/// Trains `candidate` on the validation training pairs ([`fit_all`] with
+/// the search's iterations) and indexes the evaluated users' targets.
 pub(crate) fn fit_validation(
     split: &ValidationSplit,
     users: &[i64],
     base: &AlsParams,
     candidate: &Candidate,
     iterations: usize,
+    budget: &Budget,
+    progress: &Progress,
 ) -> anyhow::Result<ValidationFit> {
-    let mut pairs = split.train.clone();
-    if candidate.half_life > 0.0 {
-        let mut weights: Vec<f32> = pairs.iter().map(|p| p.weight).collect();
-        weighting::decay(&mut weights, &split.train_times, split.cut, candidate.half_life);
-        for (p, w) in pairs.iter_mut().zip(weights) {
-            p.weight = w;
-        }
-    }
-    let trained = train_pairs_with(pairs, &candidate.params(base, iterations), candidate.confidence)?;
-    let model = &trained.serving;
+    let trained = fit_all(split.train.clone(), &split.train_times, base, candidate, iterations, 0.0, budget, progress)?;
+    let model = ServingModel::new(trained.model)?;
     let wanted: HashSet<i64> = users.iter().copied().collect();
     let mut relevant: HashMap<u32, Vec<u32>> = HashMap::new();
     let mut unseen = model.n_products() as u32;
@@ -264,12 +298,12 @@ pub(crate) fn fit_validation(
     let mut model_users: Vec<u32> = relevant.keys().copied().collect();
     model_users.sort_unstable();
     let held_out = model_users.iter().map(|u| relevant[u].clone()).collect();
-    Ok(ValidationFit { trained, users: model_users, held_out })
+    Ok(ValidationFit { model, users: model_users, held_out })
 }
 
 /// Validation NDCG@10 of a fit at `blend` (0 with no user to evaluate).
 pub(crate) fn score_validation(fit: &ValidationFit, blend: f32) -> f64 {
-    let model = &fit.trained.serving;
+    let model = &fit.model;
     let lists: Vec<Vec<u32>> = model
         .recommend_users(&fit.users, VALIDATION_K, blend, true)
         .into_iter()
@@ -280,21 +314,52 @@ pub(crate) fn score_validation(fit: &ValidationFit, blend: f32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The whole search on a validation split; `None` when no user can be
-/// evaluated (then the caller keeps its fixed parameters).
-pub(crate) fn choose(split: &ValidationSplit, base: &AlsParams) -> anyhow::Result<Option<(Choice, usize)>> {
+/// A search that ran: its choice and how many users it scored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub choice: Choice,
+    pub users: usize,
+}
+
+/// The whole search on a validation split, from `plain`; `None` when no
+/// user can be evaluated (then the caller keeps `plain` at blend 0).
+pub(crate) fn choose(
+    split: &ValidationSplit,
+    base: &AlsParams,
+    plain: Candidate,
+    searched: Searched,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Option<Outcome>> {
     let users = split.evaluated_users(MAX_VALIDATION_USERS, base.seed);
     if users.is_empty() {
+        progress.say("no user has both validation training data and targets: training with the fixed parameters");
         return Ok(None);
     }
     let iterations = base.iterations.min(SEARCH_ITERATIONS);
+    progress.say(format!(
+        "choosing parameters on {} validation users ({} pairs before the validation cut)",
+        users.len(),
+        split.train.len()
+    ));
     let choice = greedy_search(
-        Candidate::plain(base),
+        plain,
+        searched,
         split.span,
-        |c| fit_validation(split, &users, base, c, iterations),
+        |c| fit_validation(split, &users, base, c, iterations, budget, &Progress::new("ecoreco.als_train", "off")),
         score_validation,
     )?;
-    Ok(Some((choice, users.len())))
+    progress.say(format!(
+        "chose alpha {}, regularization {}, confidence {}, half-life {:.2} days, blend {}: validation NDCG@10 {:.4} (plain ALS {:.4})",
+        choice.candidate.alpha,
+        choice.candidate.regularization,
+        choice.candidate.confidence.name(),
+        choice.candidate.half_life / 86_400.0,
+        choice.blend,
+        choice.ndcg,
+        choice.plain_ndcg
+    ));
+    Ok(Some(Outcome { choice, users: users.len() }))
 }
 
 #[cfg(test)]
@@ -313,6 +378,7 @@ mod tests {
         let mut fitted = Vec::new();
         let choice = greedy_search(
             Candidate::plain(&base()),
+            Searched::ALL,
             span,
             |c| {
                 fitted.push(*c);
@@ -348,7 +414,7 @@ mod tests {
 
     #[test]
     fn nothing_beats_plain_als_then_plain_als_is_chosen() {
-        let choice = greedy_search(Candidate::plain(&base()), 0.0, |c| Ok(*c), |c: &Candidate, blend| {
+        let choice = greedy_search(Candidate::plain(&base()), Searched::ALL, 0.0, |c| Ok(*c), |c: &Candidate, blend| {
             if *c == Candidate::plain(&base()) && blend == 0.0 { 0.3 } else { 0.3 - 1e-9 }
         })
         .unwrap();
@@ -363,19 +429,24 @@ mod tests {
     }
 
     #[test]
-    fn split_by_time_holds_out_the_last_fifth() {
-        // Times 0..=100: the cut is at 80.
-        let pairs = [pair(1, 10, 1.0, 0), pair(1, 11, 1.0, 0), pair(2, 10, 1.0, 0), pair(3, 12, 1.0, 0), pair(4, 13, 1.0, 0)];
-        let times = [0.0, 80.0, 50.0, 100.0, f64::NAN];
-        let split = ValidationSplit::by_time(&pairs, &times).unwrap();
-        assert_eq!(split.cut, 80.0);
-        assert_eq!(split.span, 80.0);
-        assert_eq!(split.targets, vec![(1, 11), (3, 12)]);
-        assert_eq!(split.train.iter().map(|p| (p.user, p.product)).collect::<Vec<_>>(), vec![(1, 10), (2, 10), (4, 13)]);
-        // User 3 has no training pair: only user 1 is evaluated.
-        assert_eq!(split.evaluated_users(10, 42), vec![1]);
-        assert!(ValidationSplit::by_time(&pairs, &[5.0; 5]).is_none());
-        assert!(ValidationSplit::by_time(&pairs, &[f64::NAN; 5]).is_none());
+    fn fixed_parameters_are_not_searched() {
+        // Alpha and confidence fixed by the caller: only regularization and
+        // the half-life are tried (2 fits after plain ALS).
+        let fixed = Searched { alpha: false, confidence: false, ..Searched::ALL };
+        let mut fitted = Vec::new();
+        let choice = greedy_search(Candidate::plain(&base()), fixed, 100.0, |c| {
+            fitted.push(*c);
+            Ok(*c)
+        }, |_: &Candidate, _| 0.1)
+        .unwrap();
+        assert_eq!(choice.fits, 3);
+        assert!(fitted.iter().all(|c| c.alpha == 1.0 && c.confidence == Confidence::Raw));
+        assert_eq!(fitted[1].regularization, 1.0);
+        assert_eq!(fitted[2].half_life, 25.0);
+    }
+
+    fn pair(user: i64, product: i64, weight: f32, category: i64) -> Pair {
+        Pair { user, product, weight, purchases: 0, interactions: 1, category }
     }
 
     #[test]
@@ -417,25 +488,28 @@ mod tests {
         let split = two_tastes();
         let users = split.evaluated_users(100, 42);
         assert_eq!(users.len(), 40);
-        let fit = fit_validation(&split, &users, &base(), &Candidate::plain(&base()), 10).unwrap();
+        let (budget, quiet) = (Budget::from_setting(""), Progress::new("ecoreco.als_train", "off"));
+        let fit = fit_validation(&split, &users, &base(), &Candidate::plain(&base()), 10, &budget, &quiet).unwrap();
         let ndcg = score_validation(&fit, 0.0);
         // The target is one of the 2 unseen products of the user's own group;
         // a model that learnt the groups ranks it within the top 5 (the
         // user's 3 seen products may come first). Random ranking over 10
         // products would give about 0.31.
         assert!(ndcg > 0.4 && ndcg <= 1.0, "{ndcg}");
-        let (choice, evaluated) = choose(&split, &base()).unwrap().unwrap();
-        assert_eq!(evaluated, 40);
-        assert!(choice.ndcg >= choice.plain_ndcg);
-        assert_eq!(choice.trials[0].candidate, Candidate::plain(&base()));
+        let plain = Candidate::plain(&base());
+        let outcome = choose(&split, &base(), plain, Searched::ALL, &budget, &quiet).unwrap().unwrap();
+        assert_eq!(outcome.users, 40);
+        assert!(outcome.choice.ndcg >= outcome.choice.plain_ndcg);
+        assert_eq!(outcome.choice.trials[0].candidate, plain);
         // Deterministic: the same choice again.
-        assert_eq!(choose(&split, &base()).unwrap().unwrap().0, choice);
+        assert_eq!(choose(&split, &base(), plain, Searched::ALL, &budget, &quiet).unwrap().unwrap(), outcome);
     }
 
     #[test]
     fn no_evaluable_user_means_no_choice() {
         let mut split = two_tastes();
         split.targets.clear();
-        assert!(choose(&split, &base()).unwrap().is_none());
+        let plain = Candidate::plain(&base());
+        assert!(choose(&split, &base(), plain, Searched::ALL, &Budget::from_setting(""), &Progress::new("ecoreco.als_train", "off")).unwrap().is_none());
     }
 }
