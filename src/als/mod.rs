@@ -259,8 +259,8 @@ impl Trained {
         [
             ("factors", p.factors as f64),
             ("iterations", p.iterations as f64),
-            ("regularization", p.regularization as f64),
-            ("alpha", p.alpha as f64),
+            ("regularization", crate::model::f32_decimal(p.regularization)),
+            ("alpha", crate::model::f32_decimal(p.alpha)),
             ("cg_steps", p.cg_steps as f64),
             ("seed", p.seed as f64),
             ("users", self.model.user_ids.len() as f64),

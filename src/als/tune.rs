@@ -445,10 +445,6 @@ mod tests {
         assert_eq!(fitted[2].half_life, 25.0);
     }
 
-    fn pair(user: i64, product: i64, weight: f32, category: i64) -> Pair {
-        Pair { user, product, weight, purchases: 0, interactions: 1, category }
-    }
-
     #[test]
     fn evaluated_users_are_capped_deterministically() {
         let split = ValidationSplit {

@@ -152,7 +152,7 @@ impl AggregateFunction for Evaluate {
             let plain_model = fit(&plain, data.pairs.clone())?;
             let tuned_model = if chosen == plain { None } else { Some(fit(&chosen, data.pairs.clone())?) };
             let tuned = tuned_model.as_ref().unwrap_or(&plain_model);
-            let blend = call.opt_double("blend")?.unwrap_or(chosen_blend as f64);
+            let blend = call.opt_double("blend")?.unwrap_or(crate::model::f32_decimal(chosen_blend));
             // Held-out sets per evaluated user (model index: both models
             // index the same users), sorted by user id.
             state.test.sort_unstable_by_key(|t| (t.0, t.1));
@@ -246,9 +246,9 @@ fn push_metrics(
     let c = rows.col("blend")?;
     rows.put(c, Some(blend));
     let c = rows.col("alpha")?;
-    rows.put(c, candidate.map(|c| c.alpha as f64));
+    rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.alpha)));
     let c = rows.col("regularization")?;
-    rows.put(c, candidate.map(|c| c.regularization as f64));
+    rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.regularization)));
     let c = rows.col::<String>("confidence")?;
     rows.put_str(c, candidate.map(|c| c.confidence.name()));
     let c = rows.col("half_life_days")?;

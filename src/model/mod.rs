@@ -38,6 +38,12 @@ pub struct FactorModel {
     pub blend: f32,
 }
 
+/// `x` as the f64 of its shortest decimal form, for param rows people
+/// read (0.1, not 0.10000000149011612); the f32 round trip is exact.
+pub fn f32_decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
 /// The blend of a model table without a `blend` param row (made before
 /// models stored their own): what such models were served with.
 pub const LEGACY_BLEND: f32 = 0.8;

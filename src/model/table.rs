@@ -81,7 +81,8 @@ impl ModelTable {
     /// `blend` (so that serving finds the blend the model was made for).
     pub fn new(model: FactorModel, mut params: Vec<(String, f64)>, loss: Vec<f64>) -> Self {
         params.retain(|(name, _)| name != "blend");
-        params.push(("blend".to_string(), model.blend as f64));
+        // The blend's shortest decimal (0.8, not 0.800000011920929).
+        params.push(("blend".to_string(), super::f32_decimal(model.blend)));
         let mut extra_start = Vec::with_capacity(model.user_ids.len() + 1);
         let mut at = 0;
         for u in 0..model.user_ids.len() {
@@ -367,7 +368,7 @@ mod tests {
         assert_eq!(format!("{pieces:?}"), format!("{whole_rows:?}"));
         assert_eq!(whole_rows[0].name.as_deref(), Some("model_id"));
         assert_eq!(whole_rows[13].side, "interest");
-        assert_eq!((whole_rows[2].name.as_deref(), whole_rows[2].value), (Some("blend"), Some(0.3f32 as f64)));
+        assert_eq!((whole_rows[2].name.as_deref(), whole_rows[2].value), (Some("blend"), Some(0.3)));
         let back = from_rows(read_back(&whole), 12345).unwrap();
         let m = model();
         assert_eq!(back.user_ids, m.user_ids);
