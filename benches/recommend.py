@@ -95,8 +95,8 @@ def against_implicit(con, our_ndcg):
         started = time.perf_counter()
         model.fit(user_items, show_progress=False)
         implicit_per_iter = (time.perf_counter() - started) / iterations
-    t1, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 1)")
-    t16, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 16)")
+    t1, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 1, search := false)")
+    t16, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 16, search := false)")
     ours_per_iter = (t16 - t1) / 15
     print(f"als speed      ecoreco {ours_per_iter:.3f} s/iteration, implicit {implicit_per_iter:.3f} s/iteration "
           f"({len(users):,} users x {len(items):,} products, {len(weights):,} interactions, 2 threads) "
@@ -159,7 +159,7 @@ def latency(con):
 
 def throughput(con):
     events_table(con, "t_events", events=2_500_000, users=100_000, products=50_000, seed=13)
-    con.execute("CREATE OR REPLACE TEMP TABLE t_model AS FROM ecoreco.als_train(t_events, factors := 50, iterations := 3)")
+    con.execute("CREATE OR REPLACE TEMP TABLE t_model AS FROM ecoreco.als_train(t_events, factors := 50, iterations := 3, search := false)")
     users, products = con.execute(
         "SELECT count(*) FILTER (side = 'user'), count(*) FILTER (side = 'product') FROM t_model").fetchall()[0]
     for blend, label in [(0.0, "collaborative"), (0.8, "hybrid (blend 0.8)")]:
