@@ -71,6 +71,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/pipeline.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	cargo bench
 
 # The pipeline at the real data size: EVENTS=42000000 (October) or
