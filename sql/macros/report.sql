@@ -49,7 +49,7 @@ price_hist AS (
     GROUP BY ALL
 ),
 price_types AS (
-    SELECT p.label, sum(p.n)::BIGINT AS priced,
+    SELECT p.label, min(p.n)::BIGINT AS priced,
            list(coalesce(h.n, 0)::BIGINT ORDER BY b.range) AS counts
     FROM (SELECT label, sum(n) AS n FROM price_hist GROUP BY label) p
     CROSS JOIN range(30) b
@@ -155,4 +155,10 @@ data AS (
 )
 SELECT path AS path,
        ecoreco_report_write(path, current_setting('enable_external_access')::BOOLEAN, payload::VARCHAR) AS bytes
-FROM data
+FROM data,
+     -- Checked while the query is bound, before any row is read.
+     range(CASE WHEN current_setting('enable_external_access')::BOOLEAN THEN 1 ELSE error(
+         'ecoreco.report: writing files is refused because enable_external_access is false, '
+         || 'run the report in a session that allows file access') END) AS access_checked(ok),
+     range(CASE WHEN path IS NOT NULL AND path <> '' THEN 1 ELSE error(
+         'ecoreco.report: path is NULL or empty, pass a file name such as path := ''report.html''') END) AS path_checked(ok)

@@ -87,7 +87,7 @@ pub fn vertical_bars(b: &Bars) -> Result<String> {
                 .margin_left(6)
                 .x_label_area_size(46)
                 .y_label_area_size(76)
-                .build_cartesian_2d((0..n).into_segmented(), 0f64..top)?;
+                .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..top)?;
             let every = b.label_every.max(1);
             let labels = b.labels;
             chart
@@ -95,7 +95,7 @@ pub fn vertical_bars(b: &Bars) -> Result<String> {
                 .disable_x_mesh()
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(RGBColor(225, 225, 225))
-                .x_labels(n as usize + 1)
+                .x_labels(n as usize)
                 .x_label_formatter(&|v| match v {
                     SegmentValue::CenterOf(i) if *i >= 0 && (*i as usize) % every == 0 => {
                         labels.get(*i as usize).cloned().unwrap_or_default()
@@ -152,14 +152,14 @@ pub fn horizontal_bars(b: &Bars) -> Result<String> {
                 .margin_left(6)
                 .x_label_area_size(44)
                 .y_label_area_size((14 + 7 * longest).clamp(60, 230))
-                .build_cartesian_2d(low..top, (0..n).into_segmented())?;
+                .build_cartesian_2d(low..top, (0..n - 1).into_segmented())?;
             let labels = b.labels;
             chart
                 .configure_mesh()
                 .disable_y_mesh()
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(RGBColor(225, 225, 225))
-                .y_labels(n as usize + 1)
+                .y_labels(n as usize)
                 .y_label_formatter(&|v| match v {
                     SegmentValue::CenterOf(j) if *j >= 0 && *j < n => {
                         labels.get((n - 1 - *j) as usize).cloned().unwrap_or_default()

@@ -148,8 +148,8 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
         "chart-funnel",
         "Funnel",
         format!(
-            "Users with at least one view, cart and purchase ({} / {} / {} events). Of the users at each step, \
-             view → cart {}, cart → purchase {}, view → purchase {}.",
+            "Distinct users with at least one view, one cart and one purchase ({} / {} / {} events). Of the users at \
+             the earlier step: view → cart {}, cart → purchase {}, view → purchase {}.",
             format::int(f.views),
             format::int(f.carts),
             format::int(f.purchases),
@@ -251,8 +251,9 @@ fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
     let mut centroids = Figure::new(
         "chart-centroids",
         "Segment centroids",
-        "Each segment's mean of the clustering features, divided by the mean of all segmented users (log scale: \
-         a bar above 1 is above average). The table gives the means in the features' own units."
+        "Each segment's mean of the clustering features divided by the mean of all segmented users, on a log scale: \
+         a bar above 1 is above average, one reaching the bottom is a mean of 0. The table gives the means in the \
+         features' own units."
             .to_string(),
         if ratios.is_empty() {
             None
@@ -272,7 +273,7 @@ fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
         .collect();
     let mut table = String::from("<table><thead><tr><th class=\"text\">segment</th><th>users</th>");
     for (name, unit) in FEATURES {
-        let _ = write!(table, "<th>{}<br><small>{}</small></th>", escape(name), escape(unit));
+        let _ = write!(table, "<th>{}<br><small>{}</small></th>", escape(&name.replace('_', " ")), escape(unit));
     }
     table.push_str("</tr></thead><tbody>");
     let rows = s.centroids.iter().map(|c| (format!("{} {}", c.segment.id, c.segment.name), c.segment.users, &c.means));
@@ -397,7 +398,7 @@ fn evaluation_figure(d: &ReportData) -> Option<Figure> {
     let rows = d.evaluation.as_ref()?;
     let mut f = Figure::new(
         "table-evaluation",
-        "Evaluation",
+        "Ranking metrics on a time split",
         "Ranking quality on the time split of ecoreco.evaluate_recommendations (averages over the users evaluated; coverage: distinct recommended products / products in the model).".to_string(),
         None,
     );
