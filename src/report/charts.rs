@@ -75,8 +75,10 @@ fn draw(body: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>, height
 }
 
 /// Vertical bars, for ordered categories (hours, dates, sizes, bins).
+/// Category i spans x in [i, i + 1]; its label is drawn under the axis
+/// (numeric coordinates behave the same for one bar as for a hundred).
 pub fn vertical_bars(b: &Bars) -> Result<String> {
-    let n = b.values.len() as i32;
+    let n = b.values.len();
     let head = if b.annotations.is_empty() { 1.0 } else { 1.15 };
     let top = format::nice_ceiling(max_of(b.values) * head);
     draw(
@@ -87,21 +89,13 @@ pub fn vertical_bars(b: &Bars) -> Result<String> {
                 .margin_left(6)
                 .x_label_area_size(46)
                 .y_label_area_size(76)
-                .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..top)?;
-            let every = b.label_every.max(1);
-            let labels = b.labels;
+                .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
             chart
                 .configure_mesh()
                 .disable_x_mesh()
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(RGBColor(225, 225, 225))
-                .x_labels(n as usize)
-                .x_label_formatter(&|v| match v {
-                    SegmentValue::CenterOf(i) if *i >= 0 && (*i as usize) % every == 0 => {
-                        labels.get(*i as usize).cloned().unwrap_or_default()
-                    }
-                    _ => String::new(),
-                })
+                .x_labels(0)
                 .y_labels(6)
                 .y_label_formatter(&|v| format::axis(*v, top / 5.0))
                 .x_desc(b.category_desc)
@@ -109,23 +103,21 @@ pub fn vertical_bars(b: &Bars) -> Result<String> {
                 .label_style(label_style(NORMAL))
                 .axis_desc_style(label_style(LARGE))
                 .draw()?;
-            chart.draw_series((0..n).map(|i| {
-                let mut bar = Rectangle::new(
-                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.values[i as usize])],
-                    b.color.filled(),
-                );
-                bar.set_margin(0, 0, 2, 2);
-                bar
+            let gap = if n > 40 { 0.0 } else { 0.08 };
+            chart.draw_series(b.values.iter().enumerate().map(|(i, v)| {
+                Rectangle::new([(i as f64 + gap, 0.0), (i as f64 + 1.0 - gap, *v)], b.color.filled())
             }))?;
             if !b.annotations.is_empty() {
                 let style = label_style(SMALL).pos(Pos::new(HPos::Center, VPos::Bottom));
-                chart.draw_series((0..n).map(|i| {
-                    Text::new(
-                        b.annotations[i as usize].clone(),
-                        (SegmentValue::CenterOf(i), b.values[i as usize]),
-                        style.clone(),
-                    )
+                chart.draw_series(b.values.iter().enumerate().map(|(i, v)| {
+                    Text::new(b.annotations[i].clone(), (i as f64 + 0.5, *v), style.clone())
                 }))?;
+            }
+            let style = label_style(NORMAL).pos(Pos::new(HPos::Center, VPos::Top));
+            let every = b.label_every.max(1);
+            for (i, label) in b.labels.iter().enumerate().step_by(every) {
+                let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+                root.draw(&Text::new(label.clone(), (x, y + 5), style.clone()))?;
             }
             Ok(())
         },
@@ -134,16 +126,16 @@ pub fn vertical_bars(b: &Bars) -> Result<String> {
 }
 
 /// Horizontal bars, for named categories (event types, brands): the first
-/// category at the top.
+/// category at the top, its name left of the axis.
 pub fn horizontal_bars(b: &Bars) -> Result<String> {
-    let n = b.values.len() as i32;
+    let n = b.values.len();
     let head = if b.annotations.is_empty() { 1.0 } else { 1.25 };
     let top = format::nice_ceiling(max_of(b.values) * head);
     // Negative values (a mean score can be) extend the axis to the left.
     let low = b.values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::min);
     let low = if low < 0.0 { -format::nice_ceiling(-low * head) } else { 0.0 };
     let longest = b.labels.iter().map(|l| l.chars().count()).max().unwrap_or(4) as u32;
-    let height = (60 + 26 * n as u32).clamp(140, 520);
+    let height = (70 + 26 * n as u32).clamp(130, 520);
     draw(
         |root| {
             let mut chart = ChartBuilder::on(root)
@@ -151,21 +143,14 @@ pub fn horizontal_bars(b: &Bars) -> Result<String> {
                 .margin_right(24)
                 .margin_left(6)
                 .x_label_area_size(44)
-                .y_label_area_size((14 + 7 * longest).clamp(60, 230))
-                .build_cartesian_2d(low..top, (0..n - 1).into_segmented())?;
-            let labels = b.labels;
+                .y_label_area_size((34 + 7 * longest).clamp(70, 240))
+                .build_cartesian_2d(low..top, 0f64..n as f64)?;
             chart
                 .configure_mesh()
                 .disable_y_mesh()
                 .light_line_style(TRANSPARENT)
                 .bold_line_style(RGBColor(225, 225, 225))
-                .y_labels(n as usize)
-                .y_label_formatter(&|v| match v {
-                    SegmentValue::CenterOf(j) if *j >= 0 && *j < n => {
-                        labels.get((n - 1 - *j) as usize).cloned().unwrap_or_default()
-                    }
-                    _ => String::new(),
-                })
+                .y_labels(0)
                 .x_labels(6)
                 .x_label_formatter(&|v| format::axis(*v, (top - low) / 5.0))
                 .x_desc(b.value_desc)
@@ -173,22 +158,22 @@ pub fn horizontal_bars(b: &Bars) -> Result<String> {
                 .label_style(label_style(NORMAL))
                 .axis_desc_style(label_style(LARGE))
                 .draw()?;
-            chart.draw_series((0..n).map(|i| {
-                let j = n - 1 - i;
-                let mut bar = Rectangle::new(
-                    [(0.0, SegmentValue::Exact(j)), (b.values[i as usize], SegmentValue::Exact(j + 1))],
-                    b.color.filled(),
-                );
-                bar.set_margin(3, 3, 0, 0);
-                bar
+            // Row i (from the top) spans y in [n - 1 - i, n - i].
+            let row = |i: usize| (n - 1 - i) as f64;
+            chart.draw_series(b.values.iter().enumerate().map(|(i, v)| {
+                Rectangle::new([(0.0, row(i) + 0.15), (*v, row(i) + 0.85)], b.color.filled())
             }))?;
             if !b.annotations.is_empty() {
                 let style = label_style(SMALL).pos(Pos::new(HPos::Left, VPos::Center));
-                chart.draw_series((0..n).map(|i| {
-                    let j = n - 1 - i;
-                    EmptyElement::at((b.values[i as usize], SegmentValue::CenterOf(j)))
-                        + Text::new(b.annotations[i as usize].clone(), (5, 0), style.clone())
+                chart.draw_series(b.values.iter().enumerate().map(|(i, v)| {
+                    EmptyElement::at((v.max(0.0), row(i) + 0.5))
+                        + Text::new(b.annotations[i].clone(), (5, 0), style.clone())
                 }))?;
+            }
+            let style = label_style(NORMAL).pos(Pos::new(HPos::Right, VPos::Center));
+            for (i, label) in b.labels.iter().enumerate() {
+                let (x, y) = chart.backend_coord(&(low, row(i) + 0.5));
+                root.draw(&Text::new(label.clone(), (x - 6, y), style.clone()))?;
             }
             Ok(())
         },
@@ -385,6 +370,27 @@ mod tests {
             assert_eq!(count(&svg, "rect"), 3, "{svg}");
             assert_eq!(count(&svg, "circle"), 0);
             assert!(svg.contains("\npurchase\n</text>"), "{svg}");
+        }
+    }
+
+    #[test]
+    fn one_bar_and_negative_values_draw_valid_rectangles() {
+        let labels = vec!["10-01".to_string()];
+        for values in [[17434.0], [-0.25]] {
+            let b = Bars {
+                labels: &labels,
+                values: &values,
+                category_desc: "date",
+                value_desc: "events",
+                annotations: vec![],
+                label_every: 1,
+                color: PALETTE[0],
+            };
+            for svg in [vertical_bars(&b).unwrap(), horizontal_bars(&b).unwrap()] {
+                assert_eq!(count(&svg, "rect"), 1);
+                assert!(!svg.contains("width=\"-") && !svg.contains("height=\"-"), "{svg}");
+                assert!(svg.contains("\n10-01\n</text>"), "{svg}");
+            }
         }
     }
 
