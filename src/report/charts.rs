@@ -60,11 +60,50 @@ pub struct Bars<'a> {
     pub color: RGBColor,
 }
 
-fn max_of(values: &[f64]) -> f64 {
-    values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max)
+impl<'a> Bars<'a> {
+    pub fn new(
+        labels: &'a [String],
+        values: &'a [f64],
+        category_desc: &'a str,
+        value_desc: &'a str,
+    ) -> Self {
+        Bars {
+            labels,
+            values,
+            category_desc,
+            value_desc,
+            annotations: Vec::new(),
+            label_every: 1,
+            color: PALETTE[0],
+        }
+    }
+    pub fn notes(mut self, annotations: Vec<String>) -> Self {
+        self.annotations = annotations;
+        self
+    }
+    pub fn every(mut self, n: usize) -> Self {
+        self.label_every = n;
+        self
+    }
+    /// The bars' colour, an index into [`PALETTE`].
+    pub fn color(mut self, index: usize) -> Self {
+        self.color = PALETTE[index % PALETTE.len()];
+        self
+    }
 }
 
-fn draw(body: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>, height: u32) -> Result<String> {
+fn max_of(values: &[f64]) -> f64 {
+    values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max)
+}
+
+fn draw(
+    body: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>,
+    height: u32,
+) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -105,12 +144,19 @@ pub fn vertical_bars(b: &Bars) -> Result<String> {
                 .draw()?;
             let gap = if n > 40 { 0.0 } else { 0.08 };
             chart.draw_series(b.values.iter().enumerate().map(|(i, v)| {
-                Rectangle::new([(i as f64 + gap, 0.0), (i as f64 + 1.0 - gap, *v)], b.color.filled())
+                Rectangle::new(
+                    [(i as f64 + gap, 0.0), (i as f64 + 1.0 - gap, *v)],
+                    b.color.filled(),
+                )
             }))?;
             if !b.annotations.is_empty() {
                 let style = label_style(SMALL).pos(Pos::new(HPos::Center, VPos::Bottom));
                 chart.draw_series(b.values.iter().enumerate().map(|(i, v)| {
-                    Text::new(b.annotations[i].clone(), (i as f64 + 0.5, *v), style.clone())
+                    Text::new(
+                        b.annotations[i].clone(),
+                        (i as f64 + 0.5, *v),
+                        style.clone(),
+                    )
                 }))?;
             }
             let style = label_style(NORMAL).pos(Pos::new(HPos::Center, VPos::Top));
@@ -132,9 +178,23 @@ pub fn horizontal_bars(b: &Bars) -> Result<String> {
     let head = if b.annotations.is_empty() { 1.0 } else { 1.25 };
     let top = format::nice_ceiling(max_of(b.values) * head);
     // Negative values (a mean score can be) extend the axis to the left.
-    let low = b.values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::min);
-    let low = if low < 0.0 { -format::nice_ceiling(-low * head) } else { 0.0 };
-    let longest = b.labels.iter().map(|l| l.chars().count()).max().unwrap_or(4) as u32;
+    let low = b
+        .values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::min);
+    let low = if low < 0.0 {
+        -format::nice_ceiling(-low * head)
+    } else {
+        0.0
+    };
+    let longest = b
+        .labels
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(4) as u32;
     let height = (70 + 26 * n as u32).clamp(130, 520);
     draw(
         |root| {
@@ -161,7 +221,10 @@ pub fn horizontal_bars(b: &Bars) -> Result<String> {
             // Row i (from the top) spans y in [n - 1 - i, n - i].
             let row = |i: usize| (n - 1 - i) as f64;
             chart.draw_series(b.values.iter().enumerate().map(|(i, v)| {
-                Rectangle::new([(0.0, row(i) + 0.15), (*v, row(i) + 0.85)], b.color.filled())
+                Rectangle::new(
+                    [(0.0, row(i) + 0.15), (*v, row(i) + 0.85)],
+                    b.color.filled(),
+                )
             }))?;
             if !b.annotations.is_empty() {
                 let style = label_style(SMALL).pos(Pos::new(HPos::Left, VPos::Center));
@@ -190,7 +253,12 @@ pub struct Lines<'a> {
 }
 
 pub fn lines(l: &Lines) -> Result<String> {
-    let top = format::nice_ceiling(l.series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)).fold(0.0, f64::max));
+    let top = format::nice_ceiling(
+        l.series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|q| q.1))
+            .fold(0.0, f64::max),
+    );
     let (x0, x1) = l.x_range;
     draw(
         |root| {
@@ -216,7 +284,10 @@ pub fn lines(l: &Lines) -> Result<String> {
                 .draw()?;
             for (i, (_, points)) in l.series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
-                chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?;
+                chart.draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?;
             }
             Ok(())
         },
@@ -237,7 +308,9 @@ pub fn scatter(s: &Scatter) -> Result<String> {
         .points
         .iter()
         .map(|p| p.1)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(y), b.max(y))
+        });
     let (y0, y1) = if lo.is_finite() && hi > lo {
         let pad = (hi - lo) * 0.05;
         (lo - pad, hi + pad)
@@ -287,7 +360,13 @@ pub struct GroupedRatios<'a> {
 }
 
 pub fn grouped_ratios(g: &GroupedRatios) -> Result<String> {
-    let finite = || g.values.iter().flatten().copied().filter(|v| v.is_finite() && *v > 0.0);
+    let finite = || {
+        g.values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
     let lo = finite().fold(1.0, f64::min).max(1e-3);
     let hi = finite().fold(1.0, f64::max).min(1e3);
     let y0 = 10f64.powf(lo.log10().floor().min(-1.0));
@@ -318,7 +397,11 @@ pub fn grouped_ratios(g: &GroupedRatios) -> Result<String> {
             for (s, values) in g.values.iter().enumerate() {
                 let color = PALETTE[s % PALETTE.len()].filled();
                 chart.draw_series(values.iter().enumerate().map(|(i, v)| {
-                    let v = if v.is_finite() && *v > 0.0 { v.clamp(y0, y1) } else { y0 };
+                    let v = if v.is_finite() && *v > 0.0 {
+                        v.clamp(y0, y1)
+                    } else {
+                        y0
+                    };
                     let x = i as f64 + 0.1 + s as f64 * width;
                     Rectangle::new([(x, 1.0), (x + width * 0.9, v)], color)
                 }))?;
@@ -333,7 +416,11 @@ pub fn grouped_ratios(g: &GroupedRatios) -> Result<String> {
                 let (x, y) = chart.backend_coord(&(i as f64 + 0.5, y0));
                 let words: Vec<&str> = name.splitn(2, '_').collect();
                 for (line, word) in words.iter().enumerate() {
-                    root.draw(&Text::new(word.to_string(), (x, y + 6 + 13 * line as i32), style.clone()))?;
+                    root.draw(&Text::new(
+                        word.to_string(),
+                        (x, y + 6 + 13 * line as i32),
+                        style.clone(),
+                    ))?;
                 }
             }
             Ok(())
@@ -350,12 +437,17 @@ mod tests {
         svg.matches(&format!("<{tag} ")).count()
     }
     fn series_lines(svg: &str) -> usize {
-        svg.lines().filter(|l| l.starts_with("<polyline ") && l.contains(SERIES_STROKE)).count()
+        svg.lines()
+            .filter(|l| l.starts_with("<polyline ") && l.contains(SERIES_STROKE))
+            .count()
     }
 
     #[test]
     fn every_bar_is_one_rect_and_nothing_else_is() {
-        let labels: Vec<String> = ["view", "cart", "purchase"].iter().map(|s| s.to_string()).collect();
+        let labels: Vec<String> = ["view", "cart", "purchase"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let values = [1200.0, 30.0, 0.0];
         let b = Bars {
             labels: &labels,
@@ -388,7 +480,10 @@ mod tests {
             };
             for svg in [vertical_bars(&b).unwrap(), horizontal_bars(&b).unwrap()] {
                 assert_eq!(count(&svg, "rect"), 1);
-                assert!(!svg.contains("width=\"-") && !svg.contains("height=\"-"), "{svg}");
+                assert!(
+                    !svg.contains("width=\"-") && !svg.contains("height=\"-"),
+                    "{svg}"
+                );
                 assert!(svg.contains("\n10-01\n</text>"), "{svg}");
             }
         }
@@ -396,17 +491,42 @@ mod tests {
 
     #[test]
     fn lines_scatter_and_groups_draw_one_mark_per_item() {
-        let series = vec![("view".to_string(), vec![(0.0, 1.0), (1.0, 2.0)]), ("cart".to_string(), vec![(0.0, 0.5)])];
-        let svg = lines(&Lines { series: &series, x_desc: "x", y_desc: "y", x_range: (0.0, 2.0) }).unwrap();
+        let series = vec![
+            ("view".to_string(), vec![(0.0, 1.0), (1.0, 2.0)]),
+            ("cart".to_string(), vec![(0.0, 0.5)]),
+        ];
+        let svg = lines(&Lines {
+            series: &series,
+            x_desc: "x",
+            y_desc: "y",
+            x_range: (0.0, 2.0),
+        })
+        .unwrap();
         assert_eq!(series_lines(&svg), 2, "{svg}");
         let points = [(1.0, 0.2), (2.0, 0.4), (300.0, 0.9), (5.0, -0.1)];
-        let svg = scatter(&Scatter { points: &points, x_desc: "price", y_desc: "score" }).unwrap();
+        let svg = scatter(&Scatter {
+            points: &points,
+            x_desc: "price",
+            y_desc: "score",
+        })
+        .unwrap();
         assert_eq!(count(&svg, "circle"), 4);
         assert_eq!(count(&svg, "rect"), 0);
-        let groups: Vec<String> = ["recency", "unique_products"].iter().map(|s| s.to_string()).collect();
+        let groups: Vec<String> = ["recency", "unique_products"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let values = vec![vec![0.5, 2.0], vec![30.0, f64::NAN], vec![1.0, 0.0]];
-        let svg = grouped_ratios(&GroupedRatios { groups: &groups, values: &values, y_desc: "ratio" }).unwrap();
+        let svg = grouped_ratios(&GroupedRatios {
+            groups: &groups,
+            values: &values,
+            y_desc: "ratio",
+        })
+        .unwrap();
         assert_eq!(count(&svg, "rect"), 6);
-        assert!(svg.contains("\nunique\n</text>") && svg.contains("\nproducts\n</text>"), "{svg}");
+        assert!(
+            svg.contains("\nunique\n</text>") && svg.contains("\nproducts\n</text>"),
+            "{svg}"
+        );
     }
 }

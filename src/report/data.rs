@@ -176,7 +176,10 @@ fn items<'a>(v: &'a Value, key: &str) -> Result<&'a [Value]> {
     match field(v, key) {
         Value::Null => Ok(&[]),
         Value::Array(a) if a.len() <= MAX_ITEMS => Ok(a),
-        Value::Array(a) => Err(anyhow!("`{key}` has {} items, more than {MAX_ITEMS}", a.len())),
+        Value::Array(a) => Err(anyhow!(
+            "`{key}` has {} items, more than {MAX_ITEMS}",
+            a.len()
+        )),
         _ => Err(anyhow!("`{key}` is not a list")),
     }
 }
@@ -184,7 +187,8 @@ fn items<'a>(v: &'a Value, key: &str) -> Result<&'a [Value]> {
 impl ReportData {
     /// Reads the macro's JSON payload.
     pub fn from_json(payload: &str) -> Result<ReportData> {
-        let v: Value = serde_json::from_str(payload).context("the report data is not valid JSON")?;
+        let v: Value =
+            serde_json::from_str(payload).context("the report data is not valid JSON")?;
         anyhow::ensure!(v.is_object(), "the report data is not a JSON object");
         let t = field(&v, "totals");
         let totals = Totals {
@@ -198,10 +202,19 @@ impl ReportData {
         };
         let event_mix = items(&v, "event_mix")?
             .iter()
-            .map(|e| Count { label: text(e, "label"), n: i64_or0(e, "events") })
+            .map(|e| Count {
+                label: text(e, "label"),
+                n: i64_or0(e, "events"),
+            })
             .collect();
-        let hours = items(&v, "hours")?.iter().map(|h| (i64_or0(h, "hour"), i64_or0(h, "events"))).collect();
-        let days = items(&v, "days")?.iter().map(|d| (text(d, "day"), i64_or0(d, "events"))).collect();
+        let hours = items(&v, "hours")?
+            .iter()
+            .map(|h| (i64_or0(h, "hour"), i64_or0(h, "events")))
+            .collect();
+        let days = items(&v, "days")?
+            .iter()
+            .map(|d| (text(d, "day"), i64_or0(d, "events")))
+            .collect();
         let f = field(&v, "funnel");
         let funnel = Funnel {
             views: i64_or0(f, "views"),
@@ -218,13 +231,30 @@ impl ReportData {
         let bins = opt_i64(p, "bins").unwrap_or(0).clamp(0, 1000) as usize;
         let mut types = Vec::new();
         for t in items(p, "types")? {
-            let counts: Vec<i64> = items(t, "counts")?.iter().map(|c| c.as_i64().unwrap_or(0)).collect();
-            anyhow::ensure!(counts.len() == bins, "a price histogram has {} bins, not {bins}", counts.len());
-            types.push(PriceType { label: text(t, "label"), priced: i64_or0(t, "priced"), counts });
+            let counts: Vec<i64> = items(t, "counts")?
+                .iter()
+                .map(|c| c.as_i64().unwrap_or(0))
+                .collect();
+            anyhow::ensure!(
+                counts.len() == bins,
+                "a price histogram has {} bins, not {bins}",
+                counts.len()
+            );
+            types.push(PriceType {
+                label: text(t, "label"),
+                priced: i64_or0(t, "priced"),
+                counts,
+            });
         }
-        let prices = Prices { max_price: opt_f64(p, "max_price"), bins, types };
-        let session_sizes =
-            items(&v, "session_sizes")?.iter().map(|s| (i64_or0(s, "size"), i64_or0(s, "sessions"))).collect();
+        let prices = Prices {
+            max_price: opt_f64(p, "max_price"),
+            bins,
+            types,
+        };
+        let session_sizes = items(&v, "session_sizes")?
+            .iter()
+            .map(|s| (i64_or0(s, "size"), i64_or0(s, "sessions")))
+            .collect();
         Ok(ReportData {
             totals,
             event_mix,
@@ -241,11 +271,18 @@ impl ReportData {
 }
 
 fn segment(s: &Value) -> Segment {
-    Segment { id: i64_or0(s, "segment_id"), name: text(s, "segment"), users: i64_or0(s, "users") }
+    Segment {
+        id: i64_or0(s, "segment_id"),
+        name: text(s, "segment"),
+        users: i64_or0(s, "users"),
+    }
 }
 
 fn means(row: &Value) -> Vec<f64> {
-    FEATURES.iter().map(|(name, _)| opt_f64(row, name).unwrap_or(f64::NAN)).collect()
+    FEATURES
+        .iter()
+        .map(|(name, _)| opt_f64(row, name).unwrap_or(f64::NAN))
+        .collect()
 }
 
 fn segments(s: &Value) -> Result<Option<Segments>> {
@@ -255,7 +292,13 @@ fn segments(s: &Value) -> Result<Option<Segments>> {
     Ok(Some(Segments {
         sizes: items(s, "sizes")?.iter().map(segment).collect(),
         duplicate_users: i64_or0(s, "duplicate_users"),
-        centroids: items(s, "centroids")?.iter().map(|c| Centroid { segment: segment(c), means: means(c) }).collect(),
+        centroids: items(s, "centroids")?
+            .iter()
+            .map(|c| Centroid {
+                segment: segment(c),
+                means: means(c),
+            })
+            .collect(),
         overall: means(field(s, "overall")),
     }))
 }
@@ -340,11 +383,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(data.totals.events, 3);
-        assert_eq!(data.event_mix[1], Count { label: "purchase".into(), n: 1 });
+        assert_eq!(
+            data.event_mix[1],
+            Count {
+                label: "purchase".into(),
+                n: 1
+            }
+        );
         assert_eq!(data.funnel.cart_to_purchase, None);
         assert_eq!(data.prices.types[0].counts, vec![1, 1]);
         assert!(data.session_sizes.is_empty());
-        assert!(data.segments.is_none() && data.recommendations.is_none() && data.evaluation.is_none());
+        assert!(
+            data.segments.is_none() && data.recommendations.is_none() && data.evaluation.is_none()
+        );
     }
 
     #[test]
@@ -352,6 +403,9 @@ mod tests {
         assert!(ReportData::from_json("not json").is_err());
         assert!(ReportData::from_json("[1]").is_err());
         let bad_bins = r#"{"prices": {"bins": 3, "types": [{"label": "view", "counts": [1]}]}}"#;
-        assert!(ReportData::from_json(bad_bins).unwrap_err().to_string().contains("3"));
+        assert!(ReportData::from_json(bad_bins)
+            .unwrap_err()
+            .to_string()
+            .contains("3"));
     }
 }

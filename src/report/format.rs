@@ -9,7 +9,7 @@ pub fn int(value: i64) -> String {
         out.push('-');
     }
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -48,7 +48,11 @@ pub fn num(value: f64) -> String {
     if !value.is_finite() {
         return "–".to_string();
     }
-    let magnitude = if value == 0.0 { 0 } else { value.abs().log10().floor() as i32 };
+    let magnitude = if value == 0.0 {
+        0
+    } else {
+        value.abs().log10().floor() as i32
+    };
     let decimals = (2 - magnitude).clamp(0, 4) as usize;
     fixed(value, decimals)
 }

@@ -51,11 +51,17 @@ pub fn part_sql(part: &str, name: Option<&str>, seed: i64) -> Result<String> {
             return Err(anyhow!("part must be one of recommendations, segments, evaluation, got '{other}'"))
         }
     };
-    let Some(name) = name else { return Ok(empty.to_string()) };
+    let Some(name) = name else {
+        return Ok(empty.to_string());
+    };
     if name.contains('\0') {
-        return Err(anyhow!("the {part} table name contains a NUL character, pass a table name"));
+        return Err(anyhow!(
+            "the {part} table name contains a NUL character, pass a table name"
+        ));
     }
-    Ok(template.replace(placeholder, &quote_literal(name)).replace("{seed}", &seed.to_string()))
+    Ok(template
+        .replace(placeholder, &quote_literal(name))
+        .replace("{seed}", &seed.to_string()))
 }
 
 /// `ecoreco_report_sql(part, table_name, seed)`: the query
@@ -71,10 +77,12 @@ impl ScalarFunction for ReportSql {
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> Result<()> {
         for row in 0..input.rows() {
-            let part = input
-                .str(0, row)
-                .ok_or_else(|| anyhow!("part is NULL, pass recommendations, segments or evaluation"))?;
-            let seed = input.i64(2, row).ok_or_else(|| anyhow!("seed is NULL, pass an integer such as seed := 42"))?;
+            let part = input.str(0, row).ok_or_else(|| {
+                anyhow!("part is NULL, pass recommendations, segments or evaluation")
+            })?;
+            let seed = input
+                .i64(2, row)
+                .ok_or_else(|| anyhow!("seed is NULL, pass an integer such as seed := 42"))?;
             out.set_str(row, &part_sql(part, input.str(1, row), seed)?);
         }
         Ok(())
@@ -95,14 +103,14 @@ impl ScalarFunction for ReportWrite {
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> Result<()> {
         for row in 0..input.rows() {
-            let path = input
-                .str(0, row)
-                .ok_or_else(|| anyhow!("path is NULL, pass a file name such as path := 'report.html'"))?;
+            let path = input.str(0, row).ok_or_else(|| {
+                anyhow!("path is NULL, pass a file name such as path := 'report.html'")
+            })?;
             // A NULL setting is read as "not allowed".
             let external_access = input.bool(1, row).unwrap_or(false);
-            let payload = input
-                .str(2, row)
-                .ok_or_else(|| anyhow!("the report data is NULL, call ecoreco.report(events, ...)"))?;
+            let payload = input.str(2, row).ok_or_else(|| {
+                anyhow!("the report data is NULL, call ecoreco.report(events, ...)")
+            })?;
             let bytes = render_and_write(path, external_access, payload)?;
             unsafe { out.values::<i64>()[row] = bytes as i64 };
         }
@@ -124,7 +132,14 @@ pub fn render_and_write(path: &str, external_access: bool, payload: &str) -> Res
 pub fn macros() -> Vec<SqlMacro> {
     vec![SqlMacro::table(
         "report",
-        &["events", "model := 'model'", "segments := NULL", "evaluation := NULL", "path := 'report.html'", "seed := 42"],
+        &[
+            "events",
+            "model := 'model'",
+            "segments := NULL",
+            "evaluation := NULL",
+            "path := 'report.html'",
+            "seed := 42",
+        ],
         REPORT,
     )]
 }
@@ -136,10 +151,19 @@ mod tests {
     #[test]
     fn part_sql_quotes_names_and_has_a_typed_empty_form() {
         let sql = part_sql("segments", Some("seg'); DROP TABLE x; --"), 42).unwrap();
-        assert!(sql.contains("query_table('seg''); DROP TABLE x; --')"), "{sql}");
+        assert!(
+            sql.contains("query_table('seg''); DROP TABLE x; --')"),
+            "{sql}"
+        );
         let sql = part_sql("recommendations", Some("model"), 7).unwrap();
-        assert!(sql.contains("ecoreco.recommend_all('model')") && sql.contains("hash(user_id, product_id, 7)"), "{sql}");
-        assert!(part_sql("evaluation", None, 42).unwrap().ends_with("WHERE false"));
+        assert!(
+            sql.contains("ecoreco.recommend_all('model')")
+                && sql.contains("hash(user_id, product_id, 7)"),
+            "{sql}"
+        );
+        assert!(part_sql("evaluation", None, 42)
+            .unwrap()
+            .ends_with("WHERE false"));
         assert!(part_sql("nope", None, 42).is_err());
         assert!(part_sql("segments", Some("a\0b"), 42).is_err());
     }

@@ -42,7 +42,14 @@ struct Figure {
 
 impl Figure {
     fn new(id: &'static str, title: &str, explanation: String, svg: Option<String>) -> Figure {
-        Figure { id, title: title.to_string(), explanation, svg, legend: Vec::new(), extra: String::new() }
+        Figure {
+            id,
+            title: title.to_string(),
+            explanation,
+            svg,
+            legend: Vec::new(),
+            extra: String::new(),
+        }
     }
 
     fn html(&self, out: &mut String) {
@@ -60,7 +67,11 @@ impl Figure {
         if !self.legend.is_empty() {
             out.push_str("<p class=\"legend\">");
             for (name, color) in &self.legend {
-                let _ = write!(out, "<span><i style=\"background:{color}\"></i>{}</span>", escape(name));
+                let _ = write!(
+                    out,
+                    "<span><i style=\"background:{color}\"></i>{}</span>",
+                    escape(name)
+                );
             }
             out.push_str("</p>");
         }
@@ -73,21 +84,16 @@ fn strings(items: impl IntoIterator<Item = String>) -> Vec<String> {
     items.into_iter().collect()
 }
 
-fn bars_or_none(
-    horizontal: bool,
-    labels: &[String],
-    values: &[f64],
-    category_desc: &str,
-    value_desc: &str,
-    annotations: Vec<String>,
-    label_every: usize,
-    color: usize,
-) -> Result<Option<String>> {
-    if values.is_empty() {
+/// The chart, or `None` when there is no bar to draw.
+fn draw_bars(horizontal: bool, b: Bars) -> Result<Option<String>> {
+    if b.values.is_empty() {
         return Ok(None);
     }
-    let b = Bars { labels, values, category_desc, value_desc, annotations, label_every, color: PALETTE[color] };
-    Ok(Some(if horizontal { charts::horizontal_bars(&b)? } else { charts::vertical_bars(&b)? }))
+    Ok(Some(if horizontal {
+        charts::horizontal_bars(&b)?
+    } else {
+        charts::vertical_bars(&b)?
+    }))
 }
 
 fn share(part: i64, whole: i64) -> f64 {
@@ -99,7 +105,8 @@ fn share(part: i64, whole: i64) -> f64 {
 }
 
 fn rate(r: Option<f64>) -> String {
-    r.map(format::pct).unwrap_or_else(|| "– (no users at the earlier step)".to_string())
+    r.map(format::pct)
+        .unwrap_or_else(|| "– (no users at the earlier step)".to_string())
 }
 
 fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
@@ -108,12 +115,22 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
 
     let labels = strings(d.event_mix.iter().map(|c| c.label.clone()));
     let values: Vec<f64> = d.event_mix.iter().map(|c| c.n as f64).collect();
-    let notes = strings(d.event_mix.iter().map(|c| format!("{} ({})", format::int(c.n), format::pct(share(c.n, total)))));
+    let notes = strings(
+        d.event_mix
+            .iter()
+            .map(|c| format!("{} ({})", format::int(c.n), format::pct(share(c.n, total)))),
+    );
     figures.push(Figure::new(
         "chart-event-mix",
         "Event mix",
-        format!("Events of each type, with the share of all {} events.", format::int(total)),
-        bars_or_none(true, &labels, &values, "event type", "events (count)", notes, 1, 0)?,
+        format!(
+            "Events of each type, with the share of all {} events.",
+            format::int(total)
+        ),
+        draw_bars(
+            true,
+            Bars::new(&labels, &values, "event type", "events (count)").notes(notes),
+        )?,
     ));
 
     let labels = strings(d.hours.iter().map(|(h, _)| format!("{h:02}")));
@@ -122,10 +139,17 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
         "chart-hours",
         "Activity by hour of day",
         "Events in each hour of the day (UTC), summed over all days.".to_string(),
-        bars_or_none(false, &labels, &values, "hour of day (UTC)", "events (count)", vec![], 2, 0)?,
+        draw_bars(
+            false,
+            Bars::new(&labels, &values, "hour of day (UTC)", "events (count)").every(2),
+        )?,
     ));
 
-    let labels = strings(d.days.iter().map(|(day, _)| day.get(5..).unwrap_or(day).to_string()));
+    let labels = strings(
+        d.days
+            .iter()
+            .map(|(day, _)| day.get(5..).unwrap_or(day).to_string()),
+    );
     let values: Vec<f64> = d.days.iter().map(|(_, n)| *n as f64).collect();
     let every = d.days.len().div_ceil(12).max(1);
     let span = match (d.days.first(), d.days.last()) {
@@ -136,13 +160,24 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
         "chart-days",
         "Activity by day",
         format!("Events per calendar day (UTC){span}; days without events show as gaps."),
-        bars_or_none(false, &labels, &values, "date (UTC, month-day)", "events (count)", vec![], every, 0)?,
+        draw_bars(
+            false,
+            Bars::new(&labels, &values, "date (UTC, month-day)", "events (count)").every(every),
+        )?,
     ));
 
     let f = &d.funnel;
-    let labels = strings(["viewed".to_string(), "carted".to_string(), "bought".to_string()]);
+    let labels = strings([
+        "viewed".to_string(),
+        "carted".to_string(),
+        "bought".to_string(),
+    ]);
     let values = [f.viewers as f64, f.carters as f64, f.buyers as f64];
-    let notes = strings([f.viewers, f.carters, f.buyers].iter().map(|u| format::int(*u)));
+    let notes = strings(
+        [f.viewers, f.carters, f.buyers]
+            .iter()
+            .map(|u| format::int(*u)),
+    );
     let has_users = values.iter().any(|v| *v > 0.0);
     figures.push(Figure::new(
         "chart-funnel",
@@ -157,7 +192,7 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
             rate(f.cart_to_purchase),
             rate(f.view_to_purchase)
         ),
-        if has_users { bars_or_none(false, &labels, &values, "funnel step", "users (count)", notes, 1, 2)? } else { None },
+        if has_users { draw_bars(false, Bars::new(&labels, &values, "funnel step", "users (count)").notes(notes).color(2))? } else { None },
     ));
 
     let p = &d.prices;
@@ -167,7 +202,10 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
         String::new(),
         None,
     );
-    if let (Some(max), true) = (p.max_price.filter(|m| *m > 0.0), p.bins > 0 && !p.types.is_empty()) {
+    if let (Some(max), true) = (
+        p.max_price.filter(|m| *m > 0.0),
+        p.bins > 0 && !p.types.is_empty(),
+    ) {
         let width = max / p.bins as f64;
         let series: Vec<(String, Vec<(f64, f64)>)> = p
             .types
@@ -177,7 +215,12 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
                     .counts
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| ((i as f64 + 0.5) * width, 100.0 * share(*c, t.priced).max(0.0)))
+                    .map(|(i, c)| {
+                        (
+                            (i as f64 + 0.5) * width,
+                            100.0 * share(*c, t.priced).max(0.0),
+                        )
+                    })
                     .collect();
                 (t.label.clone(), points)
             })
@@ -192,7 +235,12 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
             .types
             .iter()
             .enumerate()
-            .map(|(i, t)| (format!("{} ({} priced)", t.label, format::int(t.priced)), charts::hex(PALETTE[i % PALETTE.len()])))
+            .map(|(i, t)| {
+                (
+                    format!("{} ({} priced)", t.label, format::int(t.priced)),
+                    charts::hex(PALETTE[i % PALETTE.len()]),
+                )
+            })
             .collect();
         price_figure.explanation = format!(
             "Each line is one event type: the share of its priced events in each of {} equal price bins from 0 to {} \
@@ -206,7 +254,13 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
     figures.push(price_figure);
 
     let last = d.session_sizes.last().map(|s| s.0).unwrap_or(0);
-    let labels = strings(d.session_sizes.iter().map(|(s, _)| if *s == 20 && last == 20 { "20+".to_string() } else { s.to_string() }));
+    let labels = strings(d.session_sizes.iter().map(|(s, _)| {
+        if *s == 20 && last == 20 {
+            "20+".to_string()
+        } else {
+            s.to_string()
+        }
+    }));
     let values: Vec<f64> = d.session_sizes.iter().map(|(_, n)| *n as f64).collect();
     figures.push(Figure::new(
         "chart-sessions",
@@ -215,25 +269,36 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
             "Sessions by number of events (all types) among the {} sessions; the last bar holds sessions of 20 events or more.",
             format::int(d.totals.sessions)
         ),
-        bars_or_none(false, &labels, &values, "events in the session", "sessions (count)", vec![], 1, 0)?,
+        draw_bars(false, Bars::new(&labels, &values, "events in the session", "sessions (count)"))?,
     ));
     Ok(figures)
 }
 
 fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
-    let Some(s) = &d.segments else { return Ok(Vec::new()) };
+    let Some(s) = &d.segments else {
+        return Ok(Vec::new());
+    };
     let total: i64 = s.sizes.iter().map(|x| x.users).sum();
     let labels = strings(s.sizes.iter().map(|x| format!("{} {}", x.id, x.name)));
     let values: Vec<f64> = s.sizes.iter().map(|x| x.users as f64).collect();
-    let notes = strings(s.sizes.iter().map(|x| format!("{} ({})", format::int(x.users), format::pct(share(x.users, total)))));
+    let notes = strings(s.sizes.iter().map(|x| {
+        format!(
+            "{} ({})",
+            format::int(x.users),
+            format::pct(share(x.users, total))
+        )
+    }));
     let mut sizes = Figure::new(
         "chart-segment-sizes",
         "Segment sizes",
         format!("Users in each segment (segment_id and name), with the share of the {} segmented users.", format::int(total)),
-        bars_or_none(true, &labels, &values, "segment", "users (count)", notes, 1, 2)?,
+        draw_bars(true, Bars::new(&labels, &values, "segment", "users (count)").notes(notes).color(2))?,
     );
     if s.duplicate_users > 0 {
-        sizes.explanation.push_str(&format!(" {} rows repeat a user_id.", format::int(s.duplicate_users)));
+        sizes.explanation.push_str(&format!(
+            " {} rows repeat a user_id.",
+            format::int(s.duplicate_users)
+        ));
     }
 
     let groups = strings(FEATURES.iter().map(|(f, _)| f.to_string()));
@@ -269,17 +334,38 @@ fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
         .centroids
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("{} {}", c.segment.id, c.segment.name), charts::hex(PALETTE[i % PALETTE.len()])))
+        .map(|(i, c)| {
+            (
+                format!("{} {}", c.segment.id, c.segment.name),
+                charts::hex(PALETTE[i % PALETTE.len()]),
+            )
+        })
         .collect();
     let mut table = String::from("<table><thead><tr><th class=\"text\">segment</th><th>users</th>");
     for (name, unit) in FEATURES {
-        let _ = write!(table, "<th>{}<br><small>{}</small></th>", escape(&name.replace('_', " ")), escape(unit));
+        let _ = write!(
+            table,
+            "<th>{}<br><small>{}</small></th>",
+            escape(&name.replace('_', " ")),
+            escape(unit)
+        );
     }
     table.push_str("</tr></thead><tbody>");
-    let rows = s.centroids.iter().map(|c| (format!("{} {}", c.segment.id, c.segment.name), c.segment.users, &c.means));
+    let rows = s.centroids.iter().map(|c| {
+        (
+            format!("{} {}", c.segment.id, c.segment.name),
+            c.segment.users,
+            &c.means,
+        )
+    });
     let all = std::iter::once(("all segmented users".to_string(), total, &s.overall));
     for (name, users, means) in rows.chain(all) {
-        let _ = write!(table, "<tr><td class=\"text\">{}</td><td>{}</td>", escape(&name), format::int(users));
+        let _ = write!(
+            table,
+            "<tr><td class=\"text\">{}</td><td>{}</td>",
+            escape(&name),
+            format::int(users)
+        );
         for m in means.iter() {
             let _ = write!(table, "<td>{}</td>", format::num(*m));
         }
@@ -301,16 +387,47 @@ fn group_bars(
 ) -> Result<Figure> {
     let labels = strings(groups.iter().map(|g| g.label.clone()));
     let (values, notes): (Vec<f64>, Vec<String>) = if by_score {
-        groups.iter().map(|g| (g.mean_score, format::num(g.mean_score))).unzip()
+        groups
+            .iter()
+            .map(|g| (g.mean_score, format::num(g.mean_score)))
+            .unzip()
     } else {
-        groups.iter().map(|g| (g.recs as f64, format!("{} ({})", format::int(g.recs), format::pct(share(g.recs, total))))).unzip()
+        groups
+            .iter()
+            .map(|g| {
+                (
+                    g.recs as f64,
+                    format!(
+                        "{} ({})",
+                        format::int(g.recs),
+                        format::pct(share(g.recs, total))
+                    ),
+                )
+            })
+            .unzip()
     };
-    let value_desc = if by_score { "mean score (unitless, at most 1)" } else { "recommendations (count)" };
-    Ok(Figure::new(id, title, explanation, bars_or_none(true, &labels, &values, what, value_desc, notes, 1, if by_score { 3 } else { 1 })?))
+    let value_desc = if by_score {
+        "mean score (unitless, at most 1)"
+    } else {
+        "recommendations (count)"
+    };
+    Ok(Figure::new(
+        id,
+        title,
+        explanation,
+        draw_bars(
+            true,
+            Bars::new(&labels, &values, what, value_desc)
+                .notes(notes)
+                .color(if by_score { 3 } else { 1 }),
+        )?,
+    ))
 }
 
 fn recommendation_figures(d: &ReportData) -> Result<Vec<Figure>> {
-    let Some(r) = &d.recommendations else { return Ok(Vec::new()) };
+    let Some(r) = &d.recommendations else {
+        return Ok(Vec::new());
+    };
     let mut figures = Vec::new();
     let labels = strings(r.score_bins.iter().map(|b| format::num(b.lo)));
     let values: Vec<f64> = r.score_bins.iter().map(|b| b.n as f64).collect();
@@ -323,7 +440,7 @@ fn recommendation_figures(d: &ReportData) -> Result<Vec<Figure>> {
             format::int(r.users),
             r.score_bins.len()
         ),
-        bars_or_none(false, &labels, &values, "score (unitless), bin lower bound", "recommendations (count)", vec![], 2, 1)?,
+        draw_bars(false, Bars::new(&labels, &values, "score (unitless), bin lower bound", "recommendations (count)").every(2).color(1))?,
     ));
     let top10 = |g: &[Group]| g.iter().take(10).cloned().collect::<Vec<_>>();
     figures.push(group_bars(
@@ -362,7 +479,10 @@ fn recommendation_figures(d: &ReportData) -> Result<Vec<Figure>> {
     figures.push(group_bars(
         "chart-category-score",
         "Mean score by category",
-        format!("Mean recommendation score of the {} most recommended top-level categories.", r.categories.len()),
+        format!(
+            "Mean recommendation score of the {} most recommended top-level categories.",
+            r.categories.len()
+        ),
         &r.categories,
         r.rows,
         true,
@@ -371,27 +491,41 @@ fn recommendation_figures(d: &ReportData) -> Result<Vec<Figure>> {
     figures.push(group_bars(
         "chart-brand-score",
         "Mean score by brand",
-        format!("Mean recommendation score of the {} most recommended brands.", r.brands.len()),
+        format!(
+            "Mean recommendation score of the {} most recommended brands.",
+            r.brands.len()
+        ),
         &r.brands,
         r.rows,
         true,
         "brand",
     )?);
-    let labels = strings(["in the events".to_string(), "in the model".to_string(), "recommended".to_string()]);
+    let labels = strings([
+        "in the events".to_string(),
+        "in the model".to_string(),
+        "recommended".to_string(),
+    ]);
     let counts = [d.totals.products, r.model_products, r.recommended_products];
     let values: Vec<f64> = counts.iter().map(|c| *c as f64).collect();
-    let notes = strings(counts.iter().map(|c| format!("{} ({})", format::int(*c), format::pct(share(*c, d.totals.products)))));
+    let notes = strings(counts.iter().map(|c| {
+        format!(
+            "{} ({})",
+            format::int(*c),
+            format::pct(share(*c, d.totals.products))
+        )
+    }));
     figures.push(Figure::new(
         "chart-coverage",
         "Catalogue coverage",
         "Distinct products in the events, in the model, and recommended to at least one user; shares of the products in the events.".to_string(),
-        bars_or_none(true, &labels, &values, "products", "products (count)", notes, 1, 2)?,
+        draw_bars(true, Bars::new(&labels, &values, "products", "products (count)").notes(notes).color(2))?,
     ));
     Ok(figures)
 }
 
 fn cell(v: Option<f64>) -> String {
-    v.map(|x| format::fixed(x, 4)).unwrap_or_else(|| "–".to_string())
+    v.map(|x| format::fixed(x, 4))
+        .unwrap_or_else(|| "–".to_string())
 }
 
 fn evaluation_figure(d: &ReportData) -> Option<Figure> {
@@ -442,9 +576,9 @@ pub fn render(d: &ReportData) -> Result<String> {
         (Some(a), Some(b)) => format!(", from {} to {} (UTC)", a, b),
         _ => String::new(),
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"summary\">{} events, {} users, {} sessions, {} products{}; revenue {} USD. Written by ecoreco {}.</p></header>\n",
+        "<p class=\"summary\">{} events, {} users, {} sessions, {} products{}; revenue {} USD. Written by ecoreco {}.</p></header>",
         format::int(t.events),
         format::int(t.users),
         format::int(t.sessions),
@@ -475,7 +609,7 @@ pub fn render(d: &ReportData) -> Result<String> {
         ),
     ];
     for (id, title, figures, missing) in sections {
-        let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2>\n", escape(title));
+        let _ = writeln!(out, "<section id=\"{id}\"><h2>{}</h2>", escape(title));
         if figures.is_empty() {
             let _ = write!(out, "<p class=\"empty\">{}</p>", escape(missing));
         }

@@ -15,12 +15,18 @@ pub fn write_atomically(path: &str, external_access: bool, contents: &[u8]) -> R
              run the report in a session that allows file access"
         ));
     }
-    anyhow::ensure!(!path.is_empty(), "path is empty, pass a file name such as path := 'report.html'");
-    anyhow::ensure!(!path.contains('\0'), "path contains a NUL character, pass a plain file name");
+    anyhow::ensure!(
+        !path.is_empty(),
+        "path is empty, pass a file name such as path := 'report.html'"
+    );
+    anyhow::ensure!(
+        !path.contains('\0'),
+        "path contains a NUL character, pass a plain file name"
+    );
     let target = Path::new(path);
-    let name = target
-        .file_name()
-        .ok_or_else(|| anyhow!("path '{path}' names a directory, pass a file name such as 'report.html'"))?;
+    let name = target.file_name().ok_or_else(|| {
+        anyhow!("path '{path}' names a directory, pass a file name such as 'report.html'")
+    })?;
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -35,16 +41,25 @@ pub fn write_atomically(path: &str, external_access: bool, contents: &[u8]) -> R
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let temp = dir.join(format!(".{}.{}-{stamp}.tmp", name.to_string_lossy(), std::process::id()));
+    let temp = dir.join(format!(
+        ".{}.{}-{stamp}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let written = (|| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         file.write_all(contents)?;
         file.sync_all()?;
         std::fs::rename(&temp, target)
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&temp);
-        return Err(anyhow!("could not write '{path}': {e}, pass a writable path"));
+        return Err(anyhow!(
+            "could not write '{path}': {e}, pass a writable path"
+        ));
     }
     Ok(contents.len() as u64)
 }
@@ -74,7 +89,9 @@ mod tests {
         assert!(e.contains("enable_external_access is false"), "{e}");
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         let missing = dir.path().join("no/such/dir/r.html");
-        let e = write_atomically(missing.to_str().unwrap(), true, b"x").unwrap_err().to_string();
+        let e = write_atomically(missing.to_str().unwrap(), true, b"x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
         // A directory as target: the rename fails, the temporary file goes.
         let sub = dir.path().join("sub");
