@@ -20,6 +20,7 @@ pub mod model;
 pub mod features;
 pub mod ingest;
 pub mod recommend;
+pub mod report;
 pub mod segment;
 pub mod synth;
 
