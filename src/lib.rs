@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod model;
 pub mod features;
 pub mod ingest;
+pub mod interop;
 pub mod recommend;
 pub mod segment;
 pub mod synth;

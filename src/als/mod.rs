@@ -148,54 +148,17 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
     let mut rows = Vec::with_capacity(pairs.len());
     let mut cols = Vec::with_capacity(pairs.len());
     let mut weights = Vec::with_capacity(pairs.len());
-    let mut purchase_rows = Vec::new();
-    let mut purchase_cols = Vec::new();
-    let mut product_category = vec![i64::MIN; product_ids.len()];
-    let mut purchases = vec![0f32; product_ids.len()];
-    let mut weight_sum = vec![0f32; product_ids.len()];
-    let mut interest = Vec::with_capacity(user_ids.len());
-    let mut counts: HashMap<i64, f32> = HashMap::new();
     let mut user = 0u32;
     for (n, p) in pairs.iter().enumerate() {
         if n > 0 && p.user != pairs[n - 1].user {
-            interest.push(top_categories(&counts));
-            counts.clear();
             user += 1;
         }
-        let i = product_pos[&p.product];
         rows.push(user);
-        cols.push(i);
+        cols.push(product_pos[&p.product]);
         weights.push(p.weight);
-        if p.purchases > 0 {
-            purchase_rows.push(user);
-            purchase_cols.push(i);
-        }
-        // Pairs are in (user, product) order: the smallest user's category
-        // wins, deterministically.
-        if product_category[i as usize] == i64::MIN {
-            product_category[i as usize] = p.category;
-        }
-        purchases[i as usize] += p.purchases as f32;
-        weight_sum[i as usize] += p.weight;
-        *counts.entry(p.category).or_default() += p.interactions as f32;
     }
-    interest.push(top_categories(&counts));
-    // Popularity: purchases, ties broken by total interaction weight (< 1).
-    let max_weight = weight_sum.iter().copied().fold(0.0f32, f32::max);
-    let popularity: Vec<f32> = purchases
-        .iter()
-        .zip(&weight_sum)
-        .map(|(p, w)| p + w / (1.0 + max_weight))
-        .collect();
-
     let user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
-    let purchased = Csr::from_triplets(
-        user_ids.len(),
-        product_ids.len(),
-        &purchase_rows,
-        &purchase_cols,
-        &vec![1.0; purchase_rows.len()],
-    )?;
+    let stats = event_stats(&pairs, &user_ids, &product_pos)?;
     let model = solver::train(&user_items, params)?;
     let id = model::model_id(
         &[&model.user_factors, &model.item_factors],
@@ -208,16 +171,102 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
         product_ids,
         model.user_factors,
         model.item_factors,
-        product_category,
-        popularity,
-        purchased,
-        interest,
+        stats.product_category,
+        stats.popularity,
+        stats.purchased,
+        stats.interest,
     )?;
     Ok(Trained {
         serving,
         params: params.clone(),
         loss: model.loss_per_iteration,
         interactions: pairs.len(),
+    })
+}
+
+/// What the events say about a model's users and products, beyond the
+/// factors: shared by the trainer and the Spark import, so both write the
+/// same rows for the same events.
+pub(crate) struct EventStats {
+    /// category_id per product (-1 for a product with no pair).
+    pub product_category: Vec<i64>,
+    /// Purchases, ties broken by total interaction weight (< 1).
+    pub popularity: Vec<f32>,
+    /// Products each user bought.
+    pub purchased: Csr,
+    /// Each user's top-3 categories with their share of the user's interactions.
+    pub interest: Vec<Vec<(i64, f32)>>,
+    /// Pairs of a known user and a known product.
+    pub interactions: usize,
+}
+
+/// `pairs` sorted by (user, product); `user_ids` sorted, `product_pos`
+/// maps product_id to its position. Pairs of unknown products count only
+/// for their user's interest; pairs of unknown users only for the product.
+pub(crate) fn event_stats(
+    pairs: &[Pair],
+    user_ids: &[i64],
+    product_pos: &HashMap<i64, u32>,
+) -> anyhow::Result<EventStats> {
+    let n_products = product_pos.len();
+    let mut purchase_rows = Vec::new();
+    let mut purchase_cols = Vec::new();
+    let mut product_category = vec![i64::MIN; n_products];
+    let mut purchases = vec![0f32; n_products];
+    let mut weight_sum = vec![0f32; n_products];
+    let mut interest = vec![Vec::new(); user_ids.len()];
+    let mut counts: HashMap<i64, f32> = HashMap::new();
+    let mut interactions = 0;
+    for run in pairs.chunk_by(|a, b| a.user == b.user) {
+        let user = user_ids.binary_search(&run[0].user).ok();
+        counts.clear();
+        for p in run {
+            if let Some(&i) = product_pos.get(&p.product) {
+                // Pairs are in (user, product) order: the smallest user's
+                // category wins, deterministically.
+                if product_category[i as usize] == i64::MIN {
+                    product_category[i as usize] = p.category;
+                }
+                purchases[i as usize] += p.purchases as f32;
+                weight_sum[i as usize] += p.weight;
+                if let Some(u) = user {
+                    interactions += 1;
+                    if p.purchases > 0 {
+                        purchase_rows.push(u as u32);
+                        purchase_cols.push(i);
+                    }
+                }
+            }
+            *counts.entry(p.category).or_default() += p.interactions as f32;
+        }
+        if let Some(u) = user {
+            interest[u] = top_categories(&counts);
+        }
+    }
+    for c in &mut product_category {
+        if *c == i64::MIN {
+            *c = -1;
+        }
+    }
+    let max_weight = weight_sum.iter().copied().fold(0.0f32, f32::max);
+    let popularity: Vec<f32> = purchases
+        .iter()
+        .zip(&weight_sum)
+        .map(|(p, w)| p + w / (1.0 + max_weight))
+        .collect();
+    let purchased = Csr::from_triplets(
+        user_ids.len(),
+        n_products,
+        &purchase_rows,
+        &purchase_cols,
+        &vec![1.0; purchase_rows.len()],
+    )?;
+    Ok(EventStats {
+        product_category,
+        popularity,
+        purchased,
+        interest,
+        interactions,
     })
 }
 
