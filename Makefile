@@ -2,6 +2,7 @@
 #   make          build build/release/ecoreco.duckdb_extension
 #   make demo     build, generate data, run sql/demo.sql in the DuckDB CLI
 #   make test     Rust unit tests + SQL tests in DuckDB 1.5 and 2.0 (CLI and Python)
+#                 + the model exchange with a real Spark (PySpark, needs Java 17)
 #   make bench    end-to-end figures (ingest ratio, generator rows/s, ...) + criterion benches
 
 EXT_VERSION   := v$(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
@@ -17,9 +18,12 @@ DUCKDB_15     := duckdb==1.5.6 duckdb-cli==1.5.6
 DUCKDB_20     := duckdb==2.0.0
 PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
 CLI           := $(VENV_15)/bin/duckdb
+# Spark versions the ALSModel exchange is tested against, one venv each.
+PYSPARK_VERSIONS := 3.5.9 4.0.5
+SPARK_TEST    := test/python/test_spark.py
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo test test-rust test-sql bench venv clean
+.PHONY: all release demo test test-rust test-sql test-spark bench venv clean
 
 all: release
 
@@ -50,7 +54,7 @@ demo: release venv
 	$(CLI) -unsigned -c "LOAD '$(EXTENSION)'; COPY (FROM ecoreco_synth(events := $(DEMO_EVENTS), seed := 42)) TO 'data/demo_events.csv' (HEADER);"
 	$(CLI) -unsigned -cmd "LOAD '$(EXTENSION)'" -c ".read sql/demo.sql"
 
-test: test-rust test-sql
+test: test-rust test-sql test-spark
 
 test-rust:
 	cargo test --release --lib
@@ -58,9 +62,23 @@ test-rust:
 test-sql: release venv
 	$(VENV_15)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
 	$(VENV_20)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
-	$(VENV_15)/bin/python -m pytest -q test/python
-	$(VENV_20)/bin/python -m pytest -q test/python
+	$(VENV_15)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
+	$(VENV_20)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
 	bash test/cli_smoke.sh $(CLI)
+
+# PySpark from PyPI with DuckDB 2.0 beside it; Spark needs a Java runtime.
+.venv/spark-%/.ok:
+	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(PYTHON) -m venv .venv/spark-$*
+	.venv/spark-$*/bin/pip install -q pyspark==$* $(DUCKDB_20) pytest==8.3.5 numpy
+	@touch $@
+
+test-spark: release $(foreach v,$(PYSPARK_VERSIONS),.venv/spark-$(v)/.ok)
+	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@for v in $(PYSPARK_VERSIONS); do \
+		echo "Spark exchange tests with PySpark $$v"; \
+		.venv/spark-$$v/bin/python -m pytest -q -s $(SPARK_TEST) || exit 1; \
+	done
 
 $(VENV_BENCH)/.ok:
 	$(PYTHON) -m venv $(VENV_BENCH)

@@ -10,6 +10,7 @@
 
 use super::export::{write_als_model, SparkFactors};
 use super::import::{build, SparkParts};
+use super::spark_metadata::{AlsMetadata, Metadata};
 use crate::als::Pair;
 use crate::binding::aggregate::AggregateFunction;
 use crate::binding::rows::{InputChunk, RowSet, Values};
@@ -55,6 +56,12 @@ fn check_local_model(path: &str) -> anyhow::Result<()> {
         root.join("metadata").is_dir(),
         "'{path}' is not a saved Spark model (it has no metadata/ folder); pass the folder that ALSModel.save(path) wrote"
     );
+    // What kind of model it is, before looking for factor files: a
+    // PipelineModel or an indexer passed by mistake gets named as such.
+    if let Some(text) = first_part(&root.join("metadata")) {
+        let meta = Metadata::parse(&text).map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
+        AlsMetadata::from_metadata(&meta).map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
+    }
     for side in ["userFactors", "itemFactors"] {
         let has_parquet = std::fs::read_dir(root.join(side))
             .map(|entries| {
@@ -70,6 +77,18 @@ fn check_local_model(path: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The content of the first `part-*` file of a local metadata folder.
+fn first_part(dir: &Path) -> Option<String> {
+    let mut parts: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
+        .collect();
+    parts.sort();
+    std::fs::read_to_string(parts.first()?).ok()
 }
 
 fn check_local_indexer(path: &str) -> anyhow::Result<()> {
@@ -231,7 +250,9 @@ impl AggregateFunction for SparkImport {
                         category: input.i64(14, row).unwrap_or(-1),
                     });
                 }
-                other => anyhow::bail!("internal error: unknown import row kind '{other}'"),
+                other => anyhow::bail!(
+                    "unknown row kind '{other}'; this aggregate is fed by ecoreco.als_import_spark, call that instead"
+                ),
             }
         }
         Ok(())
@@ -423,6 +444,13 @@ mod tests {
         std::fs::write(tmp.path().join("itemFactors/part-0.parquet"), b"").unwrap();
         check_local_model(p).unwrap();
         check_local_model("s3://bucket/model").unwrap();
+        std::fs::write(
+            tmp.path().join("metadata/part-00000"),
+            r#"{"class":"org.apache.spark.ml.PipelineModel","paramMap":{},"defaultParamMap":{}}"#,
+        )
+        .unwrap();
+        let err = check_local_model(p).unwrap_err().to_string();
+        assert!(err.contains("is not an ALSModel: it holds a org.apache.spark.ml.PipelineModel"), "{err}");
         assert!(check_local_indexer(&format!("{p}/userFactors")).is_err());
         check_local_indexer(p).unwrap();
     }
