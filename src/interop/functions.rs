@@ -10,7 +10,7 @@
 
 use super::export::{write_als_model, SparkFactors};
 use super::import::{build, SparkParts};
-use super::spark_metadata::{AlsMetadata, Metadata};
+use super::spark_metadata::{AlsMetadata, Metadata, PIPELINE_MODEL, STRING_INDEXER_MODEL};
 use crate::als::Pair;
 use crate::binding::aggregate::AggregateFunction;
 use crate::binding::rows::{InputChunk, RowSet, Values};
@@ -95,10 +95,32 @@ fn check_local_indexer(path: &str) -> anyhow::Result<()> {
     if path.contains("://") {
         return Ok(());
     }
+    let root = Path::new(path);
+    let not_saved = || {
+        anyhow::anyhow!(
+            "indexer '{path}' is not a saved Spark model (it has no metadata/ folder); pass the folder that \
+             StringIndexerModel.save or PipelineModel.save wrote"
+        )
+    };
+    let text = first_part(&root.join("metadata")).ok_or_else(not_saved)?;
+    let meta = Metadata::parse(&text).map_err(|e| anyhow::anyhow!("indexer '{path}': {e}"))?;
+    let has_data = |dir: &Path| {
+        std::fs::read_dir(dir.join("data"))
+            .map(|entries| entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".parquet")))
+            .unwrap_or(false)
+    };
+    let found = match meta.class.as_str() {
+        STRING_INDEXER_MODEL => has_data(root),
+        PIPELINE_MODEL => std::fs::read_dir(root.join("stages"))
+            .map(|stages| stages.filter_map(Result::ok).any(|s| has_data(&s.path())))
+            .unwrap_or(false),
+        other => anyhow::bail!(
+            "indexer '{path}' holds a {other}; pass the StringIndexerModel or PipelineModel folder that indexed the ids"
+        ),
+    };
     anyhow::ensure!(
-        Path::new(path).join("metadata").is_dir(),
-        "indexer '{path}' is not a saved Spark model (it has no metadata/ folder); pass the folder that \
-         StringIndexerModel.save or PipelineModel.save wrote"
+        found,
+        "indexer '{path}' has no StringIndexerModel data (no data/*.parquet); pass the folder that StringIndexerModel.save or PipelineModel.save wrote"
     );
     Ok(())
 }
@@ -451,7 +473,19 @@ mod tests {
         .unwrap();
         let err = check_local_model(p).unwrap_err().to_string();
         assert!(err.contains("is not an ALSModel: it holds a org.apache.spark.ml.PipelineModel"), "{err}");
-        assert!(check_local_indexer(&format!("{p}/userFactors")).is_err());
+        assert!(check_local_indexer(&format!("{p}/userFactors")).unwrap_err().to_string().contains("no metadata/ folder"));
+        // The folder holds a PipelineModel: its stages need StringIndexer data.
+        let err = check_local_indexer(p).unwrap_err().to_string();
+        assert!(err.contains("has no StringIndexerModel data"), "{err}");
+        std::fs::create_dir_all(tmp.path().join("stages/0_S/data")).unwrap();
+        std::fs::write(tmp.path().join("stages/0_S/data/part-0.parquet"), b"").unwrap();
         check_local_indexer(p).unwrap();
+        std::fs::write(
+            tmp.path().join("metadata/part-00000"),
+            r#"{"class":"org.apache.spark.ml.recommendation.ALSModel","paramMap":{},"defaultParamMap":{},"rank":2}"#,
+        )
+        .unwrap();
+        let err = check_local_indexer(p).unwrap_err().to_string();
+        assert!(err.contains("holds a org.apache.spark.ml.recommendation.ALSModel; pass the StringIndexerModel"), "{err}");
     }
 }

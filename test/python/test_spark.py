@@ -37,7 +37,7 @@ def spark():
         SparkSession.builder.master("local[2]")
         .appName("ecoreco-test")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.memory", "1g")
         .getOrCreate()
     )
@@ -63,7 +63,11 @@ def con():
 def spark_model(spark, folder):
     """Spark trains on the head as the original pipeline did and saves the
     ALS model and the indexers (a PipelineModel of two StringIndexers)."""
-    events = spark.read.csv(HEAD, header=True, inferSchema=True)
+    events = spark.read.csv(
+        HEAD, header=True,
+        schema="event_time STRING, event_type STRING, product_id BIGINT, category_id DECIMAL(20,0), "
+        "category_code STRING, brand STRING, price DOUBLE, user_id BIGINT, user_session STRING",
+    )
     weights = (
         events.where(F.col("event_type").isin("view", "cart", "purchase"))
         .where(F.col("user_id").isNotNull() & F.col("product_id").isNotNull())
@@ -83,6 +87,7 @@ def spark_model(spark, folder):
     als = ALS(
         rank=RANK, maxIter=ITERATIONS, regParam=0.1, alpha=1.0, implicitPrefs=True, seed=42,
         userCol="user_idx", itemCol="product_idx", ratingCol="weight", coldStartStrategy="drop",
+        numUserBlocks=2, numItemBlocks=2,
     ).fit(indexers.transform(weights))
     als.save(str(folder / "als"))
     indexers.save(str(folder / "indexers"))
@@ -93,6 +98,7 @@ def spark_model(spark, folder):
         "path": str(folder / "als"),
         "indexer": str(folder / "indexers"),
         "pairs": weights.count(),
+        "files": len([f for f in os.listdir(folder / "als" / "userFactors") if f.endswith(".parquet")]),
     }
 
 
@@ -129,6 +135,7 @@ def test_spark_trained_model_imports_and_serves_the_same_top10(spark, spark_mode
         "DESCRIBE FROM ecoreco.als_train(events, factors := 2, iterations := 1)"
     ).fetchall()
     sides = dict(con.execute("SELECT side, count(*) FROM spark_model GROUP BY side").fetchall())
+    assert spark_model["files"] == 2, "a model in several part files, as Spark writes them"
     assert sides["user"] == len(spark_model["users"]) == 4504
     assert sides["product"] == len(spark_model["products"]) == 6493
     assert con.execute("SELECT value FROM ecoreco.als_params(spark_model) WHERE name = 'factors'").fetchone()[0] == RANK
@@ -164,7 +171,7 @@ def test_spark_trained_model_imports_and_serves_the_same_top10(spark, spark_mode
             "blend := 0, exclude_purchased := false) ORDER BY rank",
             [u],
         ).fetchall()
-        assert mine[0][1] == 1.0
+        assert math.isclose(mine[0][1], 1.0, rel_tol=1e-6)
         swaps += compare_lists(mine, scaled(spark_top[u]))
     print(f"100 users: top-10 scores agree; {swaps} of 1000 positions differ only by tied scores")
     assert swaps < 50
@@ -230,7 +237,14 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(spark_model, folder, con
     assert "is not an ALSModel: it holds a org.apache.spark.ml.PipelineModel" in err, err
     # The ALS folder passed as the indexer: no StringIndexerModel in it.
     err = error_of(con, "FROM ecoreco.als_import_spark(?, indexer := ?)", [spark_model["path"], spark_model["path"]])
-    assert "no StringIndexerModel whose output column is 'user_idx'" in err, err
+    assert "holds a org.apache.spark.ml.recommendation.ALSModel; pass the StringIndexerModel" in err, err
+    # The user indexer alone: nothing maps the product indices back.
+    user_stage = next(p for p in os.listdir(os.path.join(spark_model["indexer"], "stages")) if p.startswith("0_"))
+    err = error_of(
+        con, "FROM ecoreco.als_import_spark(?, indexer := ?)",
+        [spark_model["path"], os.path.join(spark_model["indexer"], "stages", user_stage)],
+    )
+    assert "no StringIndexerModel whose output column is 'product_idx' (the ALS model's itemCol)" in err, err
     # Rank mismatch between the metadata and the factor files.
     damaged = folder / "damaged"
     shutil.copytree(spark_model["path"], damaged)
