@@ -1,12 +1,10 @@
--- ecoreco.als_import_spark: the query that ecoreco_spark_import_sql writes
--- (placeholders in braces are replaced by quoted string literals, or by the
--- optional parts in spark_import_indexer.sql and spark_import_events.sql).
--- Every file and the events become rows of one shape, fed to the
--- ecoreco_spark_import aggregate, which checks them and builds the model.
-SELECT unnest(ecoreco_spark_import({path}, {with_indexer}, current_setting('threads')::BIGINT,
-    kind, file, text, id, features, col, user_id, product_id, weight, purchases, interactions, category_id),
-    recursive := true)
-FROM (
+-- The rows of ecoreco.als_import_spark, which ecoreco_spark_import_sql
+-- completes (placeholders in braces become quoted string literals, or the
+-- optional parts in spark_import_indexer.sql and spark_import_events.sql)
+-- and feeds to the ecoreco_spark_import aggregate: every file and the
+-- events become rows of one shape, which the aggregate checks and turns
+-- into the model.
+(
     -- The row shape, typed once; every part below fills in what it has.
     SELECT NULL::VARCHAR AS kind, NULL::VARCHAR AS file, NULL::VARCHAR AS text, NULL::BIGINT AS id,
         NULL::FLOAT[] AS features, NULL::BIGINT AS col, NULL::BIGINT AS user_id, NULL::BIGINT AS product_id,
@@ -20,4 +18,4 @@ FROM (
     SELECT 'item' AS kind, id::BIGINT AS id, features::FLOAT[] AS features FROM read_parquet({item_glob})
     {indexer_rows}
     {event_rows}
-)
+) spark

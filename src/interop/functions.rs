@@ -4,27 +4,33 @@
 //! Import: `ecoreco.als_import_spark(path, events, indexer)` runs the
 //! query [`ImportSql`] writes (DuckDB reads every file: parquet, text,
 //! globs, and the events through `ecoreco.interactions`), and the
-//! [`SparkImport`] aggregate builds the model from those rows.
+//! [`SparkImport`] aggregate builds the model from those rows and returns
+//! it as model-table rows ([`ModelTable`]).
 //! Export: `ecoreco.als_export_spark(model, path)` feeds the model's factor
 //! rows to [`SparkExport`], which writes the folder.
 
 use super::export::{write_als_model, SparkFactors};
 use super::import::{build, SparkParts};
 use super::spark_metadata::{AlsMetadata, Metadata, PIPELINE_MODEL, STRING_INDEXER_MODEL};
-use crate::als::Pair;
-use crate::binding::aggregate::AggregateFunction;
-use crate::binding::rows::{InputChunk, RowSet, Values};
+use crate::als::read_pairs;
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed};
+use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::scalar::ScalarFunction;
 use crate::binding::sql::quote_literal;
-use crate::binding::{Column, ColumnWriter, SqlMacro, SqlType};
-use crate::recommend::model::{self, to_rows};
+use crate::binding::{in_call, Args, Column, ColumnWriter, Param, SqlMacro, SqlType};
+use crate::budget::{self, Budget};
+use crate::model::table::{self, ModelTable};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
+const IMPORT: &str = "ecoreco.als_import_spark";
+const EXPORT: &str = "ecoreco.als_export_spark";
 const IMPORT_SQL: &str = include_str!("../../sql/macros/spark_import.sql");
 const IMPORT_INDEXER_SQL: &str = include_str!("../../sql/macros/spark_import_indexer.sql");
 const IMPORT_EVENTS_SQL: &str = include_str!("../../sql/macros/spark_import_events.sql");
-const EXPORT_SQL: &str = include_str!("../../sql/macros/spark_export.sql");
+const EXPORT_FROM_SQL: &str = include_str!("../../sql/macros/spark_export.sql");
 
 /// `name` as an SQL string literal; NUL bytes cannot be passed on.
 fn literal(what: &str, text: &str) -> anyhow::Result<String> {
@@ -145,17 +151,24 @@ pub fn import_sql(path: &str, events: Option<&str>, indexer: Option<&str>) -> an
         None => String::new(),
         Some(e) => fill(IMPORT_EVENTS_SQL, &[("events", &literal("events", e)?)]),
     };
-    Ok(fill(
+    let from = fill(
         IMPORT_SQL,
         &[
-            ("path", &literal("path", path)?),
-            ("with_indexer", if indexer.is_some() { "true" } else { "false" }),
             ("metadata_glob", &literal("path", &format!("{base}/metadata/part-*"))?),
             ("user_glob", &literal("path", &format!("{base}/userFactors/*.parquet"))?),
             ("item_glob", &literal("path", &format!("{base}/itemFactors/*.parquet"))?),
             ("indexer_rows", &indexer_rows),
             ("event_rows", &event_rows),
         ],
+    );
+    Ok(aggregate::rows_sql::<SparkImport>(
+        IMPORT,
+        &IMPORT_INPUTS,
+        &[
+            ("path", literal("path", path)?),
+            ("with_indexer", if indexer.is_some() { "true" } else { "false" }.to_string()),
+        ],
+        &from,
     ))
 }
 
@@ -171,30 +184,65 @@ impl ScalarFunction for ImportSql {
         SqlType::Varchar
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
-        for row in 0..input.rows() {
-            let path = input.str(0, row).ok_or_else(|| {
-                anyhow::anyhow!("parameter `path` is NULL; pass the folder that ALSModel.save(path) wrote")
-            })?;
-            anyhow::ensure!(!path.is_empty(), "parameter `path` is empty; pass the folder that ALSModel.save(path) wrote");
-            if input.bool(3, row) != Some(true) {
-                anyhow::bail!("reading files is disabled (enable_external_access is false); enable it to import a model");
-            }
-            let indexer = input.str(2, row);
-            check_local_model(path)?;
-            if let Some(ix) = indexer {
-                check_local_indexer(ix)?;
-            }
-            out.set_str(row, &import_sql(path, input.str(1, row), indexer)?);
-        }
-        Ok(())
+        in_call(IMPORT, write_import_sql(input, out))
     }
 }
 
+fn write_import_sql(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
+    for row in 0..input.rows() {
+        let path = input.str(0, row).ok_or_else(|| {
+            anyhow::anyhow!("parameter `path` is NULL; pass the folder that ALSModel.save(path) wrote")
+        })?;
+        anyhow::ensure!(!path.is_empty(), "parameter `path` is empty; pass the folder that ALSModel.save(path) wrote");
+        if input.bool(3, row) != Some(true) {
+            anyhow::bail!("reading files is disabled (enable_external_access is false); enable it to import a model");
+        }
+        let indexer = input.str(2, row);
+        check_local_model(path)?;
+        if let Some(ix) = indexer {
+            check_local_indexer(ix)?;
+        }
+        out.set_str(row, &import_sql(path, input.str(1, row), indexer)?);
+    }
+    Ok(())
+}
+
+/// The per-row inputs of the import aggregate: one shape for every kind
+/// of row (metadata, factors, labels, event pairs); see spark_import.sql.
+fn import_inputs() -> Vec<Column> {
+    use SqlType::*;
+    let mut columns = vec![
+        Column::new("kind", Varchar),
+        Column::new("file", Varchar),
+        Column::new("text", Varchar),
+        Column::new("id", BigInt),
+        Column::new("features", List(Box::new(Float))),
+        Column::new("col", BigInt),
+    ];
+    columns.extend(crate::als::pair_inputs());
+    columns
+}
+
+const IMPORT_INPUTS: [&str; 12] = [
+    "kind", "file", "text", "id", "features", "col", "user_id", "product_id", "weight", "purchases", "interactions",
+    "category_id",
+];
+
 #[derive(Default)]
 pub struct ImportState {
-    settings: Option<(String, bool, i64)>,
     parts: SparkParts,
     label_file_index: HashMap<String, u32>,
+}
+
+impl ImportState {
+    fn label_file(&mut self, name: String) -> u32 {
+        let next = self.label_file_index.len() as u32;
+        let parts = &mut self.parts;
+        *self.label_file_index.entry(name.clone()).or_insert_with(|| {
+            parts.label_files.push(name);
+            next
+        })
+    }
 }
 
 fn factors(input: &InputChunk, col: usize, row: usize, what: &str) -> anyhow::Result<Vec<f32>> {
@@ -205,73 +253,61 @@ fn factors(input: &InputChunk, col: usize, row: usize, what: &str) -> anyhow::Re
     }
 }
 
-/// `ecoreco_spark_import(path, with_indexer, threads, kind, ...)`: the model as rows.
+/// `ecoreco_spark_import`: the model the rows describe, as model-table rows.
 pub struct SparkImport;
 impl AggregateFunction for SparkImport {
     const NAME: &'static str = "ecoreco_spark_import";
+    const FUNCTION: &'static str = IMPORT;
+    const EMPTY: &'static str = "nothing was read; pass the folder that ALSModel.save(path) wrote";
     type State = ImportState;
-    fn params() -> Vec<SqlType> {
-        use SqlType::*;
-        vec![
-            Varchar, Boolean, BigInt, Varchar, Varchar, Varchar, BigInt, List(Box::new(Float)), BigInt, BigInt,
-            BigInt, Double, BigInt, BigInt, BigInt,
-        ]
+    fn inputs() -> Vec<Column> {
+        import_inputs()
+    }
+    fn params() -> Vec<Param> {
+        let mut params = vec![
+            Param::positional("path", SqlType::Varchar, "the folder ALSModel.save(path) wrote, e.g. 'models/als'"),
+            Param::positional("with_indexer", SqlType::Boolean, "whether an indexer maps indices back to ids"),
+        ];
+        params.extend(budget::settings_params());
+        params
     }
     fn columns() -> Vec<Column> {
-        model::model_columns()
+        table::columns()
     }
-    fn update(state: &mut ImportState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(state: &mut ImportState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        let (kind, file, text, id, features, col) = (
+            input.col("kind")?,
+            input.col("file")?,
+            input.col("text")?,
+            input.col("id")?,
+            input.col("features")?,
+            input.col("col")?,
+        );
+        // Pair rows (and only they) have a user, product and weight.
+        read_pairs(&mut state.parts.pairs, &Budget::from_setting(call.text("memory_limit")?), input, rows.clone())?;
         for row in rows {
-            if state.settings.is_none() {
-                state.settings = Some((
-                    input.str(0, row).unwrap_or("").to_string(),
-                    input.bool(1, row).unwrap_or(false),
-                    input.i64(2, row).unwrap_or(1),
-                ));
-            }
-            let text = || input.str(5, row).unwrap_or("").to_string();
-            let file = || input.str(4, row).unwrap_or("").to_string();
-            let id = input.i64(6, row);
-            let parts = &mut state.parts;
-            match input.str(3, row).unwrap_or("") {
-                "metadata" => parts.metadata.push((file(), text())),
-                "indexer_metadata" => parts.indexer_metadata.push((file(), text())),
+            let owned = |c: usize| input.str(c, row).unwrap_or("").to_string();
+            match input.str(kind, row).unwrap_or("") {
+                "metadata" => state.parts.metadata.push((owned(file), owned(text))),
+                "indexer_metadata" => state.parts.indexer_metadata.push((owned(file), owned(text))),
                 side @ ("user" | "item") => {
-                    let id = id.ok_or_else(|| anyhow::anyhow!("a {side} factor row has a NULL id; the model folder is damaged"))?;
-                    let row_factors = factors(input, 7, row, side)?;
-                    if side == "user" {
-                        parts.users.push((id, row_factors));
-                    } else {
-                        parts.items.push((id, row_factors));
-                    }
+                    let id = input
+                        .i64(id, row)
+                        .ok_or_else(|| anyhow::anyhow!("a {side} factor row has a NULL id; the model folder is damaged"))?;
+                    let row_factors = factors(input, features, row, side)?;
+                    let target = if side == "user" { &mut state.parts.users } else { &mut state.parts.items };
+                    budget::reserve(target, 1, "factor rows")?;
+                    target.push((id, row_factors));
                 }
                 "label" => {
-                    let (Some(col), Some(idx), Some(label)) = (input.i64(8, row), id, input.str(5, row)) else {
+                    let (Some(c), Some(idx), Some(label)) = (input.i64(col, row), input.i64(id, row), input.str(text, row)) else {
                         continue;
                     };
-                    let name = file();
-                    let next = state.label_file_index.len() as u32;
-                    let f = *state.label_file_index.entry(name.clone()).or_insert_with(|| {
-                        parts.label_files.push(name);
-                        next
-                    });
+                    let f = state.label_file(owned(file));
                     let narrow = |v: i64| u32::try_from(v).map_err(|_| anyhow::anyhow!("an indexer has more than 2^32 labels"));
-                    parts.labels.push((f, narrow(col)?, narrow(idx)?, label.to_string()));
+                    state.parts.labels.push((f, narrow(c)?, narrow(idx)?, label.to_string()));
                 }
-                "pair" => {
-                    let (Some(user), Some(product), Some(weight)) = (input.i64(9, row), input.i64(10, row), input.f64(11, row))
-                    else {
-                        continue;
-                    };
-                    parts.pairs.push(Pair {
-                        user,
-                        product,
-                        weight: weight as f32,
-                        purchases: input.i64(12, row).unwrap_or(0).max(0) as u32,
-                        interactions: input.i64(13, row).unwrap_or(1).max(0) as u32,
-                        category: input.i64(14, row).unwrap_or(-1),
-                    });
-                }
+                "pair" => {}
                 other => anyhow::bail!(
                     "unknown row kind '{other}'; this aggregate is fed by ecoreco.als_import_spark, call that instead"
                 ),
@@ -280,43 +316,31 @@ impl AggregateFunction for SparkImport {
         Ok(())
     }
     fn combine(target: &mut ImportState, source: ImportState) -> anyhow::Result<()> {
-        if target.settings.is_none() {
-            target.settings = source.settings;
-        }
-        let t = &mut target.parts;
         let s = source.parts;
+        // Label files are interned per state: renumber the source's.
+        let remap: Vec<u32> = s.label_files.into_iter().map(|name| target.label_file(name)).collect();
+        let t = &mut target.parts;
         t.metadata.extend(s.metadata);
         t.indexer_metadata.extend(s.indexer_metadata);
+        budget::reserve(&mut t.users, s.users.len(), "factor rows")?;
         t.users.extend(s.users);
+        budget::reserve(&mut t.items, s.items.len(), "factor rows")?;
         t.items.extend(s.items);
+        budget::reserve(&mut t.pairs, s.pairs.len(), "interaction pairs")?;
         t.pairs.extend(s.pairs);
-        // Label files are interned per state: renumber the source's.
-        let mut remap = Vec::with_capacity(s.label_files.len());
-        for name in s.label_files {
-            let next = target.label_file_index.len() as u32;
-            let f = *target.label_file_index.entry(name.clone()).or_insert_with(|| {
-                t.label_files.push(name);
-                next
-            });
-            remap.push(f);
-        }
+        budget::reserve(&mut t.labels, s.labels.len(), "indexer labels")?;
         t.labels.extend(s.labels.into_iter().map(|(f, c, i, l)| (remap[f as usize], c, i, l)));
         Ok(())
     }
-    fn finalize(state: ImportState) -> anyhow::Result<RowSet> {
-        let (path, with_indexer, threads) = state
-            .settings
-            .ok_or_else(|| anyhow::anyhow!("nothing was read; pass the folder that ALSModel.save(path) wrote"))?;
-        let imported = crate::binding::thread_pool(threads)?.install(|| build(state.parts, &path, with_indexer))?;
-        let rows = to_rows(&imported.serving, &imported.params, &[]);
-        model::remember(imported.serving);
-        Ok(rows.into_rowset())
+    fn finalize(state: ImportState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        let (path, with_indexer) = (call.text("path")?, call.boolean("with_indexer")?);
+        let imported = crate::binding::thread_pool(call.int("threads")?)?.install(|| build(state.parts, path, with_indexer))?;
+        Ok(Arc::new(ModelTable::new(imported.model, imported.params, Vec::new())))
     }
 }
 
 #[derive(Default)]
 pub struct ExportState {
-    settings: Option<(Option<String>, bool)>,
     model_id: Option<i64>,
     users: Vec<(i64, Vec<f32>)>,
     products: Vec<(i64, Vec<f32>)>,
@@ -328,9 +352,7 @@ fn sorted_side(mut rows: Vec<(i64, Vec<f32>)>, rank: usize, side: &str) -> anyho
         anyhow::bail!("the model has two {side} rows for id {}; pass a table made by ecoreco.als_train", w[0].0);
     }
     let mut factors = Vec::new();
-    factors
-        .try_reserve_exact(rows.len() * rank)
-        .map_err(|_| anyhow::anyhow!("not enough memory for {} {side} rows", rows.len()))?;
+    budget::reserve(&mut factors, rows.len() * rank, "factors")?;
     for (id, f) in &rows {
         anyhow::ensure!(
             f.len() == rank,
@@ -342,64 +364,76 @@ fn sorted_side(mut rows: Vec<(i64, Vec<f32>)>, rank: usize, side: &str) -> anyho
     Ok((rows.into_iter().map(|r| r.0).collect(), factors))
 }
 
-/// `ecoreco_spark_export(path, external_access, side, id, factors, model_id)`:
-/// writes the folder, returns `path, users, products, rank`.
+fn export_columns() -> Vec<Column> {
+    vec![
+        Column::new("path", SqlType::Varchar),
+        Column::new("users", SqlType::BigInt),
+        Column::new("products", SqlType::BigInt),
+        Column::new("rank", SqlType::BigInt),
+    ]
+}
+
+/// `ecoreco_spark_export`: writes the folder, returns `path, users, products, rank`.
 pub struct SparkExport;
 impl AggregateFunction for SparkExport {
     const NAME: &'static str = "ecoreco_spark_export";
+    const FUNCTION: &'static str = EXPORT;
+    const EMPTY: &'static str =
+        "the model table has no user or product rows; pass a table made by ecoreco.als_train or ecoreco.als_import_spark";
     type State = ExportState;
-    fn params() -> Vec<SqlType> {
+    fn inputs() -> Vec<Column> {
         use SqlType::*;
-        vec![Varchar, Boolean, Varchar, BigInt, List(Box::new(Float)), BigInt]
-    }
-    fn columns() -> Vec<Column> {
         vec![
-            Column::new("path", SqlType::Varchar),
-            Column::new("users", SqlType::BigInt),
-            Column::new("products", SqlType::BigInt),
-            Column::new("rank", SqlType::BigInt),
+            Column::new("side", Varchar),
+            Column::new("id", BigInt),
+            Column::new("factors", List(Box::new(Float))),
+            Column::new("model_id", BigInt),
         ]
     }
-    fn update(state: &mut ExportState, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn params() -> Vec<Param> {
+        let mut params = vec![
+            Param::positional("path", SqlType::Varchar, "the folder to create, e.g. 'models/als'"),
+            Param::supplied("external_access", SqlType::Boolean, "current_setting('enable_external_access')"),
+        ];
+        params.extend(budget::settings_params());
+        params
+    }
+    fn columns() -> Vec<Column> {
+        export_columns()
+    }
+    fn update(state: &mut ExportState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            call.boolean("external_access")?,
+            "writing files is disabled (enable_external_access is false); enable it to export a model"
+        );
+        let (side, id, factors_col, model_id) = (input.col("side")?, input.col("id")?, input.col("factors")?, input.col("model_id")?);
         for row in rows {
-            if state.settings.is_none() {
-                state.settings = Some((input.str(0, row).map(str::to_string), input.bool(1, row) == Some(true)));
-            }
             if state.model_id.is_none() {
-                state.model_id = input.i64(5, row);
+                state.model_id = input.i64(model_id, row);
             }
-            let side = input.str(2, row).unwrap_or("");
+            let side = input.str(side, row).unwrap_or("");
             let id = input
-                .i64(3, row)
+                .i64(id, row)
                 .ok_or_else(|| anyhow::anyhow!("a {side} row has a NULL id; pass a table made by ecoreco.als_train"))?;
-            let f = factors(input, 4, row, side)?;
-            match side {
-                "user" => state.users.push((id, f)),
-                _ => state.products.push((id, f)),
-            }
+            let f = factors(input, factors_col, row, side)?;
+            let target = if side == "user" { &mut state.users } else { &mut state.products };
+            budget::reserve(target, 1, "factor rows")?;
+            target.push((id, f));
         }
         Ok(())
     }
     fn combine(target: &mut ExportState, source: ExportState) -> anyhow::Result<()> {
-        if target.settings.is_none() {
-            target.settings = source.settings;
-        }
         if target.model_id.is_none() {
             target.model_id = source.model_id;
         }
+        budget::reserve(&mut target.users, source.users.len(), "factor rows")?;
         target.users.extend(source.users);
+        budget::reserve(&mut target.products, source.products.len(), "factor rows")?;
         target.products.extend(source.products);
         Ok(())
     }
-    fn finalize(state: ExportState) -> anyhow::Result<RowSet> {
-        let Some((path, external_access)) = state.settings else {
-            anyhow::bail!("the model table has no user or product rows; pass a table made by ecoreco.als_train or ecoreco.als_import_spark");
-        };
-        let path = path.ok_or_else(|| anyhow::anyhow!("parameter `path` is NULL; pass the folder to create, e.g. 'models/als'"))?;
-        anyhow::ensure!(
-            external_access,
-            "writing files is disabled (enable_external_access is false); enable it to export a model"
-        );
+    fn finalize(state: ExportState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        let path = call.text("path")?;
         anyhow::ensure!(
             !state.users.is_empty() && !state.products.is_empty(),
             "the model table has no user or no product rows; pass a table made by ecoreco.als_train"
@@ -410,25 +444,38 @@ impl AggregateFunction for SparkExport {
         let (product_ids, product_factors) = sorted_side(state.products, rank, "product")?;
         let model_id = state
             .model_id
-            .unwrap_or_else(|| model::model_id(&[&user_factors, &product_factors], &[&user_ids, &product_ids]));
+            .unwrap_or_else(|| crate::model::model_id(&[&user_factors, &product_factors], &[&user_ids, &product_ids]));
         let factors = SparkFactors { model_id, rank, user_ids, user_factors, product_ids, product_factors };
-        let written = write_als_model(&path, &factors)?;
-        Ok(RowSet::new()
-            .with("path", Values::Text(vec![Some(written.to_string_lossy().into_owned())]))
-            .with("users", Values::BigInt(vec![Some(factors.user_ids.len() as i64)]))
-            .with("products", Values::BigInt(vec![Some(factors.product_ids.len() as i64)]))
-            .with("rank", Values::BigInt(vec![Some(rank as i64)])))
+        let written = write_als_model(path, &factors)?;
+        let mut out = RowSet::for_columns(&export_columns());
+        let (p, u, n, r) = (out.col("path")?, out.col("users")?, out.col("products")?, out.col("rank")?);
+        out.put(p, Some(written.to_string_lossy().into_owned()));
+        out.put(u, Some(factors.user_ids.len() as i64));
+        out.put(n, Some(factors.product_ids.len() as i64));
+        out.put(r, Some(rank as i64));
+        Ok(Arc::new(Computed::new(out)))
     }
 }
 
 pub fn macros() -> Vec<SqlMacro> {
+    let export = aggregate::signature::<SparkExport>(&["model"], &[]);
+    let export: Vec<&str> = export.iter().map(String::as_str).collect();
     vec![
         SqlMacro::table(
             "als_import_spark",
             &["path", "events := 'events'", "indexer := NULL"],
             "FROM query(ecoreco_spark_import_sql(path, events, indexer, current_setting('enable_external_access')))",
         ),
-        SqlMacro::table("als_export_spark", &["model", "path"], EXPORT_SQL),
+        SqlMacro::table(
+            "als_export_spark",
+            &export,
+            aggregate::rows_sql::<SparkExport>(
+                EXPORT,
+                &["m.side::VARCHAR", "m.id::BIGINT", "m.factors::FLOAT[]", "m.model_id::BIGINT"],
+                &[],
+                EXPORT_FROM_SQL.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join(" ").trim(),
+            ),
+        ),
     ]
 }
 
@@ -442,11 +489,12 @@ mod tests {
         assert!(sql.contains("read_text('/m''x/metadata/part-*')"), "{sql}");
         assert!(sql.contains("read_parquet('/m''x/itemFactors/*.parquet')"), "{sql}");
         assert!(sql.contains("ecoreco.interactions('ev''')"), "{sql}");
-        assert!(sql.contains("ecoreco_spark_import('/m''x/', false,"), "{sql}");
+        assert!(sql.contains("ecoreco_spark_import('ecoreco.als_import_spark', kind,"), "{sql}");
+        assert!(sql.contains("('/m''x/')::VARCHAR, (false)::BOOLEAN"), "{sql}");
         assert!(!sql.contains("labelsArray") && !sql.contains('{'), "{sql}");
         let sql = import_sql("m", None, Some("ix/")).unwrap();
         assert!(sql.contains("read_text('ix/**/metadata/part-*')") && sql.contains("'ix/**/data/*.parquet'"), "{sql}");
-        assert!(!sql.contains("interactions(") && sql.contains("ecoreco_spark_import('m', true,"), "{sql}");
+        assert!(!sql.contains("interactions(") && sql.contains("('m')::VARCHAR, (true)::BOOLEAN"), "{sql}");
         assert!(import_sql("a\0b", None, None).is_err());
     }
 

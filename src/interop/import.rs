@@ -7,8 +7,7 @@
 
 use super::spark_metadata::{indexer_output_columns, AlsMetadata, Metadata, STRING_INDEXER_MODEL};
 use crate::als::{event_stats, Pair};
-use crate::recommend::model;
-use crate::recommend::serving::ServingModel;
+use crate::model::{model_id, FactorModel};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -29,10 +28,10 @@ pub struct SparkParts {
     pub(crate) pairs: Vec<Pair>,
 }
 
-/// The imported model and the parameters that go into its rows.
+/// The imported model and the parameters that go into its `param` rows.
 pub struct Imported {
-    pub serving: ServingModel,
-    pub params: Vec<(&'static str, f64)>,
+    pub model: FactorModel,
+    pub params: Vec<(String, f64)>,
 }
 
 /// A stage folder: the folder two levels above one of its files
@@ -165,26 +164,29 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
     let mut pairs = std::mem::take(&mut parts.pairs);
     pairs.sort_unstable_by_key(|p| (p.user, p.product));
     let stats = event_stats(&pairs, &user_ids, &product_pos)?;
-    let id = model::model_id(&[&user_factors, &item_factors], &[&user_ids, &product_ids]);
-    let params = vec![
+    let params = [
         ("factors", als.rank as f64),
         ("users", user_ids.len() as f64),
         ("products", product_ids.len() as f64),
         ("interactions", stats.interactions as f64),
-    ];
-    let serving = ServingModel::new(
-        id,
-        als.rank,
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v))
+    .collect();
+    let model = FactorModel {
+        model_id: model_id(&[&user_factors, &item_factors], &[&user_ids, &product_ids]),
+        factors: als.rank,
         user_ids,
         product_ids,
         user_factors,
         item_factors,
-        stats.product_category,
-        stats.popularity,
-        stats.purchased,
-        stats.interest,
-    )?;
-    Ok(Imported { serving, params })
+        product_category: stats.product_category,
+        popularity: stats.popularity,
+        purchased: stats.purchased,
+        interest: stats.interest,
+    };
+    model.validate()?;
+    Ok(Imported { model, params })
 }
 
 #[cfg(test)]
@@ -232,12 +234,12 @@ mod tests {
 
     #[test]
     fn indices_map_back_to_ids_and_events_fill_the_rest() {
-        let m = build(parts(), "m", true).unwrap().serving;
+        let m = build(parts(), "m", true).unwrap().model;
         assert_eq!(m.user_ids, vec![800, 900]);
         assert_eq!(m.product_ids, vec![10, 20, 30]);
         // User 800 was index 1 ([0, 1]); product 10 was index 1, 30 index 0.
         assert_eq!(m.user_factors, vec![0.0, 1.0, 1.0, 0.0]);
-        assert_eq!(m.item_factors(), &[0.0, 1.0, 0.5, 0.5, 1.0, 0.0]);
+        assert_eq!(m.item_factors, vec![0.0, 1.0, 0.5, 0.5, 1.0, 0.0]);
         assert_eq!(m.product_category, vec![8, 8, 7]);
         // Purchases + weight / (1 + largest weight): product 30 has 6 of weight.
         assert_eq!(m.popularity, vec![1.0 / 7.0, 1.0 + 3.0 / 7.0, 1.0 + 6.0 / 7.0]);
@@ -254,19 +256,20 @@ mod tests {
         let mut p = parts();
         p.pairs = vec![pair(1, 2, 2.0, 0, 4)];
         let imported = build(p, "m", false).unwrap();
-        assert_eq!(imported.serving.user_ids, vec![0, 1]);
-        assert_eq!(imported.serving.product_ids, vec![0, 1, 2]);
-        assert_eq!(imported.serving.product_category, vec![-1, -1, 4]);
-        assert_eq!(imported.params, vec![("factors", 2.0), ("users", 2.0), ("products", 3.0), ("interactions", 1.0)]);
+        assert_eq!(imported.model.user_ids, vec![0, 1]);
+        assert_eq!(imported.model.product_ids, vec![0, 1, 2]);
+        assert_eq!(imported.model.product_category, vec![-1, -1, 4]);
+        let params: Vec<(&str, f64)> = imported.params.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        assert_eq!(params, vec![("factors", 2.0), ("users", 2.0), ("products", 3.0), ("interactions", 1.0)]);
     }
 
     #[test]
     fn the_same_factors_give_the_same_model_id() {
-        let a = build(parts(), "m", true).unwrap().serving.model_id;
+        let a = build(parts(), "m", true).unwrap().model.model_id;
         let mut p = parts();
         p.users.reverse();
         p.labels.reverse();
-        assert_eq!(build(p, "m", true).unwrap().serving.model_id, a);
+        assert_eq!(build(p, "m", true).unwrap().model.model_id, a);
     }
 
     fn error(p: SparkParts, with_indexer: bool) -> String {
