@@ -128,28 +128,28 @@ def scaled(pairs):
 
 def test_spark_trained_model_imports_and_serves_the_same_top10(spark, spark_model, con):
     con.execute(
-        "CREATE TABLE spark_model AS FROM ecoreco.als_import_spark(?, events := 'events', indexer := ?)",
+        "CREATE TABLE imported AS FROM ecoreco.als_import_spark(?, events := 'events', indexer := ?)",
         [spark_model["path"], spark_model["indexer"]],
     )
     # The same rows als_train writes: the model serves without further ado.
-    assert con.execute("DESCRIBE spark_model").fetchall() == con.execute(
+    assert con.execute("DESCRIBE imported").fetchall() == con.execute(
         "DESCRIBE FROM ecoreco.als_train(events, factors := 2, iterations := 1)"
     ).fetchall()
-    sides = dict(con.execute("SELECT side, count(*) FROM spark_model GROUP BY side").fetchall())
+    sides = dict(con.execute("SELECT side, count(*) FROM imported GROUP BY side").fetchall())
     assert spark_model["files"] == 2, "a model in several part files, as Spark writes them"
     assert sides["user"] == len(spark_model["users"]) == 4504
     assert sides["product"] == len(spark_model["products"]) == 6493
-    assert con.execute("SELECT value FROM ecoreco.als_params(spark_model) WHERE name = 'factors'").fetchone()[0] == RANK
+    assert con.execute("SELECT value FROM ecoreco.als_params(imported) WHERE name = 'factors'").fetchone()[0] == RANK
     # The interactions the events give are the pairs Spark trained on.
     assert con.execute(
-        "SELECT value FROM ecoreco.als_params(spark_model) WHERE name = 'interactions'"
+        "SELECT value FROM ecoreco.als_params(imported) WHERE name = 'interactions'"
     ).fetchone()[0] == spark_model["pairs"] == 12107
 
     # Every factor row arrived exactly, under the id its index stands for.
     als = spark_model["als"]
     for side, frame, labels in (("user", als.userFactors, spark_model["users"]), ("product", als.itemFactors, spark_model["products"])):
         theirs = {labels[row["id"]]: [float(x) for x in row["features"]] for row in frame.collect()}
-        mine = dict(con.execute("SELECT id, factors FROM spark_model WHERE side = ?", [side]).fetchall())
+        mine = dict(con.execute("SELECT id, factors FROM imported WHERE side = ?", [side]).fetchall())
         assert mine.keys() == theirs.keys()
         assert all(mine[i] == theirs[i] for i in theirs), side
 
@@ -168,7 +168,7 @@ def test_spark_trained_model_imports_and_serves_the_same_top10(spark, spark_mode
     swaps = 0
     for u in users:
         mine = con.execute(
-            "SELECT product_id, score FROM ecoreco.recommend(?, model := 'spark_model', events := 'events', "
+            "SELECT product_id, score FROM ecoreco.recommend(?, model := 'imported', events := 'events', "
             "blend := 0, exclude_purchased := false) ORDER BY rank",
             [u],
         ).fetchall()
