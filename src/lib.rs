@@ -19,6 +19,7 @@ pub mod features;
 pub mod ingest;
 pub mod recommend;
 pub mod segment;
+pub mod stream;
 pub mod synth;
 
 mod entry;
