@@ -265,3 +265,67 @@ fn unknown_users_start_popular_and_fold_in_on_their_first_known_product() {
     let last = lists.iter().rfind(|l| l.1 == 1000).unwrap();
     assert!(last.2.iter().all(|r| r.0 != bought));
 }
+
+/// Where a refresh's time goes, on a trained model of generated data
+/// (`cargo test --release --lib stream::tests::timing -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing() {
+    let mut rng = Rng::new(3);
+    let (n_users, n_products) = (20_000i64, 4000i64);
+    let mut evs = Vec::new();
+    for _ in 0..300_000 {
+        let user = 1 + ((rng.next_f64().powi(3)) * n_users as f64) as i64;
+        let product = ((rng.next_f64().powi(2)) * n_products as f64) as i64;
+        evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
+    }
+    let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
+    let model = train_pairs(pairs(&evs, &Weights::default()), &params).unwrap().serving;
+    let fold = FoldIn::new(model.item_factors(), 50, 0.1, 1.0).unwrap();
+    let y = model.item_factors();
+    let mut users: std::collections::HashMap<i64, UserState> = Default::default();
+    let (mut t_apply, mut t_solve, mut t_rec) = (0f64, 0f64, 0f64);
+    let mut scratch = Scratch::default();
+    let mut v = vec![0f32; 50];
+    let n = 100_000;
+    for &(user, product, category, kind) in evs.iter().take(n) {
+        let t = std::time::Instant::now();
+        let s = users.entry(user).or_default();
+        s.apply(&Touch { kind, time: 0, item: model.product(product), category: Some(category) }, &Weights::default(), &fold, y);
+        let t1 = std::time::Instant::now();
+        s.fold.solve(&fold, &mut scratch, &mut v).unwrap();
+        let t2 = std::time::Instant::now();
+        let interest = crate::recommend::serving::top_categories(&s.categories);
+        let recs = model.recommend_vector(Some(&v), &interest, &s.bought, 10, 0.8);
+        assert_eq!(recs.len(), 10);
+        let t3 = std::time::Instant::now();
+        t_apply += (t1 - t).as_secs_f64();
+        t_solve += (t2 - t1).as_secs_f64();
+        t_rec += (t3 - t2).as_secs_f64();
+    }
+    let us = |t: f64| t * 1e6 / n as f64;
+    eprintln!("per event: apply {:.2} µs, solve {:.2} µs, recommend {:.2} µs", us(t_apply), us(t_solve), us(t_rec));
+}
+
+#[test]
+#[ignore]
+fn timing_recommend() {
+    let mut rng = Rng::new(3);
+    let (n_users, n_products) = (20_000i64, 4000i64);
+    let mut evs = Vec::new();
+    for _ in 0..300_000 {
+        let user = 1 + ((rng.next_f64().powi(3)) * n_users as f64) as i64;
+        let product = ((rng.next_f64().powi(2)) * n_products as f64) as i64;
+        evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
+    }
+    let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
+    let model = train_pairs(pairs(&evs, &Weights::default()), &params).unwrap().serving;
+    let n = model.user_ids.len().min(5000);
+    for blend in [0.0f32, 0.8, 1.0] {
+        let t = std::time::Instant::now();
+        for u in 0..n as u32 {
+            model.recommend(Some(u), &[], &[], 10, blend, true);
+        }
+        eprintln!("recommend blend {blend}: {:.2} µs", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+}
