@@ -8,6 +8,7 @@
 //! DuckDB's C API.
 
 pub mod binding;
+pub mod budget;
 mod isa;
 pub mod rng;
 

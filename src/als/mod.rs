@@ -10,14 +10,17 @@
 
 pub mod solver;
 
-use crate::binding::aggregate::AggregateFunction;
-use crate::binding::rows::{InputChunk, RowSet};
-use crate::binding::{Column, SqlMacro, SqlType};
-use crate::recommend::model::{self, to_rows};
-use crate::recommend::serving::{top_categories, ServingModel};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::BlockSource;
+use crate::binding::rows::InputChunk;
+use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
+use crate::budget::{self, Budget, Progress};
 use crate::model::csr::Csr;
+use crate::model::table::ModelTable;
+use crate::model::{top_categories, FactorModel};
 use solver::AlsParams;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One (user, product) pair as the macro aggregated it.
 #[derive(Clone, Copy, Debug)]
@@ -30,87 +33,146 @@ pub(crate) struct Pair {
     pub category: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct TrainSettings {
-    factors: i64,
-    iterations: i64,
-    regularization: f64,
-    alpha: f64,
-    cg_steps: i64,
-    seed: i64,
-    pub(crate) threads: i64,
+/// The training parameters, declared once for every function that trains
+/// (`als_train`, `evaluate_recommendations`): type, default and limits.
+pub fn train_params() -> Vec<Param> {
+    use SqlType::*;
+    vec![
+        Param::named("factors", BigInt, Value::Int(50), "the latent dimension, e.g. factors := 50")
+            .check(Check::IntRange(1, 1024)),
+        Param::named("iterations", BigInt, Value::Int(15), "the number of ALS iterations, e.g. iterations := 15")
+            .check(Check::IntRange(1, 1000)),
+        Param::named("regularization", Double, Value::Double(0.1), "the L2 penalty, e.g. regularization := 0.1")
+            .check(Check::Range(0.0, 1e6)),
+        Param::named("alpha", Double, Value::Double(1.0), "the confidence slope, e.g. alpha := 1.0")
+            .check(Check::Range(0.0, 1e6)),
+        Param::named("cg_steps", BigInt, Value::Int(3), "conjugate-gradient steps per row, e.g. cg_steps := 3")
+            .check(Check::IntRange(1, 100)),
+        Param::named("seed", BigInt, Value::Int(42), "any integer seed, e.g. seed := 42"),
+    ]
 }
 
-#[derive(Default)]
-pub struct TrainState {
-    pairs: Vec<Pair>,
-    settings: Option<TrainSettings>,
+/// The interaction weights of event types, used by the SQL that builds
+/// the (user, product) pairs.
+pub fn weight_params() -> Vec<Param> {
+    use SqlType::*;
+    vec![
+        Param::named("view", Double, Value::Int(1), "the weight of a view, e.g. view := 1"),
+        Param::named("cart", Double, Value::Int(3), "the weight of a cart event, e.g. cart := 3"),
+        Param::named("purchase", Double, Value::Int(5), "the weight of a purchase, e.g. purchase := 5"),
+        Param::named("cap", Double, Value::Int(10), "the largest summed weight of a pair, e.g. cap := 10"),
+    ]
 }
 
-impl TrainSettings {
-    /// Reads the training parameters from argument columns starting at `first`.
-    pub(crate) fn read(input: &InputChunk, row: usize, first: usize) -> anyhow::Result<Self> {
-        let int = |col: usize, name: &str| {
-            input.i64(col, row).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "parameter `{name}` is NULL; leave it out for the default or pass a number"
-                )
-            })
-        };
-        let real = |col: usize, name: &str| {
-            input.f64(col, row).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "parameter `{name}` is NULL; leave it out for the default or pass a number"
-                )
-            })
-        };
-        Ok(TrainSettings {
-            factors: int(first, "factors")?,
-            iterations: int(first + 1, "iterations")?,
-            regularization: real(first + 2, "regularization")?,
-            alpha: real(first + 3, "alpha")?,
-            cg_steps: int(first + 4, "cg_steps")?,
-            seed: int(first + 5, "seed")?,
-            threads: int(first + 6, "threads")?,
-        })
-    }
+/// The training parameters of a call, checked (by their declarations).
+pub(crate) fn als_params(call: &Args) -> anyhow::Result<AlsParams> {
+    Ok(AlsParams {
+        factors: call.int("factors")? as usize,
+        iterations: call.int("iterations")? as usize,
+        regularization: call.double("regularization")? as f32,
+        alpha: call.double("alpha")? as f32,
+        cg_steps: call.int("cg_steps")? as usize,
+        seed: call.int("seed")? as u64,
+    })
+}
 
-    pub(crate) fn params(&self) -> anyhow::Result<AlsParams> {
-        let check = |name: &str, v: i64, max: i64| {
-            if v < 1 || v > max {
-                anyhow::bail!("parameter `{name}` is {v}; it must be between 1 and {max}")
-            }
-            Ok(v as usize)
+/// The per-row inputs of a training aggregate.
+pub(crate) fn pair_inputs() -> Vec<Column> {
+    use SqlType::*;
+    vec![
+        Column::new("user_id", BigInt),
+        Column::new("product_id", BigInt),
+        Column::new("weight", Double),
+        Column::new("purchases", BigInt),
+        Column::new("interactions", BigInt),
+        Column::new("category_id", BigInt),
+    ]
+}
+
+/// The SQL expressions the macros pass for [`pair_inputs`].
+pub(crate) const PAIR_INPUTS: [&str; 6] = ["user_id", "product_id", "weight", "purchases", "interactions", "category_id"];
+
+/// Reads the pairs of `rows` (in the [`pair_inputs`] layout starting at
+/// column `first`) into `pairs`; pairs without a user, product or weight
+/// are skipped.
+pub(crate) fn read_pairs(
+    pairs: &mut Vec<Pair>,
+    budget: &Budget,
+    input: &InputChunk,
+    rows: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let (u, p, w) = (input.col("user_id")?, input.col("product_id")?, input.col("weight")?);
+    let (b, n, c) = (input.col("purchases")?, input.col("interactions")?, input.col("category_id")?);
+    budget::reserve(pairs, rows.len(), "interaction pairs")?;
+    budget.check(
+        "holding the interaction pairs",
+        ((pairs.len() + rows.len()) * std::mem::size_of::<Pair>()) as u64,
+        "40 bytes per (user, product) pair",
+    )?;
+    for row in rows {
+        let (Some(user), Some(product), Some(weight)) = (input.i64(u, row), input.i64(p, row), input.f64(w, row)) else {
+            continue;
         };
-        let finite = |name: &str, v: f64| {
-            if !v.is_finite() || v < 0.0 {
-                anyhow::bail!("parameter `{name}` is {v}; it must be a finite number >= 0")
-            }
-            Ok(v as f32)
-        };
-        Ok(AlsParams {
-            factors: check("factors", self.factors, 1024)?,
-            iterations: check("iterations", self.iterations, 1000)?,
-            regularization: finite("regularization", self.regularization)?,
-            alpha: finite("alpha", self.alpha)?,
-            cg_steps: check("cg_steps", self.cg_steps, 100)?,
-            seed: self.seed as u64,
-        })
+        pairs.push(Pair {
+            user,
+            product,
+            weight: weight as f32,
+            purchases: input.i64(b, row).unwrap_or(0).max(0).min(u32::MAX as i64) as u32,
+            interactions: input.i64(n, row).unwrap_or(1).max(0).min(u32::MAX as i64) as u32,
+            category: input.i64(c, row).unwrap_or(-1),
+        });
     }
+    Ok(())
+}
+
+/// Bytes training needs beyond the pairs: both CSR orientations, the
+/// purchase matrix, and the factors with the solver's per-row buffers.
+pub fn training_bytes(users: usize, products: usize, pairs: usize, factors: usize) -> u64 {
+    let padded = factors.div_ceil(8) * 8;
+    let csr = 2 * pairs * (4 + 4) + 2 * (users + products + 2) * 8;
+    let factors = 2 * (users + products) * padded * 4;
+    let index = (users + products) * 24;
+    (csr + factors + index) as u64
 }
 
 /// The trained model plus the bookkeeping that goes into its rows.
 pub struct Trained {
-    pub serving: ServingModel,
+    pub model: FactorModel,
     pub params: AlsParams,
     pub loss: Vec<f64>,
     pub interactions: usize,
 }
 
+impl Trained {
+    /// The `param` rows of the model table.
+    pub fn param_rows(&self) -> Vec<(String, f64)> {
+        let p = &self.params;
+        [
+            ("factors", p.factors as f64),
+            ("iterations", p.iterations as f64),
+            ("regularization", p.regularization as f64),
+            ("alpha", p.alpha as f64),
+            ("cg_steps", p.cg_steps as f64),
+            ("seed", p.seed as f64),
+            ("users", self.model.user_ids.len() as f64),
+            ("products", self.model.product_ids.len() as f64),
+            ("interactions", self.interactions as f64),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
+    }
+}
+
 /// Trains on (user, product, weight, purchases, interactions, category)
 /// pairs; ids are mapped to dense indices in sorted order, so the result
 /// does not depend on the order the pairs arrived in.
-pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::Result<Trained> {
+pub(crate) fn train_pairs(
+    mut pairs: Vec<Pair>,
+    params: &AlsParams,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Trained> {
     anyhow::ensure!(!pairs.is_empty(), "no interactions to train on: the events table has no view, cart or purchase rows with a user_id and product_id");
     pairs.sort_unstable_by_key(|p| (p.user, p.product));
     if let Some(w) = pairs
@@ -118,7 +180,7 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
         .find(|w| (w[0].user, w[0].product) == (w[1].user, w[1].product))
     {
         anyhow::bail!(
-            "user {} and product {} appear in more than one interaction row",
+            "user {} and product {} appear in more than one interaction row; pass one row per pair",
             w[0].user,
             w[0].product
         );
@@ -128,7 +190,7 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
         .find(|p| !p.weight.is_finite() || p.weight < 0.0)
     {
         anyhow::bail!(
-            "interaction weight {} of user {} and product {} is not a finite number >= 0",
+            "interaction weight {} of user {} and product {} is not a finite number >= 0; pass weights >= 0",
             p.weight,
             p.user,
             p.product
@@ -144,6 +206,20 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
         .enumerate()
         .map(|(i, &p)| (p, i as u32))
         .collect();
+    budget.check(
+        "ALS training",
+        (pairs.len() * std::mem::size_of::<Pair>()) as u64
+            + training_bytes(user_ids.len(), product_ids.len(), pairs.len(), params.factors),
+        "56 bytes per interaction + 8 × factors bytes per user and per product",
+    )?;
+    progress.say(format!(
+        "{} interactions, {} users x {} products; training {} iterations of {} factors",
+        pairs.len(),
+        user_ids.len(),
+        product_ids.len(),
+        params.iterations,
+        params.factors
+    ));
 
     let mut rows = Vec::with_capacity(pairs.len());
     let mut cols = Vec::with_capacity(pairs.len());
@@ -196,119 +272,82 @@ pub(crate) fn train_pairs(mut pairs: Vec<Pair>, params: &AlsParams) -> anyhow::R
         &purchase_cols,
         &vec![1.0; purchase_rows.len()],
     )?;
-    let model = solver::train(&user_items, params)?;
-    let id = model::model_id(
-        &[&model.user_factors, &model.item_factors],
+    drop(pairs);
+    let trained = solver::train_with_callback(&user_items, params, |i, loss| {
+        progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
+    })?;
+    let model_id = crate::model::model_id(
+        &[&trained.user_factors, &trained.item_factors],
         &[&user_ids, &product_ids],
     );
-    let serving = ServingModel::new(
-        id,
-        params.factors,
+    let model = FactorModel {
+        model_id,
+        factors: params.factors,
         user_ids,
         product_ids,
-        model.user_factors,
-        model.item_factors,
+        user_factors: trained.user_factors,
+        item_factors: trained.item_factors,
         product_category,
         popularity,
         purchased,
         interest,
-    )?;
+    };
+    model.validate()?;
     Ok(Trained {
-        serving,
+        model,
         params: params.clone(),
-        loss: model.loss_per_iteration,
-        interactions: pairs.len(),
+        loss: trained.loss_per_iteration,
+        interactions: user_items.nnz(),
     })
 }
 
-/// Reads pairs in the argument layout the macros use.
-fn collect(
-    state: &mut TrainState,
-    input: &InputChunk,
-    rows: std::ops::Range<usize>,
-) -> anyhow::Result<()> {
-    for row in rows {
-        if state.settings.is_none() {
-            state.settings = Some(TrainSettings::read(input, row, 6)?);
-        }
-        let (Some(user), Some(product)) = (input.i64(0, row), input.i64(1, row)) else {
-            continue;
-        };
-        let Some(weight) = input.f64(2, row) else {
-            continue;
-        };
-        state.pairs.push(Pair {
-            user,
-            product,
-            weight: weight as f32,
-            purchases: input.i64(3, row).unwrap_or(0).max(0) as u32,
-            interactions: input.i64(4, row).unwrap_or(1).max(0) as u32,
-            category: input.i64(5, row).unwrap_or(-1),
-        });
-    }
-    Ok(())
+#[derive(Default)]
+pub struct TrainState {
+    pairs: Vec<Pair>,
 }
 
-pub fn train_params() -> Vec<SqlType> {
-    use SqlType::*;
-    vec![
-        BigInt, BigInt, Double, BigInt, BigInt, BigInt, BigInt, BigInt, Double, Double, BigInt,
-        BigInt, BigInt,
-    ]
-}
-
-/// `ecoreco_als_train`: the model as rows.
+/// `ecoreco_als_train`: the model as rows (see [`crate::model::table`]).
 pub struct AlsTrain;
 
 impl AggregateFunction for AlsTrain {
     const NAME: &'static str = "ecoreco_als_train";
+    const FUNCTION: &'static str = "ecoreco.als_train";
+    const EMPTY: &'static str = "the events table is empty: nothing to train on; pass a table with view, cart or purchase events";
     type State = TrainState;
-    fn params() -> Vec<SqlType> {
-        train_params()
+    fn inputs() -> Vec<Column> {
+        pair_inputs()
+    }
+    fn params() -> Vec<Param> {
+        let mut params = train_params();
+        params.extend(budget::settings_params());
+        params
     }
     fn columns() -> Vec<Column> {
-        model::model_columns()
+        crate::model::table::columns()
     }
-    fn update(
-        state: &mut TrainState,
-        input: &InputChunk,
-        rows: std::ops::Range<usize>,
-    ) -> anyhow::Result<()> {
-        collect(state, input, rows)
+    fn update(state: &mut TrainState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        read_pairs(&mut state.pairs, &Budget::from_setting(call.text("memory_limit")?), input, rows)
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
-        if target.settings.is_none() {
-            target.settings = source.settings;
+        if target.pairs.len() < source.pairs.len() {
+            let small = std::mem::replace(&mut target.pairs, source.pairs);
+            budget::reserve(&mut target.pairs, small.len(), "interaction pairs")?;
+            target.pairs.extend(small);
+        } else {
+            budget::reserve(&mut target.pairs, source.pairs.len(), "interaction pairs")?;
+            target.pairs.extend(source.pairs);
         }
-        target.pairs.extend(source.pairs);
         Ok(())
     }
-    fn finalize(state: TrainState) -> anyhow::Result<RowSet> {
-        let settings = state
-            .settings
-            .ok_or_else(|| anyhow::anyhow!("the events table is empty: nothing to train on"))?;
-        let params = settings.params()?;
-        let trained = crate::binding::thread_pool(settings.threads)?
-            .install(|| train_pairs(state.pairs, &params))?;
-        let p = &trained.params;
-        let rows = to_rows(
-            &trained.serving,
-            &[
-                ("factors", p.factors as f64),
-                ("iterations", p.iterations as f64),
-                ("regularization", p.regularization as f64),
-                ("alpha", p.alpha as f64),
-                ("cg_steps", p.cg_steps as f64),
-                ("seed", p.seed as f64),
-                ("users", trained.serving.user_ids.len() as f64),
-                ("products", trained.serving.product_ids.len() as f64),
-                ("interactions", trained.interactions as f64),
-            ],
-            &trained.loss,
-        );
-        // Served straight from memory until evicted: no reload on first use.
-        model::remember(trained.serving);
-        Ok(rows.into_rowset())
+    fn finalize(state: TrainState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        let params = als_params(call)?;
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let progress = Progress::new(call.function(), call.text("progress")?);
+        let trained = crate::binding::thread_pool(call.int("threads")?)?
+            .install(|| train_pairs(state.pairs, &params, &budget, &progress))?;
+        progress.say("trained; writing the model rows");
+        let rows = trained.param_rows();
+        Ok(Arc::new(ModelTable::new(trained.model, rows, trained.loss)))
     }
 }
 
@@ -327,46 +366,26 @@ pub fn interactions_sql(source: &str) -> String {
     )
 }
 
-/// The training call over the pairs of `pairs_sql`.
-pub fn train_call(pairs_sql: &str) -> String {
-    format!(
-        "SELECT unnest(ecoreco_als_train(user_id, product_id, weight, purchases, interactions, category_id, \
-         factors::BIGINT, iterations::BIGINT, regularization::DOUBLE, alpha::DOUBLE, cg_steps::BIGINT, seed::BIGINT, \
-         current_setting('threads')::BIGINT), recursive := true) FROM ({pairs_sql})"
-    )
+/// The training call over the pairs of `pairs_sql`, as model rows.
+pub fn train_rows(pairs_sql: &str) -> String {
+    aggregate::rows_sql::<AlsTrain>("ecoreco.als_train", &PAIR_INPUTS, &[], &format!("({pairs_sql})"))
 }
 
-pub const WEIGHT_PARAMS: [&str; 4] = ["view := 1", "cart := 3", "purchase := 5", "cap := 10"];
-pub const TRAIN_PARAMS: [&str; 6] = [
-    "factors := 50",
-    "iterations := 15",
-    "regularization := 0.1",
-    "alpha := 1.0",
-    "cg_steps := 3",
-    "seed := 42",
-];
-
 pub fn macros() -> Vec<SqlMacro> {
-    let mut interactions_params = vec!["events"];
-    interactions_params.extend(WEIGHT_PARAMS);
-    let mut train_params = interactions_params.clone();
-    train_params.extend(TRAIN_PARAMS);
+    let interactions: Vec<String> = std::iter::once("events".to_string())
+        .chain(weight_params().iter().map(Param::macro_signature))
+        .collect();
+    let interactions: Vec<&str> = interactions.iter().map(String::as_str).collect();
+    let train = aggregate::signature::<AlsTrain>(&["events"], &weight_params());
+    let train: Vec<&str> = train.iter().map(String::as_str).collect();
     vec![
         SqlMacro::table(
             "interactions",
-            &interactions_params,
+            &interactions,
             format!("SELECT * FROM ({}) ORDER BY user_id, product_id", interactions_sql("query_table(events)")),
         ),
-        SqlMacro::table("als_train", &train_params, train_call(&interactions_sql("query_table(events)"))),
-        SqlMacro::table(
-            "als_loss",
-            &["model"],
-            "SELECT id AS iteration, value AS loss FROM query_table(model) WHERE side = 'loss' ORDER BY id",
-        ),
-        SqlMacro::table(
-            "als_params",
-            &["model"],
-            "SELECT name, value FROM query_table(model) WHERE side = 'param' ORDER BY name",
-        ),
+        SqlMacro::table("als_train", &train, train_rows(&interactions_sql("query_table(events)"))),
+        SqlMacro::table("als_loss", &["model"], include_str!("../../sql/macros/als_loss.sql")),
+        SqlMacro::table("als_params", &["model"], include_str!("../../sql/macros/als_params.sql")),
     ]
 }

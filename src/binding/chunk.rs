@@ -85,6 +85,11 @@ impl ColumnWriter {
         unsafe { rows.write_as_list(self.vector, row) }
     }
 
+    pub fn set_i64(&mut self, row: usize, value: i64) {
+        assert!(row < self.capacity, "row {row} beyond the chunk");
+        unsafe { self.values::<i64>()[row] = value }
+    }
+
     pub fn set_bool(&mut self, row: usize, value: bool) {
         unsafe { self.values::<bool>()[row] = value }
     }

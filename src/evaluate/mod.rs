@@ -15,108 +15,111 @@
 
 pub mod metrics;
 
-use crate::als::{train_pairs, Pair, TrainSettings};
-use crate::binding::aggregate::AggregateFunction;
-use crate::binding::rows::{InputChunk, RowSet, Values};
-use crate::binding::{Column, SqlMacro, SqlType};
+use crate::als::{als_params, pair_inputs, read_pairs, train_params, train_pairs, weight_params, Pair, PAIR_INPUTS};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed};
+use crate::binding::rows::{InputChunk, RowSet};
+use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
+use crate::budget::{Budget, Progress};
+use crate::recommend::serving::ServingModel;
 use metrics::{ranking_metrics, rmse};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct EvalState {
     train: Vec<Pair>,
     /// (user, product, weight, relevant: carted or bought after the split).
     test: Vec<(i64, i64, f32, bool)>,
-    settings: Option<(TrainSettings, i64, f64)>,
-}
-
-/// Argument layout: part, user_id, product_id, weight, purchases,
-/// interactions, category_id, relevant, then the training parameters
-/// (factors, iterations, regularization, alpha, cg_steps, seed, threads),
-/// then k and blend.
-fn eval_params() -> Vec<SqlType> {
-    use SqlType::*;
-    vec![
-        Varchar, BigInt, BigInt, Double, BigInt, BigInt, BigInt, Boolean, BigInt, BigInt, Double,
-        Double, BigInt, BigInt, BigInt, BigInt, Double,
-    ]
 }
 
 pub struct Evaluate;
 
+fn metric_columns() -> Vec<Column> {
+    use SqlType::*;
+    vec![
+        Column::new("model", Varchar),
+        Column::new("k", Integer),
+        Column::new("precision", Double),
+        Column::new("recall", Double),
+        Column::new("ndcg", Double),
+        Column::new("map", Double),
+        Column::new("coverage", Double),
+        Column::new("users_evaluated", BigInt),
+        Column::new("blend", Double),
+        Column::new("rmse_vs_weight", Double),
+    ]
+}
+
 impl AggregateFunction for Evaluate {
     const NAME: &'static str = "ecoreco_evaluate";
+    const FUNCTION: &'static str = "ecoreco.evaluate_recommendations";
+    const EMPTY: &'static str = "the events table is empty: nothing to evaluate; pass a table with view, cart or purchase events";
     type State = EvalState;
-    fn params() -> Vec<SqlType> {
-        eval_params()
+    fn inputs() -> Vec<Column> {
+        let mut inputs = vec![Column::new("part", SqlType::Varchar)];
+        inputs.extend(pair_inputs());
+        inputs.push(Column::new("relevant", SqlType::Boolean));
+        inputs
+    }
+    fn params() -> Vec<Param> {
+        let mut params = train_params();
+        params.extend(
+            crate::recommend::serving_params()
+                .into_iter()
+                .filter(|p| p.name != "exclude_purchased"),
+        );
+        params.extend(crate::budget::settings_params());
+        params
     }
     fn columns() -> Vec<Column> {
-        vec![
-            Column::new("model", SqlType::Varchar),
-            Column::new("k", SqlType::Integer),
-            Column::new("precision", SqlType::Double),
-            Column::new("recall", SqlType::Double),
-            Column::new("ndcg", SqlType::Double),
-            Column::new("map", SqlType::Double),
-            Column::new("coverage", SqlType::Double),
-            Column::new("users_evaluated", SqlType::BigInt),
-            Column::new("blend", SqlType::Double),
-            Column::new("rmse_vs_weight", SqlType::Double),
-        ]
+        metric_columns()
     }
-    fn update(
-        state: &mut EvalState,
-        input: &InputChunk,
-        rows: std::ops::Range<usize>,
-    ) -> anyhow::Result<()> {
-        for row in rows {
-            if state.settings.is_none() {
-                let k = input
-                    .i64(15, row)
-                    .ok_or_else(|| anyhow::anyhow!("parameter `k` is NULL; pass e.g. k := 10"))?;
-                let blend = input.f64(16, row).ok_or_else(|| {
-                    anyhow::anyhow!("parameter `blend` is NULL; pass a number in [0, 1]")
-                })?;
-                state.settings = Some((TrainSettings::read(input, row, 8)?, k, blend));
+    fn update(state: &mut EvalState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let (part, user, product, weight, relevant) = (
+            input.col("part")?,
+            input.col("user_id")?,
+            input.col("product_id")?,
+            input.col("weight")?,
+            input.col("relevant")?,
+        );
+        // Training rows and test rows come in runs; each run goes to its list.
+        let mut start = rows.start;
+        while start < rows.end {
+            let is_train = input.str(part, start) == Some("train");
+            let mut end = start + 1;
+            while end < rows.end && (input.str(part, end) == Some("train")) == is_train {
+                end += 1;
             }
-            let (Some(user), Some(product)) = (input.i64(1, row), input.i64(2, row)) else {
-                continue;
-            };
-            let weight = input.f64(3, row).unwrap_or(0.0) as f32;
-            match input.str(0, row) {
-                Some("train") => state.train.push(Pair {
-                    user,
-                    product,
-                    weight,
-                    purchases: input.i64(4, row).unwrap_or(0).max(0) as u32,
-                    interactions: input.i64(5, row).unwrap_or(1).max(0) as u32,
-                    category: input.i64(6, row).unwrap_or(-1),
-                }),
-                _ => state
-                    .test
-                    .push((user, product, weight, input.bool(7, row).unwrap_or(false))),
+            if is_train {
+                read_pairs(&mut state.train, &budget, input, start..end)?;
+            } else {
+                crate::budget::reserve(&mut state.test, end - start, "the test pairs")?;
+                for row in start..end {
+                    let (Some(u), Some(p)) = (input.i64(user, row), input.i64(product, row)) else {
+                        continue;
+                    };
+                    let w = input.f64(weight, row).unwrap_or(0.0) as f32;
+                    state.test.push((u, p, w, input.bool(relevant, row).unwrap_or(false)));
+                }
             }
+            start = end;
         }
         Ok(())
     }
     fn combine(target: &mut EvalState, source: EvalState) -> anyhow::Result<()> {
-        if target.settings.is_none() {
-            target.settings = source.settings;
-        }
+        crate::budget::reserve(&mut target.train, source.train.len(), "the training pairs")?;
+        crate::budget::reserve(&mut target.test, source.test.len(), "the test pairs")?;
         target.train.extend(source.train);
         target.test.extend(source.test);
         Ok(())
     }
-    fn finalize(mut state: EvalState) -> anyhow::Result<RowSet> {
-        let (settings, k, blend) = state
-            .settings
-            .ok_or_else(|| anyhow::anyhow!("the events table is empty: nothing to evaluate"))?;
-        if !(1..=1_000).contains(&k) {
-            anyhow::bail!("parameter `k` is {k}; it must be between 1 and 1000");
-        }
-        if !(0.0..=1.0).contains(&blend) {
-            anyhow::bail!("parameter `blend` is {blend}; it must be between 0 and 1");
-        }
+    fn finalize(mut state: EvalState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        let k = call.int("k")?;
+        let blend = call.double("blend")?;
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let progress = Progress::new(call.function(), call.text("progress")?);
         anyhow::ensure!(
             !state.train.is_empty(),
             "no events before the split: move the split later"
@@ -125,11 +128,11 @@ impl AggregateFunction for Evaluate {
             !state.test.is_empty(),
             "no events after the split: move the split earlier"
         );
-        let params = settings.params()?;
+        let params = als_params(call)?;
         let k = k as usize;
-        crate::binding::thread_pool(settings.threads)?.install(|| {
-            let trained = train_pairs(std::mem::take(&mut state.train), &params)?;
-            let model = &trained.serving;
+        crate::binding::thread_pool(call.int("threads")?)?.install(|| {
+            let trained = train_pairs(std::mem::take(&mut state.train), &params, &budget, &progress)?;
+            let model = &ServingModel::new(trained.model)?;
             // Held-out sets per evaluated user (model index), sorted by user id.
             state.test.sort_unstable_by_key(|t| (t.0, t.1));
             let mut relevant: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -178,107 +181,77 @@ impl AggregateFunction for Evaluate {
                         .collect()
                 })
                 .collect();
-            let mut out = MetricRows::default();
             let error = rmse(&predicted, &actual);
-            out.push(
-                "als",
-                k,
-                &ranking_metrics(&als, &held_out, k, n_items),
-                0.0,
-                Some(error),
-            );
-            out.push(
-                "hybrid",
-                k,
-                &ranking_metrics(&hybrid, &held_out, k, n_items),
-                blend,
-                None,
-            );
-            out.push(
-                "popularity",
-                k,
-                &ranking_metrics(&popular, &held_out, k, n_items),
-                1.0,
-                None,
-            );
-            Ok(out.into_rowset())
+            let mut rows = RowSet::for_columns(&metric_columns());
+            for (name, lists, blend, rmse) in [
+                ("als", &als, 0.0, Some(error)),
+                ("hybrid", &hybrid, blend, None),
+                ("popularity", &popular, 1.0, None),
+            ] {
+                push_metrics(&mut rows, name, k, &ranking_metrics(lists, &held_out, k, n_items), blend, rmse)?;
+            }
+            Ok(Arc::new(Computed::new(rows)) as Arc<dyn BlockSource>)
         })
     }
 }
 
-#[derive(Default)]
-struct MetricRows {
-    model: Vec<Option<String>>,
-    k: Vec<Option<i32>>,
-    precision: Vec<Option<f64>>,
-    recall: Vec<Option<f64>>,
-    ndcg: Vec<Option<f64>>,
-    map: Vec<Option<f64>>,
-    coverage: Vec<Option<f64>>,
-    users: Vec<Option<i64>>,
-    blend: Vec<Option<f64>>,
-    rmse: Vec<Option<f64>>,
-}
-
-impl MetricRows {
-    fn push(
-        &mut self,
-        model: &str,
-        k: usize,
-        m: &metrics::RankingMetrics,
-        blend: f64,
-        rmse: Option<f64>,
-    ) {
-        self.model.push(Some(model.to_string()));
-        self.k.push(Some(k as i32));
-        self.precision.push(Some(m.precision));
-        self.recall.push(Some(m.recall));
-        self.ndcg.push(Some(m.ndcg));
-        self.map.push(Some(m.map));
-        self.coverage.push(Some(m.coverage));
-        self.users.push(Some(m.users_evaluated as i64));
-        self.blend.push(Some(blend));
-        self.rmse.push(rmse.filter(|r| r.is_finite()));
+/// One metrics row.
+fn push_metrics(
+    rows: &mut RowSet,
+    model: &str,
+    k: usize,
+    m: &metrics::RankingMetrics,
+    blend: f64,
+    rmse: Option<f64>,
+) -> anyhow::Result<()> {
+    let c = rows.col::<String>("model")?;
+    rows.put_str(c, Some(model));
+    let c = rows.col("k")?;
+    rows.put(c, Some(k as i32));
+    for (name, value) in [
+        ("precision", m.precision),
+        ("recall", m.recall),
+        ("ndcg", m.ndcg),
+        ("map", m.map),
+        ("coverage", m.coverage),
+    ] {
+        let c = rows.col::<f64>(name)?;
+        rows.put(c, Some(value));
     }
-    fn into_rowset(self) -> RowSet {
-        RowSet::new()
-            .with("model", Values::Text(self.model))
-            .with("k", Values::Integer(self.k))
-            .with("precision", Values::Double(self.precision))
-            .with("recall", Values::Double(self.recall))
-            .with("ndcg", Values::Double(self.ndcg))
-            .with("map", Values::Double(self.map))
-            .with("coverage", Values::Double(self.coverage))
-            .with("users_evaluated", Values::BigInt(self.users))
-            .with("blend", Values::Double(self.blend))
-            .with("rmse_vs_weight", Values::Double(self.rmse))
-    }
+    let c = rows.col("users_evaluated")?;
+    rows.put(c, Some(m.users_evaluated as i64));
+    let c = rows.col("blend")?;
+    rows.put(c, Some(blend));
+    let c = rows.col("rmse_vs_weight")?;
+    rows.put(c, rmse.filter(|r| r.is_finite()));
+    Ok(())
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    let mut params = vec!["events", "split := 0.8", "k := 10"];
-    let blend = format!("blend := {}", crate::recommend::DEFAULT_BLEND);
-    params.push(&blend);
-    params.extend(crate::als::WEIGHT_PARAMS);
-    params.extend(crate::als::TRAIN_PARAMS);
-    // The split: a timestamp, or a fraction of the events' time span.
+    let params = aggregate::signature::<Evaluate>(&["events", "split := 0.8"], &weight_params());
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    let split_source = |side: &str| {
+        crate::als::interactions_sql(&format!(
+            "(SELECT e.* FROM query_table(events) e, cut WHERE e.event_time {side} cut.at)"
+        ))
+    };
+    let mut inputs = vec!["part"];
+    inputs.extend(PAIR_INPUTS);
+    inputs.push("relevant");
+    // The split (a timestamp, or a fraction of the events' time span) and
+    // the train / test pairs, then the evaluation over both.
     let body = format!(
-        "WITH bounds AS (SELECT min(event_time) AS lo, max(event_time) AS hi FROM query_table(events)), \
-         cut AS (SELECT coalesce(try_cast(split::VARCHAR AS TIMESTAMP), \
-                 make_timestamp((epoch_us(lo) + (epoch_us(hi) - epoch_us(lo)) * \
-                 CASE WHEN try_cast(split::VARCHAR AS DOUBLE) > 0 AND try_cast(split::VARCHAR AS DOUBLE) < 1 \
-                 THEN try_cast(split::VARCHAR AS DOUBLE) \
-                 ELSE error('evaluate_recommendations: split must be a fraction strictly between 0 and 1 or a timestamp, got ' || split::VARCHAR) END)::BIGINT)) AS at \
-                 FROM bounds), \
-         train AS ({train}), \
-         test AS ({test}) \
-         SELECT unnest(ecoreco_evaluate(part, user_id, product_id, weight, purchases, interactions, category_id, relevant, \
-         factors::BIGINT, iterations::BIGINT, regularization::DOUBLE, alpha::DOUBLE, cg_steps::BIGINT, seed::BIGINT, \
-         current_setting('threads')::BIGINT, k::BIGINT, blend::DOUBLE), recursive := true) FROM ( \
-         SELECT 'train' AS part, user_id, product_id, weight, purchases, interactions, category_id, false AS relevant FROM train \
-         UNION ALL SELECT 'test', user_id, product_id, weight, purchases, interactions, category_id, carts + purchases > 0 FROM test)",
-        train = crate::als::interactions_sql("(SELECT e.* FROM query_table(events) e, cut WHERE e.event_time < cut.at)"),
-        test = crate::als::interactions_sql("(SELECT e.* FROM query_table(events) e, cut WHERE e.event_time >= cut.at)"),
+        "WITH {split}, train AS ({train}), test AS ({test}) {rows}",
+        split = include_str!("../../sql/macros/evaluate_split.sql"),
+        train = split_source("<"),
+        test = split_source(">="),
+        rows = aggregate::rows_sql::<Evaluate>(
+            "ecoreco.evaluate_recommendations",
+            &inputs,
+            &[],
+            "(SELECT 'train' AS part, user_id, product_id, weight, purchases, interactions, category_id, false AS relevant FROM train \
+             UNION ALL SELECT 'test', user_id, product_id, weight, purchases, interactions, category_id, carts + purchases > 0 FROM test)"
+        ),
     );
     vec![SqlMacro::table("evaluate_recommendations", &params, body)]
 }
