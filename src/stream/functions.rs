@@ -4,23 +4,27 @@
 //! `ecoreco_recommend_session`, `ecoreco_influx_line` and
 //! `ecoreco_influx_write`.
 //!
-//! Every row a replay aggregate receives carries the call's settings
-//! (constants) and either one event or one model row. The model is read
-//! from the in-process cache when the table's model is cached (then the
-//! macro reads only its `param` rows, which also carry alpha and the
-//! regularization the fold-in needs), else built from its rows and cached.
+//! A replay aggregate's rows carry either one event or one model row. The
+//! model is read from the in-process cache when the table's model is
+//! cached (then the macro feeds only its `param` rows, which also carry
+//! alpha and the regularization the fold-in needs), else built from its
+//! rows and cached.
 
 use super::foldin::{FoldIn, Scratch};
 use super::http::{Target, Writer};
 use super::lineproto::{self, FieldValue};
 use super::replay::{self, Config, Emitted, Event, LateRule, WindowRow};
 use super::state::{Kind, Touch, UserState, Weights};
-use crate::binding::aggregate::AggregateFunction;
-use crate::binding::rows::{InputChunk, RowSet, Values};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed, Ranges};
+use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::scalar::ScalarFunction;
-use crate::binding::{Column, ColumnWriter, SqlType};
-use crate::recommend::model::{self, ModelRow};
-use crate::recommend::serving::{top_categories, ServingModel};
+use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlType, Value};
+use crate::budget::{self, Budget};
+use crate::model::table::{self as model_table, ModelRow};
+use crate::model::top_categories;
+use crate::recommend::cache;
+use crate::recommend::serving::ServingModel;
 use anyhow::{anyhow, bail, ensure, Result};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -28,88 +32,58 @@ use std::time::Duration;
 /// How long one InfluxDB request may take before it is an error.
 const INFLUX_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The call's settings, as the macro passes them (columns 0..SETTINGS).
-#[derive(Clone, Debug)]
-struct Settings {
-    config: Config,
-    model_table: String,
-    planned_cached: bool,
-    influx: Option<Target>,
-    run: String,
-}
-
-const SETTINGS: usize = 19;
-
-fn setting_types() -> Vec<SqlType> {
+/// The model-row inputs, shared by the replay and session aggregates.
+fn model_inputs() -> Vec<Column> {
     use SqlType::*;
     vec![
-        BigInt, BigInt, Double, BigInt, BigInt, Double, Boolean, Varchar, Double, Double, Double, Double, BigInt, Varchar,
-        Boolean, Varchar, Varchar, Varchar, Boolean,
+        Column::new("side", Varchar),
+        Column::new("id", BigInt),
+        Column::new("item", BigInt),
+        Column::new("name", Varchar),
+        Column::new("value", Double),
+        Column::new("factors", List(Box::new(Float))),
+        Column::new("model_id", BigInt),
     ]
 }
 
-fn read_settings(input: &InputChunk, row: usize, keep: bool) -> Result<Settings> {
-    let int = |c: usize, name: &str| input.i64(c, row).ok_or_else(|| anyhow!("parameter `{name}` is NULL; leave it out for the default"));
-    let real = |c: usize, name: &str| input.f64(c, row).ok_or_else(|| anyhow!("parameter `{name}` is NULL; leave it out for the default"));
-    let window_us = int(0, "window")?;
-    ensure!(window_us > 0, "parameter `window` must be a positive interval such as INTERVAL 5 MINUTE, got {window_us} µs");
-    let watermark_us = int(1, "watermark")?;
-    ensure!(watermark_us >= 0, "parameter `watermark` must not be negative; pass e.g. INTERVAL 10 MINUTE");
-    let speed = real(2, "speed")?;
-    ensure!(speed.is_finite() && speed >= 0.0, "parameter `speed` is {speed}; pass 0 (as fast as possible) or a positive factor such as 60");
-    let k = int(3, "k")?;
-    ensure!((1..=1000).contains(&k), "parameter `k` is {k}; it must be between 1 and 1000");
-    let seed = int(4, "seed")?;
-    let blend = real(5, "blend")?;
-    ensure!((0.0..=1.0).contains(&blend), "parameter `blend` is {blend}; it must be between 0 and 1");
-    let exclude_purchased = input.bool(6, row).ok_or_else(|| anyhow!("parameter `exclude_purchased` is NULL; pass true or false"))?;
-    let late = match input.str(7, row).map(str::to_ascii_lowercase).as_deref() {
-        Some("skip") => LateRule::Skip,
-        Some("apply") => LateRule::Apply,
-        other => bail!("parameter `late` must be 'skip' or 'apply', got {}", other.map_or("NULL".into(), |o| format!("'{o}'"))),
-    };
-    let weight = |c: usize, name: &str| -> Result<f32> {
-        let v = real(c, name)?;
-        ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; it must be a finite number >= 0 (the value the model was trained with)");
-        Ok(v as f32)
-    };
-    let weights = Weights { view: weight(8, "view")?, cart: weight(9, "cart")?, purchase: weight(10, "purchase")?, cap: weight(11, "cap")? };
-    let threads = int(12, "threads")?.clamp(1, 256) as usize;
-    let model_table = input.str(13, row).ok_or_else(|| anyhow!("parameter `model` is NULL; pass the name of a model table, e.g. model := 'model'"))?;
-    let influx = match input.str(15, row) {
-        None => None,
-        Some(url) => {
-            ensure!(
-                input.bool(18, row) == Some(true),
-                "sending metrics to InfluxDB is refused because enable_external_access is false; leave influx out or allow external access"
-            );
-            let database = input.str(16, row).ok_or_else(|| anyhow!("parameter `influx_database` is NULL; pass a database name"))?;
-            Some(Target::new(url, database)?)
-        }
-    };
-    Ok(Settings {
-        config: Config {
-            window_us,
-            watermark_us,
-            speed,
-            k: k as usize,
-            blend: blend as f32,
-            exclude_purchased,
-            late,
-            weights,
-            threads,
-            seed: seed as u64,
-            keep_recommendations: keep,
-        },
-        model_table: model_table.to_string(),
-        planned_cached: input.bool(14, row).unwrap_or(false),
-        influx,
-        run: input.str(17, row).unwrap_or("replay").to_string(),
-    })
+/// The model table as the macros feed it (only `param` rows when cached).
+pub const MODEL_FEED: [&str; 7] = [
+    "m.side::VARCHAR",
+    "m.id::BIGINT",
+    "m.item::BIGINT",
+    "m.name::VARCHAR",
+    "m.value::DOUBLE",
+    "m.factors::FLOAT[]",
+    "m.model_id::BIGINT",
+];
+
+/// Parameters every function that reads a model takes.
+fn model_params() -> Vec<Param> {
+    vec![
+        Param::named("model", SqlType::Varchar, Value::Text("model".into()), "the name of a model table, e.g. model := 'model'"),
+        Param::supplied("planned_cached", SqlType::Boolean, "ecoreco_model_ready(model)"),
+    ]
 }
 
-/// The model's rows as the macros pass them, from column `first`: side,
-/// id, item, name, value, factors, model_id.
+fn scoring_params() -> Vec<Param> {
+    use SqlType::*;
+    vec![
+        Param::named("k", BigInt, Value::Int(10), "how many products per list, e.g. k := 10").check(Check::IntRange(1, 1000)),
+        Param::named("blend", Double, Value::Double(crate::recommend::DEFAULT_BLEND), "a number between 0 (collaborative only) and 1 (category interest only)")
+            .check(Check::Range(0.0, 1.0)),
+    ]
+}
+
+fn weights(call: &Args) -> Result<Weights> {
+    let w = |name: &str| -> Result<f32> {
+        let v = call.double(name)?;
+        ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; pass a finite number >= 0 (the value the model was trained with)");
+        Ok(v as f32)
+    };
+    Ok(Weights { view: w("view")?, cart: w("cart")?, purchase: w("purchase")?, cap: w("cap")? })
+}
+
+/// The model's rows as the macros pass them.
 #[derive(Default)]
 struct ModelInput {
     model_id: Option<i64>,
@@ -119,7 +93,8 @@ struct ModelInput {
 }
 
 impl ModelInput {
-    /// Reads a model row; false when the row carries none.
+    /// Reads a model row from the inputs starting at `first` (side, id,
+    /// item, name, value, factors, model_id); false when the row has none.
     fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
         let Some(side) = input.str(first, row) else { return Ok(false) };
         if self.model_id.is_none() {
@@ -137,8 +112,9 @@ impl ModelInput {
         let factors = match input.list::<f32>(first + 5, row) {
             None => None,
             Some(Ok(v)) => Some(v.to_vec()),
-            Some(Err(at)) => bail!("a factors list has a NULL at position {}; the model table is damaged", at + 1),
+            Some(Err(at)) => bail!("a factors list has a NULL at position {}; the model table is damaged, train it again", at + 1),
         };
+        budget::reserve(&mut self.rows, 1, "the model rows")?;
         self.rows.push(ModelRow {
             side: side.to_string(),
             id: input.i64(first + 1, row),
@@ -150,37 +126,51 @@ impl ModelInput {
         Ok(true)
     }
 
-    fn merge(&mut self, other: ModelInput) {
+    fn merge(&mut self, other: ModelInput) -> Result<()> {
         self.model_id = self.model_id.or(other.model_id);
         self.alpha = self.alpha.or(other.alpha);
         self.regularization = self.regularization.or(other.regularization);
+        budget::reserve(&mut self.rows, other.rows.len(), "the model rows")?;
         self.rows.extend(other.rows);
+        Ok(())
     }
 
     /// The serving model and its fold-in: cached, or built from the rows.
-    fn load(self, table: &str, planned_cached: bool) -> Result<(Arc<ServingModel>, Arc<FoldIn>)> {
+    fn load(self, call: &Args, pool: &rayon::ThreadPool) -> Result<(Arc<ServingModel>, Arc<FoldIn>)> {
+        let table = call.text("model")?;
         let model_id = self
             .model_id
             .ok_or_else(|| anyhow!("the model table '{table}' is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
         let (Some(alpha), Some(regularization)) = (self.alpha, self.regularization) else {
             bail!("the model table '{table}' has no alpha or regularization param row; pass a table made by ecoreco.als_train");
         };
-        let served = match model::cached(model_id) {
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let served = match cache::cached(model_id) {
             Some(m) => m,
-            None if !planned_cached => model::remember(model::from_rows(self.rows, model_id)?),
+            None if !call.boolean("planned_cached")? => {
+                let floats: usize = self.rows.iter().map(|r| r.factors.as_ref().map_or(0, Vec::len)).sum();
+                budget.check("serving the model", (floats * 8 + self.rows.len() * 48) as u64, "its factors twice plus 48 bytes per row")?;
+                let rows = self.rows;
+                cache::remember(pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new))?)
+            }
             None => {
-                model::forget_table(table);
+                cache::forget_table(table);
                 bail!("the table '{table}' holds a different model than the one this session read from it before; it will be read afresh on the next call: run the query again");
             }
         };
-        model::note_table(table, model_id);
-        let fold = fold_in_for(&served, regularization, alpha)?;
+        cache::note_table(table, model_id);
+        budget.check(
+            "the fold-in",
+            (served.item_factors().len() * 4 + served.factors * served.factors * 16) as u64,
+            "one float per product factor plus two factors × factors matrices",
+        )?;
+        let fold = pool.install(|| fold_in_for(&served, regularization, alpha))?;
         Ok((served, fold))
     }
 }
 
-/// The fold-ins of recently used models (`YᵀY`, its inverse and `A₀⁻¹ y`
-/// per product are worth keeping: they cost as much as one ALS half-step).
+/// The fold-ins of recently used models (`YᵀY + λI`, its inverse and
+/// `A₀⁻¹ y` per product cost about one ALS half-step: worth keeping).
 fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Result<Arc<FoldIn>> {
     type Key = (i64, u64, u64);
     static CACHE: OnceLock<Mutex<Vec<(Key, Arc<FoldIn>)>>> = OnceLock::new();
@@ -199,14 +189,91 @@ fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Re
     Ok(fold)
 }
 
-/// Event columns after the settings: ordinal, event_time (µs), event_type,
-/// product_id, category_id, user_id; then the model columns.
-const EVENT: usize = SETTINGS;
-const MODEL: usize = EVENT + 6;
+/// The per-row inputs of a replay: one event (ordinal, event time in µs,
+/// type, product, category, user), or one model row.
+fn replay_inputs() -> Vec<Column> {
+    use SqlType::*;
+    let mut c = vec![
+        Column::new("ordinal", BigInt),
+        Column::new("time_us", BigInt),
+        Column::new("event_type", Varchar),
+        Column::new("product_id", BigInt),
+        Column::new("category_id", BigInt),
+        Column::new("user_id", BigInt),
+    ];
+    c.extend(model_inputs());
+    c
+}
+
+/// The feed's columns, in input order.
+pub const REPLAY_FEED: [&str; 13] = [
+    "f.ordinal", "f.time_us", "f.event_type", "f.product_id", "f.category_id", "f.user_id",
+    "f.side", "f.id", "f.item", "f.name", "f.value", "f.factors", "f.model_id",
+];
+
+/// The replay's parameters (after the macro-only `events`, `window`,
+/// `watermark` and `arrival`).
+pub fn replay_params() -> Vec<Param> {
+    use SqlType::*;
+    let mut p = model_params();
+    p.extend([
+        Param::supplied("window_us", BigInt, "epoch(\"window\"::INTERVAL) * 1000000").nullable(),
+        Param::supplied("watermark_us", BigInt, "epoch(watermark::INTERVAL) * 1000000").nullable(),
+        Param::named("speed", Double, Value::Int(0), "0 (as fast as possible) or a factor of recorded time such as 60")
+            .check(Check::Range(0.0, 1e12)),
+    ]);
+    p.extend(scoring_params());
+    p.extend([
+        Param::named("seed", BigInt, Value::Int(42), "any integer (it seeds the user partitioning; results do not depend on it)"),
+        Param::named("exclude_purchased", Boolean, Value::Bool(true), "true or false"),
+        Param::named("late", Varchar, Value::Text("skip".into()), "'skip' or 'apply'").check(Check::OneOf(&["skip", "apply"])),
+    ]);
+    p.extend(crate::als::weight_params());
+    p.extend([
+        Param::named("influx", Varchar, Value::Null, "an InfluxDB address such as 'http://127.0.0.1:8086'").nullable(),
+        Param::named("influx_database", Varchar, Value::Text("ecoreco".into()), "an InfluxDB database name, e.g. 'ecoreco'"),
+        Param::named("run", Varchar, Value::Text("replay".into()), "a label for this run's metrics, e.g. 'demo'"),
+        Param::supplied("external_access", Boolean, "current_setting('enable_external_access')"),
+    ]);
+    p.extend(budget::settings_params());
+    p
+}
+
+fn config(call: &Args, keep: bool) -> Result<Config> {
+    let window_us = call
+        .opt_int("window_us")?
+        .ok_or_else(|| anyhow!("parameter `window` is NULL; pass an interval such as INTERVAL 5 MINUTE"))?;
+    ensure!(window_us > 0, "parameter `window` is {window_us} µs; pass a positive interval such as INTERVAL 5 MINUTE");
+    let watermark_us = call
+        .opt_int("watermark_us")?
+        .ok_or_else(|| anyhow!("parameter `watermark` is NULL; pass an interval such as INTERVAL 10 MINUTE"))?;
+    ensure!(watermark_us >= 0, "parameter `watermark` is negative; pass an interval such as INTERVAL 10 MINUTE");
+    Ok(Config {
+        window_us,
+        watermark_us,
+        speed: call.double("speed")?,
+        k: call.int("k")? as usize,
+        blend: call.double("blend")? as f32,
+        exclude_purchased: call.boolean("exclude_purchased")?,
+        late: if call.text("late")? == "apply" { LateRule::Apply } else { LateRule::Skip },
+        weights: weights(call)?,
+        threads: call.int("threads")?.clamp(1, 256) as usize,
+        seed: call.int("seed")? as u64,
+        keep_recommendations: keep,
+    })
+}
+
+fn influx_target(call: &Args) -> Result<Option<Target>> {
+    let Some(url) = call.opt_text("influx")? else { return Ok(None) };
+    ensure!(
+        call.boolean("external_access")?,
+        "sending metrics to InfluxDB is refused because enable_external_access is false; leave influx out or allow external access"
+    );
+    Ok(Some(Target::new(url, call.text("influx_database")?)?))
+}
 
 #[derive(Default)]
 pub struct ReplayState {
-    settings: Option<Settings>,
     events: Vec<(i64, Event)>,
     model: ModelInput,
 }
@@ -217,69 +284,67 @@ pub trait Output: 'static {
     const FUNCTION: &'static str;
     const KEEP_RECOMMENDATIONS: bool;
     fn columns() -> Vec<Column>;
-    fn rows(outcome: replay::Outcome, events: &[Event], model: &ServingModel, window_us: i64) -> Result<RowSet>;
+    fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>>;
 }
 
 pub struct Replay<O: Output>(std::marker::PhantomData<O>);
 
 impl<O: Output> AggregateFunction for Replay<O> {
     const NAME: &'static str = O::NAME;
+    const FUNCTION: &'static str = O::FUNCTION;
+    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
     type State = ReplayState;
-    fn params() -> Vec<SqlType> {
-        use SqlType::*;
-        let mut p = setting_types();
-        p.extend([BigInt, BigInt, Varchar, BigInt, BigInt, BigInt]);
-        p.extend([Varchar, BigInt, BigInt, Varchar, Double, List(Box::new(Float)), BigInt]);
-        p
+    fn inputs() -> Vec<Column> {
+        replay_inputs()
+    }
+    fn params() -> Vec<Param> {
+        replay_params()
     }
     fn columns() -> Vec<Column> {
         O::columns()
     }
-    fn update(state: &mut ReplayState, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+    fn update(state: &mut ReplayState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+        // Inputs are declared contiguous: the event's six, then the model's.
+        let (e, m) = (input.col("ordinal")?, input.col("side")?);
         for row in rows {
-            if state.settings.is_none() {
-                state.settings = Some(read_settings(input, row, O::KEEP_RECOMMENDATIONS)?);
-            }
-            if state.model.read(input, row, MODEL)? {
+            if state.model.read(input, row, m)? {
                 continue;
             }
-            let Some(ordinal) = input.i64(EVENT, row) else { continue };
-            let time = input.i64(EVENT + 1, row).ok_or_else(|| {
+            let Some(ordinal) = input.i64(e, row) else { continue };
+            let time = input.i64(e + 1, row).ok_or_else(|| {
                 anyhow!("event {ordinal} (in arrival order) has a NULL event_time; filter such rows out first (WHERE event_time IS NOT NULL)")
             })?;
-            state.events.try_reserve(1).map_err(|_| anyhow!("not enough memory for {} events", state.events.len() + 1))?;
+            budget::reserve(&mut state.events, 1, "the events")?;
             state.events.push((
                 ordinal,
                 Event {
                     arrival: ordinal,
                     time,
-                    kind: input.str(EVENT + 2, row).and_then(Kind::parse),
-                    product: input.i64(EVENT + 3, row),
-                    category: input.i64(EVENT + 4, row),
-                    user: input.i64(EVENT + 5, row),
+                    kind: input.str(e + 2, row).and_then(Kind::parse),
+                    product: input.i64(e + 3, row),
+                    category: input.i64(e + 4, row),
+                    user: input.i64(e + 5, row),
                 },
             ));
         }
         Ok(())
     }
     fn combine(target: &mut ReplayState, source: ReplayState) -> Result<()> {
-        if target.settings.is_none() {
-            target.settings = source.settings;
-        }
-        target.events.try_reserve(source.events.len()).map_err(|_| anyhow!("not enough memory for the events"))?;
+        budget::reserve(&mut target.events, source.events.len(), "the events")?;
         target.events.extend(source.events);
-        target.model.merge(source.model);
-        Ok(())
+        target.model.merge(source.model)
     }
-    fn finalize(state: ReplayState) -> Result<RowSet> {
-        let settings = state.settings.ok_or_else(|| anyhow!("no rows: the model table is empty; pass a table made by ecoreco.als_train"))?;
-        let (model, fold) = state.model.load(&settings.model_table, settings.planned_cached)?;
+    fn finalize(state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        let config = config(call, O::KEEP_RECOMMENDATIONS)?;
+        let influx = influx_target(call)?;
+        let pool = crate::binding::thread_pool(config.threads as i64)?;
+        let (model, fold) = state.model.load(call, &pool)?;
         let mut events = state.events;
         events.sort_unstable_by_key(|e| e.0);
         let events: Vec<Event> = events.into_iter().map(|e| e.1).collect();
-        let pool = crate::binding::thread_pool(settings.config.threads as i64)?;
-        let outcome = with_metrics_writer(&settings, |on_closed| replay::replay(&events, &model, &fold, &settings.config, &pool, on_closed))?;
-        O::rows(outcome, &events, &model, settings.config.window_us)
+        let tags = [("model", call.text("model")?), ("run", call.text("run")?)];
+        let outcome = with_metrics_writer(influx, &tags, |on_closed| replay::replay(&events, &model, &fold, &config, &pool, on_closed))?;
+        O::result(outcome, events, model, config.window_us)
     }
 }
 
@@ -287,10 +352,11 @@ impl<O: Output> AggregateFunction for Replay<O> {
 /// metrics to InfluxDB from a separate thread (so the replay never waits
 /// for the network); the first failed write ends the call with its error.
 fn with_metrics_writer(
-    settings: &Settings,
+    target: Option<Target>,
+    tags: &[(&str, &str)],
     body: impl FnOnce(&mut dyn FnMut(&[WindowRow]) -> Result<()>) -> Result<replay::Outcome>,
 ) -> Result<replay::Outcome> {
-    let Some(target) = settings.influx.clone() else {
+    let Some(target) = target else {
         return body(&mut |_| Ok(()));
     };
     let (send, receive) = mpsc::channel::<String>();
@@ -305,28 +371,29 @@ fn with_metrics_writer(
             }
         }
     });
-    let tags = [("model", settings.model_table.as_str()), ("run", settings.run.as_str())];
+    let first_failure = || failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let outcome = body(&mut |rows| {
-        if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(e) = first_failure() {
             bail!("{e}");
         }
         let mut text = String::new();
         for row in rows {
-            window_lines(&mut text, row, &tags)?;
+            window_lines(&mut text, row, tags)?;
         }
         send.send(text).map_err(|_| anyhow!("the metrics writer stopped"))
     });
     drop(send);
     writer.join().map_err(|_| anyhow!("the metrics writer panicked"))?;
     let outcome = outcome?;
-    if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+    if let Some(e) = first_failure() {
         bail!("{e}");
     }
     Ok(outcome)
 }
 
-/// The two points of one window: `ecoreco_events` and
-/// `ecoreco_recommendations`, at the window's start.
+/// The two points of one window, `ecoreco_events` and
+/// `ecoreco_recommendations`, at the window's start (the same lines
+/// `ecoreco.influx_lines` makes of the window rows).
 pub fn window_lines(out: &mut String, w: &WindowRow, tags: &[(&str, &str)]) -> Result<()> {
     let tags: Vec<(String, Option<String>)> = tags.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect();
     let int = |k: &str, v: u64| (k.to_string(), Some(FieldValue::Int(v as i64)));
@@ -381,31 +448,38 @@ impl Output for Windows {
         c.push(Column::new("closed_by", SqlType::BigInt));
         c
     }
-    fn rows(outcome: replay::Outcome, _: &[Event], _: &ServingModel, _: i64) -> Result<RowSet> {
-        let w = &outcome.windows;
-        let int = |f: fn(&WindowRow) -> u64| Values::BigInt(w.iter().map(|r| Some(f(r) as i64)).collect());
-        let real = |f: fn(&WindowRow) -> Option<f64>| Values::Double(w.iter().map(f).collect());
-        Ok(RowSet::new()
-            .with("window_start_us", Values::BigInt(w.iter().map(|r| Some(r.start)).collect()))
-            .with("window_end_us", Values::BigInt(w.iter().map(|r| Some(r.end)).collect()))
-            .with("events", int(|r| r.events))
-            .with("late_events", int(|r| r.late_events))
-            .with("ignored_events", int(|r| r.ignored_events))
-            .with("active_users", int(|r| r.active_users))
-            .with("new_users", int(|r| r.new_users))
-            .with("unknown_users", int(|r| r.unknown_users))
-            .with("recommendations", int(|r| r.recommendations))
-            .with("fallback_share", real(|r| r.fallback_share))
-            .with("processing_ms", real(|r| r.processing_ms))
-            .with("events_per_s", real(|r| r.events_per_s))
-            .with("p50_ms", real(|r| r.p50_ms))
-            .with("p95_ms", real(|r| r.p95_ms))
-            .with("p99_ms", real(|r| r.p99_ms))
-            .with("closed_by", Values::BigInt(w.iter().map(|r| r.closed_by).collect())))
+    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (start, end, closed) = (rows.col("window_start_us")?, rows.col("window_end_us")?, rows.col("closed_by")?);
+        let counts: Vec<_> = ["events", "late_events", "ignored_events", "active_users", "new_users", "unknown_users", "recommendations"]
+            .iter()
+            .map(|n| rows.col::<i64>(n))
+            .collect::<Result<_>>()?;
+        let reals: Vec<_> = ["fallback_share", "processing_ms", "events_per_s", "p50_ms", "p95_ms", "p99_ms"]
+            .iter()
+            .map(|n| rows.col::<f64>(n))
+            .collect::<Result<_>>()?;
+        for w in &outcome.windows {
+            rows.put(start, Some(w.start));
+            rows.put(end, Some(w.end));
+            let ints = [w.events, w.late_events, w.ignored_events, w.active_users, w.new_users, w.unknown_users, w.recommendations];
+            for (&c, v) in counts.iter().zip(ints) {
+                rows.put(c, Some(v as i64));
+            }
+            let floats = [w.fallback_share, w.processing_ms, w.events_per_s, w.p50_ms, w.p95_ms, w.p99_ms];
+            for (&c, v) in reals.iter().zip(floats) {
+                rows.put(c, v);
+            }
+            rows.put(closed, w.closed_by);
+        }
+        Ok(Arc::new(Computed::new(rows)))
     }
 }
 
-/// `ecoreco.replay_recommendations`: every list emitted, row per rank.
+/// Lists per result block of `ecoreco.replay_recommendations`.
+const LISTS_PER_BLOCK: usize = 64;
+
+/// `ecoreco.replay_recommendations`: every list emitted, a row per rank.
 pub struct Recommendations;
 impl Output for Recommendations {
     const NAME: &'static str = "ecoreco_replay_recommendations";
@@ -423,35 +497,27 @@ impl Output for Recommendations {
             Column::new("source", SqlType::Varchar),
         ]
     }
-    fn rows(outcome: replay::Outcome, events: &[Event], model: &ServingModel, window_us: i64) -> Result<RowSet> {
-        let n: usize = outcome.emitted.iter().map(|e| e.recommendations.len()).sum();
-        let mut cols: (Vec<Option<i64>>, Vec<Option<i64>>, Vec<Option<i64>>, Vec<Option<i64>>) = Default::default();
-        let (mut rank, mut product, mut score, mut source) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for v in [&mut cols.0, &mut cols.1, &mut cols.2, &mut cols.3, &mut product] {
-            v.try_reserve_exact(n).map_err(|_| anyhow!("not enough memory for {n} recommendation rows"))?;
-        }
-        for Emitted { position, user, recommendations } in &outcome.emitted {
-            let e = &events[*position];
-            for (r, rec) in recommendations.iter().enumerate() {
-                cols.0.push(Some(e.arrival));
-                cols.1.push(Some(e.time));
-                cols.2.push(Some(super::clock::window_start(e.time, window_us)));
-                cols.3.push(Some(*user));
-                rank.push(Some(r as i32 + 1));
-                product.push(Some(model.product_ids[rec.product as usize]));
-                score.push(Some(rec.score as f64));
-                source.push(Some(rec.source.as_str().to_string()));
+    fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>> {
+        let emitted = outcome.emitted;
+        Ok(Arc::new(Ranges::new(emitted.len(), LISTS_PER_BLOCK, move |range| {
+            let mut rows = RowSet::for_columns(&Self::columns());
+            let (event, time, window, user) = (rows.col("event")?, rows.col("event_time_us")?, rows.col("window_start_us")?, rows.col("user_id")?);
+            let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
+            for Emitted { position, user: u, recommendations } in &emitted[range] {
+                let e = &events[*position];
+                for (r, rec) in recommendations.iter().enumerate() {
+                    rows.put(event, Some(e.arrival));
+                    rows.put(time, Some(e.time));
+                    rows.put(window, Some(super::clock::window_start(e.time, window_us)));
+                    rows.put(user, Some(*u));
+                    rows.put(rank, Some(r as i32 + 1));
+                    rows.put(product, Some(model.product_ids[rec.product as usize]));
+                    rows.put(score, Some(rec.score as f64));
+                    rows.put_str(source, Some(rec.source.as_str()));
+                }
             }
-        }
-        Ok(RowSet::new()
-            .with("event", Values::BigInt(cols.0))
-            .with("event_time_us", Values::BigInt(cols.1))
-            .with("window_start_us", Values::BigInt(cols.2))
-            .with("user_id", Values::BigInt(cols.3))
-            .with("rank", Values::Integer(rank))
-            .with("product_id", Values::BigInt(product))
-            .with("score", Values::Double(score))
-            .with("source", Values::Text(source)))
+            Ok(rows)
+        })))
     }
 }
 
@@ -464,80 +530,48 @@ impl Output for Products {
     fn columns() -> Vec<Column> {
         ["product_id", "views", "carts", "purchases"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
     }
-    fn rows(outcome: replay::Outcome, _: &[Event], _: &ServingModel, _: i64) -> Result<RowSet> {
+    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
         let mut p: Vec<_> = outcome.products.into_iter().collect();
         p.sort_unstable_by_key(|x| x.0);
-        Ok(RowSet::new()
-            .with("product_id", Values::BigInt(p.iter().map(|x| Some(x.0)).collect()))
-            .with("views", Values::BigInt(p.iter().map(|x| Some(x.1.views as i64)).collect()))
-            .with("carts", Values::BigInt(p.iter().map(|x| Some(x.1.carts as i64)).collect()))
-            .with("purchases", Values::BigInt(p.iter().map(|x| Some(x.1.purchases as i64)).collect())))
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (id, views, carts, purchases) = (rows.col("product_id")?, rows.col("views")?, rows.col("carts")?, rows.col("purchases")?);
+        for (product, c) in p {
+            rows.put(id, Some(product));
+            rows.put(views, Some(c.views as i64));
+            rows.put(carts, Some(c.carts as i64));
+            rows.put(purchases, Some(c.purchases as i64));
+        }
+        Ok(Arc::new(Computed::new(rows)))
     }
 }
 
-/// `ecoreco_recommend_session(model, model_ready, k, blend, view, cart,
-/// purchase, cap, product_ids, event_codes, side, id, item, name, value,
-/// factors, model_id)`: the fold-in of one anonymous session (event codes
-/// 1 view, 2 cart, 3 purchase, 0 other).
-struct SessionCall {
-    table: String,
-    ready: bool,
-    k: usize,
-    blend: f32,
-    weights: Weights,
-    products: Vec<i64>,
-    codes: Vec<i64>,
-}
-
+/// `ecoreco_recommend_session`: the fold-in of one anonymous session from
+/// its events (two lists: products and event codes, 1 view, 2 cart,
+/// 3 purchase, 0 other), fed with the model's rows.
 #[derive(Default)]
 pub struct SessionState {
-    call: Option<SessionCall>,
+    session: Option<(Vec<i64>, Vec<i64>)>,
     model: ModelInput,
-}
-
-const SESSION_MODEL: usize = 10;
-
-fn read_session(input: &InputChunk, row: usize) -> Result<SessionCall> {
-    let table = input.str(0, row).ok_or_else(|| anyhow!("parameter `model` is NULL; pass the name of a model table"))?;
-    let k = input.i64(2, row).ok_or_else(|| anyhow!("parameter `k` is NULL; pass e.g. k := 10"))?;
-    ensure!((1..=1000).contains(&k), "parameter `k` is {k}; it must be between 1 and 1000");
-    let real = |c: usize, name: &str| input.f64(c, row).ok_or_else(|| anyhow!("parameter `{name}` is NULL; leave it out for the default"));
-    let blend = real(3, "blend")?;
-    ensure!((0.0..=1.0).contains(&blend), "parameter `blend` is {blend}; it must be between 0 and 1");
-    let weight = |c: usize, name: &str| -> Result<f32> {
-        let v = real(c, name)?;
-        ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; it must be a finite number >= 0 (the value the model was trained with)");
-        Ok(v as f32)
-    };
-    let weights = Weights { view: weight(4, "view")?, cart: weight(5, "cart")?, purchase: weight(6, "purchase")?, cap: weight(7, "cap")? };
-    let list = |c: usize, name: &str| -> Result<Vec<i64>> {
-        match input.list::<i64>(c, row) {
-            None => bail!("`{name}` is NULL; pass a list, e.g. [1005115, 1004767]"),
-            Some(Err(at)) => bail!("`{name}` has a NULL at position {}; pass a list without NULLs", at + 1),
-            Some(Ok(v)) => Ok(v.to_vec()),
-        }
-    };
-    let products = list(8, "product_ids")?;
-    let codes = list(9, "event_types")?;
-    ensure!(
-        products.len() == codes.len(),
-        "product_ids has {} elements and event_types {}; pass one event type per product",
-        products.len(),
-        codes.len()
-    );
-    Ok(SessionCall { table: table.to_string(), ready: input.bool(1, row).unwrap_or(false), k: k as usize, blend: blend as f32, weights, products, codes })
 }
 
 pub struct RecommendSession;
 impl AggregateFunction for RecommendSession {
     const NAME: &'static str = "ecoreco_recommend_session";
+    const FUNCTION: &'static str = "ecoreco.recommend_session";
+    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
     type State = SessionState;
-    fn params() -> Vec<SqlType> {
+    fn inputs() -> Vec<Column> {
         use SqlType::*;
-        vec![
-            Varchar, Boolean, BigInt, Double, Double, Double, Double, Double, List(Box::new(BigInt)), List(Box::new(BigInt)),
-            Varchar, BigInt, BigInt, Varchar, Double, List(Box::new(Float)), BigInt,
-        ]
+        let mut c = vec![Column::new("product_ids", List(Box::new(BigInt))), Column::new("event_codes", List(Box::new(BigInt)))];
+        c.extend(model_inputs());
+        c
+    }
+    fn params() -> Vec<Param> {
+        let mut p = model_params();
+        p.extend(scoring_params());
+        p.extend(crate::als::weight_params());
+        p.extend(budget::settings_params());
+        p
     }
     fn columns() -> Vec<Column> {
         vec![
@@ -547,27 +581,45 @@ impl AggregateFunction for RecommendSession {
             Column::new("source", SqlType::Varchar),
         ]
     }
-    fn update(state: &mut SessionState, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+    fn update(state: &mut SessionState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+        let (products, codes, m) = (input.col("product_ids")?, input.col("event_codes")?, input.col("side")?);
         for row in rows {
-            if state.call.is_none() {
-                state.call = Some(read_session(input, row)?);
-            }
-            state.model.read(input, row, SESSION_MODEL)?;
+            state.model.read(input, row, m)?;
+        }
+        // The session's lists are the same on every row: kept from the first.
+        if state.session.is_none() && input.rows() > 0 {
+            let list = |c: usize, name: &str| -> Result<Vec<i64>> {
+                match input.list::<i64>(c, 0) {
+                    None => bail!("`{name}` is NULL; pass a list, e.g. [1005115, 1004767]"),
+                    Some(Err(at)) => bail!("`{name}` has a NULL at position {}; pass a list without NULLs", at + 1),
+                    Some(Ok(v)) => Ok(v.to_vec()),
+                }
+            };
+            let products = list(products, "product_ids")?;
+            let codes = list(codes, "event_types")?;
+            ensure!(
+                products.len() == codes.len(),
+                "product_ids has {} elements and event_types {}; pass one event type per product",
+                products.len(),
+                codes.len()
+            );
+            state.session = Some((products, codes));
         }
         Ok(())
     }
     fn combine(target: &mut SessionState, source: SessionState) -> Result<()> {
-        if target.call.is_none() {
-            target.call = source.call;
+        if target.session.is_none() {
+            target.session = source.session;
         }
-        target.model.merge(source.model);
-        Ok(())
+        target.model.merge(source.model)
     }
-    fn finalize(state: SessionState) -> Result<RowSet> {
-        let call = state.call.ok_or_else(|| anyhow!("the model table has no rows; pass a table made by ecoreco.als_train"))?;
-        let (model, fold) = state.model.load(&call.table, call.ready)?;
+    fn finalize(state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        let (products, codes) = state.session.ok_or_else(|| anyhow!("{}", Self::EMPTY))?;
+        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let (model, fold) = state.model.load(call, &pool)?;
+        let weights = weights(call)?;
         let mut user = UserState::new(&[]);
-        for (&product, &code) in call.products.iter().zip(&call.codes) {
+        for (&product, &code) in products.iter().zip(&codes) {
             let kind = match code {
                 1 => Kind::View,
                 2 => Kind::Cart,
@@ -576,7 +628,7 @@ impl AggregateFunction for RecommendSession {
             };
             let item = model.product(product);
             let touch = Touch { kind, time: 0, item, category: item.map(|i| model.product_category[i as usize]) };
-            user.apply(&touch, &call.weights, &fold, model.item_factors());
+            user.apply(&touch, &weights, &fold, model.item_factors());
         }
         let mut vector = vec![0f32; model.factors];
         let vector = if user.fold.is_empty() {
@@ -585,13 +637,45 @@ impl AggregateFunction for RecommendSession {
             user.fold.solve(&fold, &mut Scratch::default(), &mut vector)?;
             Some(vector.as_slice())
         };
-        let recs = model.recommend_vector(vector, &top_categories(&user.categories), &user.bought, call.k, call.blend);
-        Ok(RowSet::new()
-            .with("rank", Values::Integer((1..=recs.len() as i32).map(Some).collect()))
-            .with("product_id", Values::BigInt(recs.iter().map(|r| Some(model.product_ids[r.product as usize])).collect()))
-            .with("score", Values::Double(recs.iter().map(|r| Some(r.score as f64)).collect()))
-            .with("source", Values::Text(recs.iter().map(|r| Some(r.source.as_str().to_string())).collect())))
+        let (k, blend) = (call.int("k")? as usize, call.double("blend")? as f32);
+        let recs = pool.install(|| model.recommend_vector(vector, &top_categories(&user.categories), &user.bought, k, blend));
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
+        for (r, rec) in recs.iter().enumerate() {
+            rows.put(rank, Some(r as i32 + 1));
+            rows.put(product, Some(model.product_ids[rec.product as usize]));
+            rows.put(score, Some(rec.score as f64));
+            rows.put_str(source, Some(rec.source.as_str()));
+        }
+        Ok(Arc::new(Computed::new(rows)))
     }
+}
+
+/// The body of `ecoreco.replay*`: the aggregate over the feed of events
+/// and model rows, read block by block.
+pub fn replay_sql<T: AggregateFunction>(function: &str) -> String {
+    aggregate::rows_sql::<T>(
+        function,
+        &REPLAY_FEED,
+        &[],
+        &format!("({}) f", include_str!("../../sql/macros/stream_feed.sql")),
+    )
+}
+
+/// The body of `ecoreco.recommend_session`.
+pub fn session_sql() -> String {
+    let mut inputs = vec![
+        "product_ids::BIGINT[]",
+        "list_transform(event_types::VARCHAR[], lambda t: CASE WHEN t IS NULL THEN NULL WHEN lower(t) = 'view' THEN 1 \
+         WHEN lower(t) = 'cart' THEN 2 WHEN lower(t) = 'purchase' THEN 3 ELSE 0 END)::BIGINT[]",
+    ];
+    inputs.extend(MODEL_FEED);
+    aggregate::rows_sql::<RecommendSession>(
+        "ecoreco.recommend_session",
+        &inputs,
+        &[],
+        "query_table(model) m WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)",
+    )
 }
 
 /// `ecoreco_influx_line(measurement, tags_json, fields_json, time_ns)`.
@@ -618,63 +702,68 @@ impl ScalarFunction for InfluxLine {
     }
 }
 
-/// `ecoreco_influx_write(line, url, database, external_access)`: sends
-/// the lines (NULLs skipped), returns `lines, requests, bytes`.
+/// `ecoreco_influx_write`: sends the lines (NULLs skipped), returns
+/// `lines, requests, bytes`.
 #[derive(Default)]
 pub struct WriteState {
-    call: Option<(Target, bool)>,
     lines: Vec<String>,
 }
 
 pub struct InfluxWrite;
 impl AggregateFunction for InfluxWrite {
     const NAME: &'static str = "ecoreco_influx_write";
+    const FUNCTION: &'static str = "ecoreco.influx_write";
+    const EMPTY: &'static str = "no lines to write; pass a table or view with a `line` column that has rows";
     type State = WriteState;
-    fn params() -> Vec<SqlType> {
-        vec![SqlType::Varchar, SqlType::Varchar, SqlType::Varchar, SqlType::Boolean]
+    fn inputs() -> Vec<Column> {
+        vec![Column::new("line", SqlType::Varchar)]
+    }
+    fn params() -> Vec<Param> {
+        use SqlType::*;
+        vec![
+            Param::named("url", Varchar, Value::Text("http://127.0.0.1:8086".into()), "an InfluxDB address such as 'http://127.0.0.1:8086'"),
+            Param::named("database", Varchar, Value::Text("ecoreco".into()), "an InfluxDB database name, e.g. 'ecoreco'"),
+            Param::supplied("external_access", Boolean, "current_setting('enable_external_access')"),
+            Param::supplied("threads", BigInt, "current_setting('threads')"),
+        ]
     }
     fn columns() -> Vec<Column> {
         ["lines", "requests", "bytes"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
     }
-    fn update(state: &mut WriteState, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+    fn update(state: &mut WriteState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+        let at = input.col("line")?;
         for row in rows {
-            if state.call.is_none() {
-                let url = input.str(1, row).ok_or_else(|| anyhow!("url is NULL, pass e.g. url := 'http://127.0.0.1:8086'"))?;
-                let database = input.str(2, row).ok_or_else(|| anyhow!("database is NULL, pass e.g. database := 'ecoreco'"))?;
-                let target = Target::new(url, database)?;
-                state.call = Some((target, input.bool(3, row) == Some(true)));
-            }
-            if let Some(line) = input.str(0, row) {
-                ensure!(!line.contains('\n'), "a line contains a line break, pass one point per row");
+            if let Some(line) = input.str(at, row) {
+                ensure!(!line.contains('\n'), "a line contains a line break; pass one point per row");
+                budget::reserve(&mut state.lines, 1, "the lines")?;
                 state.lines.push(line.to_string());
             }
         }
         Ok(())
     }
     fn combine(target: &mut WriteState, source: WriteState) -> Result<()> {
-        if target.call.is_none() {
-            target.call = source.call;
-        }
+        budget::reserve(&mut target.lines, source.lines.len(), "the lines")?;
         target.lines.extend(source.lines);
         Ok(())
     }
-    fn finalize(state: WriteState) -> Result<RowSet> {
-        let written = match state.call {
-            // No rows at all: nothing to send, nothing to refuse.
-            None => Default::default(),
-            Some((target, external)) => {
-                ensure!(
-                    external,
-                    "refused because enable_external_access is false, allow external access to send metrics"
-                );
-                let mut writer = Writer::new(target, INFLUX_TIMEOUT);
-                writer.send(&state.lines)?;
-                writer.written
-            }
-        };
-        Ok(RowSet::new()
-            .with("lines", Values::BigInt(vec![Some(written.lines as i64)]))
-            .with("requests", Values::BigInt(vec![Some(written.requests as i64)]))
-            .with("bytes", Values::BigInt(vec![Some(written.bytes as i64)])))
+    fn finalize(state: WriteState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        ensure!(
+            call.boolean("external_access")?,
+            "refused because enable_external_access is false; allow external access to send metrics"
+        );
+        let mut writer = Writer::new(Target::new(call.text("url")?, call.text("database")?)?, INFLUX_TIMEOUT);
+        writer.send(&state.lines)?;
+        let w = writer.written;
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (lines, requests, bytes) = (rows.col("lines")?, rows.col("requests")?, rows.col("bytes")?);
+        rows.put(lines, Some(w.lines as i64));
+        rows.put(requests, Some(w.requests as i64));
+        rows.put(bytes, Some(w.bytes as i64));
+        Ok(Arc::new(Computed::new(rows)))
     }
+}
+
+/// The body of `ecoreco.influx_write`.
+pub fn influx_write_sql() -> String {
+    aggregate::rows_sql::<InfluxWrite>("ecoreco.influx_write", &["line::VARCHAR"], &[], "query_table(lines)")
 }

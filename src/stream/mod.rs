@@ -19,66 +19,47 @@ pub mod state;
 mod tests;
 pub mod functions;
 
+use crate::binding::aggregate;
 use crate::binding::SqlMacro;
+use functions::{Output, Products, Recommendations, Replay, Windows};
 
-/// The replay's parameters, in macro syntax (names kept by the issue:
-/// model, window, watermark, speed, k, seed, arrival).
-const REPLAY_PARAMS: [&str; 18] = [
-    "events",
-    "model := 'model'",
-    "\"window\" := INTERVAL 5 MINUTE",
-    "watermark := INTERVAL 10 MINUTE",
-    "speed := 0",
-    "k := 10",
-    "seed := 42",
-    "arrival := NULL",
-    "blend := 0.8",
-    "exclude_purchased := true",
-    "late := 'skip'",
-    "view := 1",
-    "cart := 3",
-    "purchase := 5",
-    "cap := 10",
-    "influx := NULL",
-    "influx_database := 'ecoreco'",
-    "run := 'replay'",
-];
+/// The replay macros' parameters: the table, the two intervals and the
+/// arrival column (macro-only: `window` is an SQL keyword, written
+/// `"window" := INTERVAL 1 MINUTE` in calls), then the declared ones.
+fn replay_signature() -> Vec<String> {
+    aggregate::signature::<Replay<Windows>>(
+        &["events", "\"window\" := INTERVAL 5 MINUTE", "watermark := INTERVAL 10 MINUTE", "arrival := NULL"],
+        &[],
+    )
+}
 
-/// The settings every replay aggregate takes first (see `functions`).
-const REPLAY_SETTINGS: &str = "(epoch(\"window\"::INTERVAL) * 1000000)::BIGINT, (epoch(watermark::INTERVAL) * 1000000)::BIGINT, \
-     speed, k, seed, blend, exclude_purchased, late, view, cart, purchase, cap, current_setting('threads')::BIGINT, \
-     model, ecoreco_model_ready(model), influx, influx_database, run, current_setting('enable_external_access')::BOOLEAN";
-
-const FEED_COLUMNS: &str = "f.ordinal, f.time_us, f.event_type, f.product_id, f.category_id, f.user_id, \
-     f.side, f.id, f.item, f.name, f.value, f.factors, f.model_id";
-
-fn replay_body(aggregate: &str, projection: &str) -> String {
-    format!(
-        "SELECT {projection} FROM (SELECT unnest({aggregate}({REPLAY_SETTINGS}, {FEED_COLUMNS}), recursive := true) FROM ({feed}) f)",
-        feed = include_str!("../../sql/macros/stream_feed.sql"),
+fn replay_macro<O: Output>(name: &'static str, projection: &str) -> SqlMacro {
+    let signature = replay_signature();
+    let signature: Vec<&str> = signature.iter().map(String::as_str).collect();
+    SqlMacro::table(
+        name,
+        &signature,
+        format!("SELECT {projection} FROM ({})", functions::replay_sql::<Replay<O>>(O::FUNCTION)),
     )
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    use functions::Output;
     let windows = "make_timestamp(window_start_us) AS window_start, make_timestamp(window_end_us) AS window_end, \
          events, late_events, ignored_events, active_users, new_users, unknown_users, recommendations, fallback_share, \
          processing_ms, events_per_s, p50_ms, p95_ms, p99_ms, closed_by";
     let recommendations = "event, make_timestamp(event_time_us) AS event_time, make_timestamp(window_start_us) AS window_start, \
          user_id, rank, product_id, score, source";
+    // `model` comes first and positional here, as in the issue's signature.
+    let mut session = aggregate::signature::<functions::RecommendSession>(&["model", "product_ids", "event_types"], &[]);
+    session.retain(|p| !p.starts_with("model :="));
+    let session: Vec<&str> = session.iter().map(String::as_str).collect();
+    let write = aggregate::signature::<functions::InfluxWrite>(&["lines"], &[]);
+    let write: Vec<&str> = write.iter().map(String::as_str).collect();
     vec![
-        SqlMacro::table("replay", &REPLAY_PARAMS, replay_body(functions::Windows::NAME, windows)),
-        SqlMacro::table(
-            "replay_recommendations",
-            &REPLAY_PARAMS,
-            replay_body(functions::Recommendations::NAME, recommendations),
-        ),
-        SqlMacro::table("replay_products", &REPLAY_PARAMS, replay_body(functions::Products::NAME, "*")),
-        SqlMacro::table(
-            "recommend_session",
-            &["model", "product_ids", "event_types", "k := 10", "blend := 0.8", "view := 1", "cart := 3", "purchase := 5", "cap := 10"],
-            include_str!("../../sql/macros/stream_session.sql"),
-        ),
+        replay_macro::<Windows>("replay", windows),
+        replay_macro::<Recommendations>("replay_recommendations", recommendations),
+        replay_macro::<Products>("replay_products", "*"),
+        SqlMacro::table("recommend_session", &session, functions::session_sql()),
         SqlMacro::scalar(
             "influx_line",
             &["measurement", "tags", "fields", "time_ns := NULL"],
@@ -89,11 +70,6 @@ pub fn macros() -> Vec<SqlMacro> {
             &["windows", "model := 'model'", "run := 'replay'"],
             include_str!("../../sql/macros/stream_influx_lines.sql"),
         ),
-        SqlMacro::table(
-            "influx_write",
-            &["lines", "url := 'http://127.0.0.1:8086'", "database := 'ecoreco'"],
-            "SELECT unnest(ecoreco_influx_write(line, url, database, current_setting('enable_external_access')::BOOLEAN), recursive := true) \
-             FROM query_table(lines)",
-        ),
+        SqlMacro::table("influx_write", &write, functions::influx_write_sql()),
     ]
 }

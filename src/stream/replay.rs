@@ -19,7 +19,8 @@
 use super::clock::{self, Schedule};
 use super::foldin::{FoldIn, Scratch};
 use super::state::{Kind, ProductCounters, Touch, UserState, Weights};
-use crate::recommend::serving::{top_categories, Recommendation, ServingModel, Source};
+use crate::model::top_categories;
+use crate::recommend::serving::{Recommendation, ServingModel, Source};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@ use super::state::{Kind, Touch, UserState, Weights};
 use crate::als::solver::{solve_exact, AlsParams};
 use crate::als::{train_pairs, Pair};
 use crate::recommend::serving::{ServingModel, Source};
+use crate::budget::{Budget, Progress};
 use crate::rng::Rng;
 use std::collections::BTreeMap;
 
@@ -62,7 +63,7 @@ fn pairs(events: &[(i64, i64, i64, Kind)], w: &Weights) -> Vec<Pair> {
 fn trained(seed: u64) -> (ServingModel, Vec<(i64, i64, i64, Kind)>, AlsParams) {
     let evs = events(seed);
     let params = AlsParams { factors: 6, iterations: 8, regularization: 0.1, alpha: 2.0, cg_steps: 3, seed: 9 };
-    let model = train_pairs(pairs(&evs, &Weights::default()), &params).unwrap().serving;
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     (model, evs, params)
 }
 
@@ -280,7 +281,7 @@ fn timing() {
         evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
     }
     let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
-    let model = train_pairs(pairs(&evs, &Weights::default()), &params).unwrap().serving;
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     let fold = FoldIn::new(model.item_factors(), 50, 0.1, 1.0).unwrap();
     let y = model.item_factors();
     let mut users: std::collections::HashMap<i64, UserState> = Default::default();
@@ -295,7 +296,7 @@ fn timing() {
         let t1 = std::time::Instant::now();
         s.fold.solve(&fold, &mut scratch, &mut v).unwrap();
         let t2 = std::time::Instant::now();
-        let interest = crate::recommend::serving::top_categories(&s.categories);
+        let interest = crate::model::top_categories(&s.categories);
         let recs = model.recommend_vector(Some(&v), &interest, &s.bought, 10, 0.8);
         assert_eq!(recs.len(), 10);
         let t3 = std::time::Instant::now();
@@ -319,7 +320,7 @@ fn timing_recommend() {
         evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
     }
     let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
-    let model = train_pairs(pairs(&evs, &Weights::default()), &params).unwrap().serving;
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     let n = model.user_ids.len().min(5000);
     for blend in [0.0f32, 0.8, 1.0] {
         let t = std::time::Instant::now();
