@@ -39,16 +39,18 @@ fn replay_macro<O: Output>(name: &'static str, projection: &str) -> SqlMacro {
     SqlMacro::table(
         name,
         &signature,
-        format!("SELECT {projection} FROM ({})", functions::replay_sql::<Replay<O>>(O::FUNCTION)),
+        format!("SELECT {projection} FROM ({}) w", functions::replay_sql::<Replay<O>>(O::FUNCTION)),
     )
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    let windows = "make_timestamp(window_start_us) AS window_start, make_timestamp(window_end_us) AS window_end, \
-         events, late_events, ignored_events, active_users, new_users, unknown_users, recommendations, fallback_share, \
-         processing_ms, events_per_s, p50_ms, p95_ms, p99_ms, closed_by";
-    let recommendations = "event, make_timestamp(event_time_us) AS event_time, make_timestamp(window_start_us) AS window_start, \
-         user_id, rank, product_id, score, source";
+    // Result columns are qualified (`w.`): an unqualified `events` would
+    // be the macro's table parameter.
+    let windows = "make_timestamp(w.window_start_us) AS window_start, make_timestamp(w.window_end_us) AS window_end, \
+         w.events AS events, w.late_events, w.ignored_events, w.active_users, w.new_users, w.unknown_users, w.recommendations, \
+         w.fallback_share, w.processing_ms, w.events_per_s, w.p50_ms, w.p95_ms, w.p99_ms, w.closed_by";
+    let recommendations = "w.event, make_timestamp(w.event_time_us) AS event_time, make_timestamp(w.window_start_us) AS window_start, \
+         w.user_id, w.rank, w.product_id, w.score, w.source";
     // `model` comes first and positional here, as in the issue's signature.
     let mut session = aggregate::signature::<functions::RecommendSession>(&["model", "product_ids", "event_types"], &[]);
     session.retain(|p| !p.starts_with("model :="));
@@ -58,7 +60,7 @@ pub fn macros() -> Vec<SqlMacro> {
     vec![
         replay_macro::<Windows>("replay", windows),
         replay_macro::<Recommendations>("replay_recommendations", recommendations),
-        replay_macro::<Products>("replay_products", "*"),
+        replay_macro::<Products>("replay_products", "w.*"),
         SqlMacro::table("recommend_session", &session, functions::session_sql()),
         SqlMacro::scalar(
             "influx_line",
