@@ -3,6 +3,7 @@
 #   make demo     build, generate data, run sql/demo.sql in the DuckDB CLI
 #   make test     Rust unit tests + SQL tests in DuckDB 1.5 and 2.0 (CLI and Python)
 #   make bench    end-to-end figures (ingest ratio, generator rows/s, ...) + criterion benches
+#   make stream-demo  replay with metrics sent to a temporary local InfluxDB, read back
 
 EXT_VERSION   := v$(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 # Every C API call we make is stable since v1.2.0: the same file loads in DuckDB 1.5 and 2.0.
@@ -19,7 +20,7 @@ PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
 CLI           := $(VENV_15)/bin/duckdb
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo test test-rust test-sql bench venv clean
+.PHONY: all release demo stream-demo test test-rust test-sql bench venv clean
 
 all: release
 
@@ -50,6 +51,12 @@ demo: release venv
 	$(CLI) -unsigned -c "LOAD '$(EXTENSION)'; COPY (FROM ecoreco_synth(events := $(DEMO_EVENTS), seed := 42)) TO 'data/demo_events.csv' (HEADER);"
 	$(CLI) -unsigned -cmd "LOAD '$(EXTENSION)'" -c ".read sql/demo.sql"
 
+# Starts influxd (Debian's influxdb package) on 127.0.0.1 in a temporary
+# folder, replays one day of generated events with metrics written to it
+# while it runs, reads them back with InfluxQL and stops the server.
+stream-demo: release venv
+	$(VENV_20)/bin/python test/python/stream_demo.py $(EXTENSION)
+
 test: test-rust test-sql
 
 test-rust:
@@ -71,6 +78,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/pipeline.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/stream.py $(EXTENSION)
 	cargo bench
 
 clean:

@@ -18,8 +18,10 @@
 //! `x = Σ_j β_j z_j` with `β = c − S (I + S K S)⁻¹ S K c`.
 //! A new product adds one row to `K` (`n·f` work), a weight change costs
 //! nothing until the solve, and the solve is an `n × n` Cholesky plus an
-//! `n × f` sum. Users with more products than factors switch to the
-//! direct `f × f` system, kept up to date by rank-one updates.
+//! `n × f` sum. Users with more than [`WOODBURY_MAX`] products (or more
+//! than `f`) switch to the direct `f × f` system, whose Cholesky factor is
+//! kept up to date by rank-one updates (weights only grow, so never a
+//! downdate): `3f²` work per event instead of `f³/6`.
 //!
 //! Everything is accumulated in `f64`; product factors and `z` are `f32`.
 
@@ -86,6 +88,11 @@ pub fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }
+
+/// Most products a user's solve handles by the Woodbury identity: beyond,
+/// its `n³/6` Cholesky costs more than the direct system's `3f²` update and
+/// solve (about equal at n = 32 for 50 factors).
+pub const WOODBURY_MAX: usize = 32;
 
 /// Rows per task when summing `YᵀY`: fixed, so the sum's order (and the
 /// result, bit for bit) does not depend on the thread count.
@@ -166,12 +173,15 @@ fn row(y: &[f32], f: usize, item: u32) -> &[f32] {
     &y[item as usize * f..(item as usize + 1) * f]
 }
 
-/// The direct system of a user with many products: `A = A₀ + Σ α w y yᵀ`
-/// and `b = Σ (1 + α w) y`.
+/// The direct system of a user with many products: the Cholesky factor
+/// `L` of `A = A₀ + Σ α w y yᵀ` (lower triangle, row-major) and
+/// `b = Σ (1 + α w) y`.
 #[derive(Clone, Debug)]
 struct Dense {
-    a: Vec<f64>,
+    l: Vec<f64>,
     b: Vec<f64>,
+    /// Scratch for the rank-one update.
+    x: Vec<f64>,
 }
 
 /// One user's fold-in: the products they touched (model indices) with
@@ -214,7 +224,7 @@ impl UserFold {
 
     /// Sets the interaction weight of `item` (a product index of the model
     /// whose factors are `y`), adding the product if it is new.
-    pub fn set_weight(&mut self, fold: &FoldIn, y: &[f32], item: u32, weight: f32) {
+    pub fn set_weight(&mut self, fold: &FoldIn, y: &[f32], item: u32, weight: f32) -> Result<()> {
         let f = fold.factors;
         match self.items.iter().position(|&i| i == item) {
             Some(at) => {
@@ -222,7 +232,7 @@ impl UserFold {
                 if let Some(dense) = &mut self.dense {
                     let (c_old, d_old) = coefficients(fold.alpha, old);
                     let (c_new, d_new) = coefficients(fold.alpha, weight);
-                    dense.rank_one(row(y, f, item), d_new - d_old, c_new - c_old);
+                    dense.rank_one(row(y, f, item), d_new - d_old, c_new - c_old)?;
                 }
             }
             None => {
@@ -230,15 +240,10 @@ impl UserFold {
                 self.weights.push(weight);
                 if let Some(dense) = &mut self.dense {
                     let (c, d) = coefficients(fold.alpha, weight);
-                    dense.rank_one(row(y, f, item), d, c);
-                } else if self.items.len() > f {
+                    dense.rank_one(row(y, f, item), d, c)?;
+                } else if self.items.len() > f.min(WOODBURY_MAX) {
                     self.k = Vec::new();
-                    let mut dense = Dense { a: fold.a0.clone(), b: vec![0.0; f] };
-                    for (&i, &w) in self.items.iter().zip(&self.weights) {
-                        let (c, d) = coefficients(fold.alpha, w);
-                        dense.rank_one(row(y, f, i), d, c);
-                    }
-                    self.dense = Some(Box::new(dense));
+                    self.dense = Some(Box::new(Dense::new(fold, y, &self.items, &self.weights)?));
                 } else {
                     let yi = row(y, f, item);
                     for &other in &self.items {
@@ -247,6 +252,7 @@ impl UserFold {
                 }
             }
         }
+        Ok(())
     }
 
     /// The folded-in factor vector (`out.len() == factors`); all zeros
@@ -257,11 +263,8 @@ impl UserFold {
         scratch.x.clear();
         scratch.x.resize(f, 0.0);
         if let Some(dense) = &self.dense {
-            scratch.m.clear();
-            scratch.m.extend_from_slice(&dense.a);
-            cholesky(&mut scratch.m, f)?;
             scratch.x.copy_from_slice(&dense.b);
-            cholesky_solve(&scratch.m, f, &mut scratch.x);
+            cholesky_solve(&dense.l, f, &mut scratch.x);
         } else {
             let n = self.items.len();
             let k = |j: usize, l: usize| {
@@ -297,16 +300,53 @@ impl UserFold {
 }
 
 impl Dense {
-    /// `A += d y yᵀ`, `b += c y`.
-    fn rank_one(&mut self, y: &[f32], d: f64, c: f64) {
+    /// Factors `A₀ + Σ α w y yᵀ` over the given products.
+    fn new(fold: &FoldIn, y: &[f32], items: &[u32], weights: &[f32]) -> Result<Dense> {
+        let f = fold.factors;
+        let mut l = fold.a0.clone();
+        let mut b = vec![0f64; f];
+        for (&i, &w) in items.iter().zip(weights) {
+            let (c, d) = coefficients(fold.alpha, w);
+            let yi = row(y, f, i);
+            for j in 0..f {
+                let dyj = d * yi[j] as f64;
+                for k in 0..=j {
+                    l[j * f + k] += dyj * yi[k] as f64;
+                }
+                b[j] += c * yi[j] as f64;
+            }
+        }
+        cholesky(&mut l, f)?;
+        Ok(Dense { l, b, x: vec![0.0; f] })
+    }
+
+    /// `A += d y yᵀ` (d ≥ 0: a rank-one Cholesky update of `L`), `b += c y`.
+    fn rank_one(&mut self, y: &[f32], d: f64, c: f64) -> Result<()> {
         let f = y.len();
         for j in 0..f {
-            let dyj = d * y[j] as f64;
-            for k in 0..f {
-                self.a[j * f + k] += dyj * y[k] as f64;
-            }
             self.b[j] += c * y[j] as f64;
         }
+        ensure!(d >= 0.0 && d.is_finite(), "an interaction weight went down or is not finite ({d})");
+        if d == 0.0 {
+            return Ok(());
+        }
+        let root = d.sqrt();
+        for (x, &v) in self.x.iter_mut().zip(y) {
+            *x = root * v as f64;
+        }
+        let (l, x) = (&mut self.l, &mut self.x);
+        for k in 0..f {
+            let lkk = l[k * f + k];
+            let r = (lkk * lkk + x[k] * x[k]).sqrt();
+            let (cos, sin) = (r / lkk, x[k] / lkk);
+            l[k * f + k] = r;
+            for i in k + 1..f {
+                let lik = (l[i * f + k] + sin * x[i]) / cos;
+                l[i * f + k] = lik;
+                x[i] = cos * x[i] - sin * lik;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -366,7 +406,7 @@ mod tests {
                         1.0
                     }
                 };
-                user.set_weight(&fold, &y, item, w);
+                user.set_weight(&fold, &y, item, w).unwrap();
                 let mut got = vec![0f32; f];
                 user.solve(&fold, &mut scratch, &mut got).unwrap();
                 let items: Vec<u32> = weights.iter().map(|p| p.0).collect();
@@ -374,7 +414,7 @@ mod tests {
                 let want = solve_exact(&y, f, &items, &raw, reg as f32, alpha as f32).unwrap();
                 close(&got, &want, 2e-5);
             }
-            assert!(user.products() > f, "the test must reach the direct path");
+            assert!(user.products() > f.min(WOODBURY_MAX), "the test must reach the direct path");
         }
     }
 

@@ -628,7 +628,7 @@ impl AggregateFunction for RecommendSession {
             };
             let item = model.product(product);
             let touch = Touch { kind, time: 0, item, category: item.map(|i| model.product_category[i as usize]) };
-            user.apply(&touch, &weights, &fold, model.item_factors());
+            user.apply(&touch, &weights, &fold, model.item_factors())?;
         }
         let mut vector = vec![0f32; model.factors];
         let vector = if user.fold.is_empty() {

@@ -285,7 +285,7 @@ impl Shard {
             item,
             category: e.category.or_else(|| item.map(|i| model.product_category[i as usize])),
         };
-        state.apply(&touch, &s.config.weights, s.fold, model.item_factors());
+        state.apply(&touch, &s.config.weights, s.fold, model.item_factors())?;
         let vector = if state.fold.is_empty() {
             None
         } else {

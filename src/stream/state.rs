@@ -1,7 +1,6 @@
 //! Incremental per-user and per-product state, updated one event at a time.
 //!
-//! Per user: recent activity (events, last event time, the current
-//! session), category interest (interaction counts per category, whose
+//! Per user: recent activity (events, last event time), category interest (interaction counts per category, whose
 //! top 3 feed the scorer as `recommend` uses them), the products bought,
 //! the interaction weight per product of the model (event weights summed
 //! and capped exactly as `ecoreco.interactions` does for training) and the
@@ -91,13 +90,13 @@ impl UserState {
     }
 
     /// Applies one event; `y` are the model's product factors.
-    pub fn apply(&mut self, touch: &Touch, weights: &Weights, fold: &FoldIn, y: &[f32]) {
+    pub fn apply(&mut self, touch: &Touch, weights: &Weights, fold: &FoldIn, y: &[f32]) -> anyhow::Result<()> {
         self.events += 1;
         self.last_time = self.last_time.max(touch.time);
         if let Some(c) = touch.category {
             *self.categories.entry(c).or_default() += 1.0;
         }
-        let Some(item) = touch.item else { return };
+        let Some(item) = touch.item else { return Ok(()) };
         if touch.kind == Kind::Purchase {
             if let Err(at) = self.bought.binary_search(&item) {
                 self.bought.insert(at, item);
@@ -114,7 +113,7 @@ impl UserState {
                 add
             }
         };
-        self.fold.set_weight(fold, y, item, sum.min(weights.cap));
+        self.fold.set_weight(fold, y, item, sum.min(weights.cap))
     }
 
     /// The interaction weight of a product of the model (0 if untouched).
@@ -158,7 +157,7 @@ mod tests {
         let mut user = UserState::new(&[1]);
         let touch = |kind, item| Touch { kind, time: 5, item: Some(item), category: Some(7) };
         for kind in [Kind::View, Kind::Cart, Kind::Purchase, Kind::Purchase] {
-            user.apply(&touch(kind, 0), &w, &fold, &y);
+            user.apply(&touch(kind, 0), &w, &fold, &y).unwrap();
         }
         // 1 + 3 + 5 + 5 = 14, capped at 10.
         assert_eq!(user.weight(0, &w), 10.0);
@@ -167,7 +166,7 @@ mod tests {
         assert_eq!(user.categories[&7], 4.0);
         assert_eq!(user.events, 4);
         // A product the model does not know: interest only.
-        user.apply(&Touch { kind: Kind::View, time: 9, item: None, category: Some(8) }, &w, &fold, &y);
+        user.apply(&Touch { kind: Kind::View, time: 9, item: None, category: Some(8) }, &w, &fold, &y).unwrap();
         assert_eq!(user.fold.products(), 1);
         assert_eq!(user.categories[&8], 1.0);
         assert_eq!(user.last_time, 9);

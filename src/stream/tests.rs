@@ -83,7 +83,7 @@ fn folded_in_user_equals_one_als_half_step_against_the_final_factors() {
         for &(u, product, category, kind) in evs.iter().filter(|e| e.0 == user) {
             let touch = Touch { kind, time: 0, item: model.product(product), category: Some(category) };
             assert_eq!(u, user);
-            state.apply(&touch, &w, &fold, y);
+            state.apply(&touch, &w, &fold, y).unwrap();
         }
         let mut got = vec![0f32; f];
         state.fold.solve(&fold, &mut Scratch::default(), &mut got).unwrap();
@@ -292,7 +292,7 @@ fn timing() {
     for &(user, product, category, kind) in evs.iter().take(n) {
         let t = std::time::Instant::now();
         let s = users.entry(user).or_default();
-        s.apply(&Touch { kind, time: 0, item: model.product(product), category: Some(category) }, &Weights::default(), &fold, y);
+        s.apply(&Touch { kind, time: 0, item: model.product(product), category: Some(category) }, &Weights::default(), &fold, y).unwrap();
         let t1 = std::time::Instant::now();
         s.fold.solve(&fold, &mut scratch, &mut v).unwrap();
         let t2 = std::time::Instant::now();
