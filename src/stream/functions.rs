@@ -495,6 +495,7 @@ impl Output for Recommendations {
             Column::new("product_id", SqlType::BigInt),
             Column::new("score", SqlType::Double),
             Column::new("source", SqlType::Varchar),
+            Column::new("latency_ms", SqlType::Double),
         ]
     }
     fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>> {
@@ -503,7 +504,8 @@ impl Output for Recommendations {
             let mut rows = RowSet::for_columns(&Self::columns());
             let (event, time, window, user) = (rows.col("event")?, rows.col("event_time_us")?, rows.col("window_start_us")?, rows.col("user_id")?);
             let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
-            for Emitted { position, user: u, recommendations } in &emitted[range] {
+            let latency = rows.col("latency_ms")?;
+            for Emitted { position, user: u, recommendations, latency_ns } in &emitted[range] {
                 let e = &events[*position];
                 for (r, rec) in recommendations.iter().enumerate() {
                     rows.put(event, Some(e.arrival));
@@ -514,6 +516,7 @@ impl Output for Recommendations {
                     rows.put(product, Some(model.product_ids[rec.product as usize]));
                     rows.put(score, Some(rec.score as f64));
                     rows.put_str(source, Some(rec.source.as_str()));
+                    rows.put(latency, Some(*latency_ns as f64 / 1e6));
                 }
             }
             Ok(rows)

@@ -50,7 +50,7 @@ pub fn macros() -> Vec<SqlMacro> {
          w.events AS events, w.late_events, w.ignored_events, w.active_users, w.new_users, w.unknown_users, w.recommendations, \
          w.fallback_share, w.processing_ms, w.events_per_s, w.p50_ms, w.p95_ms, w.p99_ms, w.closed_by";
     let recommendations = "w.event, make_timestamp(w.event_time_us) AS event_time, make_timestamp(w.window_start_us) AS window_start, \
-         w.user_id, w.rank, w.product_id, w.score, w.source";
+         w.user_id, w.rank, w.product_id, w.score, w.source, w.latency_ms";
     // `model` comes first and positional here, as in the issue's signature.
     let mut session = aggregate::signature::<functions::RecommendSession>(&["model", "product_ids", "event_types"], &[]);
     session.retain(|p| !p.starts_with("model :="));

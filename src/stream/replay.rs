@@ -101,6 +101,8 @@ pub struct Emitted {
     pub position: usize,
     pub user: i64,
     pub recommendations: Vec<Recommendation>,
+    /// From the event's arrival to this list, nanoseconds.
+    pub latency_ns: u64,
 }
 
 pub struct Outcome {
@@ -297,13 +299,14 @@ impl Shard {
         let excluded: &[u32] = if s.config.exclude_purchased { &state.bought } else { &[] };
         let recs = model.recommend_vector(vector, &interest, excluded, s.config.k, s.config.blend);
         let done = s.now();
+        let latency_ns = done.saturating_sub(arrival);
         p.last_done = p.last_done.max(done);
-        p.latencies.push(done.saturating_sub(arrival));
+        p.latencies.push(latency_ns);
         p.lists += 1;
         p.rows += recs.len() as u64;
         p.popular_rows += recs.iter().filter(|r| r.source == Source::Popular).count() as u64;
         if s.config.keep_recommendations {
-            self.emitted.push(Emitted { position: at, user, recommendations: recs });
+            self.emitted.push(Emitted { position: at, user, recommendations: recs, latency_ns });
         }
         Ok(())
     }
