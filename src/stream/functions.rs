@@ -69,9 +69,16 @@ fn scoring_params() -> Vec<Param> {
     use SqlType::*;
     vec![
         Param::named("k", BigInt, Value::Int(10), "how many products per list, e.g. k := 10").check(Check::IntRange(1, 1000)),
-        Param::named("blend", Double, Value::Double(crate::recommend::DEFAULT_BLEND), "a number between 0 (collaborative only) and 1 (category interest only)")
-            .check(Check::Range(0.0, 1.0)),
     ]
+    .into_iter()
+    // The serving functions' blend: NULL (the default) is the one stored with the model.
+    .chain(crate::recommend::serving_params().into_iter().filter(|p| p.name == "blend"))
+    .collect()
+}
+
+/// The call's blend, else the model's.
+fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
+    Ok(call.opt_double("blend")?.map_or(model.blend, |b| b as f32))
 }
 
 fn weights(call: &Args) -> Result<Weights> {
@@ -89,6 +96,10 @@ struct ModelInput {
     model_id: Option<i64>,
     alpha: Option<f64>,
     regularization: Option<f64>,
+    /// The confidence weighting code (0 raw) and recency half-life the
+    /// model was trained with (absent in older tables: raw, none).
+    confidence: Option<f64>,
+    half_life_days: Option<f64>,
     rows: Vec<ModelRow>,
 }
 
@@ -106,6 +117,8 @@ impl ModelInput {
             match name {
                 Some("alpha") => self.alpha = value,
                 Some("regularization") => self.regularization = value,
+                Some("confidence") => self.confidence = value,
+                Some("half_life_days") => self.half_life_days = value,
                 _ => {}
             }
         }
@@ -130,6 +143,8 @@ impl ModelInput {
         self.model_id = self.model_id.or(other.model_id);
         self.alpha = self.alpha.or(other.alpha);
         self.regularization = self.regularization.or(other.regularization);
+        self.confidence = self.confidence.or(other.confidence);
+        self.half_life_days = self.half_life_days.or(other.half_life_days);
         budget::reserve(&mut self.rows, other.rows.len(), "the model rows")?;
         self.rows.extend(other.rows);
         Ok(())
@@ -144,6 +159,23 @@ impl ModelInput {
         let (Some(alpha), Some(regularization)) = (self.alpha, self.regularization) else {
             bail!("the model table '{table}' has no alpha or regularization param row; pass a table made by ecoreco.als_train");
         };
+        // The fold-in is the trainer's half-step only for raw confidence
+        // without decay: log and bm25 rescale weights by statistics of the
+        // training matrix that the model table does not keep, and a decay
+        // depends on the training data's last time.
+        let confidence = self.confidence.unwrap_or(0.0);
+        ensure!(
+            confidence == crate::als::weighting::Confidence::Raw.code(),
+            "the model '{table}' was trained with confidence '{}'; the fold-in reproduces raw confidence only \
+             (log and bm25 rescale weights by training statistics the model does not keep): train it with confidence := 'raw'",
+            crate::als::weighting::Confidence::from_code(confidence).map_or("unknown", |c| c.name())
+        );
+        let half_life = self.half_life_days.unwrap_or(0.0);
+        ensure!(
+            half_life == 0.0,
+            "the model '{table}' was trained with a recency half-life of {half_life} days; the fold-in reproduces \
+             undecayed weights only: train it with half_life := 0"
+        );
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let served = match cache::cached(model_id) {
             Some(m) => m,
@@ -253,7 +285,8 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
         watermark_us,
         speed: call.double("speed")?,
         k: call.int("k")? as usize,
-        blend: call.double("blend")? as f32,
+        // Set from the call or the model once the model is read.
+        blend: 0.0,
         exclude_purchased: call.boolean("exclude_purchased")?,
         late: if call.text("late")? == "apply" { LateRule::Apply } else { LateRule::Skip },
         weights: weights(call)?,
@@ -335,10 +368,11 @@ impl<O: Output> AggregateFunction for Replay<O> {
         target.model.merge(source.model)
     }
     fn finalize(state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
-        let config = config(call, O::KEEP_RECOMMENDATIONS)?;
+        let mut config = config(call, O::KEEP_RECOMMENDATIONS)?;
         let influx = influx_target(call)?;
         let pool = crate::binding::thread_pool(config.threads as i64)?;
         let (model, fold) = state.model.load(call, &pool)?;
+        config.blend = blend(call, &model)?;
         let mut events = state.events;
         events.sort_unstable_by_key(|e| e.0);
         let events: Vec<Event> = events.into_iter().map(|e| e.1).collect();
@@ -640,7 +674,7 @@ impl AggregateFunction for RecommendSession {
             user.fold.solve(&fold, &mut Scratch::default(), &mut vector)?;
             Some(vector.as_slice())
         };
-        let (k, blend) = (call.int("k")? as usize, call.double("blend")? as f32);
+        let (k, blend) = (call.int("k")? as usize, blend(call, &model)?);
         let recs = pool.install(|| model.recommend_vector(vector, &top_categories(&user.categories), &user.bought, k, blend));
         let mut rows = RowSet::for_columns(&Self::columns());
         let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);

@@ -4,7 +4,8 @@
 use super::foldin::{FoldIn, Scratch};
 use super::replay::{replay, Config, Event, LateRule, WindowRow};
 use super::state::{Kind, Touch, UserState, Weights};
-use crate::als::solver::{solve_exact, AlsParams};
+use crate::als::solver::AlsParams;
+use crate::als::weighting::Confidence;
 use crate::als::{train_pairs, Pair};
 use crate::recommend::serving::{ServingModel, Source};
 use crate::budget::{Budget, Progress};
@@ -63,7 +64,7 @@ fn pairs(events: &[(i64, i64, i64, Kind)], w: &Weights) -> Vec<Pair> {
 fn trained(seed: u64) -> (ServingModel, Vec<(i64, i64, i64, Kind)>, AlsParams) {
     let evs = events(seed);
     let params = AlsParams { factors: 6, iterations: 8, regularization: 0.1, alpha: 2.0, cg_steps: 3, seed: 9 };
-    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     (model, evs, params)
 }
 
@@ -113,13 +114,6 @@ fn folded_in_user_equals_one_als_half_step_against_the_final_factors() {
         super::foldin::cholesky_solve(&a, f, &mut b);
         for (g, e) in got.iter().zip(&b) {
             assert!((*g as f64 - e).abs() < 1e-4 * (1.0 + e.abs()), "user {user}: {got:?} vs {b:?}");
-        }
-        // And the trainer's own exact row solve agrees.
-        let items: Vec<u32> = user_pairs.iter().map(|p| model.product(p.product).unwrap()).collect();
-        let raw: Vec<f32> = user_pairs.iter().map(|p| p.weight).collect();
-        let exact = solve_exact(y, f, &items, &raw, params.regularization, params.alpha).unwrap();
-        for (g, e) in got.iter().zip(&exact) {
-            assert!((g - e).abs() < 1e-4 * (1.0 + e.abs()), "user {user}: {got:?} vs {exact:?}");
         }
         // The trainer's CG factors approach the same point.
         let u = model.user(user).unwrap() as usize;
@@ -281,7 +275,7 @@ fn timing() {
         evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
     }
     let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
-    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     let fold = FoldIn::new(model.item_factors(), 50, 0.1, 1.0).unwrap();
     let y = model.item_factors();
     let mut users: std::collections::HashMap<i64, UserState> = Default::default();
@@ -320,7 +314,7 @@ fn timing_recommend() {
         evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
     }
     let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
-    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     let n = model.user_ids.len().min(5000);
     for blend in [0.0f32, 0.8, 1.0] {
         let t = std::time::Instant::now();

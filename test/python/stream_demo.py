@@ -30,7 +30,8 @@ def prepare(con, events):
         "THEN hash(product_id, event_time) % 1500 ELSE 0 END) AS arrival_time FROM ecoreco.clean_events(raw)"
     )
     con.execute("CREATE OR REPLACE VIEW early AS FROM events WHERE event_time < TIMESTAMP '2019-10-01 16:00:00'")
-    con.execute("CREATE OR REPLACE TABLE model AS FROM ecoreco.als_train(early, factors := 32, iterations := 8)")
+    # Raw confidence, no decay: the weighting the fold-in reproduces.
+    con.execute("CREATE OR REPLACE TABLE model AS FROM ecoreco.als_train(early, factors := 32, iterations := 8, confidence := 'raw', half_life := 0, search := false)")
     # A table replaced behind a name the process served before is refused
     # once by the serving cache (see README, recommend): start afresh.
     con.execute("SELECT ecoreco.model_cache_clear()")
