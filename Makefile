@@ -25,7 +25,7 @@ all: release
 
 release: $(EXTENSION)
 
-$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') extension/append_metadata.py
+$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(wildcard sql/macros/*.sql) extension/append_metadata.py
 	cargo build --release --lib
 	@mkdir -p build/release
 	strip -o build/release/libecoreco.so target/release/libecoreco.so
