@@ -53,7 +53,10 @@ fn sql(file: &str) -> String {
 fn clean_select(source: &str, text_rule: &str) -> String {
     let rule = sql(text_rule);
     sql(CLEAN)
-        .replace("{category_code}", &rule.replace("{column}", "category_code"))
+        .replace(
+            "{category_code}",
+            &rule.replace("{column}", "category_code"),
+        )
         .replace("{brand}", &rule.replace("{column}", "brand"))
         .replace("{source}", source)
 }
@@ -97,7 +100,11 @@ mod tests {
     fn fragments_are_filled_in_and_comments_dropped() {
         for m in macros() {
             assert!(!m.body.contains("--"), "{}: a comment line is left", m.name);
-            assert!(!m.body.contains("{column}") && !m.body.contains("{source}"), "{}", m.name);
+            assert!(
+                !m.body.contains("{column}") && !m.body.contains("{source}"),
+                "{}",
+                m.name
+            );
         }
         let read = &macros()[0].body;
         assert!(read.contains("coalesce(category_code, 'unknown') AS category_code"));
