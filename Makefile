@@ -15,7 +15,7 @@ VENV_20       := .venv/duckdb-2.0
 VENV_BENCH    := .venv/bench
 DUCKDB_15     := duckdb==1.5.6 duckdb-cli==1.5.6
 DUCKDB_20     := duckdb==2.0.0
-PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
+PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn hypothesis==6.170.15
 CLI           := $(VENV_15)/bin/duckdb
 DEMO_EVENTS   ?= 200000
 
@@ -33,14 +33,18 @@ $(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(wildcard sq
 		--extension-version $(EXT_VERSION) --c-api $(MIN_C_API) --platform $(PLATFORM)
 	@rm -f build/release/libecoreco.so
 
-venv: $(VENV_15)/.ok $(VENV_20)/.ok
+# The stamp names the package list, so a venv made before a package was added
+# gets it too.
+VENV_STAMP    := .ok-$(shell echo '$(DUCKDB_15) $(DUCKDB_20) $(PY_TEST_DEPS)' | md5sum | cut -c1-8)
 
-$(VENV_15)/.ok:
+venv: $(VENV_15)/$(VENV_STAMP) $(VENV_20)/$(VENV_STAMP)
+
+$(VENV_15)/$(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV_15)
 	$(VENV_15)/bin/pip install -q $(DUCKDB_15) $(PY_TEST_DEPS)
 	@touch $@
 
-$(VENV_20)/.ok:
+$(VENV_20)/$(VENV_STAMP):
 	$(PYTHON) -m venv $(VENV_20)
 	$(VENV_20)/bin/pip install -q $(DUCKDB_20) $(PY_TEST_DEPS)
 	@touch $@
