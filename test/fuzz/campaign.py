@@ -355,7 +355,8 @@ class Worker:
         self.proc.stdin.flush()
 
     def stderr_tail(self):
-        self.stderr.flush()
+        if not self.stderr.closed:
+            self.stderr.flush()
         with open(self.log, "rb") as f:
             return f.read()[-600:].decode(errors="replace").strip()
 
