@@ -171,3 +171,49 @@ def test_top_products_in_a_lateral_join_with_a_column_parameter():
     query = ("SELECT count(*) FROM (SELECT DISTINCT product_id FROM events LIMIT 3) t, "
              "LATERAL ecoreco.top_products('events', \"by\" := t.product_id, k := 3)")
     assert_result_or_clear_error(run(EVENTS, query), query)
+
+
+INTERRUPT_RUNNER = r"""
+import sys, threading, time
+import duckdb
+con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+con.execute(f"LOAD '{sys.argv[1]}'")
+con.execute("SET threads = 1")
+con.execute("SET enable_progress_bar = false")
+con.execute("CREATE TABLE raw AS FROM ecoreco_synth(events := 100000, seed := 3)")
+con.execute("CREATE TABLE events AS FROM ecoreco.clean_events(raw)")
+query = "SELECT count(*) FROM ecoreco.als_train(events, factors := 64, iterations := 40)"
+started = time.process_time()
+con.execute(query).fetchall()
+full = time.process_time() - started
+def interrupt():
+    # Once a third of the work is done: inside the training.
+    while time.process_time() - again < full / 3:
+        time.sleep(0.005)
+    con.interrupt()
+again = time.process_time()
+threading.Thread(target=interrupt).start()
+try:
+    con.execute(query).fetchall()
+    print("not interrupted")
+except duckdb.InterruptException as exc:
+    print(f"interrupted: {exc}")
+used = time.process_time() - again
+print(f"cpu: uninterrupted {full:.2f} s, interrupted call {used:.2f} s")
+print("alive" if con.execute("SELECT 42").fetchall() == [(42,)] else "dead")
+"""
+
+
+def test_interrupt_during_a_long_training():
+    """con.interrupt() (Ctrl-C in the CLI) during als_train: DuckDB cannot
+    stop a Rust callback (the C API has no interrupt check inside one), so
+    the training runs to its end, then the call fails with DuckDB's
+    INTERRUPT Error and the session goes on. The CPU figures printed show
+    the training's full cost being paid (README, Reliability)."""
+    proc = subprocess.run([sys.executable, "-c", INTERRUPT_RUNNER, EXT], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    print("\n".join(lines))
+    assert "interrupted: INTERRUPT Error: Interrupted!" in lines, lines
+    assert lines[-1] == "alive"
