@@ -65,6 +65,8 @@ test-sql: release venv
 	$(VENV_15)/bin/python -m pytest -q test/python
 	$(VENV_20)/bin/python -m pytest -q test/python
 	bash test/cli_smoke.sh $(CLI)
+	$(VENV_15)/bin/python test/fuzz/campaign.py $(EXTENSION)
+	$(VENV_20)/bin/python test/fuzz/campaign.py $(EXTENSION)
 
 $(VENV_BENCH)/.ok:
 	$(PYTHON) -m venv $(VENV_BENCH)
