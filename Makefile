@@ -19,13 +19,13 @@ PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn hypothesis==6.170.15
 CLI           := $(VENV_15)/bin/duckdb
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo test test-rust test-sql bench venv clean
+.PHONY: all release demo test test-rust test-sql bench bench-scale venv clean
 
 all: release
 
 release: $(EXTENSION)
 
-$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(wildcard sql/macros/*.sql) extension/append_metadata.py
+$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(shell find sql/macros -name '*.sql') extension/append_metadata.py
 	cargo build --release --lib
 	@mkdir -p build/release
 	strip -o build/release/libecoreco.so target/release/libecoreco.so
@@ -77,7 +77,15 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/pipeline.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	cargo bench
+
+# The pipeline at the real data size: EVENTS=42000000 (October) or
+# EVENTS=110000000 (October + November), on a file database.
+EVENTS        ?= 42000000
+MEMORY_LIMIT  ?= 6GB
+bench-scale: release venv
+	EVENTS=$(EVENTS) MEMORY_LIMIT=$(MEMORY_LIMIT) $(VENV_20)/bin/python benches/scale.py $(EXTENSION)
 
 clean:
 	rm -rf build target/release/libecoreco.so data

@@ -8,11 +8,13 @@
 //! DuckDB's C API.
 
 pub mod binding;
+pub mod budget;
 mod isa;
 pub mod rng;
 
 pub mod als;
 pub mod analytics;
+pub mod bench_support;
 pub mod evaluate;
 pub mod model;
 pub mod features;

@@ -8,16 +8,18 @@
 //! user's whole DuckDB process).
 
 pub mod aggregate;
+pub mod blocks;
 pub mod chunk;
 pub mod params;
 pub mod rows;
 pub mod scalar;
 pub mod sql;
+mod state;
 pub mod table;
 pub mod types;
 
 pub use chunk::{ColumnWriter, OutputChunk};
-pub use params::{Args, Param, Value};
+pub use params::{Args, Check, Param, Value};
 pub use sql::SqlMacro;
 pub use table::TableFunction;
 pub use types::{Column, SqlType};
@@ -34,13 +36,7 @@ pub(crate) fn guard<R>(
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => {
-            let text = format!("{error:#}");
-            // Errors raised by stage code already start with the function name.
-            if text.starts_with(function) {
-                Err(text)
-            } else {
-                Err(format!("{function}: {text}"))
-            }
+            Err(prefixed(function, format!("{error:#}")))
         }
         Err(panic) => {
             let what = panic
@@ -54,6 +50,21 @@ pub(crate) fn guard<R>(
             ))
         }
     }
+}
+
+/// `function: text`, unless the text already names an ecoreco function.
+fn prefixed(function: &str, text: String) -> String {
+    if text.starts_with(function) || text.starts_with("ecoreco.") || text.starts_with("ecoreco_") {
+        text
+    } else {
+        format!("{function}: {text}")
+    }
+}
+
+/// Names the public function in an error from stage code (which says what
+/// was wrong and what to pass, but not which call it was).
+pub(crate) fn in_call<R>(function: &str, result: anyhow::Result<R>) -> anyhow::Result<R> {
+    result.map_err(|e| anyhow::anyhow!(prefixed(function, format!("{e:#}"))))
 }
 
 /// Hands an error message to a DuckDB `*_set_error` function.

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 /// A parameter value after binding.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// Only for parameters declared [`Param::nullable`].
+    Null,
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -19,14 +21,68 @@ pub enum Value {
 }
 
 impl Value {
-    fn sql_literal(&self) -> String {
+    pub fn sql_literal(&self) -> String {
         match self {
+            Value::Null => "NULL".to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Double(d) => format!("{d:?}"),
             Value::Text(s) => super::sql::quote_literal(s),
         }
     }
+}
+
+/// What a parameter's value must satisfy, declared once with the parameter
+/// and checked by the binding for every call (table function or aggregate).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// Anything of the declared type.
+    Any,
+    /// An integer in `[min, max]`.
+    IntRange(i64, i64),
+    /// A finite number in `[min, max]`.
+    Range(f64, f64),
+    /// One of these texts (case-insensitive; read back lower-cased).
+    OneOf(&'static [&'static str]),
+}
+
+impl Check {
+    /// The error text for a value that fails the check, `None` when it passes.
+    fn violation(&self, name: &str, value: &Value) -> Option<String> {
+        match (self, value) {
+            (Check::Any, _) => None,
+            (Check::IntRange(min, max), Value::Int(v)) if v < min || v > max => Some(format!(
+                "parameter `{name}` is {v}; pass an integer between {min} and {max}"
+            )),
+            (Check::Range(min, max), Value::Double(v)) if !v.is_finite() || v < min || v > max => Some(format!(
+                "parameter `{name}` is {v}; pass a finite number between {min} and {max}"
+            )),
+            (Check::Range(min, max), Value::Int(v)) if (*v as f64) < *min || (*v as f64) > *max => Some(format!(
+                "parameter `{name}` is {v}; pass a finite number between {min} and {max}"
+            )),
+            (Check::OneOf(choices), Value::Text(v))
+                if !choices.iter().any(|c| c.eq_ignore_ascii_case(v)) =>
+            {
+                Some(format!(
+                    "parameter `{name}` is '{v}'; pass one of {}",
+                    choices.join(", ")
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where a parameter's value comes from in the macro that calls a Rust
+/// aggregate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// The caller: the macro has a parameter of the same name (positional
+    /// when there is no default, else `name := default`).
+    Caller,
+    /// An SQL expression the macro fills in itself, never the caller
+    /// (e.g. `current_setting('threads')`).
+    Macro(&'static str),
 }
 
 /// One declared parameter. Positional parameters are required; named ones
@@ -38,6 +94,10 @@ pub struct Param {
     pub default: Option<Value>,
     pub positional: bool,
     pub doc: &'static str,
+    pub check: Check,
+    pub source: Source,
+    /// Whether NULL is a meaningful value (read with `Args::opt_*`).
+    pub nullable: bool,
 }
 
 impl Param {
@@ -48,6 +108,9 @@ impl Param {
             default: None,
             positional: true,
             doc,
+            check: Check::Any,
+            source: Source::Caller,
+            nullable: false,
         }
     }
     pub fn named(name: &'static str, ty: SqlType, default: Value, doc: &'static str) -> Self {
@@ -57,7 +120,34 @@ impl Param {
             default: Some(default),
             positional: false,
             doc,
+            check: Check::Any,
+            source: Source::Caller,
+            nullable: false,
         }
+    }
+    /// A value the calling macro supplies from an SQL expression.
+    pub fn supplied(name: &'static str, ty: SqlType, expression: &'static str) -> Self {
+        Param {
+            name,
+            ty,
+            default: None,
+            positional: false,
+            doc: "",
+            check: Check::Any,
+            source: Source::Macro(expression),
+            nullable: false,
+        }
+    }
+    /// The same parameter with a check on its value.
+    pub fn check(mut self, check: Check) -> Self {
+        self.check = check;
+        self
+    }
+    /// The same parameter, accepting NULL as a value ("not given": the
+    /// function then decides, e.g. from a stored model).
+    pub fn nullable(mut self) -> Self {
+        self.nullable = true;
+        self
     }
     /// `name := default` for generated SQL macro signatures.
     pub fn macro_signature(&self) -> String {
@@ -66,21 +156,62 @@ impl Param {
             _ => self.name.to_string(),
         }
     }
+    /// The SQL expression a macro passes for this parameter: the macro's
+    /// own parameter of that name, cast to the declared type.
+    pub fn macro_argument(&self) -> String {
+        match self.source {
+            Source::Caller => format!("{}::{}", self.name, self.ty.sql_name()),
+            Source::Macro(expression) => format!("({expression})::{}", self.ty.sql_name()),
+        }
+    }
+    /// The parameter's default as SQL text (for the README and errors).
+    pub fn default_sql(&self) -> Option<String> {
+        self.default.as_ref().map(Value::sql_literal)
+    }
+
+    /// Checks a value against the declaration; the error says what to pass.
+    pub(crate) fn validate(&self, function: &str, value: Value) -> anyhow::Result<Value> {
+        if let Some(problem) = self.check.violation(self.name, &value) {
+            anyhow::bail!("{function}: {problem}");
+        }
+        Ok(match (&self.check, value) {
+            (Check::OneOf(_), Value::Text(t)) => Value::Text(t.to_ascii_lowercase()),
+            (_, v) => v,
+        })
+    }
+
+    /// The error for a NULL value of this parameter.
+    pub(crate) fn null_error(&self, function: &str) -> anyhow::Error {
+        let hint = match (&self.default, &self.source) {
+            (_, Source::Macro(_)) => "call the function through its ecoreco.* macro".to_string(),
+            (Some(d), _) => format!(
+                "leave it out to use the default {}, or pass {}",
+                d.sql_literal(),
+                self.doc
+            ),
+            (None, _) => format!("pass {}", self.doc),
+        };
+        anyhow::anyhow!("{function}: parameter `{}` is NULL; {hint}", self.name)
+    }
 }
 
 /// The values of one call, by parameter name.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Args {
-    function: &'static str,
+    function: String,
     values: BTreeMap<&'static str, Value>,
 }
 
 impl Args {
-    pub fn new(function: &'static str) -> Self {
+    pub fn new(function: impl Into<String>) -> Self {
         Args {
-            function,
+            function: function.into(),
             values: BTreeMap::new(),
         }
+    }
+    /// The public name of the function called (`ecoreco.als_train`), for errors.
+    pub fn function(&self) -> &str {
+        &self.function
     }
     pub fn set(&mut self, name: &'static str, value: Value) {
         self.values.insert(name, value);
@@ -92,6 +223,19 @@ impl Args {
                 self.function
             )
         })
+    }
+    /// A nullable parameter's value: `None` for NULL.
+    pub fn is_null(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(matches!(self.get(name)?, Value::Null))
+    }
+    pub fn opt_double(&self, name: &str) -> anyhow::Result<Option<f64>> {
+        if self.is_null(name)? { Ok(None) } else { self.double(name).map(Some) }
+    }
+    pub fn opt_int(&self, name: &str) -> anyhow::Result<Option<i64>> {
+        if self.is_null(name)? { Ok(None) } else { self.int(name).map(Some) }
+    }
+    pub fn opt_text(&self, name: &str) -> anyhow::Result<Option<&str>> {
+        if self.is_null(name)? { Ok(None) } else { self.text(name).map(Some) }
     }
     pub fn int(&self, name: &str) -> anyhow::Result<i64> {
         match self.get(name)? {
@@ -172,19 +316,14 @@ unsafe fn convert(
     raw: &OwnedValue,
 ) -> anyhow::Result<Value> {
     if raw.0.is_null() || ffi::duckdb_is_null_value(raw.0) {
-        let hint = match &param.default {
-            Some(d) => format!(
-                "leave it out to use the default {}, or pass {}",
-                d.sql_literal(),
-                param.doc
-            ),
-            None => format!("pass {}", param.doc),
-        };
-        anyhow::bail!("{function}: parameter `{}` is NULL; {hint}", param.name);
+        if param.nullable {
+            return Ok(Value::Null);
+        }
+        return Err(param.null_error(function));
     }
     // DuckDB has already cast the argument to the declared type (or refused
     // the call with a conversion error), so the getter below matches it.
-    Ok(match param.ty {
+    let value = match param.ty {
         SqlType::Boolean => Value::Bool(ffi::duckdb_get_bool(raw.0)),
         SqlType::Integer | SqlType::BigInt => Value::Int(ffi::duckdb_get_int64(raw.0)),
         SqlType::Float | SqlType::Double => Value::Double(ffi::duckdb_get_double(raw.0)),
@@ -202,7 +341,45 @@ unsafe fn convert(
             "{function}: internal error: parameters of type {} are not supported by the binding layer",
             other.sql_name()
         ),
-    })
+    };
+    param.validate(function, value)
+}
+
+/// Reads the declared parameters of an aggregate call from row `row` of
+/// its argument columns, starting at column `first` (aggregates take
+/// their settings as constant trailing arguments).
+pub(crate) fn read_row_args(
+    function: &str,
+    params: &[Param],
+    input: &super::rows::InputChunk,
+    first: usize,
+    row: usize,
+) -> anyhow::Result<Args> {
+    let mut args = Args::new(function);
+    for (i, param) in params.iter().enumerate() {
+        let col = first + i;
+        if input.is_null(col, row) {
+            if param.nullable {
+                args.set(param.name, Value::Null);
+                continue;
+            }
+            return Err(param.null_error(function));
+        }
+        let value = match param.ty {
+            SqlType::Boolean => input.bool(col, row).map(Value::Bool),
+            SqlType::Integer => input.i32(col, row).map(|v| Value::Int(v as i64)),
+            SqlType::BigInt | SqlType::Timestamp => input.i64(col, row).map(Value::Int),
+            SqlType::Double => input.f64(col, row).map(Value::Double),
+            SqlType::Varchar => input.str(col, row).map(|s| Value::Text(s.to_string())),
+            ref other => anyhow::bail!(
+                "{function}: internal error: aggregate settings of type {} are not supported by the binding layer",
+                other.sql_name()
+            ),
+        }
+        .ok_or_else(|| param.null_error(function))?;
+        args.set(param.name, param.validate(function, value)?);
+    }
+    Ok(args)
 }
 
 /// Reads every declared parameter of a table function call.

@@ -11,6 +11,8 @@ use libduckdb_sys as ffi;
 pub struct InputChunk {
     rows: usize,
     columns: Vec<InputColumn>,
+    /// Declared argument names, for [`InputChunk::col`].
+    names: Vec<String>,
 }
 
 struct InputColumn {
@@ -27,10 +29,12 @@ fn valid(validity: *const u64, row: usize) -> bool {
 }
 
 impl InputChunk {
-    pub(crate) unsafe fn from_raw(chunk: ffi::duckdb_data_chunk, types: &[SqlType]) -> Self {
+    pub(crate) unsafe fn from_raw(chunk: ffi::duckdb_data_chunk, columns: &[Column]) -> Self {
         let rows = ffi::duckdb_data_chunk_get_size(chunk) as usize;
-        let columns = types
+        let names = columns.iter().map(|c| c.name.clone()).collect();
+        let columns = columns
             .iter()
+            .map(|c| &c.ty)
             .enumerate()
             .map(|(c, ty)| {
                 let v = ffi::duckdb_data_chunk_get_vector(chunk, c as u64);
@@ -52,11 +56,20 @@ impl InputChunk {
                 }
             })
             .collect();
-        InputChunk { rows, columns }
+        InputChunk { rows, columns, names }
     }
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// The position of the declared argument `name` (resolve it once per
+    /// chunk, then read values by position).
+    pub fn col(&self, name: &str) -> anyhow::Result<usize> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| anyhow::anyhow!("internal error: no argument `{name}` is declared"))
     }
 
     pub fn is_null(&self, col: usize, row: usize) -> bool {
@@ -139,6 +152,26 @@ pub enum Values {
 }
 
 impl Values {
+    fn empty(ty: &SqlType) -> Values {
+        match ty {
+            SqlType::BigInt | SqlType::Timestamp => Values::BigInt(Vec::new()),
+            SqlType::Integer | SqlType::Date => Values::Integer(Vec::new()),
+            SqlType::Double => Values::Double(Vec::new()),
+            SqlType::List(_) => Values::FloatList(Vec::new()),
+            _ => Values::Text(Vec::new()),
+        }
+    }
+    fn slice(&self, start: usize, end: usize) -> Values {
+        let end = end.min(self.len());
+        let start = start.min(end);
+        match self {
+            Values::BigInt(v) => Values::BigInt(v[start..end].to_vec()),
+            Values::Integer(v) => Values::Integer(v[start..end].to_vec()),
+            Values::Double(v) => Values::Double(v[start..end].to_vec()),
+            Values::Text(v) => Values::Text(v[start..end].to_vec()),
+            Values::FloatList(v) => Values::FloatList(v[start..end].to_vec()),
+        }
+    }
     fn len(&self) -> usize {
         match self {
             Values::BigInt(v) => v.len(),
@@ -159,22 +192,97 @@ impl Values {
     }
 }
 
-/// Column-oriented rows returned by an aggregate.
+/// A value type that a result column of the matching SQL type holds.
+pub trait Cell: Sized {
+    fn sql_type() -> SqlType;
+    fn push(values: &mut Values, value: Option<Self>);
+}
+
+macro_rules! cell {
+    ($t:ty, $variant:ident, $sql:expr) => {
+        impl Cell for $t {
+            fn sql_type() -> SqlType {
+                $sql
+            }
+            fn push(values: &mut Values, value: Option<Self>) {
+                match values {
+                    Values::$variant(v) => v.push(value),
+                    _ => unreachable!("column handles are checked against the column type"),
+                }
+            }
+        }
+    };
+}
+cell!(i64, BigInt, SqlType::BigInt);
+cell!(i32, Integer, SqlType::Integer);
+cell!(f64, Double, SqlType::Double);
+cell!(String, Text, SqlType::Varchar);
+cell!(Vec<f32>, FloatList, SqlType::List(Box::new(SqlType::Float)));
+
+/// A handle to one declared result column of type `T`, resolved by name
+/// once ([`RowSet::col`]), so rows are written without column positions.
+pub struct Col<T> {
+    index: usize,
+    _type: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T> Clone for Col<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Col<T> {}
+
+/// Column-oriented result rows, built against the declared result columns.
 #[derive(Clone, Debug, Default)]
 pub struct RowSet {
     pub columns: Vec<(String, Values)>,
 }
 
 impl RowSet {
-    pub fn new() -> Self {
-        RowSet::default()
+    /// Empty rows with the declared columns (names and types).
+    pub fn for_columns(columns: &[Column]) -> Self {
+        RowSet {
+            columns: columns
+                .iter()
+                .map(|c| (c.name.clone(), Values::empty(&c.ty)))
+                .collect(),
+        }
     }
-    pub fn with(mut self, name: &str, values: Values) -> Self {
-        self.columns.push((name.to_string(), values));
-        self
+    /// The column `name`, which must be declared with `T`'s SQL type.
+    pub fn col<T: Cell>(&self, name: &str) -> anyhow::Result<Col<T>> {
+        let index = self
+            .columns
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| anyhow::anyhow!("internal error: no result column `{name}` is declared"))?;
+        anyhow::ensure!(
+            self.columns[index].1.sql_type() == T::sql_type(),
+            "internal error: result column `{name}` is declared {}, written as {}",
+            self.columns[index].1.sql_type().sql_name(),
+            T::sql_type().sql_name()
+        );
+        Ok(Col { index, _type: std::marker::PhantomData })
+    }
+    /// Appends a value to column `col` (every column gets one per row).
+    pub fn put<T: Cell>(&mut self, col: Col<T>, value: Option<T>) {
+        T::push(&mut self.columns[col.index].1, value)
+    }
+    pub fn put_str(&mut self, col: Col<String>, value: Option<&str>) {
+        self.put(col, value.map(str::to_string))
     }
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, v)| v.len())
+    }
+    /// Rows `start..end` as a new row set.
+    pub fn slice(&self, start: usize, end: usize) -> RowSet {
+        RowSet {
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, v)| (n.clone(), v.slice(start, end)))
+                .collect(),
+        }
     }
 
     /// Checks the row set against the declared schema (a mismatch is a bug

@@ -2,7 +2,7 @@
 
 use super::chunk::ColumnWriter;
 use super::rows::InputChunk;
-use super::types::SqlType;
+use super::types::{Column, SqlType};
 use super::{guard, set_error};
 use libduckdb_sys as ffi;
 use std::ffi::CString;
@@ -20,7 +20,12 @@ unsafe extern "C" fn invoke<T: ScalarFunction>(
     input: ffi::duckdb_data_chunk,
     output: ffi::duckdb_vector,
 ) {
-    let chunk = InputChunk::from_raw(input, &T::params());
+    let columns: Vec<Column> = T::params()
+        .into_iter()
+        .enumerate()
+        .map(|(i, ty)| Column::new(&format!("arg{i}"), ty))
+        .collect();
+    let chunk = InputChunk::from_raw(input, &columns);
     let mut out = ColumnWriter::from_vector(output, chunk.rows().max(1));
     if let Err(message) = guard(T::NAME, "computing values", || T::invoke(&chunk, &mut out)) {
         set_error(&message, |m| ffi::duckdb_scalar_function_set_error(info, m));

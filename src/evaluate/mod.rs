@@ -1,13 +1,16 @@
 //! Stage 7: offline evaluation of recommendations on a time split.
 //!
 //! `ecoreco.evaluate_recommendations(events, split := 0.8, k := 10, ...)`
-//! splits the events in time (a fraction of the span, or a timestamp),
-//! trains ALS on the earlier part exactly as `als_train` would, and scores
-//! three recommenders on the SAME split: `als` (collaborative only),
-//! `hybrid` (the blend `recommend` serves) and `popularity` (most purchased
-//! products). Relevant items are the products a user carted or bought after
-//! the split; users evaluated are those seen in training with at least one
-//! such product. Products the user bought before the split are excluded from
+//! splits the rows of any interaction source in time (a fraction of the
+//! span, or a timestamp), trains on the earlier part, and scores four
+//! recommenders on the SAME split: `als` (plain ALS with the caller's or
+//! the seed's parameters, blend 0), `tuned` (the parameters `als_train`
+//! chooses on the earlier part, blend 0), `default` (that model at the
+//! blend `recommend` would serve: the chosen one, or the caller's) and
+//! `popularity` (most purchased products). Relevant items are the products
+//! a user carted or bought after the split (for a source without event
+//! types: every product after the split); users evaluated are those seen in
+//! training with at least one such product. Products the user bought before the split are excluded from
 //! every recommender's list (as `recommend` does by default); products they
 //! only viewed or carted before remain eligible and count as hits. A relevant
 //! product the model never saw in training cannot be recommended but still
@@ -15,123 +18,145 @@
 
 pub mod metrics;
 
-use crate::als::{train_pairs, Pair, TrainSettings};
-use crate::binding::aggregate::AggregateFunction;
-use crate::binding::rows::{InputChunk, RowSet, Values};
-use crate::binding::{Column, SqlMacro, SqlType};
+use crate::als::tune::{self, Candidate};
+use crate::als::{als_params, pair_inputs, plain_choice, read_pairs, source_params, train_params, weight_params, TrainingData, PAIR_INPUTS};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed};
+use crate::binding::rows::{InputChunk, RowSet};
+use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
+use crate::budget::{Budget, Progress};
+use crate::recommend::serving::ServingModel;
 use metrics::{ranking_metrics, rmse};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct EvalState {
-    train: Vec<Pair>,
+    train: TrainingData,
     /// (user, product, weight, relevant: carted or bought after the split).
     test: Vec<(i64, i64, f32, bool)>,
-    settings: Option<(TrainSettings, i64, f64)>,
-}
-
-/// Argument layout: part, user_id, product_id, weight, purchases,
-/// interactions, category_id, relevant, then the training parameters
-/// (factors, iterations, regularization, alpha, cg_steps, seed, threads),
-/// then k and blend.
-fn eval_params() -> Vec<SqlType> {
-    use SqlType::*;
-    vec![
-        Varchar, BigInt, BigInt, Double, BigInt, BigInt, BigInt, Boolean, BigInt, BigInt, Double,
-        Double, BigInt, BigInt, BigInt, BigInt, Double,
-    ]
 }
 
 pub struct Evaluate;
 
+fn metric_columns() -> Vec<Column> {
+    use SqlType::*;
+    vec![
+        Column::new("model", Varchar),
+        Column::new("k", Integer),
+        Column::new("precision", Double),
+        Column::new("recall", Double),
+        Column::new("ndcg", Double),
+        Column::new("map", Double),
+        Column::new("coverage", Double),
+        Column::new("users_evaluated", BigInt),
+        Column::new("blend", Double),
+        Column::new("alpha", Double),
+        Column::new("regularization", Double),
+        Column::new("confidence", Varchar),
+        Column::new("half_life_days", Double),
+        Column::new("rmse_vs_weight", Double),
+    ]
+}
+
 impl AggregateFunction for Evaluate {
     const NAME: &'static str = "ecoreco_evaluate";
+    const FUNCTION: &'static str = "ecoreco.evaluate_recommendations";
+    const EMPTY: &'static str = "the events table is empty: nothing to evaluate; pass a table with view, cart or purchase events";
     type State = EvalState;
-    fn params() -> Vec<SqlType> {
-        eval_params()
+    fn inputs() -> Vec<Column> {
+        let mut inputs = vec![Column::new("part", SqlType::Varchar)];
+        inputs.extend(pair_inputs());
+        inputs.push(Column::new("relevant", SqlType::Boolean));
+        inputs
+    }
+    fn params() -> Vec<Param> {
+        let mut params = train_params();
+        params.extend(
+            crate::recommend::serving_params()
+                .into_iter()
+                .filter(|p| p.name != "exclude_purchased")
+                .map(|p| if p.name == "blend" { p.nullable() } else { p }),
+        );
+        params.extend(crate::budget::settings_params());
+        params
     }
     fn columns() -> Vec<Column> {
-        vec![
-            Column::new("model", SqlType::Varchar),
-            Column::new("k", SqlType::Integer),
-            Column::new("precision", SqlType::Double),
-            Column::new("recall", SqlType::Double),
-            Column::new("ndcg", SqlType::Double),
-            Column::new("map", SqlType::Double),
-            Column::new("coverage", SqlType::Double),
-            Column::new("users_evaluated", SqlType::BigInt),
-            Column::new("blend", SqlType::Double),
-            Column::new("rmse_vs_weight", SqlType::Double),
-        ]
+        metric_columns()
     }
-    fn update(
-        state: &mut EvalState,
-        input: &InputChunk,
-        rows: std::ops::Range<usize>,
-    ) -> anyhow::Result<()> {
-        for row in rows {
-            if state.settings.is_none() {
-                let k = input
-                    .i64(15, row)
-                    .ok_or_else(|| anyhow::anyhow!("parameter `k` is NULL; pass e.g. k := 10"))?;
-                let blend = input.f64(16, row).ok_or_else(|| {
-                    anyhow::anyhow!("parameter `blend` is NULL; pass a number in [0, 1]")
-                })?;
-                state.settings = Some((TrainSettings::read(input, row, 8)?, k, blend));
+    fn update(state: &mut EvalState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let (part, user, product, weight, relevant) = (
+            input.col("part")?,
+            input.col("user_id")?,
+            input.col("product_id")?,
+            input.col("weight")?,
+            input.col("relevant")?,
+        );
+        // Training rows and test rows come in runs; each run goes to its list.
+        let mut start = rows.start;
+        while start < rows.end {
+            let is_train = input.str(part, start) == Some("train");
+            let mut end = start + 1;
+            while end < rows.end && (input.str(part, end) == Some("train")) == is_train {
+                end += 1;
             }
-            let (Some(user), Some(product)) = (input.i64(1, row), input.i64(2, row)) else {
-                continue;
-            };
-            let weight = input.f64(3, row).unwrap_or(0.0) as f32;
-            match input.str(0, row) {
-                Some("train") => state.train.push(Pair {
-                    user,
-                    product,
-                    weight,
-                    purchases: input.i64(4, row).unwrap_or(0).max(0) as u32,
-                    interactions: input.i64(5, row).unwrap_or(1).max(0) as u32,
-                    category: input.i64(6, row).unwrap_or(-1),
-                }),
-                _ => state
-                    .test
-                    .push((user, product, weight, input.bool(7, row).unwrap_or(false))),
+            if is_train {
+                read_pairs(&mut state.train, &budget, input, start..end)?;
+            } else {
+                crate::budget::reserve(&mut state.test, end - start, "the test pairs")?;
+                for row in start..end {
+                    let (Some(u), Some(p)) = (input.i64(user, row), input.i64(product, row)) else {
+                        continue;
+                    };
+                    let w = input.f64(weight, row).unwrap_or(0.0) as f32;
+                    state.test.push((u, p, w, input.bool(relevant, row).unwrap_or(false)));
+                }
             }
+            start = end;
         }
         Ok(())
     }
     fn combine(target: &mut EvalState, source: EvalState) -> anyhow::Result<()> {
-        if target.settings.is_none() {
-            target.settings = source.settings;
-        }
-        target.train.extend(source.train);
+        crate::budget::reserve(&mut target.test, source.test.len(), "the test pairs")?;
+        target.train.extend(source.train)?;
         target.test.extend(source.test);
         Ok(())
     }
-    fn finalize(mut state: EvalState) -> anyhow::Result<RowSet> {
-        let (settings, k, blend) = state
-            .settings
-            .ok_or_else(|| anyhow::anyhow!("the events table is empty: nothing to evaluate"))?;
-        if !(1..=1_000).contains(&k) {
-            anyhow::bail!("parameter `k` is {k}; it must be between 1 and 1000");
-        }
-        if !(0.0..=1.0).contains(&blend) {
-            anyhow::bail!("parameter `blend` is {blend}; it must be between 0 and 1");
-        }
+    fn finalize(mut state: EvalState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        let k = call.int("k")? as usize;
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let progress = Progress::new(call.function(), call.text("progress")?);
         anyhow::ensure!(
-            !state.train.is_empty(),
+            !state.train.pairs.is_empty(),
             "no events before the split: move the split later"
         );
         anyhow::ensure!(
             !state.test.is_empty(),
             "no events after the split: move the split earlier"
         );
-        let params = settings.params()?;
-        let k = k as usize;
-        crate::binding::thread_pool(settings.threads)?.install(|| {
-            let trained = train_pairs(std::mem::take(&mut state.train), &params)?;
-            let model = &trained.serving;
-            // Held-out sets per evaluated user (model index), sorted by user id.
+        let base = als_params(call)?;
+        let (plain, searched) = plain_choice(call)?;
+        crate::binding::thread_pool(call.int("threads")?)?.install(|| {
+            let data = std::mem::take(&mut state.train);
+            let fit = |candidate: &Candidate, pairs| {
+                tune::fit_all(pairs, &data.times, &base, candidate, base.iterations, 0.0, &budget, &progress)
+                    .and_then(|t| ServingModel::new(t.model))
+            };
+            let outcome = if call.boolean("search")? {
+                tune::choose(&data.validation, &base, plain, searched, &budget, &progress)?
+            } else {
+                None
+            };
+            let (chosen, chosen_blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+            let plain_model = fit(&plain, data.pairs.clone())?;
+            let tuned_model = if chosen == plain { None } else { Some(fit(&chosen, data.pairs.clone())?) };
+            let tuned = tuned_model.as_ref().unwrap_or(&plain_model);
+            let blend = call.opt_double("blend")?.unwrap_or(crate::model::f32_decimal(chosen_blend));
+            // Held-out sets per evaluated user (model index: both models
+            // index the same users), sorted by user id.
             state.test.sort_unstable_by_key(|t| (t.0, t.1));
+            let model = &plain_model;
             let mut relevant: HashMap<u32, Vec<u32>> = HashMap::new();
             let mut unseen = model.n_products() as u32;
             let (mut predicted, mut actual) = (Vec::new(), Vec::new());
@@ -158,14 +183,12 @@ impl AggregateFunction for Evaluate {
             users.sort_unstable();
             let held_out: Vec<Vec<u32>> = users.iter().map(|u| relevant[u].clone()).collect();
             let n_items = model.n_products();
-            let lists =
-                |recs: Vec<Vec<crate::recommend::serving::Recommendation>>| -> Vec<Vec<u32>> {
-                    recs.into_iter()
-                        .map(|r| r.into_iter().map(|x| x.product).collect())
-                        .collect()
-                };
-            let als = lists(model.recommend_users(&users, k, 0.0, true));
-            let hybrid = lists(model.recommend_users(&users, k, blend as f32, true));
+            let lists = |m: &ServingModel, blend: f64| -> Vec<Vec<u32>> {
+                m.recommend_users(&users, k, blend as f32, true)
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|x| x.product).collect())
+                    .collect()
+            };
             let popular: Vec<Vec<u32>> = users
                 .iter()
                 .map(|&u| {
@@ -178,107 +201,102 @@ impl AggregateFunction for Evaluate {
                         .collect()
                 })
                 .collect();
-            let mut out = MetricRows::default();
             let error = rmse(&predicted, &actual);
-            out.push(
-                "als",
-                k,
-                &ranking_metrics(&als, &held_out, k, n_items),
-                0.0,
-                Some(error),
-            );
-            out.push(
-                "hybrid",
-                k,
-                &ranking_metrics(&hybrid, &held_out, k, n_items),
-                blend,
-                None,
-            );
-            out.push(
-                "popularity",
-                k,
-                &ranking_metrics(&popular, &held_out, k, n_items),
-                1.0,
-                None,
-            );
-            Ok(out.into_rowset())
+            let mut rows = RowSet::for_columns(&metric_columns());
+            for (name, lists, blend, candidate, rmse) in [
+                ("als", lists(&plain_model, 0.0), 0.0, Some(plain), Some(error)),
+                ("tuned", lists(tuned, 0.0), 0.0, Some(chosen), None),
+                ("default", lists(tuned, blend), blend, Some(chosen), None),
+                ("popularity", popular, 1.0, None, None),
+            ] {
+                push_metrics(&mut rows, name, k, &ranking_metrics(&lists, &held_out, k, n_items), blend, candidate, rmse)?;
+            }
+            Ok(Arc::new(Computed::new(rows)) as Arc<dyn BlockSource>)
         })
     }
 }
 
-#[derive(Default)]
-struct MetricRows {
-    model: Vec<Option<String>>,
-    k: Vec<Option<i32>>,
-    precision: Vec<Option<f64>>,
-    recall: Vec<Option<f64>>,
-    ndcg: Vec<Option<f64>>,
-    map: Vec<Option<f64>>,
-    coverage: Vec<Option<f64>>,
-    users: Vec<Option<i64>>,
-    blend: Vec<Option<f64>>,
-    rmse: Vec<Option<f64>>,
-}
-
-impl MetricRows {
-    fn push(
-        &mut self,
-        model: &str,
-        k: usize,
-        m: &metrics::RankingMetrics,
-        blend: f64,
-        rmse: Option<f64>,
-    ) {
-        self.model.push(Some(model.to_string()));
-        self.k.push(Some(k as i32));
-        self.precision.push(Some(m.precision));
-        self.recall.push(Some(m.recall));
-        self.ndcg.push(Some(m.ndcg));
-        self.map.push(Some(m.map));
-        self.coverage.push(Some(m.coverage));
-        self.users.push(Some(m.users_evaluated as i64));
-        self.blend.push(Some(blend));
-        self.rmse.push(rmse.filter(|r| r.is_finite()));
+/// One metrics row.
+fn push_metrics(
+    rows: &mut RowSet,
+    model: &str,
+    k: usize,
+    m: &metrics::RankingMetrics,
+    blend: f64,
+    candidate: Option<Candidate>,
+    rmse: Option<f64>,
+) -> anyhow::Result<()> {
+    let c = rows.col::<String>("model")?;
+    rows.put_str(c, Some(model));
+    let c = rows.col("k")?;
+    rows.put(c, Some(k as i32));
+    // No user to evaluate: NULL averages, not 0.
+    for (name, value) in [
+        ("precision", m.precision),
+        ("recall", m.recall),
+        ("ndcg", m.ndcg),
+        ("map", m.map),
+        ("coverage", Some(m.coverage)),
+    ] {
+        let c = rows.col::<f64>(name)?;
+        rows.put(c, value);
     }
-    fn into_rowset(self) -> RowSet {
-        RowSet::new()
-            .with("model", Values::Text(self.model))
-            .with("k", Values::Integer(self.k))
-            .with("precision", Values::Double(self.precision))
-            .with("recall", Values::Double(self.recall))
-            .with("ndcg", Values::Double(self.ndcg))
-            .with("map", Values::Double(self.map))
-            .with("coverage", Values::Double(self.coverage))
-            .with("users_evaluated", Values::BigInt(self.users))
-            .with("blend", Values::Double(self.blend))
-            .with("rmse_vs_weight", Values::Double(self.rmse))
-    }
+    let c = rows.col("users_evaluated")?;
+    rows.put(c, Some(m.users_evaluated as i64));
+    let c = rows.col("blend")?;
+    rows.put(c, Some(blend));
+    let c = rows.col("alpha")?;
+    rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.alpha)));
+    let c = rows.col("regularization")?;
+    rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.regularization)));
+    let c = rows.col::<String>("confidence")?;
+    rows.put_str(c, candidate.map(|c| c.confidence.name()));
+    let c = rows.col("half_life_days")?;
+    rows.put(c, candidate.map(|c| c.half_life / 86_400.0));
+    let c = rows.col("rmse_vs_weight")?;
+    rows.put(c, rmse.filter(|r| r.is_finite()));
+    Ok(())
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    let mut params = vec!["events", "split := 0.8", "k := 10"];
-    let blend = format!("blend := {}", crate::recommend::DEFAULT_BLEND);
-    params.push(&blend);
-    params.extend(crate::als::WEIGHT_PARAMS);
-    params.extend(crate::als::TRAIN_PARAMS);
-    // The split: a timestamp, or a fraction of the events' time span.
+    let mut extra = weight_params();
+    extra.extend(source_params());
+    let params = aggregate::signature::<Evaluate>(&["events", "split := 0.8"], &extra);
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    let mut inputs = vec!["part"];
+    inputs.extend(PAIR_INPUTS);
+    inputs.push("relevant");
+    let train_columns = PAIR_INPUTS.join(", ");
+    let test_columns = PAIR_INPUTS
+        .iter()
+        .map(|c| match *c {
+            "user_id" | "product_id" | "weight" => c.to_string(),
+            _ => format!("NULL AS {c}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The split (a timestamp, or a fraction of the rows' time span), the
+    // training pairs (with the validation split inside them) and the test
+    // pairs, then the evaluation over both.
     let body = format!(
-        "WITH bounds AS (SELECT min(event_time) AS lo, max(event_time) AS hi FROM query_table(events)), \
-         cut AS (SELECT coalesce(try_cast(split::VARCHAR AS TIMESTAMP), \
-                 make_timestamp((epoch_us(lo) + (epoch_us(hi) - epoch_us(lo)) * \
-                 CASE WHEN try_cast(split::VARCHAR AS DOUBLE) > 0 AND try_cast(split::VARCHAR AS DOUBLE) < 1 \
-                 THEN try_cast(split::VARCHAR AS DOUBLE) \
-                 ELSE error('evaluate_recommendations: split must be a fraction strictly between 0 and 1 or a timestamp, got ' || split::VARCHAR) END)::BIGINT)) AS at \
-                 FROM bounds), \
-         train AS ({train}), \
-         test AS ({test}) \
-         SELECT unnest(ecoreco_evaluate(part, user_id, product_id, weight, purchases, interactions, category_id, relevant, \
-         factors::BIGINT, iterations::BIGINT, regularization::DOUBLE, alpha::DOUBLE, cg_steps::BIGINT, seed::BIGINT, \
-         current_setting('threads')::BIGINT, k::BIGINT, blend::DOUBLE), recursive := true) FROM ( \
-         SELECT 'train' AS part, user_id, product_id, weight, purchases, interactions, category_id, false AS relevant FROM train \
-         UNION ALL SELECT 'test', user_id, product_id, weight, purchases, interactions, category_id, carts + purchases > 0 FROM test)",
-        train = crate::als::interactions_sql("(SELECT e.* FROM query_table(events) e, cut WHERE e.event_time < cut.at)"),
-        test = crate::als::interactions_sql("(SELECT e.* FROM query_table(events) e, cut WHERE e.event_time >= cut.at)"),
+        "WITH {rows}, {split}, \
+         ecoreco_train_rows AS (SELECT r.* FROM ecoreco_rows r, ecoreco_cut c WHERE r.t < c.at), \
+         ecoreco_pairs AS ({pairs}), \
+         ecoreco_test AS (SELECT user_id, product_id, \
+           least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, bool_or(wanted) AS relevant \
+           FROM ecoreco_rows r, ecoreco_cut c WHERE r.t >= c.at GROUP BY user_id, product_id) {call}",
+        rows = crate::als::source_rows_sql("evaluate_recommendations"),
+        split = include_str!("../../sql/macros/evaluate_split.sql"),
+        pairs = crate::als::pairs_sql("ecoreco_train_rows"),
+        call = aggregate::rows_sql::<Evaluate>(
+            "ecoreco.evaluate_recommendations",
+            &inputs,
+            &[],
+            &format!(
+                "(SELECT 'train' AS part, {train_columns}, NULL::BOOLEAN AS relevant FROM ecoreco_pairs \
+                 UNION ALL SELECT 'test', {test_columns}, relevant FROM ecoreco_test)"
+            )
+        ),
     );
     vec![SqlMacro::table("evaluate_recommendations", &params, body)]
 }

@@ -7,77 +7,58 @@
 //! settled while DuckDB binds the call: [`RecommendSql`]), and asks the Rust
 //! scorer ([`serving`]) for the top k.
 
-pub mod model;
+pub mod cache;
 pub mod serving;
 pub mod topk;
 
-use crate::binding::aggregate::AggregateFunction;
-use crate::binding::rows::{InputChunk, RowSet, Values};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed, Ranges};
+use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::scalar::ScalarFunction;
-use crate::binding::{Column, ColumnWriter, SqlMacro, SqlType};
-use model::ModelRow;
-use serving::Recommendation;
+use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlMacro, SqlType, Value};
+use crate::budget::Budget;
+use crate::model::table::{self as model_table, ModelRow};
+use serving::{Recommendation, ServingModel};
+use std::sync::Arc;
 
-/// The blend of collaborative and category-interest scores used when the
-/// caller does not choose one; chosen by `ecoreco.evaluate_recommendations`
-/// on generated data (see the README's evaluation table).
-pub const DEFAULT_BLEND: f64 = 0.8;
-
-fn check_k(k: Option<i64>) -> anyhow::Result<usize> {
-    match k {
-        Some(k) if (1..=10_000).contains(&k) => Ok(k as usize),
-        Some(k) => anyhow::bail!("parameter `k` is {k}; it must be between 1 and 10000"),
-        None => anyhow::bail!("parameter `k` is NULL; pass e.g. k := 10"),
-    }
+/// The serving parameters, declared once for every function that serves.
+pub fn serving_params() -> Vec<Param> {
+    use SqlType::*;
+    vec![
+        Param::named("k", BigInt, Value::Int(10), "how many products per user, e.g. k := 10")
+            .check(Check::IntRange(1, 10_000)),
+        Param::named("blend", Double, Value::Null, "a number between 0 (collaborative only) and 1 (category interest only); NULL: the blend stored with the model")
+            .check(Check::Range(0.0, 1.0))
+            .nullable(),
+        Param::named("exclude_purchased", Boolean, Value::Bool(true), "true or false"),
+    ]
 }
 
-fn check_blend(blend: Option<f64>) -> anyhow::Result<f64> {
-    match blend {
-        Some(b) if (0.0..=1.0).contains(&b) => Ok(b),
-        Some(b) => anyhow::bail!("parameter `blend` is {b}; it must be between 0 (collaborative only) and 1 (category interest only)"),
-        None => anyhow::bail!("parameter `blend` is NULL; leave it out for the default {DEFAULT_BLEND}"),
-    }
-}
-
-fn rec_columns(with_user: bool) -> Vec<Column> {
-    let mut columns = Vec::new();
-    if with_user {
-        columns.push(Column::new("user_id", SqlType::BigInt));
-    }
-    columns.extend([
+fn rec_columns() -> Vec<Column> {
+    vec![
+        Column::new("user_id", SqlType::BigInt),
         Column::new("rank", SqlType::Integer),
         Column::new("product_id", SqlType::BigInt),
         Column::new("score", SqlType::Double),
         Column::new("source", SqlType::Varchar),
-    ]);
-    columns
+    ]
 }
 
-fn rec_rows(
-    model: &serving::ServingModel,
-    lists: &[(Option<i64>, Vec<Recommendation>)],
-    with_user: bool,
-) -> RowSet {
-    let mut user = Vec::new();
-    let (mut rank, mut product, mut score, mut source) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+/// Recommendation lists as rows of [`rec_columns`].
+fn rec_rows(model: &ServingModel, lists: &[(i64, Vec<Recommendation>)]) -> anyhow::Result<RowSet> {
+    let mut rows = RowSet::for_columns(&rec_columns());
+    let (user, rank, product) = (rows.col("user_id")?, rows.col("rank")?, rows.col("product_id")?);
+    let (score, source) = (rows.col("score")?, rows.col("source")?);
     for (u, recs) in lists {
         for (r, rec) in recs.iter().enumerate() {
-            user.push(*u);
-            rank.push(Some(r as i32 + 1));
-            product.push(Some(model.product_ids[rec.product as usize]));
-            score.push(Some(rec.score as f64));
-            source.push(Some(rec.source.as_str().to_string()));
+            rows.put(user, Some(*u));
+            rows.put(rank, Some(r as i32 + 1));
+            rows.put(product, Some(model.product_ids[rec.product as usize]));
+            rows.put(score, Some(rec.score as f64));
+            rows.put_str(source, Some(rec.source.as_str()));
         }
     }
-    let mut rows = RowSet::new();
-    if with_user {
-        rows = rows.with("user_id", Values::BigInt(user));
-    }
-    rows.with("rank", Values::Integer(rank))
-        .with("product_id", Values::BigInt(product))
-        .with("score", Values::Double(score))
-        .with("source", Values::Text(source))
+    Ok(rows)
 }
 
 /// `ecoreco_model_ready(model_table)`: whether the model last read from
@@ -100,7 +81,7 @@ impl ScalarFunction for ModelReady {
                 row,
                 input
                     .str(0, row)
-                    .and_then(model::cached_for_table)
+                    .and_then(cache::cached_for_table)
                     .is_some(),
             );
         }
@@ -137,20 +118,18 @@ impl ScalarFunction for RecommendSql {
             let model = input.str(0, row).ok_or_else(|| {
                 anyhow::anyhow!("parameter `model` is NULL; pass the name of a model table, e.g. model := 'model'")
             })?;
-            let events = input.str(1, row).ok_or_else(|| {
-                anyhow::anyhow!("parameter `events` is NULL; pass the name of the events table, e.g. events := 'events'")
-            })?;
+            // NULL: no events table; users the model does not know get the
+            // most popular products.
+            let events = input.str(1, row);
             let request = OneUser {
                 user_id: input
                     .i64(2, row)
                     .ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
-                k: check_k(input.i64(3, row))?,
-                blend: check_blend(input.f64(4, row))?,
-                exclude_purchased: input.bool(5, row).ok_or_else(|| {
-                    anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false")
-                })?,
+                k: serving_arg("k", input.i64(3, row).map(Value::Int))?,
+                blend: serving_arg("blend", input.f64(4, row).map(Value::Double))?,
+                exclude_purchased: serving_arg("exclude_purchased", input.bool(5, row).map(Value::Bool))?,
             };
-            let cached = model::cached_for_table(model);
+            let cached = cache::cached_for_table(model);
             let known = cached.as_ref().map(|m| m.user(request.user_id).is_some());
             out.set_str(row, &recommend_sql(model, events, &request, known)?);
         }
@@ -158,27 +137,55 @@ impl ScalarFunction for RecommendSql {
     }
 }
 
-/// One `recommend` request, checked.
+/// A serving parameter's value, checked by its declaration.
+fn serving_arg(name: &str, value: Option<Value>) -> anyhow::Result<Value> {
+    let param = serving_params()
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| anyhow::anyhow!("internal error: no serving parameter {name}"))?;
+    let value = match value {
+        Some(v) => v,
+        None if param.nullable => return Ok(Value::Null),
+        None => return Err(param.null_error("ecoreco.recommend")),
+    };
+    param.validate("ecoreco.recommend", value)
+}
+
+/// One `recommend` request, checked; values as SQL literals.
 struct OneUser {
     user_id: i64,
-    k: usize,
-    blend: f64,
-    exclude_purchased: bool,
+    k: Value,
+    blend: Value,
+    exclude_purchased: Value,
 }
 
 /// `text` as an SQL string literal.
 fn string_literal(what: &str, text: &str) -> anyhow::Result<String> {
-    anyhow::ensure!(!text.contains('\0'), "parameter `{what}` contains a NUL character");
-    Ok(format!("'{}'", text.replace('\'', "''")))
+    anyhow::ensure!(!text.contains('\0'), "parameter `{what}` contains a NUL character; pass a table name");
+    Ok(crate::binding::sql::quote_literal(text))
 }
 
+/// The model-row inputs of [`Serve`], read from the model table `m`.
+const MODEL_INPUTS: [&str; 7] = [
+    "m.model_id::BIGINT",
+    "m.side::VARCHAR",
+    "m.id::BIGINT",
+    "m.item::BIGINT",
+    "m.name::VARCHAR",
+    "m.value::DOUBLE",
+    "m.factors::FLOAT[]",
+];
+
+/// The same inputs when the model is cached: only its model_id is read.
+const CACHED_INPUTS: [&str; 7] = ["m.model_id::BIGINT", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL"];
+
 /// The serving query for one user. `known`: `None` when the model last
-/// read from `model` is not cached, else whether it knows the user.
-fn recommend_sql(model: &str, events: &str, request: &OneUser, known: Option<bool>) -> anyhow::Result<String> {
-    let model = string_literal("model", model)?;
-    let (cold_from, cold) = if known == Some(true) {
-        (String::new(), "NULL, NULL")
-    } else {
+/// read from `model` is not cached, else whether it knows the user. The
+/// user's events are read only when the model may not know the user and
+/// the caller named an events table.
+fn recommend_sql(model: &str, events: Option<&str>, request: &OneUser, known: Option<bool>) -> anyhow::Result<String> {
+    let table = string_literal("model", model)?;
+    let (cold_from, cold) = if let (Some(events), false) = (events, known == Some(true)) {
         (
             format!(
                 ", (SELECT list(e.category_id) AS categories, list(e.product_id) FILTER (e.event_type = 'purchase') AS bought \
@@ -186,35 +193,41 @@ fn recommend_sql(model: &str, events: &str, request: &OneUser, known: Option<boo
                 events = string_literal("events", events)?,
                 user = request.user_id,
             ),
-            "cold.categories, cold.bought",
+            ["cold.categories", "cold.bought"],
         )
+    } else {
+        (String::new(), ["NULL", "NULL"])
     };
     // Cached: the model's rows are not needed, only the model_id of row 0,
     // which the aggregate checks against the cache.
-    let (planned_cached, model_columns, filter) = if known.is_some() {
-        ("true", "NULL, NULL, NULL, NULL, NULL, NULL", " WHERE m.seq = 0")
+    let (planned_cached, model_inputs, filter) = if known.is_some() {
+        ("true", CACHED_INPUTS, " WHERE m.seq = 0")
     } else {
-        (
-            "false",
-            "m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]",
-            // Folded away while planning; it names `seq` first so that a
-            // table that is not a model fails binding on its first column.
-            " WHERE m.seq = 0 OR true",
-        )
+        // Folded away while planning; it names `seq` first so that a
+        // table that is not a model fails binding on its first column.
+        ("false", MODEL_INPUTS, " WHERE m.seq = 0 OR true")
     };
-    Ok(format!(
-        "SELECT unnest(ecoreco_serve({model}, 'recommend', {user}, {k}, {blend:?}, {exclude}, current_setting('threads'), \
-         {cold}, m.model_id::BIGINT, {planned_cached}, {model_columns}), recursive := true) \
-         FROM query_table({model}) m{cold_from}{filter}",
-        user = request.user_id,
-        k = request.k,
-        blend = request.blend,
-        exclude = request.exclude_purchased,
+    let mut inputs: Vec<&str> = model_inputs.to_vec();
+    inputs.extend(cold);
+    Ok(aggregate::rows_sql::<Serve>(
+        "ecoreco.recommend",
+        &inputs,
+        &[
+            ("model", table.clone()),
+            ("op", "'recommend'".into()),
+            ("id", request.user_id.to_string()),
+            ("k", request.k.sql_literal()),
+            ("blend", request.blend.sql_literal()),
+            ("exclude_purchased", request.exclude_purchased.sql_literal()),
+            ("planned_cached", planned_cached.into()),
+        ],
+        &format!("query_table({table}) m{cold_from}{filter}"),
     ))
 }
 
-/// `ecoreco_model_cache_clear()`: frees the served models (they are read
-/// again from their tables on next use); returns how many were cached.
+/// `ecoreco_model_cache_clear()`: frees the served models and held results
+/// (models are read again from their tables on next use); returns how many
+/// models were cached.
 pub struct ModelCacheClear;
 impl ScalarFunction for ModelCacheClear {
     const NAME: &'static str = "ecoreco_model_cache_clear";
@@ -225,9 +238,10 @@ impl ScalarFunction for ModelCacheClear {
         SqlType::BigInt
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
-        let cleared = model::forget_all() as i64;
+        let cleared = cache::forget_all() as i64;
+        crate::binding::blocks::clear();
         for row in 0..input.rows().max(1) {
-            unsafe { out.values::<i64>()[row] = cleared };
+            out.set_i64(row, cleared);
         }
         Ok(())
     }
@@ -237,248 +251,200 @@ impl ScalarFunction for ModelCacheClear {
 #[derive(Clone, Debug, PartialEq)]
 enum Request {
     /// One user (known to the model or not: then their categories and purchases).
-    Recommend {
-        user_id: i64,
-        cold_categories: Vec<i64>,
-        cold_bought: Vec<i64>,
-    },
+    Recommend { user_id: i64 },
     All,
-    Similar {
-        product_id: i64,
-    },
-}
-
-#[derive(Clone, Debug)]
-struct Call {
-    table: String,
-    /// The model the table holds now (read from its first row).
-    model_id: Option<i64>,
-    /// Whether, when DuckDB planned the query, the model last read from the
-    /// table was cached, so that only its first row was read.
-    planned_cached: bool,
-    request: Request,
-    k: usize,
-    blend: f32,
-    exclude_purchased: bool,
-    threads: i64,
+    Similar { product_id: i64 },
 }
 
 #[derive(Default)]
 pub struct ServeState {
-    call: Option<Call>,
     rows: Vec<ModelRow>,
+    model_id: Option<i64>,
+    cold_categories: Vec<i64>,
+    cold_bought: Vec<i64>,
 }
 
-impl ServeState {
-    fn read_call(input: &InputChunk, row: usize) -> anyhow::Result<Call> {
-        let table = input
-            .str(0, row)
-            .ok_or_else(|| {
-                anyhow::anyhow!("parameter `model` is NULL; pass the name of a model table")
-            })?
-            .to_string();
-        let op = input.str(1, row).unwrap_or("");
-        let ints = |col: usize| -> Vec<i64> {
-            match input.list::<i64>(col, row) {
-                Some(Ok(v)) => v.to_vec(),
-                _ => Vec::new(),
-            }
-        };
-        let request = match op {
-            "recommend" => Request::Recommend {
-                user_id: input
-                    .i64(2, row)
-                    .ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
-                cold_categories: ints(7),
-                cold_bought: ints(8),
-            },
-            "similar" => Request::Similar {
-                product_id: input.i64(2, row).ok_or_else(|| {
-                    anyhow::anyhow!("product_id is NULL; pass the id of a product")
-                })?,
-            },
-            _ => Request::All,
-        };
-        Ok(Call {
-            table,
-            model_id: input.i64(9, row),
-            planned_cached: input.bool(10, row).unwrap_or(false),
-            request,
-            k: check_k(input.i64(3, row))?,
-            blend: check_blend(input.f64(4, row))? as f32,
-            exclude_purchased: input.bool(5, row).ok_or_else(|| {
-                anyhow::anyhow!("parameter `exclude_purchased` is NULL; pass true or false")
-            })?,
-            threads: input.i64(6, row).unwrap_or(1),
-        })
-    }
-}
-
-/// `ecoreco_serve(model_table, op, id, k, blend, exclude_purchased, threads,
-/// cold_categories, cold_bought, side, id, item, name, value, factors)`:
-/// gets the model (cached, or built from the rows it was given) and answers
-/// the request, as `user_id, rank, product_id, score, source` rows.
+/// `ecoreco_serve`: gets the model (cached, or built from the rows it was
+/// given) and answers the request, as `user_id, rank, product_id, score,
+/// source` rows.
 pub struct Serve;
 impl AggregateFunction for Serve {
     const NAME: &'static str = "ecoreco_serve";
+    const FUNCTION: &'static str = "ecoreco.recommend";
+    const EMPTY: &'static str = "the model table has no rows; pass a table made by ecoreco.als_train";
     type State = ServeState;
-    fn params() -> Vec<SqlType> {
+    fn inputs() -> Vec<Column> {
         use SqlType::*;
-        vec![
-            Varchar,
-            Varchar,
-            BigInt,
-            BigInt,
-            Double,
-            Boolean,
-            BigInt,
-            List(Box::new(BigInt)),
-            List(Box::new(BigInt)),
-            BigInt,
-            Boolean,
-            Varchar,
-            BigInt,
-            BigInt,
-            Varchar,
-            Double,
-            List(Box::new(Float)),
-        ]
+        let mut inputs = vec![Column::new("model_id", BigInt)];
+        inputs.extend(model_table::columns().into_iter().skip(2));
+        inputs.push(Column::new("cold_categories", List(Box::new(BigInt))));
+        inputs.push(Column::new("cold_bought", List(Box::new(BigInt))));
+        inputs
+    }
+    fn params() -> Vec<Param> {
+        use SqlType::*;
+        let mut params = vec![
+            Param::named("model", Varchar, Value::Text("model".into()), "the name of a model table, e.g. model := 'model'"),
+            Param::supplied("op", Varchar, "'all'").check(Check::OneOf(&["recommend", "all", "similar"])),
+            Param::supplied("id", BigInt, "NULL").nullable(),
+            Param::supplied("planned_cached", Boolean, "false"),
+        ];
+        params.extend(serving_params());
+        params.extend(crate::budget::settings_params());
+        params
     }
     fn columns() -> Vec<Column> {
-        rec_columns(true)
+        rec_columns()
     }
-    fn update(
-        state: &mut ServeState,
-        input: &InputChunk,
-        rows: std::ops::Range<usize>,
-    ) -> anyhow::Result<()> {
+    fn update(state: &mut ServeState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        let (model_id, side, id, item) = (input.col("model_id")?, input.col("side")?, input.col("id")?, input.col("item")?);
+        let (name, value, factors) = (input.col("name")?, input.col("value")?, input.col("factors")?);
+        let (categories, bought) = (input.col("cold_categories")?, input.col("cold_bought")?);
         for row in rows {
-            if state.call.is_none() {
-                state.call = Some(ServeState::read_call(input, row)?);
+            if state.model_id.is_none() {
+                state.model_id = input.i64(model_id, row);
+                let ints = |col: usize| -> Vec<i64> {
+                    match input.list::<i64>(col, row) {
+                        Some(Ok(v)) => v.to_vec(),
+                        _ => Vec::new(),
+                    }
+                };
+                state.cold_categories = ints(categories);
+                state.cold_bought = ints(bought);
             }
-            let Some(side) = input.str(11, row) else {
+            let Some(side) = input.str(side, row) else {
                 continue;
             };
-            let factors = match input.list::<f32>(16, row) {
+            let factors = match input.list::<f32>(factors, row) {
                 None => None,
                 Some(Ok(values)) => Some(values.to_vec()),
                 Some(Err(at)) => anyhow::bail!(
-                    "a factors list has a NULL at position {}; the model table is damaged",
+                    "a factors list has a NULL at position {}; the model table is damaged, train it again",
                     at + 1
                 ),
             };
+            crate::budget::reserve(&mut state.rows, 1, "the model rows")?;
             state.rows.push(ModelRow {
                 side: side.to_string(),
-                id: input.i64(12, row),
-                item: input.i64(13, row),
-                name: input.str(14, row).map(str::to_string),
-                value: input.f64(15, row),
+                id: input.i64(id, row),
+                item: input.i64(item, row),
+                name: input.str(name, row).map(str::to_string),
+                value: input.f64(value, row),
                 factors,
             });
         }
         Ok(())
     }
     fn combine(target: &mut ServeState, source: ServeState) -> anyhow::Result<()> {
-        if target.call.is_none() {
-            target.call = source.call;
+        if target.model_id.is_none() {
+            target.model_id = source.model_id;
+            target.cold_categories = source.cold_categories;
+            target.cold_bought = source.cold_bought;
         }
+        crate::budget::reserve(&mut target.rows, source.rows.len(), "the model rows")?;
         target.rows.extend(source.rows);
         Ok(())
     }
-    fn finalize(state: ServeState) -> anyhow::Result<RowSet> {
-        let call = state.call.ok_or_else(|| {
-            anyhow::anyhow!("the model table has no rows; pass a table made by ecoreco.als_train")
-        })?;
-        let model_id = call
+    fn finalize(state: ServeState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        let table = call.text("model")?.to_string();
+        let model_id = state
             .model_id
             .ok_or_else(|| anyhow::anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
         // All parallel work, the model's indexing included, runs on a pool
         // of DuckDB's `threads` size, never on rayon's global pool.
-        let pool = crate::binding::thread_pool(call.threads)?;
-        let served = match model::cached(model_id) {
+        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let served = match cache::cached(model_id) {
             Some(m) => m,
-            None if !call.planned_cached => {
+            None if !call.boolean("planned_cached")? => {
                 let rows = state.rows;
-                model::remember(pool.install(|| model::from_rows(rows, model_id))?)
+                let budget = Budget::from_setting(call.text("memory_limit")?);
+                budget.check(
+                    "serving the model",
+                    serving_bytes(&rows),
+                    "the model's factors twice (index and half-precision copy) plus 48 bytes per row",
+                )?;
+                let model = pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new))?;
+                cache::remember(model)
             }
             None => {
                 // The query was planned believing the table still held the
                 // model read from it before; it no longer does.
-                model::forget_table(&call.table);
+                cache::forget_table(&table);
                 anyhow::bail!(
-                    "the table '{}' holds a different model than the one this session read from it before; \
-                     it will be read afresh on the next call: run the query again",
-                    call.table
+                    "the table '{table}' holds a different model than the one this session read from it before; \
+                     it will be read afresh on the next call: run the query again"
                 );
             }
         };
-        if !call.table.is_empty() {
-            model::note_table(&call.table, model_id);
+        if !table.is_empty() {
+            cache::note_table(&table, model_id);
         }
-        pool.install(|| answer(&served, &call))
+        let k = call.int("k")? as usize;
+        // No blend given: the one stored with the model.
+        let blend = call.opt_double("blend")?.map_or(served.blend, |b| b as f32);
+        let exclude = call.boolean("exclude_purchased")?;
+        let request = match call.text("op")? {
+            "recommend" => Request::Recommend {
+                user_id: call.opt_int("id")?.ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
+            },
+            "similar" => Request::Similar {
+                product_id: call.opt_int("id")?.ok_or_else(|| anyhow::anyhow!("product_id is NULL; pass the id of a product"))?,
+            },
+            _ => Request::All,
+        };
+        match request {
+            Request::Recommend { user_id } => {
+                let recs = pool.install(|| recommend_one(&served, user_id, &state.cold_categories, &state.cold_bought, k, blend, exclude));
+                Ok(Arc::new(Computed::new(rec_rows(&served, &[(user_id, recs)])?)))
+            }
+            Request::Similar { product_id } => {
+                let item = served.product(product_id).ok_or_else(|| {
+                    anyhow::anyhow!("product {product_id} is not in the model (it had no interactions in the training data); pass a product_id of the model")
+                })?;
+                let similar = topk::similar_items(served.item_factors(), served.factors, item, k);
+                let recs: Vec<Recommendation> = similar
+                    .iter()
+                    .map(|&(product, score)| Recommendation { product, score, source: serving::Source::Similar })
+                    .collect();
+                Ok(Arc::new(Computed::new(rec_rows(&served, &[(product_id, recs)])?)))
+            }
+            Request::All => Ok(Arc::new(Ranges::new(served.user_ids.len(), USERS_PER_BLOCK, move |users| {
+                let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
+                let lists = served.recommend_users(&ids, k, blend, exclude);
+                let lists: Vec<(i64, Vec<Recommendation>)> =
+                    ids.iter().zip(lists).map(|(&u, r)| (served.user_ids[u as usize], r)).collect();
+                rec_rows(&served, &lists)
+            }))),
+        }
     }
 }
 
-fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> {
-    match &call.request {
-        Request::Recommend {
-            user_id,
-            cold_categories,
-            cold_bought,
-        } => {
-            let mut counts: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
-            for &c in cold_categories {
-                *counts.entry(c).or_default() += 1.0;
-            }
-            let bought: Vec<u32> = cold_bought
-                .iter()
-                .filter_map(|&p| model.product(p))
-                .collect();
-            let interest = serving::top_categories(&counts);
-            let recs = model.recommend(
-                model.user(*user_id),
-                &interest,
-                &bought,
-                call.k,
-                call.blend,
-                call.exclude_purchased,
-            );
-            Ok(rec_rows(model, &[(Some(*user_id), recs)], true))
-        }
-        Request::All => {
-            let lists = model.recommend_all(call.k, call.blend, call.exclude_purchased);
-            let lists: Vec<(Option<i64>, Vec<Recommendation>)> = lists
-                .into_iter()
-                .enumerate()
-                .map(|(u, r)| (Some(model.user_ids[u]), r))
-                .collect();
-            Ok(rec_rows(model, &lists, true))
-        }
-        Request::Similar { product_id } => {
-            let item = model
-                .product(*product_id)
-                .ok_or_else(|| anyhow::anyhow!("product {product_id} is not in the model (it had no interactions in the training data)"))?;
-            let similar = topk::similar_items(model.item_factors(), model.factors, item, call.k);
-            let n = similar.len();
-            Ok(RowSet::new()
-                .with("user_id", Values::BigInt(vec![Some(*product_id); n]))
-                .with("rank", Values::Integer((1..=n as i32).map(Some).collect()))
-                .with(
-                    "product_id",
-                    Values::BigInt(
-                        similar
-                            .iter()
-                            .map(|s| Some(model.product_ids[s.0 as usize]))
-                            .collect(),
-                    ),
-                )
-                .with(
-                    "score",
-                    Values::Double(similar.iter().map(|s| Some(s.1 as f64)).collect()),
-                )
-                .with("source", Values::Text(vec![Some("similar".to_string()); n])))
-        }
+/// Users per block of `recommend_all`: k rows each.
+const USERS_PER_BLOCK: usize = 64;
+
+/// Bytes to index a model for serving, from its rows.
+fn serving_bytes(rows: &[ModelRow]) -> u64 {
+    let floats: usize = rows.iter().map(|r| r.factors.as_ref().map_or(0, Vec::len)).sum();
+    (floats * 4 * 2 + rows.len() * 48) as u64
+}
+
+/// One user's list: known to the model, or from their own events.
+fn recommend_one(
+    model: &ServingModel,
+    user_id: i64,
+    cold_categories: &[i64],
+    cold_bought: &[i64],
+    k: usize,
+    blend: f32,
+    exclude_purchased: bool,
+) -> Vec<Recommendation> {
+    let mut counts: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
+    for &c in cold_categories {
+        *counts.entry(c).or_default() += 1.0;
     }
+    let bought: Vec<u32> = cold_bought.iter().filter_map(|&p| model.product(p)).collect();
+    let interest = crate::model::top_categories(&counts);
+    model.recommend(model.user(user_id), &interest, &bought, k, blend, exclude_purchased)
 }
 
 /// The serving macro body of `recommend_all` and `similar_products` (one
@@ -489,46 +455,50 @@ fn answer(model: &serving::ServingModel, call: &Call) -> anyhow::Result<RowSet> 
 /// table's model_id. Without it, `model` may also be a bare table name and
 /// every row is read (fine for calls that do far more work than reading
 /// the model, like recommend_all).
-fn serve_call(op: &str, id: &str, k: &str, blend: &str, exclude: &str, by_name: bool) -> String {
+fn serve_sql(function: &str, op: &str, values: &[(&str, String)], by_name: bool) -> String {
     let (table, ready, filter) = if by_name {
-        (
-            "model",
-            "ecoreco_model_ready(model)",
-            " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model)",
-        )
+        ("model", "ecoreco_model_ready(model)", " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model)")
     } else {
         ("''", "false", "")
     };
-    // Call arguments are not cast: the aggregate's declared types make
-    // DuckDB cast them. Model columns are, for tables re-imported with
-    // looser types.
-    format!(
-        "SELECT unnest(ecoreco_serve({table}, '{op}', {id}, {k}, {blend}, {exclude}, \
-         current_setting('threads'), NULL, NULL, m.model_id::BIGINT, {ready}, \
-         m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]), recursive := true) \
-         FROM query_table(model) m{filter}"
-    )
+    let mut values: Vec<(&str, String)> = values.to_vec();
+    values.extend([("model", table.to_string()), ("op", format!("'{op}'")), ("planned_cached", ready.to_string())]);
+    let mut inputs: Vec<&str> = MODEL_INPUTS.to_vec();
+    inputs.extend(["NULL", "NULL"]);
+    aggregate::rows_sql::<Serve>(function, &inputs, &values, &format!("query_table(model) m{filter}"))
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    let blend = format!("blend := {DEFAULT_BLEND}");
+    let serving: Vec<String> = serving_params().iter().map(Param::macro_signature).collect();
+    let recommend: Vec<String> = ["uid", "model := 'model'", "events := NULL"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(serving.iter().cloned())
+        .collect();
+    let all: Vec<String> = std::iter::once("model".to_string()).chain(serving.iter().cloned()).collect();
+    let k = serving_params().into_iter().find(|p| p.name == "k").map(|p| p.macro_signature()).unwrap_or_default();
+    let refs = |v: &[String]| -> Vec<String> { v.to_vec() };
+    let (recommend, all) = (refs(&recommend), refs(&all));
+    let recommend: Vec<&str> = recommend.iter().map(String::as_str).collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
     vec![
         SqlMacro::table(
             "recommend",
-            &["uid", "model := 'model'", "events := 'events'", "k := 10", &blend, "exclude_purchased := true"],
+            &recommend,
             "FROM query(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased))".to_string(),
         ),
-        SqlMacro::table(
-            "recommend_all",
-            &["model", "k := 10", &blend, "exclude_purchased := true"],
-            serve_call("all", "NULL", "k", "blend", "exclude_purchased", false),
-        ),
+        SqlMacro::table("recommend_all", &all, serve_sql("ecoreco.recommend_all", "all", &[], false)),
         SqlMacro::table(
             "similar_products",
-            &["pid", "model := 'model'", "k := 10"],
+            &["pid", "model := 'model'", &k],
             format!(
                 "SELECT user_id AS of_product_id, rank, product_id, score AS similarity FROM ({})",
-                serve_call("similar", "pid", "k", "0", "true", true)
+                serve_sql(
+                    "ecoreco.similar_products",
+                    "similar",
+                    &[("id", "pid".into()), ("blend", "0".into()), ("exclude_purchased", "true".into())],
+                    true
+                )
             ),
         ),
     ]
@@ -539,31 +509,37 @@ mod tests {
     use super::*;
 
     fn request() -> OneUser {
-        OneUser { user_id: -42, k: 7, blend: 0.25, exclude_purchased: false }
+        OneUser { user_id: -42, k: Value::Int(7), blend: Value::Double(0.25), exclude_purchased: Value::Bool(false) }
     }
 
     #[test]
     fn recommend_sql_reads_only_what_the_cache_lacks() {
         // Cached model that knows the user: row 0 of the model, no events.
-        let known = recommend_sql("model", "events", &request(), Some(true)).unwrap();
+        let known = recommend_sql("model", Some("events"), &request(), Some(true)).unwrap();
         assert!(known.contains("FROM query_table('model') m WHERE m.seq = 0"), "{known}");
         assert!(!known.contains("events") && !known.contains("m.factors"), "{known}");
-        assert!(known.contains("'recommend', -42, 7, 0.25, false,"), "{known}");
+        assert!(known.contains("('recommend')::VARCHAR, (-42)::BIGINT, (true)::BOOLEAN, (7)::BIGINT, (0.25)::DOUBLE, (false)::BOOLEAN"), "{known}");
         // Cached model, unknown user: row 0 and the user's events.
-        let unknown = recommend_sql("model", "events", &request(), Some(false)).unwrap();
+        let unknown = recommend_sql("model", Some("events"), &request(), Some(false)).unwrap();
         assert!(unknown.contains("FROM query_table('events') e WHERE e.user_id = -42"), "{unknown}");
         assert!(unknown.contains("WHERE m.seq = 0") && !unknown.contains("m.factors"), "{unknown}");
         // Nothing cached: every model row, and the events.
-        let cold = recommend_sql("model", "events", &request(), None).unwrap();
+        let cold = recommend_sql("model", Some("events"), &request(), None).unwrap();
         assert!(cold.contains("m.factors::FLOAT[]") && cold.contains("query_table('events')"), "{cold}");
-        assert!(cold.contains("m.model_id::BIGINT, false,"), "{cold}");
+        assert!(cold.contains("(false)::BOOLEAN, (7)::BIGINT"), "{cold}");
+        // No events table named: never read, cached or not (a known user on
+        // a cold cache needs only the model).
+        let no_events = recommend_sql("model", None, &request(), None).unwrap();
+        assert!(no_events.contains("m.factors::FLOAT[]") && !no_events.contains("e.user_id"), "{no_events}");
+        let blend_from_model = OneUser { blend: Value::Null, ..request() };
+        assert!(recommend_sql("model", None, &blend_from_model, Some(true)).unwrap().contains("(NULL)::DOUBLE"));
     }
 
     #[test]
     fn recommend_sql_keeps_names_inside_string_literals() {
-        let sql = recommend_sql("m'); DROP TABLE x; --", "e''", &request(), None).unwrap();
+        let sql = recommend_sql("m'); DROP TABLE x; --", Some("e''"), &request(), None).unwrap();
         assert!(sql.contains("query_table('m''); DROP TABLE x; --')"), "{sql}");
         assert!(sql.contains("query_table('e''''')"), "{sql}");
-        assert!(recommend_sql("a\0b", "events", &request(), None).is_err());
+        assert!(recommend_sql("a\0b", Some("events"), &request(), None).is_err());
     }
 }

@@ -18,6 +18,7 @@
 //! gets `k` rows as long as the catalogue has `k` products left to offer.
 
 use crate::model::csr::Csr;
+use crate::model::FactorModel;
 use crate::recommend::topk::{recommend_batch, PackedItems};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -27,6 +28,8 @@ pub enum Source {
     Collaborative,
     CategoryInterest,
     Popular,
+    /// Nearest products by factor cosine (`similar_products`).
+    Similar,
 }
 
 impl Source {
@@ -35,6 +38,7 @@ impl Source {
             Source::Collaborative => "collaborative",
             Source::CategoryInterest => "category_interest",
             Source::Popular => "popular",
+            Source::Similar => "similar",
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct ServingModel {
     pub purchased: Csr,
     /// Each user's top-3 categories with their share of the user's interactions.
     pub interest: Vec<Vec<(i64, f32)>>,
+    /// The blend the model was trained to be served with.
+    pub blend: f32,
     user_index: HashMap<i64, u32>,
     product_index: HashMap<i64, u32>,
     packed: PackedItems,
@@ -71,41 +77,23 @@ pub struct ServingModel {
 }
 
 impl ServingModel {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        model_id: i64,
-        factors: usize,
-        user_ids: Vec<i64>,
-        product_ids: Vec<i64>,
-        user_factors: Vec<f32>,
-        item_factors: Vec<f32>,
-        product_category: Vec<i64>,
-        popularity: Vec<f32>,
-        purchased: Csr,
-        interest: Vec<Vec<(i64, f32)>>,
-    ) -> anyhow::Result<Self> {
-        let (n_users, n_items) = (user_ids.len(), product_ids.len());
-        anyhow::ensure!(factors > 0, "the model has no factors");
-        anyhow::ensure!(
-            user_factors.len() == n_users * factors,
-            "user factors do not match the number of users"
-        );
-        anyhow::ensure!(
-            item_factors.len() == n_items * factors,
-            "product factors do not match the number of products"
-        );
-        anyhow::ensure!(
-            product_category.len() == n_items && popularity.len() == n_items,
-            "product columns disagree"
-        );
-        anyhow::ensure!(
-            purchased.n_rows == n_users && purchased.n_cols == n_items,
-            "purchases do not match the model"
-        );
-        anyhow::ensure!(
-            interest.len() == n_users,
-            "interests do not match the users"
-        );
+    /// Indexes a model for serving (its sizes are checked first).
+    pub fn new(model: FactorModel) -> anyhow::Result<Self> {
+        model.validate()?;
+        let FactorModel {
+            model_id,
+            factors,
+            user_ids,
+            product_ids,
+            user_factors,
+            item_factors,
+            product_category,
+            popularity,
+            purchased,
+            interest,
+            blend,
+        } = model;
+        let n_items = product_ids.len();
         let user_index = user_ids
             .iter()
             .enumerate()
@@ -142,6 +130,7 @@ impl ServingModel {
             popularity,
             purchased,
             interest,
+            blend,
             user_index,
             product_index,
             popular_order,
@@ -336,24 +325,38 @@ impl ServingModel {
     }
 }
 
-/// A user's top-3 categories by interaction count, with their shares of the
-/// user's interactions (ties: smaller category id first).
-pub fn top_categories(counts: &HashMap<i64, f32>) -> Vec<(i64, f32)> {
-    let total: f32 = counts.values().sum();
-    let mut ranked: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(3);
-    if total > 0.0 {
-        for r in &mut ranked {
-            r.1 /= total;
-        }
-    }
-    ranked
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A serving model from its parts, in `FactorModel`'s field order.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn serving_model(
+        model_id: i64,
+        factors: usize,
+        user_ids: Vec<i64>,
+        product_ids: Vec<i64>,
+        user_factors: Vec<f32>,
+        item_factors: Vec<f32>,
+        product_category: Vec<i64>,
+        popularity: Vec<f32>,
+        purchased: Csr,
+        interest: Vec<Vec<(i64, f32)>>,
+    ) -> anyhow::Result<ServingModel> {
+        ServingModel::new(FactorModel {
+            model_id,
+            factors,
+            user_ids,
+            product_ids,
+            user_factors,
+            item_factors,
+            product_category,
+            popularity,
+            purchased,
+            interest,
+            blend: crate::model::LEGACY_BLEND,
+        })
+    }
 
     /// 2 users × 4 products, 2 factors. Categories: products 0,1 in 10;
     /// 2,3 in 20. User 0 likes factor 0 (products 0 and 2), bought product 0.
@@ -361,7 +364,7 @@ mod tests {
         let user_factors = vec![1.0, 0.0, 0.0, 1.0];
         let item_factors = vec![0.9, 0.1, 0.5, 0.0, 0.8, 0.2, 0.0, 1.0];
         let purchased = Csr::from_triplets(2, 4, &[0], &[0], &[1.0]).unwrap();
-        ServingModel::new(
+        serving_model(
             7,
             2,
             vec![100, 200],
@@ -475,7 +478,7 @@ mod tests {
             if huge {
                 item_factors[5 * f] = 1e5;
             }
-            let m = ServingModel::new(
+            let m = serving_model(
                 1,
                 f,
                 (0..n_users as i64).collect(),
@@ -500,63 +503,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn top_categories_by_count() {
-        let counts: HashMap<i64, f32> = [(1, 2.0), (2, 5.0), (3, 2.0), (4, 1.0)]
-            .into_iter()
-            .collect();
-        assert_eq!(top_categories(&counts), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    use crate::rng::Rng;
-
-    /// `cargo test --release --lib serving_latency -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn serving_latency() {
-        let (n_users, n_items, f) = (1_000, 160_000, 64);
-        let mut rng = Rng::new(1);
-        let uf: Vec<f32> = (0..n_users * f)
-            .map(|_| rng.normal() as f32 * 0.1)
-            .collect();
-        // Norms falling off like a trained model's long tail of rare products.
-        let itf: Vec<f32> = (0..n_items * f)
-            .map(|v| rng.normal() as f32 * 0.5 / ((v / f) as f32 + 1.0).powf(0.5))
-            .collect();
-        let cats: Vec<i64> = (0..n_items as i64).map(|i| i % 500).collect();
-        let pop: Vec<f32> = (0..n_items).map(|i| 1.0 / (i as f32 + 1.0)).collect();
-        let purchased =
-            Csr::from_triplets(n_users, n_items, &[0, 1], &[5, 6], &[1.0, 1.0]).unwrap();
-        let interest = (0..n_users)
-            .map(|u| vec![(u as i64 % 500, 0.7), (7, 0.3)])
-            .collect();
-        let m = ServingModel::new(
-            1,
-            f,
-            (0..n_users as i64).collect(),
-            (0..n_items as i64).collect(),
-            uf,
-            itf,
-            cats,
-            pop,
-            purchased,
-            interest,
-        )
-        .unwrap();
-        let mut times = Vec::new();
-        for u in 0..200u32 {
-            let t = std::time::Instant::now();
-            let r = m.recommend(Some(u), &[], &[], 10, 0.8, true);
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-            assert_eq!(r.len(), 10);
-        }
-        times.sort_by(f64::total_cmp);
-        println!("serving: p50 {:.2} ms p99 {:.2} ms", times[100], times[198]);
     }
 }

@@ -8,9 +8,11 @@
 
 pub mod kmeans;
 
-use crate::binding::aggregate::AggregateFunction;
-use crate::binding::rows::{InputChunk, RowSet, Values};
-use crate::binding::{Column, SqlMacro, SqlType};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed};
+use crate::binding::rows::{InputChunk, RowSet};
+use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
+use std::sync::Arc;
 use kmeans::{silhouette, KMeansParams, Standardizer};
 use std::collections::HashMap;
 
@@ -20,7 +22,6 @@ pub struct FeatureRows {
     /// (user_id, feature index (1-based), value or NULL).
     cells: Vec<(i64, u32, Option<f64>)>,
     names: HashMap<u32, String>,
-    settings: Option<Settings>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,62 +38,89 @@ struct Settings {
     n_init: i64,
 }
 
-/// Argument layout shared by the k-means aggregates.
-fn feature_params() -> Vec<SqlType> {
+impl Settings {
+    fn read(call: &Args, k: &str, k_max: &str) -> anyhow::Result<Self> {
+        Ok(Settings {
+            n_features: call.int("n_features")? as usize,
+            k: call.int(k)?,
+            seed: call.int("seed")?,
+            max_iter: call.int("max_iter")?,
+            sample: call.int("sample")?,
+            threads: call.int("threads")?,
+            k_max: call.int(k_max)?,
+            n_init: call.int("n_init")?,
+        })
+    }
+}
+
+/// The per-row inputs: the unpivoted feature cells.
+fn feature_inputs() -> Vec<Column> {
     use SqlType::*;
     vec![
-        BigInt, BigInt, Varchar, Double, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt, BigInt,
-        BigInt,
+        Column::new("user_id", BigInt),
+        Column::new("feature_index", BigInt),
+        Column::new("feature", Varchar),
+        Column::new("value", Double),
     ]
 }
 
-fn collect(
-    state: &mut FeatureRows,
-    input: &InputChunk,
-    rows: std::ops::Range<usize>,
-) -> anyhow::Result<()> {
+const FEATURE_INPUTS: [&str; 4] = ["user_id", "list_position(columns, feature)::BIGINT", "feature", "value"];
+
+/// Parameters shared by the k-means aggregates, declared once.
+fn fit_params() -> Vec<Param> {
+    use SqlType::*;
+    vec![
+        Param::named("seed", BigInt, Value::Int(42), "any integer seed, e.g. seed := 42"),
+        Param::named("max_iter", BigInt, Value::Int(20), "the most Lloyd iterations, e.g. max_iter := 20")
+            .check(Check::IntRange(1, 10_000)),
+        // 0 is how the per-user macros skip the silhouette they do not show.
+        Param::named("sample", BigInt, Value::Int(50_000), "the silhouette sample size, e.g. sample := 50000")
+            .check(Check::IntRange(0, 1_000_000)),
+        Param::named("n_init", BigInt, Value::Int(1), "independent k-means++ starts, e.g. n_init := 1")
+            .check(Check::IntRange(1, 1_000)),
+        Param::supplied("n_features", BigInt, "len(columns)"),
+        Param::supplied("threads", BigInt, "current_setting('threads')"),
+        Param::supplied("memory_limit", Varchar, "current_setting('memory_limit')"),
+    ]
+}
+
+fn collect(state: &mut FeatureRows, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let (u, i, f, v) = (input.col("user_id")?, input.col("feature_index")?, input.col("feature")?, input.col("value")?);
+    let budget = crate::budget::Budget::from_setting(call.text("memory_limit")?);
+    crate::budget::reserve(&mut state.cells, rows.len(), "the feature values")?;
+    budget.check(
+        "holding the features",
+        ((state.cells.len() + rows.len()) * 48) as u64,
+        "48 bytes per user and feature",
+    )?;
     for row in rows {
-        if state.settings.is_none() {
-            let get = |col: usize, name: &str| {
-                input
-                    .i64(col, row)
-                    .ok_or_else(|| anyhow::anyhow!("parameter `{name}` is NULL; pass a number"))
-            };
-            state.settings = Some(Settings {
-                n_features: get(4, "columns")? as usize,
-                k: get(5, "k")?,
-                seed: get(6, "seed")?,
-                max_iter: get(7, "max_iter")?,
-                sample: get(8, "sample")?,
-                threads: get(9, "threads")?,
-                k_max: get(10, "k_max")?,
-                n_init: get(11, "n_init")?,
-            });
-        }
-        let Some(user) = input.i64(0, row) else {
+        let Some(user) = input.i64(u, row) else {
             anyhow::bail!("a row has a NULL user_id; filter it out or give every row a user_id")
         };
-        let Some(index) = input.i64(1, row) else {
-            anyhow::bail!("internal error: feature without a position in `columns`")
+        let Some(index) = input.i64(i, row) else {
+            let name = input.str(f, row).unwrap_or("?");
+            anyhow::bail!(
+                "column `{name}` cannot be both the id and a feature; pass numeric feature columns other than user_id, \
+                 e.g. columns := ['recency', 'frequency', 'monetary']"
+            )
         };
         let index = index as u32;
         state
             .names
             .entry(index)
-            .or_insert_with(|| input.str(2, row).unwrap_or("").to_string());
-        state.cells.push((user, index, input.f64(3, row)));
+            .or_insert_with(|| input.str(f, row).unwrap_or("").to_string());
+        state.cells.push((user, index, input.f64(v, row)));
     }
     Ok(())
 }
 
-fn merge(target: &mut FeatureRows, source: FeatureRows) {
-    if target.settings.is_none() {
-        target.settings = source.settings;
-    }
+fn merge(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
+    crate::budget::reserve(&mut target.cells, source.cells.len(), "the feature values")?;
     target.cells.extend(source.cells);
     for (k, v) in source.names {
         target.names.entry(k).or_insert(v);
     }
+    Ok(())
 }
 
 /// The feature matrix in user_id order (so results do not depend on the
@@ -104,11 +132,9 @@ struct Matrix {
     settings: Settings,
 }
 
-fn matrix(mut rows: FeatureRows) -> anyhow::Result<Matrix> {
-    let settings = rows
-        .settings
-        .ok_or_else(|| anyhow::anyhow!("the features table is empty: no users to segment"))?;
+fn matrix(mut rows: FeatureRows, settings: Settings) -> anyhow::Result<Matrix> {
     let n = settings.n_features;
+    anyhow::ensure!(n > 0, "`columns` is empty; pass the feature columns to cluster, e.g. columns := ['recency', 'frequency']");
     let mut names = Vec::with_capacity(n);
     for i in 1..=n as u32 {
         match rows.names.get(&i) {
@@ -123,6 +149,7 @@ fn matrix(mut rows: FeatureRows) -> anyhow::Result<Matrix> {
         .sort_unstable_by_key(|&(user, index, _)| (user, index));
     let mut user_ids = Vec::new();
     let mut values = Vec::new();
+    crate::budget::reserve(&mut values, rows.cells.len(), "the feature matrix")?;
     let mut previous: Option<(i64, u32)> = None;
     for &(user, index, value) in &rows.cells {
         if previous == Some((user, index)) {
@@ -151,34 +178,14 @@ fn matrix(mut rows: FeatureRows) -> anyhow::Result<Matrix> {
     })
 }
 
+/// The checks that depend on the data (the declared ones ran when the
+/// call was read).
 fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
-    if s.k < 1 {
-        anyhow::bail!("parameter `k` is {}; it must be at least 1", s.k);
-    }
     if s.k as usize > users {
-        anyhow::bail!(
-            "parameter `k` is {} but there are only {users} users; choose k <= {users}",
-            s.k
-        );
+        anyhow::bail!("parameter `k` is {} but there are only {users} users; pass k <= {users}", s.k);
     }
-    if !(1..=10_000).contains(&s.max_iter) {
-        anyhow::bail!(
-            "parameter `max_iter` is {}; it must be between 1 and 10000",
-            s.max_iter
-        );
-    }
-    if !(1..=1_000).contains(&s.n_init) {
-        anyhow::bail!(
-            "parameter `n_init` is {}; it must be between 1 and 1000",
-            s.n_init
-        );
-    }
-    // sample = 0 is how the per-user macros skip the silhouette they do not show.
-    if s.sample != 0 && !(2..=1_000_000).contains(&s.sample) {
-        anyhow::bail!(
-            "parameter `sample` is {}; it must be between 2 and 1000000",
-            s.sample
-        );
+    if s.sample == 1 {
+        anyhow::bail!("parameter `sample` is 1; pass 0 (no silhouette) or a sample of at least 2 users");
     }
     Ok(())
 }
@@ -284,133 +291,26 @@ fn with_threads<R: Send>(threads: i64, work: impl FnOnce() -> R + Send) -> anyho
 }
 
 /// `ecoreco_kmeans`: the fitted segmentation as rows of several kinds
-/// ('user', 'segment', 'centroid', 'model'), which the macros select from.
+/// ('user', 'segment', 'centroid', 'scaling', 'model'), which the macros
+/// select from.
 pub struct KMeansAggregate;
 
-impl AggregateFunction for KMeansAggregate {
-    const NAME: &'static str = "ecoreco_kmeans";
-    type State = FeatureRows;
-    fn params() -> Vec<SqlType> {
-        feature_params()
-    }
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::new("kind", SqlType::Varchar),
-            Column::new("user_id", SqlType::BigInt),
-            Column::new("segment_id", SqlType::Integer),
-            Column::new("segment", SqlType::Varchar),
-            Column::new("distance", SqlType::Double),
-            Column::new("feature", SqlType::Varchar),
-            Column::new("value", SqlType::Double),
-            Column::new("users", SqlType::BigInt),
-            Column::new("within_ss", SqlType::Double),
-            Column::new("silhouette", SqlType::Double),
-            Column::new("sample_size", SqlType::BigInt),
-            Column::new("iterations", SqlType::Integer),
-        ]
-    }
-    fn update(
-        state: &mut FeatureRows,
-        input: &InputChunk,
-        rows: std::ops::Range<usize>,
-    ) -> anyhow::Result<()> {
-        collect(state, input, rows)
-    }
-    fn combine(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
-        merge(target, source);
-        Ok(())
-    }
-    fn finalize(state: FeatureRows) -> anyhow::Result<RowSet> {
-        let Matrix {
-            user_ids,
-            names,
-            mut values,
-            settings,
-        } = matrix(state)?;
-        check_settings(&settings, user_ids.len())?;
-        let n_cols = names.len();
-        let scaler = standardize(&mut values, n_cols)?;
-        let params = KMeansParams {
-            k: settings.k as usize,
-            max_iter: settings.max_iter as usize,
-            seed: settings.seed as u64,
-            ..KMeansParams::default()
-        };
-        let (model, score) = with_threads(settings.threads, || {
-            fit_scored(&values, n_cols, &params, &settings)
-        })??;
-
-        // Segment ids by size, largest first (ties: lower k-means label), so
-        // ids mean something and do not depend on seeding order.
-        let k = params.k;
-        let mut order: Vec<usize> = (0..k).collect();
-        order.sort_by_key(|&c| (std::cmp::Reverse(model.sizes[c]), c));
-        let mut segment_of = vec![0u32; k];
-        for (id, &c) in order.iter().enumerate() {
-            segment_of[c] = id as u32;
-        }
-        let centroids_original: Vec<Vec<f64>> = order
-            .iter()
-            .map(|&c| scaler.inverse_row(model.centroid(c)))
-            .collect();
-        let centroid_maps: Vec<HashMap<&str, f64>> = centroids_original
-            .iter()
-            .map(|c| {
-                names
-                    .iter()
-                    .map(|n| n.as_str())
-                    .zip(c.iter().copied())
-                    .collect()
-            })
-            .collect();
-        let segment_names = segment_names(&centroid_maps);
-        let mut within = vec![0.0; k];
-        for (row, &c) in model.assignments.iter().enumerate() {
-            within[segment_of[c as usize] as usize] += model.distances[row] * model.distances[row];
-        }
-
-        let mut out = KindRows::default();
-        for (row, &user) in user_ids.iter().enumerate() {
-            let segment = segment_of[model.assignments[row] as usize];
-            out.push("user", |r| {
-                r.user_id = Some(user);
-                r.segment_id = Some(segment as i32);
-                r.segment = Some(segment_names[segment as usize].clone());
-                r.distance = Some(model.distances[row]);
-            });
-        }
-        for s in 0..k {
-            out.push("segment", |r| {
-                r.segment_id = Some(s as i32);
-                r.segment = Some(segment_names[s].clone());
-                r.users = Some(model.sizes[order[s]] as i64);
-                r.within_ss = Some(within[s]);
-            });
-            for (f, name) in names.iter().enumerate() {
-                out.push("centroid", |r| {
-                    r.segment_id = Some(s as i32);
-                    r.segment = Some(segment_names[s].clone());
-                    r.feature = Some(name.clone());
-                    r.value = Some(centroids_original[s][f]);
-                });
-            }
-        }
-        for (f, name) in names.iter().enumerate() {
-            out.push("scaling", |r| {
-                r.feature = Some(name.clone());
-                r.value = Some(scaler.mean[f]);
-                r.distance = Some(scaler.std[f]);
-            });
-        }
-        out.push("model", |r| {
-            r.users = Some(user_ids.len() as i64);
-            r.within_ss = Some(model.inertia);
-            r.silhouette = score.map(|s| s.0);
-            r.sample_size = score.map(|s| s.1 as i64);
-            r.iterations = Some(model.iterations as i32);
-        });
-        Ok(out.into_rowset())
-    }
+fn kmeans_columns() -> Vec<Column> {
+    use SqlType::*;
+    vec![
+        Column::new("kind", Varchar),
+        Column::new("user_id", BigInt),
+        Column::new("segment_id", Integer),
+        Column::new("segment", Varchar),
+        Column::new("distance", Double),
+        Column::new("feature", Varchar),
+        Column::new("value", Double),
+        Column::new("users", BigInt),
+        Column::new("within_ss", Double),
+        Column::new("silhouette", Double),
+        Column::new("sample_size", BigInt),
+        Column::new("iterations", Integer),
+    ]
 }
 
 /// One output row of `ecoreco_kmeans`, mostly NULL but for its kind's fields.
@@ -429,114 +329,240 @@ struct KindRow {
     iterations: Option<i32>,
 }
 
-#[derive(Default)]
+/// Rows of [`kmeans_columns`], written by column handle.
 struct KindRows {
-    kinds: Vec<Option<String>>,
-    rows: Vec<KindRow>,
+    rows: RowSet,
 }
 
 impl KindRows {
-    fn push(&mut self, kind: &str, fill: impl FnOnce(&mut KindRow)) {
-        let mut row = KindRow::default();
-        fill(&mut row);
-        self.kinds.push(Some(kind.to_string()));
-        self.rows.push(row);
+    fn new() -> Self {
+        KindRows { rows: RowSet::for_columns(&kmeans_columns()) }
     }
-    fn into_rowset(self) -> RowSet {
-        let r = &self.rows;
-        RowSet::new()
-            .with("kind", Values::Text(self.kinds))
-            .with(
-                "user_id",
-                Values::BigInt(r.iter().map(|x| x.user_id).collect()),
-            )
-            .with(
-                "segment_id",
-                Values::Integer(r.iter().map(|x| x.segment_id).collect()),
-            )
-            .with(
-                "segment",
-                Values::Text(r.iter().map(|x| x.segment.clone()).collect()),
-            )
-            .with(
-                "distance",
-                Values::Double(r.iter().map(|x| x.distance).collect()),
-            )
-            .with(
-                "feature",
-                Values::Text(r.iter().map(|x| x.feature.clone()).collect()),
-            )
-            .with("value", Values::Double(r.iter().map(|x| x.value).collect()))
-            .with("users", Values::BigInt(r.iter().map(|x| x.users).collect()))
-            .with(
-                "within_ss",
-                Values::Double(r.iter().map(|x| x.within_ss).collect()),
-            )
-            .with(
-                "silhouette",
-                Values::Double(r.iter().map(|x| x.silhouette).collect()),
-            )
-            .with(
-                "sample_size",
-                Values::BigInt(r.iter().map(|x| x.sample_size).collect()),
-            )
-            .with(
-                "iterations",
-                Values::Integer(r.iter().map(|x| x.iterations).collect()),
-            )
+    fn push(&mut self, kind: &str, fill: impl FnOnce(&mut KindRow)) -> anyhow::Result<()> {
+        let mut r = KindRow::default();
+        fill(&mut r);
+        let out = &mut self.rows;
+        let kind_col = out.col::<String>("kind")?;
+        out.put_str(kind_col, Some(kind));
+        let c = out.col("user_id")?;
+        out.put(c, r.user_id);
+        let c = out.col("segment_id")?;
+        out.put(c, r.segment_id);
+        let c = out.col("segment")?;
+        out.put(c, r.segment);
+        let c = out.col("distance")?;
+        out.put(c, r.distance);
+        let c = out.col("feature")?;
+        out.put(c, r.feature);
+        let c = out.col("value")?;
+        out.put(c, r.value);
+        let c = out.col("users")?;
+        out.put(c, r.users);
+        let c = out.col("within_ss")?;
+        out.put(c, r.within_ss);
+        let c = out.col("silhouette")?;
+        out.put(c, r.silhouette);
+        let c = out.col("sample_size")?;
+        out.put(c, r.sample_size);
+        let c = out.col("iterations")?;
+        out.put(c, r.iterations);
+        Ok(())
     }
 }
 
-/// `ecoreco_kmeans_sweep`: inertia and silhouette for every k in [k, k_max].
+/// Users per block of 'user' rows.
+const USERS_PER_BLOCK: usize = 1024;
+
+/// A fitted segmentation: per-user rows are written block by block from
+/// the assignments; the few summary rows come in the last block.
+struct Fitted {
+    user_ids: Vec<i64>,
+    segment_of_user: Vec<u32>,
+    distances: Vec<f64>,
+    segment_names: Vec<String>,
+    summary: RowSet,
+}
+
+impl BlockSource for Fitted {
+    fn blocks(&self) -> usize {
+        self.user_ids.len().div_ceil(USERS_PER_BLOCK) + 1
+    }
+    fn block(&self, index: usize) -> anyhow::Result<RowSet> {
+        let user_blocks = self.user_ids.len().div_ceil(USERS_PER_BLOCK);
+        if index == user_blocks {
+            return Ok(self.summary.clone());
+        }
+        let mut out = KindRows::new();
+        let start = index * USERS_PER_BLOCK;
+        for row in start..(start + USERS_PER_BLOCK).min(self.user_ids.len()) {
+            let segment = self.segment_of_user[row];
+            out.push("user", |r| {
+                r.user_id = Some(self.user_ids[row]);
+                r.segment_id = Some(segment as i32);
+                r.segment = Some(self.segment_names[segment as usize].clone());
+                r.distance = Some(self.distances[row]);
+            })?;
+        }
+        Ok(out.rows)
+    }
+}
+
+fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
+    let Matrix {
+        user_ids,
+        names,
+        mut values,
+        settings,
+    } = matrix(state, settings)?;
+    check_settings(&settings, user_ids.len())?;
+    let n_cols = names.len();
+    let scaler = standardize(&mut values, n_cols)?;
+    let params = KMeansParams {
+        k: settings.k as usize,
+        max_iter: settings.max_iter as usize,
+        seed: settings.seed as u64,
+        ..KMeansParams::default()
+    };
+    let (model, score) = with_threads(settings.threads, || fit_scored(&values, n_cols, &params, &settings))??;
+
+    // Segment ids by size, largest first (ties: lower k-means label), so
+    // ids mean something and do not depend on seeding order.
+    let k = params.k;
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by_key(|&c| (std::cmp::Reverse(model.sizes[c]), c));
+    let mut segment_of = vec![0u32; k];
+    for (id, &c) in order.iter().enumerate() {
+        segment_of[c] = id as u32;
+    }
+    let centroids_original: Vec<Vec<f64>> = order.iter().map(|&c| scaler.inverse_row(model.centroid(c))).collect();
+    let centroid_maps: Vec<HashMap<&str, f64>> = centroids_original
+        .iter()
+        .map(|c| names.iter().map(|n| n.as_str()).zip(c.iter().copied()).collect())
+        .collect();
+    let segment_names = segment_names(&centroid_maps);
+    let mut within = vec![0.0; k];
+    for (row, &c) in model.assignments.iter().enumerate() {
+        within[segment_of[c as usize] as usize] += model.distances[row] * model.distances[row];
+    }
+    let mut out = KindRows::new();
+    for s in 0..k {
+        out.push("segment", |r| {
+            r.segment_id = Some(s as i32);
+            r.segment = Some(segment_names[s].clone());
+            r.users = Some(model.sizes[order[s]] as i64);
+            r.within_ss = Some(within[s]);
+        })?;
+        for (f, name) in names.iter().enumerate() {
+            out.push("centroid", |r| {
+                r.segment_id = Some(s as i32);
+                r.segment = Some(segment_names[s].clone());
+                r.feature = Some(name.clone());
+                r.value = Some(centroids_original[s][f]);
+            })?;
+        }
+    }
+    for (f, name) in names.iter().enumerate() {
+        out.push("scaling", |r| {
+            r.feature = Some(name.clone());
+            r.value = Some(scaler.mean[f]);
+            r.distance = Some(scaler.std[f]);
+        })?;
+    }
+    out.push("model", |r| {
+        r.users = Some(user_ids.len() as i64);
+        r.within_ss = Some(model.inertia);
+        r.silhouette = score.map(|s| s.0);
+        r.sample_size = score.map(|s| s.1 as i64);
+        r.iterations = Some(model.iterations as i32);
+    })?;
+    Ok(Fitted {
+        segment_of_user: model.assignments.iter().map(|&c| segment_of[c as usize]).collect(),
+        distances: model.distances,
+        user_ids,
+        segment_names,
+        summary: out.rows,
+    })
+}
+
+impl AggregateFunction for KMeansAggregate {
+    const NAME: &'static str = "ecoreco_kmeans";
+    const FUNCTION: &'static str = "ecoreco.kmeans_model";
+    const EMPTY: &'static str = "the features table is empty: no users to segment; pass a table with one row per user";
+    type State = FeatureRows;
+    fn inputs() -> Vec<Column> {
+        feature_inputs()
+    }
+    fn params() -> Vec<Param> {
+        let mut params = vec![Param::named("k", SqlType::BigInt, Value::Int(5), "the number of segments, e.g. k := 5")
+            .check(Check::IntRange(1, 10_000))];
+        params.extend(fit_params());
+        params
+    }
+    fn columns() -> Vec<Column> {
+        kmeans_columns()
+    }
+    fn update(state: &mut FeatureRows, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        collect(state, call, input, rows)
+    }
+    fn combine(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
+        merge(target, source)
+    }
+    fn finalize(state: FeatureRows, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        Ok(Arc::new(fit(state, Settings::read(call, "k", "k")?)?))
+    }
+}
+
+/// `ecoreco_kmeans_sweep`: inertia and silhouette for every k in [k_min, k_max].
 pub struct KMeansSweep;
 
 impl AggregateFunction for KMeansSweep {
     const NAME: &'static str = "ecoreco_kmeans_sweep";
+    const FUNCTION: &'static str = "ecoreco.kmeans_sweep";
+    const EMPTY: &'static str = KMeansAggregate::EMPTY;
     type State = FeatureRows;
-    fn params() -> Vec<SqlType> {
-        feature_params()
+    fn inputs() -> Vec<Column> {
+        feature_inputs()
+    }
+    fn params() -> Vec<Param> {
+        use SqlType::*;
+        let mut params = vec![
+            Param::named("k_min", BigInt, Value::Int(2), "the smallest k, e.g. k_min := 2").check(Check::IntRange(1, 10_000)),
+            Param::named("k_max", BigInt, Value::Int(8), "the largest k, e.g. k_max := 8").check(Check::IntRange(1, 10_000)),
+        ];
+        let mut fit = fit_params();
+        if let Some(sample) = fit.iter_mut().find(|p| p.name == "sample") {
+            sample.default = Some(Value::Int(10_000));
+        }
+        params.extend(fit);
+        params
     }
     fn columns() -> Vec<Column> {
+        use SqlType::*;
         vec![
-            Column::new("k", SqlType::Integer),
-            Column::new("inertia", SqlType::Double),
-            Column::new("silhouette", SqlType::Double),
-            Column::new("sample_size", SqlType::BigInt),
-            Column::new("iterations", SqlType::Integer),
+            Column::new("k", Integer),
+            Column::new("inertia", Double),
+            Column::new("silhouette", Double),
+            Column::new("sample_size", BigInt),
+            Column::new("iterations", Integer),
         ]
     }
-    fn update(
-        state: &mut FeatureRows,
-        input: &InputChunk,
-        rows: std::ops::Range<usize>,
-    ) -> anyhow::Result<()> {
-        collect(state, input, rows)
+    fn update(state: &mut FeatureRows, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+        collect(state, call, input, rows)
     }
     fn combine(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
-        merge(target, source);
-        Ok(())
+        merge(target, source)
     }
-    fn finalize(state: FeatureRows) -> anyhow::Result<RowSet> {
-        let Matrix {
-            user_ids,
-            names,
-            mut values,
-            settings,
-        } = matrix(state)?;
+    fn finalize(state: FeatureRows, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
+        let settings = Settings::read(call, "k_min", "k_max")?;
         if settings.k_max < settings.k {
             anyhow::bail!(
-                "parameter `k_max` is {} but `k_min` is {}; k_max must be >= k_min",
+                "parameter `k_max` is {} but `k_min` is {}; pass k_max >= k_min",
                 settings.k_max,
                 settings.k
             );
         }
-        check_settings(
-            &Settings {
-                k: settings.k_max,
-                ..settings
-            },
-            user_ids.len(),
-        )?;
+        let Matrix { user_ids, names, mut values, settings } = matrix(state, settings)?;
+        check_settings(&Settings { k: settings.k_max, ..settings }, user_ids.len())?;
         check_settings(&settings, user_ids.len())?;
         let n_cols = names.len();
         standardize(&mut values, n_cols)?;
@@ -554,27 +580,17 @@ impl AggregateFunction for KMeansSweep {
                 })
                 .collect()
         })??;
-        Ok(RowSet::new()
-            .with(
-                "k",
-                Values::Integer(results.iter().map(|r| Some(r.0 as i32)).collect()),
-            )
-            .with(
-                "inertia",
-                Values::Double(results.iter().map(|r| Some(r.1)).collect()),
-            )
-            .with(
-                "silhouette",
-                Values::Double(results.iter().map(|r| r.2.map(|s| s.0)).collect()),
-            )
-            .with(
-                "sample_size",
-                Values::BigInt(results.iter().map(|r| r.2.map(|s| s.1 as i64)).collect()),
-            )
-            .with(
-                "iterations",
-                Values::Integer(results.iter().map(|r| Some(r.3 as i32)).collect()),
-            ))
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (k, inertia, silhouette) = (rows.col("k")?, rows.col("inertia")?, rows.col("silhouette")?);
+        let (sample_size, iterations) = (rows.col("sample_size")?, rows.col("iterations")?);
+        for r in &results {
+            rows.put(k, Some(r.0 as i32));
+            rows.put(inertia, Some(r.1));
+            rows.put(silhouette, r.2.map(|s| s.0));
+            rows.put(sample_size, r.2.map(|s| s.1 as i64));
+            rows.put(iterations, Some(r.3 as i32));
+        }
+        Ok(Arc::new(Computed::new(rows)))
     }
 }
 
@@ -583,78 +599,75 @@ pub const DEFAULT_COLUMNS: &str =
     "['recency', 'frequency', 'monetary', 'total_events', 'purchases', \
                                    'conversion_rate', 'cart_abandonment', 'unique_products']";
 
-/// The shared front of every k-means macro: unpivot the chosen columns of
-/// `features_table` (one row per user) into (user, feature, value) rows and
-/// call `aggregate` on them. NULLs are kept (INCLUDE NULLS) and imputed as 0
-/// in Rust, as the original pipeline did.
-fn feed(aggregate: &str, k: &str, k_max: &str, sample: &str) -> String {
-    format!(
-        "SELECT unnest({aggregate}(user_id, list_position(columns, feature)::BIGINT, feature, value, \
-         len(columns)::BIGINT, {k}::BIGINT, seed::BIGINT, max_iter::BIGINT, {sample}::BIGINT, \
-         current_setting('threads')::BIGINT, {k_max}::BIGINT, n_init::BIGINT), recursive := true) \
-         FROM (SELECT user_id, COLUMNS(lambda c: list_contains(columns, c))::DOUBLE FROM query_table(features_table)) \
-         UNPIVOT INCLUDE NULLS (value FOR feature IN (COLUMNS(* EXCLUDE (user_id))))"
+/// The rows of `aggregate` over the chosen columns of `features_table`
+/// (one row per user), unpivoted into (user, feature, value) rows. NULLs are
+/// kept (INCLUDE NULLS) and imputed as 0 in Rust, as the original pipeline
+/// did. `values` overrides parameters (e.g. no silhouette for per-user rows).
+fn feed<T: AggregateFunction>(function: &str, values: &[(&str, String)]) -> String {
+    aggregate::rows_sql::<T>(
+        function,
+        &FEATURE_INPUTS,
+        values,
+        "(SELECT user_id, COLUMNS(lambda c: list_contains(columns, c))::DOUBLE FROM query_table(features_table)) \
+         UNPIVOT INCLUDE NULLS (value FOR feature IN (COLUMNS(* EXCLUDE (user_id))))",
     )
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    let common = [
-        "features_table".to_string(),
-        "k := 5".to_string(),
-        "seed := 42".to_string(),
-        "max_iter := 20".to_string(),
-        format!("columns := {DEFAULT_COLUMNS}"),
-        "sample := 50000".to_string(),
-        "n_init := 1".to_string(),
-    ];
-    let common: Vec<&str> = common.iter().map(|s| s.as_str()).collect();
-    let model = feed("ecoreco_kmeans", "k", "k", "sample");
+    let columns = format!("columns := {DEFAULT_COLUMNS}");
+    let common = aggregate::signature::<KMeansAggregate>(&["features_table", &columns], &[]);
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let sweep = aggregate::signature::<KMeansSweep>(&["features_table", &columns], &[]);
+    let sweep: Vec<&str> = sweep.iter().map(String::as_str).collect();
+    let model = |name: &str| feed::<KMeansAggregate>(name, &[]);
     // Per-user and centroid outputs do not show the silhouette: skip it.
-    let model_without_silhouette = feed("ecoreco_kmeans", "k", "k", "0 * sample");
-    let sweep_params = [
-        "features_table".to_string(),
-        "k_min := 2".to_string(),
-        "k_max := 8".to_string(),
-        "seed := 42".to_string(),
-        "max_iter := 20".to_string(),
-        format!("columns := {DEFAULT_COLUMNS}"),
-        "sample := 10000".to_string(),
-        "n_init := 1".to_string(),
-    ];
-    let sweep_params: Vec<&str> = sweep_params.iter().map(|s| s.as_str()).collect();
+    let without_silhouette = |name: &str| feed::<KMeansAggregate>(name, &[("sample", "0".into())]);
     vec![
         // All rows of the fitted model (kinds: user, segment, centroid,
         // scaling, model): store it with CREATE TABLE AS.
-        SqlMacro::table("kmeans_model", &common, model.clone()),
+        SqlMacro::table("kmeans_model", &common, model("ecoreco.kmeans_model")),
         SqlMacro::table(
             "kmeans_segments",
             &common,
             format!(
-                "SELECT user_id, segment_id, segment, distance FROM ({model_without_silhouette}) WHERE kind = 'user' ORDER BY user_id"
+                "SELECT user_id, segment_id, segment, distance FROM ({}) WHERE kind = 'user' ORDER BY user_id",
+                without_silhouette("ecoreco.kmeans_segments")
             ),
         ),
         SqlMacro::table(
             "kmeans_summary",
             &common,
             format!(
-                "WITH m AS MATERIALIZED ({model}), \
-                 total AS (SELECT users AS all_users, within_ss AS inertia, silhouette, sample_size, iterations FROM m WHERE kind = 'model'), \
-                 centroids AS (SELECT segment_id, map_from_entries(list((feature, value) ORDER BY feature)) AS centroid \
-                               FROM m WHERE kind = 'centroid' GROUP BY segment_id) \
-                 SELECT s.segment_id, s.segment, s.users, s.users / t.all_users AS share, s.within_ss, t.inertia, \
-                 t.silhouette, t.sample_size, t.iterations, c.centroid \
-                 FROM m s JOIN centroids c USING (segment_id), total t WHERE s.kind = 'segment' ORDER BY s.segment_id"
+                "WITH m AS MATERIALIZED ({}) {}",
+                model("ecoreco.kmeans_summary"),
+                include_str!("../../sql/macros/kmeans_summary.sql")
             ),
         ),
         SqlMacro::table(
             "kmeans_centroids",
             &common,
-            format!("SELECT segment_id, segment, feature, value FROM ({model_without_silhouette}) WHERE kind = 'centroid' ORDER BY segment_id, feature"),
+            format!(
+                "SELECT segment_id, segment, feature, value FROM ({}) WHERE kind = 'centroid' ORDER BY segment_id, feature",
+                without_silhouette("ecoreco.kmeans_centroids")
+            ),
+        ),
+        // A stored model (CREATE TABLE kmodel AS FROM ecoreco.kmeans_model(...))
+        // assigns and summarises without refitting.
+        SqlMacro::table("kmeans_assign", &["features_table", "model", &columns], include_str!("../../sql/macros/kmeans_assign.sql")),
+        SqlMacro::table(
+            "kmeans_model_summary",
+            &["model"],
+            format!("WITH m AS (SELECT * FROM query_table(model)) {}", include_str!("../../sql/macros/kmeans_summary.sql")),
+        ),
+        SqlMacro::table(
+            "kmeans_model_centroids",
+            &["model"],
+            "SELECT segment_id, segment, feature, value FROM query_table(model) WHERE kind = 'centroid' ORDER BY segment_id, feature",
         ),
         SqlMacro::table(
             "kmeans_sweep",
-            &sweep_params,
-            format!("SELECT * FROM ({}) ORDER BY k", feed("ecoreco_kmeans_sweep", "k_min", "k_max", "sample")),
+            &sweep,
+            format!("SELECT * FROM ({}) ORDER BY k", feed::<KMeansSweep>("ecoreco.kmeans_sweep", &[])),
         ),
     ]
 }
