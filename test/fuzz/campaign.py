@@ -44,6 +44,24 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKER = os.path.join(HERE, "worker.py")
 FIXTURES = os.path.join(HERE, "fixtures.sql")
 
+def split_args(text):
+    """Splits an argument list at its top-level commas."""
+    parts, depth, quoted, current = [], 0, False, ""
+    for ch in text:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch in "([{":
+            depth += 1
+        elif not quoted and ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0 and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return parts + [current]
+
+
 # ---------------------------------------------------------------------------
 # Known-good call shapes. USER and PRODUCT are replaced by ids of the model.
 
@@ -67,42 +85,50 @@ MACRO_CALLS = {
     "kmeans_summary": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_centroids": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_model": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
+    "kmeans_assign": (["users", "'kmodel'"], {"columns": "['recency', 'frequency']"}),
+    "kmeans_model_centroids": (["'kmodel'"], {}),
+    "kmeans_model_summary": (["'kmodel'"], {}),
     "kmeans_sweep": (["users"], {"k_min": "2", "k_max": "3", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "interactions": (["events"], {"view": "1", "cart": "3", "purchase": "5", "cap": "10"}),
-    "als_train": (["events"], {"factors": "4", "iterations": "2", "regularization": "0.1", "alpha": "1.0", "cg_steps": "2", "seed": "1", "view": "1", "cart": "3", "purchase": "5", "cap": "10"}),
+    "als_train": (["events"], {"factors": "4", "iterations": "2", "regularization": "0.1", "alpha": "1.0", "cg_steps": "2", "seed": "1", "view": "1", "cart": "3", "purchase": "5", "cap": "10", "search": "false"}),
     "als_loss": (["'model'"], {}),
     "als_params": (["'model'"], {}),
     "recommend": (["USER"], {"model": "'model'", "events": "'events'", "k": "3", "blend": "0.5", "exclude_purchased": "true"}),
     "recommend_all": (["'model'"], {"k": "2", "blend": "0.5", "exclude_purchased": "true"}),
     "similar_products": (["PRODUCT"], {"model": "'model'", "k": "3"}),
-    "evaluate_recommendations": (["events"], {"split": "0.8", "k": "3", "blend": "0.5", "factors": "4", "iterations": "2"}),
+    "evaluate_recommendations": (["events"], {"split": "0.8", "k": "3", "blend": "0.5", "factors": "4", "iterations": "2", "search": "false"}),
     "version": ([], {}),
     "model_cache_clear": ([], {}),
 }
 
-# aggregate -> (source tables with the columns it reads, arguments), as the macros call them.
+# aggregate -> (source tables with the columns it reads, arguments), as the
+# macros call it (see their macro_definition in duckdb_functions()).
+PAIRS = "user_id, product_id, weight, purchases, interactions, category_id, last_time, v_weight, v_purchases, v_interactions, v_time, v_target, v_cut, first_time"
+TRAINING = "4, 2, 0.1, 1.0, 2, 1, NULL, NULL, false"
+LIMITS = "2, '2GB'"
 AGGREGATE_CALLS = {
     "ecoreco_als_train": (
-        ["inter", "empty_inter", "null_inter", "extreme_inter"],
-        ["user_id", "product_id", "weight", "purchases", "interactions", "category_id", "4", "2", "0.1", "1.0", "2", "1", "2"],
+        ["als_src", "empty_als_src", "extreme_als_src", "eval_src"],
+        f"'ecoreco.als_train', {PAIRS}, {TRAINING}, {LIMITS}, 'false'",
+    ),
+    "ecoreco_evaluate": (
+        ["eval_src"],
+        f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'",
     ),
     "ecoreco_kmeans": (
         ["kfeat", "kfeat_extreme"],
-        ["user_id", "pos", "feature", "value", "3", "2", "1", "5", "0", "2", "2", "1"],
+        f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 3, {LIMITS}",
     ),
     "ecoreco_kmeans_sweep": (
         ["kfeat", "kfeat_extreme"],
-        ["user_id", "pos", "feature", "value", "3", "2", "1", "5", "100", "2", "3", "1"],
+        f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 3, {LIMITS}",
     ),
     "ecoreco_serve": (
         ["model", "empty_model", "null_model", "model_short_factors", "model_nan", "model_dup", "model_mixed", "model_no_params", "model_huge_ids"],
-        ["''", "'all'", "NULL", "2", "0.5", "true", "2", "NULL", "NULL", "model_id", "false", "side", "id", "item", "name", "value", "factors"],
-    ),
-    "ecoreco_evaluate": (
-        ["evalrows"],
-        ["part", "user_id", "product_id", "weight", "purchases", "interactions", "category_id", "relevant", "4", "2", "0.1", "1.0", "2", "1", "2", "3", "0.5"],
+        f"'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, '', 'all', NULL, false, 2, 0.5, true, {LIMITS}, 'false'",
     ),
 }
+AGGREGATE_CALLS = {name: (sources, [a.strip() for a in split_args(args)]) for name, (sources, args) in AGGREGATE_CALLS.items()}
 
 # scalar -> arguments
 SCALAR_CALLS = {
@@ -123,7 +149,8 @@ TABLE_CALLS = {
 TABLES = ["events", "users", "products", "model", "model_other", "inter", "raw", "segments", "empty_events",
           "empty_users", "empty_model", "null_events", "null_users", "null_model", "extreme_events",
           "extreme_users", "duplicate_users", "wrong_types", "one_col", "model_wrong", "model_short_factors",
-          "model_nan", "model_dup", "model_mixed", "model_no_params", "model_huge_ids", "kfeat", "evalrows"]
+          "model_nan", "model_dup", "model_mixed", "model_no_params", "model_huge_ids", "kfeat", "evalrows",
+          "kmodel", "als_src", "eval_src"]
 TABLE_VALUES = TABLES + [f"'{t}'" for t in TABLES] + ["'no_such_table'", "'main.events'", "'\"events\"'",
                                                        "'events; DROP TABLE events'", "''"]
 INTEGERS = ["0", "1", "2", "3", "-1", "7", "100", "10001", "2147483647", "2147483648", "9007199254740993",
@@ -207,14 +234,15 @@ def macro_call(draw, name, params, kind):
             key = list(named)[slot - len(positional)]
             pool = values_for_param(key) if draw(st.booleans()) else ANY
             named[key] = draw(st.sampled_from(pool))
+    # 0 (hypothesis' simplest draw) keeps the argument list as it is.
     shape = draw(st.integers(0, 19))
-    if shape == 0 and named:
+    if shape == 16 and named:
         named.pop(draw(st.sampled_from(sorted(named))))
-    elif shape == 1:
+    elif shape == 17:
         named["no_such_parameter"] = draw(st.sampled_from(ANY))
-    elif shape == 2:
+    elif shape == 18:
         positional.append(draw(st.sampled_from(ANY)))
-    elif shape == 3 and positional:
+    elif shape == 19 and positional:
         positional.pop()
     call = render(f"ecoreco.{name}", positional, named)
     if kind == "macro":
@@ -231,22 +259,22 @@ def macro_call(draw, name, params, kind):
 
 
 AGGREGATE_SHAPES = [
-    "SELECT len({agg}) FROM {src}",
-    "SELECT len({agg}) FROM {src} GROUP BY user_id % 97",
-    "SELECT len({agg}) FROM {src} GROUP BY ALL",
-    "SELECT user_id % 3, len({agg}) FROM {src} GROUP BY 1",
-    "SELECT len({agg}) FROM {src} WHERE false",
-    "SELECT len({agg} FILTER (WHERE user_id % 2 = 0)) FROM {src}",
-    "SELECT len({agg_distinct}) FROM {src}",
-    "SELECT len({agg_ordered}) FROM {src}",
-    "SELECT len({agg} OVER ()) FROM (FROM {src} LIMIT 30)",
-    "SELECT len({agg} OVER (PARTITION BY user_id % 3)) FROM (FROM {src} LIMIT 30)",
-    "SELECT len({agg} OVER (ORDER BY user_id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)) FROM (FROM {src} LIMIT 12)",
-    "SELECT count(*) FROM (SELECT unnest({agg}, recursive := true) FROM {src})",
-    "SELECT 1 FROM {src} HAVING len({agg}) > 0",
-    "SELECT len({agg}) FROM (FROM {src} LIMIT 1)",
-    "SELECT len({agg}) FROM (FROM {src} UNION ALL FROM {src})",
-    "SELECT len({agg}) FROM {src} GROUP BY GROUPING SETS ((user_id % 5), ())",
+    "SELECT ({agg}) IS NOT NULL FROM {src}",
+    "SELECT ({agg}) IS NOT NULL FROM {src} GROUP BY {key} % 97",
+    "SELECT ({agg}) IS NOT NULL FROM {src} GROUP BY ALL",
+    "SELECT {key} % 3, ({agg}) IS NOT NULL FROM {src} GROUP BY 1",
+    "SELECT ({agg}) IS NOT NULL FROM {src} WHERE false",
+    "SELECT ({agg} FILTER (WHERE {key} % 2 = 0)) IS NOT NULL FROM {src}",
+    "SELECT ({agg_distinct}) IS NOT NULL FROM {src}",
+    "SELECT ({agg_ordered}) IS NOT NULL FROM {src}",
+    "SELECT ({agg} OVER ()) IS NOT NULL FROM (FROM {src} LIMIT 30)",
+    "SELECT ({agg} OVER (PARTITION BY {key} % 3)) IS NOT NULL FROM (FROM {src} LIMIT 30)",
+    "SELECT ({agg} OVER (ORDER BY {key} ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)) IS NOT NULL FROM (FROM {src} LIMIT 12)",
+    "SELECT count(*) FROM (SELECT unnest([{agg}], recursive := true) FROM {src})",
+    "SELECT 1 FROM {src} HAVING ({agg}) IS NOT NULL > 0",
+    "SELECT ({agg}) IS NOT NULL FROM (FROM {src} LIMIT 1)",
+    "SELECT ({agg}) IS NOT NULL FROM (FROM {src} UNION ALL FROM {src})",
+    "SELECT ({agg}) IS NOT NULL FROM {src} GROUP BY GROUPING SETS (({key} % 5), ())",
 ]
 
 
@@ -256,7 +284,7 @@ def aggregate_call(draw, name, types, columns):
     if good:
         sources, args = good
         args = list(args)
-        source = draw(st.sampled_from(sources)) if draw(st.integers(0, 2)) else draw(st.sampled_from(TABLES))
+        source = draw(st.sampled_from(TABLES)) if draw(st.integers(0, 5)) == 5 else draw(st.sampled_from(sources))
     else:
         source = draw(st.sampled_from(TABLES))
         args = [draw(st.sampled_from(BY_TYPE.get(t, ANY))) for t in types]
@@ -274,15 +302,17 @@ def aggregate_call(draw, name, types, columns):
         else:
             args[slot] = draw(st.sampled_from(columns.get(source, ["user_id"])))
     shape = draw(st.integers(0, 19))
-    if shape == 0 and args:
+    if shape == 18 and args:
         args.pop()
-    elif shape == 1:
+    elif shape == 19:
         args.append(draw(st.sampled_from(ANY)))
     text = ", ".join(args)
-    order = draw(st.sampled_from(["user_id DESC", "1", "random()", "user_id NULLS FIRST"]))
+    # Models have `id` where the other inputs have `user_id`.
+    key = "id" if "model" in source else "user_id"
+    order = draw(st.sampled_from([f"{key} DESC", "1", "random()", f"{key} NULLS FIRST"]))
     sql = draw(st.sampled_from(AGGREGATE_SHAPES)).format(
         agg=f"{name}({text})", agg_distinct=f"{name}(DISTINCT {text})",
-        agg_ordered=f"{name}({text} ORDER BY {order})", src=source)
+        agg_ordered=f"{name}({text} ORDER BY {order})", src=source, key=key)
     return sql
 
 

@@ -5,10 +5,11 @@ CREATE TABLE raw AS FROM ecoreco_synth(events := 3000, seed := 5);
 CREATE TABLE events AS FROM ecoreco.clean_events(raw);
 CREATE TABLE users AS FROM ecoreco.rfm_features(events);
 CREATE TABLE products AS FROM ecoreco.product_features(events);
-CREATE TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2);
-CREATE TABLE model_other AS FROM ecoreco.als_train(events, factors := 3, iterations := 1, seed := 9);
+CREATE TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false);
+CREATE TABLE model_other AS FROM ecoreco.als_train(events, factors := 3, iterations := 1, seed := 9, search := false);
 CREATE TABLE inter AS FROM ecoreco.interactions(events);
 CREATE TABLE segments AS FROM ecoreco.kmeans_segments(users, k := 3, max_iter := 5);
+CREATE TABLE kmodel AS FROM ecoreco.kmeans_model(users, k := 3, max_iter := 5);
 
 -- Empty, and every column NULL.
 CREATE TABLE empty_events AS FROM events LIMIT 0;
@@ -61,3 +62,23 @@ CREATE TABLE evalrows AS
     SELECT CASE WHEN last_event < TIMESTAMP '2019-10-25' THEN 'train' ELSE 'test' END AS part, user_id, product_id, weight, purchases, interactions, category_id,
            last_event >= TIMESTAMP '2019-10-25' AND carts + purchases > 0 AS relevant
     FROM inter;
+
+-- The pair rows ecoreco_als_train and ecoreco_evaluate read (one row per
+-- user and product, with the validation columns of the parameter search),
+-- shaped as the macros shape them from `inter`.
+CREATE TABLE als_src AS
+    WITH span AS (SELECT min(epoch(last_event)) AS lo, max(epoch(last_event)) AS hi FROM inter)
+    SELECT user_id, product_id, weight, purchases, interactions, category_id, epoch(last_event) AS last_time,
+           weight AS v_weight, purchases AS v_purchases, interactions AS v_interactions, epoch(last_event) AS v_time,
+           carts + purchases > 0 AS v_target, lo + (hi - lo) * 0.8 AS v_cut, lo AS first_time
+    FROM inter, span;
+CREATE TABLE eval_src AS
+    SELECT CASE WHEN last_time < v_cut THEN 'train' ELSE 'test' END AS part, *,
+           last_time >= v_cut AND v_target AS relevant
+    FROM als_src;
+CREATE TABLE empty_als_src AS FROM als_src LIMIT 0;
+CREATE TABLE extreme_als_src AS SELECT * REPLACE (
+    CASE WHEN row_number() OVER () % 2 = 0 THEN 9223372036854775807 ELSE -9223372036854775808 + row_number() OVER () END AS user_id,
+    CASE WHEN row_number() OVER () % 3 = 0 THEN 1e308 WHEN row_number() OVER () % 3 = 1 THEN 'nan'::DOUBLE ELSE weight END AS weight,
+    CASE WHEN row_number() OVER () % 5 = 0 THEN -1e300 ELSE last_time END AS last_time)
+    FROM als_src LIMIT 200;

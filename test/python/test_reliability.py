@@ -39,25 +39,36 @@ EVENTS = [
 ]
 USERS = EVENTS + ["CREATE TEMP TABLE rfm AS FROM ecoreco.rfm_features(events)"]
 INTER = EVENTS + ["CREATE TEMP TABLE inter AS FROM ecoreco.interactions(events)"]
-MODEL = EVENTS + ["CREATE TEMP TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2)"]
+MODEL = EVENTS + ["CREATE TEMP TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false)"]
 KFEAT = USERS + [
     "CREATE TEMP TABLE kfeat AS SELECT user_id, list_position(['recency', 'frequency'], feature)::BIGINT AS pos, "
     "feature, value FROM (SELECT user_id, recency::DOUBLE AS recency, frequency::DOUBLE AS frequency FROM rfm) "
     "UNPIVOT (value FOR feature IN (recency, frequency))"
 ]
-EVAL = INTER + [
-    "CREATE TEMP TABLE evalrows AS SELECT CASE WHEN last_event < TIMESTAMP '2019-10-25' THEN 'train' ELSE 'test' END AS part, "
-    "user_id, product_id, weight, purchases, interactions, category_id, "
-    "last_event >= TIMESTAMP '2019-10-25' AND carts + purchases > 0 AS relevant FROM inter"
+# The pair rows ecoreco_als_train and ecoreco_evaluate read, shaped as the
+# macros shape them (see the macro_definition of ecoreco.als_train).
+PAIRS_SETUP = INTER + [
+    "CREATE TEMP TABLE als_src AS WITH span AS (SELECT min(epoch(last_event)) AS lo, max(epoch(last_event)) AS hi FROM inter) "
+    "SELECT user_id, product_id, weight, purchases, interactions, category_id, epoch(last_event) AS last_time, "
+    "weight AS v_weight, purchases AS v_purchases, interactions AS v_interactions, epoch(last_event) AS v_time, "
+    "carts + purchases > 0 AS v_target, lo + (hi - lo) * 0.8 AS v_cut, lo AS first_time FROM inter, span",
+    "CREATE TEMP TABLE eval_src AS SELECT CASE WHEN last_time < v_cut THEN 'train' ELSE 'test' END AS part, *, "
+    "last_time >= v_cut AND v_target AS relevant FROM als_src",
 ]
+PAIRS = ("user_id, product_id, weight, purchases, interactions, category_id, last_time, v_weight, v_purchases, "
+         "v_interactions, v_time, v_target, v_cut, first_time")
+TRAINING = "4, 2, 0.1, 1.0, 2, 1, NULL, NULL, false"
+LIMITS = "2, '2GB'"
 
 # Each aggregate called directly, with valid arguments, as the macros call it.
 AGGREGATES = {
-    "ecoreco_als_train": (INTER, "inter", "user_id, product_id, weight, purchases, interactions, category_id, 4, 2, 0.1, 1.0, 2, 1, 2"),
-    "ecoreco_kmeans": (KFEAT, "kfeat", "user_id, pos, feature, value, 2, 2, 1, 5, 0, 2, 2, 1"),
-    "ecoreco_kmeans_sweep": (KFEAT, "kfeat", "user_id, pos, feature, value, 2, 2, 1, 5, 100, 2, 3, 1"),
-    "ecoreco_serve": (MODEL, "model", "'', 'all', NULL, 2, 0.5, true, 2, NULL, NULL, model_id, false, side, id, item, name, value, factors"),
-    "ecoreco_evaluate": (EVAL, "evalrows", "part, user_id, product_id, weight, purchases, interactions, category_id, relevant, 4, 2, 0.1, 1.0, 2, 1, 2, 3, 0.5"),
+    "ecoreco_als_train": (PAIRS_SETUP, "als_src", f"'ecoreco.als_train', {PAIRS}, {TRAINING}, {LIMITS}, 'false'"),
+    "ecoreco_evaluate": (PAIRS_SETUP, "eval_src",
+                         f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
+    "ecoreco_kmeans": (KFEAT, "kfeat", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 2, {LIMITS}"),
+    "ecoreco_kmeans_sweep": (KFEAT, "kfeat", f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 2, {LIMITS}"),
+    "ecoreco_serve": (MODEL, "model", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
+                      f"'', 'all', NULL, false, 2, 0.5, true, {LIMITS}, 'false'"),
 }
 
 
@@ -85,14 +96,14 @@ def assert_result_or_clear_error(outcome, query):
 
 @pytest.mark.parametrize("name", sorted(AGGREGATES))
 @pytest.mark.parametrize("shape", [
-    "SELECT len({name}({args})) FROM {src}",
-    "SELECT len({name}({args}) OVER ()) FROM {src}",
-    "SELECT len({name}({args} ORDER BY {key} DESC)) FROM {src}",
-    "SELECT len({name}({args}) OVER (PARTITION BY {key} % 3)) FROM (FROM {src} LIMIT 30)",
-    "SELECT len({name}({args}) OVER (ORDER BY {key} ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) FROM (FROM {src} LIMIT 10)",
-    "SELECT len({name}(DISTINCT {args})) FROM {src}",
-    "SELECT len({name}({args}) FILTER (WHERE {key} % 2 = 0)) FROM {src}",
-    "SELECT count(*) FROM (SELECT len({name}({args})) FROM {src} GROUP BY {key} % 50)",
+    "SELECT ({name}({args})) IS NOT NULL FROM {src}",
+    "SELECT ({name}({args}) OVER ()) IS NOT NULL FROM {src}",
+    "SELECT ({name}({args} ORDER BY {key} DESC)) IS NOT NULL FROM {src}",
+    "SELECT ({name}({args}) OVER (PARTITION BY {key} % 3)) IS NOT NULL FROM (FROM {src} LIMIT 30)",
+    "SELECT ({name}({args}) OVER (ORDER BY {key} ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) IS NOT NULL FROM (FROM {src} LIMIT 10)",
+    "SELECT ({name}(DISTINCT {args})) IS NOT NULL FROM {src}",
+    "SELECT ({name}({args}) FILTER (WHERE {key} % 2 = 0)) IS NOT NULL FROM {src}",
+    "SELECT count(*) FROM (SELECT ({name}({args})) IS NOT NULL FROM {src} GROUP BY {key} % 50)",
 ], ids=["plain", "over", "order_by", "over_partition", "over_frame", "distinct", "filter", "group_by_50"])
 def test_aggregate_called_as_window_or_ordered(name, shape):
     setup, src, args = AGGREGATES[name]
@@ -107,13 +118,15 @@ def test_aggregate_called_as_window_or_ordered(name, shape):
 
 
 def test_issue_reproducer_ordered_als_train_in_its_macro_shape():
-    query = ("SELECT len(ecoreco_als_train(user_id, product_id, weight, purchases, interactions, category_id, "
-             "4, 2, 0.1, 1.0, 2, 1, 2 ORDER BY user_id DESC)) FROM inter")
-    assert_result_or_clear_error(run(INTER, query), query)
+    query = ("SELECT count(*) FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false) "
+             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + TRAINING + ", " + LIMITS
+             + ", 'false' ORDER BY user_id DESC)).blocks FROM als_src)")
+    assert_result_or_clear_error(run(PAIRS_SETUP, query), query)
 
 
 def test_kmeans_with_an_absurd_k_is_an_error_not_an_abort():
-    query = "SELECT len(ecoreco_kmeans(user_id, pos, feature, value, 2, 10000000001, 1, 5, 0, 2, 10000000001, 1)) FROM kfeat"
+    query = ("SELECT (ecoreco_kmeans('ecoreco.kmeans_segments', user_id, pos, feature, value, 10000000001, 1, 5, 0, 1, 2, "
+             + LIMITS + ")) IS NOT NULL FROM kfeat")
     outcome = run(KFEAT, query)
     assert "error" in outcome and "ecoreco" in outcome["error"], outcome
 
