@@ -85,7 +85,7 @@ MACRO_CALLS = {
     "kmeans_summary": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_centroids": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_model": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
-    "kmeans_assign": (["users", "'kmodel'"], {"columns": "['recency', 'frequency']"}),
+    "kmeans_assign": (["users", "'kmodel'"], {}),
     "kmeans_model_centroids": (["'kmodel'"], {}),
     "kmeans_model_summary": (["'kmodel'"], {}),
     "kmeans_sweep": (["users"], {"k_min": "2", "k_max": "3", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),

@@ -230,3 +230,36 @@ def test_interrupt_during_a_long_training():
     print("\n".join(lines))
     assert "interrupted: INTERRUPT Error: Interrupted!" in lines, lines
     assert lines[-1] == "alive"
+
+
+def test_sigint_to_the_cli_during_a_long_training():
+    """The DuckDB CLI (`-c`) given SIGINT (Ctrl-C) during als_train: the
+    training runs to its end (the CPU used is printed), then the CLI stops
+    without the query's output and without the statements after it (exit
+    status 0 in this -csv mode, 1 in the default mode in our runs)."""
+    cli_package = pytest.importorskip("duckdb_cli")
+    cli = os.path.join(os.path.dirname(cli_package.__file__), "duckdb")
+    if not os.path.isfile(cli):
+        pytest.skip("the duckdb_cli package has no bundled binary")
+    script = ("SET threads = 1; SET enable_progress_bar = false; LOAD '" + EXT + "'; "
+              "CREATE TABLE raw AS FROM ecoreco_synth(events := 100000, seed := 3); "
+              "CREATE TABLE events AS FROM ecoreco.clean_events(raw); SELECT 'training'; "
+              "SELECT count(*) FROM ecoreco.als_train(events, factors := 64, iterations := 40, search := false); "
+              "SELECT 'after';")
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([cli, "-unsigned", "-csv", "-noheader", "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    # SIGINT once the training has started: 'training' is printed first.
+    first = proc.stdout.readline().strip()
+    assert first == "training", first
+    import signal
+    import time
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"CLI after SIGINT: exit {proc.returncode}, "
+          f"{after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.2f} CPU s, output {out!r}")
+    assert proc.returncode in (0, 1), (proc.returncode, out, err)
+    assert out.strip() == "", out
