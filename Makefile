@@ -21,6 +21,8 @@ DUCKDB_20     := duckdb==2.0.0
 PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
 # The BI tests read the Parquet exports with a second reader.
 PY_REPORT_DEPS := pyarrow==26.0.1
+# The fuzz campaign (test/fuzz) draws its calls with hypothesis.
+PY_FUZZ_DEPS  := hypothesis==6.170.15
 CLI           := $(VENV_15)/bin/duckdb
 # Spark versions the ALSModel exchange is tested against, one venv each.
 PYSPARK_VERSIONS := 3.5.9 4.0.5
@@ -33,7 +35,7 @@ all: release
 
 release: $(EXTENSION)
 
-$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') extension/append_metadata.py
+$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(shell find sql/macros -name '*.sql') extension/append_metadata.py
 	cargo build --release --lib
 	@mkdir -p build/release
 	strip -o build/release/libecoreco.so target/release/libecoreco.so
@@ -41,7 +43,7 @@ $(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') extension/app
 		--extension-version $(EXT_VERSION) --c-api $(MIN_C_API) --platform $(PLATFORM)
 	@rm -f build/release/libecoreco.so
 
-venv: $(VENV_15)/.ok $(VENV_20)/.ok $(VENV_15)/.report-ok $(VENV_20)/.report-ok
+venv: $(VENV_15)/.ok $(VENV_20)/.ok $(VENV_15)/.report-ok $(VENV_20)/.report-ok $(VENV_15)/.fuzz-ok $(VENV_20)/.fuzz-ok
 
 $(VENV_15)/.ok:
 	$(PYTHON) -m venv $(VENV_15)
@@ -60,6 +62,14 @@ $(VENV_15)/.report-ok: $(VENV_15)/.ok
 
 $(VENV_20)/.report-ok: $(VENV_20)/.ok
 	$(VENV_20)/bin/pip install -q $(PY_REPORT_DEPS)
+	@touch $@
+
+$(VENV_15)/.fuzz-ok: $(VENV_15)/.ok
+	$(VENV_15)/bin/pip install -q $(PY_FUZZ_DEPS)
+	@touch $@
+
+$(VENV_20)/.fuzz-ok: $(VENV_20)/.ok
+	$(VENV_20)/bin/pip install -q $(PY_FUZZ_DEPS)
 	@touch $@
 
 demo: release venv
@@ -91,6 +101,8 @@ test-sql: release venv
 	$(VENV_15)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
 	$(VENV_20)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
 	bash test/cli_smoke.sh $(CLI)
+	$(VENV_15)/bin/python test/fuzz/campaign.py $(EXTENSION)
+	$(VENV_20)/bin/python test/fuzz/campaign.py $(EXTENSION)
 
 # PySpark from PyPI with DuckDB 2.0 beside it; Spark needs a Java runtime.
 .venv/spark-%/.ok:
