@@ -38,12 +38,28 @@ fn literal(what: &str, text: &str) -> anyhow::Result<String> {
     Ok(quote_literal(text))
 }
 
-/// Replaces `{name}` placeholders; every value is already SQL.
+/// Replaces `{name}` placeholders of the template (every value is already
+/// SQL), in one pass: text inside a value is never read as a placeholder.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut sql = template.to_string();
-    for (name, value) in values {
-        sql = sql.replace(&format!("{{{name}}}", name = name), value);
+    let mut sql = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        sql.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|close| {
+            values.iter().find(|(name, _)| *name == &after[..close]).map(|(_, value)| (close, value))
+        }) {
+            Some((close, value)) => {
+                sql.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                sql.push('{');
+                rest = after;
+            }
+        }
     }
+    sql.push_str(rest);
     sql
 }
 
@@ -496,6 +512,11 @@ mod tests {
         assert!(sql.contains("read_text('ix/**/metadata/part-*')") && sql.contains("'ix/**/data/*.parquet'"), "{sql}");
         assert!(!sql.contains("interactions(") && sql.contains("('m')::VARCHAR, (true)::BOOLEAN"), "{sql}");
         assert!(import_sql("a\0b", None, None).is_err());
+        // A placeholder inside a name stays text inside its literal.
+        let sql = import_sql("/m/{event_rows}", Some("e"), None).unwrap();
+        assert!(sql.contains("read_text('/m/{event_rows}/metadata/part-*')"), "{sql}");
+        assert_eq!(sql.matches("ecoreco.interactions(").count(), 1, "{sql}");
+        assert_eq!(fill("a {x} {y} {x", &[("x", "{y}"), ("y", "2")]), "a {y} 2 {x");
     }
 
     #[test]
