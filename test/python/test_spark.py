@@ -33,10 +33,16 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def spark():
+    # Spark's driver and block manager listen on 127.0.0.1 only (by default
+    # they would take the machine's first non-loopback address).
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     session = (
         SparkSession.builder.master("local[2]")
         .appName("ecoreco-test")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.memory", "1g")
         .getOrCreate()
