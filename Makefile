@@ -4,6 +4,7 @@
 #   make test     Rust unit tests + SQL tests in DuckDB 1.5 and 2.0 (CLI and Python)
 #                 + the model exchange with a real Spark (PySpark, needs Java 17)
 #   make bench    end-to-end figures (ingest ratio, generator rows/s, ...) + criterion benches
+#   make report   the demo, then a screenshot of its report: data/report.html, data/report.png
 
 EXT_VERSION   := v$(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 # Every C API call we make is stable since v1.2.0: the same file loads in DuckDB 1.5 and 2.0.
@@ -17,13 +18,15 @@ VENV_BENCH    := .venv/bench
 DUCKDB_15     := duckdb==1.5.6 duckdb-cli==1.5.6
 DUCKDB_20     := duckdb==2.0.0
 PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
+# The BI tests read the Parquet exports with a second reader.
+PY_REPORT_DEPS := pyarrow==26.0.1
 CLI           := $(VENV_15)/bin/duckdb
 # Spark versions the ALSModel exchange is tested against, one venv each.
 PYSPARK_VERSIONS := 3.5.9 4.0.5
 SPARK_TEST    := test/python/test_spark.py
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo test test-rust test-sql test-spark bench venv clean
+.PHONY: all release demo report test test-rust test-sql test-spark bench bench-scale venv clean
 
 all: release
 
@@ -37,7 +40,7 @@ $(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') extension/app
 		--extension-version $(EXT_VERSION) --c-api $(MIN_C_API) --platform $(PLATFORM)
 	@rm -f build/release/libecoreco.so
 
-venv: $(VENV_15)/.ok $(VENV_20)/.ok
+venv: $(VENV_15)/.ok $(VENV_20)/.ok $(VENV_15)/.report-ok $(VENV_20)/.report-ok
 
 $(VENV_15)/.ok:
 	$(PYTHON) -m venv $(VENV_15)
@@ -49,10 +52,25 @@ $(VENV_20)/.ok:
 	$(VENV_20)/bin/pip install -q $(DUCKDB_20) $(PY_TEST_DEPS)
 	@touch $@
 
+# A separate stamp, so that venvs made before these packages were needed get them.
+$(VENV_15)/.report-ok: $(VENV_15)/.ok
+	$(VENV_15)/bin/pip install -q $(PY_REPORT_DEPS)
+	@touch $@
+
+$(VENV_20)/.report-ok: $(VENV_20)/.ok
+	$(VENV_20)/bin/pip install -q $(PY_REPORT_DEPS)
+	@touch $@
+
 demo: release venv
 	@mkdir -p data
 	$(CLI) -unsigned -c "LOAD '$(EXTENSION)'; COPY (FROM ecoreco_synth(events := $(DEMO_EVENTS), seed := 42)) TO 'data/demo_events.csv' (HEADER);"
 	$(CLI) -unsigned -cmd "LOAD '$(EXTENSION)'" -c ".read sql/demo.sql"
+	@echo "== The Parquet exports read back by pyarrow and by DuckDB =="
+	$(VENV_20)/bin/python test/python/parquet_readback.py data
+
+# Needs Debian's chromium (.ci/run installs it).
+report: demo
+	$(VENV_20)/bin/python test/python/headless.py screenshot data/report.html data/report.png
 
 test: test-rust test-sql test-spark
 
@@ -89,7 +107,15 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/pipeline.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	cargo bench
+
+# The pipeline at the real data size: EVENTS=42000000 (October) or
+# EVENTS=110000000 (October + November), on a file database.
+EVENTS        ?= 42000000
+MEMORY_LIMIT  ?= 6GB
+bench-scale: release venv
+	EVENTS=$(EVENTS) MEMORY_LIMIT=$(MEMORY_LIMIT) $(VENV_20)/bin/python benches/scale.py $(EXTENSION)
 
 clean:
 	rm -rf build target/release/libecoreco.so data

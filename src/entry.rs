@@ -46,6 +46,8 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     scalar::register::<crate::recommend::ModelReady>(con.0)?;
     scalar::register::<crate::recommend::RecommendSql>(con.0)?;
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
+    scalar::register::<crate::report::ReportSql>(con.0)?;
+    scalar::register::<crate::report::ReportWrite>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()
         .into_iter()
@@ -56,6 +58,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::als::macros())
         .chain(crate::recommend::macros())
         .chain(crate::evaluate::macros())
+        .chain(crate::report::macros())
         .chain(crate::interop::macros())
         .chain([
             binding::SqlMacro::scalar("version", &[], "ecoreco_version()"),

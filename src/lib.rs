@@ -14,12 +14,14 @@ pub mod rng;
 
 pub mod als;
 pub mod analytics;
+pub mod bench_support;
 pub mod evaluate;
 pub mod model;
 pub mod features;
 pub mod ingest;
 pub mod interop;
 pub mod recommend;
+pub mod report;
 pub mod segment;
 pub mod synth;
 

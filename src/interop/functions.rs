@@ -12,7 +12,7 @@
 use super::export::{write_als_model, SparkFactors};
 use super::import::{build, SparkParts};
 use super::spark_metadata::{AlsMetadata, Metadata, PIPELINE_MODEL, STRING_INDEXER_MODEL};
-use crate::als::read_pairs;
+use crate::als::Pair;
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
@@ -235,7 +235,14 @@ fn import_inputs() -> Vec<Column> {
         Column::new("features", List(Box::new(Float))),
         Column::new("col", BigInt),
     ];
-    columns.extend(crate::als::pair_inputs());
+    columns.extend([
+        Column::new("user_id", BigInt),
+        Column::new("product_id", BigInt),
+        Column::new("weight", Double),
+        Column::new("purchases", BigInt),
+        Column::new("interactions", BigInt),
+        Column::new("category_id", BigInt),
+    ]);
     columns
 }
 
@@ -299,8 +306,11 @@ impl AggregateFunction for SparkImport {
             input.col("features")?,
             input.col("col")?,
         );
-        // Pair rows (and only they) have a user, product and weight.
-        read_pairs(&mut state.parts.pairs, &Budget::from_setting(call.text("memory_limit")?), input, rows.clone())?;
+        let (user_col, product_col, weight_col) = (input.col("user_id")?, input.col("product_id")?, input.col("weight")?);
+        let (purchases, interactions, category) =
+            (input.col("purchases")?, input.col("interactions")?, input.col("category_id")?);
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let count = |col: usize, row: usize| input.i64(col, row).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
         for row in rows {
             let owned = |c: usize| input.str(c, row).unwrap_or("").to_string();
             match input.str(kind, row).unwrap_or("") {
@@ -323,7 +333,30 @@ impl AggregateFunction for SparkImport {
                     let narrow = |v: i64| u32::try_from(v).map_err(|_| anyhow::anyhow!("an indexer has more than 2^32 labels"));
                     state.parts.labels.push((f, narrow(c)?, narrow(idx)?, label.to_string()));
                 }
-                "pair" => {}
+                "pair" => {
+                    let (Some(user), Some(product), Some(weight)) =
+                        (input.i64(user_col, row), input.i64(product_col, row), input.f64(weight_col, row))
+                    else {
+                        continue;
+                    };
+                    let pairs = &mut state.parts.pairs;
+                    if pairs.len() == pairs.capacity() {
+                        budget.check(
+                            "holding the interaction pairs",
+                            ((pairs.len() + 1) * 2 * std::mem::size_of::<Pair>()) as u64,
+                            "32 bytes per (user, product) pair",
+                        )?;
+                        budget::reserve(pairs, pairs.len().max(1024), "interaction pairs")?;
+                    }
+                    pairs.push(Pair {
+                        user,
+                        product,
+                        weight: weight as f32,
+                        purchases: count(purchases, row),
+                        interactions: input.i64(interactions, row).map_or(1, |_| count(interactions, row)),
+                        category: input.i64(category, row).unwrap_or(-1),
+                    });
+                }
                 other => anyhow::bail!(
                     "unknown row kind '{other}'; this aggregate is fed by ecoreco.als_import_spark, call that instead"
                 ),
@@ -358,6 +391,7 @@ impl AggregateFunction for SparkImport {
 #[derive(Default)]
 pub struct ExportState {
     model_id: Option<i64>,
+    blend: Option<f32>,
     users: Vec<(i64, Vec<f32>)>,
     products: Vec<(i64, Vec<f32>)>,
 }
@@ -404,6 +438,8 @@ impl AggregateFunction for SparkExport {
             Column::new("id", BigInt),
             Column::new("factors", List(Box::new(Float))),
             Column::new("model_id", BigInt),
+            Column::new("name", Varchar),
+            Column::new("value", Double),
         ]
     }
     fn params() -> Vec<Param> {
@@ -423,11 +459,18 @@ impl AggregateFunction for SparkExport {
             "writing files is disabled (enable_external_access is false); enable it to export a model"
         );
         let (side, id, factors_col, model_id) = (input.col("side")?, input.col("id")?, input.col("factors")?, input.col("model_id")?);
+        let (name, value) = (input.col("name")?, input.col("value")?);
         for row in rows {
             if state.model_id.is_none() {
                 state.model_id = input.i64(model_id, row);
             }
             let side = input.str(side, row).unwrap_or("");
+            if side == "param" {
+                if input.str(name, row) == Some("blend") {
+                    state.blend = input.f64(value, row).map(|b| b as f32);
+                }
+                continue;
+            }
             let id = input
                 .i64(id, row)
                 .ok_or_else(|| anyhow::anyhow!("a {side} row has a NULL id; pass a table made by ecoreco.als_train"))?;
@@ -441,6 +484,9 @@ impl AggregateFunction for SparkExport {
     fn combine(target: &mut ExportState, source: ExportState) -> anyhow::Result<()> {
         if target.model_id.is_none() {
             target.model_id = source.model_id;
+        }
+        if target.blend.is_none() {
+            target.blend = source.blend;
         }
         budget::reserve(&mut target.users, source.users.len(), "factor rows")?;
         target.users.extend(source.users);
@@ -458,10 +504,12 @@ impl AggregateFunction for SparkExport {
         anyhow::ensure!(rank > 0, "the model's factors are empty; the model table is damaged");
         let (user_ids, user_factors) = sorted_side(state.users, rank, "user")?;
         let (product_ids, product_factors) = sorted_side(state.products, rank, "product")?;
-        let model_id = state
-            .model_id
-            .unwrap_or_else(|| crate::model::model_id(&[&user_factors, &product_factors], &[&user_ids, &product_ids]));
-        let factors = SparkFactors { model_id, rank, user_ids, user_factors, product_ids, product_factors };
+        // A table without a blend row was made before models stored one.
+        let blend = state.blend.unwrap_or(crate::model::LEGACY_BLEND);
+        let model_id = state.model_id.unwrap_or_else(|| {
+            crate::model::model_id(&[&user_factors, &product_factors, &[blend]], &[&user_ids, &product_ids])
+        });
+        let factors = SparkFactors { model_id, blend, rank, user_ids, user_factors, product_ids, product_factors };
         let written = write_als_model(path, &factors)?;
         let mut out = RowSet::for_columns(&export_columns());
         let (p, u, n, r) = (out.col("path")?, out.col("users")?, out.col("products")?, out.col("rank")?);
@@ -487,7 +535,7 @@ pub fn macros() -> Vec<SqlMacro> {
             &export,
             aggregate::rows_sql::<SparkExport>(
                 EXPORT,
-                &["m.side::VARCHAR", "m.id::BIGINT", "m.factors::FLOAT[]", "m.model_id::BIGINT"],
+                &["m.side::VARCHAR", "m.id::BIGINT", "m.factors::FLOAT[]", "m.model_id::BIGINT", "m.name::VARCHAR", "m.value::DOUBLE"],
                 &[],
                 EXPORT_FROM_SQL.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join(" ").trim(),
             ),

@@ -294,7 +294,7 @@ def test_readme_example_runs_as_written(spark, spark_model, tmp_path):
     into this test's own folder (Spark resolves relative paths against the
     JVM's working directory, not Python's)."""
     blocks = readme_blocks()
-    assert [language for language, _ in blocks] == ["python", "sql", "python"]
+    assert [language for language, _ in blocks] == ["py", "sql", "py"]
     where = lambda code: code.replace("models/", f"{tmp_path}/models/")
     train = {"weights": spark_model["weights"]}
     exec(where(blocks[0][1]), train)
