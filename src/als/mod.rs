@@ -186,8 +186,7 @@ pub(crate) fn read_pairs(
     input: &InputChunk,
     rows: std::ops::Range<usize>,
 ) -> anyhow::Result<()> {
-    let (u, p, w) = (input.col("user_id")?, input.col("product_id")?, input.col("weight")?);
-    let (b, n, c) = (input.col("purchases")?, input.col("interactions")?, input.col("category_id")?);
+    let cols = PairCols::of(input)?;
     let (t, vw, vb, vn) = (input.col("last_time")?, input.col("v_weight")?, input.col("v_purchases")?, input.col("v_interactions")?);
     let (vt, target, cut, first) = (input.col("v_time")?, input.col("v_target")?, input.col("v_cut")?, input.col("first_time")?);
     budget::reserve(&mut data.pairs, rows.len(), "interaction pairs")?;
@@ -197,19 +196,12 @@ pub(crate) fn read_pairs(
         ((data.pairs.len() + data.validation.train.len() + 2 * rows.len()) * (std::mem::size_of::<Pair>() + 8)) as u64,
         "48 bytes per (user, product) pair, twice (all the data and its validation part)",
     )?;
-    let count = |col: usize, row: usize| input.i64(col, row).unwrap_or(0).max(0).min(u32::MAX as i64) as u32;
+    let count = |col: usize, row: usize| count_at(input, col, row);
     for row in rows {
-        let (Some(user), Some(product), Some(weight)) = (input.i64(u, row), input.i64(p, row), input.f64(w, row)) else {
+        let Some(pair) = cols.read(input, row) else {
             continue;
         };
-        let pair = Pair {
-            user,
-            product,
-            weight: weight as f32,
-            purchases: count(b, row),
-            interactions: input.i64(n, row).map_or(1, |_| count(n, row)),
-            category: input.i64(c, row).unwrap_or(-1),
-        };
+        let (user, product) = (pair.user, pair.product);
         data.pairs.push(pair);
         data.times.push(input.f64(t, row).unwrap_or(f64::NAN));
         let split = &mut data.validation;
@@ -224,6 +216,60 @@ pub(crate) fn read_pairs(
             split.targets.push((user, product));
         }
     }
+    Ok(())
+}
+
+fn count_at(input: &InputChunk, col: usize, row: usize) -> u32 {
+    input.i64(col, row).unwrap_or(0).max(0).min(u32::MAX as i64) as u32
+}
+
+/// Where the plain pair columns (the first six of [`pair_inputs`]) are in
+/// a chunk; shared by every aggregate that reads (user, product) pairs.
+pub(crate) struct PairCols {
+    user: usize,
+    product: usize,
+    weight: usize,
+    purchases: usize,
+    interactions: usize,
+    category: usize,
+}
+
+impl PairCols {
+    pub(crate) fn of(input: &InputChunk) -> anyhow::Result<Self> {
+        Ok(PairCols {
+            user: input.col("user_id")?,
+            product: input.col("product_id")?,
+            weight: input.col("weight")?,
+            purchases: input.col("purchases")?,
+            interactions: input.col("interactions")?,
+            category: input.col("category_id")?,
+        })
+    }
+
+    /// The pair of `row`; `None` without a user, product or weight.
+    pub(crate) fn read(&self, input: &InputChunk, row: usize) -> Option<Pair> {
+        let (user, product, weight) = (input.i64(self.user, row)?, input.i64(self.product, row)?, input.f64(self.weight, row)?);
+        Some(Pair {
+            user,
+            product,
+            weight: weight as f32,
+            purchases: count_at(input, self.purchases, row),
+            interactions: input.i64(self.interactions, row).map_or(1, |_| count_at(input, self.interactions, row)),
+            category: input.i64(self.category, row).unwrap_or(-1),
+        })
+    }
+}
+
+/// The plain pair inputs: user, product, weight, counts and category.
+pub(crate) fn plain_pair_inputs() -> Vec<Column> {
+    pair_inputs().into_iter().take(6).collect()
+}
+
+/// Reads the plain pairs of `rows` into `pairs`, fallibly.
+pub(crate) fn read_plain_pairs(pairs: &mut Vec<Pair>, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let cols = PairCols::of(input)?;
+    budget::reserve(pairs, rows.len(), "interaction pairs")?;
+    pairs.extend(rows.filter_map(|row| cols.read(input, row)));
     Ok(())
 }
 
@@ -358,9 +404,9 @@ pub(crate) fn train_pairs(
         cols.push(product_pos[&p.product]);
         weights.push(p.weight);
     }
-    let stats = event_stats(&pairs, &user_ids, &product_pos)?;
     let mut user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
     weighting::apply(&mut user_items, confidence);
+    let stats = event_stats(&pairs, &user_ids, &product_pos)?;
     drop(pairs);
     let trained = solver::train_with_callback(&user_items, params, |i, loss| {
         progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
@@ -393,6 +439,24 @@ pub(crate) fn train_pairs(
         half_life: 0.0,
         search: None,
     })
+}
+
+/// The model `als_train` makes of a call's data: parameters chosen by the
+/// search on the validation split inside the data (when `search` is on and
+/// some user can be evaluated), else the caller's (or the seed's) with blend
+/// 0, then one fit on all the data.
+pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, progress: &Progress) -> anyhow::Result<Trained> {
+    let base = als_params(call)?;
+    let (plain, searched) = plain_choice(call)?;
+    let outcome = if call.boolean("search")? {
+        tune::choose(&data.validation, &base, plain, searched, budget, progress)?
+    } else {
+        None
+    };
+    let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, budget, progress)?;
+    trained.search = outcome;
+    Ok(trained)
 }
 
 /// What the events say about a model's users and products, beyond the
@@ -480,24 +544,6 @@ pub(crate) fn event_stats(
         interest,
         interactions,
     })
-}
-
-/// The model `als_train` makes of a call's data: parameters chosen by the
-/// search on the validation split inside the data (when `search` is on and
-/// some user can be evaluated), else the caller's (or the seed's) with blend
-/// 0, then one fit on all the data.
-pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, progress: &Progress) -> anyhow::Result<Trained> {
-    let base = als_params(call)?;
-    let (plain, searched) = plain_choice(call)?;
-    let outcome = if call.boolean("search")? {
-        tune::choose(&data.validation, &base, plain, searched, budget, progress)?
-    } else {
-        None
-    };
-    let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
-    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, budget, progress)?;
-    trained.search = outcome;
-    Ok(trained)
 }
 
 #[derive(Default)]

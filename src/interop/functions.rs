@@ -12,14 +12,14 @@
 use super::export::{write_als_model, SparkFactors};
 use super::import::{build, SparkParts};
 use super::spark_metadata::{AlsMetadata, Metadata, PIPELINE_MODEL, STRING_INDEXER_MODEL};
-use crate::als::Pair;
+use crate::als::read_plain_pairs;
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::scalar::ScalarFunction;
 use crate::binding::sql::quote_literal;
 use crate::binding::{in_call, Args, Column, ColumnWriter, Param, SqlMacro, SqlType};
-use crate::budget::{self, Budget};
+use crate::budget;
 use crate::model::table::{self, ModelTable};
 use std::collections::HashMap;
 use std::path::Path;
@@ -235,14 +235,7 @@ fn import_inputs() -> Vec<Column> {
         Column::new("features", List(Box::new(Float))),
         Column::new("col", BigInt),
     ];
-    columns.extend([
-        Column::new("user_id", BigInt),
-        Column::new("product_id", BigInt),
-        Column::new("weight", Double),
-        Column::new("purchases", BigInt),
-        Column::new("interactions", BigInt),
-        Column::new("category_id", BigInt),
-    ]);
+    columns.extend(crate::als::plain_pair_inputs());
     columns
 }
 
@@ -297,7 +290,7 @@ impl AggregateFunction for SparkImport {
     fn columns() -> Vec<Column> {
         table::columns()
     }
-    fn update(state: &mut ImportState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(state: &mut ImportState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
         let (kind, file, text, id, features, col) = (
             input.col("kind")?,
             input.col("file")?,
@@ -306,11 +299,8 @@ impl AggregateFunction for SparkImport {
             input.col("features")?,
             input.col("col")?,
         );
-        let (user_col, product_col, weight_col) = (input.col("user_id")?, input.col("product_id")?, input.col("weight")?);
-        let (purchases, interactions, category) =
-            (input.col("purchases")?, input.col("interactions")?, input.col("category_id")?);
-        let budget = Budget::from_setting(call.text("memory_limit")?);
-        let count = |col: usize, row: usize| input.i64(col, row).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
+        // Pair rows (and only they) have a user, product and weight.
+        read_plain_pairs(&mut state.parts.pairs, input, rows.clone())?;
         for row in rows {
             let owned = |c: usize| input.str(c, row).unwrap_or("").to_string();
             match input.str(kind, row).unwrap_or("") {
@@ -333,30 +323,7 @@ impl AggregateFunction for SparkImport {
                     let narrow = |v: i64| u32::try_from(v).map_err(|_| anyhow::anyhow!("an indexer has more than 2^32 labels"));
                     state.parts.labels.push((f, narrow(c)?, narrow(idx)?, label.to_string()));
                 }
-                "pair" => {
-                    let (Some(user), Some(product), Some(weight)) =
-                        (input.i64(user_col, row), input.i64(product_col, row), input.f64(weight_col, row))
-                    else {
-                        continue;
-                    };
-                    let pairs = &mut state.parts.pairs;
-                    if pairs.len() == pairs.capacity() {
-                        budget.check(
-                            "holding the interaction pairs",
-                            ((pairs.len() + 1) * 2 * std::mem::size_of::<Pair>()) as u64,
-                            "32 bytes per (user, product) pair",
-                        )?;
-                        budget::reserve(pairs, pairs.len().max(1024), "interaction pairs")?;
-                    }
-                    pairs.push(Pair {
-                        user,
-                        product,
-                        weight: weight as f32,
-                        purchases: count(purchases, row),
-                        interactions: input.i64(interactions, row).map_or(1, |_| count(interactions, row)),
-                        category: input.i64(category, row).unwrap_or(-1),
-                    });
-                }
+                "pair" => {}
                 other => anyhow::bail!(
                     "unknown row kind '{other}'; this aggregate is fed by ecoreco.als_import_spark, call that instead"
                 ),
