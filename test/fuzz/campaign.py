@@ -461,7 +461,7 @@ def main():
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", "20261201")))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=20.0)
-    parser.add_argument("--budget", type=float, default=420.0, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds for the whole run (a bound on a loaded machine; 2 to 4 minutes is usual)")
     parser.add_argument("--max-failures", type=int, default=300, help="stop after this many crashes + hangs")
     parser.add_argument("--show-errors", type=int, default=0, help="print this many SQL errors per function")
     parser.add_argument("--report", help="write the counts and failures as JSON here")
