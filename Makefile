@@ -5,6 +5,7 @@
 #                 + the model exchange with a real Spark (PySpark, needs Java 17)
 #   make bench    end-to-end figures (ingest ratio, generator rows/s, ...) + criterion benches
 #   make report   the demo, then a screenshot of its report: data/report.html, data/report.png
+#   make stream-demo  replay with metrics sent to a temporary local InfluxDB, read back
 
 EXT_VERSION   := v$(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
 # Every C API call we make is stable since v1.2.0: the same file loads in DuckDB 1.5 and 2.0.
@@ -28,7 +29,7 @@ PYSPARK_VERSIONS := 3.5.9 4.0.5
 SPARK_TEST    := test/python/test_spark.py
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo report test test-rust test-sql test-spark bench bench-scale venv clean
+.PHONY: all release demo report stream-demo test test-rust test-sql test-spark bench bench-scale venv clean
 
 all: release
 
@@ -82,6 +83,13 @@ demo: release venv
 report: demo
 	$(VENV_20)/bin/python test/python/headless.py screenshot data/report.html data/report.png
 
+
+# Starts influxd (Debian's influxdb package) on 127.0.0.1 in a temporary
+# folder, replays one day of generated events with metrics written to it
+# while it runs, reads them back with InfluxQL and stops the server.
+stream-demo: release venv
+	$(VENV_20)/bin/python test/python/stream_demo.py $(EXTENSION)
+
 test: test-rust test-sql test-spark
 
 test-rust:
@@ -120,6 +128,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/stream.py $(EXTENSION)
 	cargo bench
 
 # The pipeline at the real data size: EVENTS=42000000 (October) or

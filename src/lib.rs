@@ -23,7 +23,9 @@ pub mod interop;
 pub mod recommend;
 pub mod report;
 pub mod segment;
+pub mod stream;
 pub mod synth;
+pub mod train;
 
 mod entry;
 
