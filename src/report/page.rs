@@ -139,10 +139,14 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
         "chart-hours",
         "Activity by hour of day",
         "Events in each hour of the day (UTC), summed over all days.".to_string(),
-        draw_bars(
-            false,
-            Bars::new(&labels, &values, "hour of day (UTC)", "events (count)").every(2),
-        )?,
+        if total > 0 {
+            draw_bars(
+                false,
+                Bars::new(&labels, &values, "hour of day (UTC)", "events (count)").every(2),
+            )?
+        } else {
+            None
+        },
     ));
 
     let labels = strings(
