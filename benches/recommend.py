@@ -2,9 +2,10 @@
 """Recommendation figures for `make bench`, measured and printed in one run
 (never asserted):
 
-- quality: NDCG@10 of ALS, hybrid and popularity on 1M generated events
-  (planted tastes), first 80 % of the time span -> last 20 %, and the blend
-  sweep that chose the default blend;
+- quality: NDCG@10 of ALS (seed parameters), tuned, default and popularity
+  on 1M generated events (planted tastes), first 80 % of the time span ->
+  last 20 %, and a sweep of fixed blends over the seed-parameter model (the
+  default blend is now chosen per model: benches/quality.py);
 - ALS speed and quality against the `implicit` library (CPU ALS, use_cg,
   same factors / regularization / alpha, 2 threads) on the same training
   matrix and split: seconds per iteration and NDCG@10;
@@ -45,7 +46,7 @@ def timed(con, sql):
 
 def quality(con):
     events_table(con, "q_events", events=1_000_000, seed=7)
-    _, rows = timed(con, "SELECT model, ndcg, precision, recall, users_evaluated FROM ecoreco.evaluate_recommendations(q_events, blend := 0.8)")
+    _, rows = timed(con, "SELECT model, ndcg, precision, recall, users_evaluated, blend FROM ecoreco.evaluate_recommendations(q_events)")
     by_model = {r[0]: r for r in rows}
     for r in rows:
         print(f"quality        {r[0]:<10} NDCG@10 {r[1]:.4f}  precision@10 {r[2]:.4f}  recall@10 {r[3]:.4f}  users {r[4]}")
@@ -53,10 +54,10 @@ def quality(con):
     print(f"quality        ALS / popularity NDCG@10 ratio {ratio:.1f}x (floor 1.5x)")
     sweep = []
     for blend in [0.0, 0.2, 0.5, 0.8, 1.0]:
-        _, r = timed(con, f"SELECT ndcg FROM ecoreco.evaluate_recommendations(q_events, blend := {blend}) WHERE model = 'hybrid'")
+        _, r = timed(con, f"SELECT ndcg FROM ecoreco.evaluate_recommendations(q_events, blend := {blend}, search := false) WHERE model = 'default'")
         sweep.append((blend, r[0][0]))
-    print("quality        blend sweep (hybrid NDCG@10): " + ", ".join(f"{b}: {n:.4f}" for b, n in sweep))
-    print(f"quality        best blend {max(sweep, key=lambda x: x[1])[0]} (default in src/recommend/mod.rs: DEFAULT_BLEND)")
+    print("quality        fixed-blend sweep, seed parameters (NDCG@10): " + ", ".join(f"{b}: {n:.4f}" for b, n in sweep))
+    print(f"quality        best fixed blend {max(sweep, key=lambda x: x[1])[0]}; chosen by als_train on the training part: {by_model['default'][5]:g}")
     return by_model["als"][1]
 
 
@@ -94,8 +95,8 @@ def against_implicit(con, our_ndcg):
         started = time.perf_counter()
         model.fit(user_items, show_progress=False)
         implicit_per_iter = (time.perf_counter() - started) / iterations
-    t1, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 1)")
-    t16, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 16)")
+    t1, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 1, search := false)")
+    t16, _ = timed(con, "SELECT count(*) FROM ecoreco.als_train(train_events, iterations := 16, search := false)")
     ours_per_iter = (t16 - t1) / 15
     print(f"als speed      ecoreco {ours_per_iter:.3f} s/iteration, implicit {implicit_per_iter:.3f} s/iteration "
           f"({len(users):,} users x {len(items):,} products, {len(weights):,} interactions, 2 threads) "
@@ -158,10 +159,10 @@ def latency(con):
 
 def throughput(con):
     events_table(con, "t_events", events=2_500_000, users=100_000, products=50_000, seed=13)
-    con.execute("CREATE OR REPLACE TEMP TABLE t_model AS FROM ecoreco.als_train(t_events, factors := 50, iterations := 3)")
+    con.execute("CREATE OR REPLACE TEMP TABLE t_model AS FROM ecoreco.als_train(t_events, factors := 50, iterations := 3, search := false)")
     users, products = con.execute(
         "SELECT count(*) FILTER (side = 'user'), count(*) FILTER (side = 'product') FROM t_model").fetchall()[0]
-    for blend, label in [(0.0, "collaborative"), (0.8, "hybrid (default blend)")]:
+    for blend, label in [(0.0, "collaborative"), (0.8, "hybrid (blend 0.8)")]:
         t, rows = timed(con, f"SELECT count(*) FROM ecoreco.recommend_all('t_model', k := 10, blend := {blend})")
         print(f"recommend_all  {label}: {users:,} users x {products:,} products x 50 factors: "
               f"{t:.2f} s, {users / t:,.0f} users/s ({rows[0][0]:,} rows)")

@@ -1,6 +1,6 @@
 -- 5-6. Implicit ALS, top-10 recommendations, evaluation.
-.print '== 5. Train implicit ALS (ecoreco.als_train: rank 50, 15 iterations, reg 0.1, alpha 1) =='
-CREATE OR REPLACE TABLE model AS FROM ecoreco.als_train(events, factors := 50, iterations := 15, regularization := 0.1, alpha := 1.0);
+.print '== 5. Train implicit ALS (ecoreco.als_train: rank 50, 15 iterations; alpha, regularization, weighting, recency and blend chosen on a time split of the data) =='
+CREATE OR REPLACE TABLE model AS FROM ecoreco.als_train(events, factors := 50, iterations := 15);
 SELECT * FROM ecoreco.als_params(model);
 SELECT iteration, round(loss, 6) AS loss FROM ecoreco.als_loss(model) WHERE iteration IN (1, 5, 10, 15);
 .print '== 6. Top-10 for a few users (a buyer, a browser, a user the model has never seen) =='

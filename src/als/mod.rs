@@ -9,6 +9,8 @@
 
 
 pub mod solver;
+pub mod tune;
+pub mod weighting;
 
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::BlockSource;
@@ -42,13 +44,34 @@ pub fn train_params() -> Vec<Param> {
             .check(Check::IntRange(1, 1024)),
         Param::named("iterations", BigInt, Value::Int(15), "the number of ALS iterations, e.g. iterations := 15")
             .check(Check::IntRange(1, 1000)),
-        Param::named("regularization", Double, Value::Double(0.1), "the L2 penalty, e.g. regularization := 0.1")
-            .check(Check::Range(0.0, 1e6)),
-        Param::named("alpha", Double, Value::Double(1.0), "the confidence slope, e.g. alpha := 1.0")
-            .check(Check::Range(0.0, 1e6)),
+        Param::named("regularization", Double, Value::Null, "the L2 penalty, e.g. regularization := 0.1 (NULL: chosen on your data, else 0.1)")
+            .check(Check::Range(0.0, 1e6))
+            .nullable(),
+        Param::named("alpha", Double, Value::Null, "the confidence slope, e.g. alpha := 1.0 (NULL: chosen on your data, else 1.0)")
+            .check(Check::Range(0.0, 1e6))
+            .nullable(),
         Param::named("cg_steps", BigInt, Value::Int(3), "conjugate-gradient steps per row, e.g. cg_steps := 3")
             .check(Check::IntRange(1, 100)),
         Param::named("seed", BigInt, Value::Int(42), "any integer seed, e.g. seed := 42"),
+        Param::named("confidence", Varchar, Value::Null, "the confidence weighting: 'raw', 'log' or 'bm25' (NULL: chosen on your data, else 'raw')")
+            .check(Check::OneOf(&["raw", "log", "bm25"]))
+            .nullable(),
+        Param::named("half_life", Double, Value::Null, "the recency half-life in days, 0 for none (NULL: chosen on your data, else 0)")
+            .check(Check::Range(0.0, 1e6))
+            .nullable(),
+        Param::named("search", Boolean, Value::Bool(true), "true to choose alpha, regularization, confidence, half-life and blend on a time split of your data, false for the fixed parameters"),
+    ]
+}
+
+/// The columns an interaction source is read by (macro parameters only:
+/// the SQL of `source_rows.sql` uses them).
+pub fn source_params() -> Vec<Param> {
+    use SqlType::*;
+    vec![
+        Param::named("user_col", Varchar, Value::Text("user_id".into()), "the user column, e.g. user_col := 'user_id'"),
+        Param::named("item_col", Varchar, Value::Text("product_id".into()), "the product column, e.g. item_col := 'product_id'"),
+        Param::named("weight_col", Varchar, Value::Text("weight".into()), "the weight column of a table without event_type, e.g. weight_col := 'weight'"),
+        Param::named("time_col", Varchar, Value::Null, "the time column (TIMESTAMP, DATE or seconds), e.g. time_col := 'eventdate'").nullable(),
     ]
 }
 
@@ -64,19 +87,52 @@ pub fn weight_params() -> Vec<Param> {
     ]
 }
 
-/// The training parameters of a call, checked (by their declarations).
+/// The seed's alpha and regularization, used when the caller leaves them
+/// NULL and nothing is chosen.
+pub const SEED_ALPHA: f64 = 1.0;
+pub const SEED_REGULARIZATION: f64 = 0.1;
+
+/// The training parameters of a call, checked (by their declarations);
+/// NULL alpha / regularization are the seed's.
 pub(crate) fn als_params(call: &Args) -> anyhow::Result<AlsParams> {
     Ok(AlsParams {
         factors: call.int("factors")? as usize,
         iterations: call.int("iterations")? as usize,
-        regularization: call.double("regularization")? as f32,
-        alpha: call.double("alpha")? as f32,
+        regularization: call.opt_double("regularization")?.unwrap_or(SEED_REGULARIZATION) as f32,
+        alpha: call.opt_double("alpha")?.unwrap_or(SEED_ALPHA) as f32,
         cg_steps: call.int("cg_steps")? as usize,
         seed: call.int("seed")? as u64,
     })
 }
 
-/// The per-row inputs of a training aggregate.
+/// Plain ALS as the caller asked for it (NULLs: the seed's choices), and
+/// which choices the search may change (those left NULL).
+pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune::Searched)> {
+    let params = als_params(call)?;
+    let confidence = match call.opt_text("confidence")? {
+        Some(text) => weighting::Confidence::parse(text)
+            .ok_or_else(|| anyhow::anyhow!("parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'"))?,
+        None => weighting::Confidence::Raw,
+    };
+    let candidate = tune::Candidate {
+        alpha: params.alpha,
+        regularization: params.regularization,
+        confidence,
+        half_life: call.opt_double("half_life")?.unwrap_or(0.0) * 86_400.0,
+    };
+    let searched = tune::Searched {
+        alpha: call.is_null("alpha")?,
+        regularization: call.is_null("regularization")?,
+        confidence: call.is_null("confidence")?,
+        half_life: call.is_null("half_life")?,
+    };
+    Ok((candidate, searched))
+}
+
+/// The per-row inputs of a training aggregate: the pair over all the
+/// training data, its last time, and the same pair over the validation
+/// split inside it (`v_*`: the events before the validation cut; NULL
+/// weight when there are none) with whether it is a validation target.
 pub(crate) fn pair_inputs() -> Vec<Column> {
     use SqlType::*;
     vec![
@@ -86,41 +142,87 @@ pub(crate) fn pair_inputs() -> Vec<Column> {
         Column::new("purchases", BigInt),
         Column::new("interactions", BigInt),
         Column::new("category_id", BigInt),
+        Column::new("last_time", Double),
+        Column::new("v_weight", Double),
+        Column::new("v_purchases", BigInt),
+        Column::new("v_interactions", BigInt),
+        Column::new("v_time", Double),
+        Column::new("v_target", Boolean),
+        Column::new("v_cut", Double),
+        Column::new("first_time", Double),
     ]
 }
 
-/// The SQL expressions the macros pass for [`pair_inputs`].
-pub(crate) const PAIR_INPUTS: [&str; 6] = ["user_id", "product_id", "weight", "purchases", "interactions", "category_id"];
+/// The SQL expressions the macros pass for [`pair_inputs`] (the columns of
+/// [`pairs_sql`]).
+pub(crate) const PAIR_INPUTS: [&str; 14] = [
+    "user_id", "product_id", "weight", "purchases", "interactions", "category_id", "last_time",
+    "v_weight", "v_purchases", "v_interactions", "v_time", "v_target", "v_cut", "first_time",
+];
 
-/// Reads the pairs of `rows` (in the [`pair_inputs`] layout starting at
-/// column `first`) into `pairs`; pairs without a user, product or weight
-/// are skipped.
+/// What a training aggregate collects: the pairs with their last times,
+/// and the validation split inside them.
+#[derive(Default)]
+pub struct TrainingData {
+    pub(crate) pairs: Vec<Pair>,
+    pub(crate) times: Vec<f64>,
+    pub(crate) validation: tune::ValidationSplit,
+}
+
+impl TrainingData {
+    pub(crate) fn extend(&mut self, other: TrainingData) -> anyhow::Result<()> {
+        budget::reserve(&mut self.pairs, other.pairs.len(), "interaction pairs")?;
+        self.pairs.extend(other.pairs);
+        self.times.extend(other.times);
+        self.validation.extend(other.validation)
+    }
+}
+
+/// Reads the pairs of `rows` (in the [`pair_inputs`] layout) into `data`;
+/// pairs without a user, product or weight are skipped.
 pub(crate) fn read_pairs(
-    pairs: &mut Vec<Pair>,
+    data: &mut TrainingData,
     budget: &Budget,
     input: &InputChunk,
     rows: std::ops::Range<usize>,
 ) -> anyhow::Result<()> {
     let (u, p, w) = (input.col("user_id")?, input.col("product_id")?, input.col("weight")?);
     let (b, n, c) = (input.col("purchases")?, input.col("interactions")?, input.col("category_id")?);
-    budget::reserve(pairs, rows.len(), "interaction pairs")?;
+    let (t, vw, vb, vn) = (input.col("last_time")?, input.col("v_weight")?, input.col("v_purchases")?, input.col("v_interactions")?);
+    let (vt, target, cut, first) = (input.col("v_time")?, input.col("v_target")?, input.col("v_cut")?, input.col("first_time")?);
+    budget::reserve(&mut data.pairs, rows.len(), "interaction pairs")?;
+    budget::reserve(&mut data.times, rows.len(), "interaction times")?;
     budget.check(
         "holding the interaction pairs",
-        ((pairs.len() + rows.len()) * std::mem::size_of::<Pair>()) as u64,
-        "40 bytes per (user, product) pair",
+        ((data.pairs.len() + data.validation.train.len() + 2 * rows.len()) * (std::mem::size_of::<Pair>() + 8)) as u64,
+        "48 bytes per (user, product) pair, twice (all the data and its validation part)",
     )?;
+    let count = |col: usize, row: usize| input.i64(col, row).unwrap_or(0).max(0).min(u32::MAX as i64) as u32;
     for row in rows {
         let (Some(user), Some(product), Some(weight)) = (input.i64(u, row), input.i64(p, row), input.f64(w, row)) else {
             continue;
         };
-        pairs.push(Pair {
+        let pair = Pair {
             user,
             product,
             weight: weight as f32,
-            purchases: input.i64(b, row).unwrap_or(0).max(0).min(u32::MAX as i64) as u32,
-            interactions: input.i64(n, row).unwrap_or(1).max(0).min(u32::MAX as i64) as u32,
+            purchases: count(b, row),
+            interactions: input.i64(n, row).map_or(1, |_| count(n, row)),
             category: input.i64(c, row).unwrap_or(-1),
-        });
+        };
+        data.pairs.push(pair);
+        data.times.push(input.f64(t, row).unwrap_or(f64::NAN));
+        let split = &mut data.validation;
+        if let (Some(cut), Some(first)) = (input.f64(cut, row), input.f64(first, row)) {
+            (split.cut, split.span) = (cut, cut - first);
+        }
+        if let Some(v_weight) = input.f64(vw, row) {
+            split.train.push(Pair { weight: v_weight as f32, purchases: count(vb, row), interactions: count(vn, row), ..pair });
+            split.train_times.push(input.f64(vt, row).unwrap_or(f64::NAN));
+        }
+        if input.bool(target, row) == Some(true) {
+            split.targets.push((user, product));
+        }
     }
     Ok(())
 }
@@ -141,6 +243,13 @@ pub struct Trained {
     pub params: AlsParams,
     pub loss: Vec<f64>,
     pub interactions: usize,
+    /// The weighting the model was trained with (alpha and regularization
+    /// are in `params`).
+    pub confidence: weighting::Confidence,
+    /// Recency half-life in seconds (0: none).
+    pub half_life: f64,
+    /// The search that chose the parameters, if one ran.
+    pub search: Option<tune::Outcome>,
 }
 
 impl Trained {
@@ -150,15 +259,26 @@ impl Trained {
         [
             ("factors", p.factors as f64),
             ("iterations", p.iterations as f64),
-            ("regularization", p.regularization as f64),
-            ("alpha", p.alpha as f64),
+            ("regularization", crate::model::f32_decimal(p.regularization)),
+            ("alpha", crate::model::f32_decimal(p.alpha)),
             ("cg_steps", p.cg_steps as f64),
             ("seed", p.seed as f64),
             ("users", self.model.user_ids.len() as f64),
             ("products", self.model.product_ids.len() as f64),
             ("interactions", self.interactions as f64),
+            ("confidence", self.confidence.code()),
+            ("half_life_days", self.half_life / 86_400.0),
+            ("search", self.search.is_some() as i64 as f64),
         ]
         .into_iter()
+        .chain(self.search.iter().flat_map(|s| {
+            [
+                ("validation_users", s.users as f64),
+                ("validation_ndcg", s.choice.ndcg),
+                ("validation_ndcg_plain", s.choice.plain_ndcg),
+                ("search_fits", s.choice.fits as f64),
+            ]
+        }))
         .map(|(n, v)| (n.to_string(), v))
         .collect()
     }
@@ -167,9 +287,14 @@ impl Trained {
 /// Trains on (user, product, weight, purchases, interactions, category)
 /// pairs; ids are mapped to dense indices in sorted order, so the result
 /// does not depend on the order the pairs arrived in.
+/// The pair weights pass through `confidence` ([`weighting::apply`])
+/// before ALS sees them (popularity and interest keep the raw weights and
+/// counts); `blend` is the serving blend stored with the model.
 pub(crate) fn train_pairs(
     mut pairs: Vec<Pair>,
     params: &AlsParams,
+    confidence: weighting::Confidence,
+    blend: f32,
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
@@ -264,7 +389,8 @@ pub(crate) fn train_pairs(
         .map(|(p, w)| p + w / (1.0 + max_weight))
         .collect();
 
-    let user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
+    let mut user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
+    weighting::apply(&mut user_items, confidence);
     let purchased = Csr::from_triplets(
         user_ids.len(),
         product_ids.len(),
@@ -276,8 +402,9 @@ pub(crate) fn train_pairs(
     let trained = solver::train_with_callback(&user_items, params, |i, loss| {
         progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
     })?;
+    // The blend is part of what is served, so part of the model's identity.
     let model_id = crate::model::model_id(
-        &[&trained.user_factors, &trained.item_factors],
+        &[&trained.user_factors, &trained.item_factors, &[blend]],
         &[&user_ids, &product_ids],
     );
     let model = FactorModel {
@@ -291,6 +418,7 @@ pub(crate) fn train_pairs(
         popularity,
         purchased,
         interest,
+        blend,
     };
     model.validate()?;
     Ok(Trained {
@@ -298,12 +426,33 @@ pub(crate) fn train_pairs(
         params: params.clone(),
         loss: trained.loss_per_iteration,
         interactions: user_items.nnz(),
+        confidence,
+        half_life: 0.0,
+        search: None,
     })
+}
+
+/// The model `als_train` makes of a call's data: parameters chosen by the
+/// search on the validation split inside the data (when `search` is on and
+/// some user can be evaluated), else the caller's (or the seed's) with blend
+/// 0, then one fit on all the data.
+pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, progress: &Progress) -> anyhow::Result<Trained> {
+    let base = als_params(call)?;
+    let (plain, searched) = plain_choice(call)?;
+    let outcome = if call.boolean("search")? {
+        tune::choose(&data.validation, &base, plain, searched, budget, progress)?
+    } else {
+        None
+    };
+    let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, budget, progress)?;
+    trained.search = outcome;
+    Ok(trained)
 }
 
 #[derive(Default)]
 pub struct TrainState {
-    pairs: Vec<Pair>,
+    data: TrainingData,
 }
 
 /// `ecoreco_als_train`: the model as rows (see [`crate::model::table`]).
@@ -326,25 +475,17 @@ impl AggregateFunction for AlsTrain {
         crate::model::table::columns()
     }
     fn update(state: &mut TrainState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
-        read_pairs(&mut state.pairs, &Budget::from_setting(call.text("memory_limit")?), input, rows)
+        read_pairs(&mut state.data, &Budget::from_setting(call.text("memory_limit")?), input, rows)
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
-        if target.pairs.len() < source.pairs.len() {
-            let small = std::mem::replace(&mut target.pairs, source.pairs);
-            budget::reserve(&mut target.pairs, small.len(), "interaction pairs")?;
-            target.pairs.extend(small);
-        } else {
-            budget::reserve(&mut target.pairs, source.pairs.len(), "interaction pairs")?;
-            target.pairs.extend(source.pairs);
-        }
-        Ok(())
+        // Pair order does not matter: training sorts them.
+        target.data.extend(source.data)
     }
     fn finalize(state: TrainState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
-        let params = als_params(call)?;
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let progress = Progress::new(call.function(), call.text("progress")?);
         let trained = crate::binding::thread_pool(call.int("threads")?)?
-            .install(|| train_pairs(state.pairs, &params, &budget, &progress))?;
+            .install(|| train_default(state.data, call, &budget, &progress))?;
         progress.say("trained; writing the model rows");
         let rows = trained.param_rows();
         Ok(Arc::new(ModelTable::new(trained.model, rows, trained.loss)))
@@ -366,6 +507,25 @@ pub fn interactions_sql(source: &str) -> String {
     )
 }
 
+/// The rows of the macro's `events` source, normalised
+/// (`sql/macros/source_rows.sql`), as CTEs; `function` names the caller
+/// in errors.
+pub fn source_rows_sql(function: &str) -> String {
+    include_str!("../../sql/macros/source_rows.sql").replace("ecoreco_function", &crate::binding::sql::quote_literal(function))
+}
+
+/// The training pairs ([`PAIR_INPUTS`]) of the normalised rows `rows` (a
+/// CTE name): per (user, product) the weight (capped at `cap` for events),
+/// counts and last time, and the same over the rows before the validation
+/// cut (the last [`tune::VALIDATION_SHARE`] of the rows' time span held
+/// out), with whether the pair is a validation target.
+pub fn pairs_sql(rows: &str) -> String {
+    format!(
+        "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows}),          ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut FROM ecoreco_span)          SELECT user_id, product_id,            least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight,            sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time,            CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN              least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight,            coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases,            coalesce(sum(n) FILTER (t < v_cut), 0)::BIGINT AS v_interactions,            max(t) FILTER (t < v_cut) AS v_time,            coalesce(bool_or(wanted) FILTER (t >= v_cut), false) AS v_target,            any_value(v_cut) AS v_cut, any_value(first_time) AS first_time          FROM {rows}, ecoreco_vcut GROUP BY user_id, product_id",
+        keep = 1.0 - tune::VALIDATION_SHARE,
+    )
+}
+
 /// The training call over the pairs of `pairs_sql`, as model rows.
 pub fn train_rows(pairs_sql: &str) -> String {
     aggregate::rows_sql::<AlsTrain>("ecoreco.als_train", &PAIR_INPUTS, &[], &format!("({pairs_sql})"))
@@ -376,7 +536,9 @@ pub fn macros() -> Vec<SqlMacro> {
         .chain(weight_params().iter().map(Param::macro_signature))
         .collect();
     let interactions: Vec<&str> = interactions.iter().map(String::as_str).collect();
-    let train = aggregate::signature::<AlsTrain>(&["events"], &weight_params());
+    let mut extra = weight_params();
+    extra.extend(source_params());
+    let train = aggregate::signature::<AlsTrain>(&["events"], &extra);
     let train: Vec<&str> = train.iter().map(String::as_str).collect();
     vec![
         SqlMacro::table(
@@ -384,7 +546,11 @@ pub fn macros() -> Vec<SqlMacro> {
             &interactions,
             format!("SELECT * FROM ({}) ORDER BY user_id, product_id", interactions_sql("query_table(events)")),
         ),
-        SqlMacro::table("als_train", &train, train_rows(&interactions_sql("query_table(events)"))),
+        SqlMacro::table(
+            "als_train",
+            &train,
+            format!("WITH {}, ecoreco_pairs AS ({}) {}", source_rows_sql("als_train"), pairs_sql("ecoreco_rows"), train_rows("FROM ecoreco_pairs")),
+        ),
         SqlMacro::table("als_loss", &["model"], include_str!("../../sql/macros/als_loss.sql")),
         SqlMacro::table("als_params", &["model"], include_str!("../../sql/macros/als_params.sql")),
     ]

@@ -17,16 +17,19 @@
 //!   `P@i = (Σ_{j<=i} rel_j) / i`.
 //!
 //! Each is averaged over the *evaluated* users: those with a non-empty `R`.
+//! With no evaluated user (or `k == 0`) there is nothing to average: the
+//! averages are `None` (NULL in SQL), not 0, so "no user could be scored"
+//! never reads as "every list missed".
 
 use std::collections::HashSet;
 
 /// Averages of the ranking metrics defined in the module documentation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RankingMetrics {
-    pub precision: f64,
-    pub recall: f64,
-    pub ndcg: f64,
-    pub map: f64,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub ndcg: Option<f64>,
+    pub map: Option<f64>,
     /// Users with a non-empty held-out set (the averages' denominator).
     pub users_evaluated: usize,
     /// Distinct item ids `< n_items` among the first `k` entries of all
@@ -39,8 +42,7 @@ pub struct RankingMetrics {
 /// Users are `0..relevant.len()`; a user without a `recommended` entry is
 /// treated as having an empty list. Users with an empty `relevant` set are
 /// skipped (not counted). With no evaluated user, or with `k == 0`, the
-/// averages are 0 (check `users_evaluated`). `coverage` is 0 when
-/// `n_items == 0`.
+/// averages are `None`. `coverage` is 0 when `n_items == 0`.
 pub fn ranking_metrics(
     recommended: &[Vec<u32>],
     relevant: &[Vec<u32>],
@@ -91,13 +93,7 @@ pub fn ranking_metrics(
     }
     let distinct = recommended_items.iter().filter(|&&flag| flag).count();
 
-    let mean = |total: f64| {
-        if users_evaluated > 0 {
-            total / users_evaluated as f64
-        } else {
-            0.0
-        }
-    };
+    let mean = |total: f64| (users_evaluated > 0 && k > 0).then(|| total / users_evaluated as f64);
     RankingMetrics {
         precision: mean(precision),
         recall: mean(recall),
@@ -156,14 +152,14 @@ mod tests {
         let m = ranking_metrics(&recommended, &relevant, 4, 10);
         let ndcg0 = (1.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (1.0 + 1.0 / 3f64.log2() + 0.5);
         assert_eq!(m.users_evaluated, 2);
-        assert!(close(m.precision, 0.375), "{m:?}");
-        assert!(close(m.recall, 5.0 / 6.0), "{m:?}");
-        assert!(close(m.ndcg, (ndcg0 + 1.0) / 2.0), "{m:?}");
+        assert!(close(m.precision.unwrap(), 0.375), "{m:?}");
+        assert!(close(m.recall.unwrap(), 5.0 / 6.0), "{m:?}");
+        assert!(close(m.ndcg.unwrap(), (ndcg0 + 1.0) / 2.0), "{m:?}");
         assert!(
             (ndcg0 - 0.498_19).abs() < 1e-5,
             "DCG 1.06161 / IDCG 2.13093 ≈ 0.49819: {ndcg0}"
         );
-        assert!(close(m.map, 2.0 / 3.0), "{m:?}");
+        assert!(close(m.map.unwrap(), 2.0 / 3.0), "{m:?}");
         assert!(close(m.coverage, 0.7), "{m:?}");
     }
 
@@ -178,10 +174,10 @@ mod tests {
         let relevant = vec![vec![3, 8, 8], vec![0, 1, 2]];
         let m = ranking_metrics(&recommended, &relevant, 2, 5);
         assert_eq!(m.users_evaluated, 2);
-        assert!(close(m.precision, 0.25));
-        assert!(close(m.recall, 0.25));
-        assert!(close(m.ndcg, 0.5 / (1.0 + 1.0 / 3f64.log2())));
-        assert!(close(m.map, 0.25));
+        assert!(close(m.precision.unwrap(), 0.25));
+        assert!(close(m.recall.unwrap(), 0.25));
+        assert!(close(m.ndcg.unwrap(), 0.5 / (1.0 + 1.0 / 3f64.log2())));
+        assert!(close(m.map.unwrap(), 0.25));
         assert!(close(m.coverage, 0.2));
     }
 
@@ -189,23 +185,24 @@ mod tests {
     fn perfect_ranking_scores_one() {
         // R larger than k: recall is capped at k/|R|, the others reach 1.
         let m = ranking_metrics(&[vec![4, 2, 9]], &[vec![9, 2, 4, 7]], 3, 10);
-        assert!(close(m.precision, 1.0) && close(m.ndcg, 1.0) && close(m.map, 1.0));
-        assert!(close(m.recall, 0.75));
+        assert!(close(m.precision.unwrap(), 1.0) && close(m.ndcg.unwrap(), 1.0) && close(m.map.unwrap(), 1.0));
+        assert!(close(m.recall.unwrap(), 0.75));
     }
 
     #[test]
     fn degenerate_inputs() {
         let none = ranking_metrics(&[vec![1]], &[vec![]], 5, 3);
         assert_eq!(none.users_evaluated, 0);
+        // Nothing to average: NULL, not 0.
         assert_eq!(
             (none.precision, none.recall, none.ndcg, none.map),
-            (0.0, 0.0, 0.0, 0.0)
+            (None, None, None, None)
         );
         assert!(close(none.coverage, 1.0 / 3.0));
         let k0 = ranking_metrics(&[vec![1]], &[vec![1]], 0, 3);
         assert_eq!(
             (k0.users_evaluated, k0.precision, k0.ndcg, k0.coverage),
-            (1, 0.0, 0.0, 0.0)
+            (1, None, None, 0.0)
         );
         // Item ids beyond n_items do not count towards coverage; n_items = 0 gives 0.
         assert!(close(

@@ -1,13 +1,16 @@
 //! Stage 7: offline evaluation of recommendations on a time split.
 //!
 //! `ecoreco.evaluate_recommendations(events, split := 0.8, k := 10, ...)`
-//! splits the events in time (a fraction of the span, or a timestamp),
-//! trains ALS on the earlier part exactly as `als_train` would, and scores
-//! three recommenders on the SAME split: `als` (collaborative only),
-//! `hybrid` (the blend `recommend` serves) and `popularity` (most purchased
-//! products). Relevant items are the products a user carted or bought after
-//! the split; users evaluated are those seen in training with at least one
-//! such product. Products the user bought before the split are excluded from
+//! splits the rows of any interaction source in time (a fraction of the
+//! span, or a timestamp), trains on the earlier part, and scores four
+//! recommenders on the SAME split: `als` (plain ALS with the caller's or
+//! the seed's parameters, blend 0), `tuned` (the parameters `als_train`
+//! chooses on the earlier part, blend 0), `default` (that model at the
+//! blend `recommend` would serve: the chosen one, or the caller's) and
+//! `popularity` (most purchased products). Relevant items are the products
+//! a user carted or bought after the split (for a source without event
+//! types: every product after the split); users evaluated are those seen in
+//! training with at least one such product. Products the user bought before the split are excluded from
 //! every recommender's list (as `recommend` does by default); products they
 //! only viewed or carted before remain eligible and count as hits. A relevant
 //! product the model never saw in training cannot be recommended but still
@@ -15,7 +18,8 @@
 
 pub mod metrics;
 
-use crate::als::{als_params, pair_inputs, read_pairs, train_params, train_pairs, weight_params, Pair, PAIR_INPUTS};
+use crate::als::tune::{self, Candidate};
+use crate::als::{als_params, pair_inputs, plain_choice, read_pairs, source_params, train_params, weight_params, TrainingData, PAIR_INPUTS};
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
@@ -28,7 +32,7 @@ use std::sync::Arc;
 
 #[derive(Default)]
 pub struct EvalState {
-    train: Vec<Pair>,
+    train: TrainingData,
     /// (user, product, weight, relevant: carted or bought after the split).
     test: Vec<(i64, i64, f32, bool)>,
 }
@@ -47,6 +51,10 @@ fn metric_columns() -> Vec<Column> {
         Column::new("coverage", Double),
         Column::new("users_evaluated", BigInt),
         Column::new("blend", Double),
+        Column::new("alpha", Double),
+        Column::new("regularization", Double),
+        Column::new("confidence", Varchar),
+        Column::new("half_life_days", Double),
         Column::new("rmse_vs_weight", Double),
     ]
 }
@@ -67,7 +75,8 @@ impl AggregateFunction for Evaluate {
         params.extend(
             crate::recommend::serving_params()
                 .into_iter()
-                .filter(|p| p.name != "exclude_purchased"),
+                .filter(|p| p.name != "exclude_purchased")
+                .map(|p| if p.name == "blend" { p.nullable() } else { p }),
         );
         params.extend(crate::budget::settings_params());
         params
@@ -109,32 +118,45 @@ impl AggregateFunction for Evaluate {
         Ok(())
     }
     fn combine(target: &mut EvalState, source: EvalState) -> anyhow::Result<()> {
-        crate::budget::reserve(&mut target.train, source.train.len(), "the training pairs")?;
         crate::budget::reserve(&mut target.test, source.test.len(), "the test pairs")?;
-        target.train.extend(source.train);
+        target.train.extend(source.train)?;
         target.test.extend(source.test);
         Ok(())
     }
     fn finalize(mut state: EvalState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
-        let k = call.int("k")?;
-        let blend = call.double("blend")?;
+        let k = call.int("k")? as usize;
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let progress = Progress::new(call.function(), call.text("progress")?);
         anyhow::ensure!(
-            !state.train.is_empty(),
+            !state.train.pairs.is_empty(),
             "no events before the split: move the split later"
         );
         anyhow::ensure!(
             !state.test.is_empty(),
             "no events after the split: move the split earlier"
         );
-        let params = als_params(call)?;
-        let k = k as usize;
+        let base = als_params(call)?;
+        let (plain, searched) = plain_choice(call)?;
         crate::binding::thread_pool(call.int("threads")?)?.install(|| {
-            let trained = train_pairs(std::mem::take(&mut state.train), &params, &budget, &progress)?;
-            let model = &ServingModel::new(trained.model)?;
-            // Held-out sets per evaluated user (model index), sorted by user id.
+            let data = std::mem::take(&mut state.train);
+            let fit = |candidate: &Candidate, pairs| {
+                tune::fit_all(pairs, &data.times, &base, candidate, base.iterations, 0.0, &budget, &progress)
+                    .and_then(|t| ServingModel::new(t.model))
+            };
+            let outcome = if call.boolean("search")? {
+                tune::choose(&data.validation, &base, plain, searched, &budget, &progress)?
+            } else {
+                None
+            };
+            let (chosen, chosen_blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+            let plain_model = fit(&plain, data.pairs.clone())?;
+            let tuned_model = if chosen == plain { None } else { Some(fit(&chosen, data.pairs.clone())?) };
+            let tuned = tuned_model.as_ref().unwrap_or(&plain_model);
+            let blend = call.opt_double("blend")?.unwrap_or(crate::model::f32_decimal(chosen_blend));
+            // Held-out sets per evaluated user (model index: both models
+            // index the same users), sorted by user id.
             state.test.sort_unstable_by_key(|t| (t.0, t.1));
+            let model = &plain_model;
             let mut relevant: HashMap<u32, Vec<u32>> = HashMap::new();
             let mut unseen = model.n_products() as u32;
             let (mut predicted, mut actual) = (Vec::new(), Vec::new());
@@ -161,14 +183,12 @@ impl AggregateFunction for Evaluate {
             users.sort_unstable();
             let held_out: Vec<Vec<u32>> = users.iter().map(|u| relevant[u].clone()).collect();
             let n_items = model.n_products();
-            let lists =
-                |recs: Vec<Vec<crate::recommend::serving::Recommendation>>| -> Vec<Vec<u32>> {
-                    recs.into_iter()
-                        .map(|r| r.into_iter().map(|x| x.product).collect())
-                        .collect()
-                };
-            let als = lists(model.recommend_users(&users, k, 0.0, true));
-            let hybrid = lists(model.recommend_users(&users, k, blend as f32, true));
+            let lists = |m: &ServingModel, blend: f64| -> Vec<Vec<u32>> {
+                m.recommend_users(&users, k, blend as f32, true)
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|x| x.product).collect())
+                    .collect()
+            };
             let popular: Vec<Vec<u32>> = users
                 .iter()
                 .map(|&u| {
@@ -183,12 +203,13 @@ impl AggregateFunction for Evaluate {
                 .collect();
             let error = rmse(&predicted, &actual);
             let mut rows = RowSet::for_columns(&metric_columns());
-            for (name, lists, blend, rmse) in [
-                ("als", &als, 0.0, Some(error)),
-                ("hybrid", &hybrid, blend, None),
-                ("popularity", &popular, 1.0, None),
+            for (name, lists, blend, candidate, rmse) in [
+                ("als", lists(&plain_model, 0.0), 0.0, Some(plain), Some(error)),
+                ("tuned", lists(tuned, 0.0), 0.0, Some(chosen), None),
+                ("default", lists(tuned, blend), blend, Some(chosen), None),
+                ("popularity", popular, 1.0, None, None),
             ] {
-                push_metrics(&mut rows, name, k, &ranking_metrics(lists, &held_out, k, n_items), blend, rmse)?;
+                push_metrics(&mut rows, name, k, &ranking_metrics(&lists, &held_out, k, n_items), blend, candidate, rmse)?;
             }
             Ok(Arc::new(Computed::new(rows)) as Arc<dyn BlockSource>)
         })
@@ -202,55 +223,79 @@ fn push_metrics(
     k: usize,
     m: &metrics::RankingMetrics,
     blend: f64,
+    candidate: Option<Candidate>,
     rmse: Option<f64>,
 ) -> anyhow::Result<()> {
     let c = rows.col::<String>("model")?;
     rows.put_str(c, Some(model));
     let c = rows.col("k")?;
     rows.put(c, Some(k as i32));
+    // No user to evaluate: NULL averages, not 0.
     for (name, value) in [
         ("precision", m.precision),
         ("recall", m.recall),
         ("ndcg", m.ndcg),
         ("map", m.map),
-        ("coverage", m.coverage),
+        ("coverage", Some(m.coverage)),
     ] {
         let c = rows.col::<f64>(name)?;
-        rows.put(c, Some(value));
+        rows.put(c, value);
     }
     let c = rows.col("users_evaluated")?;
     rows.put(c, Some(m.users_evaluated as i64));
     let c = rows.col("blend")?;
     rows.put(c, Some(blend));
+    let c = rows.col("alpha")?;
+    rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.alpha)));
+    let c = rows.col("regularization")?;
+    rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.regularization)));
+    let c = rows.col::<String>("confidence")?;
+    rows.put_str(c, candidate.map(|c| c.confidence.name()));
+    let c = rows.col("half_life_days")?;
+    rows.put(c, candidate.map(|c| c.half_life / 86_400.0));
     let c = rows.col("rmse_vs_weight")?;
     rows.put(c, rmse.filter(|r| r.is_finite()));
     Ok(())
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    let params = aggregate::signature::<Evaluate>(&["events", "split := 0.8"], &weight_params());
+    let mut extra = weight_params();
+    extra.extend(source_params());
+    let params = aggregate::signature::<Evaluate>(&["events", "split := 0.8"], &extra);
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
-    let split_source = |side: &str| {
-        crate::als::interactions_sql(&format!(
-            "(SELECT e.* FROM query_table(events) e, cut WHERE e.event_time {side} cut.at)"
-        ))
-    };
     let mut inputs = vec!["part"];
     inputs.extend(PAIR_INPUTS);
     inputs.push("relevant");
-    // The split (a timestamp, or a fraction of the events' time span) and
-    // the train / test pairs, then the evaluation over both.
+    let train_columns = PAIR_INPUTS.join(", ");
+    let test_columns = PAIR_INPUTS
+        .iter()
+        .map(|c| match *c {
+            "user_id" | "product_id" | "weight" => c.to_string(),
+            _ => format!("NULL AS {c}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The split (a timestamp, or a fraction of the rows' time span), the
+    // training pairs (with the validation split inside them) and the test
+    // pairs, then the evaluation over both.
     let body = format!(
-        "WITH {split}, train AS ({train}), test AS ({test}) {rows}",
+        "WITH {rows}, {split}, \
+         ecoreco_train_rows AS (SELECT r.* FROM ecoreco_rows r, ecoreco_cut c WHERE r.t < c.at), \
+         ecoreco_pairs AS ({pairs}), \
+         ecoreco_test AS (SELECT user_id, product_id, \
+           least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, bool_or(wanted) AS relevant \
+           FROM ecoreco_rows r, ecoreco_cut c WHERE r.t >= c.at GROUP BY user_id, product_id) {call}",
+        rows = crate::als::source_rows_sql("evaluate_recommendations"),
         split = include_str!("../../sql/macros/evaluate_split.sql"),
-        train = split_source("<"),
-        test = split_source(">="),
-        rows = aggregate::rows_sql::<Evaluate>(
+        pairs = crate::als::pairs_sql("ecoreco_train_rows"),
+        call = aggregate::rows_sql::<Evaluate>(
             "ecoreco.evaluate_recommendations",
             &inputs,
             &[],
-            "(SELECT 'train' AS part, user_id, product_id, weight, purchases, interactions, category_id, false AS relevant FROM train \
-             UNION ALL SELECT 'test', user_id, product_id, weight, purchases, interactions, category_id, carts + purchases > 0 FROM test)"
+            &format!(
+                "(SELECT 'train' AS part, {train_columns}, NULL::BOOLEAN AS relevant FROM ecoreco_pairs \
+                 UNION ALL SELECT 'test', {test_columns}, relevant FROM ecoreco_test)"
+            )
         ),
     );
     vec![SqlMacro::table("evaluate_recommendations", &params, body)]

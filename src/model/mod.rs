@@ -33,7 +33,20 @@ pub struct FactorModel {
     pub purchased: Csr,
     /// Each user's top-3 categories with their share of the user's interactions.
     pub interest: Vec<Vec<(i64, f32)>>,
+    /// The serving blend chosen for this model (its `blend` param row):
+    /// what `recommend` uses when the caller passes none.
+    pub blend: f32,
 }
+
+/// `x` as the f64 of its shortest decimal form, for param rows people
+/// read (0.1, not 0.10000000149011612); the f32 round trip is exact.
+pub fn f32_decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
+/// The blend of a model table without a `blend` param row (made before
+/// models stored their own): what such models were served with.
+pub const LEGACY_BLEND: f32 = 0.8;
 
 impl FactorModel {
     /// Checks that every part has the sizes the ids say.
@@ -57,6 +70,7 @@ impl FactorModel {
             "purchases do not match the model"
         );
         anyhow::ensure!(self.interest.len() == n_users, "interests do not match the users");
+        anyhow::ensure!((0.0..=1.0).contains(&self.blend), "the model's blend {} is not between 0 and 1", self.blend);
         Ok(())
     }
 

@@ -77,7 +77,12 @@ struct Cols {
 }
 
 impl ModelTable {
-    pub fn new(model: FactorModel, params: Vec<(String, f64)>, loss: Vec<f64>) -> Self {
+    /// `params` are written after `model_id`, followed by the model's
+    /// `blend` (so that serving finds the blend the model was made for).
+    pub fn new(model: FactorModel, mut params: Vec<(String, f64)>, loss: Vec<f64>) -> Self {
+        params.retain(|(name, _)| name != "blend");
+        // The blend's shortest decimal (0.8, not 0.800000011920929).
+        params.push(("blend".to_string(), super::f32_decimal(model.blend)));
         let mut extra_start = Vec::with_capacity(model.user_ids.len() + 1);
         let mut at = 0;
         for u in 0..model.user_ids.len() {
@@ -213,11 +218,15 @@ pub fn from_rows(rows: Vec<ModelRow>, model_id: i64) -> anyhow::Result<FactorMod
     let mut products: Vec<(i64, i64, f32, Vec<f32>)> = Vec::new();
     let mut purchased: Vec<(i64, i64)> = Vec::new();
     let mut interest: Vec<(i64, i64, f32)> = Vec::new();
+    let mut blend = super::LEGACY_BLEND;
     let need = |v: Option<i64>, what: &str| {
         v.ok_or_else(|| anyhow::anyhow!("a '{what}' row has a NULL id or item; the model table is damaged"))
     };
     for row in rows {
         match row.side.as_str() {
+            "param" if row.name.as_deref() == Some("blend") => {
+                blend = row.value.ok_or_else(|| anyhow::anyhow!("the model's blend param row is NULL; the model table is damaged"))? as f32;
+            }
             "param" | "loss" => {}
             "user" => users.push((
                 need(row.id, "user")?,
@@ -297,6 +306,7 @@ pub fn from_rows(rows: Vec<ModelRow>, model_id: i64) -> anyhow::Result<FactorMod
         item_factors: products.into_iter().flat_map(|p| p.3).collect(),
         purchased,
         interest: interests,
+        blend,
     };
     model.validate()?;
     Ok(model)
@@ -319,6 +329,7 @@ mod tests {
             popularity: vec![3.0, 0.5, 1.0],
             purchased: Csr::from_triplets(2, 3, &[1], &[2], &[1.0]).unwrap(),
             interest: vec![vec![(7, 1.0)], vec![(8, 0.6), (7, 0.4)]],
+            blend: 0.3,
         }
     }
 
@@ -346,17 +357,18 @@ mod tests {
     #[test]
     fn model_round_trips_through_rows_in_any_block_size() {
         let table = ModelTable::new(model(), vec![("factors".into(), 2.0)], vec![0.5, 0.25]);
-        // 1 model_id + 1 param + 2 loss + 2 users + 3 products + 1 purchase + 3 interests.
-        assert_eq!(table.rows(), 13);
+        // 1 model_id + 2 params (factors, blend) + 2 loss + 2 users + 3 products + 1 purchase + 3 interests.
+        assert_eq!(table.rows(), 14);
         let whole = table.write(0..table.rows()).unwrap();
         let mut pieces = Vec::new();
-        for start in (0..13).step_by(4) {
-            pieces.extend(read_back(&table.write(start..(start + 4).min(13)).unwrap()).into_iter().rev());
+        for start in (0..14).step_by(4) {
+            pieces.extend(read_back(&table.write(start..(start + 4).min(14)).unwrap()).into_iter().rev());
         }
         let whole_rows: Vec<ModelRow> = read_back(&whole).into_iter().rev().collect();
         assert_eq!(format!("{pieces:?}"), format!("{whole_rows:?}"));
         assert_eq!(whole_rows[0].name.as_deref(), Some("model_id"));
-        assert_eq!(whole_rows[12].side, "interest");
+        assert_eq!(whole_rows[13].side, "interest");
+        assert_eq!((whole_rows[2].name.as_deref(), whole_rows[2].value), (Some("blend"), Some(0.3)));
         let back = from_rows(read_back(&whole), 12345).unwrap();
         let m = model();
         assert_eq!(back.user_ids, m.user_ids);
@@ -367,6 +379,11 @@ mod tests {
         assert_eq!(back.popularity, m.popularity);
         assert_eq!(back.purchased.row(1).0, &[2]);
         assert_eq!(back.interest, m.interest);
+        assert_eq!(back.blend, 0.3);
+        // A table without a blend row (made before models stored one) is
+        // served with the blend such models had.
+        let legacy: Vec<ModelRow> = read_back(&whole).into_iter().filter(|r| r.name.as_deref() != Some("blend")).collect();
+        assert_eq!(from_rows(legacy, 12345).unwrap().blend, crate::model::LEGACY_BLEND);
     }
 
     #[test]

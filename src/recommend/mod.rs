@@ -21,19 +21,15 @@ use crate::model::table::{self as model_table, ModelRow};
 use serving::{Recommendation, ServingModel};
 use std::sync::Arc;
 
-/// The blend of collaborative and category-interest scores used when the
-/// caller does not choose one; chosen by `ecoreco.evaluate_recommendations`
-/// on generated data (see the README's evaluation table).
-pub const DEFAULT_BLEND: f64 = 0.8;
-
 /// The serving parameters, declared once for every function that serves.
 pub fn serving_params() -> Vec<Param> {
     use SqlType::*;
     vec![
         Param::named("k", BigInt, Value::Int(10), "how many products per user, e.g. k := 10")
             .check(Check::IntRange(1, 10_000)),
-        Param::named("blend", Double, Value::Double(DEFAULT_BLEND), "a number between 0 (collaborative only) and 1 (category interest only)")
-            .check(Check::Range(0.0, 1.0)),
+        Param::named("blend", Double, Value::Null, "a number between 0 (collaborative only) and 1 (category interest only); NULL: the blend stored with the model")
+            .check(Check::Range(0.0, 1.0))
+            .nullable(),
         Param::named("exclude_purchased", Boolean, Value::Bool(true), "true or false"),
     ]
 }
@@ -122,9 +118,9 @@ impl ScalarFunction for RecommendSql {
             let model = input.str(0, row).ok_or_else(|| {
                 anyhow::anyhow!("parameter `model` is NULL; pass the name of a model table, e.g. model := 'model'")
             })?;
-            let events = input.str(1, row).ok_or_else(|| {
-                anyhow::anyhow!("parameter `events` is NULL; pass the name of the events table, e.g. events := 'events'")
-            })?;
+            // NULL: no events table; users the model does not know get the
+            // most popular products.
+            let events = input.str(1, row);
             let request = OneUser {
                 user_id: input
                     .i64(2, row)
@@ -147,7 +143,11 @@ fn serving_arg(name: &str, value: Option<Value>) -> anyhow::Result<Value> {
         .into_iter()
         .find(|p| p.name == name)
         .ok_or_else(|| anyhow::anyhow!("internal error: no serving parameter {name}"))?;
-    let value = value.ok_or_else(|| param.null_error("ecoreco.recommend"))?;
+    let value = match value {
+        Some(v) => v,
+        None if param.nullable => return Ok(Value::Null),
+        None => return Err(param.null_error("ecoreco.recommend")),
+    };
     param.validate("ecoreco.recommend", value)
 }
 
@@ -180,12 +180,12 @@ const MODEL_INPUTS: [&str; 7] = [
 const CACHED_INPUTS: [&str; 7] = ["m.model_id::BIGINT", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL"];
 
 /// The serving query for one user. `known`: `None` when the model last
-/// read from `model` is not cached, else whether it knows the user.
-fn recommend_sql(model: &str, events: &str, request: &OneUser, known: Option<bool>) -> anyhow::Result<String> {
+/// read from `model` is not cached, else whether it knows the user. The
+/// user's events are read only when the model may not know the user and
+/// the caller named an events table.
+fn recommend_sql(model: &str, events: Option<&str>, request: &OneUser, known: Option<bool>) -> anyhow::Result<String> {
     let table = string_literal("model", model)?;
-    let (cold_from, cold) = if known == Some(true) {
-        (String::new(), ["NULL", "NULL"])
-    } else {
+    let (cold_from, cold) = if let (Some(events), false) = (events, known == Some(true)) {
         (
             format!(
                 ", (SELECT list(e.category_id) AS categories, list(e.product_id) FILTER (e.event_type = 'purchase') AS bought \
@@ -195,6 +195,8 @@ fn recommend_sql(model: &str, events: &str, request: &OneUser, known: Option<boo
             ),
             ["cold.categories", "cold.bought"],
         )
+    } else {
+        (String::new(), ["NULL", "NULL"])
     };
     // Cached: the model's rows are not needed, only the model_id of row 0,
     // which the aggregate checks against the cache.
@@ -378,7 +380,8 @@ impl AggregateFunction for Serve {
             cache::note_table(&table, model_id);
         }
         let k = call.int("k")? as usize;
-        let blend = call.double("blend")? as f32;
+        // No blend given: the one stored with the model.
+        let blend = call.opt_double("blend")?.map_or(served.blend, |b| b as f32);
         let exclude = call.boolean("exclude_purchased")?;
         let request = match call.text("op")? {
             "recommend" => Request::Recommend {
@@ -467,7 +470,7 @@ fn serve_sql(function: &str, op: &str, values: &[(&str, String)], by_name: bool)
 
 pub fn macros() -> Vec<SqlMacro> {
     let serving: Vec<String> = serving_params().iter().map(Param::macro_signature).collect();
-    let recommend: Vec<String> = ["uid", "model := 'model'", "events := 'events'"]
+    let recommend: Vec<String> = ["uid", "model := 'model'", "events := NULL"]
         .iter()
         .map(|s| s.to_string())
         .chain(serving.iter().cloned())
@@ -512,25 +515,31 @@ mod tests {
     #[test]
     fn recommend_sql_reads_only_what_the_cache_lacks() {
         // Cached model that knows the user: row 0 of the model, no events.
-        let known = recommend_sql("model", "events", &request(), Some(true)).unwrap();
+        let known = recommend_sql("model", Some("events"), &request(), Some(true)).unwrap();
         assert!(known.contains("FROM query_table('model') m WHERE m.seq = 0"), "{known}");
         assert!(!known.contains("events") && !known.contains("m.factors"), "{known}");
         assert!(known.contains("('recommend')::VARCHAR, (-42)::BIGINT, (true)::BOOLEAN, (7)::BIGINT, (0.25)::DOUBLE, (false)::BOOLEAN"), "{known}");
         // Cached model, unknown user: row 0 and the user's events.
-        let unknown = recommend_sql("model", "events", &request(), Some(false)).unwrap();
+        let unknown = recommend_sql("model", Some("events"), &request(), Some(false)).unwrap();
         assert!(unknown.contains("FROM query_table('events') e WHERE e.user_id = -42"), "{unknown}");
         assert!(unknown.contains("WHERE m.seq = 0") && !unknown.contains("m.factors"), "{unknown}");
         // Nothing cached: every model row, and the events.
-        let cold = recommend_sql("model", "events", &request(), None).unwrap();
+        let cold = recommend_sql("model", Some("events"), &request(), None).unwrap();
         assert!(cold.contains("m.factors::FLOAT[]") && cold.contains("query_table('events')"), "{cold}");
         assert!(cold.contains("(false)::BOOLEAN, (7)::BIGINT"), "{cold}");
+        // No events table named: never read, cached or not (a known user on
+        // a cold cache needs only the model).
+        let no_events = recommend_sql("model", None, &request(), None).unwrap();
+        assert!(no_events.contains("m.factors::FLOAT[]") && !no_events.contains("e.user_id"), "{no_events}");
+        let blend_from_model = OneUser { blend: Value::Null, ..request() };
+        assert!(recommend_sql("model", None, &blend_from_model, Some(true)).unwrap().contains("(NULL)::DOUBLE"));
     }
 
     #[test]
     fn recommend_sql_keeps_names_inside_string_literals() {
-        let sql = recommend_sql("m'); DROP TABLE x; --", "e''", &request(), None).unwrap();
+        let sql = recommend_sql("m'); DROP TABLE x; --", Some("e''"), &request(), None).unwrap();
         assert!(sql.contains("query_table('m''); DROP TABLE x; --')"), "{sql}");
         assert!(sql.contains("query_table('e''''')"), "{sql}");
-        assert!(recommend_sql("a\0b", "events", &request(), None).is_err());
+        assert!(recommend_sql("a\0b", Some("events"), &request(), None).is_err());
     }
 }

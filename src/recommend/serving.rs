@@ -66,6 +66,8 @@ pub struct ServingModel {
     pub purchased: Csr,
     /// Each user's top-3 categories with their share of the user's interactions.
     pub interest: Vec<Vec<(i64, f32)>>,
+    /// The blend the model was trained to be served with.
+    pub blend: f32,
     user_index: HashMap<i64, u32>,
     product_index: HashMap<i64, u32>,
     packed: PackedItems,
@@ -89,6 +91,7 @@ impl ServingModel {
             popularity,
             purchased,
             interest,
+            blend,
         } = model;
         let n_items = product_ids.len();
         let user_index = user_ids
@@ -127,6 +130,7 @@ impl ServingModel {
             popularity,
             purchased,
             interest,
+            blend,
             user_index,
             product_index,
             popular_order,
@@ -350,6 +354,7 @@ mod tests {
             popularity,
             purchased,
             interest,
+            blend: crate::model::LEGACY_BLEND,
         })
     }
 
