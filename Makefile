@@ -2,6 +2,7 @@
 #   make          build build/release/ecoreco.duckdb_extension
 #   make demo     build, generate data, run sql/demo.sql in the DuckDB CLI
 #   make test     Rust unit tests + SQL tests in DuckDB 1.5 and 2.0 (CLI and Python)
+#                 + the model exchange with a real Spark (PySpark, needs Java 17)
 #   make bench    end-to-end figures (ingest ratio, generator rows/s, ...) + criterion benches
 #   make report   the demo, then a screenshot of its report: data/report.html, data/report.png
 
@@ -20,9 +21,12 @@ PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
 # The BI tests read the Parquet exports with a second reader.
 PY_REPORT_DEPS := pyarrow==26.0.1
 CLI           := $(VENV_15)/bin/duckdb
+# Spark versions the ALSModel exchange is tested against, one venv each.
+PYSPARK_VERSIONS := 3.5.9 4.0.5
+SPARK_TEST    := test/python/test_spark.py
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo report test test-rust test-sql bench bench-scale venv clean
+.PHONY: all release demo report test test-rust test-sql test-spark bench bench-scale venv clean
 
 all: release
 
@@ -68,7 +72,7 @@ demo: release venv
 report: demo
 	$(VENV_20)/bin/python test/python/headless.py screenshot data/report.html data/report.png
 
-test: test-rust test-sql
+test: test-rust test-sql test-spark
 
 test-rust:
 	cargo test --release --lib
@@ -76,9 +80,23 @@ test-rust:
 test-sql: release venv
 	$(VENV_15)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
 	$(VENV_20)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
-	$(VENV_15)/bin/python -m pytest -q test/python
-	$(VENV_20)/bin/python -m pytest -q test/python
+	$(VENV_15)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
+	$(VENV_20)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
 	bash test/cli_smoke.sh $(CLI)
+
+# PySpark from PyPI with DuckDB 2.0 beside it; Spark needs a Java runtime.
+.venv/spark-%/.ok:
+	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(PYTHON) -m venv .venv/spark-$*
+	.venv/spark-$*/bin/pip install -q pyspark==$* $(DUCKDB_20) pytest==8.3.5 numpy
+	@touch $@
+
+test-spark: release $(foreach v,$(PYSPARK_VERSIONS),.venv/spark-$(v)/.ok)
+	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@for v in $(PYSPARK_VERSIONS); do \
+		echo "Spark exchange tests with PySpark $$v"; \
+		.venv/spark-$$v/bin/python -m pytest -q -s $(SPARK_TEST) || exit 1; \
+	done
 
 $(VENV_BENCH)/.ok:
 	$(PYTHON) -m venv $(VENV_BENCH)

@@ -40,6 +40,9 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::als::AlsTrain>(con.0)?;
     aggregate::register::<crate::recommend::Serve>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
+    aggregate::register::<crate::interop::SparkImport>(con.0)?;
+    aggregate::register::<crate::interop::SparkExport>(con.0)?;
+    scalar::register::<crate::interop::ImportSql>(con.0)?;
     scalar::register::<crate::recommend::ModelReady>(con.0)?;
     scalar::register::<crate::recommend::RecommendSql>(con.0)?;
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
@@ -56,6 +59,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::recommend::macros())
         .chain(crate::evaluate::macros())
         .chain(crate::report::macros())
+        .chain(crate::interop::macros())
         .chain([
             binding::SqlMacro::scalar("version", &[], "ecoreco_version()"),
             binding::SqlMacro::scalar("model_cache_clear", &[], "ecoreco_model_cache_clear()"),

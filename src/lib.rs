@@ -19,6 +19,7 @@ pub mod evaluate;
 pub mod model;
 pub mod features;
 pub mod ingest;
+pub mod interop;
 pub mod recommend;
 pub mod report;
 pub mod segment;
