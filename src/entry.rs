@@ -48,6 +48,12 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
     scalar::register::<crate::report::ReportSql>(con.0)?;
     scalar::register::<crate::report::ReportWrite>(con.0)?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Windows>>(con.0)?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Recommendations>>(con.0)?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Products>>(con.0)?;
+    aggregate::register::<crate::stream::functions::RecommendSession>(con.0)?;
+    aggregate::register::<crate::stream::functions::InfluxWrite>(con.0)?;
+    scalar::register::<crate::stream::functions::InfluxLine>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()
         .into_iter()
@@ -60,6 +66,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::evaluate::macros())
         .chain(crate::report::macros())
         .chain(crate::interop::macros())
+        .chain(crate::stream::macros())
         .chain([
             binding::SqlMacro::scalar("version", &[], "ecoreco_version()"),
             binding::SqlMacro::scalar("model_cache_clear", &[], "ecoreco_model_cache_clear()"),

@@ -23,6 +23,7 @@ pub mod interop;
 pub mod recommend;
 pub mod report;
 pub mod segment;
+pub mod stream;
 pub mod synth;
 
 mod entry;
