@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 /// The factors of one model, rows sorted by id.
 pub struct SparkFactors {
     pub model_id: i64,
+    /// The model's serving blend, kept in the metadata for ecoreco.
+    pub blend: f32,
     pub rank: usize,
     pub user_ids: Vec<i64>,
     pub user_factors: Vec<f32>,
@@ -59,7 +61,7 @@ pub fn uid(model_id: i64) -> String {
 /// exist yet (Spark's `save` refuses an existing path too). Returns the
 /// path written.
 pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathBuf> {
-    anyhow::ensure!(!path.is_empty(), "path is empty; pass the folder to create, e.g. 'models/als'");
+    anyhow::ensure!(!path.is_empty(), "parameter `path` is empty; pass the folder to create, e.g. 'models/als'");
     anyhow::ensure!(
         !path.contains("://"),
         "path '{path}' is not a local path; export to a local folder and copy it (e.g. to HDFS or S3) from there"
@@ -93,7 +95,7 @@ pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathB
     fs::create_dir(&staging)
         .map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", staging.display()))?;
     let written = (|| {
-        let metadata = als_model_json(&uid(model.model_id), model.rank, now / 1_000_000);
+        let metadata = als_model_json(&uid(model.model_id), model.rank, model.blend, now / 1_000_000);
         write_part(&staging.join("metadata"), "part-00000", |w| {
             writeln!(w, "{metadata}")?;
             Ok(())
@@ -149,6 +151,7 @@ mod tests {
     fn model() -> SparkFactors {
         SparkFactors {
             model_id: 0x1234_5678_9abc,
+            blend: 0.25,
             rank: 2,
             user_ids: vec![1, 5],
             user_factors: vec![0.1, 0.2, 0.3, 0.4],
@@ -180,7 +183,8 @@ mod tests {
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         let meta = Metadata::parse(&text).unwrap();
         assert_eq!(meta.uid, "ALS_123456789abc");
-        assert_eq!(AlsMetadata::from_metadata(&meta).unwrap().rank, 2);
+        let als = AlsMetadata::from_metadata(&meta).unwrap();
+        assert_eq!((als.rank, als.blend), (2, Some(0.25)));
         let parquet = fs::read(path.join("itemFactors/part-00000.parquet")).unwrap();
         assert_eq!(&parquet[..4], b"PAR1");
     }

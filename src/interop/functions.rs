@@ -38,12 +38,28 @@ fn literal(what: &str, text: &str) -> anyhow::Result<String> {
     Ok(quote_literal(text))
 }
 
-/// Replaces `{name}` placeholders; every value is already SQL.
+/// Replaces `{name}` placeholders of the template (every value is already
+/// SQL), in one pass: text inside a value is never read as a placeholder.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut sql = template.to_string();
-    for (name, value) in values {
-        sql = sql.replace(&format!("{{{name}}}", name = name), value);
+    let mut sql = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        sql.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|close| {
+            values.iter().find(|(name, _)| *name == &after[..close]).map(|(_, value)| (close, value))
+        }) {
+            Some((close, value)) => {
+                sql.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                sql.push('{');
+                rest = after;
+            }
+        }
     }
+    sql.push_str(rest);
     sql
 }
 
@@ -342,6 +358,7 @@ impl AggregateFunction for SparkImport {
 #[derive(Default)]
 pub struct ExportState {
     model_id: Option<i64>,
+    blend: Option<f32>,
     users: Vec<(i64, Vec<f32>)>,
     products: Vec<(i64, Vec<f32>)>,
 }
@@ -388,6 +405,8 @@ impl AggregateFunction for SparkExport {
             Column::new("id", BigInt),
             Column::new("factors", List(Box::new(Float))),
             Column::new("model_id", BigInt),
+            Column::new("name", Varchar),
+            Column::new("value", Double),
         ]
     }
     fn params() -> Vec<Param> {
@@ -407,11 +426,18 @@ impl AggregateFunction for SparkExport {
             "writing files is disabled (enable_external_access is false); enable it to export a model"
         );
         let (side, id, factors_col, model_id) = (input.col("side")?, input.col("id")?, input.col("factors")?, input.col("model_id")?);
+        let (name, value) = (input.col("name")?, input.col("value")?);
         for row in rows {
             if state.model_id.is_none() {
                 state.model_id = input.i64(model_id, row);
             }
             let side = input.str(side, row).unwrap_or("");
+            if side == "param" {
+                if input.str(name, row) == Some("blend") {
+                    state.blend = input.f64(value, row).map(|b| b as f32);
+                }
+                continue;
+            }
             let id = input
                 .i64(id, row)
                 .ok_or_else(|| anyhow::anyhow!("a {side} row has a NULL id; pass a table made by ecoreco.als_train"))?;
@@ -425,6 +451,9 @@ impl AggregateFunction for SparkExport {
     fn combine(target: &mut ExportState, source: ExportState) -> anyhow::Result<()> {
         if target.model_id.is_none() {
             target.model_id = source.model_id;
+        }
+        if target.blend.is_none() {
+            target.blend = source.blend;
         }
         budget::reserve(&mut target.users, source.users.len(), "factor rows")?;
         target.users.extend(source.users);
@@ -442,10 +471,12 @@ impl AggregateFunction for SparkExport {
         anyhow::ensure!(rank > 0, "the model's factors are empty; the model table is damaged");
         let (user_ids, user_factors) = sorted_side(state.users, rank, "user")?;
         let (product_ids, product_factors) = sorted_side(state.products, rank, "product")?;
-        let model_id = state
-            .model_id
-            .unwrap_or_else(|| crate::model::model_id(&[&user_factors, &product_factors], &[&user_ids, &product_ids]));
-        let factors = SparkFactors { model_id, rank, user_ids, user_factors, product_ids, product_factors };
+        // A table without a blend row was made before models stored one.
+        let blend = state.blend.unwrap_or(crate::model::LEGACY_BLEND);
+        let model_id = state.model_id.unwrap_or_else(|| {
+            crate::model::model_id(&[&user_factors, &product_factors, &[blend]], &[&user_ids, &product_ids])
+        });
+        let factors = SparkFactors { model_id, blend, rank, user_ids, user_factors, product_ids, product_factors };
         let written = write_als_model(path, &factors)?;
         let mut out = RowSet::for_columns(&export_columns());
         let (p, u, n, r) = (out.col("path")?, out.col("users")?, out.col("products")?, out.col("rank")?);
@@ -471,7 +502,7 @@ pub fn macros() -> Vec<SqlMacro> {
             &export,
             aggregate::rows_sql::<SparkExport>(
                 EXPORT,
-                &["m.side::VARCHAR", "m.id::BIGINT", "m.factors::FLOAT[]", "m.model_id::BIGINT"],
+                &["m.side::VARCHAR", "m.id::BIGINT", "m.factors::FLOAT[]", "m.model_id::BIGINT", "m.name::VARCHAR", "m.value::DOUBLE"],
                 &[],
                 EXPORT_FROM_SQL.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join(" ").trim(),
             ),
@@ -496,6 +527,11 @@ mod tests {
         assert!(sql.contains("read_text('ix/**/metadata/part-*')") && sql.contains("'ix/**/data/*.parquet'"), "{sql}");
         assert!(!sql.contains("interactions(") && sql.contains("('m')::VARCHAR, (true)::BOOLEAN"), "{sql}");
         assert!(import_sql("a\0b", None, None).is_err());
+        // A placeholder inside a name stays text inside its literal.
+        let sql = import_sql("/m/{event_rows}", Some("e"), None).unwrap();
+        assert!(sql.contains("read_text('/m/{event_rows}/metadata/part-*')"), "{sql}");
+        assert_eq!(sql.matches("ecoreco.interactions(").count(), 1, "{sql}");
+        assert_eq!(fill("a {x} {y} {x", &[("x", "{y}"), ("y", "2")]), "a {y} 2 {x");
     }
 
     #[test]

@@ -173,8 +173,12 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
     .into_iter()
     .map(|(n, v)| (n.to_string(), v))
     .collect();
+    // Spark's model is collaborative only; a model ecoreco exported keeps
+    // the blend it was made for (an extra metadata field Spark ignores).
+    let blend = als.blend.unwrap_or(0.0);
     let model = FactorModel {
-        model_id: model_id(&[&user_factors, &item_factors, &[0.0]], &[&user_ids, &product_ids]),
+        // As the trainer hashes: the blend is part of what is served.
+        model_id: model_id(&[&user_factors, &item_factors, &[blend]], &[&user_ids, &product_ids]),
         factors: als.rank,
         user_ids,
         product_ids,
@@ -184,9 +188,7 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
         popularity: stats.popularity,
         purchased: stats.purchased,
         interest: stats.interest,
-        // Spark's model is plain ALS: served collaborative-only unless the
-        // caller passes a blend.
-        blend: 0.0,
+        blend,
     };
     model.validate()?;
     Ok(Imported { model, params })
@@ -252,6 +254,7 @@ mod tests {
         // Interest counts every pair of the user, 99 included (category 9).
         assert_eq!(m.interest[0], vec![(7, 0.5), (9, 0.5)]);
         assert_eq!(m.interest[1], vec![(7, 0.5), (8, 0.5)]);
+        assert_eq!(m.blend, 0.0, "Spark's model is served collaborative only");
     }
 
     #[test]

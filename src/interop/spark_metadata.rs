@@ -15,6 +15,10 @@ pub const ALS_MODEL: &str = "org.apache.spark.ml.recommendation.ALSModel";
 pub const STRING_INDEXER_MODEL: &str = "org.apache.spark.ml.feature.StringIndexerModel";
 pub const PIPELINE_MODEL: &str = "org.apache.spark.ml.PipelineModel";
 
+/// Where an exported model keeps its serving blend: a top-level field,
+/// which Spark's `ALSModel` reader (it reads `rank` and the params) ignores.
+pub const BLEND_FIELD: &str = "ecorecoBlend";
+
 /// The Spark release whose format the exporter writes (and whose readers
 /// check `sparkVersion` only to know that `defaultParamMap` is present).
 pub const WRITTEN_SPARK_VERSION: &str = "3.5.0";
@@ -72,6 +76,9 @@ pub struct AlsMetadata {
     pub user_col: String,
     pub item_col: String,
     pub spark_version: String,
+    /// The serving blend of a model ecoreco exported (`ecorecoBlend`, a
+    /// top-level field Spark's reader ignores); `None` for Spark's models.
+    pub blend: Option<f32>,
 }
 
 impl AlsMetadata {
@@ -105,6 +112,11 @@ impl AlsMetadata {
             user_col: column("userCol", "user"),
             item_col: column("itemCol", "item"),
             spark_version: meta.spark_version.clone(),
+            blend: meta
+                .field(BLEND_FIELD)
+                .and_then(Value::as_f64)
+                .filter(|b| (0.0..=1.0).contains(b))
+                .map(|b| b as f32),
         })
     }
 }
@@ -128,7 +140,7 @@ pub fn indexer_output_columns(meta: &Metadata) -> Vec<String> {
 
 /// The metadata line of an exported `ALSModel`. Only the columns are set
 /// explicitly; the defaults are those of Spark 3.5's `ALSModel`.
-pub fn als_model_json(uid: &str, rank: usize, timestamp_ms: u128) -> String {
+pub fn als_model_json(uid: &str, rank: usize, blend: f32, timestamp_ms: u128) -> String {
     let value = json!({
         "class": ALS_MODEL,
         "timestamp": timestamp_ms as u64,
@@ -146,6 +158,7 @@ pub fn als_model_json(uid: &str, rank: usize, timestamp_ms: u128) -> String {
             "itemCol": "item",
         },
         "rank": rank,
+        BLEND_FIELD: crate::model::f32_decimal(blend),
     });
     value.to_string()
 }
@@ -169,15 +182,17 @@ mod tests {
                 rank: 10,
                 user_col: "user_idx".into(),
                 item_col: "product_idx".into(),
-                spark_version: "3.5.9".into()
+                spark_version: "3.5.9".into(),
+                blend: None,
             }
         );
     }
 
     #[test]
     fn exported_metadata_reads_back() {
-        let meta = Metadata::parse(&als_model_json("ALS_0123456789ab", 7, 1)).unwrap();
+        let meta = Metadata::parse(&als_model_json("ALS_0123456789ab", 7, 0.8, 1)).unwrap();
         let als = AlsMetadata::from_metadata(&meta).unwrap();
+        assert_eq!(als.blend, Some(0.8));
         assert_eq!((als.rank, als.user_col.as_str(), als.item_col.as_str()), (7, "user_id", "product_id"));
         assert_eq!(meta.param_str("coldStartStrategy"), Some("nan"));
         assert_eq!(meta.field("timestamp").and_then(Value::as_u64), Some(1));

@@ -29,6 +29,7 @@ import collections
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,9 @@ MACRO_CALLS = {
     "kmeans_centroids": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_model": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_assign": (["users", "'kmodel'"], {}),
+    "als_export_spark": (["'model'", "'exported'"], {}),
+    "als_import_spark": (["'test/data/no_such_spark_model'", "'events'"], {}),
+    "report": (["'events'"], {"path": "'report.html'"}),
     "kmeans_model_centroids": (["'kmodel'"], {}),
     "kmeans_model_summary": (["'kmodel'"], {}),
     "kmeans_sweep": (["users"], {"k_min": "2", "k_max": "3", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
@@ -353,8 +357,10 @@ class Worker:
     def __init__(self, python, extension, fixtures, log_dir, number):
         self.log = os.path.join(log_dir, f"worker-{number}.stderr")
         self.stderr = open(self.log, "wb")
+        # Calls that write files (exports, reports) write them into the
+        # campaign's own directory, which has a copy of test/data.
         self.proc = subprocess.Popen([python, WORKER, extension, fixtures], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd=ROOT)
+                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd=os.path.join(log_dir, "work"))
         self.buffer = b""
         self.sent = collections.deque()  # ids sent, not answered
         self.running = None  # (id, started at)
@@ -455,7 +461,7 @@ def main():
     parser.add_argument("--seed", type=int, default=int(os.environ.get("FUZZ_SEED", "20261201")))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=20.0)
-    parser.add_argument("--budget", type=float, default=420.0, help="seconds for the whole run")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds for the whole run (a bound on a loaded machine; 2 to 4 minutes is usual)")
     parser.add_argument("--max-failures", type=int, default=300, help="stop after this many crashes + hangs")
     parser.add_argument("--show-errors", type=int, default=0, help="print this many SQL errors per function")
     parser.add_argument("--report", help="write the counts and failures as JSON here")
@@ -464,6 +470,8 @@ def main():
     started = time.monotonic()
     version = duckdb.__version__
     tmp = tempfile.mkdtemp(prefix="ecoreco-fuzz-")
+    # A copy, not a link: a call may write to any path it is given.
+    shutil.copytree(os.path.join(ROOT, "test", "data"), os.path.join(tmp, "work", "test", "data"))
     fixtures = os.path.join(tmp, "fixtures.duckdb")
     user, product, columns, functions = build_fixtures(extension, fixtures)
 
@@ -566,6 +574,7 @@ def main():
                 replace(i, "crash")
     for w in workers:
         w.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
     for name in sorted(error_samples):

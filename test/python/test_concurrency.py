@@ -33,7 +33,9 @@ def test_recommend_while_the_model_is_replaced(tmp_path):
         expected_user[seed] = tuple(db.execute(
             f"FROM ecoreco.recommend({user}, model := 'model_{seed}', events := 'events', k := 5)").fetchall())
     assert len(set(expected_all.values())) == len(SEEDS), "the seeds must give different models"
-    db.execute(f"CREATE TABLE model AS FROM model_{SEEDS[0]}")
+    # Not named `model`: the serving cache is keyed by table name for the
+    # whole process, and other tests in this process serve their own `model`.
+    db.execute(f"CREATE TABLE served AS FROM model_{SEEDS[0]}")
 
     answers, errors = [], []
     stop = threading.Event()
@@ -43,10 +45,10 @@ def test_recommend_while_the_model_is_replaced(tmp_path):
         while not stop.is_set():
             try:
                 if n % 2:
-                    answers.append(("all", frozenset(con.execute("FROM ecoreco.recommend_all('model', k := 5)").fetchall())))
+                    answers.append(("all", frozenset(con.execute("FROM ecoreco.recommend_all('served', k := 5)").fetchall())))
                 else:
                     answers.append(("user", tuple(con.execute(
-                        f"FROM ecoreco.recommend({user}, model := 'model', events := 'events', k := 5)").fetchall())))
+                        f"FROM ecoreco.recommend({user}, model := 'served', events := 'events', k := 5)").fetchall())))
             except duckdb.Error as exc:
                 errors.append(str(exc))
         con.close()
@@ -58,7 +60,7 @@ def test_recommend_while_the_model_is_replaced(tmp_path):
     for i in range(REPLACEMENTS):
         time.sleep(0.3)
         seed = SEEDS[(i + 1) % len(SEEDS)]
-        writer.execute(f"CREATE OR REPLACE TABLE model AS FROM model_{seed}")
+        writer.execute(f"CREATE OR REPLACE TABLE served AS FROM model_{seed}")
     time.sleep(0.3)
     stop.set()
     for t in threads:
@@ -82,5 +84,7 @@ def test_recommend_while_the_model_is_replaced(tmp_path):
         assert "replaced" in message or "model" in message, message
         assert "internal error" not in message.lower(), message
     # The process is alive, and the last model serves.
-    final = frozenset(db.execute("FROM ecoreco.recommend_all('model', k := 5)").fetchall())
+    final = frozenset(db.execute("FROM ecoreco.recommend_all('served', k := 5)").fetchall())
     assert final == expected_all[SEEDS[REPLACEMENTS % len(SEEDS)]]
+    db.execute("SELECT ecoreco.model_cache_clear()")
+    db.close()

@@ -33,10 +33,16 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def spark():
+    # Spark's driver and block manager listen on 127.0.0.1 only (by default
+    # they would take the machine's first non-loopback address).
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     session = (
         SparkSession.builder.master("local[2]")
         .appName("ecoreco-test")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.memory", "1g")
         .getOrCreate()
@@ -288,7 +294,7 @@ def test_readme_example_runs_as_written(spark, spark_model, tmp_path):
     into this test's own folder (Spark resolves relative paths against the
     JVM's working directory, not Python's)."""
     blocks = readme_blocks()
-    assert [language for language, _ in blocks] == ["python", "sql", "python"]
+    assert [language for language, _ in blocks] == ["py", "sql", "py"]
     where = lambda code: code.replace("models/", f"{tmp_path}/models/")
     train = {"weights": spark_model["weights"]}
     exec(where(blocks[0][1]), train)
