@@ -62,6 +62,8 @@ impl Figure {
         );
         match &self.svg {
             Some(svg) => out.push_str(svg),
+            // A figure that is only a table has nothing to draw by design.
+            None if !self.extra.is_empty() => {}
             None => out.push_str("<p class=\"empty\">No data to draw.</p>"),
         }
         if !self.legend.is_empty() {
@@ -139,10 +141,14 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
         "chart-hours",
         "Activity by hour of day",
         "Events in each hour of the day (UTC), summed over all days.".to_string(),
-        draw_bars(
-            false,
-            Bars::new(&labels, &values, "hour of day (UTC)", "events (count)").every(2),
-        )?,
+        if total > 0 {
+            draw_bars(
+                false,
+                Bars::new(&labels, &values, "hour of day (UTC)", "events (count)").every(2),
+            )?
+        } else {
+            None
+        },
     ));
 
     let labels = strings(
@@ -555,7 +561,6 @@ fn evaluation_figure(d: &ReportData) -> Option<Figure> {
         );
     }
     t.push_str("</tbody></table>");
-    f.svg = Some(String::new());
     f.extra = t;
     Some(f)
 }

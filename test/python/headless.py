@@ -9,6 +9,7 @@ with a message instead of hanging.
 
 usage: python headless.py screenshot PAGE.html OUT.png [WIDTH]
 """
+import base64
 import json
 import os
 import queue
@@ -187,8 +188,6 @@ class Browser:
             session=session,
         )
         data = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)
-        import base64
-
         with open(path, "wb") as f:
             f.write(base64.b64decode(data["data"]))
         return height

@@ -149,3 +149,35 @@ def test_page_size_does_not_grow_with_events(report, tmp_path):
         path = str(tmp_path / f"r{n}.html")
         sizes.append(con.execute("SELECT bytes FROM ecoreco.report(big, model := NULL, path := ?)", [path]).fetchone()[0])
     assert sizes[1] < 1.5 * sizes[0], sizes
+
+
+BAD_VALUES = ["NULL", "'text'", "''", "-1", "0", "1e300", "[1, 2]", "true", "DATE '2019-10-01'",
+              "'x''); DROP TABLE events; --'", "'events''), (SELECT 1'"]
+PARAMS = {"model": "'model'", "segments": "'segments'", "evaluation": "'evaluation'", "seed": "42"}
+
+
+def test_bad_values_for_every_parameter_give_sql_errors(report, tmp_path, monkeypatch):
+    """Never a crash (it would kill this process) nor an internal error;
+    relative paths land in a temporary folder."""
+    con, _, _ = report
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    for bad in BAD_VALUES:
+        calls.append(f"ecoreco.report({bad}, path := 'r.html')")
+        calls.append(f"ecoreco.report(events, path := {bad})")
+        for name in PARAMS:
+            named = dict(PARAMS, **{name: bad})
+            calls.append("ecoreco.report(events, " + ", ".join(f"{k} := {v}" for k, v in named.items()) + ", path := 'r.html')")
+    for call in calls:
+        try:
+            con.execute(f"FROM {call}").fetchall()
+        except duckdb.Error as e:
+            assert str(e) and "internal error" not in str(e).lower(), f"{call}: {e}"
+        assert con.execute("SELECT count(*) FROM events").fetchone() == (11,)
+    # Every file written is a whole page (string paths are file names),
+    # and no temporary file is left behind.
+    written = list(tmp_path.iterdir())
+    assert written and not [p for p in written if p.name.endswith(".tmp")], written
+    for p in written:
+        text = p.read_text(encoding="utf-8")
+        assert text.startswith("<!DOCTYPE html>") and text.endswith("</html>\n"), p
