@@ -2,10 +2,13 @@
 //!
 //! `ecoreco.interactions(events)` turns events into weighted (user, product)
 //! pairs in SQL (view 1, cart 3, purchase 5, summed, capped at 10: DuckDB's
-//! group-by does this best). `ecoreco.als_train(events)` feeds those pairs to
-//! the `ecoreco_als_train` aggregate, which maps ids to dense indices, builds
-//! the CSR matrices, trains with [`solver`] and returns the model as rows
-//! ([`crate::recommend::model`]).
+//! group-by does this best). `ecoreco.als_train(source)` normalises the rows
+//! of any interaction source (`sql/macros/source_rows.sql`), groups them into
+//! pairs together with the pairs of the validation split inside them
+//! ([`pairs_sql`]), and feeds both to the `ecoreco_als_train` aggregate, which
+//! chooses the parameters ([`tune`], [`weighting`]), maps ids to dense
+//! indices, builds the CSR matrices, trains with [`solver`] and returns the
+//! model as rows ([`crate::model::table`]).
 
 
 pub mod solver;
