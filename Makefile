@@ -19,7 +19,7 @@ PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
 CLI           := $(VENV_15)/bin/duckdb
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo test test-rust test-sql bench venv clean
+.PHONY: all release demo test test-rust test-sql bench bench-scale venv clean
 
 all: release
 
@@ -73,6 +73,13 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	cargo bench
+
+# The pipeline at the real data size: EVENTS=42000000 (October) or
+# EVENTS=110000000 (October + November), on a file database.
+EVENTS        ?= 42000000
+MEMORY_LIMIT  ?= 6GB
+bench-scale: release venv
+	EVENTS=$(EVENTS) MEMORY_LIMIT=$(MEMORY_LIMIT) $(VENV_20)/bin/python benches/scale.py $(EXTENSION)
 
 clean:
 	rm -rf build target/release/libecoreco.so data

@@ -1,16 +1,19 @@
-//! Criterion benchmarks of the recommendation kernels, sized so the whole run
-//! takes about a minute: one ALS iteration (users + items half) on a
-//! generated 20K users × 10K items matrix, and batch top-10 recommendation
-//! for 10K users over 50K items at 50 factors.
+//! Criterion benchmarks of the ALS trainer: one iteration (users + items
+//! half) on a generated 20K users × 10K items matrix, and one iteration and
+//! one loss evaluation on the 100K users × 50K items matrix (about 2M stored
+//! entries) that `benches/implicit_compare.py` times the `implicit` library
+//! on.
 //!
-//! `cargo bench --bench als`. For the comparison with the `implicit` Python
-//! library on a 100K × 50K matrix see `benches/implicit_compare.py`.
+//! `cargo bench --bench als`. With `ECORECO_ALS_CSV=<path>` the 100K × 50K
+//! matrix is also written there as `user,item,value` CSV (header line,
+//! 0-based ids, raw weights), the input of `benches/implicit_compare.py`.
+//! Threads: the global rayon pool (`RAYON_NUM_THREADS` bounds it).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ecoreco::als::solver::{synthetic_user_items, AlsParams, AlsTrainer};
-use ecoreco::recommend::topk::{recommend_batch, PackedItems};
-use ecoreco::rng::Rng;
-use std::hint::black_box;
+use ecoreco::als::solver::{AlsParams, AlsTrainer};
+use ecoreco::bench_support::synthetic_user_items;
+use ecoreco::model::csr::Csr;
+use std::io::Write;
 use std::time::Duration;
 
 fn als_iteration(c: &mut Criterion) {
@@ -36,68 +39,52 @@ fn als_iteration(c: &mut Criterion) {
     group.finish();
 }
 
-fn recommend(c: &mut Criterion) {
-    let (n_users, n_items, factors) = (10_000usize, 50_000usize, 50usize);
-    let mut rng = Rng::new(11);
-    let user_factors: Vec<f32> = (0..n_users * factors)
-        .map(|_| rng.normal() as f32)
-        .collect();
-    let item_factors: Vec<f32> = (0..n_items * factors)
-        .map(|_| rng.normal() as f32)
-        .collect();
-    let users: Vec<u32> = (0..n_users as u32).collect();
-    // Exclude ~20 "already seen" items per user, as in real use.
-    let exclude = synthetic_user_items(n_users, n_items, 20, 12);
-    let mut group = c.benchmark_group("recommend");
+/// `user,item,value` CSV of `m`, for `benches/implicit_compare.py`.
+fn write_triplets(m: &Csr, path: &str) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "user,item,value")?;
+    for u in 0..m.n_rows {
+        let (cols, vals) = m.row(u);
+        for (&i, &v) in cols.iter().zip(vals) {
+            writeln!(out, "{u},{i},{v}")?;
+        }
+    }
+    out.flush()
+}
+
+/// The matrix `implicit_compare.py` runs `implicit` on, with the parameters
+/// it uses by default (50 factors, λ = 0.1, alpha = 1, 3 CG steps).
+fn als_implicit_matrix(c: &mut Criterion) {
+    let user_items = synthetic_user_items(100_000, 50_000, 20, 2024);
+    if let Ok(path) = std::env::var("ECORECO_ALS_CSV") {
+        write_triplets(&user_items, &path).expect("write the benchmark matrix");
+        println!(
+            "matrix {} users × {} items, nnz {}, written to {path}",
+            user_items.n_rows,
+            user_items.n_cols,
+            user_items.nnz()
+        );
+    }
+    let params = AlsParams {
+        factors: 50,
+        regularization: 0.1,
+        alpha: 1.0,
+        cg_steps: 3,
+        ..Default::default()
+    };
+    let mut trainer = AlsTrainer::new(&user_items, &params).expect("valid benchmark input");
+    let mut group = c.benchmark_group("als");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(10));
-    group.bench_function("batch_top10_10k_users_50k_items_f50", |b| {
-        b.iter(|| {
-            recommend_batch(
-                black_box(&user_factors),
-                black_box(&item_factors),
-                factors,
-                &users,
-                10,
-                Some(&exclude),
-            )
-        })
-    });
+    let name = format!("100k_users_50k_items_{}nnz_f50", user_items.nnz());
+    group.bench_function(format!("iteration_{name}"), |b| b.iter(|| trainer.step()));
+    // The loss after the last step; each evaluation after the first reuses
+    // the cached YᵀY, as the trainer's per-iteration loss does.
+    group.bench_function(format!("loss_{name}"), |b| b.iter(|| trainer.loss()));
     group.finish();
 }
 
-/// One user's top 40 (what `recommend` asks the scan for at k = 10) from
-/// 160K products × 64 factors: with equal norms (nothing to prune, the
-/// worst case) and with norms falling off like a trained model's long tail.
-fn single_user(c: &mut Criterion) {
-    let (n_items, factors) = (160_000usize, 64usize);
-    let mut rng = Rng::new(5);
-    let users: Vec<f32> = (0..100 * factors).map(|_| rng.normal() as f32).collect();
-    let flat: Vec<f32> = (0..n_items * factors).map(|_| rng.normal() as f32).collect();
-    let long_tail: Vec<f32> = flat
-        .iter()
-        .enumerate()
-        .map(|(v, &x)| x / ((v / factors) as f32 + 1.0).sqrt())
-        .collect();
-    let mut group = c.benchmark_group("recommend");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
-    for (name, items) in [("flat_norms", &flat), ("long_tail", &long_tail)] {
-        let packed = PackedItems::new(items.clone(), factors);
-        let mut next = 0;
-        group.bench_function(format!("one_user_top40_160k_items_f64_{name}"), |b| {
-            b.iter(|| {
-                next = (next + 1) % 100;
-                packed.top_k(black_box(&users[next * factors..(next + 1) * factors]), 40, &[])
-            })
-        });
-    }
-    group.finish();
-}
-
-criterion_group!(benches, als_iteration, recommend, single_user);
+criterion_group!(benches, als_iteration, als_implicit_matrix);
 criterion_main!(benches);

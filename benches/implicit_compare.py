@@ -3,13 +3,15 @@
 gradient) on a `user,item,value` triplet CSV, for comparison with ecoreco's
 ALS on the same matrix.
 
-The CSV is the one written by the ignored Rust test
-`als::solver::tests::time_iterations_on_benchmark_matrix` (header line, then
-0-based user and item ids and a raw weight r per line). ecoreco uses the
+The CSV is the 100K x 50K matrix of the criterion bench `benches/als.rs`,
+written when `ECORECO_ALS_CSV` is set (header line, then 0-based user and
+item ids and a raw weight r per line); that bench also prints ecoreco's time
+per iteration on it. ecoreco uses the
 confidence c = 1 + alpha*r; `implicit` (>= 0.5) uses the matrix values times
 its own `alpha` as the confidence, so we hand it the values 1 + alpha*r and
 alpha = 1 — both then solve exactly the same equations.
 
+    ECORECO_ALS_CSV=/tmp/ecoreco_als_bench.csv RAYON_NUM_THREADS=2 cargo bench --bench als
     python3 -m venv /tmp/implicit-venv
     /tmp/implicit-venv/bin/pip install implicit scipy numpy
     /tmp/implicit-venv/bin/python benches/implicit_compare.py /tmp/ecoreco_als_bench.csv

@@ -14,6 +14,7 @@ pub mod rng;
 
 pub mod als;
 pub mod analytics;
+pub mod bench_support;
 pub mod evaluate;
 pub mod model;
 pub mod features;

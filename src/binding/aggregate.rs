@@ -70,8 +70,9 @@ fn argument_columns<T: AggregateFunction>() -> Vec<Column> {
     columns
 }
 
-unsafe fn slot<'a>(state: ffi::duckdb_aggregate_state) -> &'a mut Slot {
-    &mut *(state as *mut Slot)
+/// The state DuckDB handed us, if it is one that `init` initialised.
+unsafe fn slot<'a>(function: &str, state: ffi::duckdb_aggregate_state) -> anyhow::Result<&'a mut Slot> {
+    super::state::known(state as *mut u8).ok_or_else(|| super::state::unknown_state(function))
 }
 
 unsafe extern "C" fn state_size<T: AggregateFunction>(
@@ -84,7 +85,7 @@ unsafe extern "C" fn init<T: AggregateFunction>(
     _info: ffi::duckdb_function_info,
     state: ffi::duckdb_aggregate_state,
 ) {
-    slot(state).init();
+    (*(state as *mut Slot)).init();
 }
 
 unsafe extern "C" fn destroy<T: AggregateFunction>(
@@ -92,7 +93,9 @@ unsafe extern "C" fn destroy<T: AggregateFunction>(
     count: ffi::idx_t,
 ) {
     for i in 0..count as usize {
-        slot(*states.add(i)).destroy();
+        if let Some(slot) = super::state::known(*states.add(i) as *mut u8) {
+            slot.destroy();
+        }
     }
 }
 
@@ -124,7 +127,7 @@ unsafe extern "C" fn update<T: AggregateFunction>(
             while end < chunk.rows() && *states.add(end) == state {
                 end += 1;
             }
-            slot(state).with::<T::State, Args, _>(&function, |entry| {
+            slot(&function, state)?.with::<T::State, Args, _>(&function, |entry| {
                 if entry.call.is_none() {
                     entry.call = Some(call.clone());
                 }
@@ -147,7 +150,7 @@ unsafe extern "C" fn combine<T: AggregateFunction>(
 ) {
     let outcome = guard(T::FUNCTION, "combining partial results", || {
         for i in 0..count as usize {
-            let (from, into) = (slot(*source.add(i)), slot(*target.add(i)));
+            let (from, into) = (slot(T::FUNCTION, *source.add(i))?, slot(T::FUNCTION, *target.add(i))?);
             if from.same(into) {
                 continue;
             }
@@ -169,7 +172,8 @@ unsafe extern "C" fn combine<T: AggregateFunction>(
 }
 
 /// Finalizes one state into a registered result: `(handle, blocks)`.
-fn finalize_one<T: AggregateFunction>(state: &Slot) -> anyhow::Result<(i64, i64)> {
+unsafe fn finalize_one<T: AggregateFunction>(state: ffi::duckdb_aggregate_state) -> anyhow::Result<(i64, i64)> {
+    let state = slot(T::FUNCTION, state)?;
     let Some(entry) = state.take::<T::State, Args>(T::FUNCTION, "finalized")? else {
         anyhow::bail!("{}: {}", T::FUNCTION, T::EMPTY);
     };
@@ -193,7 +197,7 @@ unsafe extern "C" fn finalize<T: AggregateFunction>(
     let handles = ffi::duckdb_vector_get_data(handles) as *mut i64;
     let blocks = ffi::duckdb_vector_get_data(blocks) as *mut i64;
     for i in 0..count as usize {
-        let state = slot(*source.add(i));
+        let state = *source.add(i);
         match guard(T::FUNCTION, "computing the result", || finalize_one::<T>(state)) {
             Ok((handle, n)) => {
                 let row = offset as usize + i;

@@ -12,7 +12,11 @@
 //! - a state moved out by `combine` or `finalize` leaves a tombstone, so a
 //!   second use is detected and refused with a clear SQL error instead of
 //!   reading freed memory;
-//! - state memory that was never initialised (no tag) is refused.
+//! - state memory that was never initialised (no tag) is refused;
+//! - a pointer DuckDB never initialised as a state is not even read: every
+//!   address `init` saw is recorded, and the callbacks check an address is
+//!   known before touching it (DuckDB 1.5 hands an ORDER BY aggregate's
+//!   `update` one valid state followed by uninitialised pointers).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -57,6 +61,39 @@ fn shard(id: u64) -> MutexGuard<'static, HashMap<u64, Stored>> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+fn addresses() -> &'static [Mutex<std::collections::HashSet<usize>>; SHARDS] {
+    static ADDRESSES: OnceLock<[Mutex<std::collections::HashSet<usize>>; SHARDS]> = OnceLock::new();
+    ADDRESSES.get_or_init(|| std::array::from_fn(|_| Mutex::new(Default::default())))
+}
+
+fn address_shard(address: usize) -> MutexGuard<'static, std::collections::HashSet<usize>> {
+    addresses()[(address >> 4) % SHARDS]
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The state at `address`, if `init` initialised it and it was not
+/// destroyed since; `None` for any other pointer, which is never read.
+///
+/// # Safety
+/// A known address points to live state memory of `size_of::<Slot>()`
+/// bytes (DuckDB keeps it until it calls destroy).
+pub(crate) unsafe fn known<'a>(address: *mut u8) -> Option<&'a mut Slot> {
+    let a = address as usize;
+    if a == 0 || !address_shard(a).contains(&a) {
+        return None;
+    }
+    Some(&mut *(address as *mut Slot))
+}
+
+/// The error for a pointer that is not a state we know.
+pub(crate) fn unknown_state(function: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{function} was handed aggregate state memory it did not initialise, as DuckDB 1.5 does for window functions (OVER ...) and ORDER BY inside \
+         an aggregate call; call it without OVER or ORDER BY, as a plain aggregate, through its ecoreco.* macro"
+    )
+}
+
 /// The error for a state the host uses after it was moved out.
 fn reused(function: &str, taken_by: &str) -> anyhow::Error {
     anyhow::anyhow!(
@@ -72,6 +109,8 @@ impl Slot {
     pub(crate) fn init(&mut self) {
         self.tag = TAG;
         self.id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let a = self as *mut Slot as usize;
+        address_shard(a).insert(a);
     }
 
     fn id(&self, function: &str) -> anyhow::Result<u64> {
@@ -137,6 +176,8 @@ impl Slot {
     /// Frees the state (or its tombstone). Safe to call twice, and on
     /// copies: the second call finds nothing.
     pub(crate) fn destroy(&mut self) {
+        let a = self as *mut Slot as usize;
+        address_shard(a).remove(&a);
         if self.tag != TAG {
             return;
         }

@@ -651,6 +651,19 @@ pub fn macros() -> Vec<SqlMacro> {
                 without_silhouette("ecoreco.kmeans_centroids")
             ),
         ),
+        // A stored model (CREATE TABLE kmodel AS FROM ecoreco.kmeans_model(...))
+        // assigns and summarises without refitting.
+        SqlMacro::table("kmeans_assign", &["features_table", "model", &columns], include_str!("../../sql/macros/kmeans_assign.sql")),
+        SqlMacro::table(
+            "kmeans_model_summary",
+            &["model"],
+            format!("WITH m AS (SELECT * FROM query_table(model)) {}", include_str!("../../sql/macros/kmeans_summary.sql")),
+        ),
+        SqlMacro::table(
+            "kmeans_model_centroids",
+            &["model"],
+            "SELECT segment_id, segment, feature, value FROM query_table(model) WHERE kind = 'centroid' ORDER BY segment_id, feature",
+        ),
         SqlMacro::table(
             "kmeans_sweep",
             &sweep,

@@ -1,0 +1,244 @@
+//! Per-row conjugate gradient on the normal equations, never forming them.
+
+use super::gram::gram_matvec;
+use super::factors::stored_rows;
+use crate::isa::vector::VectorOps;
+use crate::isa::{dispatch, Isa};
+use crate::model::csr::Csr;
+use rayon::prelude::*;
+
+/// Everything shared by the row solves of one half-iteration.
+pub(super) struct RowProblem<'a> {
+    /// Padded factors of the side held fixed (`Y` when solving users).
+    pub(super) fixed_factors: &'a [f32],
+    /// `YᵀY`, unregularised, `stride × stride`.
+    pub(super) gram: &'a [f32],
+    pub(super) factors: usize,
+    pub(super) stride: usize,
+    pub(super) regularization: f32,
+    pub(super) alpha: f32,
+    pub(super) cg_steps: usize,
+}
+
+/// Per-thread CG work vectors, allocated once per rayon job rather than per row.
+struct CgScratch {
+    residual: Vec<f32>,
+    direction: Vec<f32>,
+    a_direction: Vec<f32>,
+}
+
+/// Rows per rayon task: large enough to amortise scheduling, small enough to
+/// balance rows of very different lengths across two or more threads.
+const SOLVE_MIN_ROWS_PER_TASK: usize = 64;
+
+pub(super) fn solve_rows(matrix: &Csr, solved: &mut [f32], problem: &RowProblem, isa: Isa) {
+    let stride = problem.stride;
+    solved
+        .par_chunks_mut(stride)
+        .enumerate()
+        .with_min_len(SOLVE_MIN_ROWS_PER_TASK)
+        .for_each_init(
+            || CgScratch {
+                residual: vec![0.0; stride],
+                direction: vec![0.0; stride],
+                a_direction: vec![0.0; stride],
+            },
+            |scratch, (row, x)| {
+                let (cols, raw) = matrix.row(row);
+                dispatch!(isa, <K>(
+                    problem: &RowProblem = problem,
+                    cols: &[u32] = cols,
+                    raw: &[f32] = raw,
+                    x: &mut [f32] = x,
+                    scratch: &mut CgScratch = scratch,
+                ) {
+                    solve_row::<K>(problem, cols, raw, x, scratch)
+                })
+            },
+        );
+}
+
+/// Improves `x` (one padded factor row, the previous solution) towards the
+/// solution of `(YᵀY + Yᵀ(C − I)Y + λI) x = YᵀCp` with `cg_steps` CG steps.
+/// `A·v` is applied as `(YᵀY + λI)v + Σ_i (c_i − 1)(y_i·v) y_i` over the row's
+/// stored entries only, never forming `A`.
+#[inline(always)]
+fn solve_row<K: VectorOps>(
+    problem: &RowProblem,
+    cols: &[u32],
+    raw: &[f32],
+    x: &mut [f32],
+    scratch: &mut CgScratch,
+) {
+    if cols.is_empty() {
+        // A = YᵀY + λI, b = 0: x = 0 solves it (and is what implicit does).
+        x.fill(0.0);
+        return;
+    }
+    let stride = problem.stride;
+    let y = problem.fixed_factors;
+    let alpha = problem.alpha;
+    let CgScratch {
+        residual,
+        direction,
+        a_direction,
+    } = scratch;
+
+    // residual = b − A x = Σ_i c_i p_i y_i − (YᵀY + λI) x − Σ_i (c_i − 1)(y_i·x) y_i
+    gram_matvec::<K>(
+        problem.gram,
+        x,
+        residual,
+        problem.factors,
+        stride,
+        problem.regularization,
+    );
+    for v in residual.iter_mut() {
+        *v = -*v;
+    }
+    // First touch of this row's factor rows: prefetch ahead (later passes hit cache).
+    for (y_i, r) in stored_rows(y, stride, cols, raw) {
+        let confidence_minus_one = alpha * r;
+        let preference = if r > 0.0 { 1.0 } else { 0.0 };
+        let coefficient =
+            preference * (1.0 + confidence_minus_one) - confidence_minus_one * K::dot(y_i, x);
+        K::axpy(coefficient, y_i, residual);
+    }
+
+    direction.copy_from_slice(residual);
+    let mut residual_norm2 = K::dot(residual, residual);
+    if residual_norm2 < 1e-20 {
+        return;
+    }
+    for _ in 0..problem.cg_steps {
+        // a_direction = A · direction
+        gram_matvec::<K>(
+            problem.gram,
+            direction,
+            a_direction,
+            problem.factors,
+            stride,
+            problem.regularization,
+        );
+        for (&i, &r) in cols.iter().zip(raw) {
+            let confidence_minus_one = alpha * r;
+            if confidence_minus_one != 0.0 {
+                let y_i = &y[i as usize * stride..(i as usize + 1) * stride];
+                K::axpy(
+                    confidence_minus_one * K::dot(y_i, direction),
+                    y_i,
+                    a_direction,
+                );
+            }
+        }
+        let curvature = K::dot(direction, a_direction);
+        // Guards the division: only a singular A (λ = 0) or an overflow gets here.
+        if !(curvature > 0.0 && curvature.is_finite()) {
+            break;
+        }
+        let step = residual_norm2 / curvature;
+        K::axpy(step, direction, x);
+        K::axpy(-step, a_direction, residual);
+        let new_norm2 = K::dot(residual, residual);
+        if new_norm2 < 1e-20 {
+            break;
+        }
+        let beta = new_norm2 / residual_norm2;
+        for (d, &r) in direction.iter_mut().zip(residual.iter()) {
+            *d = r + beta * *d;
+        }
+        residual_norm2 = new_norm2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::factors::{pad_rows, padded_stride};
+    use super::super::gram::gram;
+    use super::super::reference::{random_factors, small_params, solve_exact};
+    use super::super::{train, AlsParams};
+    use super::*;
+    use crate::bench_support::synthetic_user_items;
+
+    #[test]
+    fn cg_converges_to_the_exact_solution() {
+        // Solve the user half once with many CG steps from zero and compare
+        // each row to the dense Cholesky solution.
+        let (n_users, n_items, f) = (40, 25, 6);
+        let m = synthetic_user_items(n_users, n_items, 5, 3);
+        let item_factors = random_factors(n_items, f, 11);
+        let (reg, alpha) = (0.3f32, 2.0f32);
+        let stride = padded_stride(f);
+        let fixed = pad_rows(&item_factors, f, stride);
+        for isa in [Isa::Portable, Isa::detect()] {
+            let item_gram = gram(&fixed, f, stride, isa);
+            let problem = RowProblem {
+                fixed_factors: &fixed,
+                gram: &item_gram,
+                factors: f,
+                stride,
+                regularization: reg,
+                alpha,
+                cg_steps: 4 * f,
+            };
+            let mut solved = vec![0f32; n_users * stride];
+            solve_rows(&m, &mut solved, &problem, isa);
+            for u in 0..n_users {
+                let (cols, vals) = m.row(u);
+                let exact = solve_exact(&item_factors, f, cols, vals, reg, alpha).unwrap();
+                let cg = &solved[u * stride..u * stride + f];
+                let scale = exact.iter().map(|v| v.abs()).fold(1e-3, f32::max);
+                for k in 0..f {
+                    assert!(
+                        (cg[k] - exact[k]).abs() <= 1e-3 * scale,
+                        "user {u} factor {k}: cg {} vs exact {}",
+                        cg[k],
+                        exact[k]
+                    );
+                }
+                assert!(
+                    solved[u * stride + f..(u + 1) * stride]
+                        .iter()
+                        .all(|&v| v == 0.0),
+                    "padding stays zero"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn three_cg_steps_from_a_warm_start_get_close() {
+        // After training converges, one more half-iteration with 3 steps
+        // should already be near the exact per-user solution.
+        let m = synthetic_user_items(60, 30, 6, 5);
+        let params = AlsParams {
+            factors: 8,
+            iterations: 15,
+            ..small_params(8)
+        };
+        let model = train(&m, &params).unwrap();
+        let mut worst = 0f32;
+        for u in 0..m.n_rows {
+            let (cols, vals) = m.row(u);
+            let exact = solve_exact(
+                &model.item_factors,
+                8,
+                cols,
+                vals,
+                params.regularization,
+                params.alpha,
+            )
+            .unwrap();
+            let norm = exact.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-3);
+            let diff = (0..8)
+                .map(|k| (exact[k] - model.user_factors[u * 8 + k]).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            worst = worst.max(diff / norm);
+        }
+        assert!(
+            worst < 0.05,
+            "worst relative distance to exact solution {worst}"
+        );
+    }
+}

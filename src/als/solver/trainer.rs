@@ -1,0 +1,535 @@
+//! The public trainer: hyper-parameters, the model, validation and the
+//! alternation of user and item half-iterations.
+
+use super::cg::{solve_rows, RowProblem};
+use super::factors::{init_factors, padded_stride, unpad_rows, FactorRows};
+use super::gram::gram;
+use super::loss::loss_padded;
+use crate::isa::Isa;
+use crate::model::csr::Csr;
+use anyhow::{bail, ensure, Result};
+
+/// Hyper-parameters of [`train`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlsParams {
+    /// Latent dimension `f`.
+    pub factors: usize,
+    /// Number of full iterations (a user half followed by an item half).
+    pub iterations: usize,
+    /// L2 penalty `λ` added to the diagonal of every row's normal equations.
+    pub regularization: f32,
+    /// Confidence slope: `c = 1 + alpha · r`.
+    pub alpha: f32,
+    /// Conjugate-gradient iterations per row and half-iteration.
+    pub cg_steps: usize,
+    /// Seed of the initial factors.
+    pub seed: u64,
+}
+
+impl Default for AlsParams {
+    fn default() -> Self {
+        AlsParams {
+            factors: 50,
+            iterations: 15,
+            regularization: 0.1,
+            alpha: 1.0,
+            cg_steps: 3,
+            seed: 42,
+        }
+    }
+}
+
+/// A trained model. Factor matrices are row-major, one row of `factors`
+/// floats per user (item), unpadded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlsModel {
+    pub factors: usize,
+    /// `n_users × factors`.
+    pub user_factors: Vec<f32>,
+    /// `n_items × factors`.
+    pub item_factors: Vec<f32>,
+    /// [`loss`](super::loss) after each iteration, in iteration order.
+    pub loss_per_iteration: Vec<f64>,
+}
+
+/// Trains a model on `user_items` (rows = users, columns = items, values =
+/// raw non-negative interaction weights `r`, *not* confidences).
+pub fn train(user_items: &Csr, params: &AlsParams) -> Result<AlsModel> {
+    train_with_callback(user_items, params, |_, _| {})
+}
+
+/// [`train`], calling `on_iteration(iteration, loss)` after each iteration
+/// (`iteration` counts from 0) — for progress reporting.
+pub fn train_with_callback(
+    user_items: &Csr,
+    params: &AlsParams,
+    mut on_iteration: impl FnMut(usize, f64),
+) -> Result<AlsModel> {
+    let mut trainer = AlsTrainer::new(user_items, params)?;
+    let mut loss_per_iteration = Vec::with_capacity(params.iterations);
+    for iteration in 0..params.iterations {
+        trainer.step();
+        let loss = trainer.loss();
+        loss_per_iteration.push(loss);
+        on_iteration(iteration, loss);
+    }
+    Ok(trainer.into_model(loss_per_iteration))
+}
+
+/// Step-by-step training, for callers that want to time or interleave
+/// iterations themselves: `new` validates and initialises, `step` runs one
+/// iteration (users then items), `loss` evaluates [`loss`](super::loss) on the current
+/// factors, `into_model` returns the unpadded model. `params.iterations` is
+/// ignored here (the caller decides how many steps to run). Work runs on the
+/// current rayon pool (wrap calls in `ThreadPool::install` to bound threads).
+pub struct AlsTrainer<'a> {
+    user_items: &'a Csr,
+    item_users: Csr,
+    params: AlsParams,
+    stride: usize,
+    /// `n_users × stride`, zero-padded.
+    user_factors: FactorRows,
+    /// `n_items × stride`, zero-padded.
+    item_factors: FactorRows,
+    /// `YᵀY` (unregularised, `stride × stride`) of the current item factors,
+    /// shared by the loss and the next user half-iteration.
+    item_gram: Option<Vec<f32>>,
+    isa: Isa,
+}
+
+impl<'a> AlsTrainer<'a> {
+    /// Validates `params` and `user_items`, transposes the matrix and draws
+    /// the initial factors (`0.01 · N(0, 1)`, one random stream per row:
+    /// stream `2u` for user `u`, `2i + 1` for item `i`).
+    pub fn new(user_items: &'a Csr, params: &AlsParams) -> Result<AlsTrainer<'a>> {
+        validate_params(params)?;
+        validate_matrix(user_items)?;
+        let f = params.factors;
+        let stride = padded_stride(f);
+        let n_users = user_items.n_rows;
+        let n_items = user_items.n_cols;
+        let user_len = n_users
+            .checked_mul(stride)
+            .ok_or_else(|| anyhow::anyhow!("user factor matrix too large"))?;
+        let item_len = n_items
+            .checked_mul(stride)
+            .ok_or_else(|| anyhow::anyhow!("item factor matrix too large"))?;
+        let user_factors = init_factors(user_len, f, stride, params.seed, 0);
+        let item_factors = init_factors(item_len, f, stride, params.seed, 1);
+        Ok(AlsTrainer {
+            user_items,
+            item_users: user_items.transpose(),
+            params: params.clone(),
+            stride,
+            user_factors,
+            item_factors,
+            item_gram: None,
+            isa: Isa::detect(),
+        })
+    }
+
+    /// One ALS iteration: solve all users against the item factors, then all
+    /// items against the new user factors.
+    pub fn step(&mut self) {
+        let f = self.params.factors;
+        let item_gram = match self.item_gram.take() {
+            Some(g) => g,
+            None => gram(&self.item_factors, f, self.stride, self.isa),
+        };
+        self.solve_half(true, &item_gram);
+        let user_gram = gram(&self.user_factors, f, self.stride, self.isa);
+        self.solve_half(false, &user_gram);
+    }
+
+    /// [`loss`](super::loss) of the current factors (computes and caches `YᵀY`).
+    pub fn loss(&mut self) -> f64 {
+        let f = self.params.factors;
+        if self.item_gram.is_none() {
+            self.item_gram = Some(gram(&self.item_factors, f, self.stride, self.isa));
+        }
+        loss_padded(
+            self.user_items,
+            &self.user_factors,
+            &self.item_factors,
+            self.item_gram.as_ref().unwrap(),
+            f,
+            self.stride,
+            self.params.regularization,
+            self.params.alpha,
+            self.isa,
+        )
+    }
+
+    /// The trained model with unpadded factor rows.
+    pub fn into_model(self, loss_per_iteration: Vec<f64>) -> AlsModel {
+        let f = self.params.factors;
+        AlsModel {
+            factors: f,
+            user_factors: unpad_rows(&self.user_factors, f, self.stride),
+            item_factors: unpad_rows(&self.item_factors, f, self.stride),
+            loss_per_iteration,
+        }
+    }
+
+    /// Solves every row of one side given the other side's factors and Gram matrix.
+    fn solve_half(&mut self, users: bool, other_gram: &[f32]) {
+        let (matrix, solved, fixed) = if users {
+            (
+                self.user_items,
+                &mut *self.user_factors,
+                &*self.item_factors,
+            )
+        } else {
+            (
+                &self.item_users,
+                &mut *self.item_factors,
+                &*self.user_factors,
+            )
+        };
+        // The item half changes Y, invalidating the cached YᵀY.
+        if !users {
+            self.item_gram = None;
+        }
+        let problem = RowProblem {
+            fixed_factors: fixed,
+            gram: other_gram,
+            factors: self.params.factors,
+            stride: self.stride,
+            regularization: self.params.regularization,
+            alpha: self.params.alpha,
+            cg_steps: self.params.cg_steps,
+        };
+        solve_rows(matrix, solved, &problem, self.isa);
+    }
+}
+
+fn validate_params(params: &AlsParams) -> Result<()> {
+    ensure!(params.factors > 0, "ALS factors must be > 0");
+    ensure!(params.iterations > 0, "ALS iterations must be > 0");
+    ensure!(params.cg_steps > 0, "ALS cg_steps must be > 0");
+    ensure!(
+        params.regularization.is_finite() && params.regularization >= 0.0,
+        "ALS regularization must be finite and >= 0, got {}",
+        params.regularization
+    );
+    ensure!(
+        params.alpha.is_finite() && params.alpha >= 0.0,
+        "ALS alpha must be finite and >= 0, got {}",
+        params.alpha
+    );
+    Ok(())
+}
+
+fn validate_matrix(user_items: &Csr) -> Result<()> {
+    ensure!(
+        user_items.n_rows > 0 && user_items.n_cols > 0 && user_items.nnz() > 0,
+        "ALS needs a non-empty interaction matrix (got {} users × {} items, {} interactions)",
+        user_items.n_rows,
+        user_items.n_cols,
+        user_items.nnz()
+    );
+    user_items.validate()?;
+    if let Some(k) = user_items
+        .values
+        .iter()
+        .position(|v| !(v.is_finite() && *v >= 0.0))
+    {
+        bail!(
+            "ALS interaction weights must be finite and >= 0, found {} (entry {k})",
+            user_items.values[k]
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::loss;
+    use super::super::reference::small_params;
+    use super::*;
+    use crate::bench_support::synthetic_user_items;
+    use crate::rng::Rng;
+
+    #[test]
+    fn default_params() {
+        let p = AlsParams::default();
+        assert_eq!(
+            (p.factors, p.iterations, p.cg_steps, p.seed),
+            (50, 15, 3, 42)
+        );
+        assert_eq!((p.regularization, p.alpha), (0.1, 1.0));
+    }
+
+    #[test]
+    fn invalid_params_are_rejected_with_clear_errors() {
+        let m = synthetic_user_items(20, 10, 3, 1);
+        let cases: Vec<(AlsParams, &str)> = vec![
+            (
+                AlsParams {
+                    factors: 0,
+                    ..Default::default()
+                },
+                "factors",
+            ),
+            (
+                AlsParams {
+                    iterations: 0,
+                    ..Default::default()
+                },
+                "iterations",
+            ),
+            (
+                AlsParams {
+                    cg_steps: 0,
+                    ..Default::default()
+                },
+                "cg_steps",
+            ),
+            (
+                AlsParams {
+                    regularization: -0.1,
+                    ..Default::default()
+                },
+                "regularization",
+            ),
+            (
+                AlsParams {
+                    regularization: f32::NAN,
+                    ..Default::default()
+                },
+                "regularization",
+            ),
+            (
+                AlsParams {
+                    alpha: -1.0,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+            (
+                AlsParams {
+                    alpha: f32::INFINITY,
+                    ..Default::default()
+                },
+                "alpha",
+            ),
+        ];
+        for (params, needle) in cases {
+            let err = train(&m, &params).unwrap_err().to_string();
+            assert!(err.contains(needle), "{params:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn invalid_matrices_are_rejected() {
+        let p = small_params(4);
+        let neg = Csr::from_triplets(2, 2, &[0, 1], &[0, 1], &[1.0, -1.0]).unwrap();
+        assert!(train(&neg, &p).unwrap_err().to_string().contains(">= 0"));
+        let nan = Csr::from_triplets(2, 2, &[0], &[0], &[f32::NAN]).unwrap();
+        assert!(train(&nan, &p).unwrap_err().to_string().contains("finite"));
+        let inf = Csr::from_triplets(2, 2, &[0], &[0], &[f32::INFINITY]).unwrap();
+        assert!(train(&inf, &p).is_err());
+        for empty in [
+            Csr::from_triplets(0, 0, &[], &[], &[]).unwrap(),
+            Csr::from_triplets(3, 3, &[], &[], &[]).unwrap(),
+        ] {
+            assert!(train(&empty, &p)
+                .unwrap_err()
+                .to_string()
+                .contains("non-empty"));
+        }
+        let mut broken = Csr::from_triplets(2, 2, &[0], &[0], &[1.0]).unwrap();
+        broken.indices[0] = 7;
+        assert!(train(&broken, &p)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+    }
+
+    #[test]
+    fn training_reduces_loss_and_trainer_loss_matches_public_loss() {
+        let m = synthetic_user_items(300, 120, 8, 21);
+        let params = small_params(10);
+        let model = train(&m, &params).unwrap();
+        let l = &model.loss_per_iteration;
+        assert_eq!(l.len(), params.iterations);
+        assert!(l.iter().all(|v| v.is_finite()));
+        assert!(l[l.len() - 1] < l[0], "{l:?}");
+        assert!(l[l.len() - 1] < 0.8 * l[0], "{l:?}");
+        let recomputed = loss(&m, &model, params.regularization, params.alpha);
+        assert!(
+            (recomputed - l[l.len() - 1]).abs() <= 1e-9 * recomputed,
+            "{recomputed} vs {}",
+            l[l.len() - 1]
+        );
+    }
+
+    #[test]
+    fn callback_sees_every_iteration() {
+        let m = synthetic_user_items(50, 20, 4, 2);
+        let mut seen = vec![];
+        let model =
+            train_with_callback(&m, &small_params(4), |it, loss| seen.push((it, loss))).unwrap();
+        assert_eq!(
+            seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            seen.iter().map(|s| s.1).collect::<Vec<_>>(),
+            model.loss_per_iteration
+        );
+    }
+
+    #[test]
+    fn bit_identical_across_thread_counts_and_instruction_sets() {
+        let m = synthetic_user_items(3000, 700, 6, 4);
+        let params = AlsParams {
+            iterations: 3,
+            ..small_params(13)
+        };
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| train(&m, &params).unwrap())
+        };
+        let one = run(1);
+        let two = run(2);
+        assert_eq!(one, two);
+        assert_eq!(one, run(3));
+        // Same seed, same model; another seed, another model.
+        assert_eq!(one, train(&m, &params).unwrap());
+        assert_ne!(
+            one.user_factors,
+            train(
+                &m,
+                &AlsParams {
+                    seed: 8,
+                    ..params.clone()
+                }
+            )
+            .unwrap()
+            .user_factors
+        );
+
+        // The portable compilation of the kernels gives the same bits as the dispatched one.
+        let mut portable = AlsTrainer::new(&m, &params).unwrap();
+        portable.isa = Isa::Portable;
+        let mut losses = vec![];
+        for _ in 0..params.iterations {
+            portable.step();
+            losses.push(portable.loss());
+        }
+        assert_eq!(portable.into_model(losses), one);
+    }
+
+    #[test]
+    fn rows_without_interactions_get_zero_factors() {
+        // Users 1 and 3, items 2 and 4 have no interactions.
+        let m = Csr::from_triplets(
+            4,
+            5,
+            &[0, 0, 2, 2, 0],
+            &[0, 1, 1, 3, 3],
+            &[1.0, 3.0, 2.0, 1.0, 5.0],
+        )
+        .unwrap();
+        let f = 3;
+        let model = train(
+            &m,
+            &AlsParams {
+                factors: f,
+                ..small_params(f)
+            },
+        )
+        .unwrap();
+        assert!(model
+            .user_factors
+            .iter()
+            .chain(&model.item_factors)
+            .all(|v| v.is_finite()));
+        for u in [1, 3] {
+            assert!(model.user_factors[u * f..(u + 1) * f]
+                .iter()
+                .all(|&v| v == 0.0));
+        }
+        for i in [2, 4] {
+            assert!(model.item_factors[i * f..(i + 1) * f]
+                .iter()
+                .all(|&v| v == 0.0));
+        }
+        assert!(model.loss_per_iteration.iter().all(|l| l.is_finite()));
+    }
+
+    #[test]
+    fn zero_regularization_zero_alpha_and_explicit_zeros_stay_finite() {
+        let m =
+            Csr::from_triplets(3, 3, &[0, 1, 2, 2], &[0, 1, 2, 0], &[1.0, 0.0, 4.0, 2.0]).unwrap();
+        for (reg, alpha) in [(0.0, 1.0), (0.1, 0.0), (0.0, 0.0)] {
+            let p = AlsParams {
+                regularization: reg,
+                alpha,
+                ..small_params(4)
+            };
+            let model = train(&m, &p).unwrap();
+            assert!(
+                model
+                    .user_factors
+                    .iter()
+                    .chain(&model.item_factors)
+                    .all(|v| v.is_finite()),
+                "{reg} {alpha}"
+            );
+            assert!(model.loss_per_iteration.iter().all(|l| l.is_finite()));
+        }
+    }
+
+    #[test]
+    fn learns_block_structure() {
+        // Users 0..20 interact with items 0..10, users 20..40 with items 10..20
+        // (each user with 6 random items of its block).
+        let mut rng = Rng::new(3);
+        let (mut rows, mut cols, mut vals) = (vec![], vec![], vec![]);
+        for u in 0..40u32 {
+            let base = if u < 20 { 0 } else { 10 };
+            for _ in 0..6 {
+                rows.push(u);
+                cols.push(base + rng.below(10) as u32);
+                vals.push(1.0);
+            }
+        }
+        let m = Csr::from_triplets(40, 20, &rows, &cols, &vals).unwrap();
+        let f = 4;
+        let model = train(
+            &m,
+            &AlsParams {
+                factors: f,
+                iterations: 15,
+                ..small_params(f)
+            },
+        )
+        .unwrap();
+        let score = |u: usize, i: usize| -> f32 {
+            (0..f)
+                .map(|k| model.user_factors[u * f + k] * model.item_factors[i * f + k])
+                .sum()
+        };
+        for u in 0..40 {
+            let own: f32 = (0..20)
+                .filter(|&i| (i < 10) == (u < 20))
+                .map(|i| score(u, i))
+                .sum::<f32>()
+                / 10.0;
+            let other: f32 = (0..20)
+                .filter(|&i| (i < 10) != (u < 20))
+                .map(|i| score(u, i))
+                .sum::<f32>()
+                / 10.0;
+            assert!(
+                own > other + 0.3,
+                "user {u}: own block {own}, other block {other}"
+            );
+        }
+    }
+}
