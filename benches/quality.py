@@ -20,7 +20,7 @@ For each: the 80/20 time split of evaluate_recommendations, NDCG@10 of
 Then the cost of the search: als_train at 1M and 4M events, search on vs
 search := false (best of 2).
 
-usage: quality.py EXTENSION [--quick] [--skip-implicit]
+usage: quality.py EXTENSION [--quick] [--skip-implicit] [--cost-only]
 """
 import math
 import os
@@ -38,6 +38,7 @@ import gen_drift  # noqa: E402
 EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
 QUICK = "--quick" in sys.argv
 SKIP_IMPLICIT = "--skip-implicit" in sys.argv
+COST_ONLY = "--cost-only" in sys.argv
 K = 10
 
 REPORTED = [
@@ -184,7 +185,7 @@ def main():
     con = connect()
     threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     print(f"ecoreco quality bench: duckdb {duckdb.__version__}, threads={threads}")
-    for generator, seed, events, extra in REPORTED:
+    for generator, seed, events, extra in [] if COST_ONLY else REPORTED:
         report(con, generator, seed, events, extra)
     search_cost(con)
 

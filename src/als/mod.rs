@@ -292,12 +292,15 @@ impl Trained {
 /// does not depend on the order the pairs arrived in.
 /// The pair weights pass through `confidence` ([`weighting::apply`])
 /// before ALS sees them (popularity and interest keep the raw weights and
-/// counts); `blend` is the serving blend stored with the model.
+/// counts); `blend` is the serving blend stored with the model. Without
+/// `record_loss` (the search's short fits) the loss is not computed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn train_pairs(
     mut pairs: Vec<Pair>,
     params: &AlsParams,
     confidence: weighting::Confidence,
     blend: f32,
+    record_loss: bool,
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
@@ -402,9 +405,17 @@ pub(crate) fn train_pairs(
         &vec![1.0; purchase_rows.len()],
     )?;
     drop(pairs);
-    let trained = solver::train_with_callback(&user_items, params, |i, loss| {
-        progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
-    })?;
+    let trained = if record_loss {
+        solver::train_with_callback(&user_items, params, |i, loss| {
+            progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
+        })?
+    } else {
+        let mut trainer = solver::AlsTrainer::new(&user_items, params)?;
+        for _ in 0..params.iterations {
+            trainer.step();
+        }
+        trainer.into_model(Vec::new())
+    };
     // The blend is part of what is served, so part of the model's identity.
     let model_id = crate::model::model_id(
         &[&trained.user_factors, &trained.item_factors, &[blend]],
@@ -448,7 +459,7 @@ pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, pr
         None
     };
     let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
-    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, budget, progress)?;
+    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, true, budget, progress)?;
     trained.search = outcome;
     Ok(trained)
 }
