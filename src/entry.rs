@@ -40,9 +40,20 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::als::AlsTrain>(con.0)?;
     aggregate::register::<crate::recommend::Serve>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
+    aggregate::register::<crate::interop::SparkImport>(con.0)?;
+    aggregate::register::<crate::interop::SparkExport>(con.0)?;
+    scalar::register::<crate::interop::ImportSql>(con.0)?;
     scalar::register::<crate::recommend::ModelReady>(con.0)?;
     scalar::register::<crate::recommend::RecommendSql>(con.0)?;
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
+    scalar::register::<crate::report::ReportSql>(con.0)?;
+    scalar::register::<crate::report::ReportWrite>(con.0)?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Windows>>(con.0)?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Recommendations>>(con.0)?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Products>>(con.0)?;
+    aggregate::register::<crate::stream::functions::RecommendSession>(con.0)?;
+    aggregate::register::<crate::stream::functions::InfluxWrite>(con.0)?;
+    scalar::register::<crate::stream::functions::InfluxLine>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()
         .into_iter()
@@ -53,6 +64,9 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::als::macros())
         .chain(crate::recommend::macros())
         .chain(crate::evaluate::macros())
+        .chain(crate::report::macros())
+        .chain(crate::interop::macros())
+        .chain(crate::stream::macros())
         .chain([
             binding::SqlMacro::scalar("version", &[], "ecoreco_version()"),
             binding::SqlMacro::scalar("model_cache_clear", &[], "ecoreco_model_cache_clear()"),

@@ -19,8 +19,11 @@ pub mod evaluate;
 pub mod model;
 pub mod features;
 pub mod ingest;
+pub mod interop;
 pub mod recommend;
+pub mod report;
 pub mod segment;
+pub mod stream;
 pub mod synth;
 
 mod entry;

@@ -190,6 +190,27 @@ impl ServingModel {
         self.blend(als_top, interest, &excluded, k, blend)
     }
 
+    /// Recommendations for a user given by a factor vector computed by the
+    /// caller (the real-time fold-in, `crate::stream`) instead of a model
+    /// row: the same candidates, blend and popular fill as
+    /// [`recommend`](Self::recommend). `vector: None`: no collaborative
+    /// part. `excluded`: product indices never to recommend, sorted.
+    pub fn recommend_vector(
+        &self,
+        vector: Option<&[f32]>,
+        interest: &[(i64, f32)],
+        excluded: &[u32],
+        k: usize,
+        blend: f32,
+    ) -> Vec<Recommendation> {
+        let als_top = match vector {
+            Some(x) if blend < 1.0 => self.packed.top_k(x, 4 * k, excluded),
+            _ => Vec::new(),
+        };
+        let excluded: HashSet<u32> = excluded.iter().copied().collect();
+        self.blend(als_top, interest, &excluded, k, blend)
+    }
+
     /// Recommendations for every user of the model, in user order.
     pub fn recommend_all(
         &self,

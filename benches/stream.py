@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Real-time figures for `make bench`, measured and printed (never asserted):
+
+- replay of 1M generated events as fast as possible (`speed := 0`), with
+  state updates, fold-in and a refreshed top-10 after every event, on
+  DuckDB's `threads` = 2 and 1: events/s (wall time of the call, reading
+  the events and the model's param rows included) and the latency
+  event -> refreshed top-10 (p50 / p95 / p99 over every event);
+- the same latency when arrival is paced at the rate the unpaced replay
+  reached (speed = recorded span x rate / events), over the first 200K
+  events, so queueing counts;
+- determinism: a hash of every list (event, rank, product, score, source)
+  for threads 2 and 1, and paced vs unpaced.
+
+Floors (printed next to the figures): >= 200,000 events/s on 2 cores, p99 <=
+50 ms at that rate. The model: ALS (50 factors, 15 iterations) on
+the events before 2019-10-25 (raw confidence, no decay; alpha, regularization
+and blend chosen by als_train's search); users first seen later are folded in.
+
+usage: stream.py EXTENSION [EVENTS]
+"""
+import os
+import sys
+import time
+
+import duckdb
+
+EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
+EVENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+PACED = min(EVENTS, 200_000)
+
+
+def connect():
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
+    con.execute(f"LOAD '{EXT}'")
+    return con
+
+
+def timed(con, sql):
+    started = time.perf_counter()
+    rows = con.execute(sql).fetchall()
+    return time.perf_counter() - started, rows
+
+
+# Every list as one number (order-independent sum of row hashes), with the
+# latency percentiles over all lists (rank 1 carries the list's latency).
+SUMMARY = (
+    "SELECT count(*) FILTER (rank = 1), sum(hash(event, rank, product_id, score, source)), "
+    "quantile_disc(latency_ms, [0.5, 0.95, 0.99]) FILTER (rank = 1) FROM ecoreco.replay_recommendations({table}, arrival := 'arrival_time', speed := {speed})"
+)
+
+
+def main():
+    con = connect()
+    con.execute("SET threads = 2")
+    con.execute(f"CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := {EVENTS}, seed := 7)")
+    # Arrival: event time, one event in 50 delayed up to 25 minutes.
+    con.execute(
+        "CREATE TEMP TABLE events AS SELECT *, event_time + to_seconds(CASE WHEN hash(user_id, event_time, product_id) % 50 = 0 "
+        "THEN hash(product_id, event_time) % 1500 ELSE 0 END) AS arrival_time FROM ecoreco.clean_events(raw) ORDER BY arrival_time"
+    )
+    con.execute("CREATE TEMP VIEW early AS FROM events WHERE event_time < TIMESTAMP '2019-10-25'")
+    # Raw confidence without decay (what the fold-in reproduces); alpha,
+    # regularization and blend chosen by the trainer's search.
+    seconds, _ = timed(con, "CREATE TEMP TABLE model AS FROM ecoreco.als_train(early, confidence := 'raw', half_life := 0)")
+    users, products = con.execute("SELECT count(*) FILTER (side = 'user'), count(*) FILTER (side = 'product') FROM model").fetchone()
+    print(f"stream: {EVENTS:,} events, model of {users:,} users x {products:,} products x 50 factors (trained in {seconds:.1f} s)")
+    # Warm-up: the model's index and its fold-in (YtY, A0^-1 y) are built
+    # once per model and cached; the replays below find them.
+    con.execute("CREATE TEMP VIEW warm AS FROM events LIMIT 100")
+    seconds, _ = timed(con, "FROM ecoreco.replay(warm, arrival := 'arrival_time')")
+    print(f"  first call (indexes the model, precomputes the fold-in): {seconds:.2f} s")
+
+    hashes = {}
+    for threads in (2, 1):
+        con.execute(f"SET threads = {threads}")
+        seconds, rows = timed(con, "SELECT sum(events), sum(late_events), sum(recommendations), sum(new_users), sum(unknown_users), "
+                                   "sum(fallback_share * recommendations) / sum(recommendations) FROM ecoreco.replay(events, arrival := 'arrival_time')")
+        total, late, lists, new, unknown, fallback = rows[0]
+        rate = total / seconds
+        if threads == 2:
+            rate_2 = rate
+        print(f"  threads {threads}, speed 0: {total:,} events ({late:,} late), {lists:,} lists, {new:,} users ({unknown:,} unknown to the model), "
+              f"fallback share {fallback:.3f}: {seconds:.1f} s, {rate:,.0f} events/s" + ("  [floor >= 200,000 on 2 cores]" if threads == 2 else ""))
+        seconds, rows = timed(con, SUMMARY.format(table="events", speed=0))
+        n, h, (p50, p95, p99) = rows[0]
+        hashes[threads] = h
+        print(f"  threads {threads}, speed 0: latency event -> refreshed top-10 over {n:,} lists: p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms")
+
+    con.execute("SET threads = 2")
+    con.execute(f"CREATE TEMP VIEW first_part AS FROM events ORDER BY arrival_time LIMIT {PACED}")
+    span = con.execute("SELECT epoch(max(event_time) - min(event_time)) FROM first_part").fetchone()[0]
+    speed = span * rate_2 / PACED
+    _, rows = timed(con, SUMMARY.format(table="first_part", speed=0))
+    unpaced_hash = rows[0][1]
+    seconds, rows = timed(con, SUMMARY.format(table="first_part", speed=speed))
+    n, paced_hash, (p50, p95, p99) = rows[0]
+    print(f"  paced at {rate_2:,.0f} events/s (speed {speed:,.0f}x) over the first {PACED:,} events: {seconds:.1f} s; "
+          f"latency p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms  [floor p99 <= 50 ms]")
+    print(f"  same lists for threads 2 and 1: {hashes[2] == hashes[1]}; paced and unpaced: {paced_hash == unpaced_hash}")
+
+
+if __name__ == "__main__":
+    main()

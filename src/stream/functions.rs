@@ -1,0 +1,806 @@
+//! The SQL functions of the real-time stage, over the binding layer:
+//! `ecoreco_replay_*` aggregates (fed by the `ecoreco.replay*` macros with
+//! the caller's events in arrival order plus the model's rows),
+//! `ecoreco_recommend_session`, `ecoreco_influx_line` and
+//! `ecoreco_influx_write`.
+//!
+//! A replay aggregate's rows carry either one event or one model row. The
+//! model is read from the in-process cache when the table's model is
+//! cached (then the macro feeds only its `param` rows, which also carry
+//! alpha and the regularization the fold-in needs), else built from its
+//! rows and cached.
+
+use super::foldin::{FoldIn, Scratch};
+use super::http::{Target, Writer};
+use super::lineproto::{self, FieldValue};
+use super::replay::{self, Config, Emitted, Event, LateRule, WindowRow};
+use super::state::{Kind, Touch, UserState, Weights};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed, Ranges};
+use crate::binding::rows::{InputChunk, RowSet};
+use crate::binding::scalar::ScalarFunction;
+use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlType, Value};
+use crate::budget::{self, Budget};
+use crate::model::table::{self as model_table, ModelRow};
+use crate::model::top_categories;
+use crate::recommend::cache;
+use crate::recommend::serving::ServingModel;
+use anyhow::{anyhow, bail, ensure, Result};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long one InfluxDB request may take before it is an error.
+const INFLUX_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The model-row inputs, shared by the replay and session aggregates.
+fn model_inputs() -> Vec<Column> {
+    use SqlType::*;
+    vec![
+        Column::new("side", Varchar),
+        Column::new("id", BigInt),
+        Column::new("item", BigInt),
+        Column::new("name", Varchar),
+        Column::new("value", Double),
+        Column::new("factors", List(Box::new(Float))),
+        Column::new("model_id", BigInt),
+    ]
+}
+
+/// The model table as the macros feed it (only `param` rows when cached).
+pub const MODEL_FEED: [&str; 7] = [
+    "m.side::VARCHAR",
+    "m.id::BIGINT",
+    "m.item::BIGINT",
+    "m.name::VARCHAR",
+    "m.value::DOUBLE",
+    "m.factors::FLOAT[]",
+    "m.model_id::BIGINT",
+];
+
+/// Parameters every function that reads a model takes.
+fn model_params() -> Vec<Param> {
+    vec![
+        Param::named("model", SqlType::Varchar, Value::Text("model".into()), "the name of a model table, e.g. model := 'model'"),
+        Param::supplied("planned_cached", SqlType::Boolean, "ecoreco_model_ready(model)"),
+    ]
+}
+
+fn scoring_params() -> Vec<Param> {
+    use SqlType::*;
+    vec![
+        Param::named("k", BigInt, Value::Int(10), "how many products per list, e.g. k := 10").check(Check::IntRange(1, 1000)),
+    ]
+    .into_iter()
+    // The serving functions' blend: NULL (the default) is the one stored with the model.
+    .chain(crate::recommend::serving_params().into_iter().filter(|p| p.name == "blend"))
+    .collect()
+}
+
+/// The call's blend, else the model's.
+fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
+    Ok(call.opt_double("blend")?.map_or(model.blend, |b| b as f32))
+}
+
+fn weights(call: &Args) -> Result<Weights> {
+    let w = |name: &str| -> Result<f32> {
+        let v = call.double(name)?;
+        ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; pass a finite number >= 0 (the value the model was trained with)");
+        Ok(v as f32)
+    };
+    Ok(Weights { view: w("view")?, cart: w("cart")?, purchase: w("purchase")?, cap: w("cap")? })
+}
+
+/// The model's rows as the macros pass them.
+#[derive(Default)]
+struct ModelInput {
+    model_id: Option<i64>,
+    alpha: Option<f64>,
+    regularization: Option<f64>,
+    /// The confidence weighting code (0 raw) and recency half-life the
+    /// model was trained with (absent in older tables: raw, none).
+    confidence: Option<f64>,
+    half_life_days: Option<f64>,
+    rows: Vec<ModelRow>,
+}
+
+impl ModelInput {
+    /// Reads a model row from the inputs starting at `first` (side, id,
+    /// item, name, value, factors, model_id); false when the row has none.
+    fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
+        let Some(side) = input.str(first, row) else { return Ok(false) };
+        if self.model_id.is_none() {
+            self.model_id = input.i64(first + 6, row);
+        }
+        let name = input.str(first + 3, row);
+        let value = input.f64(first + 4, row);
+        if side == "param" {
+            match name {
+                Some("alpha") => self.alpha = value,
+                Some("regularization") => self.regularization = value,
+                Some("confidence") => self.confidence = value,
+                Some("half_life_days") => self.half_life_days = value,
+                _ => {}
+            }
+        }
+        let factors = match input.list::<f32>(first + 5, row) {
+            None => None,
+            Some(Ok(v)) => Some(v.to_vec()),
+            Some(Err(at)) => bail!("a factors list has a NULL at position {}; the model table is damaged, train it again", at + 1),
+        };
+        budget::reserve(&mut self.rows, 1, "the model rows")?;
+        self.rows.push(ModelRow {
+            side: side.to_string(),
+            id: input.i64(first + 1, row),
+            item: input.i64(first + 2, row),
+            name: name.map(str::to_string),
+            value,
+            factors,
+        });
+        Ok(true)
+    }
+
+    fn merge(&mut self, other: ModelInput) -> Result<()> {
+        self.model_id = self.model_id.or(other.model_id);
+        self.alpha = self.alpha.or(other.alpha);
+        self.regularization = self.regularization.or(other.regularization);
+        self.confidence = self.confidence.or(other.confidence);
+        self.half_life_days = self.half_life_days.or(other.half_life_days);
+        budget::reserve(&mut self.rows, other.rows.len(), "the model rows")?;
+        self.rows.extend(other.rows);
+        Ok(())
+    }
+
+    /// The serving model and its fold-in: cached, or built from the rows.
+    fn load(self, call: &Args, pool: &rayon::ThreadPool) -> Result<(Arc<ServingModel>, Arc<FoldIn>)> {
+        let table = call.text("model")?;
+        let model_id = self
+            .model_id
+            .ok_or_else(|| anyhow!("the model table '{table}' is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
+        let (Some(alpha), Some(regularization)) = (self.alpha, self.regularization) else {
+            bail!("the model table '{table}' has no alpha or regularization param row; pass a table made by ecoreco.als_train");
+        };
+        // The fold-in is the trainer's half-step only for raw confidence
+        // without decay: log and bm25 rescale weights by statistics of the
+        // training matrix that the model table does not keep, and a decay
+        // depends on the training data's last time.
+        let confidence = self.confidence.unwrap_or(0.0);
+        ensure!(
+            confidence == crate::als::weighting::Confidence::Raw.code(),
+            "the model '{table}' was trained with confidence '{}'; the fold-in reproduces raw confidence only \
+             (log and bm25 rescale weights by training statistics the model does not keep): train it with confidence := 'raw'",
+            crate::als::weighting::Confidence::from_code(confidence).map_or("unknown", |c| c.name())
+        );
+        let half_life = self.half_life_days.unwrap_or(0.0);
+        ensure!(
+            half_life == 0.0,
+            "the model '{table}' was trained with a recency half-life of {half_life} days; the fold-in reproduces \
+             undecayed weights only: train it with half_life := 0"
+        );
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        let served = match cache::cached(model_id) {
+            Some(m) => m,
+            None if !call.boolean("planned_cached")? => {
+                let floats: usize = self.rows.iter().map(|r| r.factors.as_ref().map_or(0, Vec::len)).sum();
+                budget.check("serving the model", (floats * 8 + self.rows.len() * 48) as u64, "its factors twice plus 48 bytes per row")?;
+                let rows = self.rows;
+                cache::remember(pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new))?)
+            }
+            None => {
+                cache::forget_table(table);
+                bail!("the table '{table}' holds a different model than the one this session read from it before; it will be read afresh on the next call: run the query again");
+            }
+        };
+        cache::note_table(table, model_id);
+        budget.check(
+            "the fold-in",
+            (served.item_factors().len() * 4 + served.factors * served.factors * 16) as u64,
+            "one float per product factor plus two factors × factors matrices",
+        )?;
+        let fold = pool.install(|| fold_in_for(&served, regularization, alpha))?;
+        Ok((served, fold))
+    }
+}
+
+/// The fold-ins of recently used models (`YᵀY + λI`, its inverse and
+/// `A₀⁻¹ y` per product cost about one ALS half-step: worth keeping).
+fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Result<Arc<FoldIn>> {
+    type Key = (i64, u64, u64);
+    static CACHE: OnceLock<Mutex<Vec<(Key, Arc<FoldIn>)>>> = OnceLock::new();
+    let key = (model.model_id, regularization.to_bits(), alpha.to_bits());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((_, f)) = cache.lock().map_err(|_| anyhow!("fold-in cache poisoned"))?.iter().find(|(k, _)| *k == key) {
+        return Ok(f.clone());
+    }
+    let fold = Arc::new(FoldIn::new(model.item_factors(), model.factors, regularization, alpha)?);
+    let mut entries = cache.lock().map_err(|_| anyhow!("fold-in cache poisoned"))?;
+    entries.retain(|(k, _)| *k != key);
+    entries.push((key, fold.clone()));
+    if entries.len() > 2 {
+        entries.remove(0);
+    }
+    Ok(fold)
+}
+
+/// The per-row inputs of a replay: one event (ordinal, event time in µs,
+/// type, product, category, user), or one model row.
+fn replay_inputs() -> Vec<Column> {
+    use SqlType::*;
+    let mut c = vec![
+        Column::new("ordinal", BigInt),
+        Column::new("time_us", BigInt),
+        Column::new("event_type", Varchar),
+        Column::new("product_id", BigInt),
+        Column::new("category_id", BigInt),
+        Column::new("user_id", BigInt),
+    ];
+    c.extend(model_inputs());
+    c
+}
+
+/// The feed's columns, in input order.
+pub const REPLAY_FEED: [&str; 13] = [
+    "f.ordinal", "f.time_us", "f.event_type", "f.product_id", "f.category_id", "f.user_id",
+    "f.side", "f.id", "f.item", "f.name", "f.value", "f.factors", "f.model_id",
+];
+
+/// The replay's parameters (after the macro-only `events`, `window`,
+/// `watermark` and `arrival`).
+pub fn replay_params() -> Vec<Param> {
+    use SqlType::*;
+    let mut p = model_params();
+    p.extend([
+        Param::supplied("window_us", BigInt, "epoch(\"window\"::INTERVAL) * 1000000").nullable(),
+        Param::supplied("watermark_us", BigInt, "epoch(watermark::INTERVAL) * 1000000").nullable(),
+        Param::named("speed", Double, Value::Int(0), "0 (as fast as possible) or a factor of recorded time such as 60")
+            .check(Check::Range(0.0, 1e12)),
+    ]);
+    p.extend(scoring_params());
+    p.extend([
+        Param::named("seed", BigInt, Value::Int(42), "any integer (it seeds the user partitioning; results do not depend on it)"),
+        Param::named("exclude_purchased", Boolean, Value::Bool(true), "true or false"),
+        Param::named("late", Varchar, Value::Text("skip".into()), "'skip' or 'apply'").check(Check::OneOf(&["skip", "apply"])),
+    ]);
+    p.extend(crate::als::weight_params());
+    p.extend([
+        Param::named("influx", Varchar, Value::Null, "an InfluxDB address such as 'http://127.0.0.1:8086'").nullable(),
+        Param::named("influx_database", Varchar, Value::Text("ecoreco".into()), "an InfluxDB database name, e.g. 'ecoreco'"),
+        Param::named("run", Varchar, Value::Text("replay".into()), "a label for this run's metrics, e.g. 'demo'"),
+        Param::supplied("external_access", Boolean, "current_setting('enable_external_access')"),
+    ]);
+    p.extend(budget::settings_params());
+    p
+}
+
+fn config(call: &Args, keep: bool) -> Result<Config> {
+    let window_us = call
+        .opt_int("window_us")?
+        .ok_or_else(|| anyhow!("parameter `window` is NULL; pass an interval such as INTERVAL 5 MINUTE"))?;
+    ensure!(window_us > 0, "parameter `window` is {window_us} µs; pass a positive interval such as INTERVAL 5 MINUTE");
+    let watermark_us = call
+        .opt_int("watermark_us")?
+        .ok_or_else(|| anyhow!("parameter `watermark` is NULL; pass an interval such as INTERVAL 10 MINUTE"))?;
+    ensure!(watermark_us >= 0, "parameter `watermark` is negative; pass an interval such as INTERVAL 10 MINUTE");
+    Ok(Config {
+        window_us,
+        watermark_us,
+        speed: call.double("speed")?,
+        k: call.int("k")? as usize,
+        // Set from the call or the model once the model is read.
+        blend: 0.0,
+        exclude_purchased: call.boolean("exclude_purchased")?,
+        late: if call.text("late")? == "apply" { LateRule::Apply } else { LateRule::Skip },
+        weights: weights(call)?,
+        threads: call.int("threads")?.clamp(1, 256) as usize,
+        seed: call.int("seed")? as u64,
+        keep_recommendations: keep,
+    })
+}
+
+fn influx_target(call: &Args) -> Result<Option<Target>> {
+    let Some(url) = call.opt_text("influx")? else { return Ok(None) };
+    ensure!(
+        call.boolean("external_access")?,
+        "sending metrics to InfluxDB is refused because enable_external_access is false; leave influx out or allow external access"
+    );
+    Ok(Some(Target::new(url, call.text("influx_database")?)?))
+}
+
+#[derive(Default)]
+pub struct ReplayState {
+    events: Vec<(i64, Event)>,
+    model: ModelInput,
+}
+
+/// What a replay function returns.
+pub trait Output: 'static {
+    const NAME: &'static str;
+    const FUNCTION: &'static str;
+    const KEEP_RECOMMENDATIONS: bool;
+    fn columns() -> Vec<Column>;
+    fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>>;
+}
+
+pub struct Replay<O: Output>(std::marker::PhantomData<O>);
+
+impl<O: Output> AggregateFunction for Replay<O> {
+    const NAME: &'static str = O::NAME;
+    const FUNCTION: &'static str = O::FUNCTION;
+    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    type State = ReplayState;
+    fn inputs() -> Vec<Column> {
+        replay_inputs()
+    }
+    fn params() -> Vec<Param> {
+        replay_params()
+    }
+    fn columns() -> Vec<Column> {
+        O::columns()
+    }
+    fn update(state: &mut ReplayState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+        // Inputs are declared contiguous: the event's six, then the model's.
+        let (e, m) = (input.col("ordinal")?, input.col("side")?);
+        for row in rows {
+            if state.model.read(input, row, m)? {
+                continue;
+            }
+            let Some(ordinal) = input.i64(e, row) else { continue };
+            let time = input.i64(e + 1, row).ok_or_else(|| {
+                anyhow!("event {ordinal} (in arrival order) has a NULL event_time; filter such rows out first (WHERE event_time IS NOT NULL)")
+            })?;
+            budget::reserve(&mut state.events, 1, "the events")?;
+            state.events.push((
+                ordinal,
+                Event {
+                    arrival: ordinal,
+                    time,
+                    kind: input.str(e + 2, row).and_then(Kind::parse),
+                    product: input.i64(e + 3, row),
+                    category: input.i64(e + 4, row),
+                    user: input.i64(e + 5, row),
+                },
+            ));
+        }
+        Ok(())
+    }
+    fn combine(target: &mut ReplayState, source: ReplayState) -> Result<()> {
+        budget::reserve(&mut target.events, source.events.len(), "the events")?;
+        target.events.extend(source.events);
+        target.model.merge(source.model)
+    }
+    fn finalize(state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        let mut config = config(call, O::KEEP_RECOMMENDATIONS)?;
+        let influx = influx_target(call)?;
+        let pool = crate::binding::thread_pool(config.threads as i64)?;
+        let (model, fold) = state.model.load(call, &pool)?;
+        config.blend = blend(call, &model)?;
+        let mut events = state.events;
+        events.sort_unstable_by_key(|e| e.0);
+        let events: Vec<Event> = events.into_iter().map(|e| e.1).collect();
+        let tags = [("model", call.text("model")?), ("run", call.text("run")?)];
+        let outcome = with_metrics_writer(influx, &tags, |on_closed| replay::replay(&events, &model, &fold, &config, &pool, on_closed))?;
+        O::result(outcome, events, model, config.window_us)
+    }
+}
+
+/// Runs `body` with a window callback that sends each closed window's
+/// metrics to InfluxDB from a separate thread (so the replay never waits
+/// for the network); the first failed write ends the call with its error.
+fn with_metrics_writer(
+    target: Option<Target>,
+    tags: &[(&str, &str)],
+    body: impl FnOnce(&mut dyn FnMut(&[WindowRow]) -> Result<()>) -> Result<replay::Outcome>,
+) -> Result<replay::Outcome> {
+    let Some(target) = target else {
+        return body(&mut |_| Ok(()));
+    };
+    let (send, receive) = mpsc::channel::<String>();
+    let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    let failure = failed.clone();
+    let writer = std::thread::spawn(move || {
+        let mut writer = Writer::new(target, INFLUX_TIMEOUT);
+        for body in receive {
+            if let Err(e) = writer.post(&body) {
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
+                return;
+            }
+        }
+    });
+    let first_failure = || failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let outcome = body(&mut |rows| {
+        if let Some(e) = first_failure() {
+            bail!("{e}");
+        }
+        let mut text = String::new();
+        for row in rows {
+            window_lines(&mut text, row, tags)?;
+        }
+        send.send(text).map_err(|_| anyhow!("the metrics writer stopped"))
+    });
+    drop(send);
+    writer.join().map_err(|_| anyhow!("the metrics writer panicked"))?;
+    let outcome = outcome?;
+    if let Some(e) = first_failure() {
+        bail!("{e}");
+    }
+    Ok(outcome)
+}
+
+/// The two points of one window, `ecoreco_events` and
+/// `ecoreco_recommendations`, at the window's start (the same lines
+/// `ecoreco.influx_lines` makes of the window rows).
+pub fn window_lines(out: &mut String, w: &WindowRow, tags: &[(&str, &str)]) -> Result<()> {
+    let tags: Vec<(String, Option<String>)> = tags.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect();
+    let int = |k: &str, v: u64| (k.to_string(), Some(FieldValue::Int(v as i64)));
+    let float = |k: &str, v: Option<f64>| (k.to_string(), v.map(FieldValue::Float));
+    let time = Some(w.start.saturating_mul(1000));
+    lineproto::write_point(
+        out,
+        "ecoreco_events",
+        &tags,
+        &[
+            int("events", w.events),
+            int("late_events", w.late_events),
+            int("ignored_events", w.ignored_events),
+            int("active_users", w.active_users),
+            int("new_users", w.new_users),
+            int("unknown_users", w.unknown_users),
+        ],
+        time,
+    )?;
+    lineproto::write_point(
+        out,
+        "ecoreco_recommendations",
+        &tags,
+        &[
+            int("recommendations", w.recommendations),
+            float("fallback_share", w.fallback_share),
+            float("processing_ms", w.processing_ms),
+            float("events_per_s", w.events_per_s),
+            float("p50_ms", w.p50_ms),
+            float("p95_ms", w.p95_ms),
+            float("p99_ms", w.p99_ms),
+        ],
+        time,
+    )?;
+    Ok(())
+}
+
+/// `ecoreco.replay`: one row per window.
+pub struct Windows;
+impl Output for Windows {
+    const NAME: &'static str = "ecoreco_replay_windows";
+    const FUNCTION: &'static str = "ecoreco.replay";
+    const KEEP_RECOMMENDATIONS: bool = false;
+    fn columns() -> Vec<Column> {
+        let mut c = vec![Column::new("window_start_us", SqlType::BigInt), Column::new("window_end_us", SqlType::BigInt)];
+        for name in ["events", "late_events", "ignored_events", "active_users", "new_users", "unknown_users", "recommendations"] {
+            c.push(Column::new(name, SqlType::BigInt));
+        }
+        for name in ["fallback_share", "processing_ms", "events_per_s", "p50_ms", "p95_ms", "p99_ms"] {
+            c.push(Column::new(name, SqlType::Double));
+        }
+        c.push(Column::new("closed_by", SqlType::BigInt));
+        c
+    }
+    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (start, end, closed) = (rows.col("window_start_us")?, rows.col("window_end_us")?, rows.col("closed_by")?);
+        let counts: Vec<_> = ["events", "late_events", "ignored_events", "active_users", "new_users", "unknown_users", "recommendations"]
+            .iter()
+            .map(|n| rows.col::<i64>(n))
+            .collect::<Result<_>>()?;
+        let reals: Vec<_> = ["fallback_share", "processing_ms", "events_per_s", "p50_ms", "p95_ms", "p99_ms"]
+            .iter()
+            .map(|n| rows.col::<f64>(n))
+            .collect::<Result<_>>()?;
+        for w in &outcome.windows {
+            rows.put(start, Some(w.start));
+            rows.put(end, Some(w.end));
+            let ints = [w.events, w.late_events, w.ignored_events, w.active_users, w.new_users, w.unknown_users, w.recommendations];
+            for (&c, v) in counts.iter().zip(ints) {
+                rows.put(c, Some(v as i64));
+            }
+            let floats = [w.fallback_share, w.processing_ms, w.events_per_s, w.p50_ms, w.p95_ms, w.p99_ms];
+            for (&c, v) in reals.iter().zip(floats) {
+                rows.put(c, v);
+            }
+            rows.put(closed, w.closed_by);
+        }
+        Ok(Arc::new(Computed::new(rows)))
+    }
+}
+
+/// Lists per result block of `ecoreco.replay_recommendations`.
+const LISTS_PER_BLOCK: usize = 64;
+
+/// `ecoreco.replay_recommendations`: every list emitted, a row per rank.
+pub struct Recommendations;
+impl Output for Recommendations {
+    const NAME: &'static str = "ecoreco_replay_recommendations";
+    const FUNCTION: &'static str = "ecoreco.replay_recommendations";
+    const KEEP_RECOMMENDATIONS: bool = true;
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("event", SqlType::BigInt),
+            Column::new("event_time_us", SqlType::BigInt),
+            Column::new("window_start_us", SqlType::BigInt),
+            Column::new("user_id", SqlType::BigInt),
+            Column::new("rank", SqlType::Integer),
+            Column::new("product_id", SqlType::BigInt),
+            Column::new("score", SqlType::Double),
+            Column::new("source", SqlType::Varchar),
+            Column::new("latency_ms", SqlType::Double),
+        ]
+    }
+    fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>> {
+        let emitted = outcome.emitted;
+        Ok(Arc::new(Ranges::new(emitted.len(), LISTS_PER_BLOCK, move |range| {
+            let mut rows = RowSet::for_columns(&Self::columns());
+            let (event, time, window, user) = (rows.col("event")?, rows.col("event_time_us")?, rows.col("window_start_us")?, rows.col("user_id")?);
+            let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
+            let latency = rows.col("latency_ms")?;
+            for Emitted { position, user: u, recommendations, latency_ns } in &emitted[range] {
+                let e = &events[*position];
+                for (r, rec) in recommendations.iter().enumerate() {
+                    rows.put(event, Some(e.arrival));
+                    rows.put(time, Some(e.time));
+                    rows.put(window, Some(super::clock::window_start(e.time, window_us)));
+                    rows.put(user, Some(*u));
+                    rows.put(rank, Some(r as i32 + 1));
+                    rows.put(product, Some(model.product_ids[rec.product as usize]));
+                    rows.put(score, Some(rec.score as f64));
+                    rows.put_str(source, Some(rec.source.as_str()));
+                    rows.put(latency, Some(*latency_ns as f64 / 1e6));
+                }
+            }
+            Ok(rows)
+        })))
+    }
+}
+
+/// `ecoreco.replay_products`: the stream's counters per product.
+pub struct Products;
+impl Output for Products {
+    const NAME: &'static str = "ecoreco_replay_products";
+    const FUNCTION: &'static str = "ecoreco.replay_products";
+    const KEEP_RECOMMENDATIONS: bool = false;
+    fn columns() -> Vec<Column> {
+        ["product_id", "views", "carts", "purchases"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
+    }
+    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
+        let mut p: Vec<_> = outcome.products.into_iter().collect();
+        p.sort_unstable_by_key(|x| x.0);
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (id, views, carts, purchases) = (rows.col("product_id")?, rows.col("views")?, rows.col("carts")?, rows.col("purchases")?);
+        for (product, c) in p {
+            rows.put(id, Some(product));
+            rows.put(views, Some(c.views as i64));
+            rows.put(carts, Some(c.carts as i64));
+            rows.put(purchases, Some(c.purchases as i64));
+        }
+        Ok(Arc::new(Computed::new(rows)))
+    }
+}
+
+/// `ecoreco_recommend_session`: the fold-in of one anonymous session from
+/// its events (two lists: products and event codes, 1 view, 2 cart,
+/// 3 purchase, 0 other), fed with the model's rows.
+#[derive(Default)]
+pub struct SessionState {
+    session: Option<(Vec<i64>, Vec<i64>)>,
+    model: ModelInput,
+}
+
+pub struct RecommendSession;
+impl AggregateFunction for RecommendSession {
+    const NAME: &'static str = "ecoreco_recommend_session";
+    const FUNCTION: &'static str = "ecoreco.recommend_session";
+    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    type State = SessionState;
+    fn inputs() -> Vec<Column> {
+        use SqlType::*;
+        let mut c = vec![Column::new("product_ids", List(Box::new(BigInt))), Column::new("event_codes", List(Box::new(BigInt)))];
+        c.extend(model_inputs());
+        c
+    }
+    fn params() -> Vec<Param> {
+        let mut p = model_params();
+        p.extend(scoring_params());
+        p.extend(crate::als::weight_params());
+        p.extend(budget::settings_params());
+        p
+    }
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("rank", SqlType::Integer),
+            Column::new("product_id", SqlType::BigInt),
+            Column::new("score", SqlType::Double),
+            Column::new("source", SqlType::Varchar),
+        ]
+    }
+    fn update(state: &mut SessionState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+        let (products, codes, m) = (input.col("product_ids")?, input.col("event_codes")?, input.col("side")?);
+        for row in rows {
+            state.model.read(input, row, m)?;
+        }
+        // The session's lists are the same on every row: kept from the first.
+        if state.session.is_none() && input.rows() > 0 {
+            let list = |c: usize, name: &str| -> Result<Vec<i64>> {
+                match input.list::<i64>(c, 0) {
+                    None => bail!("`{name}` is NULL; pass a list, e.g. [1005115, 1004767]"),
+                    Some(Err(at)) => bail!("`{name}` has a NULL at position {}; pass a list without NULLs", at + 1),
+                    Some(Ok(v)) => Ok(v.to_vec()),
+                }
+            };
+            let products = list(products, "product_ids")?;
+            let codes = list(codes, "event_types")?;
+            ensure!(
+                products.len() == codes.len(),
+                "product_ids has {} elements and event_types {}; pass one event type per product",
+                products.len(),
+                codes.len()
+            );
+            state.session = Some((products, codes));
+        }
+        Ok(())
+    }
+    fn combine(target: &mut SessionState, source: SessionState) -> Result<()> {
+        if target.session.is_none() {
+            target.session = source.session;
+        }
+        target.model.merge(source.model)
+    }
+    fn finalize(state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        let (products, codes) = state.session.ok_or_else(|| anyhow!("{}", Self::EMPTY))?;
+        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let (model, fold) = state.model.load(call, &pool)?;
+        let weights = weights(call)?;
+        let mut user = UserState::new(&[]);
+        for (&product, &code) in products.iter().zip(&codes) {
+            let kind = match code {
+                1 => Kind::View,
+                2 => Kind::Cart,
+                3 => Kind::Purchase,
+                _ => continue,
+            };
+            let item = model.product(product);
+            let touch = Touch { kind, time: 0, item, category: item.map(|i| model.product_category[i as usize]) };
+            user.apply(&touch, &weights, &fold, model.item_factors())?;
+        }
+        let mut vector = vec![0f32; model.factors];
+        let vector = if user.fold.is_empty() {
+            None
+        } else {
+            user.fold.solve(&fold, &mut Scratch::default(), &mut vector)?;
+            Some(vector.as_slice())
+        };
+        let (k, blend) = (call.int("k")? as usize, blend(call, &model)?);
+        let recs = pool.install(|| model.recommend_vector(vector, &top_categories(&user.categories), &user.bought, k, blend));
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
+        for (r, rec) in recs.iter().enumerate() {
+            rows.put(rank, Some(r as i32 + 1));
+            rows.put(product, Some(model.product_ids[rec.product as usize]));
+            rows.put(score, Some(rec.score as f64));
+            rows.put_str(source, Some(rec.source.as_str()));
+        }
+        Ok(Arc::new(Computed::new(rows)))
+    }
+}
+
+/// The body of `ecoreco.replay*`: the aggregate over the feed of events
+/// and model rows, read block by block.
+pub fn replay_sql<T: AggregateFunction>(function: &str) -> String {
+    aggregate::rows_sql::<T>(
+        function,
+        &REPLAY_FEED,
+        &[],
+        &format!("({}) f", include_str!("../../sql/macros/stream_feed.sql")),
+    )
+}
+
+/// The body of `ecoreco.recommend_session`.
+pub fn session_sql() -> String {
+    let mut inputs = vec![
+        "product_ids::BIGINT[]",
+        "list_transform(event_types::VARCHAR[], lambda t: CASE WHEN t IS NULL THEN NULL WHEN lower(t) = 'view' THEN 1 \
+         WHEN lower(t) = 'cart' THEN 2 WHEN lower(t) = 'purchase' THEN 3 ELSE 0 END)::BIGINT[]",
+    ];
+    inputs.extend(MODEL_FEED);
+    aggregate::rows_sql::<RecommendSession>(
+        "ecoreco.recommend_session",
+        &inputs,
+        &[],
+        "query_table(model) m WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)",
+    )
+}
+
+/// `ecoreco_influx_line(measurement, tags_json, fields_json, time_ns)`.
+pub struct InfluxLine;
+impl ScalarFunction for InfluxLine {
+    const NAME: &'static str = "ecoreco_influx_line";
+    fn params() -> Vec<SqlType> {
+        vec![SqlType::Varchar, SqlType::Varchar, SqlType::Varchar, SqlType::BigInt]
+    }
+    fn returns() -> SqlType {
+        SqlType::Varchar
+    }
+    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> Result<()> {
+        for row in 0..input.rows() {
+            let measurement = input
+                .str(0, row)
+                .ok_or_else(|| anyhow!("measurement is NULL, pass a name such as 'ecoreco_window'"))?;
+            match lineproto::line_from_json(measurement, input.str(1, row), input.str(2, row), input.i64(3, row))? {
+                Some(line) => out.set_str(row, &line),
+                None => out.set_null(row),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ecoreco_influx_write`: sends the lines (NULLs skipped), returns
+/// `lines, requests, bytes`.
+#[derive(Default)]
+pub struct WriteState {
+    lines: Vec<String>,
+}
+
+pub struct InfluxWrite;
+impl AggregateFunction for InfluxWrite {
+    const NAME: &'static str = "ecoreco_influx_write";
+    const FUNCTION: &'static str = "ecoreco.influx_write";
+    const EMPTY: &'static str = "no lines to write; pass a table or view with a `line` column that has rows";
+    type State = WriteState;
+    fn inputs() -> Vec<Column> {
+        vec![Column::new("line", SqlType::Varchar)]
+    }
+    fn params() -> Vec<Param> {
+        use SqlType::*;
+        vec![
+            Param::named("url", Varchar, Value::Text("http://127.0.0.1:8086".into()), "an InfluxDB address such as 'http://127.0.0.1:8086'"),
+            Param::named("database", Varchar, Value::Text("ecoreco".into()), "an InfluxDB database name, e.g. 'ecoreco'"),
+            Param::supplied("external_access", Boolean, "current_setting('enable_external_access')"),
+            Param::supplied("threads", BigInt, "current_setting('threads')"),
+        ]
+    }
+    fn columns() -> Vec<Column> {
+        ["lines", "requests", "bytes"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
+    }
+    fn update(state: &mut WriteState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+        let at = input.col("line")?;
+        for row in rows {
+            if let Some(line) = input.str(at, row) {
+                ensure!(!line.contains('\n'), "a line contains a line break; pass one point per row");
+                budget::reserve(&mut state.lines, 1, "the lines")?;
+                state.lines.push(line.to_string());
+            }
+        }
+        Ok(())
+    }
+    fn combine(target: &mut WriteState, source: WriteState) -> Result<()> {
+        budget::reserve(&mut target.lines, source.lines.len(), "the lines")?;
+        target.lines.extend(source.lines);
+        Ok(())
+    }
+    fn finalize(state: WriteState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        ensure!(
+            call.boolean("external_access")?,
+            "refused because enable_external_access is false; allow external access to send metrics"
+        );
+        let mut writer = Writer::new(Target::new(call.text("url")?, call.text("database")?)?, INFLUX_TIMEOUT);
+        writer.send(&state.lines)?;
+        let w = writer.written;
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (lines, requests, bytes) = (rows.col("lines")?, rows.col("requests")?, rows.col("bytes")?);
+        rows.put(lines, Some(w.lines as i64));
+        rows.put(requests, Some(w.requests as i64));
+        rows.put(bytes, Some(w.bytes as i64));
+        Ok(Arc::new(Computed::new(rows)))
+    }
+}
+
+/// The body of `ecoreco.influx_write`.
+pub fn influx_write_sql() -> String {
+    aggregate::rows_sql::<InfluxWrite>("ecoreco.influx_write", &["line::VARCHAR"], &[], "query_table(lines)")
+}

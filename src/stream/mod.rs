@@ -1,0 +1,77 @@
+//! Real time: replaying events one by one against a trained model, with
+//! incremental per-user state, the ALS fold-in, a fresh top-k after every
+//! event, windowed metrics and InfluxDB monitoring.
+//!
+//! - [`clock`]: tumbling windows, the watermark, late events, pacing;
+//! - [`state`]: per-user and per-product state;
+//! - [`foldin`]: the exact least-squares fold-in (Woodbury / Cholesky);
+//! - [`replay`]: the driver, partitioned by user, with latency measurement;
+//! - [`lineproto`]: InfluxDB line protocol; [`http`]: the writer.
+
+pub mod clock;
+pub mod foldin;
+pub mod http;
+pub mod lineproto;
+pub mod replay;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+pub mod functions;
+
+use crate::binding::aggregate;
+use crate::binding::SqlMacro;
+use functions::{Output, Products, Recommendations, Replay, Windows};
+
+/// The replay macros' parameters: the table, the two intervals and the
+/// arrival column (macro-only: `window` is an SQL keyword, written
+/// `"window" := INTERVAL 1 MINUTE` in calls), then the declared ones.
+fn replay_signature() -> Vec<String> {
+    aggregate::signature::<Replay<Windows>>(
+        &["events", "\"window\" := INTERVAL 5 MINUTE", "watermark := INTERVAL 10 MINUTE", "arrival := NULL"],
+        &[],
+    )
+}
+
+fn replay_macro<O: Output>(name: &'static str, projection: &str) -> SqlMacro {
+    let signature = replay_signature();
+    let signature: Vec<&str> = signature.iter().map(String::as_str).collect();
+    SqlMacro::table(
+        name,
+        &signature,
+        format!("SELECT {projection} FROM ({}) w", functions::replay_sql::<Replay<O>>(O::FUNCTION)),
+    )
+}
+
+pub fn macros() -> Vec<SqlMacro> {
+    // Result columns are qualified (`w.`): an unqualified `events` would
+    // be the macro's table parameter.
+    let windows = "make_timestamp(w.window_start_us) AS window_start, make_timestamp(w.window_end_us) AS window_end, \
+         w.events AS events, w.late_events, w.ignored_events, w.active_users, w.new_users, w.unknown_users, w.recommendations, \
+         w.fallback_share, w.processing_ms, w.events_per_s, w.p50_ms, w.p95_ms, w.p99_ms, w.closed_by";
+    let recommendations = "w.event, make_timestamp(w.event_time_us) AS event_time, make_timestamp(w.window_start_us) AS window_start, \
+         w.user_id, w.rank, w.product_id, w.score, w.source, w.latency_ms";
+    // `model` comes first and positional here, as in the issue's signature.
+    let mut session = aggregate::signature::<functions::RecommendSession>(&["model", "product_ids", "event_types"], &[]);
+    session.retain(|p| !p.starts_with("model :="));
+    let session: Vec<&str> = session.iter().map(String::as_str).collect();
+    let write = aggregate::signature::<functions::InfluxWrite>(&["lines"], &[]);
+    let write: Vec<&str> = write.iter().map(String::as_str).collect();
+    vec![
+        replay_macro::<Windows>("replay", windows),
+        replay_macro::<Recommendations>("replay_recommendations", recommendations),
+        replay_macro::<Products>("replay_products", "w.*"),
+        SqlMacro::table("recommend_session", &session, functions::session_sql()),
+        SqlMacro::scalar(
+            "influx_line",
+            &["measurement", "tags", "fields", "time_ns := NULL"],
+            "ecoreco_influx_line(measurement, to_json(tags), to_json(fields), time_ns)",
+        ),
+        SqlMacro::table(
+            "influx_lines",
+            &["windows", "model := 'model'", "run := 'replay'"],
+            include_str!("../../sql/macros/stream_influx_lines.sql"),
+        ),
+        SqlMacro::table("influx_write", &write, functions::influx_write_sql()),
+    ]
+}

@@ -1,0 +1,187 @@
+//! Incremental per-user and per-product state, updated one event at a time.
+//!
+//! Per user: recent activity (events, last event time), category interest (interaction counts per category, whose
+//! top 3 feed the scorer as `recommend` uses them), the products bought,
+//! the interaction weight per product of the model (event weights summed
+//! and capped exactly as `ecoreco.interactions` does for training) and the
+//! fold-in of those weights ([`super::foldin::UserFold`]).
+//! Per product: views, carts and purchases seen in the stream.
+
+use super::foldin::{FoldIn, UserFold};
+use std::collections::HashMap;
+
+/// The event types that count; others are ignored (and counted as such).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    View,
+    Cart,
+    Purchase,
+}
+
+impl Kind {
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "view" => Some(Kind::View),
+            "cart" => Some(Kind::Cart),
+            "purchase" => Some(Kind::Purchase),
+            _ => None,
+        }
+    }
+}
+
+/// Event weights and the cap per (user, product): those the model was
+/// trained with (`ecoreco.als_train`'s view, cart, purchase, cap).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
+    pub view: f32,
+    pub cart: f32,
+    pub purchase: f32,
+    pub cap: f32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { view: 1.0, cart: 3.0, purchase: 5.0, cap: 10.0 }
+    }
+}
+
+impl Weights {
+    pub fn of(&self, kind: Kind) -> f32 {
+        match kind {
+            Kind::View => self.view,
+            Kind::Cart => self.cart,
+            Kind::Purchase => self.purchase,
+        }
+    }
+}
+
+/// One event as the state sees it: the product as a model index when the
+/// model knows it, and the category (the event's, else the model's).
+#[derive(Clone, Copy, Debug)]
+pub struct Touch {
+    pub kind: Kind,
+    pub time: i64,
+    pub item: Option<u32>,
+    pub category: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UserState {
+    pub events: u64,
+    pub last_time: i64,
+    /// Interactions per category (all of the user's view, cart and
+    /// purchase events in the stream).
+    pub categories: HashMap<i64, f32>,
+    /// Products of the model bought, sorted (excluded from the lists).
+    pub bought: Vec<u32>,
+    /// Summed (uncapped) event weight per product of the model, in the
+    /// order first touched.
+    sums: Vec<(u32, f32)>,
+    pub fold: UserFold,
+}
+
+impl UserState {
+    /// A user the model knows starts with the purchases the model
+    /// recorded for them (never recommended again, as in `recommend`).
+    pub fn new(model_purchases: &[u32]) -> UserState {
+        let mut bought = model_purchases.to_vec();
+        bought.sort_unstable();
+        UserState { bought, ..UserState::default() }
+    }
+
+    /// Applies one event; `y` are the model's product factors.
+    pub fn apply(&mut self, touch: &Touch, weights: &Weights, fold: &FoldIn, y: &[f32]) -> anyhow::Result<()> {
+        self.events += 1;
+        self.last_time = self.last_time.max(touch.time);
+        if let Some(c) = touch.category {
+            *self.categories.entry(c).or_default() += 1.0;
+        }
+        let Some(item) = touch.item else { return Ok(()) };
+        if touch.kind == Kind::Purchase {
+            if let Err(at) = self.bought.binary_search(&item) {
+                self.bought.insert(at, item);
+            }
+        }
+        let add = weights.of(touch.kind);
+        let sum = match self.sums.iter_mut().find(|s| s.0 == item) {
+            Some(s) => {
+                s.1 += add;
+                s.1
+            }
+            None => {
+                self.sums.push((item, add));
+                add
+            }
+        };
+        self.fold.set_weight(fold, y, item, sum.min(weights.cap))
+    }
+
+    /// The interaction weight of a product of the model (0 if untouched).
+    pub fn weight(&self, item: u32, weights: &Weights) -> f32 {
+        self.sums.iter().find(|s| s.0 == item).map_or(0.0, |s| s.1.min(weights.cap))
+    }
+}
+
+/// Stream counters of one product.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProductCounters {
+    pub views: u64,
+    pub carts: u64,
+    pub purchases: u64,
+}
+
+impl ProductCounters {
+    pub fn count(&mut self, kind: Kind) {
+        match kind {
+            Kind::View => self.views += 1,
+            Kind::Cart => self.carts += 1,
+            Kind::Purchase => self.purchases += 1,
+        }
+    }
+    pub fn add(&mut self, other: &ProductCounters) {
+        self.views += other.views;
+        self.carts += other.carts;
+        self.purchases += other.purchases;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_sum_per_product_and_cap_as_the_trainer_does() {
+        let y = vec![1.0, 0.0, 0.0, 1.0];
+        let fold = FoldIn::new(&y, 2, 0.1, 1.0).unwrap();
+        let w = Weights::default();
+        let mut user = UserState::new(&[1]);
+        let touch = |kind, item| Touch { kind, time: 5, item: Some(item), category: Some(7) };
+        for kind in [Kind::View, Kind::Cart, Kind::Purchase, Kind::Purchase] {
+            user.apply(&touch(kind, 0), &w, &fold, &y).unwrap();
+        }
+        // 1 + 3 + 5 + 5 = 14, capped at 10.
+        assert_eq!(user.weight(0, &w), 10.0);
+        assert_eq!(user.weight(1, &w), 0.0);
+        assert_eq!(user.bought, [0, 1]);
+        assert_eq!(user.categories[&7], 4.0);
+        assert_eq!(user.events, 4);
+        // A product the model does not know: interest only.
+        user.apply(&Touch { kind: Kind::View, time: 9, item: None, category: Some(8) }, &w, &fold, &y).unwrap();
+        assert_eq!(user.fold.products(), 1);
+        assert_eq!(user.categories[&8], 1.0);
+        assert_eq!(user.last_time, 9);
+        assert_eq!(Kind::parse("remove_from_cart"), None);
+    }
+
+    #[test]
+    fn product_counters_count_and_merge() {
+        let mut a = ProductCounters::default();
+        a.count(Kind::View);
+        a.count(Kind::View);
+        a.count(Kind::Purchase);
+        let mut b = ProductCounters::default();
+        b.count(Kind::Cart);
+        b.add(&a);
+        assert_eq!(b, ProductCounters { views: 2, carts: 1, purchases: 1 });
+    }
+}
