@@ -18,9 +18,9 @@ For each: the 80/20 time split of evaluate_recommendations, NDCG@10 of
   (the same confidence transform and recency decay applied to its matrix),
   on the same split, same users, same exclusion of training purchases.
 Then the cost of the search: als_train at 1M and 4M events, search on vs
-search := false (best of 2).
+search := false (best of 2 at 1M, one run each at 4M).
 
-usage: quality.py EXTENSION [--quick] [--skip-implicit]
+usage: quality.py EXTENSION [--quick] [--skip-implicit] [--cost-only]
 """
 import math
 import os
@@ -38,6 +38,7 @@ import gen_drift  # noqa: E402
 EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
 QUICK = "--quick" in sys.argv
 SKIP_IMPLICIT = "--skip-implicit" in sys.argv
+COST_ONLY = "--cost-only" in sys.argv
 K = 10
 
 REPORTED = [
@@ -170,7 +171,8 @@ def search_cost(con):
             continue
         make_events(con, "c", generator, seed, events, {})
         best = {}
-        for _ in range(2):
+        # Best of 2 at 1M; one of each at 4M (minutes per fit on 2 cores).
+        for _ in range(2 if events <= 1_000_000 else 1):
             for search in ("false", "true"):
                 started = time.perf_counter()
                 con.execute(f"SELECT count(*) FROM ecoreco.als_train(c, search := {search})").fetchall()
@@ -184,7 +186,7 @@ def main():
     con = connect()
     threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     print(f"ecoreco quality bench: duckdb {duckdb.__version__}, threads={threads}")
-    for generator, seed, events, extra in REPORTED:
+    for generator, seed, events, extra in [] if COST_ONLY else REPORTED:
         report(con, generator, seed, events, extra)
     search_cost(con)
 

@@ -2,11 +2,14 @@
 //!
 //! `ecoreco.interactions(events)` turns events into weighted (user, product)
 //! pairs in SQL (view 1, cart 3, purchase 5, summed, capped at 10: DuckDB's
-//! group-by does this best). `ecoreco.als_train(events)` feeds those pairs to
-//! the `ecoreco_als_train` aggregate, which maps ids to dense indices, builds
-//! the CSR matrices, trains with [`solver`] and returns the model as rows
-//! ([`crate::model::table`]); the `als_train` function that searches
-//! parameters and writes the rows is [`crate::train`].
+//! group-by does this best). `ecoreco.als_train(source)` normalises the rows
+//! of any interaction source (`sql/macros/source_rows.sql`), groups them into
+//! pairs together with the pairs of the validation split inside them
+//! ([`pairs_sql`]), and feeds both to the `ecoreco_als_train` aggregate, which
+//! reads them ([`read_pairs`]); [`crate::train`] chooses the parameters
+//! (its `tune`, with [`weighting`]), and the trainer maps ids to dense
+//! indices, builds the CSR matrices, trains with [`solver`] and returns the
+//! model as rows ([`crate::model::table`]).
 
 
 pub mod solver;
@@ -302,12 +305,15 @@ impl Trained {
 /// does not depend on the order the pairs arrived in.
 /// The pair weights pass through `confidence` ([`weighting::apply`])
 /// before ALS sees them (popularity and interest keep the raw weights and
-/// counts); `blend` is the serving blend stored with the model.
+/// counts); `blend` is the serving blend stored with the model. Without
+/// `record_loss` (the search's short fits) the loss is not computed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn train_pairs(
     mut pairs: Vec<Pair>,
     params: &AlsParams,
     confidence: weighting::Confidence,
     blend: f32,
+    record_loss: bool,
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
@@ -375,9 +381,17 @@ pub(crate) fn train_pairs(
     weighting::apply(&mut user_items, confidence);
     let stats = event_stats(&pairs, &user_ids, &product_pos)?;
     drop(pairs);
-    let trained = solver::train_with_callback(&user_items, params, |i, loss| {
-        progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
-    })?;
+    let trained = if record_loss {
+        solver::train_with_callback(&user_items, params, |i, loss| {
+            progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
+        })?
+    } else {
+        let mut trainer = solver::AlsTrainer::new(&user_items, params)?;
+        for _ in 0..params.iterations {
+            trainer.step();
+        }
+        trainer.into_model(Vec::new())
+    };
     // The blend is part of what is served, so part of the model's identity.
     let model_id = crate::model::model_id(
         &[&trained.user_factors, &trained.item_factors, &[blend]],

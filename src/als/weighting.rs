@@ -113,8 +113,8 @@ fn bm25(matrix: &mut Csr) {
         .map(|u| matrix.row(u).1.iter().map(|&v| v as f64).sum())
         .collect();
     let mean_length = row_sums.iter().sum::<f64>() / n_users.max(1.0);
-    for u in 0..matrix.n_rows {
-        let length_norm = (1.0 - BM25_B) + BM25_B * row_sums[u] / mean_length;
+    for (u, &row_sum) in row_sums.iter().enumerate() {
+        let length_norm = (1.0 - BM25_B) + BM25_B * row_sum / mean_length;
         for k in matrix.indptr[u]..matrix.indptr[u + 1] {
             let r = matrix.values[k] as f64;
             let i = matrix.indices[k] as usize;

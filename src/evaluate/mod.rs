@@ -141,7 +141,7 @@ impl AggregateFunction for Evaluate {
         crate::binding::thread_pool(call.int("threads")?)?.install(|| {
             let data = std::mem::take(&mut state.train);
             let fit = |candidate: &Candidate, pairs| {
-                tune::fit_all(pairs, &data.times, &base, candidate, base.iterations, 0.0, &budget, &progress)
+                tune::fit_all(pairs, &data.times, &base, candidate, base.iterations, 0.0, false, &budget, &progress)
                     .and_then(|t| ServingModel::new(t.model))
             };
             let outcome = if call.boolean("search")? {

@@ -64,7 +64,7 @@ fn pairs(events: &[(i64, i64, i64, Kind)], w: &Weights) -> Vec<Pair> {
 fn trained(seed: u64) -> (ServingModel, Vec<(i64, i64, i64, Kind)>, AlsParams) {
     let evs = events(seed);
     let params = AlsParams { factors: 6, iterations: 8, regularization: 0.1, alpha: 2.0, cg_steps: 3, seed: 9 };
-    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, true, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     (model, evs, params)
 }
 
@@ -275,7 +275,7 @@ fn timing() {
         evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
     }
     let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
-    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, true, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     let fold = FoldIn::new(model.item_factors(), 50, 0.1, 1.0).unwrap();
     let y = model.item_factors();
     let mut users: std::collections::HashMap<i64, UserState> = Default::default();
@@ -314,7 +314,7 @@ fn timing_recommend() {
         evs.push((user, product, 100 + product % 13, if rng.next_u64() % 30 == 0 { Kind::Cart } else { Kind::View }));
     }
     let params = AlsParams { factors: 50, iterations: 5, regularization: 0.1, alpha: 1.0, cg_steps: 3, seed: 9 };
-    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
+    let model = ServingModel::new(train_pairs(pairs(&evs, &Weights::default()), &params, Confidence::Raw, 0.0, true, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap().model).unwrap();
     let n = model.user_ids.len().min(5000);
     for blend in [0.0f32, 0.8, 1.0] {
         let t = std::time::Instant::now();

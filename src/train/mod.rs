@@ -58,7 +58,7 @@ pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, pr
         None
     };
     let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
-    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, budget, progress)?;
+    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, true, budget, progress)?;
     trained.search = outcome.as_ref().map(tune::Outcome::param_rows);
     Ok(trained)
 }

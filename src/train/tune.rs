@@ -206,6 +206,7 @@ pub(crate) fn fit_all(
     candidate: &Candidate,
     iterations: usize,
     blend: f32,
+    record_loss: bool,
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
@@ -217,13 +218,13 @@ pub(crate) fn fit_all(
             p.weight = w;
         }
     }
-    let mut trained = train_pairs(pairs, &candidate.params(base, iterations), candidate.confidence, blend, budget, progress)?;
+    let mut trained = train_pairs(pairs, &candidate.params(base, iterations), candidate.confidence, blend, record_loss, budget, progress)?;
     trained.half_life = candidate.half_life;
     Ok(trained)
 }
 
 /// Trains `candidate` on the validation training pairs ([`fit_all`] with
-/// the search's iterations) and indexes the evaluated users' targets.
+/// the search's iterations, no loss) and indexes the evaluated users' targets.
 pub(crate) fn fit_validation(
     split: &ValidationSplit,
     users: &[i64],
@@ -233,7 +234,7 @@ pub(crate) fn fit_validation(
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<ValidationFit> {
-    let trained = fit_all(split.train.clone(), &split.train_times, base, candidate, iterations, 0.0, budget, progress)?;
+    let trained = fit_all(split.train.clone(), &split.train_times, base, candidate, iterations, 0.0, false, budget, progress)?;
     let model = ServingModel::new(trained.model)?;
     let wanted: HashSet<i64> = users.iter().copied().collect();
     let mut relevant: HashMap<u32, Vec<u32>> = HashMap::new();
