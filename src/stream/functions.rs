@@ -253,6 +253,8 @@ pub fn replay_params() -> Vec<Param> {
         Param::supplied("watermark_us", BigInt, "epoch(watermark::INTERVAL) * 1000000").nullable(),
         Param::named("speed", Double, Value::Int(0), "0 (as fast as possible) or a factor of recorded time such as 60")
             .check(Check::Range(0.0, 1e12)),
+        Param::named("max_seconds", Double, Value::Int(3600), "the longest a paced replay may last, in seconds, e.g. max_seconds := 3600")
+            .check(Check::Range(0.0, 1e9)),
     ]);
     p.extend(scoring_params());
     p.extend([
@@ -284,6 +286,7 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
         window_us,
         watermark_us,
         speed: call.double("speed")?,
+        max_seconds: call.double("max_seconds")?,
         k: call.int("k")? as usize,
         // Set from the call or the model once the model is read.
         blend: 0.0,
