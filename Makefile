@@ -2,7 +2,9 @@
 #   make          build build/release/ecoreco.duckdb_extension
 #   make demo     build, generate data, run sql/demo.sql in the DuckDB CLI
 #   make test     Rust unit tests + SQL tests in DuckDB 1.5 and 2.0 (CLI and Python)
+#                 + the model exchange with a real Spark (PySpark, needs Java 17)
 #   make bench    end-to-end figures (ingest ratio, generator rows/s, ...) + criterion benches
+#   make report   the demo, then a screenshot of its report: data/report.html, data/report.png
 #   make stream-demo  replay with metrics sent to a temporary local InfluxDB, read back
 
 EXT_VERSION   := v$(shell grep -m1 '^version' Cargo.toml | cut -d'"' -f2)
@@ -17,16 +19,23 @@ VENV_BENCH    := .venv/bench
 DUCKDB_15     := duckdb==1.5.6 duckdb-cli==1.5.6
 DUCKDB_20     := duckdb==2.0.0
 PY_TEST_DEPS  := pytest==8.3.5 numpy scikit-learn
+# The BI tests read the Parquet exports with a second reader.
+PY_REPORT_DEPS := pyarrow==26.0.1
+# The fuzz campaign (test/fuzz) draws its calls with hypothesis.
+PY_FUZZ_DEPS  := hypothesis==6.170.15
 CLI           := $(VENV_15)/bin/duckdb
+# Spark versions the ALSModel exchange is tested against, one venv each.
+PYSPARK_VERSIONS := 3.5.9 4.0.5
+SPARK_TEST    := test/python/test_spark.py
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo stream-demo test test-rust test-sql bench bench-scale venv clean
+.PHONY: all release demo report stream-demo test test-rust test-sql test-spark bench bench-scale venv clean
 
 all: release
 
 release: $(EXTENSION)
 
-$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') extension/append_metadata.py
+$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(shell find sql/macros -name '*.sql') extension/append_metadata.py
 	cargo build --release --lib
 	@mkdir -p build/release
 	strip -o build/release/libecoreco.so target/release/libecoreco.so
@@ -34,7 +43,7 @@ $(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') extension/app
 		--extension-version $(EXT_VERSION) --c-api $(MIN_C_API) --platform $(PLATFORM)
 	@rm -f build/release/libecoreco.so
 
-venv: $(VENV_15)/.ok $(VENV_20)/.ok
+venv: $(VENV_15)/.ok $(VENV_20)/.ok $(VENV_15)/.report-ok $(VENV_20)/.report-ok $(VENV_15)/.fuzz-ok $(VENV_20)/.fuzz-ok
 
 $(VENV_15)/.ok:
 	$(PYTHON) -m venv $(VENV_15)
@@ -46,10 +55,34 @@ $(VENV_20)/.ok:
 	$(VENV_20)/bin/pip install -q $(DUCKDB_20) $(PY_TEST_DEPS)
 	@touch $@
 
+# A separate stamp, so that venvs made before these packages were needed get them.
+$(VENV_15)/.report-ok: $(VENV_15)/.ok
+	$(VENV_15)/bin/pip install -q $(PY_REPORT_DEPS)
+	@touch $@
+
+$(VENV_20)/.report-ok: $(VENV_20)/.ok
+	$(VENV_20)/bin/pip install -q $(PY_REPORT_DEPS)
+	@touch $@
+
+$(VENV_15)/.fuzz-ok: $(VENV_15)/.ok
+	$(VENV_15)/bin/pip install -q $(PY_FUZZ_DEPS)
+	@touch $@
+
+$(VENV_20)/.fuzz-ok: $(VENV_20)/.ok
+	$(VENV_20)/bin/pip install -q $(PY_FUZZ_DEPS)
+	@touch $@
+
 demo: release venv
 	@mkdir -p data
 	$(CLI) -unsigned -c "LOAD '$(EXTENSION)'; COPY (FROM ecoreco_synth(events := $(DEMO_EVENTS), seed := 42)) TO 'data/demo_events.csv' (HEADER);"
 	$(CLI) -unsigned -cmd "LOAD '$(EXTENSION)'" -c ".read sql/demo.sql"
+	@echo "== The Parquet exports read back by pyarrow and by DuckDB =="
+	$(VENV_20)/bin/python test/python/parquet_readback.py data
+
+# Needs Debian's chromium (.ci/run installs it).
+report: demo
+	$(VENV_20)/bin/python test/python/headless.py screenshot data/report.html data/report.png
+
 
 # Starts influxd (Debian's influxdb package) on 127.0.0.1 in a temporary
 # folder, replays one day of generated events with metrics written to it
@@ -57,7 +90,7 @@ demo: release venv
 stream-demo: release venv
 	$(VENV_20)/bin/python test/python/stream_demo.py $(EXTENSION)
 
-test: test-rust test-sql
+test: test-rust test-sql test-spark
 
 test-rust:
 	cargo test --release --lib
@@ -65,9 +98,25 @@ test-rust:
 test-sql: release venv
 	$(VENV_15)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
 	$(VENV_20)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
-	$(VENV_15)/bin/python -m pytest -q test/python
-	$(VENV_20)/bin/python -m pytest -q test/python
+	$(VENV_15)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
+	$(VENV_20)/bin/python -m pytest -q test/python --ignore=$(SPARK_TEST)
 	bash test/cli_smoke.sh $(CLI)
+	$(VENV_15)/bin/python test/fuzz/campaign.py $(EXTENSION)
+	$(VENV_20)/bin/python test/fuzz/campaign.py $(EXTENSION)
+
+# PySpark from PyPI with DuckDB 2.0 beside it; Spark needs a Java runtime.
+.venv/spark-%/.ok:
+	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(PYTHON) -m venv .venv/spark-$*
+	.venv/spark-$*/bin/pip install -q pyspark==$* $(DUCKDB_20) pytest==8.3.5 numpy
+	@touch $@
+
+test-spark: release $(foreach v,$(PYSPARK_VERSIONS),.venv/spark-$(v)/.ok)
+	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@for v in $(PYSPARK_VERSIONS); do \
+		echo "Spark exchange tests with PySpark $$v"; \
+		.venv/spark-$$v/bin/python -m pytest -q -s $(SPARK_TEST) || exit 1; \
+	done
 
 $(VENV_BENCH)/.ok:
 	$(PYTHON) -m venv $(VENV_BENCH)

@@ -15,6 +15,7 @@ FROM ecoreco.similar_products((SELECT id FROM model WHERE side = 'product' ORDER
 CREATE OR REPLACE VIEW top10 AS FROM ecoreco.recommend_all('model', k := 10);
 SELECT count(*) AS rows, count(DISTINCT user_id) AS users, count(DISTINCT product_id) AS distinct_products FROM top10;
 .print '== 7. Evaluation on a time split (first 80 % of the time span -> last 20 %) =='
+CREATE OR REPLACE TABLE evaluation AS FROM ecoreco.evaluate_recommendations(events, split := 0.8, k := 10);
 SELECT model, k, round(precision, 4) AS precision, round(recall, 4) AS recall, round(ndcg, 4) AS ndcg, round(map, 4) AS map,
        round(coverage, 4) AS coverage, users_evaluated, blend, round(rmse_vs_weight, 3) AS rmse_vs_weight
-FROM ecoreco.evaluate_recommendations(events, split := 0.8, k := 10);
+FROM evaluation;

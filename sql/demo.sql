@@ -10,3 +10,4 @@ SET VARIABLE events_csv = coalesce(getvariable('events_csv'), 'data/demo_events.
 .read sql/03_segments.sql
 .read sql/04_recommend.sql
 .read sql/05_stream.sql
+.read sql/06_report.sql

@@ -40,9 +40,14 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::als::AlsTrain>(con.0)?;
     aggregate::register::<crate::recommend::Serve>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
+    aggregate::register::<crate::interop::SparkImport>(con.0)?;
+    aggregate::register::<crate::interop::SparkExport>(con.0)?;
+    scalar::register::<crate::interop::ImportSql>(con.0)?;
     scalar::register::<crate::recommend::ModelReady>(con.0)?;
     scalar::register::<crate::recommend::RecommendSql>(con.0)?;
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
+    scalar::register::<crate::report::ReportSql>(con.0)?;
+    scalar::register::<crate::report::ReportWrite>(con.0)?;
     aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Windows>>(con.0)?;
     aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Recommendations>>(con.0)?;
     aggregate::register::<crate::stream::functions::Replay<crate::stream::functions::Products>>(con.0)?;
@@ -59,6 +64,8 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::als::macros())
         .chain(crate::recommend::macros())
         .chain(crate::evaluate::macros())
+        .chain(crate::report::macros())
+        .chain(crate::interop::macros())
         .chain(crate::stream::macros())
         .chain([
             binding::SqlMacro::scalar("version", &[], "ecoreco_version()"),

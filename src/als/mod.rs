@@ -186,8 +186,7 @@ pub(crate) fn read_pairs(
     input: &InputChunk,
     rows: std::ops::Range<usize>,
 ) -> anyhow::Result<()> {
-    let (u, p, w) = (input.col("user_id")?, input.col("product_id")?, input.col("weight")?);
-    let (b, n, c) = (input.col("purchases")?, input.col("interactions")?, input.col("category_id")?);
+    let cols = PairCols::of(input)?;
     let (t, vw, vb, vn) = (input.col("last_time")?, input.col("v_weight")?, input.col("v_purchases")?, input.col("v_interactions")?);
     let (vt, target, cut, first) = (input.col("v_time")?, input.col("v_target")?, input.col("v_cut")?, input.col("first_time")?);
     budget::reserve(&mut data.pairs, rows.len(), "interaction pairs")?;
@@ -197,19 +196,12 @@ pub(crate) fn read_pairs(
         ((data.pairs.len() + data.validation.train.len() + 2 * rows.len()) * (std::mem::size_of::<Pair>() + 8)) as u64,
         "48 bytes per (user, product) pair, twice (all the data and its validation part)",
     )?;
-    let count = |col: usize, row: usize| input.i64(col, row).unwrap_or(0).max(0).min(u32::MAX as i64) as u32;
+    let count = |col: usize, row: usize| count_at(input, col, row);
     for row in rows {
-        let (Some(user), Some(product), Some(weight)) = (input.i64(u, row), input.i64(p, row), input.f64(w, row)) else {
+        let Some(pair) = cols.read(input, row) else {
             continue;
         };
-        let pair = Pair {
-            user,
-            product,
-            weight: weight as f32,
-            purchases: count(b, row),
-            interactions: input.i64(n, row).map_or(1, |_| count(n, row)),
-            category: input.i64(c, row).unwrap_or(-1),
-        };
+        let (user, product) = (pair.user, pair.product);
         data.pairs.push(pair);
         data.times.push(input.f64(t, row).unwrap_or(f64::NAN));
         let split = &mut data.validation;
@@ -224,6 +216,60 @@ pub(crate) fn read_pairs(
             split.targets.push((user, product));
         }
     }
+    Ok(())
+}
+
+fn count_at(input: &InputChunk, col: usize, row: usize) -> u32 {
+    input.i64(col, row).unwrap_or(0).max(0).min(u32::MAX as i64) as u32
+}
+
+/// Where the plain pair columns (the first six of [`pair_inputs`]) are in
+/// a chunk; shared by every aggregate that reads (user, product) pairs.
+pub(crate) struct PairCols {
+    user: usize,
+    product: usize,
+    weight: usize,
+    purchases: usize,
+    interactions: usize,
+    category: usize,
+}
+
+impl PairCols {
+    pub(crate) fn of(input: &InputChunk) -> anyhow::Result<Self> {
+        Ok(PairCols {
+            user: input.col("user_id")?,
+            product: input.col("product_id")?,
+            weight: input.col("weight")?,
+            purchases: input.col("purchases")?,
+            interactions: input.col("interactions")?,
+            category: input.col("category_id")?,
+        })
+    }
+
+    /// The pair of `row`; `None` without a user, product or weight.
+    pub(crate) fn read(&self, input: &InputChunk, row: usize) -> Option<Pair> {
+        let (user, product, weight) = (input.i64(self.user, row)?, input.i64(self.product, row)?, input.f64(self.weight, row)?);
+        Some(Pair {
+            user,
+            product,
+            weight: weight as f32,
+            purchases: count_at(input, self.purchases, row),
+            interactions: input.i64(self.interactions, row).map_or(1, |_| count_at(input, self.interactions, row)),
+            category: input.i64(self.category, row).unwrap_or(-1),
+        })
+    }
+}
+
+/// The plain pair inputs: user, product, weight, counts and category.
+pub(crate) fn plain_pair_inputs() -> Vec<Column> {
+    pair_inputs().into_iter().take(6).collect()
+}
+
+/// Reads the plain pairs of `rows` into `pairs`, fallibly.
+pub(crate) fn read_plain_pairs(pairs: &mut Vec<Pair>, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    let cols = PairCols::of(input)?;
+    budget::reserve(pairs, rows.len(), "interaction pairs")?;
+    pairs.extend(rows.filter_map(|row| cols.read(input, row)));
     Ok(())
 }
 
@@ -349,55 +395,18 @@ pub(crate) fn train_pairs(
     let mut rows = Vec::with_capacity(pairs.len());
     let mut cols = Vec::with_capacity(pairs.len());
     let mut weights = Vec::with_capacity(pairs.len());
-    let mut purchase_rows = Vec::new();
-    let mut purchase_cols = Vec::new();
-    let mut product_category = vec![i64::MIN; product_ids.len()];
-    let mut purchases = vec![0f32; product_ids.len()];
-    let mut weight_sum = vec![0f32; product_ids.len()];
-    let mut interest = Vec::with_capacity(user_ids.len());
-    let mut counts: HashMap<i64, f32> = HashMap::new();
     let mut user = 0u32;
     for (n, p) in pairs.iter().enumerate() {
         if n > 0 && p.user != pairs[n - 1].user {
-            interest.push(top_categories(&counts));
-            counts.clear();
             user += 1;
         }
-        let i = product_pos[&p.product];
         rows.push(user);
-        cols.push(i);
+        cols.push(product_pos[&p.product]);
         weights.push(p.weight);
-        if p.purchases > 0 {
-            purchase_rows.push(user);
-            purchase_cols.push(i);
-        }
-        // Pairs are in (user, product) order: the smallest user's category
-        // wins, deterministically.
-        if product_category[i as usize] == i64::MIN {
-            product_category[i as usize] = p.category;
-        }
-        purchases[i as usize] += p.purchases as f32;
-        weight_sum[i as usize] += p.weight;
-        *counts.entry(p.category).or_default() += p.interactions as f32;
     }
-    interest.push(top_categories(&counts));
-    // Popularity: purchases, ties broken by total interaction weight (< 1).
-    let max_weight = weight_sum.iter().copied().fold(0.0f32, f32::max);
-    let popularity: Vec<f32> = purchases
-        .iter()
-        .zip(&weight_sum)
-        .map(|(p, w)| p + w / (1.0 + max_weight))
-        .collect();
-
     let mut user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
     weighting::apply(&mut user_items, confidence);
-    let purchased = Csr::from_triplets(
-        user_ids.len(),
-        product_ids.len(),
-        &purchase_rows,
-        &purchase_cols,
-        &vec![1.0; purchase_rows.len()],
-    )?;
+    let stats = event_stats(&pairs, &user_ids, &product_pos)?;
     drop(pairs);
     let trained = solver::train_with_callback(&user_items, params, |i, loss| {
         progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
@@ -414,10 +423,10 @@ pub(crate) fn train_pairs(
         product_ids,
         user_factors: trained.user_factors,
         item_factors: trained.item_factors,
-        product_category,
-        popularity,
-        purchased,
-        interest,
+        product_category: stats.product_category,
+        popularity: stats.popularity,
+        purchased: stats.purchased,
+        interest: stats.interest,
         blend,
     };
     model.validate()?;
@@ -448,6 +457,93 @@ pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, pr
     let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, budget, progress)?;
     trained.search = outcome;
     Ok(trained)
+}
+
+/// What the events say about a model's users and products, beyond the
+/// factors: shared by the trainer and the Spark import, so both write the
+/// same rows for the same events.
+pub(crate) struct EventStats {
+    /// category_id per product (-1 for a product with no pair).
+    pub product_category: Vec<i64>,
+    /// Purchases, ties broken by total interaction weight (< 1).
+    pub popularity: Vec<f32>,
+    /// Products each user bought.
+    pub purchased: Csr,
+    /// Each user's top-3 categories with their share of the user's interactions.
+    pub interest: Vec<Vec<(i64, f32)>>,
+    /// Pairs of a known user and a known product.
+    pub interactions: usize,
+}
+
+/// `pairs` sorted by (user, product); `user_ids` sorted, `product_pos`
+/// maps product_id to its position. Pairs of unknown products count only
+/// for their user's interest; pairs of unknown users only for the product.
+pub(crate) fn event_stats(
+    pairs: &[Pair],
+    user_ids: &[i64],
+    product_pos: &HashMap<i64, u32>,
+) -> anyhow::Result<EventStats> {
+    let n_products = product_pos.len();
+    let mut purchase_rows = Vec::new();
+    let mut purchase_cols = Vec::new();
+    let mut product_category = budget::filled(n_products, i64::MIN, "product categories")?;
+    let mut purchases = budget::filled(n_products, 0f32, "product purchases")?;
+    let mut weight_sum = budget::filled(n_products, 0f32, "product weights")?;
+    let mut interest = budget::filled(user_ids.len(), Vec::new(), "user interests")?;
+    let mut counts: HashMap<i64, f32> = HashMap::new();
+    let mut interactions = 0;
+    for run in pairs.chunk_by(|a, b| a.user == b.user) {
+        let user = user_ids.binary_search(&run[0].user).ok();
+        counts.clear();
+        for p in run {
+            if let Some(&i) = product_pos.get(&p.product) {
+                // Pairs are in (user, product) order: the smallest user's
+                // category wins, deterministically.
+                if product_category[i as usize] == i64::MIN {
+                    product_category[i as usize] = p.category;
+                }
+                purchases[i as usize] += p.purchases as f32;
+                weight_sum[i as usize] += p.weight;
+                if let Some(u) = user {
+                    interactions += 1;
+                    if p.purchases > 0 {
+                        purchase_rows.push(u as u32);
+                        purchase_cols.push(i);
+                    }
+                }
+            }
+            *counts.entry(p.category).or_default() += p.interactions as f32;
+        }
+        if let Some(u) = user {
+            interest[u] = top_categories(&counts);
+        }
+    }
+    for c in &mut product_category {
+        if *c == i64::MIN {
+            *c = -1;
+        }
+    }
+    // Popularity: purchases, ties broken by total interaction weight (< 1).
+    let max_weight = weight_sum.iter().copied().fold(0.0f32, f32::max);
+    let popularity: Vec<f32> = purchases
+        .iter()
+        .zip(&weight_sum)
+        .map(|(p, w)| p + w / (1.0 + max_weight))
+        .collect();
+    let purchased = Csr::from_triplets(
+        user_ids.len(),
+        n_products,
+        &purchase_rows,
+        &purchase_cols,
+        &vec![1.0; purchase_rows.len()],
+    )?;
+    Ok(EventStats {
+        product_category,
+        popularity,
+        purchased,
+        interest,
+        interactions,
+    })
 }
 
 #[derive(Default)]

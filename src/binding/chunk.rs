@@ -1,8 +1,11 @@
-//! Writing result rows into DuckDB data chunks, and reading input vectors.
+//! Writing result rows into DuckDB data chunks.
 //!
-//! Fixed-width columns are exposed as plain mutable slices (DuckDB's vector
-//! memory is a contiguous array of the physical type), strings go through
-//! DuckDB's own string assignment so the vector owns its copy.
+//! A [`ColumnWriter`] knows its vector's type (asked once, when the writer is
+//! made), so its typed setters (`set_i64`, `set_f64`, ...) are safe: writing a
+//! value of another physical type, or past the chunk's capacity, is a panic
+//! (which `guard` turns into an SQL error), never a write into the wrong
+//! memory. Strings go through DuckDB's own string assignment so the vector
+//! owns its copy.
 
 use libduckdb_sys as ffi;
 
@@ -23,18 +26,64 @@ impl OutputChunk {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+    /// The writer of column `index`; panics if the chunk has no such column.
     pub fn column(&mut self, index: usize) -> ColumnWriter {
         unsafe {
+            let columns = ffi::duckdb_data_chunk_get_column_count(self.raw) as usize;
+            assert!(
+                index < columns,
+                "column {index} of a chunk with {columns} columns"
+            );
             let vector = ffi::duckdb_data_chunk_get_vector(self.raw, index as u64);
-            ColumnWriter {
-                vector,
-                capacity: self.capacity,
-            }
+            ColumnWriter::from_vector(vector, self.capacity)
         }
     }
     pub fn set_len(&mut self, rows: usize) {
-        debug_assert!(rows <= self.capacity);
+        assert!(
+            rows <= self.capacity,
+            "{rows} rows in a chunk of {}",
+            self.capacity
+        );
         unsafe { ffi::duckdb_data_chunk_set_size(self.raw, rows as u64) }
+    }
+}
+
+/// The storage class of a vector, which decides what may be written to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Storage {
+    /// BIGINT, TIMESTAMP (microseconds).
+    I64,
+    /// INTEGER, DATE (days).
+    I32,
+    F64,
+    F32,
+    Bool,
+    Varchar,
+    List,
+    Struct,
+    Other,
+}
+
+impl Storage {
+    unsafe fn of(vector: ffi::duckdb_vector) -> Storage {
+        let mut ty = ffi::duckdb_vector_get_column_type(vector);
+        let id = ffi::duckdb_get_type_id(ty);
+        ffi::duckdb_destroy_logical_type(&mut ty);
+        match id {
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT | ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP => {
+                Storage::I64
+            }
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER | ffi::DUCKDB_TYPE_DUCKDB_TYPE_DATE => {
+                Storage::I32
+            }
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE => Storage::F64,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT => Storage::F32,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN => Storage::Bool,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR => Storage::Varchar,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_LIST => Storage::List,
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_STRUCT => Storage::Struct,
+            _ => Storage::Other,
+        }
     }
 }
 
@@ -42,16 +91,72 @@ impl OutputChunk {
 pub struct ColumnWriter {
     vector: ffi::duckdb_vector,
     capacity: usize,
+    storage: Storage,
 }
 
 impl ColumnWriter {
     pub(crate) unsafe fn from_vector(vector: ffi::duckdb_vector, capacity: usize) -> Self {
-        ColumnWriter { vector, capacity }
+        ColumnWriter {
+            vector,
+            capacity,
+            storage: Storage::of(vector),
+        }
+    }
+
+    #[inline]
+    fn check(&self, row: usize, storage: Storage, what: &str) {
+        assert!(
+            row < self.capacity,
+            "row {row} of a chunk of {} rows",
+            self.capacity
+        );
+        assert!(
+            self.storage == storage,
+            "a {what} value written to a {:?} column",
+            self.storage
+        );
+    }
+
+    /// # Safety
+    /// The caller has checked that the vector's storage is `T`.
+    #[inline]
+    unsafe fn write<T: Copy>(&mut self, row: usize, value: T) {
+        let data = ffi::duckdb_vector_get_data(self.vector) as *mut T;
+        data.add(row).write(value)
+    }
+
+    /// BIGINT, or TIMESTAMP as microseconds since 1970-01-01.
+    #[inline]
+    pub fn set_i64(&mut self, row: usize, value: i64) {
+        self.check(row, Storage::I64, "64-bit integer");
+        unsafe { self.write(row, value) }
+    }
+    /// INTEGER, or DATE as days since 1970-01-01.
+    #[inline]
+    pub fn set_i32(&mut self, row: usize, value: i32) {
+        self.check(row, Storage::I32, "32-bit integer");
+        unsafe { self.write(row, value) }
+    }
+    #[inline]
+    pub fn set_f64(&mut self, row: usize, value: f64) {
+        self.check(row, Storage::F64, "DOUBLE");
+        unsafe { self.write(row, value) }
+    }
+    #[inline]
+    pub fn set_f32(&mut self, row: usize, value: f32) {
+        self.check(row, Storage::F32, "FLOAT");
+        unsafe { self.write(row, value) }
+    }
+    #[inline]
+    pub fn set_bool(&mut self, row: usize, value: bool) {
+        self.check(row, Storage::Bool, "BOOLEAN");
+        unsafe { self.write(row, value) }
     }
 
     /// The column's storage as a slice of its physical type: `i64` for
     /// BIGINT and TIMESTAMP (microseconds), `i32` for INTEGER and DATE (days),
-    /// `f64` for DOUBLE, `f32` for FLOAT, `bool` for BOOLEAN.
+    /// `f64` for DOUBLE, `f32` for FLOAT, `bool` for BOOLEAN. Prefer the
+    /// typed setters, which check the type.
     ///
     /// # Safety
     /// `T` must be the physical type of the column as declared.
@@ -61,6 +166,11 @@ impl ColumnWriter {
     }
 
     pub fn set_null(&mut self, row: usize) {
+        assert!(
+            row < self.capacity,
+            "row {row} of a chunk of {} rows",
+            self.capacity
+        );
         unsafe {
             ffi::duckdb_vector_ensure_validity_writable(self.vector);
             let validity = ffi::duckdb_vector_get_validity(self.vector);
@@ -69,6 +179,7 @@ impl ColumnWriter {
     }
 
     pub fn set_str(&mut self, row: usize, text: &str) {
+        self.check(row, Storage::Varchar, "text");
         unsafe {
             ffi::duckdb_vector_assign_string_element_len(
                 self.vector,
@@ -82,16 +193,8 @@ impl ColumnWriter {
     /// Writes `rows` as the LIST(STRUCT) value of `row` (the column must be
     /// declared as the list of those rows' struct).
     pub fn set_rows(&mut self, row: usize, rows: &super::rows::RowSet) {
+        self.check(row, Storage::List, "list");
         unsafe { rows.write_as_list(self.vector, row) }
-    }
-
-    pub fn set_i64(&mut self, row: usize, value: i64) {
-        assert!(row < self.capacity, "row {row} beyond the chunk");
-        unsafe { self.values::<i64>()[row] = value }
-    }
-
-    pub fn set_bool(&mut self, row: usize, value: bool) {
-        unsafe { self.values::<bool>()[row] = value }
     }
 
     /// Writes a LIST value per row from `lists`, all into the list's child
@@ -100,6 +203,7 @@ impl ColumnWriter {
     /// # Safety
     /// `T` must be the physical type of the list's child.
     pub unsafe fn set_lists<T: Copy>(&mut self, lists: &[&[T]]) {
+        self.check(lists.len().saturating_sub(1), Storage::List, "list");
         let total: usize = lists.iter().map(|l| l.len()).sum();
         let child = ffi::duckdb_list_vector_get_child(self.vector);
         let base = ffi::duckdb_list_vector_get_size(self.vector) as usize;

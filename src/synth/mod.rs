@@ -16,10 +16,21 @@
 //! Determinism: a user's whole history is drawn from a random stream of its
 //! own (`Rng::for_stream(seed, user)`), so the rows depend only on the
 //! parameters and the seed.
+//!
+//! Memory: the catalogue (products) and one user's history at a time; the
+//! rows are produced on demand (`stream`), so it does not grow with
+//! `events`. Every allocation sized by a parameter is fallible and reports
+//! an SQL error.
 
-use crate::binding::{Args, Column, OutputChunk, Param, SqlMacro, SqlType, TableFunction, Value};
+mod stream;
+mod table;
+mod text;
+
+pub use stream::EventStream;
+pub use table::{macros, Synth};
+pub use text::{civil_from_days, days_from_civil, format_time, format_uuid};
+
 use crate::rng::Rng;
-use std::fmt::Write as _;
 
 /// Generator parameters. `Default` gives a small, fully calibrated data set.
 #[derive(Clone, Debug)]
@@ -121,6 +132,9 @@ const EMPTY_CATEGORY_CODE_RATE: f64 = 0.32;
 const EMPTY_BRAND_RATE: f64 = 0.14;
 const ZERO_PRICE_RATE: f64 = 0.0016;
 const MAX_PRICE: f64 = 2574.07;
+/// One user's whole history is in memory while it is streamed (about 1 GB
+/// at this many events).
+pub const MAX_USER_EVENTS: u64 = 20_000_000;
 
 /// One catalogue product.
 #[derive(Clone, Debug)]
@@ -156,6 +170,16 @@ fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
         .collect()
 }
 
+/// `vec.try_reserve_exact(n)`, as an SQL error naming what did not fit.
+fn reserve<T>(vec: &mut Vec<T>, n: usize, what: &str) -> anyhow::Result<()> {
+    vec.try_reserve_exact(n).map_err(|_| {
+        anyhow::anyhow!(
+            "ecoreco_synth: {n} {what} need {} MB, more than could be allocated; pass fewer {what}",
+            n.saturating_mul(std::mem::size_of::<T>()) >> 20
+        )
+    })
+}
+
 fn sample_cumulative(cum: &[f64], rng: &mut Rng) -> usize {
     let total = *cum.last().expect("non-empty sampler");
     let x = rng.next_f64() * total;
@@ -163,7 +187,7 @@ fn sample_cumulative(cum: &[f64], rng: &mut Rng) -> usize {
 }
 
 impl Catalogue {
-    pub fn new(params: &SynthParams) -> Catalogue {
+    pub fn new(params: &SynthParams) -> anyhow::Result<Catalogue> {
         let mut rng = Rng::for_stream(params.seed, u64::MAX);
         let n_products = params.products.max(1) as usize;
         // One category_id per 40 products, at most the real 624: a scaled-down
@@ -181,7 +205,8 @@ impl Catalogue {
         let n_brands = (n_products / 48).clamp(TOP_BRANDS.len(), 4_200);
         let brand_cum = cumulative((0..n_brands).map(|b| 1.0 / (b as f64 + 1.0).powf(1.1)));
 
-        let mut products = Vec::with_capacity(n_products);
+        let mut products = Vec::new();
+        reserve(&mut products, n_products, "products")?;
         let mut by_category: Vec<Vec<u32>> = vec![Vec::new(); n_categories];
         for p in 0..n_products {
             // The first products go round-robin so every category has some.
@@ -230,7 +255,9 @@ impl Catalogue {
                 cumulative((0..items.len()).map(|rank| 1.0 / (rank as f64 + 1.0).powf(1.05)))
             })
             .collect();
-        let mut global_weight = vec![0.0; n_products];
+        let mut global_weight = Vec::new();
+        reserve(&mut global_weight, n_products, "products")?;
+        global_weight.resize(n_products, 0.0);
         for (c, items) in by_category.iter().enumerate() {
             let total = category_cumulative[c].last().copied().unwrap_or(1.0);
             for (rank, &p) in items.iter().enumerate() {
@@ -238,7 +265,8 @@ impl Catalogue {
                     category_weight[c] / (rank as f64 + 1.0).powf(1.05) / total;
             }
         }
-        Catalogue {
+        let global_cumulative = cumulative(global_weight.into_iter());
+        Ok(Catalogue {
             products,
             by_category,
             category_cumulative,
@@ -246,8 +274,8 @@ impl Catalogue {
             // traffic has, so that what a user wants is personal, not just
             // what is popular.
             category_popularity: cumulative(category_weight.iter().map(|w| w.powf(0.3))),
-            global_cumulative: cumulative(global_weight.into_iter()),
-        }
+            global_cumulative,
+        })
     }
 
     fn product_in_category(&self, category: usize, rng: &mut Rng) -> u32 {
@@ -299,40 +327,6 @@ impl EventKind {
     }
 }
 
-/// Per-user event budgets: every user gets at least one event (when there
-/// are enough events), the rest shared in proportion to a Pareto activity
-/// weight, so a few users are very active and most are not.
-pub fn user_budgets(params: &SynthParams) -> Vec<u64> {
-    let users = params.users.max(1).min(params.events.max(1)) as usize;
-    let weights: Vec<f64> = (0..users)
-        .map(|u| {
-            let mut rng = Rng::for_stream(params.seed ^ 0xB0D6E7, u as u64);
-            // Pareto(alpha = 1.3) activity, capped to keep one user from
-            // taking a visible share of a small data set.
-            (1.0 - rng.next_f64()).powf(-1.0 / 1.3).min(2_000.0)
-        })
-        .collect();
-    let total_weight: f64 = weights.iter().sum();
-    let extra = params.events.saturating_sub(users as u64) as f64;
-    let mut budgets = Vec::with_capacity(users);
-    let (mut cum, mut given) = (0.0f64, 0u64);
-    for w in &weights {
-        cum += extra * w / total_weight;
-        let upto = cum.round() as u64;
-        budgets.push(1 + upto - given);
-        given = upto;
-    }
-    // Rounding of the running sum gives exactly `extra` in total.
-    let assigned: u64 = budgets.iter().sum();
-    if assigned != params.events && !budgets.is_empty() {
-        let last = budgets.len() - 1;
-        budgets[last] = (budgets[last] + params.events)
-            .saturating_sub(assigned)
-            .max(1);
-    }
-    budgets
-}
-
 /// Generates one user's events (time-ordered) into `out`.
 pub fn user_events(
     params: &SynthParams,
@@ -340,8 +334,26 @@ pub fn user_events(
     user: u32,
     budget: u64,
     out: &mut Vec<Event>,
-) {
+) -> anyhow::Result<()> {
     out.clear();
+    // The whole history is drawn, then sorted by time: it must fit.
+    let suggest = || {
+        (params.events / 100_000)
+            .max(params.users.saturating_mul(2))
+            .max(2)
+    };
+    if budget > MAX_USER_EVENTS {
+        anyhow::bail!(
+            "ecoreco_synth: user {user} would have {budget} events, more than the {MAX_USER_EVENTS} one user's history may hold; pass more users, e.g. users := {}",
+            suggest()
+        );
+    }
+    out.try_reserve(budget as usize).map_err(|_| {
+        anyhow::anyhow!(
+            "ecoreco_synth: user {user} would have {budget} events, more than memory holds; pass more users, e.g. users := {}",
+            suggest()
+        )
+    })?;
     let mut rng = Rng::for_stream(params.seed, user as u64);
     // Taste: two or three favourite categories, popular ones more often.
     let n_taste = 2 + (rng.next_f64() < 0.4) as usize;
@@ -457,299 +469,7 @@ pub fn user_events(
         }
     }
     out.sort_by_key(|e| e.time);
-}
-
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Civil date of days since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC`, the REES46 text format.
-pub fn format_time(seconds: i64, out: &mut String) {
-    out.clear();
-    let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
-    let s = seconds.rem_euclid(86_400);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        s / 3_600,
-        s % 3_600 / 60,
-        s % 60
-    );
-}
-
-/// Lower-case 8-4-4-4-12 UUID text of a 128-bit id.
-pub fn format_uuid(id: u128, out: &mut String) {
-    out.clear();
-    let hex = format!("{id:032x}");
-    out.push_str(&hex[0..8]);
-    out.push('-');
-    out.push_str(&hex[8..12]);
-    out.push('-');
-    out.push_str(&hex[12..16]);
-    out.push('-');
-    out.push_str(&hex[16..20]);
-    out.push('-');
-    out.push_str(&hex[20..32]);
-}
-
-/// Streams all users' events in user order.
-pub struct EventStream {
-    params: SynthParams,
-    catalogue: Catalogue,
-    budgets: Vec<u64>,
-    next_user: usize,
-    buffer: Vec<Event>,
-    position: usize,
-}
-
-impl EventStream {
-    pub fn new(params: SynthParams) -> Self {
-        let catalogue = Catalogue::new(&params);
-        let budgets = if params.events == 0 {
-            Vec::new()
-        } else {
-            user_budgets(&params)
-        };
-        EventStream {
-            params,
-            catalogue,
-            budgets,
-            next_user: 0,
-            buffer: Vec::new(),
-            position: 0,
-        }
-    }
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
-    }
-    pub fn user_id(&self, user: u32) -> i64 {
-        // Real user ids are 9-digit numbers from about 5.1e8.
-        512_000_000
-            + (crate::rng::mix64(user as u64 ^ self.params.seed) % 97) as i64
-            + user as i64 * 101
-    }
-}
-
-impl Iterator for EventStream {
-    type Item = Event;
-    fn next(&mut self) -> Option<Event> {
-        while self.position >= self.buffer.len() {
-            if self.next_user >= self.budgets.len() {
-                return None;
-            }
-            let user = self.next_user as u32;
-            user_events(
-                &self.params,
-                &self.catalogue,
-                user,
-                self.budgets[self.next_user],
-                &mut self.buffer,
-            );
-            self.next_user += 1;
-            self.position = 0;
-        }
-        self.position += 1;
-        Some(self.buffer[self.position - 1])
-    }
-}
-
-// ---------------------------------------------------------------------------
-// SQL binding: ecoreco_synth(events := N, seed := S, ...)
-
-/// The bound call of `ecoreco_synth`.
-pub struct Synth {
-    params: SynthParams,
-}
-
-impl TableFunction for Synth {
-    type Scan = std::sync::Mutex<Option<EventStream>>;
-    type Cursor = (String, String);
-    const NAME: &'static str = "ecoreco_synth";
-
-    fn params() -> Vec<Param> {
-        vec![
-            Param::named(
-                "events",
-                SqlType::BigInt,
-                Value::Int(100_000),
-                "the number of rows to generate, e.g. events := 100000",
-            ),
-            Param::named(
-                "users",
-                SqlType::BigInt,
-                Value::Int(0),
-                "the number of users (0: events / 14, as in the real data)",
-            ),
-            Param::named(
-                "products",
-                SqlType::BigInt,
-                Value::Int(0),
-                "the number of products (0: events / 250, 50 to 200000)",
-            ),
-            Param::named(
-                "days",
-                SqlType::BigInt,
-                Value::Int(31),
-                "the number of days the events span, e.g. days := 31",
-            ),
-            Param::named(
-                "start_date",
-                SqlType::Date,
-                Value::Text("2019-10-01".into()),
-                "the first day, e.g. start_date := DATE '2019-10-01'",
-            ),
-            Param::named(
-                "seed",
-                SqlType::BigInt,
-                Value::Int(42),
-                "any integer seed, e.g. seed := 42",
-            ),
-        ]
-    }
-
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::new("event_time", SqlType::Varchar),
-            Column::new("event_type", SqlType::Varchar),
-            Column::new("product_id", SqlType::BigInt),
-            Column::new("category_id", SqlType::BigInt),
-            Column::new("category_code", SqlType::Varchar),
-            Column::new("brand", SqlType::Varchar),
-            Column::new("price", SqlType::Double),
-            Column::new("user_id", SqlType::BigInt),
-            Column::new("user_session", SqlType::Varchar),
-        ]
-    }
-
-    fn bind(args: &Args) -> anyhow::Result<Self> {
-        let events = args.int_in("events", 0, 10_000_000_000)? as u64;
-        let mut params = SynthParams::for_events(events, args.int("seed")? as u64);
-        let users = args.int_in("users", 0, 1_000_000_000)? as u64;
-        if users > 0 {
-            params.users = users;
-        }
-        let products = args.int_in("products", 0, 100_000_000)? as u64;
-        if products > 0 {
-            params.products = products;
-        }
-        params.days = args.int_in("days", 1, 36_500)? as u32;
-        let start = args.text("start_date")?;
-        params.start_day = parse_date(start).ok_or_else(|| {
-            anyhow::anyhow!("ecoreco_synth: start_date '{start}' is not a date; pass e.g. start_date := DATE '2019-10-01'")
-        })?;
-        Ok(Synth { params })
-    }
-
-    fn cardinality(&self) -> Option<u64> {
-        Some(self.params.events)
-    }
-
-    fn scan(&self) -> Self::Scan {
-        std::sync::Mutex::new(Some(EventStream::new(self.params.clone())))
-    }
-
-    fn cursor(&self) -> Self::Cursor {
-        (String::with_capacity(32), String::with_capacity(40))
-    }
-
-    fn fill(
-        &self,
-        scan: &Self::Scan,
-        cursor: &mut Self::Cursor,
-        out: &mut OutputChunk,
-    ) -> anyhow::Result<usize> {
-        let mut guard = scan
-            .lock()
-            .map_err(|_| anyhow::anyhow!("generator state poisoned by an earlier error"))?;
-        let Some(stream) = guard.as_mut() else {
-            return Ok(0);
-        };
-        let (time_text, uuid_text) = cursor;
-        let capacity = out.capacity();
-        let mut rows = 0;
-        let mut cols: Vec<_> = (0..9).map(|c| out.column(c)).collect();
-        while rows < capacity {
-            let Some(event) = stream.next() else { break };
-            let product = &stream.catalogue().products[event.product as usize];
-            format_time(event.time, time_text);
-            cols[0].set_str(rows, time_text);
-            cols[1].set_str(rows, event.kind.as_str());
-            unsafe {
-                cols[2].values::<i64>()[rows] = product.product_id;
-                cols[3].values::<i64>()[rows] = product.category_id;
-                cols[6].values::<f64>()[rows] = product.price;
-                cols[7].values::<i64>()[rows] = stream.user_id(event.user);
-            }
-            match product.category_code {
-                Some(code) => cols[4].set_str(rows, code),
-                None => cols[4].set_null(rows),
-            }
-            match &product.brand {
-                Some(brand) => cols[5].set_str(rows, brand),
-                None => cols[5].set_null(rows),
-            }
-            if event.session == 0 {
-                cols[8].set_null(rows);
-            } else {
-                format_uuid(event.session, uuid_text);
-                cols[8].set_str(rows, uuid_text);
-            }
-            rows += 1;
-        }
-        if rows == 0 {
-            *guard = None;
-        }
-        Ok(rows)
-    }
-}
-
-/// `YYYY-MM-DD` → days since 1970-01-01.
-fn parse_date(text: &str) -> Option<i64> {
-    let mut parts = text.trim().splitn(3, '-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.get(0..2)?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
-}
-
-/// `ecoreco.synth(...)`: the generator under the extension's qualifier.
-pub fn macros() -> Vec<SqlMacro> {
-    let params = Synth::params();
-    let signature: Vec<String> = params.iter().map(|p| p.macro_signature()).collect();
-    let pass: Vec<String> = params
-        .iter()
-        .map(|p| format!("{0} := {0}", p.name))
-        .collect();
-    let signature: Vec<&str> = signature.iter().map(|s| s.as_str()).collect();
-    vec![SqlMacro::table(
-        "synth",
-        &signature,
-        format!("FROM ecoreco_synth({})", pass.join(", ")),
-    )]
+    Ok(())
 }
 
 #[cfg(test)]
@@ -758,31 +478,10 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn generate(events: u64, seed: u64) -> (Vec<Event>, EventStream) {
-        let stream = EventStream::new(SynthParams::for_events(events, seed));
-        let probe = EventStream::new(SynthParams::for_events(events, seed));
+        let stream = EventStream::new(SynthParams::for_events(events, seed)).unwrap();
+        let probe = EventStream::new(SynthParams::for_events(events, seed)).unwrap();
         (stream.collect(), probe)
     }
-
-    #[test]
-    fn civil_dates_round_trip() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2019, 10, 1), 18_170);
-        for z in [-1000, 0, 18_170, 18_200, 20_000] {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z);
-        }
-        let mut s = String::new();
-        format_time(18_170 * 86_400 + 3_723, &mut s);
-        assert_eq!(s, "2019-10-01 01:02:03 UTC");
-        format_uuid(0x0123456789abcdef_0011223344556677, &mut s);
-        assert_eq!(s, "01234567-89ab-cdef-0011-223344556677");
-        assert_eq!(
-            parse_date("2019-11-17"),
-            Some(days_from_civil(2019, 11, 17))
-        );
-        assert_eq!(parse_date("2019-13-01"), None);
-    }
-
     #[test]
     fn exact_row_count_and_determinism() {
         for n in [0u64, 1, 7, 1_000, 54_321] {
