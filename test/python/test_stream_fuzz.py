@@ -34,6 +34,8 @@ def con():
     con.execute("CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := 2000, seed := 5)")
     con.execute("CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)")
     con.execute("CREATE TEMP TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2, confidence := 'raw', half_life := 0, search := false)")
+    # Another test of this process may have served a different 'model'.
+    con.execute("SELECT ecoreco.model_cache_clear()")
     con.execute("CREATE TEMP TABLE windows AS FROM ecoreco.replay(events)")
     return con
 
