@@ -37,7 +37,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     table::register::<crate::synth::Synth>(con.0)?;
     aggregate::register::<crate::segment::KMeansAggregate>(con.0)?;
     aggregate::register::<crate::segment::KMeansSweep>(con.0)?;
-    aggregate::register::<crate::als::AlsTrain>(con.0)?;
+    aggregate::register::<crate::train::AlsTrain>(con.0)?;
     aggregate::register::<crate::recommend::Serve>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
     aggregate::register::<crate::interop::SparkImport>(con.0)?;
@@ -62,6 +62,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::features::macros())
         .chain(crate::segment::macros())
         .chain(crate::als::macros())
+        .chain(crate::train::macros())
         .chain(crate::recommend::macros())
         .chain(crate::evaluate::macros())
         .chain(crate::report::macros())

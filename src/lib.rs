@@ -25,6 +25,7 @@ pub mod report;
 pub mod segment;
 pub mod stream;
 pub mod synth;
+pub mod train;
 
 mod entry;
 

@@ -5,24 +5,21 @@
 //! group-by does this best). `ecoreco.als_train(events)` feeds those pairs to
 //! the `ecoreco_als_train` aggregate, which maps ids to dense indices, builds
 //! the CSR matrices, trains with [`solver`] and returns the model as rows
-//! ([`crate::recommend::model`]).
+//! ([`crate::model::table`]); the `als_train` function that searches
+//! parameters and writes the rows is [`crate::train`].
 
 
 pub mod solver;
-pub mod tune;
+pub mod validation;
 pub mod weighting;
 
-use crate::binding::aggregate::{self, AggregateFunction};
-use crate::binding::blocks::BlockSource;
 use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
 use crate::budget::{self, Budget, Progress};
 use crate::model::csr::Csr;
-use crate::model::table::ModelTable;
 use crate::model::{top_categories, FactorModel};
 use solver::AlsParams;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// One (user, product) pair as the macro aggregated it.
 #[derive(Clone, Copy, Debug)]
@@ -105,30 +102,6 @@ pub(crate) fn als_params(call: &Args) -> anyhow::Result<AlsParams> {
     })
 }
 
-/// Plain ALS as the caller asked for it (NULLs: the seed's choices), and
-/// which choices the search may change (those left NULL).
-pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune::Searched)> {
-    let params = als_params(call)?;
-    let confidence = match call.opt_text("confidence")? {
-        Some(text) => weighting::Confidence::parse(text)
-            .ok_or_else(|| anyhow::anyhow!("parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'"))?,
-        None => weighting::Confidence::Raw,
-    };
-    let candidate = tune::Candidate {
-        alpha: params.alpha,
-        regularization: params.regularization,
-        confidence,
-        half_life: call.opt_double("half_life")?.unwrap_or(0.0) * 86_400.0,
-    };
-    let searched = tune::Searched {
-        alpha: call.is_null("alpha")?,
-        regularization: call.is_null("regularization")?,
-        confidence: call.is_null("confidence")?,
-        half_life: call.is_null("half_life")?,
-    };
-    Ok((candidate, searched))
-}
-
 /// The per-row inputs of a training aggregate: the pair over all the
 /// training data, its last time, and the same pair over the validation
 /// split inside it (`v_*`: the events before the validation cut; NULL
@@ -166,7 +139,7 @@ pub(crate) const PAIR_INPUTS: [&str; 14] = [
 pub struct TrainingData {
     pub(crate) pairs: Vec<Pair>,
     pub(crate) times: Vec<f64>,
-    pub(crate) validation: tune::ValidationSplit,
+    pub(crate) validation: validation::ValidationSplit,
 }
 
 impl TrainingData {
@@ -294,8 +267,9 @@ pub struct Trained {
     pub confidence: weighting::Confidence,
     /// Recency half-life in seconds (0: none).
     pub half_life: f64,
-    /// The search that chose the parameters, if one ran.
-    pub search: Option<tune::Outcome>,
+    /// The param rows of the search that chose the parameters, if one
+    /// ran (written by the layer that searched, `crate::train`).
+    pub search: Option<Vec<(&'static str, f64)>>,
 }
 
 impl Trained {
@@ -317,14 +291,7 @@ impl Trained {
             ("search", self.search.is_some() as i64 as f64),
         ]
         .into_iter()
-        .chain(self.search.iter().flat_map(|s| {
-            [
-                ("validation_users", s.users as f64),
-                ("validation_ndcg", s.choice.ndcg),
-                ("validation_ndcg_plain", s.choice.plain_ndcg),
-                ("search_fits", s.choice.fits as f64),
-            ]
-        }))
+        .chain(self.search.iter().flatten().copied())
         .map(|(n, v)| (n.to_string(), v))
         .collect()
     }
@@ -441,24 +408,6 @@ pub(crate) fn train_pairs(
     })
 }
 
-/// The model `als_train` makes of a call's data: parameters chosen by the
-/// search on the validation split inside the data (when `search` is on and
-/// some user can be evaluated), else the caller's (or the seed's) with blend
-/// 0, then one fit on all the data.
-pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, progress: &Progress) -> anyhow::Result<Trained> {
-    let base = als_params(call)?;
-    let (plain, searched) = plain_choice(call)?;
-    let outcome = if call.boolean("search")? {
-        tune::choose(&data.validation, &base, plain, searched, budget, progress)?
-    } else {
-        None
-    };
-    let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
-    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, budget, progress)?;
-    trained.search = outcome;
-    Ok(trained)
-}
-
 /// What the events say about a model's users and products, beyond the
 /// factors: shared by the trainer and the Spark import, so both write the
 /// same rows for the same events.
@@ -546,48 +495,6 @@ pub(crate) fn event_stats(
     })
 }
 
-#[derive(Default)]
-pub struct TrainState {
-    data: TrainingData,
-}
-
-/// `ecoreco_als_train`: the model as rows (see [`crate::model::table`]).
-pub struct AlsTrain;
-
-impl AggregateFunction for AlsTrain {
-    const NAME: &'static str = "ecoreco_als_train";
-    const FUNCTION: &'static str = "ecoreco.als_train";
-    const EMPTY: &'static str = "the events table is empty: nothing to train on; pass a table with view, cart or purchase events";
-    type State = TrainState;
-    fn inputs() -> Vec<Column> {
-        pair_inputs()
-    }
-    fn params() -> Vec<Param> {
-        let mut params = train_params();
-        params.extend(budget::settings_params());
-        params
-    }
-    fn columns() -> Vec<Column> {
-        crate::model::table::columns()
-    }
-    fn update(state: &mut TrainState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
-        read_pairs(&mut state.data, &Budget::from_setting(call.text("memory_limit")?), input, rows)
-    }
-    fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
-        // Pair order does not matter: training sorts them.
-        target.data.extend(source.data)
-    }
-    fn finalize(state: TrainState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
-        let budget = Budget::from_setting(call.text("memory_limit")?);
-        let progress = Progress::new(call.function(), call.text("progress")?);
-        let trained = crate::binding::thread_pool(call.int("threads")?)?
-            .install(|| train_default(state.data, call, &budget, &progress))?;
-        progress.say("trained; writing the model rows");
-        let rows = trained.param_rows();
-        Ok(Arc::new(ModelTable::new(trained.model, rows, trained.loss)))
-    }
-}
-
 /// Per (user, product): the summed weight (capped) and counts, from the
 /// events in `source` (a FROM item). Shared by `interactions`, `als_train`
 /// and the evaluation.
@@ -613,18 +520,13 @@ pub fn source_rows_sql(function: &str) -> String {
 /// The training pairs ([`PAIR_INPUTS`]) of the normalised rows `rows` (a
 /// CTE name): per (user, product) the weight (capped at `cap` for events),
 /// counts and last time, and the same over the rows before the validation
-/// cut (the last [`tune::VALIDATION_SHARE`] of the rows' time span held
+/// cut (the last [`validation::VALIDATION_SHARE`] of the rows' time span held
 /// out), with whether the pair is a validation target.
 pub fn pairs_sql(rows: &str) -> String {
     format!(
         "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows}),          ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut FROM ecoreco_span)          SELECT user_id, product_id,            least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight,            sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time,            CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN              least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight,            coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases,            coalesce(sum(n) FILTER (t < v_cut), 0)::BIGINT AS v_interactions,            max(t) FILTER (t < v_cut) AS v_time,            coalesce(bool_or(wanted) FILTER (t >= v_cut), false) AS v_target,            any_value(v_cut) AS v_cut, any_value(first_time) AS first_time          FROM {rows}, ecoreco_vcut GROUP BY user_id, product_id",
-        keep = 1.0 - tune::VALIDATION_SHARE,
+        keep = 1.0 - validation::VALIDATION_SHARE,
     )
-}
-
-/// The training call over the pairs of `pairs_sql`, as model rows.
-pub fn train_rows(pairs_sql: &str) -> String {
-    aggregate::rows_sql::<AlsTrain>("ecoreco.als_train", &PAIR_INPUTS, &[], &format!("({pairs_sql})"))
 }
 
 pub fn macros() -> Vec<SqlMacro> {
@@ -632,22 +534,9 @@ pub fn macros() -> Vec<SqlMacro> {
         .chain(weight_params().iter().map(Param::macro_signature))
         .collect();
     let interactions: Vec<&str> = interactions.iter().map(String::as_str).collect();
-    let mut extra = weight_params();
-    extra.extend(source_params());
-    let train = aggregate::signature::<AlsTrain>(&["events"], &extra);
-    let train: Vec<&str> = train.iter().map(String::as_str).collect();
-    vec![
-        SqlMacro::table(
-            "interactions",
-            &interactions,
-            format!("SELECT * FROM ({}) ORDER BY user_id, product_id", interactions_sql("query_table(events)")),
-        ),
-        SqlMacro::table(
-            "als_train",
-            &train,
-            format!("WITH {}, ecoreco_pairs AS ({}) {}", source_rows_sql("als_train"), pairs_sql("ecoreco_rows"), train_rows("FROM ecoreco_pairs")),
-        ),
-        SqlMacro::table("als_loss", &["model"], include_str!("../../sql/macros/als_loss.sql")),
-        SqlMacro::table("als_params", &["model"], include_str!("../../sql/macros/als_params.sql")),
-    ]
+    vec![SqlMacro::table(
+        "interactions",
+        &interactions,
+        format!("SELECT * FROM ({}) ORDER BY user_id, product_id", interactions_sql("query_table(events)")),
+    )]
 }

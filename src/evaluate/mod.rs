@@ -18,8 +18,9 @@
 
 pub mod metrics;
 
-use crate::als::tune::{self, Candidate};
-use crate::als::{als_params, pair_inputs, plain_choice, read_pairs, source_params, train_params, weight_params, TrainingData, PAIR_INPUTS};
+use crate::train::tune::{self, Candidate};
+use crate::train::plain_choice;
+use crate::als::{als_params, pair_inputs, read_pairs, source_params, train_params, weight_params, TrainingData, PAIR_INPUTS};
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};

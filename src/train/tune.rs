@@ -28,16 +28,15 @@
 //! the starting point and every step must beat the best so far, so the
 //! choice is never worse than plain ALS on validation.
 
-use super::solver::AlsParams;
-use super::weighting::{self, Confidence};
-use super::{train_pairs, Pair, Trained};
+use crate::als::solver::AlsParams;
+use crate::als::validation::ValidationSplit;
+use crate::als::weighting::{self, Confidence};
+use crate::als::{train_pairs, Pair, Trained};
 use crate::budget::{Budget, Progress};
 use crate::evaluate::metrics::ranking_metrics;
 use crate::recommend::serving::ServingModel;
 use std::collections::{HashMap, HashSet};
 
-/// Fraction of the training time span held out for validation.
-pub const VALIDATION_SHARE: f64 = 0.2;
 /// Users scored per candidate, at most: bounds the scoring cost.
 pub const MAX_VALIDATION_USERS: usize = 10_000;
 /// Iterations of each search fit (the final fit uses the caller's).
@@ -189,50 +188,6 @@ pub fn greedy_search<F>(
     Ok(Choice { candidate: best, blend, ndcg: best_ndcg, plain_ndcg, fits, trials })
 }
 
-/// The validation data: training pairs before the cut and targets after it.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ValidationSplit {
-    /// Pairs with their weights and counts from the events before the cut.
-    pub(crate) train: Vec<Pair>,
-    /// Each training pair's latest time before the cut (seconds; NaN if none).
-    pub train_times: Vec<f64>,
-    /// (user, product) carted or bought at or after the cut.
-    pub targets: Vec<(i64, i64)>,
-    /// The cut (seconds): the reference time of the recency decay.
-    pub cut: f64,
-    /// The span from the first event to the cut (seconds).
-    pub span: f64,
-}
-
-impl ValidationSplit {
-    /// Adds another part of the same split (a parallel state's rows).
-    pub(crate) fn extend(&mut self, other: ValidationSplit) -> anyhow::Result<()> {
-        crate::budget::reserve(&mut self.train, other.train.len(), "validation pairs")?;
-        self.train.extend(other.train);
-        self.train_times.extend(other.train_times);
-        self.targets.extend(other.targets);
-        if other.span > 0.0 || self.cut == 0.0 {
-            (self.cut, self.span) = (other.cut, other.span);
-        }
-        Ok(())
-    }
-
-    /// Users with training pairs and targets, at most `max` of them, picked
-    /// by a seeded hash of the user id; sorted by id.
-    pub fn evaluated_users(&self, max: usize, seed: u64) -> Vec<i64> {
-        let trained: HashSet<i64> = self.train.iter().map(|p| p.user).collect();
-        let mut users: Vec<i64> = self.targets.iter().map(|t| t.0).filter(|u| trained.contains(u)).collect();
-        users.sort_unstable();
-        users.dedup();
-        if users.len() > max {
-            users.sort_by_key(|&u| (crate::rng::mix64(u as u64 ^ seed), u));
-            users.truncate(max);
-            users.sort_unstable();
-        }
-        users
-    }
-}
-
 /// A fit on the validation data with the model's users evaluated.
 pub(crate) struct ValidationFit {
     model: ServingModel,
@@ -319,6 +274,18 @@ pub(crate) fn score_validation(fit: &ValidationFit, blend: f32) -> f64 {
 pub struct Outcome {
     pub choice: Choice,
     pub users: usize,
+}
+
+impl Outcome {
+    /// The search's `param` rows in the model table.
+    pub fn param_rows(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("validation_users", self.users as f64),
+            ("validation_ndcg", self.choice.ndcg),
+            ("validation_ndcg_plain", self.choice.plain_ndcg),
+            ("search_fits", self.choice.fits as f64),
+        ]
+    }
 }
 
 /// The whole search on a validation split, from `plain`; `None` when no
