@@ -1,16 +1,16 @@
--- 8. Real time: the last fifth of the events' time span replayed one by one against
--- the model, in event-time order (arrival := 'event_time'), as fast as
+-- 8. Real time: the last fifth of the time span replayed event by event against
+-- a model, in event-time order (arrival := 'event_time'), as fast as
 -- possible; every event updates its user's state and fold-in and refreshes
 -- their top-10 (ecoreco.replay). The fold-in reproduces ALS with raw
 -- confidence and no recency decay, so the stream gets its own model trained
--- that way on the events before that last fifth (alpha, regularization and
--- blend still chosen by als_train's search); users first seen in the last
--- fifth are folded in from their events. (A fraction of the span, not a fixed
--- number of days, so the demo also runs on the three hours of the real head.)
+-- that way on the events before (alpha, regularization and blend still
+-- chosen by als_train's search); users first seen in the replayed part are
+-- folded in from their events.
 .print '== 8. Real time: replay of the last fifth of the time span, a fresh top-10 after every event (ecoreco.replay) =='
-CREATE OR REPLACE VIEW before_recent AS FROM events WHERE event_time < (SELECT make_timestamp(epoch_us(min(event_time)) + ((epoch_us(max(event_time)) - epoch_us(min(event_time))) * 0.8)::BIGINT) FROM events);
+SET VARIABLE stream_start = (SELECT make_timestamp((epoch_us(min(event_time)) + 0.8 * (epoch_us(max(event_time)) - epoch_us(min(event_time))))::BIGINT) FROM events);
+CREATE OR REPLACE VIEW before_recent AS FROM events WHERE event_time < getvariable('stream_start');
 CREATE OR REPLACE TABLE stream_model AS FROM ecoreco.als_train(before_recent, factors := 50, iterations := 15, confidence := 'raw', half_life := 0);
-CREATE OR REPLACE VIEW recent AS FROM events WHERE event_time >= (SELECT make_timestamp(epoch_us(min(event_time)) + ((epoch_us(max(event_time)) - epoch_us(min(event_time))) * 0.8)::BIGINT) FROM events);
+CREATE OR REPLACE VIEW recent AS FROM events WHERE event_time >= getvariable('stream_start');
 CREATE OR REPLACE TABLE stream_windows AS FROM ecoreco.replay(recent, model := 'stream_model', arrival := 'event_time', k := 10);
 SELECT count(*) AS windows, sum(events) AS events, sum(late_events) AS late, sum(new_users) AS users,
        sum(unknown_users) AS unknown_to_model, sum(recommendations) AS lists,

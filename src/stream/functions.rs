@@ -1,8 +1,8 @@
-//! The SQL functions of the real-time stage, over the binding layer:
+//! The SQL functions of the real-time stage, over the binding layer: the
 //! `ecoreco_replay_*` aggregates (fed by the `ecoreco.replay*` macros with
-//! the caller's events in arrival order plus the model's rows),
-//! `ecoreco_recommend_session`, `ecoreco_influx_line` and
-//! `ecoreco_influx_write`.
+//! the caller's events in arrival order plus the model's rows; what they
+//! return is in [`super::outputs`]) and `ecoreco_recommend_session`. The
+//! InfluxDB functions are in [`super::monitor`].
 //!
 //! A replay aggregate's rows carry either one event or one model row. The
 //! model is read from the in-process cache when the table's model is
@@ -11,26 +11,21 @@
 //! rows and cached.
 
 use super::foldin::{FoldIn, Scratch};
-use super::http::{Target, Writer};
-use super::lineproto::{self, FieldValue};
-use super::replay::{self, Config, Emitted, Event, LateRule, WindowRow};
+use super::http::Target;
+use super::monitor::with_metrics_writer;
+use super::replay::{self, Config, Event, LateRule};
 use super::state::{Kind, Touch, UserState, Weights};
 use crate::binding::aggregate::{self, AggregateFunction};
-use crate::binding::blocks::{BlockSource, Computed, Ranges};
+use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
-use crate::binding::scalar::ScalarFunction;
-use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlType, Value};
+use crate::binding::{Args, Check, Column, Param, SqlType, Value};
 use crate::budget::{self, Budget};
 use crate::model::table::{self as model_table, ModelRow};
 use crate::model::top_categories;
 use crate::recommend::cache;
 use crate::recommend::serving::ServingModel;
 use anyhow::{anyhow, bail, ensure, Result};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::Duration;
-
-/// How long one InfluxDB request may take before it is an error.
-const INFLUX_TIMEOUT: Duration = Duration::from_secs(10);
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The model-row inputs, shared by the replay and session aggregates.
 fn model_inputs() -> Vec<Column> {
@@ -253,6 +248,8 @@ pub fn replay_params() -> Vec<Param> {
         Param::supplied("watermark_us", BigInt, "epoch(watermark::INTERVAL) * 1000000").nullable(),
         Param::named("speed", Double, Value::Int(0), "0 (as fast as possible) or a factor of recorded time such as 60")
             .check(Check::Range(0.0, 1e12)),
+        Param::named("max_seconds", Double, Value::Int(3600), "the longest a paced replay may last, in seconds, e.g. max_seconds := 3600")
+            .check(Check::Range(0.0, 1e9)),
     ]);
     p.extend(scoring_params());
     p.extend([
@@ -284,6 +281,7 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
         window_us,
         watermark_us,
         speed: call.double("speed")?,
+        max_seconds: call.double("max_seconds")?,
         k: call.int("k")? as usize,
         // Set from the call or the model once the model is read.
         blend: 0.0,
@@ -379,206 +377,6 @@ impl<O: Output> AggregateFunction for Replay<O> {
         let tags = [("model", call.text("model")?), ("run", call.text("run")?)];
         let outcome = with_metrics_writer(influx, &tags, |on_closed| replay::replay(&events, &model, &fold, &config, &pool, on_closed))?;
         O::result(outcome, events, model, config.window_us)
-    }
-}
-
-/// Runs `body` with a window callback that sends each closed window's
-/// metrics to InfluxDB from a separate thread (so the replay never waits
-/// for the network); the first failed write ends the call with its error.
-fn with_metrics_writer(
-    target: Option<Target>,
-    tags: &[(&str, &str)],
-    body: impl FnOnce(&mut dyn FnMut(&[WindowRow]) -> Result<()>) -> Result<replay::Outcome>,
-) -> Result<replay::Outcome> {
-    let Some(target) = target else {
-        return body(&mut |_| Ok(()));
-    };
-    let (send, receive) = mpsc::channel::<String>();
-    let failed: Arc<Mutex<Option<String>>> = Arc::default();
-    let failure = failed.clone();
-    let writer = std::thread::spawn(move || {
-        let mut writer = Writer::new(target, INFLUX_TIMEOUT);
-        for body in receive {
-            if let Err(e) = writer.post(&body) {
-                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
-                return;
-            }
-        }
-    });
-    let first_failure = || failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let outcome = body(&mut |rows| {
-        if let Some(e) = first_failure() {
-            bail!("{e}");
-        }
-        let mut text = String::new();
-        for row in rows {
-            window_lines(&mut text, row, tags)?;
-        }
-        send.send(text).map_err(|_| anyhow!("the metrics writer stopped"))
-    });
-    drop(send);
-    writer.join().map_err(|_| anyhow!("the metrics writer panicked"))?;
-    let outcome = outcome?;
-    if let Some(e) = first_failure() {
-        bail!("{e}");
-    }
-    Ok(outcome)
-}
-
-/// The two points of one window, `ecoreco_events` and
-/// `ecoreco_recommendations`, at the window's start (the same lines
-/// `ecoreco.influx_lines` makes of the window rows).
-pub fn window_lines(out: &mut String, w: &WindowRow, tags: &[(&str, &str)]) -> Result<()> {
-    let tags: Vec<(String, Option<String>)> = tags.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect();
-    let int = |k: &str, v: u64| (k.to_string(), Some(FieldValue::Int(v as i64)));
-    let float = |k: &str, v: Option<f64>| (k.to_string(), v.map(FieldValue::Float));
-    let time = Some(w.start.saturating_mul(1000));
-    lineproto::write_point(
-        out,
-        "ecoreco_events",
-        &tags,
-        &[
-            int("events", w.events),
-            int("late_events", w.late_events),
-            int("ignored_events", w.ignored_events),
-            int("active_users", w.active_users),
-            int("new_users", w.new_users),
-            int("unknown_users", w.unknown_users),
-        ],
-        time,
-    )?;
-    lineproto::write_point(
-        out,
-        "ecoreco_recommendations",
-        &tags,
-        &[
-            int("recommendations", w.recommendations),
-            float("fallback_share", w.fallback_share),
-            float("processing_ms", w.processing_ms),
-            float("events_per_s", w.events_per_s),
-            float("p50_ms", w.p50_ms),
-            float("p95_ms", w.p95_ms),
-            float("p99_ms", w.p99_ms),
-        ],
-        time,
-    )?;
-    Ok(())
-}
-
-/// `ecoreco.replay`: one row per window.
-pub struct Windows;
-impl Output for Windows {
-    const NAME: &'static str = "ecoreco_replay_windows";
-    const FUNCTION: &'static str = "ecoreco.replay";
-    const KEEP_RECOMMENDATIONS: bool = false;
-    fn columns() -> Vec<Column> {
-        let mut c = vec![Column::new("window_start_us", SqlType::BigInt), Column::new("window_end_us", SqlType::BigInt)];
-        for name in ["events", "late_events", "ignored_events", "active_users", "new_users", "unknown_users", "recommendations"] {
-            c.push(Column::new(name, SqlType::BigInt));
-        }
-        for name in ["fallback_share", "processing_ms", "events_per_s", "p50_ms", "p95_ms", "p99_ms"] {
-            c.push(Column::new(name, SqlType::Double));
-        }
-        c.push(Column::new("closed_by", SqlType::BigInt));
-        c
-    }
-    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
-        let mut rows = RowSet::for_columns(&Self::columns());
-        let (start, end, closed) = (rows.col("window_start_us")?, rows.col("window_end_us")?, rows.col("closed_by")?);
-        let counts: Vec<_> = ["events", "late_events", "ignored_events", "active_users", "new_users", "unknown_users", "recommendations"]
-            .iter()
-            .map(|n| rows.col::<i64>(n))
-            .collect::<Result<_>>()?;
-        let reals: Vec<_> = ["fallback_share", "processing_ms", "events_per_s", "p50_ms", "p95_ms", "p99_ms"]
-            .iter()
-            .map(|n| rows.col::<f64>(n))
-            .collect::<Result<_>>()?;
-        for w in &outcome.windows {
-            rows.put(start, Some(w.start));
-            rows.put(end, Some(w.end));
-            let ints = [w.events, w.late_events, w.ignored_events, w.active_users, w.new_users, w.unknown_users, w.recommendations];
-            for (&c, v) in counts.iter().zip(ints) {
-                rows.put(c, Some(v as i64));
-            }
-            let floats = [w.fallback_share, w.processing_ms, w.events_per_s, w.p50_ms, w.p95_ms, w.p99_ms];
-            for (&c, v) in reals.iter().zip(floats) {
-                rows.put(c, v);
-            }
-            rows.put(closed, w.closed_by);
-        }
-        Ok(Arc::new(Computed::new(rows)))
-    }
-}
-
-/// Lists per result block of `ecoreco.replay_recommendations`.
-const LISTS_PER_BLOCK: usize = 64;
-
-/// `ecoreco.replay_recommendations`: every list emitted, a row per rank.
-pub struct Recommendations;
-impl Output for Recommendations {
-    const NAME: &'static str = "ecoreco_replay_recommendations";
-    const FUNCTION: &'static str = "ecoreco.replay_recommendations";
-    const KEEP_RECOMMENDATIONS: bool = true;
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::new("event", SqlType::BigInt),
-            Column::new("event_time_us", SqlType::BigInt),
-            Column::new("window_start_us", SqlType::BigInt),
-            Column::new("user_id", SqlType::BigInt),
-            Column::new("rank", SqlType::Integer),
-            Column::new("product_id", SqlType::BigInt),
-            Column::new("score", SqlType::Double),
-            Column::new("source", SqlType::Varchar),
-            Column::new("latency_ms", SqlType::Double),
-        ]
-    }
-    fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>> {
-        let emitted = outcome.emitted;
-        Ok(Arc::new(Ranges::new(emitted.len(), LISTS_PER_BLOCK, move |range| {
-            let mut rows = RowSet::for_columns(&Self::columns());
-            let (event, time, window, user) = (rows.col("event")?, rows.col("event_time_us")?, rows.col("window_start_us")?, rows.col("user_id")?);
-            let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
-            let latency = rows.col("latency_ms")?;
-            for Emitted { position, user: u, recommendations, latency_ns } in &emitted[range] {
-                let e = &events[*position];
-                for (r, rec) in recommendations.iter().enumerate() {
-                    rows.put(event, Some(e.arrival));
-                    rows.put(time, Some(e.time));
-                    rows.put(window, Some(super::clock::window_start(e.time, window_us)));
-                    rows.put(user, Some(*u));
-                    rows.put(rank, Some(r as i32 + 1));
-                    rows.put(product, Some(model.product_ids[rec.product as usize]));
-                    rows.put(score, Some(rec.score as f64));
-                    rows.put_str(source, Some(rec.source.as_str()));
-                    rows.put(latency, Some(*latency_ns as f64 / 1e6));
-                }
-            }
-            Ok(rows)
-        })))
-    }
-}
-
-/// `ecoreco.replay_products`: the stream's counters per product.
-pub struct Products;
-impl Output for Products {
-    const NAME: &'static str = "ecoreco_replay_products";
-    const FUNCTION: &'static str = "ecoreco.replay_products";
-    const KEEP_RECOMMENDATIONS: bool = false;
-    fn columns() -> Vec<Column> {
-        ["product_id", "views", "carts", "purchases"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
-    }
-    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
-        let mut p: Vec<_> = outcome.products.into_iter().collect();
-        p.sort_unstable_by_key(|x| x.0);
-        let mut rows = RowSet::for_columns(&Self::columns());
-        let (id, views, carts, purchases) = (rows.col("product_id")?, rows.col("views")?, rows.col("carts")?, rows.col("purchases")?);
-        for (product, c) in p {
-            rows.put(id, Some(product));
-            rows.put(views, Some(c.views as i64));
-            rows.put(carts, Some(c.carts as i64));
-            rows.put(purchases, Some(c.purchases as i64));
-        }
-        Ok(Arc::new(Computed::new(rows)))
     }
 }
 
@@ -713,94 +511,4 @@ pub fn session_sql() -> String {
         &[],
         "query_table(model) m WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)",
     )
-}
-
-/// `ecoreco_influx_line(measurement, tags_json, fields_json, time_ns)`.
-pub struct InfluxLine;
-impl ScalarFunction for InfluxLine {
-    const NAME: &'static str = "ecoreco_influx_line";
-    fn params() -> Vec<SqlType> {
-        vec![SqlType::Varchar, SqlType::Varchar, SqlType::Varchar, SqlType::BigInt]
-    }
-    fn returns() -> SqlType {
-        SqlType::Varchar
-    }
-    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> Result<()> {
-        for row in 0..input.rows() {
-            let measurement = input
-                .str(0, row)
-                .ok_or_else(|| anyhow!("measurement is NULL, pass a name such as 'ecoreco_window'"))?;
-            match lineproto::line_from_json(measurement, input.str(1, row), input.str(2, row), input.i64(3, row))? {
-                Some(line) => out.set_str(row, &line),
-                None => out.set_null(row),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `ecoreco_influx_write`: sends the lines (NULLs skipped), returns
-/// `lines, requests, bytes`.
-#[derive(Default)]
-pub struct WriteState {
-    lines: Vec<String>,
-}
-
-pub struct InfluxWrite;
-impl AggregateFunction for InfluxWrite {
-    const NAME: &'static str = "ecoreco_influx_write";
-    const FUNCTION: &'static str = "ecoreco.influx_write";
-    const EMPTY: &'static str = "no lines to write; pass a table or view with a `line` column that has rows";
-    type State = WriteState;
-    fn inputs() -> Vec<Column> {
-        vec![Column::new("line", SqlType::Varchar)]
-    }
-    fn params() -> Vec<Param> {
-        use SqlType::*;
-        vec![
-            Param::named("url", Varchar, Value::Text("http://127.0.0.1:8086".into()), "an InfluxDB address such as 'http://127.0.0.1:8086'"),
-            Param::named("database", Varchar, Value::Text("ecoreco".into()), "an InfluxDB database name, e.g. 'ecoreco'"),
-            Param::supplied("external_access", Boolean, "current_setting('enable_external_access')"),
-            Param::supplied("threads", BigInt, "current_setting('threads')"),
-        ]
-    }
-    fn columns() -> Vec<Column> {
-        ["lines", "requests", "bytes"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
-    }
-    fn update(state: &mut WriteState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
-        let at = input.col("line")?;
-        for row in rows {
-            if let Some(line) = input.str(at, row) {
-                ensure!(!line.contains('\n'), "a line contains a line break; pass one point per row");
-                budget::reserve(&mut state.lines, 1, "the lines")?;
-                state.lines.push(line.to_string());
-            }
-        }
-        Ok(())
-    }
-    fn combine(target: &mut WriteState, source: WriteState) -> Result<()> {
-        budget::reserve(&mut target.lines, source.lines.len(), "the lines")?;
-        target.lines.extend(source.lines);
-        Ok(())
-    }
-    fn finalize(state: WriteState, call: &Args) -> Result<Arc<dyn BlockSource>> {
-        ensure!(
-            call.boolean("external_access")?,
-            "refused because enable_external_access is false; allow external access to send metrics"
-        );
-        let mut writer = Writer::new(Target::new(call.text("url")?, call.text("database")?)?, INFLUX_TIMEOUT);
-        writer.send(&state.lines)?;
-        let w = writer.written;
-        let mut rows = RowSet::for_columns(&Self::columns());
-        let (lines, requests, bytes) = (rows.col("lines")?, rows.col("requests")?, rows.col("bytes")?);
-        rows.put(lines, Some(w.lines as i64));
-        rows.put(requests, Some(w.requests as i64));
-        rows.put(bytes, Some(w.bytes as i64));
-        Ok(Arc::new(Computed::new(rows)))
-    }
-}
-
-/// The body of `ecoreco.influx_write`.
-pub fn influx_write_sql() -> String {
-    aggregate::rows_sql::<InfluxWrite>("ecoreco.influx_write", &["line::VARCHAR"], &[], "query_table(lines)")
 }

@@ -6,12 +6,16 @@
 //! - [`state`]: per-user and per-product state;
 //! - [`foldin`]: the exact least-squares fold-in (Woodbury / Cholesky);
 //! - [`replay`]: the driver, partitioned by user, with latency measurement;
-//! - [`lineproto`]: InfluxDB line protocol; [`http`]: the writer.
+//! - [`lineproto`]: InfluxDB line protocol; [`http`]: the writer;
+//!   [`monitor`]: the metrics sent while a replay runs, the InfluxDB functions;
+//! - [`functions`], [`outputs`]: the replay and session SQL functions.
 
 pub mod clock;
 pub mod foldin;
 pub mod http;
 pub mod lineproto;
+pub mod monitor;
+pub mod outputs;
 pub mod replay;
 pub mod state;
 
@@ -21,7 +25,8 @@ pub mod functions;
 
 use crate::binding::aggregate;
 use crate::binding::SqlMacro;
-use functions::{Output, Products, Recommendations, Replay, Windows};
+use functions::{Output, Replay};
+use outputs::{Products, Recommendations, Windows};
 
 /// The replay macros' parameters: the table, the two intervals and the
 /// arrival column (macro-only: `window` is an SQL keyword, written
@@ -55,7 +60,7 @@ pub fn macros() -> Vec<SqlMacro> {
     let mut session = aggregate::signature::<functions::RecommendSession>(&["model", "product_ids", "event_types"], &[]);
     session.retain(|p| !p.starts_with("model :="));
     let session: Vec<&str> = session.iter().map(String::as_str).collect();
-    let write = aggregate::signature::<functions::InfluxWrite>(&["lines"], &[]);
+    let write = aggregate::signature::<monitor::InfluxWrite>(&["lines"], &[]);
     let write: Vec<&str> = write.iter().map(String::as_str).collect();
     vec![
         replay_macro::<Windows>("replay", windows),
@@ -72,6 +77,6 @@ pub fn macros() -> Vec<SqlMacro> {
             &["windows", "model := 'model'", "run := 'replay'"],
             include_str!("../../sql/macros/stream_influx_lines.sql"),
         ),
-        SqlMacro::table("influx_write", &write, functions::influx_write_sql()),
+        SqlMacro::table("influx_write", &write, monitor::influx_write_sql()),
     ]
 }

@@ -59,6 +59,9 @@ pub struct Config {
     pub watermark_us: i64,
     /// 0: as fast as possible; else the multiple of recorded time.
     pub speed: f64,
+    /// Longest a paced replay may last (its queries cannot be cancelled
+    /// while they run, so a replay that would take days is refused).
+    pub max_seconds: f64,
     pub k: usize,
     pub blend: f32,
     pub exclude_purchased: bool,
@@ -331,6 +334,14 @@ pub fn replay(
     let times: Vec<i64> = events.iter().map(|e| e.time).collect();
     let schedule = clock::schedule(&times, config.window_us, config.watermark_us, config.speed)?;
     drop(times);
+    let duration = schedule.ticks.last().map_or(0.0, |t| t.release_ns as f64 / 1e9);
+    anyhow::ensure!(
+        duration <= config.max_seconds,
+        "at speed {} the replay would last {duration:.0} s, more than max_seconds = {}; pass a higher speed (0: as fast as possible) \
+         or a larger max_seconds",
+        config.speed,
+        config.max_seconds
+    );
     let n_windows = schedule.windows.len();
     let threads = config.threads.max(1);
     // Events without a user or of another type: counted, never processed.

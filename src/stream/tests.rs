@@ -146,6 +146,7 @@ fn config(threads: usize, seed: u64, speed: f64) -> Config {
         window_us: 5 * MIN,
         watermark_us: 10 * MIN,
         speed,
+        max_seconds: 60.0,
         k: 5,
         blend: 0.8,
         exclude_purchased: true,
