@@ -10,7 +10,7 @@ pub mod kmeans;
 
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
-use crate::binding::rows::{InputChunk, RowSet};
+use crate::binding::rows::{Col, InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
 use std::sync::Arc;
 use kmeans::{silhouette, KMeansParams, Standardizer};
@@ -329,43 +329,58 @@ struct KindRow {
     iterations: Option<i32>,
 }
 
-/// Rows of [`kmeans_columns`], written by column handle.
+/// Rows of [`kmeans_columns`], written by column handles resolved once.
 struct KindRows {
     rows: RowSet,
+    kind: Col<String>,
+    user_id: Col<i64>,
+    segment_id: Col<i32>,
+    segment: Col<String>,
+    distance: Col<f64>,
+    feature: Col<String>,
+    value: Col<f64>,
+    users: Col<i64>,
+    within_ss: Col<f64>,
+    silhouette: Col<f64>,
+    sample_size: Col<i64>,
+    iterations: Col<i32>,
 }
 
 impl KindRows {
-    fn new() -> Self {
-        KindRows { rows: RowSet::for_columns(&kmeans_columns()) }
+    fn new() -> anyhow::Result<Self> {
+        let rows = RowSet::for_columns(&kmeans_columns());
+        Ok(KindRows {
+            kind: rows.col("kind")?,
+            user_id: rows.col("user_id")?,
+            segment_id: rows.col("segment_id")?,
+            segment: rows.col("segment")?,
+            distance: rows.col("distance")?,
+            feature: rows.col("feature")?,
+            value: rows.col("value")?,
+            users: rows.col("users")?,
+            within_ss: rows.col("within_ss")?,
+            silhouette: rows.col("silhouette")?,
+            sample_size: rows.col("sample_size")?,
+            iterations: rows.col("iterations")?,
+            rows,
+        })
     }
     fn push(&mut self, kind: &str, fill: impl FnOnce(&mut KindRow)) -> anyhow::Result<()> {
         let mut r = KindRow::default();
         fill(&mut r);
         let out = &mut self.rows;
-        let kind_col = out.col::<String>("kind")?;
-        out.put_str(kind_col, Some(kind));
-        let c = out.col("user_id")?;
-        out.put(c, r.user_id);
-        let c = out.col("segment_id")?;
-        out.put(c, r.segment_id);
-        let c = out.col("segment")?;
-        out.put(c, r.segment);
-        let c = out.col("distance")?;
-        out.put(c, r.distance);
-        let c = out.col("feature")?;
-        out.put(c, r.feature);
-        let c = out.col("value")?;
-        out.put(c, r.value);
-        let c = out.col("users")?;
-        out.put(c, r.users);
-        let c = out.col("within_ss")?;
-        out.put(c, r.within_ss);
-        let c = out.col("silhouette")?;
-        out.put(c, r.silhouette);
-        let c = out.col("sample_size")?;
-        out.put(c, r.sample_size);
-        let c = out.col("iterations")?;
-        out.put(c, r.iterations);
+        out.put_str(self.kind, Some(kind));
+        out.put(self.user_id, r.user_id);
+        out.put(self.segment_id, r.segment_id);
+        out.put(self.segment, r.segment);
+        out.put(self.distance, r.distance);
+        out.put(self.feature, r.feature);
+        out.put(self.value, r.value);
+        out.put(self.users, r.users);
+        out.put(self.within_ss, r.within_ss);
+        out.put(self.silhouette, r.silhouette);
+        out.put(self.sample_size, r.sample_size);
+        out.put(self.iterations, r.iterations);
         Ok(())
     }
 }
@@ -392,7 +407,7 @@ impl BlockSource for Fitted {
         if index == user_blocks {
             return Ok(self.summary.clone());
         }
-        let mut out = KindRows::new();
+        let mut out = KindRows::new()?;
         let start = index * USERS_PER_BLOCK;
         for row in start..(start + USERS_PER_BLOCK).min(self.user_ids.len()) {
             let segment = self.segment_of_user[row];
@@ -444,7 +459,7 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
     for (row, &c) in model.assignments.iter().enumerate() {
         within[segment_of[c as usize] as usize] += model.distances[row] * model.distances[row];
     }
-    let mut out = KindRows::new();
+    let mut out = KindRows::new()?;
     for s in 0..k {
         out.push("segment", |r| {
             r.segment_id = Some(s as i32);
