@@ -52,13 +52,16 @@ pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune
 pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, progress: &Progress) -> anyhow::Result<Trained> {
     let base = als_params(call)?;
     let (plain, searched) = plain_choice(call)?;
+    let TrainingData { pairs, times, validation } = data;
     let outcome = if call.boolean("search")? {
-        tune::choose(&data.validation, &base, plain, searched, budget, progress)?
+        tune::choose(&validation, &base, plain, searched, budget, progress)?
     } else {
         None
     };
+    // The split is a second copy of most pairs: gone before the final fit.
+    drop(validation);
     let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
-    let mut trained = tune::fit_all(data.pairs, &data.times, &base, &candidate, base.iterations, blend, true, budget, progress)?;
+    let mut trained = tune::fit_all(pairs, &times, &base, &candidate, base.iterations, blend, true, budget, progress)?;
     trained.search = outcome.as_ref().map(tune::Outcome::param_rows);
     Ok(trained)
 }

@@ -23,6 +23,10 @@
 //! 4. a recency decay with a half-life of a quarter of the span (1 fit);
 //! 5. blends 0.1, 0.3, 0.5 and 0.8 on the best fit (no fit: scoring only).
 //!
+//! On large data the search fits see at most [`MAX_SEARCH_PAIRS`] pairs:
+//! the evaluated users' and a seeded sample of the other users' (whole
+//! users, so each kept user's history is intact).
+//!
 //! That is [`SEARCH_FITS`] = 7 fits of [`SEARCH_ITERATIONS`] iterations on
 //! the validation training data, plus the final fit. Plain ALS at blend 0 is
 //! the starting point and every step must beat the best so far, so the
@@ -39,6 +43,11 @@ use std::collections::{HashMap, HashSet};
 
 /// Users scored per candidate, at most: bounds the scoring cost.
 pub const MAX_VALIDATION_USERS: usize = 10_000;
+/// Training pairs each search fit sees, at most: beyond, the fits use the
+/// evaluated users plus a seeded sample of the others
+/// ([`ValidationSplit::sample`]), so the search costs about the same at
+/// 40M events as at 6M while the final fit sees everything.
+pub const MAX_SEARCH_PAIRS: usize = 4_000_000;
 /// Iterations of each search fit (the final fit uses the caller's).
 pub const SEARCH_ITERATIONS: usize = 5;
 /// Fits the search runs (each on the validation training data).
@@ -305,11 +314,14 @@ pub(crate) fn choose(
         return Ok(None);
     }
     let iterations = base.iterations.min(SEARCH_ITERATIONS);
+    let sample = split.sample(&users, MAX_SEARCH_PAIRS, base.seed);
     progress.say(format!(
-        "choosing parameters on {} validation users ({} pairs before the validation cut)",
+        "choosing parameters on {} validation users ({} of the {} pairs before the validation cut)",
         users.len(),
+        sample.train.len(),
         split.train.len()
     ));
+    let split = &sample;
     let choice = greedy_search(
         plain,
         searched,
