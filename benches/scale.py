@@ -104,7 +104,7 @@ def ensure_csv(events):
     return csv
 
 
-def run(events):
+def run(events, on_stage=lambda name, seconds, peak: None):
     csv = ensure_csv(events)
     with tempfile.TemporaryDirectory(dir=os.path.join(ROOT, "data")) as tmp:
         db = os.path.join(tmp, "scale.duckdb")
@@ -134,6 +134,7 @@ def run(events):
                     raise SystemExit(f"the pipeline process died during {name} (exit {child.wait()})")
                 seconds += float(answer)
             results.append((name, seconds, peak[0] / 1e6))
+            on_stage(name, seconds, peak[0] / 1e6)
         child.stdin.close()
         sizes = read_answer(child) or ""
         child.wait()
@@ -143,15 +144,22 @@ def run(events):
 
 def main():
     print(f"ecoreco bench-scale: duckdb {duckdb.__version__}, file database, memory_limit = {MEMORY_LIMIT}, threads = {THREADS}")
-    baseline, _ = run(BASELINE)
-    results, sizes = run(EVENTS) if EVENTS != BASELINE else (baseline, "")
-    print(f"{EVENTS:,} events; {sizes}")
-    print(f"{'stage':45} {'seconds':>8} {'peak RSS GB':>12} {'s/M events vs 4M':>18}")
-    for (name, seconds, peak), (_, base_seconds, _) in zip(results, baseline):
-        ratio = (seconds / EVENTS) / (base_seconds / BASELINE) if base_seconds > 0 else float("nan")
-        print(f"{name:45} {seconds:8.1f} {peak:12.2f} {ratio:17.2f}x")
+    print(f"{BASELINE:,} events (the baseline):", flush=True)
+    baseline, _ = run(BASELINE, lambda name, seconds, peak: print(f"  {name:43} {seconds:8.1f} s {peak:6.2f} GB", flush=True))
+    row = lambda name, seconds, peak, base: print(
+        f"{name:45} {seconds:8.1f} {peak:12.2f} {(seconds / EVENTS) / (base / BASELINE) if base > 0 else float('nan'):17.2f}x", flush=True)
+    print(f"{EVENTS:,} events:")
+    print(f"{'stage':45} {'seconds':>8} {'peak RSS GB':>12} {'s/M events vs 4M':>18}", flush=True)
+    base = dict((name, seconds) for name, seconds, _ in baseline)
+    if EVENTS != BASELINE:
+        results, sizes = run(EVENTS, lambda name, seconds, peak: row(name, seconds, peak, base[name]))
+    else:
+        results, sizes = baseline, ""
+        for name, seconds, peak in results:
+            row(name, seconds, peak, base[name])
     total = sum(r[1] for r in results)
     print(f"{'total':45} {total:8.1f} {max(r[2] for r in results):12.2f}")
+    print(f"sizes (events, users, recommendation rows, products): {sizes}")
 
 
 if __name__ == "__main__":

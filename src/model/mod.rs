@@ -103,10 +103,24 @@ pub fn model_id(parts: &[&[f32]], ids: &[&[i64]]) -> i64 {
 /// A user's top-3 categories by interaction count, with their shares of the
 /// user's interactions (ties: smaller category id first).
 pub fn top_categories(counts: &HashMap<i64, f32>) -> Vec<(i64, f32)> {
-    let total: f32 = counts.values().sum();
-    let mut ranked: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(3);
+    let counts: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
+    top_categories_of(&counts)
+}
+
+/// [`top_categories`] of `(category, count)` entries, one per category, in
+/// any order: a selection of three, no sort of them all.
+pub fn top_categories_of(counts: &[(i64, f32)]) -> Vec<(i64, f32)> {
+    let total: f32 = counts.iter().map(|c| c.1).sum();
+    // Whether `a` ranks after `b` (the order of `top_categories`' sort).
+    let after = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)).is_gt();
+    let mut ranked: Vec<(i64, f32)> = Vec::with_capacity(3);
+    for &entry in counts {
+        let at = ranked.iter().position(|r| after(r, &entry)).unwrap_or(ranked.len());
+        if at < 3 {
+            ranked.insert(at, entry);
+            ranked.truncate(3);
+        }
+    }
     if total > 0.0 {
         for r in &mut ranked {
             r.1 /= total;
@@ -123,6 +137,9 @@ mod tests {
     fn top_categories_by_count() {
         let counts: HashMap<i64, f32> = [(1, 2.0), (2, 5.0), (3, 2.0), (4, 1.0)].into_iter().collect();
         assert_eq!(top_categories(&counts), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
+        let listed = [(4, 1.0), (3, 2.0), (2, 5.0), (1, 2.0)];
+        assert_eq!(top_categories_of(&listed), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
+        assert_eq!(top_categories_of(&[(9, 0.0)]), vec![(9, 0.0)]);
     }
 
     #[test]

@@ -168,19 +168,17 @@ impl ServingModel {
         blend: f32,
         exclude_purchased: bool,
     ) -> Vec<Recommendation> {
-        let mut excluded: HashSet<u32> = HashSet::new();
+        let mut excluded: Vec<u32> = Vec::new();
         if exclude_purchased {
-            excluded.extend(cold_purchased.iter().copied());
+            excluded.extend_from_slice(cold_purchased);
             if let Some(u) = user {
-                excluded.extend(self.purchased.row(u as usize).0.iter().copied());
+                excluded.extend_from_slice(self.purchased.row(u as usize).0);
             }
+            excluded.sort_unstable();
+            excluded.dedup();
         }
         let als_top = match user {
-            Some(u) if blend < 1.0 => {
-                let mut sorted: Vec<u32> = excluded.iter().copied().collect();
-                sorted.sort_unstable();
-                self.packed.top_k(self.user_row(u), 4 * k, &sorted)
-            }
+            Some(u) if blend < 1.0 => self.packed.top_k(self.user_row(u), Self::collaborative_candidates(k), &excluded),
             _ => Vec::new(),
         };
         let interest = match user {
@@ -204,11 +202,41 @@ impl ServingModel {
         blend: f32,
     ) -> Vec<Recommendation> {
         let als_top = match vector {
-            Some(x) if blend < 1.0 => self.packed.top_k(x, 4 * k, excluded),
+            Some(x) if blend < 1.0 => self.collaborative_top(x, Self::collaborative_candidates(k), excluded),
             _ => Vec::new(),
         };
-        let excluded: HashSet<u32> = excluded.iter().copied().collect();
-        self.blend(als_top, interest, &excluded, k, blend)
+        self.blend(als_top, interest, excluded, k, blend)
+    }
+
+    /// The exact collaborative top `k` for a factor vector: product index
+    /// and score `x · y_i`, best first; `excluded` sorted.
+    pub fn collaborative_top(&self, x: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+        self.packed.top_k(x, k, excluded)
+    }
+
+    /// The exact collaborative score of one product, bit for bit the one
+    /// [`collaborative_top`](Self::collaborative_top) reports.
+    pub fn collaborative_score(&self, x: &[f32], item: u32) -> f32 {
+        self.packed.exact_score(x, item)
+    }
+
+    /// How many collaborative candidates a list of `k` blends.
+    pub fn collaborative_candidates(k: usize) -> usize {
+        4 * k
+    }
+
+    /// [`recommend_vector`](Self::recommend_vector) for a caller that found
+    /// the collaborative top (`collaborative_candidates(k)` of them, exact)
+    /// another way: the real-time scorer.
+    pub fn recommend_from_top(
+        &self,
+        als_top: Vec<(u32, f32)>,
+        interest: &[(i64, f32)],
+        excluded: &[u32],
+        k: usize,
+        blend: f32,
+    ) -> Vec<Recommendation> {
+        self.blend(als_top, interest, excluded, k, blend)
     }
 
     /// Recommendations for every user of the model, in user order.
@@ -249,11 +277,12 @@ impl ServingModel {
             .zip(users.par_iter())
             .map(|(top, &u)| {
                 let u = u as usize;
-                let excluded: HashSet<u32> = if exclude_purchased {
-                    self.purchased.row(u).0.iter().copied().collect()
-                } else {
-                    HashSet::new()
-                };
+                let mut excluded: Vec<u32> = Vec::new();
+                if exclude_purchased {
+                    excluded.extend_from_slice(self.purchased.row(u).0);
+                    excluded.sort_unstable();
+                    excluded.dedup();
+                }
                 self.blend(top, &self.interest[u], &excluded, k, blend)
             })
             .collect()
@@ -281,39 +310,39 @@ impl ServingModel {
         }
     }
 
+    /// `excluded`: sorted ascending.
     fn blend(
         &self,
         als_top: Vec<(u32, f32)>,
         interest: &[(i64, f32)],
-        excluded: &HashSet<u32>,
+        excluded: &[u32],
         k: usize,
         blend: f32,
     ) -> Vec<Recommendation> {
+        let is_excluded = |i: &u32| excluded.binary_search(i).is_ok();
         let als_max = als_top.first().map_or(0.0, |t| t.1);
         let als_scale = if als_max > 0.0 { 1.0 / als_max } else { 0.0 };
-        let interest_of: HashMap<i64, f32> = interest.iter().copied().collect();
-        // Candidate -> (scaled ALS score, whether ALS proposed it).
-        let mut candidates: HashMap<u32, (f32, bool)> = HashMap::new();
-        for &(i, s) in &als_top {
-            candidates.insert(i, (s * als_scale, true));
-        }
+        // A few categories: a scan beats a map (the last entry of a
+        // category counts, as a map built from the list would keep it).
+        let interest_of = |category: i64| interest.iter().rfind(|c| c.0 == category).map_or(0.0, |c| c.1);
+        // Candidates (product, scaled ALS score, whether ALS proposed it):
+        // at most 4k + 3k, so a list with a linear membership test.
+        let mut candidates: Vec<(u32, f32, bool)> = als_top.iter().map(|&(i, s)| (i, s * als_scale, true)).collect();
         if blend > 0.0 {
             for &(category, _) in interest {
                 if let Some(items) = self.category_items.get(&category) {
-                    for &i in items.iter().filter(|i| !excluded.contains(i)).take(k) {
-                        candidates.entry(i).or_insert((0.0, false));
+                    for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
+                        if !candidates.iter().any(|c| c.0 == i) {
+                            candidates.push((i, 0.0, false));
+                        }
                     }
                 }
             }
         }
         let mut scored: Vec<Recommendation> = candidates
             .into_iter()
-            .filter_map(|(i, (als, from_als))| {
-                let interest = interest_of
-                    .get(&self.product_category[i as usize])
-                    .copied()
-                    .unwrap_or(0.0)
-                    * self.popularity_score(i);
+            .filter_map(|(i, als, from_als)| {
+                let interest = interest_of(self.product_category[i as usize]) * self.popularity_score(i);
                 let (a, b) = ((1.0 - blend) * als, blend * interest);
                 let source = if b > a || !from_als {
                     Source::CategoryInterest
@@ -337,9 +366,14 @@ impl ServingModel {
         scored.truncate(k);
         if scored.len() < k {
             // Never leave a user short: fill with popular products.
-            let mut taken: HashSet<u32> = excluded.clone();
-            taken.extend(scored.iter().map(|r| r.product));
-            let fill = self.popular(k - scored.len(), &taken);
+            let missing = k - scored.len();
+            let fill: Vec<Recommendation> = self
+                .popular_order
+                .iter()
+                .filter(|i| !is_excluded(i) && !scored.iter().any(|r| r.product == **i))
+                .take(missing)
+                .map(|&i| Recommendation { product: i, score: self.popularity_score(i), source: Source::Popular })
+                .collect();
             scored.extend(fill);
         }
         scored

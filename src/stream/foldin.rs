@@ -38,6 +38,22 @@ pub struct FoldIn {
     a0: Vec<f64>,
     /// `A₀⁻¹ y_i` per product, row-major `n_items × f`.
     z: Vec<f32>,
+    /// Per product `j`, its scores against every product,
+    /// `M[j·n + i] = z_j · y_i` (row-major `n_items × n_items`), for
+    /// catalogues of at most [`MAX_COLUMN_PRODUCTS`]: see [`super::score`].
+    columns: Option<Vec<f32>>,
+    /// `‖z_j‖` and `‖y_i‖`, rounded up (with `columns`).
+    z_norms: Vec<f32>,
+    item_norms: Vec<f32>,
+}
+
+/// Largest catalogue whose product-by-product scores [`FoldIn`] keeps:
+/// `n²` floats, 256 MB at this size.
+pub const MAX_COLUMN_PRODUCTS: usize = 8192;
+
+/// `‖v‖` rounded up to single precision.
+fn norm_up(v: &[f32]) -> f32 {
+    (v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() * (1.0 + 1e-6)) as f32
 }
 
 /// In-place Cholesky factorisation `a = L Lᵀ` of the symmetric positive
@@ -160,7 +176,52 @@ impl FoldIn {
                 zi[r] = row.iter().zip(yi).map(|(&a, &y)| a * y as f64).sum::<f64>() as f32;
             }
         });
-        Ok(FoldIn { factors: f, regularization, alpha, a0, z })
+        let n = item_factors.len() / f;
+        let (columns, z_norms, item_norms) = if n <= MAX_COLUMN_PRODUCTS {
+            let mut m: Vec<f32> = Vec::new();
+            m.try_reserve_exact(n * n)
+                .map_err(|_| anyhow::anyhow!("not enough memory for the product scores of {n} products"))?;
+            m.resize(n * n, 0.0);
+            m.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(scores, zj)| {
+                for (score, yi) in scores.iter_mut().zip(item_factors.chunks_exact(f)) {
+                    let mut s = 0f32;
+                    for (a, b) in zj.iter().zip(yi) {
+                        s += a * b;
+                    }
+                    *score = s;
+                }
+            });
+            (Some(m), z.chunks_exact(f).map(norm_up).collect(), item_factors.chunks_exact(f).map(norm_up).collect())
+        } else {
+            (None, Vec::new(), Vec::new())
+        };
+        Ok(FoldIn { factors: f, regularization, alpha, a0, z, columns, z_norms, item_norms })
+    }
+
+    /// Bytes [`new`](Self::new) keeps for `n_items` products of `factors`.
+    pub fn bytes(n_items: usize, factors: usize) -> u64 {
+        let columns = if n_items <= MAX_COLUMN_PRODUCTS { n_items * n_items + 2 * n_items } else { 0 };
+        ((n_items * factors + columns) * 4 + factors * factors * 16) as u64
+    }
+
+    /// The product-by-product scores, `n_items` rows of `n_items`
+    /// (`None` for a catalogue above [`MAX_COLUMN_PRODUCTS`]).
+    pub fn columns(&self) -> Option<&[f32]> {
+        self.columns.as_deref()
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.z.len() / self.factors
+    }
+
+    /// `‖z_j‖` rounded up (with [`columns`](Self::columns)).
+    pub fn z_norm(&self, item: u32) -> f32 {
+        self.z_norms[item as usize]
+    }
+
+    /// Every `‖y_i‖` rounded up (with [`columns`](Self::columns)).
+    pub fn item_norms(&self) -> &[f32] {
+        &self.item_norms
     }
 
     fn z(&self, item: u32) -> &[f32] {
@@ -202,6 +263,19 @@ pub struct Scratch {
     m: Vec<f64>,
     v: Vec<f64>,
     x: Vec<f64>,
+    /// Per product: `(c_j, √(α w_j))`.
+    cs: Vec<(f64, f64)>,
+    /// After a Woodbury solve, `β` (`x = Σ_j β_j z_j` over the user's
+    /// products); empty after a direct one.
+    beta: Vec<f64>,
+}
+
+impl Scratch {
+    /// `β` of the last [`UserFold::solve`], when it used the Woodbury
+    /// identity (`x = Σ_j β_j z_j`, `j` over [`UserFold::items`]).
+    pub fn woodbury_weights(&self) -> Option<&[f64]> {
+        (!self.beta.is_empty()).then_some(self.beta.as_slice())
+    }
 }
 
 /// `(confidence · preference, α w)` of a weight: the right-hand side
@@ -215,6 +289,11 @@ fn coefficients(alpha: f64, weight: f32) -> (f64, f64) {
 impl UserFold {
     pub fn products(&self) -> usize {
         self.items.len()
+    }
+
+    /// The products touched (model indices), in the order first touched.
+    pub fn items(&self) -> &[u32] {
+        &self.items
     }
 
     /// Whether the user touched any product of the model.
@@ -262,6 +341,7 @@ impl UserFold {
         ensure!(out.len() == f, "the output has {} values, the model {f} factors", out.len());
         scratch.x.clear();
         scratch.x.resize(f, 0.0);
+        scratch.beta.clear();
         if let Some(dense) = &self.dense {
             scratch.x.copy_from_slice(&dense.b);
             cholesky_solve(&dense.l, f, &mut scratch.x);
@@ -271,22 +351,27 @@ impl UserFold {
                 let (j, l) = if j >= l { (j, l) } else { (l, j) };
                 self.k[j * (j + 1) / 2 + l]
             };
-            let coef: Vec<(f64, f64)> = self.weights.iter().map(|&w| coefficients(fold.alpha, w)).collect();
-            let s: Vec<f64> = coef.iter().map(|&(_, d)| d.sqrt()).collect();
+            scratch.cs.clear();
+            scratch.cs.extend(self.weights.iter().map(|&w| {
+                let (c, d) = coefficients(fold.alpha, w);
+                (c, d.sqrt())
+            }));
+            let cs = &scratch.cs;
             // v = S K c, then M = I + S K S, solved in place.
             scratch.v.clear();
-            scratch.v.extend((0..n).map(|j| s[j] * (0..n).map(|l| k(j, l) * coef[l].0).sum::<f64>()));
+            scratch.v.extend((0..n).map(|j| cs[j].1 * (0..n).map(|l| k(j, l) * cs[l].0).sum::<f64>()));
             scratch.m.clear();
             scratch.m.resize(n * n, 0.0);
             for j in 0..n {
                 for l in 0..=j {
-                    scratch.m[j * n + l] = s[j] * k(j, l) * s[l] + if j == l { 1.0 } else { 0.0 };
+                    scratch.m[j * n + l] = cs[j].1 * k(j, l) * cs[l].1 + if j == l { 1.0 } else { 0.0 };
                 }
             }
             cholesky(&mut scratch.m, n)?;
             cholesky_solve(&scratch.m, n, &mut scratch.v);
             for j in 0..n {
-                let beta = coef[j].0 - s[j] * scratch.v[j];
+                let beta = cs[j].0 - cs[j].1 * scratch.v[j];
+                scratch.beta.push(beta);
                 for (x, &z) in scratch.x.iter_mut().zip(fold.z(self.items[j])) {
                     *x += beta * z as f64;
                 }

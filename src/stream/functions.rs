@@ -21,7 +21,7 @@ use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlType, Value};
 use crate::budget::{self, Budget};
 use crate::model::table::{self as model_table, ModelRow};
-use crate::model::top_categories;
+use crate::model::top_categories_of;
 use crate::recommend::cache;
 use crate::recommend::serving::ServingModel;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -188,8 +188,8 @@ impl ModelInput {
         cache::note_table(table, model_id);
         budget.check(
             "the fold-in",
-            (served.item_factors().len() * 4 + served.factors * served.factors * 16) as u64,
-            "one float per product factor plus two factors × factors matrices",
+            FoldIn::bytes(served.n_products(), served.factors),
+            "one float per product factor, two factors × factors matrices, and for at most 8,192 products one float per pair of products",
         )?;
         let fold = pool.install(|| fold_in_for(&served, regularization, alpha))?;
         Ok((served, fold))
@@ -473,7 +473,7 @@ impl AggregateFunction for RecommendSession {
             Some(vector.as_slice())
         };
         let (k, blend) = (call.int("k")? as usize, blend(call, &model)?);
-        let recs = pool.install(|| model.recommend_vector(vector, &top_categories(&user.categories), &user.bought, k, blend));
+        let recs = pool.install(|| model.recommend_vector(vector, &top_categories_of(&user.categories), &user.bought, k, blend));
         let mut rows = RowSet::for_columns(&Self::columns());
         let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
         for (r, rec) in recs.iter().enumerate() {

@@ -5,6 +5,8 @@
 //! - [`clock`]: tumbling windows, the watermark, late events, pacing;
 //! - [`state`]: per-user and per-product state;
 //! - [`foldin`]: the exact least-squares fold-in (Woodbury / Cholesky);
+//! - [`score`]: the exact collaborative top-k of a folded-in user from
+//!   their products' rows of product-by-product scores;
 //! - [`replay`]: the driver, partitioned by user, with latency measurement;
 //! - [`lineproto`]: InfluxDB line protocol; [`http`]: the writer;
 //!   [`monitor`]: the metrics sent while a replay runs, the InfluxDB functions;
@@ -17,6 +19,7 @@ pub mod lineproto;
 pub mod monitor;
 pub mod outputs;
 pub mod replay;
+pub mod score;
 pub mod state;
 
 #[cfg(test)]

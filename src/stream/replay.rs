@@ -18,10 +18,12 @@
 
 use super::clock::{self, Schedule};
 use super::foldin::{FoldIn, Scratch};
+use super::score::{self, ScoreScratch};
 use super::state::{Kind, ProductCounters, Touch, UserState, Weights};
-use crate::model::top_categories;
+use crate::model::top_categories_of;
 use crate::recommend::serving::{Recommendation, ServingModel, Source};
-use std::collections::{HashMap, HashSet};
+use crate::rng::{FastMap, FastSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Most events handed out per round.
@@ -190,12 +192,13 @@ fn window_row(w: &clock::Window, p: &mut Partial, events: &[Event]) -> WindowRow
 struct Shard {
     positions: Vec<usize>,
     cursor: usize,
-    users: HashMap<i64, UserState>,
-    products: HashMap<i64, ProductCounters>,
-    active: HashSet<(u32, i64)>,
+    users: FastMap<i64, UserState>,
+    products: FastMap<i64, ProductCounters>,
+    active: FastSet<(u32, i64)>,
     partial: Vec<Partial>,
     emitted: Vec<Emitted>,
     scratch: Scratch,
+    scores: ScoreScratch,
     vector: Vec<f32>,
     error: Option<anyhow::Error>,
 }
@@ -298,9 +301,25 @@ impl Shard {
             state.fold.solve(s.fold, &mut self.scratch, &mut self.vector)?;
             Some(self.vector.as_slice())
         };
-        let interest = top_categories(&state.categories);
+        let interest = top_categories_of(&state.categories);
         let excluded: &[u32] = if s.config.exclude_purchased { &state.bought } else { &[] };
-        let recs = model.recommend_vector(vector, &interest, excluded, s.config.k, s.config.blend);
+        // The list `recommend_vector` gives, its collaborative part found
+        // from the user's own products (`score`), not by a scan.
+        let als_top = match vector {
+            Some(x) if s.config.blend < 1.0 => score::collaborative_top(
+                model,
+                s.fold,
+                state.fold.items(),
+                &self.scratch,
+                x,
+                ServingModel::collaborative_candidates(s.config.k),
+                excluded,
+                &mut state.last_top,
+                &mut self.scores,
+            ),
+            _ => Vec::new(),
+        };
+        let recs = model.recommend_from_top(als_top, &interest, excluded, s.config.k, s.config.blend);
         let done = s.now();
         let latency_ns = done.saturating_sub(arrival);
         p.last_done = p.last_done.max(done);
@@ -350,12 +369,13 @@ pub fn replay(
         .map(|_| Shard {
             positions: Vec::new(),
             cursor: 0,
-            users: HashMap::new(),
-            products: HashMap::new(),
-            active: HashSet::new(),
+            users: FastMap::default(),
+            products: FastMap::default(),
+            active: FastSet::default(),
             partial: vec![Partial::default(); n_windows],
             emitted: Vec::new(),
             scratch: Scratch::default(),
+            scores: ScoreScratch::default(),
             vector: Vec::new(),
             error: None,
         })

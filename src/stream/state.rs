@@ -8,7 +8,6 @@
 //! Per product: views, carts and purchases seen in the stream.
 
 use super::foldin::{FoldIn, UserFold};
-use std::collections::HashMap;
 
 /// The event types that count; others are ignored (and counted as such).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,14 +69,17 @@ pub struct UserState {
     pub events: u64,
     pub last_time: i64,
     /// Interactions per category (all of the user's view, cart and
-    /// purchase events in the stream).
-    pub categories: HashMap<i64, f32>,
+    /// purchase events in the stream), one entry per category, in the
+    /// order first seen: users touch few categories, so a list.
+    pub categories: Vec<(i64, f32)>,
     /// Products of the model bought, sorted (excluded from the lists).
     pub bought: Vec<u32>,
     /// Summed (uncapped) event weight per product of the model, in the
     /// order first touched.
     sums: Vec<(u32, f32)>,
     pub fold: UserFold,
+    /// The collaborative top of the user's last list (a hint for the next).
+    pub last_top: Vec<u32>,
 }
 
 impl UserState {
@@ -94,7 +96,10 @@ impl UserState {
         self.events += 1;
         self.last_time = self.last_time.max(touch.time);
         if let Some(c) = touch.category {
-            *self.categories.entry(c).or_default() += 1.0;
+            match self.categories.iter_mut().find(|e| e.0 == c) {
+                Some(e) => e.1 += 1.0,
+                None => self.categories.push((c, 1.0)),
+            }
         }
         let Some(item) = touch.item else { return Ok(()) };
         if touch.kind == Kind::Purchase {
@@ -163,12 +168,12 @@ mod tests {
         assert_eq!(user.weight(0, &w), 10.0);
         assert_eq!(user.weight(1, &w), 0.0);
         assert_eq!(user.bought, [0, 1]);
-        assert_eq!(user.categories[&7], 4.0);
+        assert_eq!(user.categories, [(7, 4.0)]);
         assert_eq!(user.events, 4);
         // A product the model does not know: interest only.
         user.apply(&Touch { kind: Kind::View, time: 9, item: None, category: Some(8) }, &w, &fold, &y).unwrap();
         assert_eq!(user.fold.products(), 1);
-        assert_eq!(user.categories[&8], 1.0);
+        assert_eq!(user.categories, [(7, 4.0), (8, 1.0)]);
         assert_eq!(user.last_time, 9);
         assert_eq!(Kind::parse("remove_from_cart"), None);
     }

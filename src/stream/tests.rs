@@ -291,7 +291,7 @@ fn timing() {
         let t1 = std::time::Instant::now();
         s.fold.solve(&fold, &mut scratch, &mut v).unwrap();
         let t2 = std::time::Instant::now();
-        let interest = crate::model::top_categories(&s.categories);
+        let interest = crate::model::top_categories_of(&s.categories);
         let recs = model.recommend_vector(Some(&v), &interest, &s.bought, 10, 0.8);
         assert_eq!(recs.len(), 10);
         let t3 = std::time::Instant::now();
@@ -324,4 +324,52 @@ fn timing_recommend() {
         }
         eprintln!("recommend blend {blend}: {:.2} µs", t.elapsed().as_secs_f64() * 1e6 / n as f64);
     }
+}
+
+/// The per-event scorer's shortcut (a folded-in user's scores from their
+/// products' rows of product-by-product scores, bounded, then rescored)
+/// gives exactly the full scan's top: same products, same score bits, same
+/// order, with exclusions and with any hint.
+#[test]
+fn collaborative_top_from_product_rows_equals_the_scan_bit_for_bit() {
+    use super::score::{collaborative_top, ScoreScratch};
+    let mut rng = Rng::new(21);
+    let mut pairs = Vec::new();
+    for user in 0..300i64 {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..(2 + rng.next_u64() % 12) {
+            // Skewed popularity, so norms spread as in trained models.
+            let product = ((rng.next_f64().powi(3)) * 400.0) as i64;
+            if seen.insert(product) {
+                pairs.push(Pair { user, product, weight: 1.0 + (rng.next_u64() % 5) as f32, purchases: 0, interactions: 1, category: product % 7 });
+            }
+        }
+    }
+    let params = AlsParams { factors: 16, iterations: 6, regularization: 0.05, alpha: 3.0, cg_steps: 3, seed: 4 };
+    let trained = train_pairs(pairs, &params, Confidence::Raw, 0.0, false, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap();
+    let model = ServingModel::new(trained.model).unwrap();
+    let y = model.item_factors();
+    let fold = FoldIn::new(y, model.factors, params.regularization as f64, params.alpha as f64).unwrap();
+    assert!(fold.columns().is_some());
+    let (mut scratch, mut scores) = (Scratch::default(), ScoreScratch::default());
+    let mut x = vec![0f32; model.factors];
+    let mut shortcut = 0;
+    for trial in 0..200 {
+        let mut user = UserState::new(&[]);
+        let mut hint: Vec<u32> = (0..40).map(|_| (rng.next_u64() % 420) as u32).collect();
+        for step in 0..(1 + trial % 10) {
+            let item = (rng.next_u64() % model.n_products() as u64) as u32;
+            let kind = if step % 4 == 3 { Kind::Purchase } else { Kind::View };
+            user.apply(&Touch { kind, time: step as i64, item: Some(item), category: None }, &Weights::default(), &fold, y).unwrap();
+            user.fold.solve(&fold, &mut scratch, &mut x).unwrap();
+            shortcut += scratch.woodbury_weights().is_some() as usize;
+            for k in [1, 10, 40] {
+                let got = collaborative_top(&model, &fold, user.fold.items(), &scratch, &x, k, &user.bought, &mut hint, &mut scores);
+                let want = model.collaborative_top(&x, k, &user.bought);
+                let bits = |v: &[(u32, f32)]| v.iter().map(|t| (t.0, t.1.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "trial {trial} step {step} k {k}");
+            }
+        }
+    }
+    assert!(shortcut > 500, "the shortcut ran {shortcut} times");
 }

@@ -155,7 +155,7 @@ impl PackedItems {
 
     /// The exact score, summed as [`recommend_batch`](super::recommend_batch) sums it.
     #[inline]
-    fn exact_score(&self, user: &[f32], item: u32) -> f32 {
+    pub fn exact_score(&self, user: &[f32], item: u32) -> f32 {
         let f = self.factors;
         let row = &self.rows[item as usize * f..(item as usize + 1) * f];
         // Ascending j, one multiply then one add (no FMA): bit-identical
