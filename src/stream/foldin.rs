@@ -25,6 +25,7 @@
 //!
 //! Everything is accumulated in `f64`; product factors and `z` are `f32`.
 
+use super::score::{ProductScores, MAX_SCORED_PRODUCTS};
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 
@@ -38,22 +39,9 @@ pub struct FoldIn {
     a0: Vec<f64>,
     /// `A₀⁻¹ y_i` per product, row-major `n_items × f`.
     z: Vec<f32>,
-    /// Per product `j`, its scores against every product,
-    /// `M[j·n + i] = z_j · y_i` (row-major `n_items × n_items`), for
-    /// catalogues of at most [`MAX_COLUMN_PRODUCTS`]: see [`super::score`].
-    columns: Option<Vec<f32>>,
-    /// `‖z_j‖` and `‖y_i‖`, rounded up (with `columns`).
-    z_norms: Vec<f32>,
-    item_norms: Vec<f32>,
-}
-
-/// Largest catalogue whose product-by-product scores [`FoldIn`] keeps:
-/// `n²` floats, 256 MB at this size.
-pub const MAX_COLUMN_PRODUCTS: usize = 8192;
-
-/// `‖v‖` rounded up to single precision.
-fn norm_up(v: &[f32]) -> f32 {
-    (v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() * (1.0 + 1e-6)) as f32
+    /// `z_j · y_i` for every pair of products, for catalogues of at most
+    /// [`MAX_SCORED_PRODUCTS`] (see [`super::score`]).
+    product_scores: Option<ProductScores>,
 }
 
 /// In-place Cholesky factorisation `a = L Lᵀ` of the symmetric positive
@@ -177,51 +165,22 @@ impl FoldIn {
             }
         });
         let n = item_factors.len() / f;
-        let (columns, z_norms, item_norms) = if n <= MAX_COLUMN_PRODUCTS {
-            let mut m: Vec<f32> = Vec::new();
-            m.try_reserve_exact(n * n)
-                .map_err(|_| anyhow::anyhow!("not enough memory for the product scores of {n} products"))?;
-            m.resize(n * n, 0.0);
-            m.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(scores, zj)| {
-                for (score, yi) in scores.iter_mut().zip(item_factors.chunks_exact(f)) {
-                    let mut s = 0f32;
-                    for (a, b) in zj.iter().zip(yi) {
-                        s += a * b;
-                    }
-                    *score = s;
-                }
-            });
-            (Some(m), z.chunks_exact(f).map(norm_up).collect(), item_factors.chunks_exact(f).map(norm_up).collect())
-        } else {
-            (None, Vec::new(), Vec::new())
-        };
-        Ok(FoldIn { factors: f, regularization, alpha, a0, z, columns, z_norms, item_norms })
+        let product_scores = if n <= MAX_SCORED_PRODUCTS { Some(ProductScores::new(&z, item_factors, f)?) } else { None };
+        Ok(FoldIn { factors: f, regularization, alpha, a0, z, product_scores })
     }
 
     /// Bytes [`new`](Self::new) keeps for `n_items` products of `factors`.
     pub fn bytes(n_items: usize, factors: usize) -> u64 {
-        let columns = if n_items <= MAX_COLUMN_PRODUCTS { n_items * n_items + 2 * n_items } else { 0 };
-        ((n_items * factors + columns) * 4 + factors * factors * 16) as u64
+        (n_items * factors * 4 + factors * factors * 16) as u64 + ProductScores::bytes(n_items)
     }
 
-    /// The product-by-product scores, `n_items` rows of `n_items`
-    /// (`None` for a catalogue above [`MAX_COLUMN_PRODUCTS`]).
-    pub fn columns(&self) -> Option<&[f32]> {
-        self.columns.as_deref()
+    /// The product-by-product scores (`None` above [`MAX_SCORED_PRODUCTS`]).
+    pub fn product_scores(&self) -> Option<&ProductScores> {
+        self.product_scores.as_ref()
     }
 
     pub fn n_items(&self) -> usize {
         self.z.len() / self.factors
-    }
-
-    /// `‖z_j‖` rounded up (with [`columns`](Self::columns)).
-    pub fn z_norm(&self, item: u32) -> f32 {
-        self.z_norms[item as usize]
-    }
-
-    /// Every `‖y_i‖` rounded up (with [`columns`](Self::columns)).
-    pub fn item_norms(&self) -> &[f32] {
-        &self.item_norms
     }
 
     fn z(&self, item: u32) -> &[f32] {

@@ -4,15 +4,20 @@
 //! A user with `n` products solved by the Woodbury identity has
 //! `x = Σ_j β_j z_j` ([`super::foldin`]), so every product's score is
 //! `x · y_i = Σ_j β_j (z_j · y_i)`: `n` rows of the product-by-product
-//! scores [`FoldIn::columns`] keeps, `n · n_items` multiply-adds instead of
+//! scores [`ProductScores`] keeps, `n · n_items` multiply-adds instead of
 //! `factors · n_items` (a user with 3 products: 17 times less work at 50
-//! factors). Those sums are rounded differently from the exact score
+//! factors). The products are kept in descending order of `‖y_i‖`, and
+//! `x · y_i ≤ ‖x‖ ‖y_i‖`: once the user's previous top (a hint) has set a
+//! bar, only the products of large enough norm are summed at all.
+//!
+//! Those sums are rounded differently from the exact score
 //! (`ServingModel::collaborative_score`, the one every list reports), but
 //! by at most `‖y_i‖ · e` for a per-user `e` (below), so they bound it: keep
-//! the `k` best lower bounds, rescore exactly the few items whose upper
+//! the `k` best lower bounds, rescore exactly the few products whose upper
 //! bound reaches them. The result is the same top-k, scores and order as a
-//! full scan's, bit for bit. Users solved directly, and catalogues too large
-//! for the product scores, go through the scan.
+//! full scan's, bit for bit. Users solved directly, users with more than
+//! `factors / 2` products, and catalogues too large for the product scores
+//! go through the scan.
 //!
 //! The bound `e`: with `S = Σ_j |β_j| ‖z_j‖`, each stored score is within
 //! `γ_f ‖z_j‖ ‖y_i‖` of `z_j · y_i` (`γ_m = m u / (1 − m u)`, `u = 2⁻²⁴`),
@@ -23,9 +28,79 @@
 //! sum is within `γ_f ‖x‖ ‖y_i‖`. 2% on top covers the bound's arithmetic.
 
 use super::foldin::{FoldIn, Scratch};
-use crate::recommend::serving::ServingModel;
 use crate::isa::{dispatch, Isa};
+use crate::recommend::serving::ServingModel;
 use crate::recommend::topk::TopK;
+use anyhow::Result;
+use rayon::prelude::*;
+
+/// Largest catalogue whose product-by-product scores are kept: `n²`
+/// floats, 256 MB at this size.
+pub const MAX_SCORED_PRODUCTS: usize = 8192;
+
+/// `z_j · y_i` for every pair of products, each row in descending order of
+/// `‖y_i‖` (slot `s` holds product `order[s]`).
+#[derive(Debug)]
+pub struct ProductScores {
+    n: usize,
+    /// Row `j` (a product index), slot `s`: `z_j · y_order[s]`.
+    rows: Vec<f32>,
+    order: Vec<u32>,
+    /// The slot of each product (the inverse of `order`).
+    slots: Vec<u32>,
+    /// `‖y‖` per slot, rounded up: descending.
+    norms: Vec<f32>,
+    /// `‖z_j‖` per product, rounded up.
+    z_norms: Vec<f32>,
+}
+
+/// `‖v‖` rounded up to single precision.
+fn norm_up(v: &[f32]) -> f32 {
+    (v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() * (1.0 + 1e-6)) as f32
+}
+
+impl ProductScores {
+    /// From `z` and the product factors `y` (both `n × f`, row-major).
+    pub fn new(z: &[f32], y: &[f32], f: usize) -> Result<ProductScores> {
+        let n = y.len() / f;
+        let item_norms: Vec<f32> = y.chunks_exact(f).map(norm_up).collect();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|&a, &b| item_norms[b as usize].total_cmp(&item_norms[a as usize]).then(a.cmp(&b)));
+        let mut rows: Vec<f32> = Vec::new();
+        rows.try_reserve_exact(n * n)
+            .map_err(|_| anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products"))?;
+        rows.resize(n * n, 0.0);
+        rows.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(row, zj)| {
+            for (score, &i) in row.iter_mut().zip(&order) {
+                let yi = &y[i as usize * f..(i as usize + 1) * f];
+                let mut s = 0f32;
+                for (a, b) in zj.iter().zip(yi) {
+                    s += a * b;
+                }
+                *score = s;
+            }
+        });
+        let norms = order.iter().map(|&i| item_norms[i as usize]).collect();
+        let mut slots = vec![0u32; n];
+        for (slot, &i) in order.iter().enumerate() {
+            slots[i as usize] = slot as u32;
+        }
+        Ok(ProductScores { n, rows, order, slots, norms, z_norms: z.chunks_exact(f).map(norm_up).collect() })
+    }
+
+    /// Bytes kept for `n` products (0 above [`MAX_SCORED_PRODUCTS`]).
+    pub fn bytes(n: usize) -> u64 {
+        if n <= MAX_SCORED_PRODUCTS {
+            (n * n * 4 + n * 16) as u64
+        } else {
+            0
+        }
+    }
+
+    fn row(&self, j: u32) -> &[f32] {
+        &self.rows[j as usize * self.n..(j as usize + 1) * self.n]
+    }
+}
 
 /// `scores += b · row`.
 #[inline(always)]
@@ -48,9 +123,10 @@ fn any_reaches(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32) -> bool {
 /// Reusable buffers of [`collaborative_top`].
 #[derive(Default)]
 pub struct ScoreScratch {
+    /// Per slot of the prefix summed.
     scores: Vec<f32>,
     candidates: Vec<(u32, f32)>,
-    /// Per product: whether it is already a candidate (the seeds).
+    /// Per product: whether it is already a candidate (the hints).
     seeded: Vec<bool>,
 }
 
@@ -63,8 +139,7 @@ fn gamma(m: usize) -> f64 {
 /// user whose folded-in vector `x` the last [`UserFold::solve`](super::foldin::UserFold::solve)
 /// into `fold_scratch` produced, over `items` (the user's products);
 /// `excluded` sorted. `previous`: the user's last top (any products: only
-/// a hint that sets the bar early, so that the pass over the catalogue
-/// keeps few candidates); replaced by this one's.
+/// a hint that sets the bar early); replaced by this one's.
 #[allow(clippy::too_many_arguments)]
 pub fn collaborative_top(
     model: &ServingModel,
@@ -77,12 +152,15 @@ pub fn collaborative_top(
     previous: &mut Vec<u32>,
     scratch: &mut ScoreScratch,
 ) -> Vec<(u32, f32)> {
-    let top = top_k(model, fold, items, fold_scratch, x, k, excluded, previous, scratch);
+    let top = top_k(model, fold, items, fold_scratch, x, k, excluded, previous, scratch)
+        .unwrap_or_else(|| model.collaborative_top(x, k, excluded));
     previous.clear();
     previous.extend(top.iter().map(|t| t.0));
     top
 }
 
+/// [`collaborative_top`] from the product scores; `None` when the user or
+/// the catalogue is not one they serve.
 #[allow(clippy::too_many_arguments)]
 fn top_k(
     model: &ServingModel,
@@ -94,20 +172,18 @@ fn top_k(
     excluded: &[u32],
     previous: &[u32],
     scratch: &mut ScoreScratch,
-) -> Vec<(u32, f32)> {
-    let (Some(columns), Some(beta)) = (fold.columns(), fold_scratch.woodbury_weights()) else {
-        return model.collaborative_top(x, k, excluded);
-    };
-    let n_items = fold.n_items();
+) -> Option<Vec<(u32, f32)>> {
+    let table = fold.product_scores()?;
+    let beta = fold_scratch.woodbury_weights()?;
+    let (n_items, f) = (table.n, fold.factors);
     let x_norm = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
     // n rows of scores cost n·n_items; the scan at most factors·n_items
     // (less when its norm bound stops it early): the rows while n ≤ f/2.
-    let f = fold.factors;
     if k == 0 || n_items == 0 || beta.len() != items.len() || 2 * items.len() > f || !x_norm.is_finite() || beta.iter().any(|b| !b.is_finite()) {
-        return model.collaborative_top(x, k, excluded);
+        return None;
     }
     let u = 2f64.powi(-24);
-    let s: f64 = items.iter().zip(beta).map(|(&j, &b)| b.abs() * fold.z_norm(j) as f64).sum();
+    let s: f64 = items.iter().zip(beta).map(|(&j, &b)| b.abs() * table.z_norms[j as usize] as f64).sum();
     let per_norm = (s * (gamma(f) + gamma(items.len()) + 2.0 * u + items.len() as f64 * 2f64.powi(-52))
         + x_norm * (u + gamma(f)))
         * 1.02;
@@ -115,50 +191,65 @@ fn top_k(
     // smallest normal float.
     let absolute = (f + items.len() + 1) as f64 * f32::MIN_POSITIVE as f64 * 1.02;
     let (pn, ab) = ((per_norm * (1.0 + 1e-6)) as f32, (absolute * (1.0 + 1e-6)) as f32);
-    let isa = Isa::detect();
-    let scores = &mut scratch.scores;
-    scores.clear();
-    scores.resize(n_items, 0.0);
-    for (&j, &b) in items.iter().zip(beta) {
-        let row = &columns[j as usize * n_items..(j as usize + 1) * n_items];
-        dispatch!(isa, (scores: &mut [f32] = scores, row: &[f32] = row, b: f32 = b as f32) {
-            axpy(scores, row, b)
-        });
-    }
-    // The k best lower bounds, and every item whose upper bound reaches them.
+    let beta32: Vec<f32> = beta.iter().map(|&b| b as f32).collect();
+    // The hints first: their bounds set the bar for everything else.
     let mut lower = TopK::new(k);
     let candidates = &mut scratch.candidates;
     candidates.clear();
-    let norms = fold.item_norms();
     let seeded = &mut scratch.seeded;
-    seeded.resize(n_items, false);
+    seeded.resize(model.n_products(), false);
+    let slot_score = |slot: usize| {
+        let mut g = 0f32;
+        for (&j, &b) in items.iter().zip(&beta32) {
+            g += b * table.row(j)[slot];
+        }
+        g
+    };
     for &i in previous {
-        let at = i as usize;
-        if at >= n_items || seeded[at] || excluded.binary_search(&i).is_ok() {
+        if (i as usize) >= n_items || seeded[i as usize] || excluded.binary_search(&i).is_ok() {
             continue;
         }
-        seeded[at] = true;
-        let err = norms[at] * pn + ab;
-        lower.push(i, scores[at] - err);
-        candidates.push((i, scores[at] + err));
+        let slot = table.slots[i as usize] as usize;
+        seeded[i as usize] = true;
+        let (g, err) = (slot_score(slot), table.norms[slot] * pn + ab);
+        lower.push(i, g - err);
+        candidates.push((i, g + err));
+    }
+    // An exact score is at most ‖x‖ ‖y‖ (1 + γ_f) (plus underflows, and
+    // err on top for the sums here): the slots past the last norm that can
+    // reach the bar are never summed.
+    let reach_per_norm = (x_norm * (1.0 + 2.0 * gamma(f) + 1e-6)) as f32 * (1.0 + 1e-6);
+    let reach = |norm: f32| reach_per_norm * norm + norm * pn + ab;
+    let bar = lower.min_score();
+    let prefix = table.norms.partition_point(|&norm| reach(norm) >= bar);
+    let isa = Isa::detect();
+    let scores = &mut scratch.scores;
+    scores.clear();
+    scores.resize(prefix, 0.0);
+    for (&j, &b) in items.iter().zip(&beta32) {
+        let row = &table.row(j)[..prefix];
+        dispatch!(isa, (scores: &mut [f32] = scores, row: &[f32] = row, b: f32 = b) {
+            axpy(scores, row, b)
+        });
     }
     let mut first = 0;
-    while first < n_items {
-        let end = (first + 8).min(n_items);
+    while first < prefix {
+        let end = (first + 8).min(prefix);
         let threshold = lower.min_score();
-        let (g, y) = (&scores[first..end], &norms[first..end]);
+        let (g, y) = (&scores[first..end], &table.norms[first..end]);
         let reaches = dispatch!(isa, (g: &[f32] = g, y: &[f32] = y, pn: f32 = pn, ab: f32 = ab, t: f32 = threshold) -> bool {
             any_reaches(g, y, pn, ab, t)
         });
         if reaches {
-            for i in first..end {
-                let err = norms[i] * pn + ab;
-                let upper = scores[i] + err;
-                if upper < lower.min_score() || seeded[i] || excluded.binary_search(&(i as u32)).is_ok() {
+            for slot in first..end {
+                let item = table.order[slot];
+                let err = table.norms[slot] * pn + ab;
+                let upper = scores[slot] + err;
+                if upper < lower.min_score() || seeded[item as usize] || excluded.binary_search(&item).is_ok() {
                     continue;
                 }
-                lower.push(i as u32, scores[i] - err);
-                candidates.push((i as u32, upper));
+                lower.push(item, scores[slot] - err);
+                candidates.push((item, upper));
             }
         }
         first = end;
@@ -175,5 +266,5 @@ fn top_k(
             top.push(i, model.collaborative_score(x, i));
         }
     }
-    top.into_sorted()
+    Some(top.into_sorted())
 }

@@ -350,7 +350,7 @@ fn collaborative_top_from_product_rows_equals_the_scan_bit_for_bit() {
     let model = ServingModel::new(trained.model).unwrap();
     let y = model.item_factors();
     let fold = FoldIn::new(y, model.factors, params.regularization as f64, params.alpha as f64).unwrap();
-    assert!(fold.columns().is_some());
+    assert!(fold.product_scores().is_some());
     let (mut scratch, mut scores) = (Scratch::default(), ScoreScratch::default());
     let mut x = vec![0f32; model.factors];
     let mut shortcut = 0;
