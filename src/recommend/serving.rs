@@ -220,6 +220,11 @@ impl ServingModel {
         self.packed.exact_score(x, item)
     }
 
+    /// [`collaborative_score`](Self::collaborative_score) of many products.
+    pub fn collaborative_scores(&self, x: &[f32], items: &[u32], out: &mut Vec<f32>) {
+        self.packed.exact_scores(x, items, out)
+    }
+
     /// How many collaborative candidates a list of `k` blends.
     pub fn collaborative_candidates(k: usize) -> usize {
         4 * k

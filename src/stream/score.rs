@@ -46,8 +46,6 @@ pub struct ProductScores {
     /// Row `j` (a product index), slot `s`: `z_j · y_order[s]`.
     rows: Vec<f32>,
     order: Vec<u32>,
-    /// The slot of each product (the inverse of `order`).
-    slots: Vec<u32>,
     /// `‖y‖` per slot, rounded up: descending.
     norms: Vec<f32>,
     /// `‖z_j‖` per product, rounded up.
@@ -81,17 +79,13 @@ impl ProductScores {
             }
         });
         let norms = order.iter().map(|&i| item_norms[i as usize]).collect();
-        let mut slots = vec![0u32; n];
-        for (slot, &i) in order.iter().enumerate() {
-            slots[i as usize] = slot as u32;
-        }
-        Ok(ProductScores { n, rows, order, slots, norms, z_norms: z.chunks_exact(f).map(norm_up).collect() })
+        Ok(ProductScores { n, rows, order, norms, z_norms: z.chunks_exact(f).map(norm_up).collect() })
     }
 
     /// Bytes kept for `n` products (0 above [`MAX_SCORED_PRODUCTS`]).
     pub fn bytes(n: usize) -> u64 {
         if n <= MAX_SCORED_PRODUCTS {
-            (n * n * 4 + n * 16) as u64
+            (n * n * 4 + n * 12) as u64
         } else {
             0
         }
@@ -128,6 +122,9 @@ pub struct ScoreScratch {
     candidates: Vec<(u32, f32)>,
     /// Per product: whether it is already a candidate (the hints).
     seeded: Vec<bool>,
+    /// The hints (then the candidates rescored) and their exact scores.
+    hints: Vec<u32>,
+    exact: Vec<f32>,
 }
 
 fn gamma(m: usize) -> f64 {
@@ -198,22 +195,19 @@ fn top_k(
     candidates.clear();
     let seeded = &mut scratch.seeded;
     seeded.resize(model.n_products(), false);
-    let slot_score = |slot: usize| {
-        let mut g = 0f32;
-        for (&j, &b) in items.iter().zip(&beta32) {
-            g += b * table.row(j)[slot];
-        }
-        g
-    };
+    // A hint's exact score is its own lower bound (one pass over its
+    // factors, where its product scores would be n scattered reads).
+    let hints = &mut scratch.hints;
+    hints.clear();
     for &i in previous {
-        if (i as usize) >= n_items || seeded[i as usize] || excluded.binary_search(&i).is_ok() {
-            continue;
+        if (i as usize) < n_items && !seeded[i as usize] && excluded.binary_search(&i).is_err() {
+            seeded[i as usize] = true;
+            hints.push(i);
         }
-        let slot = table.slots[i as usize] as usize;
-        seeded[i as usize] = true;
-        let (g, err) = (slot_score(slot), table.norms[slot] * pn + ab);
-        lower.push(i, g - err);
-        candidates.push((i, g + err));
+    }
+    model.collaborative_scores(x, hints, &mut scratch.exact);
+    for (&i, &score) in hints.iter().zip(&scratch.exact) {
+        lower.push(i, score);
     }
     // An exact score is at most ‖x‖ ‖y‖ (1 + γ_f) (plus underflows, and
     // err on top for the sums here): the slots past the last norm that can
@@ -254,17 +248,19 @@ fn top_k(
         }
         first = end;
     }
-    for &i in previous {
-        if let Some(flag) = seeded.get_mut(i as usize) {
-            *flag = false;
-        }
+    for &i in scratch.hints.iter() {
+        seeded[i as usize] = false;
     }
     let threshold = lower.min_score();
     let mut top = TopK::new(k);
-    for &(i, upper) in candidates.iter() {
-        if upper >= threshold {
-            top.push(i, model.collaborative_score(x, i));
-        }
+    for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
+        top.push(i, score);
+    }
+    scratch.hints.clear();
+    scratch.hints.extend(candidates.iter().filter(|c| c.1 >= threshold).map(|c| c.0));
+    model.collaborative_scores(x, &scratch.hints, &mut scratch.exact);
+    for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
+        top.push(i, score);
     }
     Some(top.into_sorted())
 }

@@ -167,6 +167,26 @@ impl PackedItems {
         score
     }
 
+    /// [`exact_score`](Self::exact_score) of each of `items` into `out`,
+    /// eight at a time in vector lanes (each lane sums in the same order as
+    /// the scalar score, so the same bits).
+    pub fn exact_scores(&self, user: &[f32], items: &[u32], out: &mut Vec<f32>) {
+        let f = self.factors;
+        assert_eq!(user.len(), f, "user row length differs from factors");
+        out.clear();
+        let isa = Isa::detect();
+        let groups = items.chunks_exact(8);
+        let tail = groups.remainder();
+        for group in groups {
+            let group: &[u32; 8] = group.try_into().expect("chunks of 8");
+            let lanes = dispatch!(isa, (user: &[f32] = user, rows: &[f32] = &self.rows, f: usize = f, group: &[u32; 8] = group) -> [f32; 8] {
+                scores8(user, rows, f, group)
+            });
+            out.extend_from_slice(&lanes);
+        }
+        out.extend(tail.iter().map(|&i| self.exact_score(user, i)));
+    }
+
     /// Exact top-k from a half-precision scan. Each approximate score `a`
     /// lies within `err` of the exact one, so `a − err` and `a + err` bound
     /// it: once `k` items have a lower bound of at least `t`, an item whose
@@ -285,6 +305,21 @@ impl PackedItems {
         }
         top.into_sorted()
     }
+}
+
+/// Eight items' exact scores: lane `l` sums `user[j] · row_l[j]` for
+/// ascending `j`, one multiply then one add, as the scalar score does.
+#[inline(always)]
+fn scores8(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
+    let starts = items.map(|i| i as usize * f);
+    assert!(starts.iter().all(|&s| s + f <= rows.len()), "an item index is out of range");
+    let mut acc = [0f32; 8];
+    for (j, &x) in user.iter().enumerate() {
+        for lane in 0..8 {
+            acc[lane] += x * rows[starts[lane] + j];
+        }
+    }
+    acc
 }
 
 /// A factor row's Euclidean norm, summed in double precision.
