@@ -6,9 +6,10 @@
   DuckDB's `threads` = 2 and 1: events/s (wall time of the call, reading
   the events and the model's param rows included) and the latency
   event -> refreshed top-10 (p50 / p95 / p99 over every event);
-- the same latency when arrival is paced at the rate the unpaced replay
-  reached (speed = recorded span x rate / events), over the first 200K
-  events, so queueing counts;
+- the same latency when arrival is paced at the floor's 200,000 events/s
+  (or, when the unpaced replay is slower, at 80 % of its rate; speed =
+  recorded span x rate / events), over the first 200K events, so queueing
+  counts;
 - determinism: a hash of every list (event, rank, product, score, source)
   for threads 2 and 1, and paced vs unpaced.
 
@@ -28,6 +29,7 @@ import duckdb
 EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
 EVENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
 PACED = min(EVENTS, 200_000)
+FLOOR_RATE = 200_000
 
 
 def connect():
@@ -101,12 +103,16 @@ def main():
     con.execute("SET threads = 2")
     con.execute(f"CREATE TEMP VIEW first_part AS FROM events ORDER BY arrival_time LIMIT {PACED}")
     span = con.execute("SELECT epoch(max(event_time) - min(event_time)) FROM first_part").fetchone()[0]
-    speed = span * rate_2 / PACED
+    # The floor's rate when the replay reaches it; else 80 % of the rate it
+    # reached (at 100 % any stall queues every later event: the latency of
+    # an overloaded server, not of the replay).
+    paced_rate = FLOOR_RATE if rate_2 >= FLOOR_RATE else 0.8 * rate_2
+    speed = span * paced_rate / PACED
     _, rows = timed(con, SUMMARY.format(table="first_part", speed=0))
     unpaced_hash = rows[0][1]
     seconds, rows = timed(con, SUMMARY.format(table="first_part", speed=speed))
     n, paced_hash, (p50, p95, p99, _), _ = rows[0]
-    print(f"  paced at {rate_2:,.0f} events/s (speed {speed:,.0f}x) over the first {PACED:,} events: {seconds:.1f} s; "
+    print(f"  paced at {paced_rate:,.0f} events/s ({'the floor' if paced_rate == FLOOR_RATE else '80% of the unpaced rate'}; speed {speed:,.0f}x) over the first {PACED:,} events: {seconds:.1f} s; "
           f"latency p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms  [floor p99 <= 50 ms]")
     print(f"  same lists for threads 2 and 1: {hashes[2] == hashes[1]}; paced and unpaced: {paced_hash == unpaced_hash}")
 
