@@ -144,11 +144,30 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
+            // The whole request (headers, then Content-Length bytes of body)
+            // before answering: closing with unread bytes would reset the
+            // connection before the client reads the answer.
+            let mut received = Vec::new();
             let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap();
-            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                received.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&received).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                        .unwrap_or(0);
+                    if received.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                assert!(n > 0, "the client closed before sending its request");
+            }
+            let request = String::from_utf8_lossy(&received).to_string();
             let body = r#"{"error":"database not found: \"nope\""}"#;
             write!(s, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+            s.flush().unwrap();
             request
         });
         let mut w = Writer::new(Target::new(&format!("http://127.0.0.1:{port}"), "nope").unwrap(), Duration::from_secs(5));
