@@ -136,9 +136,14 @@ def test_synth_of_ten_billion_events_streams_its_first_row():
     outcome = run(["SET memory_limit = '1GB'"], query)
     assert "error" not in outcome, outcome
     assert outcome["row_count"] == 1
-    # The catalogue (200,000 products) and one user's history: far below
-    # the 11 GB the per-user budgets took when they were computed up front.
-    assert outcome["max_rss_mb"] < 1024, outcome["max_rss_mb"]
+    # The catalogue (200,000 products) and, per DuckDB thread, the history
+    # of the user it is generating: far below the 11 GB the per-user budgets
+    # took when they were computed up front. Usually about 100 MB, but which
+    # users a second thread starts on before LIMIT stops the scan depends on
+    # scheduling, and the heaviest users of 10^10 events have millions of
+    # events (a CI run once measured 1,049 MB): the bound leaves room for
+    # two such histories, not for the budgets of every user.
+    assert outcome["max_rss_mb"] < 3072, outcome["max_rss_mb"]
 
 
 def test_synth_refuses_a_history_too_large_for_memory():
