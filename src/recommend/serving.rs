@@ -156,6 +156,18 @@ impl ServingModel {
         &self.user_factors[u as usize * self.factors..(u as usize + 1) * self.factors]
     }
 
+    /// The products `user` bought in the training data plus `also`, sorted
+    /// and distinct: the exclusion list of the serving functions.
+    fn purchases_of(&self, user: Option<u32>, also: &[u32]) -> Vec<u32> {
+        let mut products = also.to_vec();
+        if let Some(u) = user {
+            products.extend_from_slice(self.purchased.row(u as usize).0);
+        }
+        products.sort_unstable();
+        products.dedup();
+        products
+    }
+
     /// Recommendations for one user, known to the model (`user`) or not (then
     /// `cold_interest` and `cold_purchased`, from the user's own events, are
     /// used). `exclude` adds products never to recommend.
@@ -168,15 +180,7 @@ impl ServingModel {
         blend: f32,
         exclude_purchased: bool,
     ) -> Vec<Recommendation> {
-        let mut excluded: Vec<u32> = Vec::new();
-        if exclude_purchased {
-            excluded.extend_from_slice(cold_purchased);
-            if let Some(u) = user {
-                excluded.extend_from_slice(self.purchased.row(u as usize).0);
-            }
-            excluded.sort_unstable();
-            excluded.dedup();
-        }
+        let excluded = if exclude_purchased { self.purchases_of(user, cold_purchased) } else { Vec::new() };
         let als_top = match user {
             Some(u) if blend < 1.0 => self.packed.top_k(self.user_row(u), Self::collaborative_candidates(k), &excluded),
             _ => Vec::new(),
@@ -185,7 +189,7 @@ impl ServingModel {
             Some(u) => self.interest[u as usize].as_slice(),
             None => cold_interest,
         };
-        self.blend(als_top, interest, &excluded, k, blend)
+        self.recommend_from_top(als_top, interest, &excluded, k, blend)
     }
 
     /// Recommendations for a user given by a factor vector computed by the
@@ -205,7 +209,7 @@ impl ServingModel {
             Some(x) if blend < 1.0 => self.collaborative_top(x, Self::collaborative_candidates(k), excluded),
             _ => Vec::new(),
         };
-        self.blend(als_top, interest, excluded, k, blend)
+        self.recommend_from_top(als_top, interest, excluded, k, blend)
     }
 
     /// The exact collaborative top `k` for a factor vector: product index
@@ -228,20 +232,6 @@ impl ServingModel {
     /// How many collaborative candidates a list of `k` blends.
     pub fn collaborative_candidates(k: usize) -> usize {
         4 * k
-    }
-
-    /// [`recommend_vector`](Self::recommend_vector) for a caller that found
-    /// the collaborative top (`collaborative_candidates(k)` of them, exact)
-    /// another way: the real-time scorer.
-    pub fn recommend_from_top(
-        &self,
-        als_top: Vec<(u32, f32)>,
-        interest: &[(i64, f32)],
-        excluded: &[u32],
-        k: usize,
-        blend: f32,
-    ) -> Vec<Recommendation> {
-        self.blend(als_top, interest, excluded, k, blend)
     }
 
     /// Recommendations for every user of the model, in user order.
@@ -276,19 +266,13 @@ impl ServingModel {
         // Exact single-precision scans see every product: then the batch
         // kernel, which scores 64 users per pass over the products, is faster.
         let exclude = exclude_purchased.then_some(&self.purchased);
-        let als_top = recommend_batch(&self.user_factors, self.item_factors(), self.factors, users, 4 * k, exclude);
+        let als_top = recommend_batch(&self.user_factors, self.item_factors(), self.factors, users, Self::collaborative_candidates(k), exclude);
         als_top
             .into_par_iter()
             .zip(users.par_iter())
             .map(|(top, &u)| {
-                let u = u as usize;
-                let mut excluded: Vec<u32> = Vec::new();
-                if exclude_purchased {
-                    excluded.extend_from_slice(self.purchased.row(u).0);
-                    excluded.sort_unstable();
-                    excluded.dedup();
-                }
-                self.blend(top, &self.interest[u], &excluded, k, blend)
+                let excluded = if exclude_purchased { self.purchases_of(Some(u), &[]) } else { Vec::new() };
+                self.recommend_from_top(top, &self.interest[u as usize], &excluded, k, blend)
             })
             .collect()
     }
@@ -315,8 +299,12 @@ impl ServingModel {
         }
     }
 
-    /// `excluded`: sorted ascending.
-    fn blend(
+    /// The list of `k` from a collaborative top (`collaborative_candidates(k)`
+    /// of them, exact, best first), the interest categories and the popular
+    /// fill: the last step of every serving function, also called by the
+    /// real-time scorer, which finds that top its own way. `excluded`:
+    /// sorted ascending.
+    pub fn recommend_from_top(
         &self,
         als_top: Vec<(u32, f32)>,
         interest: &[(i64, f32)],

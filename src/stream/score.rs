@@ -30,7 +30,7 @@
 use super::foldin::{FoldIn, Scratch};
 use crate::isa::{dispatch, Isa};
 use crate::recommend::serving::ServingModel;
-use crate::recommend::topk::TopK;
+use crate::recommend::topk::{norm_rounded_up, TopK};
 use anyhow::Result;
 use rayon::prelude::*;
 
@@ -52,16 +52,11 @@ pub struct ProductScores {
     z_norms: Vec<f32>,
 }
 
-/// `‖v‖` rounded up to single precision.
-fn norm_up(v: &[f32]) -> f32 {
-    (v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() * (1.0 + 1e-6)) as f32
-}
-
 impl ProductScores {
     /// From `z` and the product factors `y` (both `n × f`, row-major).
     pub fn new(z: &[f32], y: &[f32], f: usize) -> Result<ProductScores> {
         let n = y.len() / f;
-        let item_norms: Vec<f32> = y.chunks_exact(f).map(norm_up).collect();
+        let item_norms: Vec<f32> = y.chunks_exact(f).map(norm_rounded_up).collect();
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by(|&a, &b| item_norms[b as usize].total_cmp(&item_norms[a as usize]).then(a.cmp(&b)));
         let mut rows: Vec<f32> = Vec::new();
@@ -79,7 +74,7 @@ impl ProductScores {
             }
         });
         let norms = order.iter().map(|&i| item_norms[i as usize]).collect();
-        Ok(ProductScores { n, rows, order, norms, z_norms: z.chunks_exact(f).map(norm_up).collect() })
+        Ok(ProductScores { n, rows, order, norms, z_norms: z.chunks_exact(f).map(norm_rounded_up).collect() })
     }
 
     /// Bytes kept for `n` products (0 above [`MAX_SCORED_PRODUCTS`]).
@@ -119,6 +114,8 @@ fn any_reaches(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32) -> bool {
 pub struct ScoreScratch {
     /// Per slot of the prefix summed.
     scores: Vec<f32>,
+    /// `β` in single precision, the weights of the rows summed.
+    beta: Vec<f32>,
     candidates: Vec<(u32, f32)>,
     /// Per product: whether it is already a candidate (the hints).
     seeded: Vec<bool>,
@@ -188,7 +185,9 @@ fn top_k(
     // smallest normal float.
     let absolute = (f + items.len() + 1) as f64 * f32::MIN_POSITIVE as f64 * 1.02;
     let (pn, ab) = ((per_norm * (1.0 + 1e-6)) as f32, (absolute * (1.0 + 1e-6)) as f32);
-    let beta32: Vec<f32> = beta.iter().map(|&b| b as f32).collect();
+    let beta32 = &mut scratch.beta;
+    beta32.clear();
+    beta32.extend(beta.iter().map(|&b| b as f32));
     // The hints first: their bounds set the bar for everything else.
     let mut lower = TopK::new(k);
     let candidates = &mut scratch.candidates;
@@ -220,7 +219,7 @@ fn top_k(
     let scores = &mut scratch.scores;
     scores.clear();
     scores.resize(prefix, 0.0);
-    for (&j, &b) in items.iter().zip(&beta32) {
+    for (&j, &b) in items.iter().zip(beta32.iter()) {
         let row = &table.row(j)[..prefix];
         dispatch!(isa, (scores: &mut [f32] = scores, row: &[f32] = row, b: f32 = b) {
             axpy(scores, row, b)

@@ -20,4 +20,5 @@ mod similar;
 pub use batch::recommend_batch;
 pub use heap::{top_k, TopK};
 pub use packed::PackedItems;
+pub(crate) use packed::norm_rounded_up;
 pub use similar::similar_items;

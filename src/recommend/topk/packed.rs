@@ -328,7 +328,7 @@ fn norm(row: &[f32]) -> f64 {
 }
 
 /// [`norm`] rounded up to single precision, so that it bounds the true one.
-fn norm_rounded_up(row: &[f32]) -> f32 {
+pub(crate) fn norm_rounded_up(row: &[f32]) -> f32 {
     (norm(row) * (1.0 + 1e-6)) as f32
 }
 

@@ -104,10 +104,9 @@ pub fn silhouette(
             let point = &sample[i * n_cols..(i + 1) * n_cols];
             let mean_to = |cluster: usize| {
                 let block = &columns[cluster];
-                let sum = dispatch!(isa, (point: &[f64] = point, block: &[f64] = block, len: usize = cluster_sizes[cluster]) -> f64 {
+                dispatch!(isa, (point: &[f64] = point, block: &[f64] = block, len: usize = cluster_sizes[cluster]) -> f64 {
                     distance_sum(point, block, len)
-                });
-                sum
+                })
             };
             // The point's distance to itself is 0, so the own-cluster sum
             // needs no correction; only the divisor excludes the point.
