@@ -10,6 +10,7 @@
 pub mod binding;
 pub mod budget;
 mod isa;
+mod pages;
 pub mod rng;
 
 pub mod als;

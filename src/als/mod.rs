@@ -535,10 +535,12 @@ pub fn source_rows_sql(function: &str) -> String {
 /// CTE name): per (user, product) the weight (capped at `cap` for events),
 /// counts and last time, and the same over the rows before the validation
 /// cut (the last [`validation::VALIDATION_SHARE`] of the rows' time span held
-/// out), with whether the pair is a validation target.
+/// out), with whether the pair is a validation target. Without the search
+/// (the calling macro's `search` parameter false) the cut is NULL: no row
+/// falls before or after it, so no split is built or held.
 pub fn pairs_sql(rows: &str) -> String {
     format!(
-        "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows}),          ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut FROM ecoreco_span)          SELECT user_id, product_id,            least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight,            sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time,            CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN              least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight,            coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases,            coalesce(sum(n) FILTER (t < v_cut), 0)::BIGINT AS v_interactions,            max(t) FILTER (t < v_cut) AS v_time,            coalesce(bool_or(wanted) FILTER (t >= v_cut), false) AS v_target,            any_value(v_cut) AS v_cut, any_value(first_time) AS first_time          FROM {rows}, ecoreco_vcut GROUP BY user_id, product_id",
+        "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows}),          ecoreco_vcut AS (SELECT lo AS first_time, CASE WHEN search THEN lo + (hi - lo) * {keep} END AS v_cut FROM ecoreco_span)          SELECT user_id, product_id,            least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight,            sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time,            CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN              least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight,            coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases,            coalesce(sum(n) FILTER (t < v_cut), 0)::BIGINT AS v_interactions,            max(t) FILTER (t < v_cut) AS v_time,            coalesce(bool_or(wanted) FILTER (t >= v_cut), false) AS v_target,            any_value(v_cut) AS v_cut, any_value(first_time) AS first_time          FROM {rows}, ecoreco_vcut GROUP BY user_id, product_id",
         keep = 1.0 - validation::VALIDATION_SHARE,
     )
 }

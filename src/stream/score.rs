@@ -62,6 +62,8 @@ impl ProductScores {
         let mut rows: Vec<f32> = Vec::new();
         rows.try_reserve_exact(n * n)
             .map_err(|_| anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products"))?;
+        // Rows of it are read at random, one per product of the user.
+        crate::pages::advise_huge_pages(rows.spare_capacity_mut());
         rows.resize(n * n, 0.0);
         rows.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(row, zj)| {
             for (score, &i) in row.iter_mut().zip(&order) {

@@ -28,40 +28,57 @@ struct CgScratch {
 }
 
 /// Rows per rayon task: large enough to amortise scheduling, small enough to
-/// balance rows of very different lengths across two or more threads.
-const SOLVE_MIN_ROWS_PER_TASK: usize = 64;
+/// balance rows of very different lengths across two or more threads. Also
+/// the chunk of the loss's partial sums: fixed, so the sum's order (hence
+/// its value) does not depend on the thread count.
+const SOLVE_ROWS_PER_TASK: usize = 64;
 
-pub(super) fn solve_rows(matrix: &Csr, solved: &mut [f32], problem: &RowProblem, isa: Isa) {
+/// Solves every row of `matrix` (warm-starting from `solved`). Returns the
+/// sum over rows of [`solve_row`]'s data term of the factors as they were
+/// *before* this solve: with the user side solved against `Y`, the loss's
+/// data term of `(X, Y)` at no extra pass over the entries.
+pub(super) fn solve_rows(matrix: &Csr, solved: &mut [f32], problem: &RowProblem, isa: Isa) -> f64 {
     let stride = problem.stride;
-    solved
-        .par_chunks_mut(stride)
+    let partials: Vec<f64> = solved
+        .par_chunks_mut(SOLVE_ROWS_PER_TASK * stride)
         .enumerate()
-        .with_min_len(SOLVE_MIN_ROWS_PER_TASK)
-        .for_each_init(
+        .map_init(
             || CgScratch {
                 residual: vec![0.0; stride],
                 direction: vec![0.0; stride],
                 a_direction: vec![0.0; stride],
             },
-            |scratch, (row, x)| {
-                let (cols, raw) = matrix.row(row);
-                dispatch!(isa, <K>(
-                    problem: &RowProblem = problem,
-                    cols: &[u32] = cols,
-                    raw: &[f32] = raw,
-                    x: &mut [f32] = x,
-                    scratch: &mut CgScratch = scratch,
-                ) {
-                    solve_row::<K>(problem, cols, raw, x, scratch)
-                })
+            |scratch, (task, rows)| {
+                let mut data_term = 0f64;
+                for (k, x) in rows.chunks_exact_mut(stride).enumerate() {
+                    let (cols, raw) = matrix.row(task * SOLVE_ROWS_PER_TASK + k);
+                    data_term += dispatch!(isa, <K>(
+                        problem: &RowProblem = problem,
+                        cols: &[u32] = cols,
+                        raw: &[f32] = raw,
+                        x: &mut [f32] = x,
+                        scratch: &mut CgScratch = scratch,
+                    ) -> f64 {
+                        solve_row::<K>(problem, cols, raw, x, scratch)
+                    });
+                }
+                data_term
             },
-        );
+        )
+        .collect();
+    partials.iter().sum()
 }
 
 /// Improves `x` (one padded factor row, the previous solution) towards the
 /// solution of `(YᵀY + Yᵀ(C − I)Y + λI) x = YᵀCp` with `cg_steps` CG steps.
 /// `A·v` is applied as `(YᵀY + λI)v + Σ_i (c_i − 1)(y_i·v) y_i` over the row's
 /// stored entries only, never forming `A`.
+///
+/// Returns the row's term of the loss numerator for the `x` it was given
+/// (see [`super::loss`]): `Σ_all c (p − s)² + λ|x|²` with `s = x·y_i`
+/// equals `Σ c p − Σ c p s − x·r₀` for the first residual
+/// `r₀ = b − A x` (expand `x·r₀ = Σ c p s − xᵀ(YᵀY + λI)x − Σ (c − 1) s²`),
+/// all of which the first residual computes anyway.
 #[inline(always)]
 fn solve_row<K: VectorOps>(
     problem: &RowProblem,
@@ -69,11 +86,15 @@ fn solve_row<K: VectorOps>(
     raw: &[f32],
     x: &mut [f32],
     scratch: &mut CgScratch,
-) {
+) -> f64 {
     if cols.is_empty() {
         // A = YᵀY + λI, b = 0: x = 0 solves it (and is what implicit does).
+        let term = {
+            gram_matvec::<K>(problem.gram, x, &mut scratch.residual, problem.factors, problem.stride, problem.regularization);
+            K::dot(&scratch.residual, x) as f64
+        };
         x.fill(0.0);
-        return;
+        return term;
     }
     let stride = problem.stride;
     let y = problem.fixed_factors;
@@ -96,19 +117,25 @@ fn solve_row<K: VectorOps>(
     for v in residual.iter_mut() {
         *v = -*v;
     }
+    // Σ c p and Σ c p s of the loss term.
+    let (mut confidence_sum, mut confidence_score) = (0f64, 0f64);
     // First touch of this row's factor rows: prefetch ahead (later passes hit cache).
     for (y_i, r) in stored_rows(y, stride, cols, raw) {
         let confidence_minus_one = alpha * r;
         let preference = if r > 0.0 { 1.0 } else { 0.0 };
-        let coefficient =
-            preference * (1.0 + confidence_minus_one) - confidence_minus_one * K::dot(y_i, x);
+        let score = K::dot(y_i, x);
+        let coefficient = preference * (1.0 + confidence_minus_one) - confidence_minus_one * score;
         K::axpy(coefficient, y_i, residual);
+        let confidence_preference = (preference * (1.0 + confidence_minus_one)) as f64;
+        confidence_sum += confidence_preference;
+        confidence_score += confidence_preference * score as f64;
     }
+    let term = confidence_sum - confidence_score - K::dot(x, residual) as f64;
 
     direction.copy_from_slice(residual);
     let mut residual_norm2 = K::dot(residual, residual);
     if residual_norm2 < 1e-20 {
-        return;
+        return term;
     }
     for _ in 0..problem.cg_steps {
         // a_direction = A · direction
@@ -149,6 +176,7 @@ fn solve_row<K: VectorOps>(
         }
         residual_norm2 = new_norm2;
     }
+    term
 }
 
 #[cfg(test)]

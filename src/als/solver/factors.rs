@@ -27,6 +27,8 @@ impl FactorRows {
 
     fn zeroed(len: usize) -> FactorRows {
         let buffer = vec![0f32; len + Self::ALIGN_FLOATS];
+        // Rows are read at random: huge pages spare a TLB miss per read.
+        crate::pages::advise_huge_pages(&buffer);
         let misalignment =
             (buffer.as_ptr() as usize / std::mem::size_of::<f32>()) % Self::ALIGN_FLOATS;
         let offset = (Self::ALIGN_FLOATS - misalignment) % Self::ALIGN_FLOATS;

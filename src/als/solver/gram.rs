@@ -7,6 +7,12 @@ use rayon::prelude::*;
 
 /// `out = (G + λI) v` for a symmetric `stride × stride` Gram matrix whose rows
 /// beyond `factors` are zero (so they are skipped).
+///
+/// `G v = Σ_j v_j · G[j, :]` (G symmetric): row axpys that vectorise along the
+/// row with no horizontal sums. The output is accumulated in registers, four
+/// 8-lane chunks at a time, so `out` is stored once instead of once per row
+/// of `G`; every element still sees `λ v_o` then `+ v_j G[j, o]` for `j` in
+/// order, the same operations in the same order as one axpy per row.
 #[inline(always)]
 pub(super) fn gram_matvec<K: VectorOps>(
     gram: &[f32],
@@ -16,13 +22,46 @@ pub(super) fn gram_matvec<K: VectorOps>(
     stride: usize,
     regularization: f32,
 ) {
-    for (o, &vi) in out.iter_mut().zip(v) {
-        *o = regularization * vi;
+    debug_assert!(stride % LANES == 0 && v.len() == stride && out.len() == stride);
+    let mut first = 0;
+    while first + 4 * LANES <= stride {
+        gram_matvec_block::<4>(gram, v, out, factors, stride, regularization, first);
+        first += 4 * LANES;
     }
-    // G symmetric: G v = Σ_j v_j · G[j, :], a sequence of row axpys that
-    // vectorise along the row with no horizontal sums.
+    while first < stride {
+        gram_matvec_block::<1>(gram, v, out, factors, stride, regularization, first);
+        first += LANES;
+    }
+}
+
+/// Columns `first .. first + N·LANES` of [`gram_matvec`].
+#[inline(always)]
+fn gram_matvec_block<const N: usize>(
+    gram: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    factors: usize,
+    stride: usize,
+    regularization: f32,
+    first: usize,
+) {
+    let mut acc = [[0f32; LANES]; N];
+    for (c, chunk) in acc.iter_mut().enumerate() {
+        for (l, a) in chunk.iter_mut().enumerate() {
+            *a = regularization * v[first + c * LANES + l];
+        }
+    }
     for (j, &vj) in v[..factors].iter().enumerate() {
-        K::axpy(vj, &gram[j * stride..(j + 1) * stride], out);
+        let row = &gram[j * stride + first..j * stride + first + N * LANES];
+        for (chunk, g) in acc.iter_mut().zip(row.chunks_exact(LANES)) {
+            let g: &[f32; LANES] = g.try_into().unwrap();
+            for l in 0..LANES {
+                chunk[l] += vj * g[l];
+            }
+        }
+    }
+    for (c, chunk) in acc.iter().enumerate() {
+        out[first + c * LANES..first + (c + 1) * LANES].copy_from_slice(chunk);
     }
 }
 

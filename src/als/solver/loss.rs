@@ -96,6 +96,30 @@ pub(super) fn loss_padded(
             (data_term, user_norm2)
         })
         .collect();
+    let (data_term, user_norm2) = partials
+        .iter()
+        .fold((0.0, 0.0), |(d, n), &(pd, pn)| (d + pd, n + pn));
+    normalised_loss(
+        user_items,
+        data_term + regularization as f64 * user_norm2,
+        item_factors,
+        stride,
+        regularization,
+        alpha,
+    )
+}
+
+/// The loss from its user part `Σ_u [Σ_all_i c (p − x_u·y_i)² + λ|x_u|²]`
+/// (computed here or by the user half-iteration's first residuals): adds
+/// `λ Σ_i |y_i|²` and divides by `Σ c`.
+pub(super) fn normalised_loss(
+    user_items: &Csr,
+    user_part: f64,
+    item_factors: &[f32],
+    stride: usize,
+    regularization: f32,
+    alpha: f32,
+) -> f64 {
     let item_norm2: f64 = item_factors
         .par_chunks(LOSS_CHUNK_ROWS * stride)
         .map(|rows| {
@@ -106,13 +130,10 @@ pub(super) fn loss_padded(
         .collect::<Vec<f64>>()
         .iter()
         .sum();
-    let (data_term, user_norm2) = partials
-        .iter()
-        .fold((0.0, 0.0), |(d, n), &(pd, pn)| (d + pd, n + pn));
     let raw_sum: f64 = user_items.values.iter().map(|&r| r as f64).sum();
     let total_confidence =
         (user_items.n_rows as f64) * (user_items.n_cols as f64) + alpha as f64 * raw_sum;
-    (data_term + regularization as f64 * (user_norm2 + item_norm2)) / total_confidence
+    (user_part + regularization as f64 * item_norm2) / total_confidence
 }
 
 type LossArgs<'a> = (&'a [f32], &'a [f32], usize, usize, f32);
