@@ -10,8 +10,9 @@ of the same script (run first, same settings).
 
 The total is the issue's pipeline: als_train with the seed's parameters
 (`search := false`). The default als_train (its parameter search on) is
-then run too and printed on its own line, outside the total, with the
-pipeline total it would give in its place.
+then run too (last, in the same process: its peak RSS includes the model
+recommend_all left in the serving cache) and printed on its own line,
+outside the total, with the pipeline total it would give in its place.
 
 usage: scale.py EXTENSION   (env: EVENTS=42000000 MEMORY_LIMIT=6GB THREADS=2)
 Figures are printed, never asserted.

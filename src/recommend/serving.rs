@@ -351,12 +351,18 @@ impl ServingModel {
                 })
             })
             .collect();
-        scored.sort_by(|a, b| {
+        // Best first, ties by product id: a total order, so selecting the k
+        // best then sorting them is the same list as sorting all of them.
+        let order = |a: &Recommendation, b: &Recommendation| {
             b.score.total_cmp(&a.score).then(
                 self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize]),
             )
-        });
+        };
+        if scored.len() > k && k > 0 {
+            scored.select_nth_unstable_by(k - 1, order);
+        }
         scored.truncate(k);
+        scored.sort_by(order);
         if scored.len() < k {
             // Never leave a user short: fill with popular products.
             let missing = k - scored.len();
