@@ -138,28 +138,36 @@ impl<'a> AlsTrainer<'a> {
     /// One ALS iteration: solve all users against the item factors, then all
     /// items against the new user factors.
     pub fn step(&mut self) {
-        self.step_reporting(|_| {});
+        self.step_with(None);
     }
 
     /// [`step`](Self::step), calling `previous_loss` with the
     /// [`loss`](super::loss) of the factors as they were before it (the first
     /// residuals of the user half give it at almost no cost; within rounding
     /// of [`loss`](Self::loss)) once the user half is done.
-    pub fn step_reporting(&mut self, previous_loss: impl FnOnce(f64)) {
+    pub fn step_reporting(&mut self, mut previous_loss: impl FnMut(f64)) {
+        self.step_with(Some(&mut previous_loss));
+    }
+
+    /// The step; the loss is normalised (a pass over the item factors and
+    /// the stored values) only when someone asked for it.
+    fn step_with(&mut self, previous_loss: Option<&mut dyn FnMut(f64)>) {
         let f = self.params.factors;
         let item_gram = match self.item_gram.take() {
             Some(g) => g,
             None => gram(&self.item_factors, f, self.stride, self.isa),
         };
         let user_part = self.solve_half(true, &item_gram);
-        previous_loss(normalised_loss(
-            self.user_items,
-            user_part,
-            &self.item_factors,
-            self.stride,
-            self.params.regularization,
-            self.params.alpha,
-        ));
+        if let Some(report) = previous_loss {
+            report(normalised_loss(
+                self.user_items,
+                user_part,
+                &self.item_factors,
+                self.stride,
+                self.params.regularization,
+                self.params.alpha,
+            ));
+        }
         let user_gram = gram(&self.user_factors, f, self.stride, self.isa);
         self.solve_half(false, &user_gram);
     }
