@@ -20,9 +20,10 @@ use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
 use crate::budget::{self, Budget, Progress};
 use crate::model::csr::Csr;
-use crate::model::{top_categories, FactorModel};
+use crate::model::{top_categories_of, FactorModel};
+use crate::rng::FastMap;
+use rayon::prelude::*;
 use solver::AlsParams;
-use std::collections::HashMap;
 
 /// One (user, product) pair as the macro aggregated it.
 #[derive(Clone, Copy, Debug)]
@@ -318,7 +319,7 @@ pub(crate) fn train_pairs(
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
     anyhow::ensure!(!pairs.is_empty(), "no interactions to train on: the events table has no view, cart or purchase rows with a user_id and product_id");
-    pairs.sort_unstable_by_key(|p| (p.user, p.product));
+    pairs.par_sort_unstable_by_key(|p| (p.user, p.product));
     if let Some(w) = pairs
         .windows(2)
         .find(|w| (w[0].user, w[0].product) == (w[1].user, w[1].product))
@@ -342,10 +343,10 @@ pub(crate) fn train_pairs(
     }
     let mut user_ids: Vec<i64> = pairs.iter().map(|p| p.user).collect();
     user_ids.dedup();
-    let mut product_ids: Vec<i64> = pairs.iter().map(|p| p.product).collect();
-    product_ids.sort_unstable();
+    let mut product_ids: Vec<i64> = pairs.par_iter().map(|p| p.product).collect();
+    product_ids.par_sort_unstable();
     product_ids.dedup();
-    let product_pos: HashMap<i64, u32> = product_ids
+    let product_pos: FastMap<i64, u32> = product_ids
         .iter()
         .enumerate()
         .map(|(i, &p)| (p, i as u32))
@@ -366,17 +367,15 @@ pub(crate) fn train_pairs(
     ));
 
     let mut rows = Vec::with_capacity(pairs.len());
-    let mut cols = Vec::with_capacity(pairs.len());
-    let mut weights = Vec::with_capacity(pairs.len());
     let mut user = 0u32;
     for (n, p) in pairs.iter().enumerate() {
         if n > 0 && p.user != pairs[n - 1].user {
             user += 1;
         }
         rows.push(user);
-        cols.push(product_pos[&p.product]);
-        weights.push(p.weight);
     }
+    let cols: Vec<u32> = pairs.par_iter().map(|p| product_pos[&p.product]).collect();
+    let weights: Vec<f32> = pairs.par_iter().map(|p| p.weight).collect();
     let mut user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
     weighting::apply(&mut user_items, confidence);
     let stats = event_stats(&pairs, &user_ids, &product_pos)?;
@@ -444,7 +443,7 @@ pub(crate) struct EventStats {
 pub(crate) fn event_stats(
     pairs: &[Pair],
     user_ids: &[i64],
-    product_pos: &HashMap<i64, u32>,
+    product_pos: &FastMap<i64, u32>,
 ) -> anyhow::Result<EventStats> {
     let n_products = product_pos.len();
     let mut purchase_rows = Vec::new();
@@ -453,12 +452,11 @@ pub(crate) fn event_stats(
     let mut purchases = budget::filled(n_products, 0f32, "product purchases")?;
     let mut weight_sum = budget::filled(n_products, 0f32, "product weights")?;
     let mut interest = budget::filled(user_ids.len(), Vec::new(), "user interests")?;
-    let mut counts: HashMap<i64, f32> = HashMap::new();
     let mut interactions = 0;
-    for run in pairs.chunk_by(|a, b| a.user == b.user) {
-        let user = user_ids.binary_search(&run[0].user).ok();
-        counts.clear();
-        for p in run {
+    let runs: Vec<&[Pair]> = pairs.chunk_by(|a, b| a.user == b.user).collect();
+    let users: Vec<Option<usize>> = runs.par_iter().map(|run| user_ids.binary_search(&run[0].user).ok()).collect();
+    for (run, &user) in runs.iter().zip(&users) {
+        for p in *run {
             if let Some(&i) = product_pos.get(&p.product) {
                 // Pairs are in (user, product) order: the smallest user's
                 // category wins, deterministically.
@@ -475,10 +473,28 @@ pub(crate) fn event_stats(
                     }
                 }
             }
-            *counts.entry(p.category).or_default() += p.interactions as f32;
         }
+    }
+    // Each user's interest depends on their own pairs only: in parallel.
+    let tops: Vec<Vec<(i64, f32)>> = runs
+        .par_iter()
+        .zip(&users)
+        .map_init(FastMap::<i64, f32>::default, |counts, (run, user)| {
+            if user.is_none() {
+                return Vec::new();
+            }
+            counts.clear();
+            for p in *run {
+                *counts.entry(p.category).or_default() += p.interactions as f32;
+            }
+            let counts: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
+            top_categories_of(&counts)
+        })
+        .collect();
+    drop(runs);
+    for (user, top) in users.into_iter().zip(tops) {
         if let Some(u) = user {
-            interest[u] = top_categories(&counts);
+            interest[u] = top;
         }
     }
     for c in &mut product_category {
@@ -536,11 +552,35 @@ pub fn source_rows_sql(function: &str) -> String {
 /// counts and last time, and the same over the rows before the validation
 /// cut (the last [`validation::VALIDATION_SHARE`] of the rows' time span held
 /// out), with whether the pair is a validation target. Without the search
-/// (the calling macro's `search` parameter false) the cut is NULL: no row
-/// falls before or after it, so no split is built or held.
+/// (the calling macro's `search` parameter false) the split columns are
+/// NULL (no cut, no split built or held).
 pub fn pairs_sql(rows: &str) -> String {
+    // Two branches under constant filters on `search`, of which DuckDB
+    // plans only the true one: without the search the group-by has six
+    // aggregates instead of sixteen, and no time span to compute first, so
+    // the rows stream through once instead of being materialised for two
+    // readers (at 42M events: most of the pairs' time, and their spill).
     format!(
-        "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows}),          ecoreco_vcut AS (SELECT lo AS first_time, CASE WHEN search THEN lo + (hi - lo) * {keep} END AS v_cut FROM ecoreco_span)          SELECT user_id, product_id,            least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight,            sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time,            CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN              least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight,            coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases,            coalesce(sum(n) FILTER (t < v_cut), 0)::BIGINT AS v_interactions,            max(t) FILTER (t < v_cut) AS v_time,            coalesce(bool_or(wanted) FILTER (t >= v_cut), false) AS v_target,            any_value(v_cut) AS v_cut, any_value(first_time) AS first_time          FROM {rows}, ecoreco_vcut GROUP BY user_id, product_id",
+        "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows} WHERE search), \
+         ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut FROM ecoreco_span) \
+         SELECT user_id, product_id, \
+           least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, \
+           sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time, \
+           CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN \
+             least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight, \
+           coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases, \
+           coalesce(sum(n) FILTER (t < v_cut), 0)::BIGINT AS v_interactions, \
+           max(t) FILTER (t < v_cut) AS v_time, \
+           coalesce(bool_or(wanted) FILTER (t >= v_cut), false) AS v_target, \
+           any_value(v_cut) AS v_cut, any_value(first_time) AS first_time \
+         FROM {rows}, ecoreco_vcut WHERE search GROUP BY user_id, product_id \
+         UNION ALL \
+         SELECT user_id, product_id, \
+           least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, \
+           sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time, \
+           NULL::DOUBLE AS v_weight, 0::BIGINT AS v_purchases, 0::BIGINT AS v_interactions, NULL::DOUBLE AS v_time, \
+           false AS v_target, NULL::DOUBLE AS v_cut, NULL::DOUBLE AS first_time \
+         FROM {rows} WHERE NOT search GROUP BY user_id, product_id",
         keep = 1.0 - validation::VALIDATION_SHARE,
     )
 }

@@ -8,7 +8,6 @@
 use super::spark_metadata::{indexer_output_columns, AlsMetadata, Metadata, STRING_INDEXER_MODEL};
 use crate::als::{event_stats, Pair};
 use crate::model::{model_id, FactorModel};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Everything read from the files and the events, as the aggregate
@@ -160,7 +159,7 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
     };
     let (user_ids, user_factors) = side(std::mem::take(&mut parts.users), als.rank, "userFactors", user_labels.as_deref())?;
     let (product_ids, item_factors) = side(std::mem::take(&mut parts.items), als.rank, "itemFactors", item_labels.as_deref())?;
-    let product_pos: HashMap<i64, u32> = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
+    let product_pos: crate::rng::FastMap<i64, u32> = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
     let mut pairs = std::mem::take(&mut parts.pairs);
     pairs.sort_unstable_by_key(|p| (p.user, p.product));
     let stats = event_stats(&pairs, &user_ids, &product_pos)?;
