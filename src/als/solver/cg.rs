@@ -27,11 +27,37 @@ struct CgScratch {
     a_direction: Vec<f32>,
 }
 
-/// Rows per rayon task: large enough to amortise scheduling, small enough to
-/// balance rows of very different lengths across two or more threads. Also
-/// the chunk of the loss's partial sums: fixed, so the sum's order (hence
-/// its value) does not depend on the thread count.
+/// Most rows per rayon task: large enough to amortise scheduling, small
+/// enough to balance rows of very different lengths across two or more
+/// threads.
 const SOLVE_ROWS_PER_TASK: usize = 64;
+
+/// The rows of each task of a half-iteration, in order: at most
+/// [`SOLVE_ROWS_PER_TASK`] rows, and fewer where the rows are long, so that
+/// each task's work (its stored entries, plus `row_cost` per row for the
+/// Gram products) stays near that of [`SOLVE_ROWS_PER_TASK`] average rows.
+/// With a fixed row count, a run of popular products (neighbours in id
+/// order) made one task that a single thread worked through alone while
+/// the other waited: a third of each half at 42M events. The ranges
+/// depend only on the matrix, and so do the loss's partial sums (one per
+/// task, added in task order): the same value for every thread count.
+fn task_ranges(matrix: &Csr, row_cost: usize) -> Vec<std::ops::Range<usize>> {
+    let n = matrix.n_rows;
+    let target = SOLVE_ROWS_PER_TASK * (row_cost + matrix.nnz().div_ceil(n.max(1)));
+    let mut ranges = Vec::with_capacity(n / SOLVE_ROWS_PER_TASK + 1);
+    let (mut start, mut work) = (0, 0);
+    for r in 0..n {
+        work += row_cost + (matrix.indptr[r + 1] - matrix.indptr[r]);
+        if r + 1 - start == SOLVE_ROWS_PER_TASK || work >= target {
+            ranges.push(start..r + 1);
+            (start, work) = (r + 1, 0);
+        }
+    }
+    if start < n {
+        ranges.push(start..n);
+    }
+    ranges
+}
 
 /// Solves every row of `matrix` (warm-starting from `solved`). Returns the
 /// sum over rows of [`solve_row`]'s data term of the factors as they were
@@ -39,19 +65,27 @@ const SOLVE_ROWS_PER_TASK: usize = 64;
 /// data term of `(X, Y)` at no extra pass over the entries.
 pub(super) fn solve_rows(matrix: &Csr, solved: &mut [f32], problem: &RowProblem, isa: Isa) -> f64 {
     let stride = problem.stride;
-    let partials: Vec<f64> = solved
-        .par_chunks_mut(SOLVE_ROWS_PER_TASK * stride)
-        .enumerate()
+    // A Gram product per CG step costs about stride / 2 entries' work.
+    let ranges = task_ranges(matrix, stride / 2);
+    let mut tasks: Vec<(&mut [f32], std::ops::Range<usize>)> = Vec::with_capacity(ranges.len());
+    let mut rest = solved;
+    for range in ranges {
+        let (task, tail) = rest.split_at_mut(range.len() * stride);
+        tasks.push((task, range));
+        rest = tail;
+    }
+    let partials: Vec<f64> = tasks
+        .into_par_iter()
         .map_init(
             || CgScratch {
                 residual: vec![0.0; stride],
                 direction: vec![0.0; stride],
                 a_direction: vec![0.0; stride],
             },
-            |scratch, (task, rows)| {
+            |scratch, (rows, range)| {
                 let mut data_term = 0f64;
-                for (k, x) in rows.chunks_exact_mut(stride).enumerate() {
-                    let (cols, raw) = matrix.row(task * SOLVE_ROWS_PER_TASK + k);
+                for (x, r) in rows.chunks_exact_mut(stride).zip(range) {
+                    let (cols, raw) = matrix.row(r);
                     data_term += dispatch!(isa, <K>(
                         problem: &RowProblem = problem,
                         cols: &[u32] = cols,
@@ -187,6 +221,33 @@ mod tests {
     use super::super::{train, AlsParams};
     use super::*;
     use crate::bench_support::synthetic_user_items;
+
+    #[test]
+    fn long_rows_are_spread_over_tasks_of_bounded_work() {
+        // 100 rows of 1 entry, then 10 rows of 500 (a run of popular
+        // products), then 300 rows of 1: contiguous, in order, every row
+        // once, never more than SOLVE_ROWS_PER_TASK rows, and the long run
+        // not in one task.
+        let mut rows = Vec::new();
+        let lengths: Vec<usize> = (0..410).map(|r| if (100..110).contains(&r) { 500 } else { 1 }).collect();
+        for (r, &len) in lengths.iter().enumerate() {
+            rows.extend(std::iter::repeat(r as u32).take(len));
+        }
+        let cols: Vec<u32> = lengths.iter().flat_map(|&len| 0..len as u32).collect();
+        let m = Csr::from_triplets(410, 500, &rows, &cols, &vec![1.0; rows.len()]).unwrap();
+        let ranges = task_ranges(&m, 4);
+        assert_eq!(ranges.first().unwrap().start, 0);
+        assert_eq!(ranges.last().unwrap().end, 410);
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start && w[0].start < w[0].end));
+        assert!(ranges.iter().all(|r| r.len() <= SOLVE_ROWS_PER_TASK));
+        // Average row: 4 + ceil(5400 / 410) = 18 units, 64 of them = 1152:
+        // two long rows (1008 units) fit, a third closes the task; after
+        // the last two, 29 short rows (145) fill the task past 1152.
+        assert_eq!(ranges.iter().filter(|r| r.start < 110 && r.end > 100).collect::<Vec<_>>(), [&(64..102), &(102..105), &(105..108), &(108..139)]);
+        // Short rows alone still make full tasks.
+        let after: Vec<usize> = ranges.iter().filter(|r| r.start >= 139).map(|r| r.len()).collect();
+        assert_eq!(after, [64, 64, 64, 64, 15]);
+    }
 
     #[test]
     fn cg_converges_to_the_exact_solution() {
