@@ -28,9 +28,14 @@ pub(super) fn gram_matvec<K: VectorOps>(
         gram_matvec_block::<4>(gram, v, out, factors, stride, regularization, first);
         first += 4 * LANES;
     }
-    while first < stride {
-        gram_matvec_block::<1>(gram, v, out, factors, stride, regularization, first);
-        first += LANES;
+    // The last one to three chunks in one pass too: a block of one chunk
+    // waits out the add latency at every row of G (with 50 factors, three
+    // such blocks took most of the product's time).
+    match (stride - first) / LANES {
+        3 => gram_matvec_block::<3>(gram, v, out, factors, stride, regularization, first),
+        2 => gram_matvec_block::<2>(gram, v, out, factors, stride, regularization, first),
+        1 => gram_matvec_block::<1>(gram, v, out, factors, stride, regularization, first),
+        _ => {}
     }
 }
 
