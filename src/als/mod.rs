@@ -437,6 +437,9 @@ pub(crate) struct EventStats {
     pub interactions: usize,
 }
 
+/// Users per chunk of [`event_stats`]' parallel interests.
+const INTEREST_CHUNK: usize = 65_536;
+
 /// `pairs` sorted by (user, product); `user_ids` sorted, `product_pos`
 /// maps product_id to its position. Pairs of unknown products count only
 /// for their user's interest; pairs of unknown users only for the product.
@@ -453,48 +456,59 @@ pub(crate) fn event_stats(
     let mut weight_sum = budget::filled(n_products, 0f32, "product weights")?;
     let mut interest = budget::filled(user_ids.len(), Vec::new(), "user interests")?;
     let mut interactions = 0;
-    let runs: Vec<&[Pair]> = pairs.chunk_by(|a, b| a.user == b.user).collect();
-    let users: Vec<Option<usize>> = runs.par_iter().map(|run| user_ids.binary_search(&run[0].user).ok()).collect();
-    for (run, &user) in runs.iter().zip(&users) {
-        for p in *run {
-            if let Some(&i) = product_pos.get(&p.product) {
-                // Pairs are in (user, product) order: the smallest user's
-                // category wins, deterministically.
-                if product_category[i as usize] == i64::MIN {
-                    product_category[i as usize] = p.category;
-                }
-                purchases[i as usize] += p.purchases as f32;
-                weight_sum[i as usize] += p.weight;
-                if let Some(u) = user {
-                    interactions += 1;
-                    if p.purchases > 0 {
-                        purchase_rows.push(u as u32);
-                        purchase_cols.push(i);
+    // Users a chunk at a time: the product totals in pair order on this
+    // thread, then the chunk's interests in parallel (each depends on its
+    // user's pairs only). The interest lists are allocated here, on the
+    // calling thread, and the per-chunk buffers stay small.
+    let mut runs = pairs.chunk_by(|a, b| a.user == b.user);
+    let mut chunk: Vec<(&[Pair], Option<usize>)> = Vec::with_capacity(INTEREST_CHUNK);
+    loop {
+        chunk.clear();
+        chunk.extend(runs.by_ref().take(INTEREST_CHUNK).map(|run| (run, user_ids.binary_search(&run[0].user).ok())));
+        if chunk.is_empty() {
+            break;
+        }
+        for &(run, user) in &chunk {
+            for p in run {
+                if let Some(&i) = product_pos.get(&p.product) {
+                    // Pairs are in (user, product) order: the smallest user's
+                    // category wins, deterministically.
+                    if product_category[i as usize] == i64::MIN {
+                        product_category[i as usize] = p.category;
+                    }
+                    purchases[i as usize] += p.purchases as f32;
+                    weight_sum[i as usize] += p.weight;
+                    if let Some(u) = user {
+                        interactions += 1;
+                        if p.purchases > 0 {
+                            purchase_rows.push(u as u32);
+                            purchase_cols.push(i);
+                        }
                     }
                 }
             }
         }
-    }
-    // Each user's interest depends on their own pairs only: in parallel.
-    let tops: Vec<Vec<(i64, f32)>> = runs
-        .par_iter()
-        .zip(&users)
-        .map_init(FastMap::<i64, f32>::default, |counts, (run, user)| {
-            if user.is_none() {
-                return Vec::new();
+        let tops: Vec<([(i64, f32); 3], usize)> = chunk
+            .par_iter()
+            .map_init(FastMap::<i64, f32>::default, |counts, &(run, user)| {
+                let mut top = [(0i64, 0f32); 3];
+                if user.is_none() {
+                    return (top, 0);
+                }
+                counts.clear();
+                for p in run {
+                    *counts.entry(p.category).or_default() += p.interactions as f32;
+                }
+                let counts: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
+                let ranked = top_categories_of(&counts);
+                top[..ranked.len()].copy_from_slice(&ranked);
+                (top, ranked.len())
+            })
+            .collect();
+        for (&(_, user), (top, len)) in chunk.iter().zip(&tops) {
+            if let Some(u) = user {
+                interest[u] = top[..*len].to_vec();
             }
-            counts.clear();
-            for p in *run {
-                *counts.entry(p.category).or_default() += p.interactions as f32;
-            }
-            let counts: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
-            top_categories_of(&counts)
-        })
-        .collect();
-    drop(runs);
-    for (user, top) in users.into_iter().zip(tops) {
-        if let Some(u) = user {
-            interest[u] = top;
         }
     }
     for c in &mut product_category {
