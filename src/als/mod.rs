@@ -20,7 +20,7 @@ use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
 use crate::budget::{self, Budget, Progress};
 use crate::model::csr::Csr;
-use crate::model::{top_categories_of, FactorModel};
+use crate::model::{top_categories, FactorModel};
 use crate::rng::FastMap;
 use rayon::prelude::*;
 use solver::AlsParams;
@@ -458,8 +458,7 @@ pub(crate) fn event_stats(
     let mut interactions = 0;
     // Users a chunk at a time: the product totals in pair order on this
     // thread, then the chunk's interests in parallel (each depends on its
-    // user's pairs only). The interest lists are allocated here, on the
-    // calling thread, and the per-chunk buffers stay small.
+    // user's pairs only), with buffers of one chunk, not of every user.
     let mut runs = pairs.chunk_by(|a, b| a.user == b.user);
     let mut chunk: Vec<(&[Pair], Option<usize>)> = Vec::with_capacity(INTEREST_CHUNK);
     loop {
@@ -488,26 +487,22 @@ pub(crate) fn event_stats(
                 }
             }
         }
-        let tops: Vec<([(i64, f32); 3], usize)> = chunk
+        let tops: Vec<Vec<(i64, f32)>> = chunk
             .par_iter()
             .map_init(FastMap::<i64, f32>::default, |counts, &(run, user)| {
-                let mut top = [(0i64, 0f32); 3];
                 if user.is_none() {
-                    return (top, 0);
+                    return Vec::new();
                 }
                 counts.clear();
                 for p in run {
                     *counts.entry(p.category).or_default() += p.interactions as f32;
                 }
-                let counts: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
-                let ranked = top_categories_of(&counts);
-                top[..ranked.len()].copy_from_slice(&ranked);
-                (top, ranked.len())
+                top_categories(counts)
             })
             .collect();
-        for (&(_, user), (top, len)) in chunk.iter().zip(&tops) {
+        for (&(_, user), top) in chunk.iter().zip(tops) {
             if let Some(u) = user {
-                interest[u] = top[..*len].to_vec();
+                interest[u] = top;
             }
         }
     }
@@ -574,12 +569,13 @@ pub fn pairs_sql(rows: &str) -> String {
     // aggregates instead of sixteen, and no time span to compute first, so
     // the rows stream through once instead of being materialised for two
     // readers (at 42M events: most of the pairs' time, and their spill).
+    let pair = "user_id, product_id, \
+           least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, \
+           sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time";
     format!(
         "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows} WHERE search), \
          ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut FROM ecoreco_span) \
-         SELECT user_id, product_id, \
-           least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, \
-           sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time, \
+         SELECT {pair}, \
            CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN \
              least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight, \
            coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases, \
@@ -589,9 +585,7 @@ pub fn pairs_sql(rows: &str) -> String {
            any_value(v_cut) AS v_cut, any_value(first_time) AS first_time \
          FROM {rows}, ecoreco_vcut WHERE search GROUP BY user_id, product_id \
          UNION ALL \
-         SELECT user_id, product_id, \
-           least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, \
-           sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time, \
+         SELECT {pair}, \
            NULL::DOUBLE AS v_weight, 0::BIGINT AS v_purchases, 0::BIGINT AS v_interactions, NULL::DOUBLE AS v_time, \
            false AS v_target, NULL::DOUBLE AS v_cut, NULL::DOUBLE AS first_time \
          FROM {rows} WHERE NOT search GROUP BY user_id, product_id",

@@ -102,7 +102,7 @@ pub fn model_id(parts: &[&[f32]], ids: &[&[i64]]) -> i64 {
 
 /// A user's top-3 categories by interaction count, with their shares of the
 /// user's interactions (ties: smaller category id first).
-pub fn top_categories(counts: &HashMap<i64, f32>) -> Vec<(i64, f32)> {
+pub fn top_categories<S: std::hash::BuildHasher>(counts: &HashMap<i64, f32, S>) -> Vec<(i64, f32)> {
     let counts: Vec<(i64, f32)> = counts.iter().map(|(&c, &n)| (c, n)).collect();
     top_categories_of(&counts)
 }
