@@ -13,8 +13,12 @@
 //! A source is kept until every block has been read, then a little longer
 //! (DuckDB may share one aggregate result between identical subqueries of
 //! one statement, which then both read its blocks): it moves to a short
-//! queue of completed results and is dropped when newer ones complete.
-//! Results never read in full (a query stopped by LIMIT or an error) are
+//! queue of completed results and is dropped when newer ones complete. A
+//! large one (a trained model's factors: gigabytes at the real data size)
+//! is kept only until the next result is registered, so that it is not
+//! still held, outside DuckDB's `memory_limit`, while the next stage runs
+//! (at 110M events the ALS model stayed alive all through
+//! `recommend_all`). Results never read in full (a query stopped by LIMIT or an error) are
 //! dropped when newer results push them out.
 
 use super::rows::RowSet;
@@ -28,6 +32,10 @@ pub trait BlockSource: Send + Sync {
     fn blocks(&self) -> usize;
     /// The rows of block `index` (< `blocks()`), in result order.
     fn block(&self, index: usize) -> anyhow::Result<RowSet>;
+    /// Bytes this source keeps alive that nothing else holds (about).
+    fn retained_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Rows up to this many per block when a whole [`RowSet`] is the result.
@@ -47,6 +55,9 @@ impl Computed {
 impl BlockSource for Computed {
     fn blocks(&self) -> usize {
         self.rows.rows().div_ceil(BLOCK_ROWS)
+    }
+    fn retained_bytes(&self) -> usize {
+        self.rows.bytes()
     }
     fn block(&self, index: usize) -> anyhow::Result<RowSet> {
         Ok(self.rows.slice(index * BLOCK_ROWS, (index + 1) * BLOCK_ROWS))
@@ -99,6 +110,8 @@ struct Registered {
 const KEPT: usize = 16;
 /// Results read in full, kept for a second reader of the same statement.
 const COMPLETED: usize = 2;
+/// A completed result above this size goes when the next one registers.
+const LARGE_COMPLETED_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 struct Held {
@@ -126,6 +139,9 @@ pub fn register(source: Arc<dyn BlockSource>, threads: i64) -> (i64, i64) {
     }
     let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as i64;
     let mut held = lock();
+    let (large, kept): (VecDeque<_>, VecDeque<_>) =
+        std::mem::take(&mut held.completed).into_iter().partition(|r| r.source.retained_bytes() > LARGE_COMPLETED_BYTES);
+    held.completed = kept;
     held.reading.push_back(Arc::new(Registered {
         handle,
         source,
@@ -134,6 +150,12 @@ pub fn register(source: Arc<dyn BlockSource>, threads: i64) -> (i64, i64) {
     }));
     while held.reading.len() > KEPT {
         held.reading.pop_front();
+    }
+    drop(held);
+    if !large.is_empty() {
+        // Dropped outside the lock; its freed heap back to the system.
+        drop(large);
+        crate::pages::release_free_heap();
     }
     (handle, blocks as i64)
 }
@@ -244,6 +266,31 @@ mod tests {
         let e = Reader::open("ecoreco.f", handle).err().unwrap().to_string();
         assert!(e.contains("no longer held") && e.contains("run the query again"), "{e}");
         assert_eq!(register(Arc::new(Computed::new(numbers(0))), 1), (0, 0));
+    }
+
+    struct Large;
+    impl BlockSource for Large {
+        fn blocks(&self) -> usize {
+            1
+        }
+        fn block(&self, _: usize) -> anyhow::Result<RowSet> {
+            Ok(numbers(1))
+        }
+        fn retained_bytes(&self) -> usize {
+            LARGE_COMPLETED_BYTES + 1
+        }
+    }
+
+    #[test]
+    fn a_large_result_read_in_full_goes_when_the_next_registers() {
+        let (handle, _) = register(Arc::new(Large), 1);
+        let source = Arc::downgrade(&Reader::open("f", handle).unwrap().entry.source);
+        Reader::open("f", handle).unwrap().done(1);
+        let (next, _) = register(Arc::new(Computed::new(numbers(1))), 1);
+        assert!(Reader::open("f", handle).is_err());
+        assert!(source.upgrade().is_none(), "the large result is still alive");
+        assert!(Reader::open("f", next).is_ok());
+        assert!(Computed::new(numbers(100)).retained_bytes() >= 800);
     }
 
     #[test]

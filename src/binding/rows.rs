@@ -172,6 +172,15 @@ impl Values {
             Values::FloatList(v) => Values::FloatList(v[start..end].to_vec()),
         }
     }
+    fn bytes(&self) -> usize {
+        let cells = self.len() * 16;
+        cells
+            + match self {
+                Values::Text(v) => v.iter().flatten().map(String::capacity).sum(),
+                Values::FloatList(v) => v.iter().flatten().map(|l| l.capacity() * 4).sum(),
+                _ => 0,
+            }
+    }
     fn len(&self) -> usize {
         match self {
             Values::BigInt(v) => v.len(),
@@ -273,6 +282,10 @@ impl RowSet {
     }
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |(_, v)| v.len())
+    }
+    /// About how many bytes the values take (strings and lists included).
+    pub fn bytes(&self) -> usize {
+        self.columns.iter().map(|(_, v)| v.bytes()).sum()
     }
     /// Rows `start..end` as a new row set.
     pub fn slice(&self, start: usize, end: usize) -> RowSet {

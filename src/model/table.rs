@@ -192,6 +192,14 @@ impl ModelTable {
 }
 
 impl BlockSource for ModelTable {
+    fn retained_bytes(&self) -> usize {
+        let m = &self.model;
+        (m.user_factors.len() + m.item_factors.len()) * 4
+            + (m.user_ids.len() + self.extra_start.len()) * 8
+            + m.interest.iter().map(|i| 24 + i.capacity() * 16).sum::<usize>()
+            + m.purchased.indptr.len() * 8
+            + m.purchased.nnz() * 8
+    }
     fn blocks(&self) -> usize {
         self.rows().div_ceil(ROWS_PER_BLOCK)
     }

@@ -363,8 +363,10 @@ impl AggregateFunction for Serve {
                     serving_bytes(&rows),
                     "the model's factors twice (index and half-precision copy) plus 48 bytes per row",
                 )?;
-                let model = pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new))?;
-                cache::remember(model)
+                let model = pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new));
+                // The rows read (one block per factor row) are gone by now.
+                crate::pages::release_free_heap();
+                cache::remember(model?)
             }
             None => {
                 // The query was planned believing the table still held the

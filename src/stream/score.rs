@@ -101,14 +101,27 @@ fn axpy(scores: &mut [f32], row: &[f32], b: f32) {
     }
 }
 
-/// Whether any item's upper bound `g + ‖y‖·pn + ab` reaches `t`.
+/// The first slot, from `from`, whose upper bound `g + (‖y‖·pn + ab)`
+/// reaches `t` (`g.len()` if none), in blocks of eight: most slots fall
+/// short, so the test runs in vector lanes and the caller only sees the
+/// slots that may enter the top.
 #[inline(always)]
-fn any_reaches(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32) -> bool {
-    let mut any = false;
-    for (&g, &y) in g.iter().zip(y) {
-        any |= g + (y * pn + ab) >= t;
+fn next_reaching(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, from: usize) -> usize {
+    let mut at = from;
+    while at + 8 <= g.len() {
+        let mut any = false;
+        for (&g, &y) in g[at..at + 8].iter().zip(&y[at..at + 8]) {
+            any |= g + (y * pn + ab) >= t;
+        }
+        if any {
+            break;
+        }
+        at += 8;
     }
-    any
+    while at < g.len() && g[at] + (y[at] * pn + ab) < t {
+        at += 1;
+    }
+    at
 }
 
 /// Reusable buffers of [`collaborative_top`].
@@ -227,27 +240,27 @@ fn top_k(
             axpy(scores, row, b)
         });
     }
-    let mut first = 0;
-    while first < prefix {
-        let end = (first + 8).min(prefix);
+    // Slot by slot, as the bar rises: each slot's upper bound against the
+    // k-th best lower bound so far (the vector scan skips the slots whose
+    // bound falls short of it, which only the pushes below can raise).
+    let mut slot = 0;
+    loop {
         let threshold = lower.min_score();
-        let (g, y) = (&scores[first..end], &table.norms[first..end]);
-        let reaches = dispatch!(isa, (g: &[f32] = g, y: &[f32] = y, pn: f32 = pn, ab: f32 = ab, t: f32 = threshold) -> bool {
-            any_reaches(g, y, pn, ab, t)
+        let (g, y) = (&scores[..prefix], &table.norms[..prefix]);
+        slot = dispatch!(isa, (g: &[f32] = g, y: &[f32] = y, pn: f32 = pn, ab: f32 = ab, t: f32 = threshold, from: usize = slot) -> usize {
+            next_reaching(g, y, pn, ab, t, from)
         });
-        if reaches {
-            for slot in first..end {
-                let item = table.order[slot];
-                let err = table.norms[slot] * pn + ab;
-                let upper = scores[slot] + err;
-                if upper < lower.min_score() || seeded[item as usize] || excluded.binary_search(&item).is_ok() {
-                    continue;
-                }
-                lower.push(item, scores[slot] - err);
-                candidates.push((item, upper));
-            }
+        if slot >= prefix {
+            break;
         }
-        first = end;
+        let item = table.order[slot];
+        let err = table.norms[slot] * pn + ab;
+        let upper = scores[slot] + err;
+        if !seeded[item as usize] && excluded.binary_search(&item).is_err() {
+            lower.push(item, scores[slot] - err);
+            candidates.push((item, upper));
+        }
+        slot += 1;
     }
     for &i in scratch.hints.iter() {
         seeded[i as usize] = false;

@@ -104,7 +104,10 @@ impl AggregateFunction for AlsTrain {
             .install(|| train_default(state.data, call, &budget, &progress))?;
         progress.say("trained; writing the model rows");
         let rows = trained.param_rows();
-        Ok(Arc::new(ModelTable::new(trained.model, rows, trained.loss)))
+        let table = ModelTable::new(trained.model, rows, trained.loss);
+        // The pairs, matrices and solver buffers are gone by now.
+        crate::pages::release_free_heap();
+        Ok(Arc::new(table))
     }
 }
 
