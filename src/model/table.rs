@@ -220,70 +220,173 @@ pub struct ModelRow {
     pub factors: Option<Vec<f32>>,
 }
 
-/// Rebuilds the model `model_id` from its rows (any order).
-pub fn from_rows(rows: Vec<ModelRow>, model_id: i64) -> anyhow::Result<FactorModel> {
-    let mut users: Vec<(i64, Vec<f32>)> = Vec::new();
-    let mut products: Vec<(i64, i64, f32, Vec<f32>)> = Vec::new();
-    let mut purchased: Vec<(i64, i64)> = Vec::new();
-    let mut interest: Vec<(i64, i64, f32)> = Vec::new();
-    let mut blend = super::LEGACY_BLEND;
-    let need = |v: Option<i64>, what: &str| {
-        v.ok_or_else(|| anyhow::anyhow!("a '{what}' row has a NULL id or item; the model table is damaged"))
-    };
-    for row in rows {
-        match row.side.as_str() {
-            "param" if row.name.as_deref() == Some("blend") => {
-                blend = row.value.ok_or_else(|| anyhow::anyhow!("the model's blend param row is NULL; the model table is damaged"))? as f32;
+/// The rows of a model table as they are read, already sorted by kind:
+/// the users' factors in one flat buffer, the other rows as small tuples.
+/// At the real data size a model has tens of millions of rows (8M users,
+/// 20M interest rows at 110M events); kept as one struct per row, with its
+/// side as a string and its factors as a list of their own, they took
+/// about three times the memory of the model they describe.
+#[derive(Debug, Default)]
+pub struct ModelRows {
+    factors: usize,
+    user_ids: Vec<i64>,
+    user_factors: Vec<f32>,
+    /// (product_id, category_id, popularity), factors in `product_factors`.
+    products: Vec<(i64, i64, f32)>,
+    product_factors: Vec<f32>,
+    purchased: Vec<(i64, i64)>,
+    interest: Vec<(i64, i64, f32)>,
+    blend: Option<f32>,
+    rows: usize,
+}
+
+impl ModelRows {
+    /// Rows pushed so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Factor values held (users and products).
+    pub fn floats(&self) -> usize {
+        self.user_factors.len() + self.product_factors.len()
+    }
+
+    fn factor_length(&mut self, n: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(n > 0, "the model's factors are empty; the model table is damaged");
+        if self.factors == 0 {
+            self.factors = n;
+        }
+        anyhow::ensure!(
+            n == self.factors,
+            "factor lists have different lengths ({} and {n}); the model table is damaged",
+            self.factors
+        );
+        Ok(())
+    }
+
+    /// Adds one row (its columns as read).
+    pub fn push(
+        &mut self,
+        side: &str,
+        id: Option<i64>,
+        item: Option<i64>,
+        name: Option<&str>,
+        value: Option<f64>,
+        factors: Option<&[f32]>,
+    ) -> anyhow::Result<()> {
+        let need = |v: Option<i64>| {
+            v.ok_or_else(|| anyhow::anyhow!("a '{side}' row has a NULL id or item; the model table is damaged"))
+        };
+        let factors_of = |what: &str| {
+            factors.ok_or_else(|| anyhow::anyhow!("a {what} row has no factors; the model table is damaged"))
+        };
+        match side {
+            "param" if name == Some("blend") => {
+                let blend = value.ok_or_else(|| anyhow::anyhow!("the model's blend param row is NULL; the model table is damaged"))?;
+                self.blend = Some(blend as f32);
             }
             "param" | "loss" => {}
-            "user" => users.push((
-                need(row.id, "user")?,
-                row.factors
-                    .ok_or_else(|| anyhow::anyhow!("a user row has no factors; the model table is damaged"))?,
-            )),
-            "product" => products.push((
-                need(row.id, "product")?,
-                row.item.unwrap_or(-1),
-                row.value.unwrap_or(0.0) as f32,
-                row.factors
-                    .ok_or_else(|| anyhow::anyhow!("a product row has no factors; the model table is damaged"))?,
-            )),
-            "purchased" => purchased.push((need(row.id, "purchased")?, need(row.item, "purchased")?)),
-            "interest" => interest.push((
-                need(row.id, "interest")?,
-                need(row.item, "interest")?,
-                row.value.unwrap_or(0.0) as f32,
-            )),
-            other => anyhow::bail!(
-                "unknown model row side '{other}'; pass a table made by ecoreco.als_train"
-            ),
+            "user" => {
+                let (id, factors) = (need(id)?, factors_of("user")?);
+                self.factor_length(factors.len())?;
+                crate::budget::reserve(&mut self.user_factors, factors.len(), "the model's user factors")?;
+                self.user_ids.push(id);
+                self.user_factors.extend_from_slice(factors);
+            }
+            "product" => {
+                let (id, factors) = (need(id)?, factors_of("product")?);
+                self.factor_length(factors.len())?;
+                self.products.push((id, item.unwrap_or(-1), value.unwrap_or(0.0) as f32));
+                self.product_factors.extend_from_slice(factors);
+            }
+            "purchased" => {
+                let pair = (need(id)?, need(item)?);
+                crate::budget::reserve(&mut self.purchased, 1, "the model's purchase rows")?;
+                self.purchased.push(pair);
+            }
+            "interest" => {
+                let row = (need(id)?, need(item)?, value.unwrap_or(0.0) as f32);
+                crate::budget::reserve(&mut self.interest, 1, "the model's interest rows")?;
+                self.interest.push(row);
+            }
+            other => anyhow::bail!("unknown model row side '{other}'; pass a table made by ecoreco.als_train"),
         }
+        self.rows += 1;
+        Ok(())
     }
+
+    /// Rows read by another thread (any order: they are sorted at the end).
+    pub fn extend(&mut self, other: ModelRows) -> anyhow::Result<()> {
+        if other.factors > 0 {
+            self.factor_length(other.factors)?;
+        }
+        crate::budget::reserve(&mut self.user_factors, other.user_factors.len(), "the model's user factors")?;
+        self.user_ids.extend(other.user_ids);
+        self.user_factors.extend(other.user_factors);
+        self.products.extend(other.products);
+        self.product_factors.extend(other.product_factors);
+        self.purchased.extend(other.purchased);
+        self.interest.extend(other.interest);
+        self.blend = self.blend.or(other.blend);
+        self.rows += other.rows;
+        Ok(())
+    }
+
+    /// From whole rows (tests, small tables).
+    pub fn collect(rows: Vec<ModelRow>) -> anyhow::Result<ModelRows> {
+        let mut out = ModelRows::default();
+        for r in &rows {
+            out.push(&r.side, r.id, r.item, r.name.as_deref(), r.value, r.factors.as_deref())?;
+        }
+        Ok(out)
+    }
+}
+
+/// `ids` sorted ascending with their `f`-wide rows of `values` moved along
+/// (nothing copied when they already are, as `ModelTable` writes them).
+/// Errors name a repeated id.
+fn sort_rows(ids: Vec<i64>, values: Vec<f32>, f: usize, what: &str) -> anyhow::Result<(Vec<i64>, Vec<f32>)> {
+    let (ids, values) = if ids.windows(2).all(|w| w[0] <= w[1]) {
+        (ids, values)
+    } else {
+        let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| ids[i as usize]);
+        let sorted_ids = order.iter().map(|&i| ids[i as usize]).collect();
+        let mut sorted = Vec::new();
+        crate::budget::reserve(&mut sorted, values.len(), "the model's factors, sorted")?;
+        for &i in &order {
+            sorted.extend_from_slice(&values[i as usize * f..(i as usize + 1) * f]);
+        }
+        (sorted_ids, sorted)
+    };
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        anyhow::bail!("{what} {} has more than one row; the model table is damaged", w[0]);
+    }
+    Ok((ids, values))
+}
+
+/// Rebuilds the model `model_id` from its rows (any order).
+pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> {
+    let ModelRows { factors: f, user_ids, user_factors, mut products, product_factors, purchased, interest, blend, .. } = rows;
     anyhow::ensure!(
-        !users.is_empty() && !products.is_empty(),
+        !user_ids.is_empty() && !products.is_empty(),
         "the model has no user or no product rows; pass a table made by ecoreco.als_train"
     );
-    users.sort_by_key(|u| u.0);
-    products.sort_by_key(|p| p.0);
-    if let Some(w) = users.windows(2).find(|w| w[0].0 == w[1].0) {
-        anyhow::bail!("user {} has more than one row; the model table is damaged", w[0].0);
-    }
-    if let Some(w) = products.windows(2).find(|w| w[0].0 == w[1].0) {
-        anyhow::bail!("product {} has more than one row; the model table is damaged", w[0].0);
-    }
-    let f = products[0].3.len();
-    anyhow::ensure!(f > 0, "the model's factors are empty; the model table is damaged");
-    if let Some(bad) = users
-        .iter()
-        .map(|u| u.1.len())
-        .chain(products.iter().map(|p| p.3.len()))
-        .find(|&n| n != f)
-    {
-        anyhow::bail!("factor lists have different lengths ({f} and {bad}); the model table is damaged");
-    }
-    let user_ids: Vec<i64> = users.iter().map(|u| u.0).collect();
-    let product_ids: Vec<i64> = products.iter().map(|p| p.0).collect();
-    let user_pos: HashMap<i64, u32> = user_ids.iter().enumerate().map(|(i, &u)| (u, i as u32)).collect();
+    let (user_ids, user_factors) = sort_rows(user_ids, user_factors, f, "user")?;
+    let product_order: Vec<i64> = products.iter().map(|p| p.0).collect();
+    let (product_ids, item_factors) = {
+        let mut order: Vec<u32> = (0..products.len() as u32).collect();
+        order.sort_by_key(|&i| product_order[i as usize]);
+        let sorted_products: Vec<(i64, i64, f32)> = order.iter().map(|&i| products[i as usize]).collect();
+        let ids: Vec<i64> = sorted_products.iter().map(|p| p.0).collect();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            anyhow::bail!("product {} has more than one row; the model table is damaged", w[0]);
+        }
+        let factors: Vec<f32> = order.iter().flat_map(|&i| product_factors[i as usize * f..(i as usize + 1) * f].iter().copied()).collect();
+        products = sorted_products;
+        (ids, factors)
+    };
+    let user_pos: crate::rng::FastMap<i64, u32> = user_ids.iter().enumerate().map(|(i, &u)| (u, i as u32)).collect();
     let product_pos: HashMap<i64, u32> = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
     let (mut rows, mut cols) = (Vec::new(), Vec::new());
     for (u, p) in purchased {
@@ -294,12 +397,14 @@ pub fn from_rows(rows: Vec<ModelRow>, model_id: i64) -> anyhow::Result<FactorMod
     }
     let ones = vec![1.0f32; rows.len()];
     let purchased = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &ones)?;
+    drop((rows, cols, ones));
     let mut interests: Vec<Vec<(i64, f32)>> = vec![Vec::new(); user_ids.len()];
     for (u, c, share) in interest {
         if let Some(&u) = user_pos.get(&u) {
             interests[u as usize].push((c, share));
         }
     }
+    drop(user_pos);
     for list in &mut interests {
         list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     }
@@ -308,13 +413,13 @@ pub fn from_rows(rows: Vec<ModelRow>, model_id: i64) -> anyhow::Result<FactorMod
         factors: f,
         user_ids,
         product_ids,
-        user_factors: users.into_iter().flat_map(|u| u.1).collect(),
+        user_factors,
         product_category: products.iter().map(|p| p.1).collect(),
         popularity: products.iter().map(|p| p.2).collect(),
-        item_factors: products.into_iter().flat_map(|p| p.3).collect(),
+        item_factors,
         purchased,
         interest: interests,
-        blend,
+        blend: blend.unwrap_or(super::LEGACY_BLEND),
     };
     model.validate()?;
     Ok(model)
@@ -377,7 +482,7 @@ mod tests {
         assert_eq!(whole_rows[0].name.as_deref(), Some("model_id"));
         assert_eq!(whole_rows[13].side, "interest");
         assert_eq!((whole_rows[2].name.as_deref(), whole_rows[2].value), (Some("blend"), Some(0.3)));
-        let back = from_rows(read_back(&whole), 12345).unwrap();
+        let back = from_rows(ModelRows::collect(read_back(&whole)).unwrap(), 12345).unwrap();
         let m = model();
         assert_eq!(back.user_ids, m.user_ids);
         assert_eq!(back.product_ids, m.product_ids);
@@ -391,7 +496,7 @@ mod tests {
         // A table without a blend row (made before models stored one) is
         // served with the blend such models had.
         let legacy: Vec<ModelRow> = read_back(&whole).into_iter().filter(|r| r.name.as_deref() != Some("blend")).collect();
-        assert_eq!(from_rows(legacy, 12345).unwrap().blend, crate::model::LEGACY_BLEND);
+        assert_eq!(from_rows(ModelRows::collect(legacy).unwrap(), 12345).unwrap().blend, crate::model::LEGACY_BLEND);
     }
 
     #[test]
@@ -402,11 +507,24 @@ mod tests {
             value: Some(1.0),
             ..Default::default()
         }];
-        assert!(from_rows(rows.clone(), 1).unwrap_err().to_string().contains("no user or no product"));
+        let build = |rows: Vec<ModelRow>| ModelRows::collect(rows).and_then(|r| from_rows(r, 1));
+        assert!(build(rows.clone()).unwrap_err().to_string().contains("no user or no product"));
         rows.push(ModelRow { side: "user".into(), id: Some(1), factors: Some(vec![1.0, 2.0]), ..Default::default() });
         rows.push(ModelRow { side: "product".into(), id: Some(1), factors: Some(vec![1.0]), ..Default::default() });
-        assert!(from_rows(rows.clone(), 1).unwrap_err().to_string().contains("different lengths"));
+        assert!(build(rows.clone()).unwrap_err().to_string().contains("different lengths"));
+        rows.pop();
+        rows.push(ModelRow { side: "product".into(), id: Some(1), factors: Some(vec![1.0, 3.0]), ..Default::default() });
+        rows.push(ModelRow { side: "user".into(), id: Some(1), factors: Some(vec![1.0, 2.0]), ..Default::default() });
+        assert!(build(rows.clone()).unwrap_err().to_string().contains("user 1 has more than one row"));
+        rows.pop();
+        rows.push(ModelRow { side: "interest".into(), id: Some(1), ..Default::default() });
+        assert!(build(rows.clone()).unwrap_err().to_string().contains("NULL id or item"));
+        rows.pop();
+        rows.push(ModelRow { side: "user".into(), id: Some(0), factors: Some(vec![5.0, 6.0]), ..Default::default() });
+        // Users out of order are sorted with their factors.
+        let m = build(rows.clone()).unwrap();
+        assert_eq!((m.user_ids.clone(), m.user_factors.clone()), (vec![0, 1], vec![5.0, 6.0, 1.0, 2.0]));
         rows.push(ModelRow { side: "bogus".into(), ..Default::default() });
-        assert!(from_rows(rows, 1).unwrap_err().to_string().contains("unknown model row side"));
+        assert!(build(rows).unwrap_err().to_string().contains("unknown model row side"));
     }
 }

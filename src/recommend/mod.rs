@@ -17,7 +17,7 @@ use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::scalar::ScalarFunction;
 use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlMacro, SqlType, Value};
 use crate::budget::Budget;
-use crate::model::table::{self as model_table, ModelRow};
+use crate::model::table::{self as model_table, ModelRows};
 use serving::{Recommendation, ServingModel};
 use std::sync::Arc;
 
@@ -258,7 +258,7 @@ enum Request {
 
 #[derive(Default)]
 pub struct ServeState {
-    rows: Vec<ModelRow>,
+    rows: ModelRows,
     model_id: Option<i64>,
     cold_categories: Vec<i64>,
     cold_bought: Vec<i64>,
@@ -317,21 +317,13 @@ impl AggregateFunction for Serve {
             };
             let factors = match input.list::<f32>(factors, row) {
                 None => None,
-                Some(Ok(values)) => Some(values.to_vec()),
+                Some(Ok(values)) => Some(values),
                 Some(Err(at)) => anyhow::bail!(
                     "a factors list has a NULL at position {}; the model table is damaged, train it again",
                     at + 1
                 ),
             };
-            crate::budget::reserve(&mut state.rows, 1, "the model rows")?;
-            state.rows.push(ModelRow {
-                side: side.to_string(),
-                id: input.i64(id, row),
-                item: input.i64(item, row),
-                name: input.str(name, row).map(str::to_string),
-                value: input.f64(value, row),
-                factors,
-            });
+            state.rows.push(side, input.i64(id, row), input.i64(item, row), input.str(name, row), input.f64(value, row), factors)?;
         }
         Ok(())
     }
@@ -341,8 +333,7 @@ impl AggregateFunction for Serve {
             target.cold_categories = source.cold_categories;
             target.cold_bought = source.cold_bought;
         }
-        crate::budget::reserve(&mut target.rows, source.rows.len(), "the model rows")?;
-        target.rows.extend(source.rows);
+        target.rows.extend(source.rows)?;
         Ok(())
     }
     fn finalize(state: ServeState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
@@ -425,9 +416,8 @@ impl AggregateFunction for Serve {
 const USERS_PER_BLOCK: usize = 64;
 
 /// Bytes to index a model for serving, from its rows.
-fn serving_bytes(rows: &[ModelRow]) -> u64 {
-    let floats: usize = rows.iter().map(|r| r.factors.as_ref().map_or(0, Vec::len)).sum();
-    (floats * 4 * 2 + rows.len() * 48) as u64
+fn serving_bytes(rows: &ModelRows) -> u64 {
+    (rows.floats() * 4 * 2 + rows.rows() * 48) as u64
 }
 
 /// One user's list: known to the model, or from their own events.

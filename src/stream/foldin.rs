@@ -19,13 +19,18 @@
 //! A new product adds one row to `K` (`n·f` work), a weight change costs
 //! nothing until the solve, and the solve is an `n × n` Cholesky plus an
 //! `n × f` sum. Users with more than [`WOODBURY_MAX`] products (or more
-//! than `f`) switch to the direct `f × f` system, whose Cholesky factor is
-//! kept up to date by rank-one updates (weights only grow, so never a
-//! downdate): `3f²` work per event instead of `f³/6`.
+//! than `f`) switch to the direct `f × f` system, whose inverse is kept up
+//! to date by Sherman–Morrison (weights only grow, so every update adds a
+//! positive semi-definite `d y yᵀ` and the inverse stays well conditioned):
+//! `u = A⁻¹ y`, `A⁻¹ −= d u uᵀ / (1 + d yᵀu)`, then `x = A⁻¹ b`, three
+//! `f²` passes in vector lanes per event, where keeping a Cholesky factor
+//! needed a rank-one update and two triangular solves, each a chain of
+//! dependent steps.
 //!
 //! Everything is accumulated in `f64`; product factors and `z` are `f32`.
 
 use super::score::{ProductScores, MAX_SCORED_PRODUCTS};
+use crate::isa::{dispatch, Isa};
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 
@@ -193,15 +198,16 @@ fn row(y: &[f32], f: usize, item: u32) -> &[f32] {
     &y[item as usize * f..(item as usize + 1) * f]
 }
 
-/// The direct system of a user with many products: the Cholesky factor
-/// `L` of `A = A₀ + Σ α w y yᵀ` (lower triangle, row-major) and
+/// The direct system of a user with many products: the inverse of
+/// `A = A₀ + Σ α w y yᵀ` (symmetric, row-major `f × f`) and
 /// `b = Σ (1 + α w) y`.
 #[derive(Clone, Debug)]
 struct Dense {
-    l: Vec<f64>,
+    inverse: Vec<f64>,
     b: Vec<f64>,
-    /// Scratch for the rank-one update.
-    x: Vec<f64>,
+    /// Scratch of the update: `y` in double precision, and `A⁻¹ y`.
+    y: Vec<f64>,
+    u: Vec<f64>,
 }
 
 /// One user's fold-in: the products they touched (model indices) with
@@ -302,8 +308,10 @@ impl UserFold {
         scratch.x.resize(f, 0.0);
         scratch.beta.clear();
         if let Some(dense) = &self.dense {
-            scratch.x.copy_from_slice(&dense.b);
-            cholesky_solve(&dense.l, f, &mut scratch.x);
+            let isa = Isa::detect();
+            dispatch!(isa, (inverse: &[f64] = &dense.inverse, v: &[f64] = &dense.b, out: &mut [f64] = &mut scratch.x) {
+                symmetric_times(inverse, v, out)
+            });
         } else {
             let n = self.items.len();
             let k = |j: usize, l: usize| {
@@ -343,8 +351,33 @@ impl UserFold {
     }
 }
 
+/// `out = m v` for a symmetric `m` (row-major, `v.len()` square), summed
+/// column by column (`out += v_c · row_c`) so the lanes are independent.
+#[inline(always)]
+fn symmetric_times(m: &[f64], v: &[f64], out: &mut [f64]) {
+    let f = v.len();
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (c, &vc) in v.iter().enumerate() {
+        for (o, &a) in out.iter_mut().zip(&m[c * f..(c + 1) * f]) {
+            *o += vc * a;
+        }
+    }
+}
+
+/// `m −= s u uᵀ`, row by row.
+#[inline(always)]
+fn subtract_outer(m: &mut [f64], u: &[f64], s: f64) {
+    let f = u.len();
+    for (row, &ur) in m.chunks_exact_mut(f).zip(u) {
+        let su = s * ur;
+        for (a, &uc) in row.iter_mut().zip(u) {
+            *a -= su * uc;
+        }
+    }
+}
+
 impl Dense {
-    /// Factors `A₀ + Σ α w y yᵀ` over the given products.
+    /// Inverts `A₀ + Σ α w y yᵀ` over the given products.
     fn new(fold: &FoldIn, y: &[f32], items: &[u32], weights: &[f32]) -> Result<Dense> {
         let f = fold.factors;
         let mut l = fold.a0.clone();
@@ -361,35 +394,41 @@ impl Dense {
             }
         }
         cholesky(&mut l, f)?;
-        Ok(Dense { l, b, x: vec![0.0; f] })
+        let mut inverse = vec![0f64; f * f];
+        let mut column = vec![0f64; f];
+        for c in 0..f {
+            column.iter_mut().for_each(|v| *v = 0.0);
+            column[c] = 1.0;
+            cholesky_solve(&l, f, &mut column);
+            for r in 0..f {
+                inverse[r * f + c] = column[r];
+            }
+        }
+        Ok(Dense { inverse, b, y: vec![0.0; f], u: vec![0.0; f] })
     }
 
-    /// `A += d y yᵀ` (d ≥ 0: a rank-one Cholesky update of `L`), `b += c y`.
+    /// `A += d y yᵀ` (d ≥ 0), `b += c y`.
     fn rank_one(&mut self, y: &[f32], d: f64, c: f64) -> Result<()> {
-        let f = y.len();
-        for j in 0..f {
-            self.b[j] += c * y[j] as f64;
+        for (b, &v) in self.b.iter_mut().zip(y) {
+            *b += c * v as f64;
         }
         ensure!(d >= 0.0 && d.is_finite(), "an interaction weight went down or is not finite ({d})");
         if d == 0.0 {
             return Ok(());
         }
-        let root = d.sqrt();
-        for (x, &v) in self.x.iter_mut().zip(y) {
-            *x = root * v as f64;
+        for (t, &v) in self.y.iter_mut().zip(y) {
+            *t = v as f64;
         }
-        let (l, x) = (&mut self.l, &mut self.x);
-        for k in 0..f {
-            let lkk = l[k * f + k];
-            let r = (lkk * lkk + x[k] * x[k]).sqrt();
-            let (cos, sin) = (r / lkk, x[k] / lkk);
-            l[k * f + k] = r;
-            for i in k + 1..f {
-                let lik = (l[i * f + k] + sin * x[i]) / cos;
-                l[i * f + k] = lik;
-                x[i] = cos * x[i] - sin * lik;
-            }
-        }
+        let isa = Isa::detect();
+        dispatch!(isa, (inverse: &[f64] = &self.inverse, v: &[f64] = &self.y, out: &mut [f64] = &mut self.u) {
+            symmetric_times(inverse, v, out)
+        });
+        let denominator = 1.0 + d * self.y.iter().zip(&self.u).map(|(a, b)| a * b).sum::<f64>();
+        ensure!(denominator.is_finite() && denominator > 0.0, "the fold-in lost positive definiteness ({denominator})");
+        let scale = d / denominator;
+        dispatch!(isa, (inverse: &mut [f64] = &mut self.inverse, u: &[f64] = &self.u, s: f64 = scale) {
+            subtract_outer(inverse, u, s)
+        });
         Ok(())
     }
 }

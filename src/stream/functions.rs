@@ -20,7 +20,7 @@ use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlType, Value};
 use crate::budget::{self, Budget};
-use crate::model::table::{self as model_table, ModelRow};
+use crate::model::table::{self as model_table, ModelRows};
 use crate::model::top_categories_of;
 use crate::recommend::cache;
 use crate::recommend::serving::ServingModel;
@@ -95,7 +95,7 @@ struct ModelInput {
     /// model was trained with (absent in older tables: raw, none).
     confidence: Option<f64>,
     half_life_days: Option<f64>,
-    rows: Vec<ModelRow>,
+    rows: ModelRows,
 }
 
 impl ModelInput {
@@ -119,18 +119,10 @@ impl ModelInput {
         }
         let factors = match input.list::<f32>(first + 5, row) {
             None => None,
-            Some(Ok(v)) => Some(v.to_vec()),
+            Some(Ok(v)) => Some(v),
             Some(Err(at)) => bail!("a factors list has a NULL at position {}; the model table is damaged, train it again", at + 1),
         };
-        budget::reserve(&mut self.rows, 1, "the model rows")?;
-        self.rows.push(ModelRow {
-            side: side.to_string(),
-            id: input.i64(first + 1, row),
-            item: input.i64(first + 2, row),
-            name: name.map(str::to_string),
-            value,
-            factors,
-        });
+        self.rows.push(side, input.i64(first + 1, row), input.i64(first + 2, row), name, value, factors)?;
         Ok(true)
     }
 
@@ -140,8 +132,7 @@ impl ModelInput {
         self.regularization = self.regularization.or(other.regularization);
         self.confidence = self.confidence.or(other.confidence);
         self.half_life_days = self.half_life_days.or(other.half_life_days);
-        budget::reserve(&mut self.rows, other.rows.len(), "the model rows")?;
-        self.rows.extend(other.rows);
+        self.rows.extend(other.rows)?;
         Ok(())
     }
 
@@ -175,8 +166,7 @@ impl ModelInput {
         let served = match cache::cached(model_id) {
             Some(m) => m,
             None if !call.boolean("planned_cached")? => {
-                let floats: usize = self.rows.iter().map(|r| r.factors.as_ref().map_or(0, Vec::len)).sum();
-                budget.check("serving the model", (floats * 8 + self.rows.len() * 48) as u64, "its factors twice plus 48 bytes per row")?;
+                budget.check("serving the model", (self.rows.floats() * 8 + self.rows.rows() * 48) as u64, "its factors twice plus 48 bytes per row")?;
                 let rows = self.rows;
                 cache::remember(pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new))?)
             }
