@@ -94,6 +94,24 @@ pub fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
     }
 }
 
+/// The inverse of the symmetric positive definite `n × n` row-major `a`
+/// (only its lower triangle is read), column by column from its Cholesky
+/// factor.
+fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>> {
+    cholesky(&mut a, n)?;
+    let mut inverse = vec![0f64; n * n];
+    let mut column = vec![0f64; n];
+    for c in 0..n {
+        column.iter_mut().for_each(|v| *v = 0.0);
+        column[c] = 1.0;
+        cholesky_solve(&a, n, &mut column);
+        for r in 0..n {
+            inverse[r * n + c] = column[r];
+        }
+    }
+    Ok(inverse)
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }
@@ -146,18 +164,7 @@ impl FoldIn {
         }
         // A₀⁻¹ column by column from its Cholesky factor; then each z_i is
         // one matrix-vector product.
-        let mut l = a0.clone();
-        cholesky(&mut l, f)?;
-        let mut inverse = vec![0f64; f * f];
-        let mut column = vec![0f64; f];
-        for c in 0..f {
-            column.iter_mut().for_each(|v| *v = 0.0);
-            column[c] = 1.0;
-            cholesky_solve(&l, f, &mut column);
-            for r in 0..f {
-                inverse[r * f + c] = column[r];
-            }
-        }
+        let inverse = spd_inverse(a0.clone(), f)?;
         let mut z: Vec<f32> = Vec::new();
         z.try_reserve_exact(item_factors.len()).map_err(|_| {
             anyhow::anyhow!("not enough memory for the fold-in of {} products", item_factors.len() / f)
@@ -393,17 +400,7 @@ impl Dense {
                 b[j] += c * yi[j] as f64;
             }
         }
-        cholesky(&mut l, f)?;
-        let mut inverse = vec![0f64; f * f];
-        let mut column = vec![0f64; f];
-        for c in 0..f {
-            column.iter_mut().for_each(|v| *v = 0.0);
-            column[c] = 1.0;
-            cholesky_solve(&l, f, &mut column);
-            for r in 0..f {
-                inverse[r * f + c] = column[r];
-            }
-        }
+        let inverse = spd_inverse(l, f)?;
         Ok(Dense { inverse, b, y: vec![0.0; f], u: vec![0.0; f] })
     }
 
