@@ -378,14 +378,19 @@ pub(crate) fn train_pairs(
     let weights: Vec<f32> = pairs.par_iter().map(|p| p.weight).collect();
     let mut user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
     weighting::apply(&mut user_items, confidence);
-    let stats = event_stats(&pairs, &user_ids, &product_pos)?;
+    // The product totals and interests mostly run on one thread: the
+    // trainer transposes the matrix and draws its factors meanwhile.
+    let (stats, trainer) = rayon::join(
+        || event_stats(&pairs, &user_ids, &product_pos),
+        || solver::AlsTrainer::new(&user_items, params),
+    );
+    let (stats, mut trainer) = (stats?, trainer?);
     drop(pairs);
     let trained = if record_loss {
-        solver::train_with_callback(&user_items, params, |i, loss| {
+        trainer.train(params.iterations, |i, loss| {
             progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
-        })?
+        })
     } else {
-        let mut trainer = solver::AlsTrainer::new(&user_items, params)?;
         for _ in 0..params.iterations {
             trainer.step();
         }

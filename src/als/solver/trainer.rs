@@ -63,24 +63,9 @@ pub fn train(user_items: &Csr, params: &AlsParams) -> Result<AlsModel> {
 pub fn train_with_callback(
     user_items: &Csr,
     params: &AlsParams,
-    mut on_iteration: impl FnMut(usize, f64),
+    on_iteration: impl FnMut(usize, f64),
 ) -> Result<AlsModel> {
-    let mut trainer = AlsTrainer::new(user_items, params)?;
-    let mut loss_per_iteration = Vec::with_capacity(params.iterations);
-    for iteration in 0..params.iterations {
-        // Each step's user half measures the loss the previous step left.
-        trainer.step_reporting(|loss| {
-            if iteration > 0 {
-                loss_per_iteration.push(loss);
-                on_iteration(iteration - 1, loss);
-            }
-        });
-    }
-    // The last step's loss needs a pass of its own.
-    let loss = trainer.loss();
-    loss_per_iteration.push(loss);
-    on_iteration(params.iterations - 1, loss);
-    Ok(trainer.into_model(loss_per_iteration))
+    Ok(AlsTrainer::new(user_items, params)?.train(params.iterations, on_iteration))
 }
 
 /// Step-by-step training, for callers that want to time or interleave
@@ -121,11 +106,19 @@ impl<'a> AlsTrainer<'a> {
         let item_len = n_items
             .checked_mul(stride)
             .ok_or_else(|| anyhow::anyhow!("item factor matrix too large"))?;
-        let user_factors = init_factors(user_len, f, stride, params.seed, 0);
-        let item_factors = init_factors(item_len, f, stride, params.seed, 1);
+        // The transpose runs on one thread: the factors are drawn on the others meanwhile.
+        let (item_users, (user_factors, item_factors)) = rayon::join(
+            || user_items.transpose(),
+            || {
+                (
+                    init_factors(user_len, f, stride, params.seed, 0),
+                    init_factors(item_len, f, stride, params.seed, 1),
+                )
+            },
+        );
         Ok(AlsTrainer {
             user_items,
-            item_users: user_items.transpose(),
+            item_users,
             params: params.clone(),
             stride,
             user_factors,
@@ -147,6 +140,29 @@ impl<'a> AlsTrainer<'a> {
     /// of [`loss`](Self::loss)) once the user half is done.
     pub fn step_reporting(&mut self, mut previous_loss: impl FnMut(f64)) {
         self.step_with(Some(&mut previous_loss));
+    }
+
+    /// Runs `iterations` steps and returns the model, calling
+    /// `on_iteration(iteration, loss)` after each (`iteration` from 0).
+    pub fn train(mut self, iterations: usize, mut on_iteration: impl FnMut(usize, f64)) -> AlsModel {
+        if iterations == 0 {
+            return self.into_model(Vec::new());
+        }
+        let mut loss_per_iteration = Vec::with_capacity(iterations);
+        for iteration in 0..iterations {
+            // Each step's user half measures the loss the previous step left.
+            self.step_reporting(|loss| {
+                if iteration > 0 {
+                    loss_per_iteration.push(loss);
+                    on_iteration(iteration - 1, loss);
+                }
+            });
+        }
+        // The last step's loss needs a pass of its own.
+        let loss = self.loss();
+        loss_per_iteration.push(loss);
+        on_iteration(iterations - 1, loss);
+        self.into_model(loss_per_iteration)
     }
 
     /// The step; the loss is normalised (a pass over the item factors and
