@@ -76,6 +76,9 @@ pub struct ServingModel {
     max_popularity: f32,
 }
 
+/// Users whose scans share each cache tile in `recommend_users`.
+const USERS_PER_SCAN: usize = 64;
+
 impl ServingModel {
     /// Indexes a model for serving (its sizes are checked first).
     pub fn new(model: FactorModel) -> anyhow::Result<Self> {
@@ -254,13 +257,34 @@ impl ServingModel {
         blend: f32,
         exclude_purchased: bool,
     ) -> Vec<Vec<Recommendation>> {
-        if self.packed.uses_half_precision() || blend >= 1.0 {
-            // Each user's norm-bounded scan stops after a few percent of a
-            // trained model's catalogue: far less work than scoring every
-            // product, even with the batch kernel's shared panels.
+        if blend >= 1.0 {
             return users
                 .par_iter()
                 .map(|&u| self.recommend(Some(u), &[], &[], k, blend, exclude_purchased))
+                .collect();
+        }
+        if self.packed.uses_half_precision() {
+            // Each user's norm-bounded scan stops after a few percent of a
+            // trained model's catalogue: far less work than scoring every
+            // product, even with the batch kernel's shared panels. A group
+            // of users scans together, a cache tile at a time; each list is
+            // the one `recommend` gives.
+            return users
+                .par_chunks(USERS_PER_SCAN)
+                .flat_map_iter(|group| {
+                    let excluded: Vec<Vec<u32>> = group
+                        .iter()
+                        .map(|&u| if exclude_purchased { self.purchases_of(Some(u), &[]) } else { Vec::new() })
+                        .collect();
+                    let rows: Vec<&[f32]> = group.iter().map(|&u| self.user_row(u)).collect();
+                    let tops = self.packed.top_k_many(&rows, Self::collaborative_candidates(k), &excluded);
+                    group
+                        .iter()
+                        .zip(tops)
+                        .zip(excluded)
+                        .map(|((&u, top), excluded)| self.recommend_from_top(top, &self.interest[u as usize], &excluded, k, blend))
+                        .collect::<Vec<_>>()
+                })
                 .collect();
         }
         // Exact single-precision scans see every product: then the batch

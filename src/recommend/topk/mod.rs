@@ -9,10 +9,12 @@
 //! `heap`: the bounded selection every path ends in; `batch`: many users
 //! against a catalogue packed into single-precision panels; `packed`: one
 //! user against a catalogue packed once, scanned in half precision in
-//! descending norm order and rescored exactly; `similar`: item-to-item
+//! descending norm order and rescored exactly (`bound`: the proven error of
+//! a half-precision score); `similar`: item-to-item
 //! cosine similarity.
 
 mod batch;
+mod bound;
 mod heap;
 mod packed;
 mod similar;
@@ -20,5 +22,5 @@ mod similar;
 pub use batch::recommend_batch;
 pub use heap::{top_k, TopK};
 pub use packed::PackedItems;
-pub(crate) use packed::norm_rounded_up;
+pub(crate) use bound::norm_rounded_up;
 pub use similar::similar_items;

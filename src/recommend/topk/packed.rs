@@ -5,6 +5,7 @@
 //! scan.
 
 use super::batch::{pack_item_panels, TILE_ITEMS};
+use super::bound::{norm_rounded_up, ErrorBound, HALF_MAX};
 use super::heap::{TopK, UserSelection};
 use crate::isa::{dispatch, Isa};
 use rayon::prelude::*;
@@ -60,9 +61,6 @@ impl std::fmt::Debug for PackedItems {
 const PANELS_PER_TASK: usize = 1024;
 /// Panels per parallel task of an exact scan.
 const EXACT_PANELS_PER_TASK: usize = 1024;
-
-/// The largest magnitude a half-precision value holds.
-const HALF_MAX: f32 = 65504.0;
 
 impl PackedItems {
     /// Takes the exact factors (row-major) it scores and rescores with.
@@ -142,7 +140,7 @@ impl PackedItems {
             #[cfg(target_arch = "x86_64")]
             Scan::Half { panels, norms, order } => match ErrorBound::new(user) {
                 Some(bound) => {
-                    let (top, scanned) = self.top_k_half(panels, norms, order, bound, user, k, excluded);
+                    let (top, scanned) = self.top_k_half(panels, norms, order, bound, user, k, excluded, None);
                     (top, scanned as f64 / (norms.len() / TILE_ITEMS) as f64)
                 }
                 None => (self.top_k_rows(user, k, excluded), 1.0),
@@ -195,6 +193,8 @@ impl PackedItems {
     /// only those few are rescored exactly. Panels come in descending norm
     /// order, so the scan ends at the first panel whose norm bound is below
     /// `t`.
+    /// `first`: the first task's scan when the caller ran it already
+    /// ([`top_k_many`](Self::top_k_many)).
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     fn top_k_half(
@@ -206,6 +206,7 @@ impl PackedItems {
         user: &[f32],
         k: usize,
         excluded: &[u32],
+        first: Option<BoundedScan>,
     ) -> (Vec<(u32, f32)>, usize) {
         let f = self.factors;
         let slots_per_task = TILE_ITEMS * PANELS_PER_TASK;
@@ -226,7 +227,7 @@ impl PackedItems {
             };
             scan
         };
-        let first = task(0, f32::NEG_INFINITY);
+        let first = first.unwrap_or_else(|| task(0, f32::NEG_INFINITY));
         let floor = first.threshold();
         let rest: Vec<usize> = (slots_per_task..norms.len())
             .step_by(slots_per_task)
@@ -256,6 +257,62 @@ impl PackedItems {
             top.push(item, score);
         }
         (top.into_sorted(), scanned)
+    }
+
+    /// [`top_k`](Self::top_k) of each of `users` (with `excluded[u]`), the
+    /// same lists. A half-precision scan's first task, which almost always
+    /// ends it, runs for all of them a tile of panels at a time: each tile
+    /// (about 200 KB) is read by every user still scanning while it is in
+    /// the core's cache, where one user after the other each streamed the
+    /// whole prefix from the shared cache. Each user's scan sees the same
+    /// panels in the same order with the same stops as alone.
+    pub fn top_k_many(&self, users: &[&[f32]], k: usize, excluded: &[Vec<u32>]) -> Vec<Vec<(u32, f32)>> {
+        assert_eq!(users.len(), excluded.len(), "one exclusion list per user");
+        #[cfg(target_arch = "x86_64")]
+        if let (Scan::Half { panels, norms, order }, true) = (&self.scan, k > 0 && self.n_items > 0) {
+            let f = self.factors;
+            let k = k.min(self.n_items);
+            let bounds: Vec<Option<ErrorBound>> = users.iter().map(|u| ErrorBound::new(u)).collect();
+            let mut scans: Vec<Option<BoundedScan>> = bounds
+                .iter()
+                .zip(excluded)
+                .map(|(b, ex)| b.map(|_| BoundedScan::new(k, ex, f32::NEG_INFINITY)))
+                .collect();
+            let mut scanning: Vec<usize> = (0..users.len()).filter(|&u| scans[u].is_some()).collect();
+            let first_end = (TILE_ITEMS * PANELS_PER_TASK).min(norms.len());
+            let tile = TILE_ITEMS * cache_tile_panels(f);
+            let mut start = 0;
+            while start < first_end && !scanning.is_empty() {
+                let end = (start + tile).min(first_end);
+                scanning.retain(|&u| {
+                    let (Some(scan), Some(bound)) = (scans[u].as_mut(), bounds[u]) else { return false };
+                    // SAFETY: Scan::Half exists only when half_precision_scan found the CPU features.
+                    let stopped = unsafe {
+                        half_scan(
+                            users[u],
+                            &panels[start * f..end * f],
+                            &norms[start..end],
+                            &order[start.min(order.len())..end.min(order.len())],
+                            f,
+                            bound,
+                            scan,
+                        )
+                    };
+                    !stopped
+                });
+                start = end;
+            }
+            return users
+                .iter()
+                .zip(excluded)
+                .zip(bounds.into_iter().zip(scans))
+                .map(|((user, ex), scan)| match scan {
+                    (Some(bound), first) => self.top_k_half(panels, norms, order, bound, user, k, ex, first).0,
+                    _ => self.top_k_rows(user, k, ex),
+                })
+                .collect();
+        }
+        users.iter().zip(excluded).map(|(user, ex)| self.top_k(user, k, ex)).collect()
     }
 
     /// Exact top-k straight from the rows: users whose factors are not
@@ -327,63 +384,6 @@ fn scores8(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
     acc
 }
 
-/// A factor row's Euclidean norm, summed in double precision.
-fn norm(row: &[f32]) -> f64 {
-    row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt()
-}
-
-/// [`norm`] rounded up to single precision, so that it bounds the true one.
-pub(crate) fn norm_rounded_up(row: &[f32]) -> f32 {
-    (norm(row) * (1.0 + 1e-6)) as f32
-}
-
-/// How far a half-precision approximate score may be from the exact one,
-/// for one user: `err(item) = scale · ‖item‖ + floor`.
-///
-/// With `u` the user's row, `y` an item's and `ŷ` its half-precision copy:
-/// rounding to half moves each normal value by at most 2⁻¹¹ of itself and a
-/// subnormal one by at most 2⁻²⁵, so `|u·ŷ − u·y| ≤ 2⁻¹¹ Σ|u_j y_j| + 2⁻²⁵
-/// ‖u‖₁`; each of the two float sums (approximate and exact) adds at most
-/// `γ_f Σ|u_j y_j|`, `γ_f = f·2⁻²⁴ / (1 − f·2⁻²⁴)`. Cauchy–Schwarz bounds
-/// `Σ|u_j y_j|` by `‖u‖ ‖y‖` and `‖u‖₁` by `√f ‖u‖`; 1% on top covers the
-/// rounding of the bound's own arithmetic.
-#[derive(Clone, Copy, Debug)]
-struct ErrorBound {
-    scale: f32,
-    floor: f32,
-    /// ‖u‖, rounded up.
-    user_norm: f32,
-}
-
-impl ErrorBound {
-    /// `None` when the user's factors are not finite, or so large that the
-    /// scan's sums could overflow: no bound holds then.
-    fn new(user: &[f32]) -> Option<ErrorBound> {
-        let f = user.len() as f64;
-        let user_norm = norm(user);
-        // Items hold at most HALF_MAX per factor, so ‖y‖ ≤ HALF_MAX·√f.
-        if !user_norm.is_finite() || user_norm * HALF_MAX as f64 * f.sqrt() * 2.0 > f32::MAX as f64 {
-            return None;
-        }
-        let unit = 2f64.powi(-24);
-        let gamma = f * unit / (1.0 - f * unit);
-        let relative = (2f64.powi(-11) + 2.0 * gamma * (1.0 + 2f64.powi(-11))) * 1.01;
-        let absolute = (2f64.powi(-25) * f.sqrt() * user_norm + f * f32::MIN_POSITIVE as f64) * 1.01;
-        Some(ErrorBound {
-            scale: (relative * user_norm) as f32 * (1.0 + 1e-6),
-            floor: absolute as f32 * (1.0 + 1e-6),
-            user_norm: norm_rounded_up(user),
-        })
-    }
-
-    /// The largest approximate score an item of this norm can reach.
-    #[inline]
-    fn upper(&self, item_norm: f32) -> f32 {
-        // ‖u‖·‖y‖ bounds the exact score, err the approximation; 1% more
-        // covers this sum's rounding.
-        (self.user_norm * item_norm + self.scale * item_norm + self.floor) * 1.01
-    }
-}
 
 /// One task's share of a half-precision scan: the `k` best lower bounds so
 /// far and the items whose upper bound reached them.
@@ -451,7 +451,7 @@ unsafe fn to_half(values: &[f32]) -> Vec<u16> {
 /// in descending norm order, four panels at a time (eight independent
 /// accumulators keep both FMA units busy, where one panel's two would wait
 /// on FMA latency), until the norm bound shows nothing further can reach
-/// the top k.
+/// the top k (then it returns `true`; `false` when the panels ran out).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn half_scan(
@@ -462,13 +462,13 @@ unsafe fn half_scan(
     f: usize,
     bound: ErrorBound,
     scan: &mut BoundedScan,
-) {
+) -> bool {
     let n_panels = norms.len() / TILE_ITEMS;
     let mut p = 0;
     while p < n_panels {
         // The panel's first slot holds its largest norm.
         if bound.upper(norms[p * TILE_ITEMS]) < scan.threshold() {
-            return;
+            return true;
         }
         let step = if p + 4 <= n_panels {
             half_panels::<4>(user, panels, norms, order, f, p, bound, scan);
@@ -480,6 +480,13 @@ unsafe fn half_scan(
         scan.panels_scanned += step;
         p += step;
     }
+    false
+}
+
+/// Panels of a cache tile of [`PackedItems::top_k_many`]: about 192 KB of
+/// half-precision values, a multiple of the kernel's four panels.
+fn cache_tile_panels(f: usize) -> usize {
+    ((192 << 10) / (TILE_ITEMS * f * 2)).max(4) / 4 * 4
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -658,6 +665,33 @@ mod tests {
             let median = shares[n_users / 2];
             assert!(median < 0.25, "k {k}: median share of panels scanned {median}");
         }
+    }
+
+    #[test]
+    fn many_users_at_once_get_each_their_own_list() {
+        let f = 32;
+        let mut rng = Rng::new(17);
+        // A long tail (scans stop in the first tiles) and equal norms
+        // (nothing to prune: every tile, then the parallel tasks).
+        let long_tail = long_tail_items(40_000, f, &mut rng);
+        let flat: Vec<f32> = (0..20_000 * f).map(|_| rng.normal() as f32).collect();
+        for items in [long_tail, flat] {
+            let packed = PackedItems::new(items, f);
+            let mut users: Vec<Vec<f32>> = (0..70).map(|_| (0..f).map(|_| rng.normal() as f32).collect()).collect();
+            users[3][0] = f32::NAN;
+            users[5] = vec![0.0; f];
+            let excluded: Vec<Vec<u32>> = (0..70u32).map(|u| if u % 3 == 0 { vec![u, 7 * u + 1, 19_999] } else { Vec::new() }).collect();
+            let rows: Vec<&[f32]> = users.iter().map(Vec::as_slice).collect();
+            for k in [0, 1, 40] {
+                let many = packed.top_k_many(&rows, k, &excluded);
+                assert_eq!(many.len(), rows.len());
+                for (u, top) in many.iter().enumerate() {
+                    assert_eq!(top, &packed.top_k(rows[u], k, &excluded[u]), "user {u}, k {k}");
+                }
+            }
+        }
+        assert!(cache_tile_panels(50) % 4 == 0 && cache_tile_panels(50) * TILE_ITEMS * 50 * 2 <= 192 << 10);
+        assert_eq!(cache_tile_panels(100_000), 4);
     }
 
     #[test]
