@@ -177,6 +177,12 @@ impl PackedItems {
         let tail = groups.remainder();
         for group in groups {
             let group: &[u32; 8] = group.try_into().expect("chunks of 8");
+            #[cfg(target_arch = "x86_64")]
+            if isa == Isa::Avx2 {
+                // SAFETY: Isa::Avx2 is only detected on CPUs with AVX2.
+                out.extend_from_slice(&unsafe { scores8_transposed(user, &self.rows, f, group) });
+                continue;
+            }
             let lanes = dispatch!(isa, (user: &[f32] = user, rows: &[f32] = &self.rows, f: usize = f, group: &[u32; 8] = group) -> [f32; 8] {
                 scores8(user, rows, f, group)
             });
@@ -426,6 +432,64 @@ impl<'a> BoundedScan<'a> {
     }
 }
 
+/// [`scores8`] with whole rows read eight factors at a time: each of the
+/// eight items' next eight factors in one load, the 8 × 8 block turned in
+/// registers so that lane `l` holds item `l`'s factor `j`, then multiplied
+/// and added in ascending `j` exactly as the scalar score is (the same
+/// bits). Reading element by element cost about 90 ns an item, most of the
+/// real-time scorer's rescoring.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scores8_transposed(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
+    use std::arch::x86_64::*;
+    let starts = items.map(|i| i as usize * f);
+    assert!(starts.iter().all(|&s| s + f <= rows.len()), "an item index is out of range");
+    assert!(user.len() >= f, "user row shorter than factors");
+    let row = starts.map(|s| rows.as_ptr().add(s));
+    let mut acc = _mm256_setzero_ps();
+    let mut j = 0;
+    while j + 8 <= f {
+        let r = row.map(|p| _mm256_loadu_ps(p.add(j)));
+        // Pairs of rows interleaved, then quadruples: s_k holds factor k of
+        // rows 0..4 in its low half and factor k + 4 in its high half
+        // (t_k and u_k the same for rows 4..8).
+        let (a0, a1) = (_mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]));
+        let (a2, a3) = (_mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]));
+        let (b0, b1) = (_mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]));
+        let (b2, b3) = (_mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]));
+        let s = [
+            _mm256_shuffle_ps::<0x44>(a0, a2),
+            _mm256_shuffle_ps::<0xEE>(a0, a2),
+            _mm256_shuffle_ps::<0x44>(a1, a3),
+            _mm256_shuffle_ps::<0xEE>(a1, a3),
+        ];
+        let t = [
+            _mm256_shuffle_ps::<0x44>(b0, b2),
+            _mm256_shuffle_ps::<0xEE>(b0, b2),
+            _mm256_shuffle_ps::<0x44>(b1, b3),
+            _mm256_shuffle_ps::<0xEE>(b1, b3),
+        ];
+        for k in 0..4 {
+            let column = _mm256_permute2f128_ps::<0x20>(s[k], t[k]);
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + k)), column));
+        }
+        for k in 0..4 {
+            let column = _mm256_permute2f128_ps::<0x31>(s[k], t[k]);
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + 4 + k)), column));
+        }
+        j += 8;
+    }
+    let mut out = [0f32; 8];
+    _mm256_storeu_ps(out.as_mut_ptr(), acc);
+    for j in j..f {
+        let x = user[j];
+        for lane in 0..8 {
+            out[lane] += x * *row[lane].add(j);
+        }
+    }
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn to_half(values: &[f32]) -> Vec<u16> {
@@ -664,6 +728,24 @@ mod tests {
             shares.sort_by(f64::total_cmp);
             let median = shares[n_users / 2];
             assert!(median < 0.25, "k {k}: median share of panels scanned {median}");
+        }
+    }
+
+    #[test]
+    fn scores_of_many_items_equal_single_scores_bit_for_bit() {
+        let mut rng = Rng::new(23);
+        for f in [1, 7, 8, 13, 50, 64] {
+            let n_items = 300;
+            let items: Vec<f32> = (0..n_items * f).map(|_| rng.normal() as f32 * 3.0).collect();
+            let packed = PackedItems::new(items, f);
+            let user: Vec<f32> = (0..f).map(|_| rng.normal() as f32).collect();
+            let picked: Vec<u32> = (0..101).map(|i| (i * 37 % n_items) as u32).collect();
+            let mut out = Vec::new();
+            packed.exact_scores(&user, &picked, &mut out);
+            assert_eq!(out.len(), picked.len());
+            for (&item, &score) in picked.iter().zip(&out) {
+                assert_eq!(score.to_bits(), packed.exact_score(&user, item).to_bits(), "f {f}, item {item}");
+            }
         }
     }
 
