@@ -21,7 +21,8 @@ use crate::model::csr::Csr;
 use crate::model::FactorModel;
 use crate::recommend::topk::{recommend_batch, PackedItems};
 use rayon::prelude::*;
-use std::collections::{HashMap, HashSet};
+use crate::rng::FastMap;
+use std::collections::HashSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -68,11 +69,13 @@ pub struct ServingModel {
     pub interest: Vec<Vec<(i64, f32)>>,
     /// The blend the model was trained to be served with.
     pub blend: f32,
-    user_index: HashMap<i64, u32>,
-    product_index: HashMap<i64, u32>,
+    // Looked up for every request and every replayed event: the crate's
+    // fast hasher, not SipHash (the ids come from the user's own data).
+    user_index: FastMap<i64, u32>,
+    product_index: FastMap<i64, u32>,
     packed: PackedItems,
     popular_order: Vec<u32>,
-    category_items: HashMap<i64, Vec<u32>>,
+    category_items: FastMap<i64, Vec<u32>>,
     max_popularity: f32,
 }
 
@@ -113,7 +116,7 @@ impl ServingModel {
                 .total_cmp(&popularity[a as usize])
                 .then(product_ids[a as usize].cmp(&product_ids[b as usize]))
         });
-        let mut category_items: HashMap<i64, Vec<u32>> = HashMap::new();
+        let mut category_items: FastMap<i64, Vec<u32>> = FastMap::default();
         for &i in &popular_order {
             category_items
                 .entry(product_category[i as usize])
@@ -343,13 +346,16 @@ impl ServingModel {
         // category counts, as a map built from the list would keep it).
         let interest_of = |category: i64| interest.iter().rfind(|c| c.0 == category).map_or(0.0, |c| c.1);
         // Candidates (product, scaled ALS score, whether ALS proposed it):
-        // at most 4k + 3k, so a list with a linear membership test.
+        // at most 4k + 3k, so a list with a linear membership test, over
+        // the products alone (contiguous, so compared in vector lanes).
         let mut candidates: Vec<(u32, f32, bool)> = als_top.iter().map(|&(i, s)| (i, s * als_scale, true)).collect();
         if blend > 0.0 {
+            let mut products: Vec<u32> = als_top.iter().map(|t| t.0).collect();
             for &(category, _) in interest {
                 if let Some(items) = self.category_items.get(&category) {
                     for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
-                        if !candidates.iter().any(|c| c.0 == i) {
+                        if !products.contains(&i) {
+                            products.push(i);
                             candidates.push((i, 0.0, false));
                         }
                     }
