@@ -162,9 +162,13 @@ impl ServingModel {
         &self.user_factors[u as usize * self.factors..(u as usize + 1) * self.factors]
     }
 
-    /// The products `user` bought in the training data plus `also`, sorted
-    /// and distinct: the exclusion list of the serving functions.
-    fn purchases_of(&self, user: Option<u32>, also: &[u32]) -> Vec<u32> {
+    /// The exclusion list of the serving functions: with
+    /// `exclude_purchased`, the products `user` bought in the training data
+    /// plus `also`, sorted and distinct; else none.
+    fn excluded_for(&self, user: Option<u32>, also: &[u32], exclude_purchased: bool) -> Vec<u32> {
+        if !exclude_purchased {
+            return Vec::new();
+        }
         let mut products = also.to_vec();
         if let Some(u) = user {
             products.extend_from_slice(self.purchased.row(u as usize).0);
@@ -186,7 +190,7 @@ impl ServingModel {
         blend: f32,
         exclude_purchased: bool,
     ) -> Vec<Recommendation> {
-        let excluded = if exclude_purchased { self.purchases_of(user, cold_purchased) } else { Vec::new() };
+        let excluded = self.excluded_for(user, cold_purchased, exclude_purchased);
         let als_top = match user {
             Some(u) if blend < 1.0 => self.packed.top_k(self.user_row(u), Self::collaborative_candidates(k), &excluded),
             _ => Vec::new(),
@@ -277,7 +281,7 @@ impl ServingModel {
                 .flat_map_iter(|group| {
                     let excluded: Vec<Vec<u32>> = group
                         .iter()
-                        .map(|&u| if exclude_purchased { self.purchases_of(Some(u), &[]) } else { Vec::new() })
+                        .map(|&u| self.excluded_for(Some(u), &[], exclude_purchased))
                         .collect();
                     let rows: Vec<&[f32]> = group.iter().map(|&u| self.user_row(u)).collect();
                     let tops = self.packed.top_k_many(&rows, Self::collaborative_candidates(k), &excluded);
@@ -298,7 +302,7 @@ impl ServingModel {
             .into_par_iter()
             .zip(users.par_iter())
             .map(|(top, &u)| {
-                let excluded = if exclude_purchased { self.purchases_of(Some(u), &[]) } else { Vec::new() };
+                let excluded = self.excluded_for(Some(u), &[], exclude_purchased);
                 self.recommend_from_top(top, &self.interest[u as usize], &excluded, k, blend)
             })
             .collect()

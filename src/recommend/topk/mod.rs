@@ -10,11 +10,12 @@
 //! against a catalogue packed into single-precision panels; `packed`: one
 //! user against a catalogue packed once, scanned in half precision in
 //! descending norm order and rescored exactly (`bound`: the proven error of
-//! a half-precision score); `similar`: item-to-item
-//! cosine similarity.
+//! a half-precision score; `exact`: eight exact scores in vector lanes);
+//! `similar`: item-to-item cosine similarity.
 
 mod batch;
 mod bound;
+mod exact;
 mod heap;
 mod packed;
 mod similar;

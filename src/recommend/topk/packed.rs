@@ -6,6 +6,7 @@
 
 use super::batch::{pack_item_panels, TILE_ITEMS};
 use super::bound::{norm_rounded_up, ErrorBound, HALF_MAX};
+use super::exact;
 use super::heap::{TopK, UserSelection};
 use crate::isa::{dispatch, Isa};
 use rayon::prelude::*;
@@ -177,16 +178,7 @@ impl PackedItems {
         let tail = groups.remainder();
         for group in groups {
             let group: &[u32; 8] = group.try_into().expect("chunks of 8");
-            #[cfg(target_arch = "x86_64")]
-            if isa == Isa::Avx2 {
-                // SAFETY: Isa::Avx2 is only detected on CPUs with AVX2.
-                out.extend_from_slice(&unsafe { scores8_transposed(user, &self.rows, f, group) });
-                continue;
-            }
-            let lanes = dispatch!(isa, (user: &[f32] = user, rows: &[f32] = &self.rows, f: usize = f, group: &[u32; 8] = group) -> [f32; 8] {
-                scores8(user, rows, f, group)
-            });
-            out.extend_from_slice(&lanes);
+            out.extend_from_slice(&exact::scores8(isa, user, &self.rows, f, group));
         }
         out.extend(tail.iter().map(|&i| self.exact_score(user, i)));
     }
@@ -220,17 +212,7 @@ impl PackedItems {
             let end = (first_slot + slots_per_task).min(norms.len());
             let mut scan = BoundedScan::new(k, excluded, floor);
             // SAFETY: Scan::Half exists only when half_precision_scan found the CPU features.
-            unsafe {
-                half_scan(
-                    user,
-                    &panels[first_slot * f..end * f],
-                    &norms[first_slot..end],
-                    &order[first_slot.min(order.len())..end.min(order.len())],
-                    f,
-                    bound,
-                    &mut scan,
-                )
-            };
+            unsafe { scan_slots(user, panels, norms, order, f, bound, &mut scan, first_slot..end) };
             scan
         };
         let first = first.unwrap_or_else(|| task(0, f32::NEG_INFINITY));
@@ -278,11 +260,11 @@ impl PackedItems {
         if let (Scan::Half { panels, norms, order }, true) = (&self.scan, k > 0 && self.n_items > 0) {
             let f = self.factors;
             let k = k.min(self.n_items);
-            let bounds: Vec<Option<ErrorBound>> = users.iter().map(|u| ErrorBound::new(u)).collect();
-            let mut scans: Vec<Option<BoundedScan>> = bounds
+            // Users without an error bound (factors not finite) are scored exactly.
+            let mut scans: Vec<Option<(ErrorBound, BoundedScan)>> = users
                 .iter()
                 .zip(excluded)
-                .map(|(b, ex)| b.map(|_| BoundedScan::new(k, ex, f32::NEG_INFINITY)))
+                .map(|(u, ex)| ErrorBound::new(u).map(|b| (b, BoundedScan::new(k, ex, f32::NEG_INFINITY))))
                 .collect();
             let mut scanning: Vec<usize> = (0..users.len()).filter(|&u| scans[u].is_some()).collect();
             let first_end = (TILE_ITEMS * PANELS_PER_TASK).min(norms.len());
@@ -291,19 +273,9 @@ impl PackedItems {
             while start < first_end && !scanning.is_empty() {
                 let end = (start + tile).min(first_end);
                 scanning.retain(|&u| {
-                    let (Some(scan), Some(bound)) = (scans[u].as_mut(), bounds[u]) else { return false };
+                    let Some((bound, scan)) = scans[u].as_mut() else { return false };
                     // SAFETY: Scan::Half exists only when half_precision_scan found the CPU features.
-                    let stopped = unsafe {
-                        half_scan(
-                            users[u],
-                            &panels[start * f..end * f],
-                            &norms[start..end],
-                            &order[start.min(order.len())..end.min(order.len())],
-                            f,
-                            bound,
-                            scan,
-                        )
-                    };
+                    let stopped = unsafe { scan_slots(users[u], panels, norms, order, f, *bound, scan, start..end) };
                     !stopped
                 });
                 start = end;
@@ -311,10 +283,10 @@ impl PackedItems {
             return users
                 .iter()
                 .zip(excluded)
-                .zip(bounds.into_iter().zip(scans))
+                .zip(scans)
                 .map(|((user, ex), scan)| match scan {
-                    (Some(bound), first) => self.top_k_half(panels, norms, order, bound, user, k, ex, first).0,
-                    _ => self.top_k_rows(user, k, ex),
+                    Some((bound, first)) => self.top_k_half(panels, norms, order, bound, user, k, ex, Some(first)).0,
+                    None => self.top_k_rows(user, k, ex),
                 })
                 .collect();
         }
@@ -375,20 +347,6 @@ impl PackedItems {
     }
 }
 
-/// Eight items' exact scores: lane `l` sums `user[j] · row_l[j]` for
-/// ascending `j`, one multiply then one add, as the scalar score does.
-#[inline(always)]
-fn scores8(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
-    let starts = items.map(|i| i as usize * f);
-    assert!(starts.iter().all(|&s| s + f <= rows.len()), "an item index is out of range");
-    let mut acc = [0f32; 8];
-    for (j, &x) in user.iter().enumerate() {
-        for lane in 0..8 {
-            acc[lane] += x * rows[starts[lane] + j];
-        }
-    }
-    acc
-}
 
 
 /// One task's share of a half-precision scan: the `k` best lower bounds so
@@ -430,64 +388,6 @@ impl<'a> BoundedScan<'a> {
             self.candidates.retain(|c| c.1 >= threshold);
         }
     }
-}
-
-/// [`scores8`] with whole rows read eight factors at a time: each of the
-/// eight items' next eight factors in one load, the 8 × 8 block turned in
-/// registers so that lane `l` holds item `l`'s factor `j`, then multiplied
-/// and added in ascending `j` exactly as the scalar score is (the same
-/// bits). Reading element by element cost about 90 ns an item, most of the
-/// real-time scorer's rescoring.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scores8_transposed(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
-    use std::arch::x86_64::*;
-    let starts = items.map(|i| i as usize * f);
-    assert!(starts.iter().all(|&s| s + f <= rows.len()), "an item index is out of range");
-    assert!(user.len() >= f, "user row shorter than factors");
-    let row = starts.map(|s| rows.as_ptr().add(s));
-    let mut acc = _mm256_setzero_ps();
-    let mut j = 0;
-    while j + 8 <= f {
-        let r = row.map(|p| _mm256_loadu_ps(p.add(j)));
-        // Pairs of rows interleaved, then quadruples: s_k holds factor k of
-        // rows 0..4 in its low half and factor k + 4 in its high half
-        // (t_k and u_k the same for rows 4..8).
-        let (a0, a1) = (_mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]));
-        let (a2, a3) = (_mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]));
-        let (b0, b1) = (_mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]));
-        let (b2, b3) = (_mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]));
-        let s = [
-            _mm256_shuffle_ps::<0x44>(a0, a2),
-            _mm256_shuffle_ps::<0xEE>(a0, a2),
-            _mm256_shuffle_ps::<0x44>(a1, a3),
-            _mm256_shuffle_ps::<0xEE>(a1, a3),
-        ];
-        let t = [
-            _mm256_shuffle_ps::<0x44>(b0, b2),
-            _mm256_shuffle_ps::<0xEE>(b0, b2),
-            _mm256_shuffle_ps::<0x44>(b1, b3),
-            _mm256_shuffle_ps::<0xEE>(b1, b3),
-        ];
-        for k in 0..4 {
-            let column = _mm256_permute2f128_ps::<0x20>(s[k], t[k]);
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + k)), column));
-        }
-        for k in 0..4 {
-            let column = _mm256_permute2f128_ps::<0x31>(s[k], t[k]);
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + 4 + k)), column));
-        }
-        j += 8;
-    }
-    let mut out = [0f32; 8];
-    _mm256_storeu_ps(out.as_mut_ptr(), acc);
-    for j in j..f {
-        let x = user[j];
-        for lane in 0..8 {
-            out[lane] += x * *row[lane].add(j);
-        }
-    }
-    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -545,6 +445,34 @@ unsafe fn half_scan(
         p += step;
     }
     false
+}
+
+/// [`half_scan`] over the panel slots `slots` (whole panels) of the
+/// catalogue's `panels`, `norms` and `order` (shorter than the slots by the
+/// last panel's padding).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scan_slots(
+    user: &[f32],
+    panels: &[u16],
+    norms: &[f32],
+    order: &[u32],
+    f: usize,
+    bound: ErrorBound,
+    scan: &mut BoundedScan,
+    slots: std::ops::Range<usize>,
+) -> bool {
+    let (start, end) = (slots.start, slots.end);
+    half_scan(
+        user,
+        &panels[start * f..end * f],
+        &norms[start..end],
+        &order[start.min(order.len())..end.min(order.len())],
+        f,
+        bound,
+        scan,
+    )
 }
 
 /// Panels of a cache tile of [`PackedItems::top_k_many`]: about 192 KB of
