@@ -212,7 +212,7 @@ impl PackedItems {
             let end = (first_slot + slots_per_task).min(norms.len());
             let mut scan = BoundedScan::new(k, excluded, floor);
             // SAFETY: Scan::Half exists only when half_precision_scan found the CPU features.
-            unsafe { scan_slots(user, panels, norms, order, f, bound, &mut scan, first_slot..end) };
+            unsafe { half_scan(user, panels, norms, order, f, bound, &mut scan, first_slot..end) };
             scan
         };
         let first = first.unwrap_or_else(|| task(0, f32::NEG_INFINITY));
@@ -275,7 +275,7 @@ impl PackedItems {
                 scanning.retain(|&u| {
                     let Some((bound, scan)) = scans[u].as_mut() else { return false };
                     // SAFETY: Scan::Half exists only when half_precision_scan found the CPU features.
-                    let stopped = unsafe { scan_slots(users[u], panels, norms, order, f, *bound, scan, start..end) };
+                    let stopped = unsafe { half_scan(users[u], panels, norms, order, f, *bound, scan, start..end) };
                     !stopped
                 });
                 start = end;
@@ -416,8 +416,11 @@ unsafe fn to_half(values: &[f32]) -> Vec<u16> {
 /// accumulators keep both FMA units busy, where one panel's two would wait
 /// on FMA latency), until the norm bound shows nothing further can reach
 /// the top k (then it returns `true`; `false` when the panels ran out).
+/// `slots`: the run of panel slots (whole panels) of the catalogue's
+/// `panels`, `norms` and `order` (shorter by the last panel's padding).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn half_scan(
     user: &[f32],
     panels: &[u16],
@@ -426,7 +429,11 @@ unsafe fn half_scan(
     f: usize,
     bound: ErrorBound,
     scan: &mut BoundedScan,
+    slots: std::ops::Range<usize>,
 ) -> bool {
+    let (start, end) = (slots.start, slots.end);
+    let (panels, norms) = (&panels[start * f..end * f], &norms[start..end]);
+    let order = &order[start.min(order.len())..end.min(order.len())];
     let n_panels = norms.len() / TILE_ITEMS;
     let mut p = 0;
     while p < n_panels {
@@ -445,34 +452,6 @@ unsafe fn half_scan(
         p += step;
     }
     false
-}
-
-/// [`half_scan`] over the panel slots `slots` (whole panels) of the
-/// catalogue's `panels`, `norms` and `order` (shorter than the slots by the
-/// last panel's padding).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn scan_slots(
-    user: &[f32],
-    panels: &[u16],
-    norms: &[f32],
-    order: &[u32],
-    f: usize,
-    bound: ErrorBound,
-    scan: &mut BoundedScan,
-    slots: std::ops::Range<usize>,
-) -> bool {
-    let (start, end) = (slots.start, slots.end);
-    half_scan(
-        user,
-        &panels[start * f..end * f],
-        &norms[start..end],
-        &order[start.min(order.len())..end.min(order.len())],
-        f,
-        bound,
-        scan,
-    )
 }
 
 /// Panels of a cache tile of [`PackedItems::top_k_many`]: about 192 KB of
