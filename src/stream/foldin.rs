@@ -191,6 +191,14 @@ impl FoldIn {
         self.product_scores.as_ref()
     }
 
+    /// The product scores rebuilt in single precision (the table of a CPU
+    /// without F16C), for tests.
+    #[cfg(test)]
+    pub fn with_single_precision_scores(mut self, item_factors: &[f32]) -> FoldIn {
+        self.product_scores = Some(ProductScores::build(&self.z, item_factors, self.factors, false).unwrap());
+        self
+    }
+
     pub fn n_items(&self) -> usize {
         self.z.len() / self.factors
     }

@@ -26,6 +26,10 @@
 //! exact score uses is `Σ β_j z_j` rounded to single precision (`u ‖x‖`,
 //! plus the double-precision sum's `n 2⁻⁵² S`), and the exact score's own
 //! sum is within `γ_f ‖x‖ ‖y_i‖`. 2% on top covers the bound's arithmetic.
+//! Where the CPU converts half precision (F16C), the scores are stored in
+//! it, scaled by a power of two: each row is read from memory once per
+//! event, so half the bytes is about half the time, and the bound grows by
+//! the conversion's rounding ([`top_k`] spells it out).
 
 use super::foldin::{FoldIn, Scratch};
 use crate::isa::{dispatch, Isa};
@@ -35,8 +39,25 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 /// Largest catalogue whose product-by-product scores are kept: `n²`
-/// floats, 256 MB at this size.
+/// half-precision values (single where the CPU lacks F16C), 128 MB at
+/// this size.
 pub const MAX_SCORED_PRODUCTS: usize = 8192;
+
+/// Slots summed before the bar is raised and the prefix cut again.
+const SLOTS_PER_CHUNK: usize = 256;
+
+/// The stored scores: each row is read in full for every event of a user
+/// with that product, from memory (the table is larger than the caches),
+/// so half precision halves the event's main cost. Its rounding widens
+/// the bound ([`top_k`]), never the result.
+#[derive(Debug)]
+enum Rows {
+    /// `σ · (z_j · y_i)` rounded to half precision; `σ` is a power of two
+    /// (exact to apply and undo) that puts the largest score near 2¹⁵, so
+    /// that small scores stay normal numbers.
+    Half { values: Vec<u16>, sigma: f32 },
+    Single(Vec<f32>),
+}
 
 /// `z_j · y_i` for every pair of products, each row in descending order of
 /// `‖y_i‖` (slot `s` holds product `order[s]`).
@@ -44,7 +65,7 @@ pub const MAX_SCORED_PRODUCTS: usize = 8192;
 pub struct ProductScores {
     n: usize,
     /// Row `j` (a product index), slot `s`: `z_j · y_order[s]`.
-    rows: Vec<f32>,
+    rows: Rows,
     order: Vec<u32>,
     /// `‖y‖` per slot, rounded up: descending.
     norms: Vec<f32>,
@@ -52,20 +73,32 @@ pub struct ProductScores {
     z_norms: Vec<f32>,
 }
 
+/// The power of two `σ` of [`Rows::Half`] for scores of at most `largest`
+/// in magnitude (`σ · largest ≤ 2¹⁵ < 65504`, the largest half value),
+/// kept within `2^±60` so that `β / σ` stays a normal float.
+fn half_sigma(largest: f64) -> f32 {
+    if !(largest > 0.0 && largest.is_finite()) {
+        return 1.0;
+    }
+    let exponent = (2f64.powi(15) / largest).log2().floor().clamp(-60.0, 60.0);
+    2f64.powi(exponent as i32) as f32
+}
+
 impl ProductScores {
     /// From `z` and the product factors `y` (both `n × f`, row-major).
     pub fn new(z: &[f32], y: &[f32], f: usize) -> Result<ProductScores> {
+        Self::build(z, y, f, crate::isa::half_precision_scan())
+    }
+
+    /// [`new`](Self::new), in half precision only if `half` (which needs
+    /// AVX2 and F16C).
+    pub(super) fn build(z: &[f32], y: &[f32], f: usize, half: bool) -> Result<ProductScores> {
         let n = y.len() / f;
         let item_norms: Vec<f32> = y.chunks_exact(f).map(norm_rounded_up).collect();
+        let z_norms: Vec<f32> = z.chunks_exact(f).map(norm_rounded_up).collect();
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by(|&a, &b| item_norms[b as usize].total_cmp(&item_norms[a as usize]).then(a.cmp(&b)));
-        let mut rows: Vec<f32> = Vec::new();
-        rows.try_reserve_exact(n * n)
-            .map_err(|_| anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products"))?;
-        // Rows of it are read at random, one per product of the user.
-        crate::pages::advise_huge_pages(rows.spare_capacity_mut());
-        rows.resize(n * n, 0.0);
-        rows.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(row, zj)| {
+        let row_of = |zj: &[f32], row: &mut [f32]| {
             for (score, &i) in row.iter_mut().zip(&order) {
                 let yi = &y[i as usize * f..(i as usize + 1) * f];
                 let mut s = 0f32;
@@ -74,23 +107,161 @@ impl ProductScores {
                 }
                 *score = s;
             }
-        });
+        };
+        let too_large = || anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products");
+        // |z_j · y_i| ≤ ‖z_j‖ ‖y_i‖ (1 + γ_f): the scale without a first pass.
+        let largest = z_norms.iter().fold(0f32, |m, &v| m.max(v)) as f64
+            * item_norms.iter().fold(0f32, |m, &v| m.max(v)) as f64
+            * (1.0 + gamma(f));
+        let rows = if half && largest.is_finite() {
+            let sigma = half_sigma(largest);
+            let mut values: Vec<u16> = Vec::new();
+            values.try_reserve_exact(n * n).map_err(|_| too_large())?;
+            // Rows of it are read at random, one per product of the user.
+            crate::pages::advise_huge_pages(values.spare_capacity_mut());
+            values.resize(n * n, 0);
+            values.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each_init(
+                || vec![0f32; n],
+                |single, (row, zj)| {
+                    row_of(zj, single);
+                    for s in single.iter_mut() {
+                        *s *= sigma;
+                    }
+                    // SAFETY: half_precision_scan() checked F16C.
+                    unsafe { to_half(single, row) };
+                },
+            );
+            Rows::Half { values, sigma }
+        } else {
+            let mut values: Vec<f32> = Vec::new();
+            values.try_reserve_exact(n * n).map_err(|_| too_large())?;
+            crate::pages::advise_huge_pages(values.spare_capacity_mut());
+            values.resize(n * n, 0.0);
+            values.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(row, zj)| row_of(zj, row));
+            Rows::Single(values)
+        };
         let norms = order.iter().map(|&i| item_norms[i as usize]).collect();
-        Ok(ProductScores { n, rows, order, norms, z_norms: z.chunks_exact(f).map(norm_rounded_up).collect() })
+        Ok(ProductScores { n, rows, order, norms, z_norms })
     }
 
     /// Bytes kept for `n` products (0 above [`MAX_SCORED_PRODUCTS`]).
     pub fn bytes(n: usize) -> u64 {
+        let value = if crate::isa::half_precision_scan() { 2 } else { 4 };
         if n <= MAX_SCORED_PRODUCTS {
-            (n * n * 4 + n * 12) as u64
+            (n * n * value + n * 12) as u64
         } else {
             0
         }
     }
 
-    fn row(&self, j: u32) -> &[f32] {
-        &self.rows[j as usize * self.n..(j as usize + 1) * self.n]
+    /// Asks the memory for the first chunk of the rows of `items`.
+    fn prefetch(&self, items: &[u32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Rows::Half { values, .. } = &self.rows {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let len = SLOTS_PER_CHUNK.min(self.n);
+            for &j in items {
+                let row = &values[j as usize * self.n..j as usize * self.n + len];
+                for line in row.chunks(32) {
+                    // SAFETY: a prefetch only hints; the address is in the table.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8) };
+                }
+            }
+        }
     }
+
+    /// `scores[s] = Σ_j b_j · row_{items_j}[from + s]` over
+    /// `scores.len()` slots, `j` in order (the rounding the bound counts).
+    fn sum_rows(&self, items: &[u32], b: &[f32], from: usize, scores: &mut [f32]) {
+        let n = self.n;
+        match &self.rows {
+            Rows::Half { values, .. } => {
+                // SAFETY: the table is only built in half precision when
+                // half_precision_scan() found AVX2 and F16C.
+                unsafe { sum_half_rows(values, n, items, b, from, scores) }
+            }
+            Rows::Single(values) => {
+                let isa = Isa::detect();
+                scores.fill(0.0);
+                for (&j, &b) in items.iter().zip(b) {
+                    let row = &values[j as usize * n + from..j as usize * n + from + scores.len()];
+                    dispatch!(isa, (scores: &mut [f32] = scores, row: &[f32] = row, b: f32 = b) {
+                        axpy(scores, row, b)
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// `out = half(values)`, rounded to nearest even.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn to_half(values: &[f32], out: &mut [u16]) {
+    use std::arch::x86_64::*;
+    for (chunk, half) in values.chunks(8).zip(out.chunks_mut(8)) {
+        let mut lane = [0f32; 8];
+        lane[..chunk.len()].copy_from_slice(chunk);
+        let h: [u16; 8] = std::mem::transmute(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(lane.as_ptr())));
+        half.copy_from_slice(&h[..half.len()]);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn to_half(_: &[f32], _: &mut [u16]) {
+    unreachable!("half precision is only used on x86-64")
+}
+
+/// [`ProductScores::sum_rows`] of half-precision rows (stride `n`): 32
+/// slots at a time in four independent sums (one would wait on the
+/// latency of each add), every row's term of a slot added in the order of
+/// `items` (multiply, then add: no fused rounding).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from: usize, scores: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let len = scores.len();
+    for &j in items {
+        assert!((j as usize + 1) * n <= values.len() && from + len <= n);
+    }
+    let values = &values[from..];
+    let term = |b: f32, row: *const u16| _mm256_mul_ps(_mm256_set1_ps(b), _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)));
+    let mut at = 0;
+    while at + 32 <= len {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (&j, &b) in items.iter().zip(b) {
+            let row = values.as_ptr().add(j as usize * n + at);
+            // The row's next chunk, while this one is summed: the rows
+            // come from memory, and the wait per line is what costs.
+            if at + 32 + SLOTS_PER_CHUNK <= n - from {
+                _mm_prefetch::<_MM_HINT_T0>(row.add(SLOTS_PER_CHUNK) as *const i8);
+            }
+            for (q, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_add_ps(*acc, term(b, row.add(8 * q)));
+            }
+        }
+        for (q, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(scores.as_mut_ptr().add(at + 8 * q), *acc);
+        }
+        at += 32;
+    }
+    while at < len {
+        let width = (len - at).min(8);
+        let mut acc = _mm256_setzero_ps();
+        for (&j, &b) in items.iter().zip(b) {
+            let mut lane = [0u16; 8];
+            std::ptr::copy_nonoverlapping(values.as_ptr().add(j as usize * n + at), lane.as_mut_ptr(), width);
+            acc = _mm256_add_ps(acc, term(b, lane.as_ptr()));
+        }
+        let sums: [f32; 8] = std::mem::transmute(acc);
+        scores[at..at + width].copy_from_slice(&sums[..width]);
+        at += width;
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn sum_half_rows(_: &[u16], _: usize, _: &[u32], _: &[f32], _: usize, _: &mut [f32]) {
+    unreachable!("half precision is only used on x86-64")
 }
 
 /// `scores += b · row`.
@@ -101,27 +272,28 @@ fn axpy(scores: &mut [f32], row: &[f32], b: f32) {
     }
 }
 
-/// The first slot, from `from`, whose upper bound `g + (‖y‖·pn + ab)`
-/// reaches `t` (`g.len()` if none), in blocks of eight: most slots fall
-/// short, so the test runs in vector lanes and the caller only sees the
-/// slots that may enter the top.
+/// Appends to `out` every slot whose upper bound `g + (‖y‖·pn + ab)`
+/// reaches `t`, in order, eight slots at a time: most fall short, so the
+/// test runs in vector lanes and only the slots that may enter are listed.
 #[inline(always)]
-fn next_reaching(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, from: usize) -> usize {
-    let mut at = from;
-    while at + 8 <= g.len() {
-        let mut any = false;
-        for (&g, &y) in g[at..at + 8].iter().zip(&y[at..at + 8]) {
-            any |= g + (y * pn + ab) >= t;
+fn reaching_slots(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, out: &mut Vec<u32>) {
+    let blocks = g.len() / 8;
+    for block in 0..blocks {
+        let (g, y) = (&g[block * 8..block * 8 + 8], &y[block * 8..block * 8 + 8]);
+        let mut mask = 0u32;
+        for lane in 0..8 {
+            mask |= ((g[lane] + (y[lane] * pn + ab) >= t) as u32) << lane;
         }
-        if any {
-            break;
+        while mask != 0 {
+            out.push((block * 8) as u32 + mask.trailing_zeros());
+            mask &= mask - 1;
         }
-        at += 8;
     }
-    while at < g.len() && g[at] + (y[at] * pn + ab) < t {
-        at += 1;
+    for slot in blocks * 8..g.len() {
+        if g[slot] + (y[slot] * pn + ab) >= t {
+            out.push(slot as u32);
+        }
     }
-    at
 }
 
 /// Reusable buffers of [`collaborative_top`].
@@ -134,6 +306,8 @@ pub struct ScoreScratch {
     candidates: Vec<(u32, f32)>,
     /// Per product: whether it is already a candidate (the hints).
     seeded: Vec<bool>,
+    /// The slots that reach the hints' bar.
+    reaching: Vec<u32>,
     /// The hints (then the candidates rescored) and their exact scores.
     hints: Vec<u32>,
     exact: Vec<f32>,
@@ -193,16 +367,36 @@ fn top_k(
     }
     let u = 2f64.powi(-24);
     let s: f64 = items.iter().zip(beta).map(|(&j, &b)| b.abs() * table.z_norms[j as usize] as f64).sum();
+    // Half-precision rows: each stored `σ s_ji` is within 2⁻¹¹ of itself
+    // (2⁻²⁵ if subnormal) of its single-precision value, and
+    // `|s_ji| ≤ ‖z_j‖ ‖y_i‖ (1 + γ_f)`: `S 2⁻¹¹ (1 + γ_f)` more per norm,
+    // `Σ|β_j| 2⁻²⁵ / σ` more in all. The weights summed are `β_j / σ`.
+    let (sigma, half_per_norm, half_absolute) = match &table.rows {
+        Rows::Half { sigma, .. } => {
+            let sigma = *sigma as f64;
+            let beta_sum: f64 = beta.iter().map(|b| b.abs()).sum();
+            (sigma, s * 2f64.powi(-11) * (1.0 + gamma(f)), beta_sum * 2f64.powi(-25) / sigma)
+        }
+        Rows::Single(_) => (1.0, 0.0, 0.0),
+    };
     let per_norm = (s * (gamma(f) + gamma(items.len()) + 2.0 * u + items.len() as f64 * 2f64.powi(-52))
+        + half_per_norm
         + x_norm * (u + gamma(f)))
         * 1.02;
     // Products of tiny values may underflow: f + n of them, each below the
     // smallest normal float.
-    let absolute = (f + items.len() + 1) as f64 * f32::MIN_POSITIVE as f64 * 1.02;
+    let absolute = ((f + items.len() + 1) as f64 * f32::MIN_POSITIVE as f64 + half_absolute) * 1.02;
     let (pn, ab) = ((per_norm * (1.0 + 1e-6)) as f32, (absolute * (1.0 + 1e-6)) as f32);
+    // The first chunk of the user's rows is fetched while the hints are scored.
+    table.prefetch(items);
     let beta32 = &mut scratch.beta;
     beta32.clear();
-    beta32.extend(beta.iter().map(|&b| b as f32));
+    beta32.extend(beta.iter().map(|&b| (b / sigma) as f32));
+    // A weight rounded to a subnormal float loses its relative precision,
+    // which the bound assumes.
+    if beta32.iter().any(|b| *b != 0.0 && b.abs() < f32::MIN_POSITIVE) || !(pn.is_finite() && ab.is_finite()) {
+        return None;
+    }
     // The hints first: their bounds set the bar for everything else.
     let mut lower = TopK::new(k);
     let candidates = &mut scratch.candidates;
@@ -228,39 +422,43 @@ fn top_k(
     // reach the bar are never summed.
     let reach_per_norm = (x_norm * (1.0 + 2.0 * gamma(f) + 1e-6)) as f32 * (1.0 + 1e-6);
     let reach = |norm: f32| reach_per_norm * norm + norm * pn + ab;
-    let bar = lower.min_score();
-    let prefix = table.norms.partition_point(|&norm| reach(norm) >= bar);
     let isa = Isa::detect();
+    // The slots in chunks, in order: each chunk's sums, then its slots
+    // against the k-th best lower bound so far (listed in one vector pass
+    // against the bar at the chunk's start; then, as pushes raise the bar,
+    // each tested again: the same tests, in the same order, as slot by
+    // slot). The slots past the last norm that can reach the bar are never
+    // summed, and the bar rises chunk by chunk.
+    let prefix_of = |bar: f32| table.norms.partition_point(|&norm| reach(norm) >= bar);
+    let mut end = prefix_of(lower.min_score());
+    let mut start = 0;
     let scores = &mut scratch.scores;
-    scores.clear();
-    scores.resize(prefix, 0.0);
-    for (&j, &b) in items.iter().zip(beta32.iter()) {
-        let row = &table.row(j)[..prefix];
-        dispatch!(isa, (scores: &mut [f32] = scores, row: &[f32] = row, b: f32 = b) {
-            axpy(scores, row, b)
+    let reaching = &mut scratch.reaching;
+    while start < end {
+        let stop = (start + SLOTS_PER_CHUNK).min(end);
+        scores.clear();
+        scores.resize(stop - start, 0.0);
+        table.sum_rows(items, beta32, start, scores);
+        reaching.clear();
+        let (g, y) = (&scores[..], &table.norms[start..stop]);
+        dispatch!(isa, (g: &[f32] = g, y: &[f32] = y, pn: f32 = pn, ab: f32 = ab, t: f32 = lower.min_score(), out: &mut Vec<u32> = reaching) {
+            reaching_slots(g, y, pn, ab, t, out)
         });
-    }
-    // Slot by slot, as the bar rises: each slot's upper bound against the
-    // k-th best lower bound so far (the vector scan skips the slots whose
-    // bound falls short of it, which only the pushes below can raise).
-    let mut slot = 0;
-    loop {
-        let threshold = lower.min_score();
-        let (g, y) = (&scores[..prefix], &table.norms[..prefix]);
-        slot = dispatch!(isa, (g: &[f32] = g, y: &[f32] = y, pn: f32 = pn, ab: f32 = ab, t: f32 = threshold, from: usize = slot) -> usize {
-            next_reaching(g, y, pn, ab, t, from)
-        });
-        if slot >= prefix {
-            break;
+        for &at in reaching.iter() {
+            let (at, slot) = (at as usize, start + at as usize);
+            let err = table.norms[slot] * pn + ab;
+            let upper = scores[at] + err;
+            if upper < lower.min_score() {
+                continue;
+            }
+            let item = table.order[slot];
+            if !seeded[item as usize] && excluded.binary_search(&item).is_err() {
+                lower.push(item, scores[at] - err);
+                candidates.push((item, upper));
+            }
         }
-        let item = table.order[slot];
-        let err = table.norms[slot] * pn + ab;
-        let upper = scores[slot] + err;
-        if !seeded[item as usize] && excluded.binary_search(&item).is_err() {
-            lower.push(item, scores[slot] - err);
-            candidates.push((item, upper));
-        }
-        slot += 1;
+        start = stop;
+        end = end.min(prefix_of(lower.min_score()));
     }
     for &i in scratch.hints.iter() {
         seeded[i as usize] = false;
@@ -278,3 +476,4 @@ fn top_k(
     }
     Some(top.into_sorted())
 }
+

@@ -332,7 +332,6 @@ fn timing_recommend() {
 /// order, with exclusions and with any hint.
 #[test]
 fn collaborative_top_from_product_rows_equals_the_scan_bit_for_bit() {
-    use super::score::{collaborative_top, ScoreScratch};
     let mut rng = Rng::new(21);
     let mut pairs = Vec::new();
     for user in 0..300i64 {
@@ -347,29 +346,54 @@ fn collaborative_top_from_product_rows_equals_the_scan_bit_for_bit() {
     }
     let params = AlsParams { factors: 16, iterations: 6, regularization: 0.05, alpha: 3.0, cg_steps: 3, seed: 4 };
     let trained = train_pairs(pairs, &params, Confidence::Raw, 0.0, false, &Budget::from_setting(""), &Progress::new("test", "off")).unwrap();
-    let model = ServingModel::new(trained.model).unwrap();
+    // The trained factors, and scaled so far that the stored scores' scale
+    // σ is large (tiny factors, products of subnormal size) or below one.
+    for (scale, trials) in [(1.0f32, 200), (1e-9, 60), (3e6, 60)] {
+        let mut factors = trained.model.clone();
+        factors.item_factors.iter_mut().for_each(|v| *v *= scale);
+        factors.user_factors.iter_mut().for_each(|v| *v *= scale);
+        let model = ServingModel::new(factors).unwrap();
+        // Regularization scaled with the Gram matrix keeps the fold-in's
+        // vectors of the same shape.
+        let reg = params.regularization as f64 * (scale as f64).powi(2);
+        products_rows_equal_the_scan(&model, reg, params.alpha as f64, trials, &mut rng, scale);
+    }
+}
+
+fn products_rows_equal_the_scan(model: &ServingModel, regularization: f64, alpha: f64, trials: usize, rng: &mut Rng, scale: f32) {
     let y = model.item_factors();
-    let fold = FoldIn::new(y, model.factors, params.regularization as f64, params.alpha as f64).unwrap();
+    // Half precision where the CPU has F16C, and single precision.
+    for fold in [
+        FoldIn::new(y, model.factors, regularization, alpha).unwrap(),
+        FoldIn::new(y, model.factors, regularization, alpha).unwrap().with_single_precision_scores(y),
+    ] {
+        rows_equal_the_scan(model, &fold, trials, rng, scale);
+    }
+}
+
+fn rows_equal_the_scan(model: &ServingModel, fold: &FoldIn, trials: usize, rng: &mut Rng, scale: f32) {
+    use super::score::{collaborative_top, ScoreScratch};
+    let y = model.item_factors();
     assert!(fold.product_scores().is_some());
     let (mut scratch, mut scores) = (Scratch::default(), ScoreScratch::default());
     let mut x = vec![0f32; model.factors];
     let mut shortcut = 0;
-    for trial in 0..200 {
+    for trial in 0..trials {
         let mut user = UserState::new(&[]);
         let mut hint: Vec<u32> = (0..40).map(|_| (rng.next_u64() % 420) as u32).collect();
         for step in 0..(1 + trial % 10) {
             let item = (rng.next_u64() % model.n_products() as u64) as u32;
             let kind = if step % 4 == 3 { Kind::Purchase } else { Kind::View };
-            user.apply(&Touch { kind, time: step as i64, item: Some(item), category: None }, &Weights::default(), &fold, y).unwrap();
-            user.fold.solve(&fold, &mut scratch, &mut x).unwrap();
+            user.apply(&Touch { kind, time: step as i64, item: Some(item), category: None }, &Weights::default(), fold, y).unwrap();
+            user.fold.solve(fold, &mut scratch, &mut x).unwrap();
             shortcut += scratch.woodbury_weights().is_some() as usize;
             for k in [1, 10, 40] {
-                let got = collaborative_top(&model, &fold, user.fold.items(), &scratch, &x, k, &user.bought, &mut hint, &mut scores);
+                let got = collaborative_top(model, fold, user.fold.items(), &scratch, &x, k, &user.bought, &mut hint, &mut scores);
                 let want = model.collaborative_top(&x, k, &user.bought);
                 let bits = |v: &[(u32, f32)]| v.iter().map(|t| (t.0, t.1.to_bits())).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "trial {trial} step {step} k {k}");
+                assert_eq!(bits(&got), bits(&want), "scale {scale} trial {trial} step {step} k {k}");
             }
         }
     }
-    assert!(shortcut > 500, "the shortcut ran {shortcut} times");
+    assert!(shortcut > 2 * trials, "the shortcut ran {shortcut} times");
 }
