@@ -24,6 +24,7 @@ use crate::model::top_categories_of;
 use crate::recommend::serving::{Recommendation, ServingModel, Source};
 use crate::rng::{FastMap, FastSet};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Most events handed out per round.
@@ -414,12 +415,17 @@ pub fn replay(
             let limit = schedule.ticks[begin].release_ns + ROUND_NS;
             end = begin + schedule.ticks[begin..end].partition_point(|t| t.release_ns < limit).max(1);
         }
-        pool.scope(|scope| {
-            for shard in shards.iter_mut() {
-                let shared = &shared;
-                scope.spawn(move |_| shard.run(end, shared));
+        // Each worker thread takes the same shards every round, so a
+        // user's state grows and is freed on the thread that allocated it
+        // (memory moved between threads' allocator arenas waits on their
+        // locks).
+        let cells: Vec<Mutex<Shard>> = shards.into_iter().map(Mutex::new).collect();
+        pool.broadcast(|ctx| {
+            for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
+                cell.lock().unwrap_or_else(|e| e.into_inner()).run(end, &shared);
             }
         });
+        shards = cells.into_iter().map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
         if let Some(e) = shards.iter_mut().find_map(|s| s.error.take()) {
             return Err(e);
         }
