@@ -275,23 +275,42 @@ fn axpy(scores: &mut [f32], row: &[f32], b: f32) {
 /// Appends to `out` every slot whose upper bound `g + (‖y‖·pn + ab)`
 /// reaches `t`, in order, eight slots at a time: most fall short, so the
 /// test runs in vector lanes and only the slots that may enter are listed.
-#[inline(always)]
-fn reaching_slots(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, out: &mut Vec<u32>) {
+fn reaching_slots(isa: Isa, g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, out: &mut Vec<u32>) {
     let blocks = g.len() / 8;
-    for block in 0..blocks {
-        let (g, y) = (&g[block * 8..block * 8 + 8], &y[block * 8..block * 8 + 8]);
-        let mut mask = 0u32;
-        for lane in 0..8 {
-            mask |= ((g[lane] + (y[lane] * pn + ab) >= t) as u32) << lane;
-        }
-        while mask != 0 {
-            out.push((block * 8) as u32 + mask.trailing_zeros());
-            mask &= mask - 1;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
+        Isa::Avx2 => unsafe { reaching_blocks_avx2(&g[..blocks * 8], &y[..blocks * 8], pn, ab, t, out) },
+        Isa::Portable => {
+            for slot in 0..blocks * 8 {
+                if g[slot] + (y[slot] * pn + ab) >= t {
+                    out.push(slot as u32);
+                }
+            }
         }
     }
     for slot in blocks * 8..g.len() {
         if g[slot] + (y[slot] * pn + ab) >= t {
             out.push(slot as u32);
+        }
+    }
+}
+
+/// [`reaching_slots`] over whole blocks of eight: the same sums (multiply,
+/// add, add: no fused rounding) and comparison, in vector lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn reaching_blocks_avx2(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, out: &mut Vec<u32>) {
+    use std::arch::x86_64::*;
+    let (pn, ab, t) = (_mm256_set1_ps(pn), _mm256_set1_ps(ab), _mm256_set1_ps(t));
+    for block in 0..g.len() / 8 {
+        let at = block * 8;
+        let err = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y.as_ptr().add(at)), pn), ab);
+        let upper = _mm256_add_ps(_mm256_loadu_ps(g.as_ptr().add(at)), err);
+        let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(upper, t)) as u32;
+        while mask != 0 {
+            out.push(at as u32 + mask.trailing_zeros());
+            mask &= mask - 1;
         }
     }
 }
@@ -429,8 +448,9 @@ fn top_k(
     // each tested again: the same tests, in the same order, as slot by
     // slot). The slots past the last norm that can reach the bar are never
     // summed, and the bar rises chunk by chunk.
-    let prefix_of = |bar: f32| table.norms.partition_point(|&norm| reach(norm) >= bar);
-    let mut end = prefix_of(lower.min_score());
+    let prefix_of = |norms: &[f32], bar: f32| norms.partition_point(|&norm| reach(norm) >= bar);
+    let mut bar = lower.min_score();
+    let mut end = prefix_of(&table.norms, bar);
     let mut start = 0;
     let scores = &mut scratch.scores;
     let reaching = &mut scratch.reaching;
@@ -440,10 +460,7 @@ fn top_k(
         scores.resize(stop - start, 0.0);
         table.sum_rows(items, beta32, start, scores);
         reaching.clear();
-        let (g, y) = (&scores[..], &table.norms[start..stop]);
-        dispatch!(isa, (g: &[f32] = g, y: &[f32] = y, pn: f32 = pn, ab: f32 = ab, t: f32 = lower.min_score(), out: &mut Vec<u32> = reaching) {
-            reaching_slots(g, y, pn, ab, t, out)
-        });
+        reaching_slots(isa, &scores[..], &table.norms[start..stop], pn, ab, lower.min_score(), reaching);
         for &at in reaching.iter() {
             let (at, slot) = (at as usize, start + at as usize);
             let err = table.norms[slot] * pn + ab;
@@ -458,7 +475,10 @@ fn top_k(
             }
         }
         start = stop;
-        end = end.min(prefix_of(lower.min_score()));
+        if lower.min_score() > bar {
+            bar = lower.min_score();
+            end = start + prefix_of(&table.norms[start..end], bar);
+        }
     }
     for &i in scratch.hints.iter() {
         seeded[i as usize] = false;
