@@ -228,6 +228,12 @@ impl ServingModel {
         self.packed.top_k(x, k, excluded)
     }
 
+    /// [`collaborative_top`](Self::collaborative_top), the same list, given a
+    /// score the `k`-th best product reaches (see [`PackedItems::top_k_above`]).
+    pub fn collaborative_top_above(&self, x: &[f32], k: usize, excluded: &[u32], floor: f32) -> Vec<(u32, f32)> {
+        self.packed.top_k_above(x, k, excluded, floor)
+    }
+
     /// The exact collaborative score of one product, bit for bit the one
     /// [`collaborative_top`](Self::collaborative_top) reports.
     pub fn collaborative_score(&self, x: &[f32], item: u32) -> f32 {

@@ -354,11 +354,36 @@ pub fn collaborative_top(
     previous: &mut Vec<u32>,
     scratch: &mut ScoreScratch,
 ) -> Vec<(u32, f32)> {
-    let top = top_k(model, fold, items, fold_scratch, x, k, excluded, previous, scratch)
-        .unwrap_or_else(|| model.collaborative_top(x, k, excluded));
+    let top = top_k(model, fold, items, fold_scratch, x, k, excluded, previous, scratch).unwrap_or_else(|| {
+        // The scan, from the bar the hints set: the k-th best of k
+        // distinct products' exact scores is one the k-th best reaches.
+        score_hints(model, x, excluded, previous, scratch);
+        let mut hinted = TopK::new(k);
+        for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
+            scratch.seeded[i as usize] = false;
+            hinted.push(i, score);
+        }
+        model.collaborative_top_above(x, k, excluded, hinted.min_score())
+    });
     previous.clear();
     previous.extend(top.iter().map(|t| t.0));
     top
+}
+
+/// The hints of `previous` into `scratch.hints`: distinct products of the
+/// model, not excluded, each marked in `scratch.seeded` (the caller clears
+/// the marks), with their exact scores in `scratch.exact`.
+fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: &[u32], scratch: &mut ScoreScratch) {
+    let n = model.n_products();
+    scratch.seeded.resize(n, false);
+    scratch.hints.clear();
+    for &i in previous {
+        if (i as usize) < n && !scratch.seeded[i as usize] && excluded.binary_search(&i).is_err() {
+            scratch.seeded[i as usize] = true;
+            scratch.hints.push(i);
+        }
+    }
+    model.collaborative_scores(x, &scratch.hints, &mut scratch.exact);
 }
 
 /// [`collaborative_top`] from the product scores; `None` when the user or
@@ -408,32 +433,21 @@ fn top_k(
     let (pn, ab) = ((per_norm * (1.0 + 1e-6)) as f32, (absolute * (1.0 + 1e-6)) as f32);
     // The first chunk of the user's rows is fetched while the hints are scored.
     table.prefetch(items);
-    let beta32 = &mut scratch.beta;
-    beta32.clear();
-    beta32.extend(beta.iter().map(|&b| (b / sigma) as f32));
+    scratch.beta.clear();
+    scratch.beta.extend(beta.iter().map(|&b| (b / sigma) as f32));
     // A weight rounded to a subnormal float loses its relative precision,
     // which the bound assumes.
-    if beta32.iter().any(|b| *b != 0.0 && b.abs() < f32::MIN_POSITIVE) || !(pn.is_finite() && ab.is_finite()) {
+    if scratch.beta.iter().any(|b| *b != 0.0 && b.abs() < f32::MIN_POSITIVE) || !(pn.is_finite() && ab.is_finite()) {
         return None;
     }
     // The hints first: their bounds set the bar for everything else.
     let mut lower = TopK::new(k);
-    let candidates = &mut scratch.candidates;
-    candidates.clear();
-    let seeded = &mut scratch.seeded;
-    seeded.resize(model.n_products(), false);
     // A hint's exact score is its own lower bound (one pass over its
     // factors, where its product scores would be n scattered reads).
-    let hints = &mut scratch.hints;
-    hints.clear();
-    for &i in previous {
-        if (i as usize) < n_items && !seeded[i as usize] && excluded.binary_search(&i).is_err() {
-            seeded[i as usize] = true;
-            hints.push(i);
-        }
-    }
-    model.collaborative_scores(x, hints, &mut scratch.exact);
-    for (&i, &score) in hints.iter().zip(&scratch.exact) {
+    score_hints(model, x, excluded, previous, scratch);
+    let (seeded, beta32, candidates) = (&mut scratch.seeded, &scratch.beta, &mut scratch.candidates);
+    candidates.clear();
+    for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
         lower.push(i, score);
     }
     // An exact score is at most ‖x‖ ‖y‖ (1 + γ_f) (plus underflows, and

@@ -126,11 +126,20 @@ impl PackedItems {
     /// summation order), ties go to the smaller index; parallel over blocks
     /// of panels on the current rayon pool.
     pub fn top_k(&self, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
-        self.top_k_counted(user, k, excluded).0
+        self.top_k_counted(user, k, excluded, f32::NEG_INFINITY).0
     }
 
-    /// [`top_k`](Self::top_k) and the share of the catalogue's panels it scored.
-    fn top_k_counted(&self, user: &[f32], k: usize, excluded: &[u32]) -> (Vec<(u32, f32)>, f64) {
+    /// [`top_k`](Self::top_k), the same list, given `floor`: a score the
+    /// `k`-th best item's exact score reaches (for example the `k`-th best
+    /// exact score of any `k` distinct items not excluded). The scan then
+    /// passes over items whose upper bound is below it from its start,
+    /// instead of from when its own lower bounds rise that far.
+    pub fn top_k_above(&self, user: &[f32], k: usize, excluded: &[u32], floor: f32) -> Vec<(u32, f32)> {
+        self.top_k_counted(user, k, excluded, floor).0
+    }
+
+    /// [`top_k_above`](Self::top_k_above) and the share of the catalogue's panels it scored.
+    fn top_k_counted(&self, user: &[f32], k: usize, excluded: &[u32], floor: f32) -> (Vec<(u32, f32)>, f64) {
         let f = self.factors;
         assert_eq!(user.len(), f, "user row length differs from factors");
         if k == 0 || self.n_items == 0 {
@@ -141,7 +150,7 @@ impl PackedItems {
             #[cfg(target_arch = "x86_64")]
             Scan::Half { panels, norms, order } => match ErrorBound::new(user) {
                 Some(bound) => {
-                    let (top, scanned) = self.top_k_half(panels, norms, order, bound, user, k, excluded, None);
+                    let (top, scanned) = self.top_k_half(panels, norms, order, bound, user, k, excluded, Err(floor));
                     (top, scanned as f64 / (norms.len() / TILE_ITEMS) as f64)
                 }
                 None => (self.top_k_rows(user, k, excluded), 1.0),
@@ -192,7 +201,8 @@ impl PackedItems {
     /// order, so the scan ends at the first panel whose norm bound is below
     /// `t`.
     /// `first`: the first task's scan when the caller ran it already
-    /// ([`top_k_many`](Self::top_k_many)).
+    /// ([`top_k_many`](Self::top_k_many)), else the floor it starts from
+    /// ([`top_k_above`](Self::top_k_above)).
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     fn top_k_half(
@@ -204,7 +214,7 @@ impl PackedItems {
         user: &[f32],
         k: usize,
         excluded: &[u32],
-        first: Option<BoundedScan>,
+        first: Result<BoundedScan, f32>,
     ) -> (Vec<(u32, f32)>, usize) {
         let f = self.factors;
         let slots_per_task = TILE_ITEMS * PANELS_PER_TASK;
@@ -215,7 +225,7 @@ impl PackedItems {
             unsafe { half_scan(user, panels, norms, order, f, bound, &mut scan, first_slot..end) };
             scan
         };
-        let first = first.unwrap_or_else(|| task(0, f32::NEG_INFINITY));
+        let first = first.unwrap_or_else(|floor| task(0, floor));
         let floor = first.threshold();
         let rest: Vec<usize> = (slots_per_task..norms.len())
             .step_by(slots_per_task)
@@ -285,7 +295,7 @@ impl PackedItems {
                 .zip(excluded)
                 .zip(scans)
                 .map(|((user, ex), scan)| match scan {
-                    Some((bound, first)) => self.top_k_half(panels, norms, order, bound, user, k, ex, Some(first)).0,
+                    Some((bound, first)) => self.top_k_half(panels, norms, order, bound, user, k, ex, Ok(first)).0,
                     None => self.top_k_rows(user, k, ex),
                 })
                 .collect();
@@ -628,7 +638,7 @@ mod tests {
             let exact = recommend_batch(&users, &items, f, &ids, k, Some(&exclude));
             let mut shares = Vec::new();
             for u in 0..n_users {
-                let (top, share) = packed.top_k_counted(&users[u * f..(u + 1) * f], k, exclude.row(u).0);
+                let (top, share) = packed.top_k_counted(&users[u * f..(u + 1) * f], k, exclude.row(u).0, f32::NEG_INFINITY);
                 assert_eq!(top, exact[u], "user {u}, k {k}");
                 shares.push(share);
             }
@@ -681,6 +691,35 @@ mod tests {
         }
         assert!(cache_tile_panels(50) % 4 == 0 && cache_tile_panels(50) * TILE_ITEMS * 50 * 2 <= 192 << 10);
         assert_eq!(cache_tile_panels(100_000), 4);
+    }
+
+    /// A floor from any k distinct items' exact scores (the top's own
+    /// k-th score at best) leaves the list as it is; the scan starts above it.
+    #[test]
+    fn a_floor_from_any_k_items_gives_the_same_list() {
+        let f = 24;
+        let mut rng = Rng::new(29);
+        let packed = PackedItems::new(long_tail_items(30_000, f, &mut rng), f);
+        for u in 0..40u32 {
+            let user: Vec<f32> = (0..f).map(|_| rng.normal() as f32).collect();
+            let excluded: Vec<u32> = if u % 2 == 0 { vec![u, 5 * u + 3] } else { Vec::new() };
+            for k in [1, 10, 40] {
+                let want = packed.top_k(&user, k, &excluded);
+                let kth = want.last().unwrap().1;
+                // Random distinct items not excluded, and the top itself.
+                let mut some = TopK::new(k);
+                let mut seen = std::collections::BTreeSet::new();
+                while seen.len() < k {
+                    let i = (rng.next_u64() % 30_000) as u32;
+                    if !excluded.contains(&i) && seen.insert(i) {
+                        some.push(i, packed.exact_score(&user, i));
+                    }
+                }
+                for floor in [some.min_score(), kth, f32::NEG_INFINITY] {
+                    assert_eq!(packed.top_k_above(&user, k, &excluded, floor), want, "user {u}, k {k}, floor {floor}");
+                }
+            }
+        }
     }
 
     #[test]
