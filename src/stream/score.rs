@@ -34,7 +34,7 @@
 use super::foldin::{FoldIn, Scratch};
 use crate::isa::{dispatch, Isa};
 use crate::recommend::serving::ServingModel;
-use crate::recommend::topk::{norm_rounded_up, TopK};
+use crate::recommend::topk::{best_of, norm_rounded_up, TopK};
 use anyhow::Result;
 use rayon::prelude::*;
 
@@ -358,12 +358,11 @@ pub fn collaborative_top(
         // The scan, from the bar the hints set: the k-th best of k
         // distinct products' exact scores is one the k-th best reaches.
         score_hints(model, x, excluded, previous, scratch);
-        let mut hinted = TopK::new(k);
-        for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
+        for &i in &scratch.hints {
             scratch.seeded[i as usize] = false;
-            hinted.push(i, score);
         }
-        model.collaborative_top_above(x, k, excluded, hinted.min_score())
+        let hinted: Vec<(u32, f32)> = scratch.hints.iter().copied().zip(scratch.exact.iter().copied()).collect();
+        model.collaborative_top_above(x, k, excluded, TopK::from_candidates(k, &hinted).min_score())
     });
     previous.clear();
     previous.extend(top.iter().map(|t| t.0));
@@ -440,16 +439,15 @@ fn top_k(
     if scratch.beta.iter().any(|b| *b != 0.0 && b.abs() < f32::MIN_POSITIVE) || !(pn.is_finite() && ab.is_finite()) {
         return None;
     }
-    // The hints first: their bounds set the bar for everything else.
-    let mut lower = TopK::new(k);
-    // A hint's exact score is its own lower bound (one pass over its
+    // The hints first: their bounds set the bar for everything else. A
+    // hint's exact score is its own lower bound (one pass over its
     // factors, where its product scores would be n scattered reads).
     score_hints(model, x, excluded, previous, scratch);
+    let mut scored: Vec<(u32, f32)> = Vec::with_capacity(scratch.hints.len() + k);
+    scored.extend(scratch.hints.iter().copied().zip(scratch.exact.iter().copied()));
+    let mut lower = TopK::from_candidates(k, &scored);
     let (seeded, beta32, candidates) = (&mut scratch.seeded, &scratch.beta, &mut scratch.candidates);
     candidates.clear();
-    for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
-        lower.push(i, score);
-    }
     // An exact score is at most ‖x‖ ‖y‖ (1 + γ_f) (plus underflows, and
     // err on top for the sums here): the slots past the last norm that can
     // reach the bar are never summed.
@@ -497,17 +495,12 @@ fn top_k(
     for &i in scratch.hints.iter() {
         seeded[i as usize] = false;
     }
+    // The top of the hints and of the candidates left, all scored exactly.
     let threshold = lower.min_score();
-    let mut top = TopK::new(k);
-    for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
-        top.push(i, score);
-    }
     scratch.hints.clear();
     scratch.hints.extend(candidates.iter().filter(|c| c.1 >= threshold).map(|c| c.0));
     model.collaborative_scores(x, &scratch.hints, &mut scratch.exact);
-    for (&i, &score) in scratch.hints.iter().zip(&scratch.exact) {
-        top.push(i, score);
-    }
-    Some(top.into_sorted())
+    scored.extend(scratch.hints.iter().copied().zip(scratch.exact.iter().copied()));
+    Some(best_of(scored, k))
 }
 

@@ -65,17 +65,23 @@ impl TopK {
         }
     }
 
+    /// A selection holding the best `k` of `candidates` (distinct
+    /// indices; NaN ignored), as if each had been pushed, built in one
+    /// pass instead of one sift per candidate.
+    pub fn from_candidates(k: usize, candidates: &[(u32, f32)]) -> TopK {
+        let mut heap = Vec::with_capacity(k);
+        heap.extend(candidates.iter().copied().filter(|c| !c.1.is_nan()));
+        keep_best(&mut heap, k);
+        let mut top = TopK { k, heap };
+        for pos in (0..top.heap.len() / 2).rev() {
+            top.sift_down(pos);
+        }
+        top
+    }
+
     /// The kept candidates in ranking order.
     pub fn into_sorted(mut self) -> Vec<(u32, f32)> {
-        self.heap.sort_unstable_by(|&a, &b| {
-            if ranks_before(a, b) {
-                std::cmp::Ordering::Less
-            } else if ranks_before(b, a) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
+        self.heap.sort_unstable_by(ranking);
         self.heap
     }
 
@@ -108,6 +114,37 @@ impl TopK {
             pos = worst;
         }
     }
+}
+
+/// The order of [`ranks_before`] (a total order over distinct indices).
+fn ranking(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    if ranks_before(*a, *b) {
+        std::cmp::Ordering::Less
+    } else if ranks_before(*b, *a) {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Equal
+    }
+}
+
+/// Keeps the best `k` of `candidates` (no NaN), in no particular order.
+fn keep_best(candidates: &mut Vec<(u32, f32)>, k: usize) {
+    if candidates.len() > k {
+        if k > 0 {
+            candidates.select_nth_unstable_by(k - 1, ranking);
+        }
+        candidates.truncate(k);
+    }
+}
+
+/// The best `k` of `candidates` (distinct indices) in ranking order, NaN
+/// ignored: the list a [`TopK`] of them gives, by one selection and a sort
+/// of the `k` kept instead of a heap operation per candidate.
+pub fn best_of(mut candidates: Vec<(u32, f32)>, k: usize) -> Vec<(u32, f32)> {
+    candidates.retain(|c| !c.1.is_nan());
+    keep_best(&mut candidates, k);
+    candidates.sort_unstable_by(ranking);
+    candidates
 }
 
 /// Top-k `(index, score)` in descending score order, ties broken by smaller
@@ -160,6 +197,45 @@ impl UserSelection<'_> {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    /// `best_of` and `from_candidates` keep what pushing each candidate
+    /// keeps: same list, same bar, and the same pushes accepted after.
+    #[test]
+    fn selections_built_at_once_equal_pushing_one_by_one() {
+        let mut rng = Rng::new(41);
+        for trial in 0..400 {
+            let n = (rng.next_u64() % 90) as usize;
+            let k = (rng.next_u64() % 50) as usize;
+            // Few distinct scores (ties), a NaN now and then, -0 and +0.
+            let pick = [f32::NAN, -0.0, 0.0, 1.0, -2.5, 3.0, f32::INFINITY, 0.5];
+            let mut keyed: Vec<(u64, u32)> = (0..n as u32 * 3).map(|i| (rng.next_u64(), i)).collect();
+            keyed.sort_unstable();
+            let indices: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
+            let candidates: Vec<(u32, f32)> =
+                indices[..n].iter().map(|&i| (i, pick[(rng.next_u64() % pick.len() as u64) as usize])).collect();
+            let mut pushed = TopK::new(k);
+            for &(i, s) in &candidates {
+                pushed.push(i, s);
+            }
+            let mut built = TopK::from_candidates(k, &candidates);
+            assert_eq!(built.min_score().to_bits(), pushed.min_score().to_bits(), "trial {trial}");
+            // Later pushes behave the same.
+            for j in 0..20u32 {
+                let c = (1000 + j, pick[(rng.next_u64() % pick.len() as u64) as usize]);
+                assert_eq!(built.accepts(c.0, c.1), pushed.accepts(c.0, c.1), "trial {trial}");
+                built.push(c.0, c.1);
+                pushed.push(c.0, c.1);
+            }
+            let want = pushed.into_sorted();
+            let bits = |v: &[(u32, f32)]| v.iter().map(|c| (c.0, c.1.to_bits())).collect::<Vec<_>>();
+            assert_eq!(bits(&built.into_sorted()), bits(&want), "trial {trial}");
+            let mut again = TopK::new(k);
+            for &(i, s) in &candidates {
+                again.push(i, s);
+            }
+            assert_eq!(bits(&best_of(candidates.clone(), k)), bits(&again.into_sorted()), "trial {trial}");
+        }
+    }
 
     #[test]
     fn top_k_orders_by_score_then_index() {

@@ -7,7 +7,7 @@
 use super::batch::{pack_item_panels, TILE_ITEMS};
 use super::bound::{norm_rounded_up, ErrorBound, HALF_MAX};
 use super::exact;
-use super::heap::{TopK, UserSelection};
+use super::heap::{best_of, TopK, UserSelection};
 use crate::isa::{dispatch, Isa};
 use rayon::prelude::*;
 
@@ -250,11 +250,7 @@ impl PackedItems {
             .collect();
         let mut scores = Vec::with_capacity(rescored.len());
         self.exact_scores(user, &rescored, &mut scores);
-        let mut top = TopK::new(k);
-        for (&item, &score) in rescored.iter().zip(&scores) {
-            top.push(item, score);
-        }
-        (top.into_sorted(), scanned)
+        (best_of(rescored.into_iter().zip(scores).collect(), k), scanned)
     }
 
     /// [`top_k`](Self::top_k) of each of `users` (with `excluded[u]`), the
