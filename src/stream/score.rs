@@ -171,14 +171,18 @@ impl ProductScores {
     }
 
     /// `scores[s] = Σ_j b_j · row_{items_j}[from + s]` over
-    /// `scores.len()` slots, `j` in order (the rounding the bound counts).
-    fn sum_rows(&self, items: &[u32], b: &[f32], from: usize, scores: &mut [f32]) {
+    /// `scores.len()` slots, `j` in order (the rounding the bound counts),
+    /// and into `out` the slots (from 0) whose upper bound reaches the bar
+    /// ([`reaching_slots`]; in half precision tested while the sums are
+    /// still in registers).
+    fn sum_rows(&self, items: &[u32], b: &[f32], from: usize, scores: &mut [f32], bar: &Bar, out: &mut Vec<u32>) {
         let n = self.n;
+        let norms = &self.norms[from..from + scores.len()];
         match &self.rows {
             Rows::Half { values, .. } => {
                 // SAFETY: the table is only built in half precision when
                 // half_precision_scan() found AVX2 and F16C.
-                unsafe { sum_half_rows(values, n, items, b, from, scores) }
+                unsafe { sum_half_rows(values, n, items, b, from, scores, norms, bar, out) }
             }
             Rows::Single(values) => {
                 let isa = Isa::detect();
@@ -189,9 +193,18 @@ impl ProductScores {
                         axpy(scores, row, b)
                     });
                 }
+                reaching_slots(isa, scores, norms, bar.pn, bar.ab, bar.t, out);
             }
         }
     }
+}
+
+/// The test a slot's sum `g` must pass to be looked at:
+/// `g + (‖y‖·pn + ab) ≥ t`.
+struct Bar {
+    pn: f32,
+    ab: f32,
+    t: f32,
 }
 
 /// `out = half(values)`, rounded to nearest even.
@@ -218,8 +231,10 @@ unsafe fn to_half(_: &[f32], _: &mut [u16]) {
 /// `items` (multiply, then add: no fused rounding).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from: usize, scores: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from: usize, scores: &mut [f32], norms: &[f32], bar: &Bar, out: &mut Vec<u32>) {
     use std::arch::x86_64::*;
+    let (pn, ab, t) = (_mm256_set1_ps(bar.pn), _mm256_set1_ps(bar.ab), _mm256_set1_ps(bar.t));
     let len = scores.len();
     for &j in items {
         assert!((j as usize + 1) * n <= values.len() && from + len <= n);
@@ -241,10 +256,19 @@ unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from
             }
         }
         for (q, acc) in acc.iter().enumerate() {
-            _mm256_storeu_ps(scores.as_mut_ptr().add(at + 8 * q), *acc);
+            let first = at + 8 * q;
+            _mm256_storeu_ps(scores.as_mut_ptr().add(first), *acc);
+            // The same multiply, add, add and comparison as reaching_slots.
+            let err = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(norms.as_ptr().add(first)), pn), ab);
+            let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(*acc, err), t)) as u32;
+            while mask != 0 {
+                out.push(first as u32 + mask.trailing_zeros());
+                mask &= mask - 1;
+            }
         }
         at += 32;
     }
+    let tail = at;
     while at < len {
         let width = (len - at).min(8);
         let mut acc = _mm256_setzero_ps();
@@ -257,10 +281,16 @@ unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from
         scores[at..at + width].copy_from_slice(&sums[..width]);
         at += width;
     }
+    for slot in tail..len {
+        if scores[slot] + (norms[slot] * bar.pn + bar.ab) >= bar.t {
+            out.push(slot as u32);
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn sum_half_rows(_: &[u16], _: usize, _: &[u32], _: &[f32], _: usize, _: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn sum_half_rows(_: &[u16], _: usize, _: &[u32], _: &[f32], _: usize, _: &mut [f32], _: &[f32], _: &Bar, _: &mut Vec<u32>) {
     unreachable!("half precision is only used on x86-64")
 }
 
@@ -453,7 +483,6 @@ fn top_k(
     // reach the bar are never summed.
     let reach_per_norm = (x_norm * (1.0 + 2.0 * gamma(f) + 1e-6)) as f32 * (1.0 + 1e-6);
     let reach = |norm: f32| reach_per_norm * norm + norm * pn + ab;
-    let isa = Isa::detect();
     // The slots in chunks, in order: each chunk's sums, then its slots
     // against the k-th best lower bound so far (listed in one vector pass
     // against the bar at the chunk's start; then, as pushes raise the bar,
@@ -470,9 +499,8 @@ fn top_k(
         let stop = (start + SLOTS_PER_CHUNK).min(end);
         scores.clear();
         scores.resize(stop - start, 0.0);
-        table.sum_rows(items, beta32, start, scores);
         reaching.clear();
-        reaching_slots(isa, &scores[..], &table.norms[start..stop], pn, ab, lower.min_score(), reaching);
+        table.sum_rows(items, beta32, start, scores, &Bar { pn, ab, t: lower.min_score() }, reaching);
         for &at in reaching.iter() {
             let (at, slot) = (at as usize, start + at as usize);
             let err = table.norms[slot] * pn + ab;
