@@ -355,48 +355,40 @@ impl ServingModel {
         // A few categories: a scan beats a map (the last entry of a
         // category counts, as a map built from the list would keep it).
         let interest_of = |category: i64| interest.iter().rfind(|c| c.0 == category).map_or(0.0, |c| c.1);
-        // Candidates (product, scaled ALS score, whether ALS proposed it):
-        // at most 4k + 3k, so a list with a linear membership test, over
-        // the products alone (contiguous, so compared in vector lanes).
-        let mut candidates: Vec<(u32, f32, bool)> = als_top.iter().map(|&(i, s)| (i, s * als_scale, true)).collect();
+        let score_of = |i: u32, als: f32, from_als: bool| {
+            let interest = interest_of(self.product_category[i as usize]) * self.popularity_score(i);
+            let (a, b) = ((1.0 - blend) * als, blend * interest);
+            let source = if b > a || !from_als { Source::CategoryInterest } else { Source::Collaborative };
+            // A product only the interest rule proposed needs a positive
+            // interest score to count; otherwise popularity fills in.
+            (from_als || b > 0.0).then_some(Recommendation { product: i, score: a + b, source })
+        };
+        // Candidates: ALS's (scaled by the best), then at most k per
+        // interest category that ALS did not propose, at most 4k + 3k in
+        // all, so a list with a linear membership test over the products
+        // alone (contiguous, so compared in vector lanes).
+        let mut scored: Vec<Recommendation> = Vec::with_capacity(als_top.len() + if blend > 0.0 { interest.len() * k } else { 0 });
+        scored.extend(als_top.iter().filter_map(|&(i, s)| score_of(i, s * als_scale, true)));
         if blend > 0.0 {
-            let mut products: Vec<u32> = als_top.iter().map(|t| t.0).collect();
+            let mut products: Vec<u32> = Vec::with_capacity(scored.capacity());
+            products.extend(als_top.iter().map(|t| t.0));
             for &(category, _) in interest {
                 if let Some(items) = self.category_items.get(&category) {
                     for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
                         if !products.contains(&i) {
                             products.push(i);
-                            candidates.push((i, 0.0, false));
+                            scored.extend(score_of(i, 0.0, false));
                         }
                     }
                 }
             }
         }
-        let mut scored: Vec<Recommendation> = candidates
-            .into_iter()
-            .filter_map(|(i, als, from_als)| {
-                let interest = interest_of(self.product_category[i as usize]) * self.popularity_score(i);
-                let (a, b) = ((1.0 - blend) * als, blend * interest);
-                let source = if b > a || !from_als {
-                    Source::CategoryInterest
-                } else {
-                    Source::Collaborative
-                };
-                // A product only the interest rule proposed needs a positive
-                // interest score to count; otherwise popularity fills in.
-                (from_als || b > 0.0).then_some(Recommendation {
-                    product: i,
-                    score: a + b,
-                    source,
-                })
-            })
-            .collect();
         // Best first, ties by product id: a total order, so selecting the k
         // best then sorting them is the same list as sorting all of them.
         let order = |a: &Recommendation, b: &Recommendation| {
-            b.score.total_cmp(&a.score).then(
-                self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize]),
-            )
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize]))
         };
         if scored.len() > k && k > 0 {
             scored.select_nth_unstable_by(k - 1, order);
