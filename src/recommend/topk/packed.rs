@@ -233,13 +233,16 @@ impl PackedItems {
             .collect();
         let mut scans: Vec<BoundedScan> = rest.into_par_iter().map(|slot| task(slot, floor)).collect();
         scans.push(first);
-        let mut lower = TopK::new(k);
-        for scan in &scans {
-            for &(item, low) in &scan.lower.heap {
-                lower.push(item, low);
+        // The k-th best lower bound over every task (the first task's own
+        // when it was the only one, as it mostly is).
+        let best_lower = match scans.as_slice() {
+            [only] => only.lower.min_score(),
+            _ => {
+                let all: Vec<(u32, f32)> = scans.iter().flat_map(|scan| scan.lower.heap.iter().copied()).collect();
+                TopK::from_candidates(k, &all).min_score()
             }
-        }
-        let threshold = lower.min_score().max(floor);
+        };
+        let threshold = best_lower.max(floor);
         let scanned = scans.iter().map(|s| s.panels_scanned).sum();
         // The candidates left, rescored eight at a time in vector lanes.
         let rescored: Vec<u32> = scans
@@ -373,7 +376,8 @@ const CANDIDATES_BEFORE_PRUNING: usize = 4096;
 
 impl<'a> BoundedScan<'a> {
     fn new(k: usize, excluded: &'a [u32], floor: f32) -> Self {
-        BoundedScan { lower: TopK::new(k), candidates: Vec::new(), excluded, floor, panels_scanned: 0 }
+        // Room for the candidates a scan usually keeps before it prunes.
+        BoundedScan { lower: TopK::new(k), candidates: Vec::with_capacity(2 * k), excluded, floor, panels_scanned: 0 }
     }
 
     /// An upper bound below this cannot reach the top k.
