@@ -419,13 +419,13 @@ pub fn replay(
         // user's state grows and is freed on the thread that allocated it
         // (memory moved between threads' allocator arenas waits on their
         // locks).
-        let cells: Vec<Mutex<Shard>> = shards.into_iter().map(Mutex::new).collect();
+        let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
         pool.broadcast(|ctx| {
             for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
                 cell.lock().unwrap_or_else(|e| e.into_inner()).run(end, &shared);
             }
         });
-        shards = cells.into_iter().map(|c| c.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
+        drop(cells);
         if let Some(e) = shards.iter_mut().find_map(|s| s.error.take()) {
             return Err(e);
         }

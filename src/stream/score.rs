@@ -193,7 +193,7 @@ impl ProductScores {
                         axpy(scores, row, b)
                     });
                 }
-                reaching_slots(isa, scores, norms, bar.pn, bar.ab, bar.t, out);
+                reaching_slots(isa, scores, norms, bar, out);
             }
         }
     }
@@ -205,6 +205,35 @@ struct Bar {
     pn: f32,
     ab: f32,
     t: f32,
+}
+
+impl Bar {
+    /// The slot's error bound `‖y‖·pn + ab`.
+    #[inline(always)]
+    fn err(&self, norm: f32) -> f32 {
+        norm * self.pn + self.ab
+    }
+
+    #[inline(always)]
+    fn reaches(&self, g: f32, norm: f32) -> bool {
+        g + self.err(norm) >= self.t
+    }
+}
+
+/// Appends to `out` the slots `first..first + 8` whose sums `g` pass
+/// [`Bar::reaches`] against `norms` (from `first`): the same multiply, add,
+/// add and comparison, in vector lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn push_reaching8(g: std::arch::x86_64::__m256, norms: *const f32, bar: &Bar, first: usize, out: &mut Vec<u32>) {
+    use std::arch::x86_64::*;
+    let err = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(norms), _mm256_set1_ps(bar.pn)), _mm256_set1_ps(bar.ab));
+    let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(g, err), _mm256_set1_ps(bar.t))) as u32;
+    while mask != 0 {
+        out.push(first as u32 + mask.trailing_zeros());
+        mask &= mask - 1;
+    }
 }
 
 /// `out = half(values)`, rounded to nearest even.
@@ -234,7 +263,6 @@ unsafe fn to_half(_: &[f32], _: &mut [u16]) {
 #[allow(clippy::too_many_arguments)]
 unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from: usize, scores: &mut [f32], norms: &[f32], bar: &Bar, out: &mut Vec<u32>) {
     use std::arch::x86_64::*;
-    let (pn, ab, t) = (_mm256_set1_ps(bar.pn), _mm256_set1_ps(bar.ab), _mm256_set1_ps(bar.t));
     let len = scores.len();
     for &j in items {
         assert!((j as usize + 1) * n <= values.len() && from + len <= n);
@@ -258,13 +286,7 @@ unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from
         for (q, acc) in acc.iter().enumerate() {
             let first = at + 8 * q;
             _mm256_storeu_ps(scores.as_mut_ptr().add(first), *acc);
-            // The same multiply, add, add and comparison as reaching_slots.
-            let err = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(norms.as_ptr().add(first)), pn), ab);
-            let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(*acc, err), t)) as u32;
-            while mask != 0 {
-                out.push(first as u32 + mask.trailing_zeros());
-                mask &= mask - 1;
-            }
+            push_reaching8(*acc, norms.as_ptr().add(first), bar, first, out);
         }
         at += 32;
     }
@@ -281,11 +303,7 @@ unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from
         scores[at..at + width].copy_from_slice(&sums[..width]);
         at += width;
     }
-    for slot in tail..len {
-        if scores[slot] + (norms[slot] * bar.pn + bar.ab) >= bar.t {
-            out.push(slot as u32);
-        }
-    }
+    out.extend((tail..len).filter(|&slot| bar.reaches(scores[slot], norms[slot])).map(|slot| slot as u32));
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -302,47 +320,24 @@ fn axpy(scores: &mut [f32], row: &[f32], b: f32) {
     }
 }
 
-/// Appends to `out` every slot whose upper bound `g + (‖y‖·pn + ab)`
-/// reaches `t`, in order, eight slots at a time: most fall short, so the
-/// test runs in vector lanes and only the slots that may enter are listed.
-fn reaching_slots(isa: Isa, g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, out: &mut Vec<u32>) {
-    let blocks = g.len() / 8;
-    match isa {
+/// Appends to `out` every slot whose sum `g` passes [`Bar::reaches`], in
+/// order, eight slots at a time: most fall short, so the test runs in
+/// vector lanes and only the slots that may enter are listed.
+fn reaching_slots(isa: Isa, g: &[f32], norms: &[f32], bar: &Bar, out: &mut Vec<u32>) {
+    let whole = g.len() / 8 * 8;
+    let vector = match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2.
-        Isa::Avx2 => unsafe { reaching_blocks_avx2(&g[..blocks * 8], &y[..blocks * 8], pn, ab, t, out) },
-        Isa::Portable => {
-            for slot in 0..blocks * 8 {
-                if g[slot] + (y[slot] * pn + ab) >= t {
-                    out.push(slot as u32);
-                }
+        Isa::Avx2 => {
+            for first in (0..whole).step_by(8) {
+                // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2;
+                // both slices hold slots first..first + 8.
+                unsafe { push_reaching8(std::arch::x86_64::_mm256_loadu_ps(g.as_ptr().add(first)), norms.as_ptr().add(first), bar, first, out) };
             }
+            whole
         }
-    }
-    for slot in blocks * 8..g.len() {
-        if g[slot] + (y[slot] * pn + ab) >= t {
-            out.push(slot as u32);
-        }
-    }
-}
-
-/// [`reaching_slots`] over whole blocks of eight: the same sums (multiply,
-/// add, add: no fused rounding) and comparison, in vector lanes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn reaching_blocks_avx2(g: &[f32], y: &[f32], pn: f32, ab: f32, t: f32, out: &mut Vec<u32>) {
-    use std::arch::x86_64::*;
-    let (pn, ab, t) = (_mm256_set1_ps(pn), _mm256_set1_ps(ab), _mm256_set1_ps(t));
-    for block in 0..g.len() / 8 {
-        let at = block * 8;
-        let err = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y.as_ptr().add(at)), pn), ab);
-        let upper = _mm256_add_ps(_mm256_loadu_ps(g.as_ptr().add(at)), err);
-        let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(upper, t)) as u32;
-        while mask != 0 {
-            out.push(at as u32 + mask.trailing_zeros());
-            mask &= mask - 1;
-        }
-    }
+        Isa::Portable => 0,
+    };
+    out.extend((vector..g.len()).filter(|&slot| bar.reaches(g[slot], norms[slot])).map(|slot| slot as u32));
 }
 
 /// Reusable buffers of [`collaborative_top`].
@@ -355,7 +350,7 @@ pub struct ScoreScratch {
     candidates: Vec<(u32, f32)>,
     /// Per product: whether it is already a candidate (the hints).
     seeded: Vec<bool>,
-    /// The slots that reach the hints' bar.
+    /// A chunk's slots that reach the bar at its start.
     reaching: Vec<u32>,
     /// The hints (then the candidates rescored) and their exact scores.
     hints: Vec<u32>,
@@ -387,11 +382,10 @@ pub fn collaborative_top(
     let top = top_k(model, fold, items, fold_scratch, x, k, excluded, previous, scratch).unwrap_or_else(|| {
         // The scan, from the bar the hints set: the k-th best of k
         // distinct products' exact scores is one the k-th best reaches.
-        score_hints(model, x, excluded, previous, scratch);
-        for &i in &scratch.hints {
+        let hinted = score_hints(model, x, excluded, previous, 0, scratch);
+        for &(i, _) in &hinted {
             scratch.seeded[i as usize] = false;
         }
-        let hinted: Vec<(u32, f32)> = scratch.hints.iter().copied().zip(scratch.exact.iter().copied()).collect();
         model.collaborative_top_above(x, k, excluded, TopK::from_candidates(k, &hinted).min_score())
     });
     previous.clear();
@@ -399,10 +393,11 @@ pub fn collaborative_top(
     top
 }
 
-/// The hints of `previous` into `scratch.hints`: distinct products of the
-/// model, not excluded, each marked in `scratch.seeded` (the caller clears
-/// the marks), with their exact scores in `scratch.exact`.
-fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: &[u32], scratch: &mut ScoreScratch) {
+/// The hints of `previous` with their exact scores (room for `more`
+/// after them): distinct products of the model, not excluded, listed in
+/// `scratch.hints` and marked in `scratch.seeded` (the caller clears the
+/// marks).
+fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: &[u32], more: usize, scratch: &mut ScoreScratch) -> Vec<(u32, f32)> {
     let n = model.n_products();
     scratch.seeded.resize(n, false);
     scratch.hints.clear();
@@ -413,6 +408,9 @@ fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: &[u3
         }
     }
     model.collaborative_scores(x, &scratch.hints, &mut scratch.exact);
+    let mut scored = Vec::with_capacity(scratch.hints.len() + more);
+    scored.extend(scratch.hints.iter().copied().zip(scratch.exact.iter().copied()));
+    scored
 }
 
 /// [`collaborative_top`] from the product scores; `None` when the user or
@@ -472,23 +470,20 @@ fn top_k(
     // The hints first: their bounds set the bar for everything else. A
     // hint's exact score is its own lower bound (one pass over its
     // factors, where its product scores would be n scattered reads).
-    score_hints(model, x, excluded, previous, scratch);
-    let mut scored: Vec<(u32, f32)> = Vec::with_capacity(scratch.hints.len() + k);
-    scored.extend(scratch.hints.iter().copied().zip(scratch.exact.iter().copied()));
+    let mut scored = score_hints(model, x, excluded, previous, k, scratch);
     let mut lower = TopK::from_candidates(k, &scored);
     let (seeded, beta32, candidates) = (&mut scratch.seeded, &scratch.beta, &mut scratch.candidates);
     candidates.clear();
     // An exact score is at most ‖x‖ ‖y‖ (1 + γ_f) (plus underflows, and
-    // err on top for the sums here): the slots past the last norm that can
-    // reach the bar are never summed.
+    // err on top for the sums here).
     let reach_per_norm = (x_norm * (1.0 + 2.0 * gamma(f) + 1e-6)) as f32 * (1.0 + 1e-6);
     let reach = |norm: f32| reach_per_norm * norm + norm * pn + ab;
     // The slots in chunks, in order: each chunk's sums, then its slots
-    // against the k-th best lower bound so far (listed in one vector pass
+    // against the k-th best lower bound so far (listed as they are summed
     // against the bar at the chunk's start; then, as pushes raise the bar,
     // each tested again: the same tests, in the same order, as slot by
     // slot). The slots past the last norm that can reach the bar are never
-    // summed, and the bar rises chunk by chunk.
+    // summed, and that prefix is cut again as the bar rises.
     let prefix_of = |norms: &[f32], bar: f32| norms.partition_point(|&norm| reach(norm) >= bar);
     let mut bar = lower.min_score();
     let mut end = prefix_of(&table.norms, bar);
@@ -500,10 +495,11 @@ fn top_k(
         scores.clear();
         scores.resize(stop - start, 0.0);
         reaching.clear();
-        table.sum_rows(items, beta32, start, scores, &Bar { pn, ab, t: lower.min_score() }, reaching);
+        let chunk_bar = Bar { pn, ab, t: lower.min_score() };
+        table.sum_rows(items, beta32, start, scores, &chunk_bar, reaching);
         for &at in reaching.iter() {
             let (at, slot) = (at as usize, start + at as usize);
-            let err = table.norms[slot] * pn + ab;
+            let err = chunk_bar.err(table.norms[slot]);
             let upper = scores[at] + err;
             if upper < lower.min_score() {
                 continue;
@@ -520,7 +516,7 @@ fn top_k(
             end = start + prefix_of(&table.norms[start..end], bar);
         }
     }
-    for &i in scratch.hints.iter() {
+    for &(i, _) in &scored {
         seeded[i as usize] = false;
     }
     // The top of the hints and of the candidates left, all scored exactly.
