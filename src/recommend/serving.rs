@@ -199,7 +199,7 @@ impl ServingModel {
             Some(u) => self.interest[u as usize].as_slice(),
             None => cold_interest,
         };
-        self.recommend_from_top(als_top, interest, &excluded, k, blend)
+        self.recommend_from_top(&als_top, interest, &excluded, k, blend)
     }
 
     /// Recommendations for a user given by a factor vector computed by the
@@ -219,7 +219,7 @@ impl ServingModel {
             Some(x) if blend < 1.0 => self.collaborative_top(x, Self::collaborative_candidates(k), excluded),
             _ => Vec::new(),
         };
-        self.recommend_from_top(als_top, interest, excluded, k, blend)
+        self.recommend_from_top(&als_top, interest, excluded, k, blend)
     }
 
     /// The exact collaborative top `k` for a factor vector: product index
@@ -295,7 +295,7 @@ impl ServingModel {
                         .iter()
                         .zip(tops)
                         .zip(excluded)
-                        .map(|((&u, top), excluded)| self.recommend_from_top(top, &self.interest[u as usize], &excluded, k, blend))
+                        .map(|((&u, top), excluded)| self.recommend_from_top(&top, &self.interest[u as usize], &excluded, k, blend))
                         .collect::<Vec<_>>()
                 })
                 .collect();
@@ -309,7 +309,7 @@ impl ServingModel {
             .zip(users.par_iter())
             .map(|(top, &u)| {
                 let excluded = self.excluded_for(Some(u), &[], exclude_purchased);
-                self.recommend_from_top(top, &self.interest[u as usize], &excluded, k, blend)
+                self.recommend_from_top(&top, &self.interest[u as usize], &excluded, k, blend)
             })
             .collect()
     }
@@ -343,7 +343,7 @@ impl ServingModel {
     /// sorted ascending.
     pub fn recommend_from_top(
         &self,
-        als_top: Vec<(u32, f32)>,
+        als_top: &[(u32, f32)],
         interest: &[(i64, f32)],
         excluded: &[u32],
         k: usize,

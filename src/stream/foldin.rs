@@ -31,6 +31,7 @@
 
 use super::score::{ProductScores, MAX_SCORED_PRODUCTS};
 use crate::isa::{dispatch, Isa};
+use crate::recommend::topk::norm_rounded_up;
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 
@@ -47,6 +48,9 @@ pub struct FoldIn {
     /// `z_j · y_i` for every pair of products, for catalogues of at most
     /// [`MAX_SCORED_PRODUCTS`] (see [`super::score`]).
     product_scores: Option<ProductScores>,
+    /// The largest product factor norm, rounded up (the bound
+    /// [`super::anchor`] gives the products it did not keep).
+    pub max_norm: f32,
 }
 
 /// In-place Cholesky factorisation `a = L Lᵀ` of the symmetric positive
@@ -178,7 +182,8 @@ impl FoldIn {
         });
         let n = item_factors.len() / f;
         let product_scores = if n <= MAX_SCORED_PRODUCTS { Some(ProductScores::new(&z, item_factors, f)?) } else { None };
-        Ok(FoldIn { factors: f, regularization, alpha, a0, z, product_scores })
+        let max_norm = item_factors.par_chunks(f).map(norm_rounded_up).reduce(|| 0.0, f32::max);
+        Ok(FoldIn { factors: f, regularization, alpha, a0, z, product_scores, max_norm })
     }
 
     /// Bytes [`new`](Self::new) keeps for `n_items` products of `factors`.
@@ -282,12 +287,16 @@ impl UserFold {
     }
 
     /// Sets the interaction weight of `item` (a product index of the model
-    /// whose factors are `y`), adding the product if it is new.
-    pub fn set_weight(&mut self, fold: &FoldIn, y: &[f32], item: u32, weight: f32) -> Result<()> {
+    /// whose factors are `y`), adding the product if it is new; whether
+    /// that changed anything (a product kept at the same weight does not).
+    pub fn set_weight(&mut self, fold: &FoldIn, y: &[f32], item: u32, weight: f32) -> Result<bool> {
         let f = fold.factors;
         match self.items.iter().position(|&i| i == item) {
             Some(at) => {
                 let old = std::mem::replace(&mut self.weights[at], weight);
+                if old.to_bits() == weight.to_bits() {
+                    return Ok(false);
+                }
                 if let Some(dense) = &mut self.dense {
                     let (c_old, d_old) = coefficients(fold.alpha, old);
                     let (c_new, d_new) = coefficients(fold.alpha, weight);
@@ -311,7 +320,7 @@ impl UserFold {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The folded-in factor vector (`out.len() == factors`); all zeros

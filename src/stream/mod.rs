@@ -6,12 +6,14 @@
 //! - [`state`]: per-user and per-product state;
 //! - [`foldin`]: the exact least-squares fold-in (Woodbury / Cholesky);
 //! - [`score`]: the exact collaborative top-k of a folded-in user from
-//!   their products' rows of product-by-product scores;
+//!   their products' rows of product-by-product scores; [`anchor`]: of a
+//!   user with many products, from the last scan's while near its vector;
 //! - [`replay`]: the driver, partitioned by user, with latency measurement;
 //! - [`lineproto`]: InfluxDB line protocol; [`http`]: the writer;
 //!   [`monitor`]: the metrics sent while a replay runs, the InfluxDB functions;
 //! - [`functions`], [`outputs`]: the replay and session SQL functions.
 
+pub mod anchor;
 pub mod clock;
 pub mod foldin;
 pub mod http;

@@ -295,30 +295,30 @@ impl Shard {
             category: e.category.or_else(|| item.map(|i| model.product_category[i as usize])),
         };
         state.apply(&touch, &s.config.weights, s.fold, model.item_factors())?;
-        let vector = if state.fold.is_empty() {
-            None
-        } else {
-            self.vector.resize(s.fold.factors, 0.0);
-            state.fold.solve(s.fold, &mut self.scratch, &mut self.vector)?;
-            Some(self.vector.as_slice())
-        };
         let interest = top_categories_of(&state.categories);
         let excluded: &[u32] = if s.config.exclude_purchased { &state.bought } else { &[] };
         // The list `recommend_vector` gives, its collaborative part found
-        // from the user's own products (`score`), not by a scan.
-        let als_top = match vector {
-            Some(x) if s.config.blend < 1.0 => score::collaborative_top(
-                model,
-                s.fold,
-                state.fold.items(),
-                &self.scratch,
-                x,
-                ServingModel::collaborative_candidates(s.config.k),
-                excluded,
-                &mut state.last_top,
-                &mut self.scores,
-            ),
-            _ => Vec::new(),
+        // from the user's own products (`score`), not by a scan; kept as
+        // it was when the event left the fold-in and exclusions as they were.
+        let als_top: &[(u32, f32)] = if state.fold.is_empty() || s.config.blend >= 1.0 {
+            &[]
+        } else {
+            if !state.top.current {
+                self.vector.resize(s.fold.factors, 0.0);
+                state.fold.solve(s.fold, &mut self.scratch, &mut self.vector)?;
+                score::collaborative_top(
+                    model,
+                    s.fold,
+                    state.fold.items(),
+                    &self.scratch,
+                    &self.vector,
+                    ServingModel::collaborative_candidates(s.config.k),
+                    excluded,
+                    &mut state.top,
+                    &mut self.scores,
+                );
+            }
+            &state.top.top
         };
         let recs = model.recommend_from_top(als_top, &interest, excluded, s.config.k, s.config.blend);
         let done = s.now();

@@ -31,6 +31,7 @@
 //! event, so half the bytes is about half the time, and the bound grows by
 //! the conversion's rounding ([`top_k`] spells it out).
 
+use super::anchor::Anchor;
 use super::foldin::{FoldIn, Scratch};
 use crate::isa::{dispatch, Isa};
 use crate::recommend::serving::ServingModel;
@@ -362,11 +363,25 @@ fn gamma(m: usize) -> f64 {
     m as f64 * u / (1.0 - m as f64 * u)
 }
 
+/// What the scorer keeps of a user between events.
+#[derive(Clone, Debug, Default)]
+pub struct UserTop {
+    /// The user's last collaborative top (product index, exact score).
+    pub top: Vec<(u32, f32)>,
+    /// Whether `top` is the top of the user's current fold-in and
+    /// exclusions (cleared by the state when either changes): then it is
+    /// the list a new solve and search would find, and is reused as is.
+    pub current: bool,
+    /// The last scan's, for a user the product scores do not serve.
+    anchor: Option<Box<Anchor>>,
+}
+
 /// The exact collaborative top `k` (product index, score; best first) of a
 /// user whose folded-in vector `x` the last [`UserFold::solve`](super::foldin::UserFold::solve)
-/// into `fold_scratch` produced, over `items` (the user's products);
-/// `excluded` sorted. `previous`: the user's last top (any products: only
-/// a hint that sets the bar early); replaced by this one's.
+/// into `fold_scratch` produced, over `items` (the user's products), into
+/// `memory.top`; `excluded` sorted, and only ever grown between a user's
+/// calls. The previous top (any products: only a hint that sets the bar
+/// early) is `memory.top` as it comes in.
 #[allow(clippy::too_many_arguments)]
 pub fn collaborative_top(
     model: &ServingModel,
@@ -376,32 +391,36 @@ pub fn collaborative_top(
     x: &[f32],
     k: usize,
     excluded: &[u32],
-    previous: &mut Vec<u32>,
+    memory: &mut UserTop,
     scratch: &mut ScoreScratch,
-) -> Vec<(u32, f32)> {
-    let top = top_k(model, fold, items, fold_scratch, x, k, excluded, previous, scratch).unwrap_or_else(|| {
-        // The scan, from the bar the hints set: the k-th best of k
-        // distinct products' exact scores is one the k-th best reaches.
-        let hinted = score_hints(model, x, excluded, previous, 0, scratch);
+) {
+    let top = top_k(model, fold, items, fold_scratch, x, k, excluded, &memory.top, scratch).unwrap_or_else(|| {
+        // The anchor's top when the vector is still near it; else the
+        // scan, which anchors again.
+        let hinted = score_hints(model, x, excluded, &memory.top, 0, scratch);
+        let anchored = memory.anchor.as_ref().and_then(|a| a.top(model, x, k, excluded, &hinted, &scratch.seeded, fold.max_norm, &mut scratch.exact));
         for &(i, _) in &hinted {
             scratch.seeded[i as usize] = false;
         }
-        model.collaborative_top_above(x, k, excluded, TopK::from_candidates(k, &hinted).min_score())
+        anchored.unwrap_or_else(|| {
+            let (anchor, top) = Anchor::scan(model, x, k, excluded, memory.anchor.as_deref(), &mut scratch.exact);
+            memory.anchor = Some(Box::new(anchor));
+            top
+        })
     });
-    previous.clear();
-    previous.extend(top.iter().map(|t| t.0));
-    top
+    memory.top = top;
+    memory.current = true;
 }
 
 /// The hints of `previous` with their exact scores (room for `more`
 /// after them): distinct products of the model, not excluded, listed in
 /// `scratch.hints` and marked in `scratch.seeded` (the caller clears the
 /// marks).
-fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: &[u32], more: usize, scratch: &mut ScoreScratch) -> Vec<(u32, f32)> {
+fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: &[(u32, f32)], more: usize, scratch: &mut ScoreScratch) -> Vec<(u32, f32)> {
     let n = model.n_products();
     scratch.seeded.resize(n, false);
     scratch.hints.clear();
-    for &i in previous {
+    for &(i, _) in previous {
         if (i as usize) < n && !scratch.seeded[i as usize] && excluded.binary_search(&i).is_err() {
             scratch.seeded[i as usize] = true;
             scratch.hints.push(i);
@@ -424,7 +443,7 @@ fn top_k(
     x: &[f32],
     k: usize,
     excluded: &[u32],
-    previous: &[u32],
+    previous: &[(u32, f32)],
     scratch: &mut ScoreScratch,
 ) -> Option<Vec<(u32, f32)>> {
     let table = fold.product_scores()?;

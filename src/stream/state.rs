@@ -8,6 +8,7 @@
 //! Per product: views, carts and purchases seen in the stream.
 
 use super::foldin::{FoldIn, UserFold};
+use super::score::UserTop;
 
 /// The event types that count; others are ignored (and counted as such).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,8 +79,9 @@ pub struct UserState {
     /// order first touched.
     sums: Vec<(u32, f32)>,
     pub fold: UserFold,
-    /// The collaborative top of the user's last list (a hint for the next).
-    pub last_top: Vec<u32>,
+    /// The collaborative top of the user's last list (a hint for the next,
+    /// or the next itself while nothing it depends on changed).
+    pub top: UserTop,
 }
 
 impl UserState {
@@ -105,6 +107,7 @@ impl UserState {
         if touch.kind == Kind::Purchase {
             if let Err(at) = self.bought.binary_search(&item) {
                 self.bought.insert(at, item);
+                self.top.current = false;
             }
         }
         let add = weights.of(touch.kind);
@@ -118,7 +121,11 @@ impl UserState {
                 add
             }
         };
-        self.fold.set_weight(fold, y, item, sum.min(weights.cap))
+        // A product at the cap already: the fold-in is unchanged.
+        if self.fold.set_weight(fold, y, item, sum.min(weights.cap))? {
+            self.top.current = false;
+        }
+        Ok(())
     }
 
     /// The interaction weight of a product of the model (0 if untouched).

@@ -81,7 +81,7 @@ impl TopK {
 
     /// The kept candidates in ranking order.
     pub fn into_sorted(mut self) -> Vec<(u32, f32)> {
-        self.heap.sort_unstable_by(ranking);
+        sort_ranked(&mut self.heap);
         self.heap
     }
 
@@ -116,14 +116,40 @@ impl TopK {
     }
 }
 
-/// The order of [`ranks_before`] (a total order over distinct indices,
-/// NaN aside): higher score first, equal scores (-0 and +0 among them) by
-/// smaller index.
+/// [`ranks_before`] as one integer, smaller first (a total order over
+/// distinct indices, NaN aside: higher score first, equal scores, -0 and
+/// +0 among them, by smaller index): the score's bits made monotone (after
+/// `+ 0.0`, which turns -0 into +0) and inverted, then the index. One
+/// comparison where the float comparison, its equality case and the index
+/// comparison were three.
 #[inline(always)]
-fn ranking(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
-    match b.1.partial_cmp(&a.1) {
-        Some(std::cmp::Ordering::Equal) | None => a.0.cmp(&b.0),
-        Some(order) => order,
+fn rank_key(c: (u32, f32)) -> u64 {
+    let bits = (c.1 + 0.0).to_bits();
+    let ascending = if bits >> 31 == 1 { !bits } else { bits | 0x8000_0000 };
+    ((!ascending as u64) << 32) | c.0 as u64
+}
+
+/// Lists this long or shorter are sorted by insertion: the selections
+/// sorted here are short and mostly come close to ranking order (a user's
+/// previous top, rescored, first), where a general sort's unpredictable
+/// comparisons cost more than the few moves.
+const INSERTION_SORTED: usize = 64;
+
+/// Sorts `candidates` (no NaN) in ranking order.
+fn sort_ranked(candidates: &mut [(u32, f32)]) {
+    if candidates.len() > INSERTION_SORTED {
+        candidates.sort_unstable_by_key(|c| rank_key(*c));
+        return;
+    }
+    for at in 1..candidates.len() {
+        let c = candidates[at];
+        let key = rank_key(c);
+        let mut to = at;
+        while to > 0 && rank_key(candidates[to - 1]) > key {
+            candidates[to] = candidates[to - 1];
+            to -= 1;
+        }
+        candidates[to] = c;
     }
 }
 
@@ -131,7 +157,7 @@ fn ranking(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
 fn keep_best(candidates: &mut Vec<(u32, f32)>, k: usize) {
     if candidates.len() > k {
         if k > 0 {
-            candidates.select_nth_unstable_by(k - 1, ranking);
+            candidates.select_nth_unstable_by_key(k - 1, |c| rank_key(*c));
         }
         candidates.truncate(k);
     }
@@ -139,11 +165,15 @@ fn keep_best(candidates: &mut Vec<(u32, f32)>, k: usize) {
 
 /// The best `k` of `candidates` (distinct indices) in ranking order, NaN
 /// ignored: the list a [`TopK`] of them gives, by one selection and a sort
-/// of the `k` kept instead of a heap operation per candidate.
+/// of the `k` kept (or, for short lists, one sort) instead of a heap
+/// operation per candidate.
 pub fn best_of(mut candidates: Vec<(u32, f32)>, k: usize) -> Vec<(u32, f32)> {
     candidates.retain(|c| !c.1.is_nan());
-    keep_best(&mut candidates, k);
-    candidates.sort_unstable_by(ranking);
+    if candidates.len() > INSERTION_SORTED {
+        keep_best(&mut candidates, k);
+    }
+    sort_ranked(&mut candidates);
+    candidates.truncate(k);
     candidates
 }
 
