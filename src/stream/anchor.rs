@@ -20,8 +20,9 @@
 //! kept ones whose bound reaches it, scored exactly: the scan's list, bit
 //! for bit. Otherwise the scan runs again and re-anchors.
 
+use super::score::gamma;
 use crate::recommend::serving::ServingModel;
-use crate::recommend::topk::{best_of, norm_rounded_up, TopK};
+use crate::recommend::topk::{best_of, norm, norm_rounded_up, TopK};
 
 /// Products an anchor keeps per product of the list (`M = 5k`): enough that
 /// a heavy user's next events mostly stay inside them, few enough that
@@ -47,15 +48,6 @@ pub struct Anchor {
     /// Bound of the score at `x₀` of every product not kept and not
     /// excluded: the last kept score (`-∞` when every product was kept).
     rest: f32,
-}
-
-fn gamma(m: usize) -> f64 {
-    let u = 2f64.powi(-24);
-    m as f64 * u / (1.0 - m as f64 * u)
-}
-
-fn norm(x: &[f32]) -> f64 {
-    x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt()
 }
 
 impl Anchor {

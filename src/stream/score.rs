@@ -358,7 +358,9 @@ pub struct ScoreScratch {
     exact: Vec<f32>,
 }
 
-fn gamma(m: usize) -> f64 {
+/// `γ_m = m u / (1 − m u)`, `u = 2⁻²⁴`: the relative error bound of an
+/// `m`-term single-precision sum.
+pub(super) fn gamma(m: usize) -> f64 {
     let u = 2f64.powi(-24);
     m as f64 * u / (1.0 - m as f64 * u)
 }

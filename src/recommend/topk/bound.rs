@@ -5,7 +5,7 @@
 pub(super) const HALF_MAX: f32 = 65504.0;
 
 /// A factor row's Euclidean norm, summed in double precision.
-fn norm(row: &[f32]) -> f64 {
+pub(crate) fn norm(row: &[f32]) -> f64 {
     row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt()
 }
 

@@ -23,5 +23,5 @@ mod similar;
 pub use batch::recommend_batch;
 pub use heap::{best_of, top_k, TopK};
 pub use packed::PackedItems;
-pub(crate) use bound::norm_rounded_up;
+pub(crate) use bound::{norm, norm_rounded_up};
 pub use similar::similar_items;
