@@ -76,8 +76,14 @@ pub struct ServingModel {
     packed: PackedItems,
     popular_order: Vec<u32>,
     category_items: FastMap<i64, Vec<u32>>,
-    max_popularity: f32,
+    /// `popularity / max(popularity)` per product (0 when no product has
+    /// any): divided once here, not for every candidate of every list.
+    relative_popularity: Vec<f32>,
 }
+
+/// Longest list `recommend_from_top` keeps sorted as it goes (longer ones
+/// select, then sort).
+const SHORT_LIST: usize = 32;
 
 /// Users whose scans share each cache tile in `recommend_users`.
 const USERS_PER_SCAN: usize = 64;
@@ -124,6 +130,7 @@ impl ServingModel {
                 .push(i);
         }
         let max_popularity = popularity.iter().copied().fold(0.0f32, f32::max);
+        let relative_popularity = popularity.iter().map(|&p| if max_popularity > 0.0 { p / max_popularity } else { 0.0 }).collect();
         let packed = PackedItems::new(item_factors, factors);
         Ok(ServingModel {
             packed,
@@ -141,7 +148,7 @@ impl ServingModel {
             product_index,
             popular_order,
             category_items,
-            max_popularity,
+            relative_popularity,
         })
     }
 
@@ -329,11 +336,7 @@ impl ServingModel {
     }
 
     fn popularity_score(&self, i: u32) -> f32 {
-        if self.max_popularity > 0.0 {
-            self.popularity[i as usize] / self.max_popularity
-        } else {
-            0.0
-        }
+        self.relative_popularity[i as usize]
     }
 
     /// The list of `k` from a collaborative top (`collaborative_candidates(k)`
@@ -390,11 +393,7 @@ impl ServingModel {
                 .total_cmp(&a.score)
                 .then_with(|| self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize]))
         };
-        if scored.len() > k && k > 0 {
-            scored.select_nth_unstable_by(k - 1, order);
-        }
-        scored.truncate(k);
-        scored.sort_by(order);
+        let mut scored = best_k(scored, k, order);
         if scored.len() < k {
             // Never leave a user short: fill with popular products.
             let missing = k - scored.len();
@@ -411,9 +410,50 @@ impl ServingModel {
     }
 }
 
+/// The `k` best of `items` under the total order `order` (`Less`: better),
+/// best first: kept sorted as they come when `k` is short (most turned
+/// away by one comparison with the last kept), else selected, then sorted.
+fn best_k<T>(mut items: Vec<T>, k: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    if k > SHORT_LIST {
+        if items.len() > k {
+            items.select_nth_unstable_by(k - 1, &order);
+        }
+        items.truncate(k);
+        items.sort_by(&order);
+        return items;
+    }
+    let mut kept: Vec<T> = Vec::with_capacity(k + 1);
+    for item in items {
+        if kept.len() == k && (k == 0 || order(&item, &kept[k - 1]).is_ge()) {
+            continue;
+        }
+        let at = kept.partition_point(|q| order(q, &item).is_lt());
+        kept.insert(at, item);
+        kept.truncate(k);
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both ways of `best_k` (short lists kept sorted as they come, longer
+    /// ones selected) give the first `k` of the sorted list, with ties.
+    #[test]
+    fn best_k_is_the_sorted_prefix() {
+        let mut rng = crate::rng::Rng::new(5);
+        for trial in 0..400 {
+            let n = (rng.next_u64() % 90) as usize;
+            let items: Vec<(u32, u32)> = (0..n).map(|i| ((rng.next_u64() % 12) as u32, i as u32)).collect();
+            let order = |a: &(u32, u32), b: &(u32, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+            let mut sorted = items.clone();
+            sorted.sort_by(order);
+            for k in [0, 1, 2, 9, 10, SHORT_LIST, SHORT_LIST + 1, 64, 100] {
+                assert_eq!(best_k(items.clone(), k, order), sorted[..k.min(n)], "trial {trial} k {k}");
+            }
+        }
+    }
 
     /// A serving model from its parts, in `FactorModel`'s field order.
     #[allow(clippy::too_many_arguments)]

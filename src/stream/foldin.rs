@@ -48,9 +48,10 @@ pub struct FoldIn {
     /// `z_j · y_i` for every pair of products, for catalogues of at most
     /// [`MAX_SCORED_PRODUCTS`] (see [`super::score`]).
     product_scores: Option<ProductScores>,
-    /// The largest product factor norm, rounded up (the bound
-    /// [`super::anchor`] gives the products it did not keep).
-    pub max_norm: f32,
+    /// Every product (index, `‖y‖` rounded up) in descending order of
+    /// norm, ties by index: [`super::anchor`] bounds the products it did
+    /// not keep by the first of them here.
+    pub by_norm: Vec<(u32, f32)>,
 }
 
 /// In-place Cholesky factorisation `a = L Lᵀ` of the symmetric positive
@@ -182,13 +183,14 @@ impl FoldIn {
         });
         let n = item_factors.len() / f;
         let product_scores = if n <= MAX_SCORED_PRODUCTS { Some(ProductScores::new(&z, item_factors, f)?) } else { None };
-        let max_norm = item_factors.par_chunks(f).map(norm_rounded_up).reduce(|| 0.0, f32::max);
-        Ok(FoldIn { factors: f, regularization, alpha, a0, z, product_scores, max_norm })
+        let mut by_norm: Vec<(u32, f32)> = item_factors.par_chunks(f).map(norm_rounded_up).enumerate().map(|(i, v)| (i as u32, v)).collect();
+        by_norm.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(FoldIn { factors: f, regularization, alpha, a0, z, product_scores, by_norm })
     }
 
     /// Bytes [`new`](Self::new) keeps for `n_items` products of `factors`.
     pub fn bytes(n_items: usize, factors: usize) -> u64 {
-        (n_items * factors * 4 + factors * factors * 16) as u64 + ProductScores::bytes(n_items)
+        (n_items * factors * 4 + n_items * 8 + factors * factors * 16) as u64 + ProductScores::bytes(n_items)
     }
 
     /// The product-by-product scores (`None` above [`MAX_SCORED_PRODUCTS`]).

@@ -400,12 +400,12 @@ pub fn collaborative_top(
         // The anchor's top when the vector is still near it; else the
         // scan, which anchors again.
         let hinted = score_hints(model, x, excluded, &memory.top, 0, scratch);
-        let anchored = memory.anchor.as_ref().and_then(|a| a.top(model, x, k, excluded, &hinted, &scratch.seeded, fold.max_norm, &mut scratch.exact));
+        let anchored = memory.anchor.as_ref().and_then(|a| a.top(model, x, k, excluded, &hinted, &scratch.seeded, &mut scratch.exact));
         for &(i, _) in &hinted {
             scratch.seeded[i as usize] = false;
         }
         anchored.unwrap_or_else(|| {
-            let (anchor, top) = Anchor::scan(model, x, k, excluded, memory.anchor.as_deref(), &mut scratch.exact);
+            let (anchor, top) = Anchor::scan(model, fold, x, k, excluded, memory.anchor.as_deref(), &mut scratch.exact);
             memory.anchor = Some(Box::new(anchor));
             top
         })

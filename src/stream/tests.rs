@@ -433,11 +433,21 @@ fn an_anchored_top_is_the_scan_or_declines() {
         let mut excluded: Vec<u32> = (0..rng.next_u64() % 4).map(|_| (rng.next_u64() % 60) as u32).collect();
         excluded.sort_unstable();
         excluded.dedup();
-        let (anchor, top0) = Anchor::scan(&model, &x0, k, &excluded, None, &mut exact);
+        let (anchor, top0) = Anchor::scan(&model, &fold, &x0, k, &excluded, None, &mut exact);
         assert_eq!(bits(&top0), bits(&model.collaborative_top(&x0, k, &excluded)));
         let x_norm = x0.iter().map(|v| v * v).sum::<f32>().sqrt();
-        for step in [1e-5f32, 1e-3, 1e-2, 0.1, 0.5, 2.0] {
-            let x: Vec<f32> = x0.iter().map(|&v| v + step * x_norm * (rng.next_f64() as f32 - 0.5)).collect();
+        // The largest-norm product the anchor did not keep (nor excluded):
+        // moving toward it is what brings a product from outside the kept
+        // ones into the top, the case the bound of the rest must see.
+        let kept: Vec<u32> = model.collaborative_top(&x0, super::anchor::KEPT_PER_LISTED * k, &excluded).iter().map(|t| t.0).collect();
+        let outside = fold.by_norm.iter().map(|t| t.0).find(|i| !kept.contains(i) && excluded.binary_search(i).is_err());
+        let toward = outside.map_or(vec![0f32; f], |r| y[r as usize * f..(r as usize + 1) * f].to_vec());
+        for (step, push) in [1e-5f32, 1e-3, 1e-2, 0.1, 0.5, 2.0].into_iter().flat_map(|s| [(s, 0f32), (s, 1.0)]) {
+            let x: Vec<f32> = x0
+                .iter()
+                .zip(&toward)
+                .map(|(&v, &t)| v + step * if push > 0.0 { x_norm * t } else { x_norm * (rng.next_f64() as f32 - 0.5) })
+                .collect();
             // Exclusions only grow: one of the anchor's top, now and then.
             let mut now = excluded.clone();
             if rng.next_u64().is_multiple_of(3) {
@@ -454,7 +464,7 @@ fn an_anchored_top_is_the_scan_or_declines() {
                     (t.0, model.collaborative_score(&x, t.0))
                 })
                 .collect();
-            match anchor.top(&model, &x, k, &now, &hints, &hinted, fold.max_norm, &mut exact) {
+            match anchor.top(&model, &x, k, &now, &hints, &hinted, &mut exact) {
                 Some(top) => {
                     answered += 1;
                     assert_eq!(bits(&top), bits(&model.collaborative_top(&x, k, &now)), "trial {trial} step {step}");
