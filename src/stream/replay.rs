@@ -459,6 +459,17 @@ pub fn replay(
         on_closed(&changed)?;
     }
     windows.sort_by_key(|w| w.start);
+    // Each worker frees its own users' state, side by side, on the thread
+    // whose allocator arena holds it.
+    let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
+    pool.broadcast(|ctx| {
+        for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
+            let mut shard = cell.lock().unwrap_or_else(|e| e.into_inner());
+            drop(std::mem::take(&mut shard.users));
+            drop(std::mem::take(&mut shard.active));
+        }
+    });
+    drop(cells);
     let mut products: HashMap<i64, ProductCounters> = HashMap::new();
     let mut emitted = Vec::new();
     for shard in shards {
