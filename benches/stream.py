@@ -68,7 +68,10 @@ def main():
     # Arrival: event time, one event in 50 delayed up to 25 minutes.
     con.execute(
         "CREATE TEMP TABLE events AS SELECT *, event_time + to_seconds(CASE WHEN hash(user_id, event_time, product_id) % 50 = 0 "
-        "THEN hash(product_id, event_time) % 1500 ELSE 0 END) AS arrival_time FROM ecoreco.clean_events(raw) ORDER BY arrival_time"
+        "THEN hash(product_id, event_time) % 1500 ELSE 0 END) AS arrival_time FROM ecoreco.clean_events(raw) "
+        # Ties in arrival broken by the rest of the row, so the input order
+        # (and with it which events are late) is the same in every run.
+        "ORDER BY arrival_time, event_time, user_id, product_id, event_type, category_id"
     )
     con.execute("CREATE TEMP VIEW early AS FROM events WHERE event_time < TIMESTAMP '2019-10-25'")
     # Raw confidence without decay (what the fold-in reproduces); alpha,
