@@ -49,8 +49,9 @@ pub struct FoldIn {
     /// [`MAX_SCORED_PRODUCTS`] (see [`super::score`]).
     product_scores: Option<ProductScores>,
     /// Every product (index, `‖y‖` rounded up) in descending order of
-    /// norm, ties by index: [`super::anchor`] bounds the products it did
-    /// not keep by the first of them here.
+    /// norm, ties by index: the product scores' slot order, and
+    /// [`super::anchor`] bounds the products it did not keep by the first
+    /// of them here.
     pub by_norm: Vec<(u32, f32)>,
 }
 
@@ -182,9 +183,9 @@ impl FoldIn {
             }
         });
         let n = item_factors.len() / f;
-        let product_scores = if n <= MAX_SCORED_PRODUCTS { Some(ProductScores::new(&z, item_factors, f)?) } else { None };
         let mut by_norm: Vec<(u32, f32)> = item_factors.par_chunks(f).map(norm_rounded_up).enumerate().map(|(i, v)| (i as u32, v)).collect();
         by_norm.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let product_scores = if n <= MAX_SCORED_PRODUCTS { Some(ProductScores::new(&z, item_factors, f, &by_norm)?) } else { None };
         Ok(FoldIn { factors: f, regularization, alpha, a0, z, product_scores, by_norm })
     }
 
@@ -202,7 +203,7 @@ impl FoldIn {
     /// without F16C), for tests.
     #[cfg(test)]
     pub fn with_single_precision_scores(mut self, item_factors: &[f32]) -> FoldIn {
-        self.product_scores = Some(ProductScores::build(&self.z, item_factors, self.factors, false).unwrap());
+        self.product_scores = Some(ProductScores::build(&self.z, item_factors, self.factors, &self.by_norm, false).unwrap());
         self
     }
 

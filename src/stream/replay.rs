@@ -335,6 +335,19 @@ impl Shard {
     }
 }
 
+/// `work` on every shard, each on the same worker thread every time (shard
+/// `s` on thread `s mod threads`), so a user's state grows and is freed on
+/// the thread that allocated it (memory moved between threads' allocator
+/// arenas waits on their locks).
+fn on_own_threads(pool: &rayon::ThreadPool, shards: &mut [Shard], work: impl Fn(&mut Shard) + Sync) {
+    let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
+    pool.broadcast(|ctx| {
+        for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
+            work(&mut cell.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    });
+}
+
 fn shard_of(user: i64, seed: u64, shards: usize) -> usize {
     (crate::rng::mix64(user as u64 ^ seed) % shards as u64) as usize
 }
@@ -415,17 +428,7 @@ pub fn replay(
             let limit = schedule.ticks[begin].release_ns + ROUND_NS;
             end = begin + schedule.ticks[begin..end].partition_point(|t| t.release_ns < limit).max(1);
         }
-        // Each worker thread takes the same shards every round, so a
-        // user's state grows and is freed on the thread that allocated it
-        // (memory moved between threads' allocator arenas waits on their
-        // locks).
-        let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
-        pool.broadcast(|ctx| {
-            for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
-                cell.lock().unwrap_or_else(|e| e.into_inner()).run(end, &shared);
-            }
-        });
-        drop(cells);
+        on_own_threads(pool, &mut shards, |shard| shard.run(end, &shared));
         if let Some(e) = shards.iter_mut().find_map(|s| s.error.take()) {
             return Err(e);
         }
@@ -461,15 +464,10 @@ pub fn replay(
     windows.sort_by_key(|w| w.start);
     // Each worker frees its own users' state, side by side, on the thread
     // whose allocator arena holds it.
-    let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
-    pool.broadcast(|ctx| {
-        for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
-            let mut shard = cell.lock().unwrap_or_else(|e| e.into_inner());
-            drop(std::mem::take(&mut shard.users));
-            drop(std::mem::take(&mut shard.active));
-        }
+    on_own_threads(pool, &mut shards, |shard| {
+        drop(std::mem::take(&mut shard.users));
+        drop(std::mem::take(&mut shard.active));
     });
-    drop(cells);
     let mut products: HashMap<i64, ProductCounters> = HashMap::new();
     let mut emitted = Vec::new();
     for shard in shards {

@@ -86,19 +86,19 @@ fn half_sigma(largest: f64) -> f32 {
 }
 
 impl ProductScores {
-    /// From `z` and the product factors `y` (both `n × f`, row-major).
-    pub fn new(z: &[f32], y: &[f32], f: usize) -> Result<ProductScores> {
-        Self::build(z, y, f, crate::isa::half_precision_scan())
+    /// From `z` and the product factors `y` (both `n × f`, row-major),
+    /// and the products in descending order of `‖y‖` (rounded up), ties by
+    /// index ([`FoldIn::by_norm`]).
+    pub fn new(z: &[f32], y: &[f32], f: usize, by_norm: &[(u32, f32)]) -> Result<ProductScores> {
+        Self::build(z, y, f, by_norm, crate::isa::half_precision_scan())
     }
 
     /// [`new`](Self::new), in half precision only if `half` (which needs
     /// AVX2 and F16C).
-    pub(super) fn build(z: &[f32], y: &[f32], f: usize, half: bool) -> Result<ProductScores> {
+    pub(super) fn build(z: &[f32], y: &[f32], f: usize, by_norm: &[(u32, f32)], half: bool) -> Result<ProductScores> {
         let n = y.len() / f;
-        let item_norms: Vec<f32> = y.chunks_exact(f).map(norm_rounded_up).collect();
         let z_norms: Vec<f32> = z.chunks_exact(f).map(norm_rounded_up).collect();
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.sort_by(|&a, &b| item_norms[b as usize].total_cmp(&item_norms[a as usize]).then(a.cmp(&b)));
+        let order: Vec<u32> = by_norm.iter().map(|t| t.0).collect();
         let row_of = |zj: &[f32], row: &mut [f32]| {
             for (score, &i) in row.iter_mut().zip(&order) {
                 let yi = &y[i as usize * f..(i as usize + 1) * f];
@@ -112,7 +112,7 @@ impl ProductScores {
         let too_large = || anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products");
         // |z_j · y_i| ≤ ‖z_j‖ ‖y_i‖ (1 + γ_f): the scale without a first pass.
         let largest = z_norms.iter().fold(0f32, |m, &v| m.max(v)) as f64
-            * item_norms.iter().fold(0f32, |m, &v| m.max(v)) as f64
+            * by_norm.first().map_or(0.0, |t| t.1) as f64
             * (1.0 + gamma(f));
         let rows = if half && largest.is_finite() {
             let sigma = half_sigma(largest);
@@ -141,7 +141,7 @@ impl ProductScores {
             values.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(row, zj)| row_of(zj, row));
             Rows::Single(values)
         };
-        let norms = order.iter().map(|&i| item_norms[i as usize]).collect();
+        let norms = by_norm.iter().map(|t| t.1).collect();
         Ok(ProductScores { n, rows, order, norms, z_norms })
     }
 

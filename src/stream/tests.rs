@@ -442,11 +442,11 @@ fn an_anchored_top_is_the_scan_or_declines() {
         let kept: Vec<u32> = model.collaborative_top(&x0, super::anchor::KEPT_PER_LISTED * k, &excluded).iter().map(|t| t.0).collect();
         let outside = fold.by_norm.iter().map(|t| t.0).find(|i| !kept.contains(i) && excluded.binary_search(i).is_err());
         let toward = outside.map_or(vec![0f32; f], |r| y[r as usize * f..(r as usize + 1) * f].to_vec());
-        for (step, push) in [1e-5f32, 1e-3, 1e-2, 0.1, 0.5, 2.0].into_iter().flat_map(|s| [(s, 0f32), (s, 1.0)]) {
+        for (step, toward_outside) in [1e-5f32, 1e-3, 1e-2, 0.1, 0.5, 2.0].into_iter().flat_map(|s| [(s, false), (s, true)]) {
             let x: Vec<f32> = x0
                 .iter()
                 .zip(&toward)
-                .map(|(&v, &t)| v + step * if push > 0.0 { x_norm * t } else { x_norm * (rng.next_f64() as f32 - 0.5) })
+                .map(|(&v, &t)| v + step * x_norm * if toward_outside { t } else { rng.next_f64() as f32 - 0.5 })
                 .collect();
             // Exclusions only grow: one of the anchor's top, now and then.
             let mut now = excluded.clone();
