@@ -221,16 +221,21 @@ impl Bar {
     }
 }
 
-/// Appends to `out` the slots `first..first + 8` whose sums `g` pass
-/// [`Bar::reaches`] against `norms` (from `first`): the same multiply, add,
-/// add and comparison, in vector lanes.
+/// The lanes of the slots `first..first + 8` whose sums `g` pass
+/// [`Bar::reaches`] against `norms` (from `first`), as bits: the same
+/// multiply, add, add and comparison, in vector lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn push_reaching8(g: std::arch::x86_64::__m256, norms: *const f32, bar: &Bar, first: usize, out: &mut Vec<u32>) {
+unsafe fn reaching_mask8(g: std::arch::x86_64::__m256, norms: *const f32, bar: &Bar) -> u32 {
     use std::arch::x86_64::*;
     let err = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(norms), _mm256_set1_ps(bar.pn)), _mm256_set1_ps(bar.ab));
-    let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(g, err), _mm256_set1_ps(bar.t))) as u32;
+    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(g, err), _mm256_set1_ps(bar.t))) as u32
+}
+
+/// Appends to `out` slot `first + b` for every bit `b` set in `mask`, in order.
+#[inline]
+fn push_bits(mut mask: u32, first: usize, out: &mut Vec<u32>) {
     while mask != 0 {
         out.push(first as u32 + mask.trailing_zeros());
         mask &= mask - 1;
@@ -272,23 +277,35 @@ unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from
     let term = |b: f32, row: *const u16| _mm256_mul_ps(_mm256_set1_ps(b), _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)));
     let mut at = 0;
     while at + 32 <= len {
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // Four named sums, not an array: an array's lanes were kept on the
+        // stack, and every row's add then waited on a store and a load.
+        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        let prefetch = at + 32 + SLOTS_PER_CHUNK <= n - from;
         for (&j, &b) in items.iter().zip(b) {
             let row = values.as_ptr().add(j as usize * n + at);
             // The row's next chunk, while this one is summed: the rows
             // come from memory, and the wait per line is what costs.
-            if at + 32 + SLOTS_PER_CHUNK <= n - from {
+            if prefetch {
                 _mm_prefetch::<_MM_HINT_T0>(row.add(SLOTS_PER_CHUNK) as *const i8);
             }
-            for (q, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_add_ps(*acc, term(b, row.add(8 * q)));
-            }
+            a0 = _mm256_add_ps(a0, term(b, row));
+            a1 = _mm256_add_ps(a1, term(b, row.add(8)));
+            a2 = _mm256_add_ps(a2, term(b, row.add(16)));
+            a3 = _mm256_add_ps(a3, term(b, row.add(24)));
         }
-        for (q, acc) in acc.iter().enumerate() {
-            let first = at + 8 * q;
-            _mm256_storeu_ps(scores.as_mut_ptr().add(first), *acc);
-            push_reaching8(*acc, norms.as_ptr().add(first), bar, first, out);
-        }
+        let sums = scores.as_mut_ptr().add(at);
+        _mm256_storeu_ps(sums, a0);
+        _mm256_storeu_ps(sums.add(8), a1);
+        _mm256_storeu_ps(sums.add(16), a2);
+        _mm256_storeu_ps(sums.add(24), a3);
+        // The 32 slots' tests as one mask, pushed (a call) only once no
+        // sum is live any more.
+        let norms = norms.as_ptr().add(at);
+        let mask = reaching_mask8(a0, norms, bar)
+            | reaching_mask8(a1, norms.add(8), bar) << 8
+            | reaching_mask8(a2, norms.add(16), bar) << 16
+            | reaching_mask8(a3, norms.add(24), bar) << 24;
+        push_bits(mask, at, out);
         at += 32;
     }
     let tail = at;
@@ -332,7 +349,7 @@ fn reaching_slots(isa: Isa, g: &[f32], norms: &[f32], bar: &Bar, out: &mut Vec<u
             for first in (0..whole).step_by(8) {
                 // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2;
                 // both slices hold slots first..first + 8.
-                unsafe { push_reaching8(std::arch::x86_64::_mm256_loadu_ps(g.as_ptr().add(first)), norms.as_ptr().add(first), bar, first, out) };
+                push_bits(unsafe { reaching_mask8(std::arch::x86_64::_mm256_loadu_ps(g.as_ptr().add(first)), norms.as_ptr().add(first), bar) }, first, out);
             }
             whole
         }
