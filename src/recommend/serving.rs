@@ -366,34 +366,46 @@ impl ServingModel {
             // interest score to count; otherwise popularity fills in.
             (from_als || b > 0.0).then_some(Recommendation { product: i, score: a + b, source })
         };
-        // Candidates: ALS's (scaled by the best), then at most k per
-        // interest category that ALS did not propose, at most 4k + 3k in
-        // all, so a list with a linear membership test over the products
-        // alone (contiguous, so compared in vector lanes).
-        let mut scored: Vec<Recommendation> = Vec::with_capacity(als_top.len() + if blend > 0.0 { interest.len() * k } else { 0 });
-        scored.extend(als_top.iter().filter_map(|&(i, s)| score_of(i, s * als_scale, true)));
-        if blend > 0.0 {
-            let mut products: Vec<u32> = Vec::with_capacity(scored.capacity());
-            products.extend(als_top.iter().map(|t| t.0));
-            for &(category, _) in interest {
-                if let Some(items) = self.category_items.get(&category) {
-                    for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
-                        if !products.contains(&i) {
-                            products.push(i);
-                            scored.extend(score_of(i, 0.0, false));
-                        }
-                    }
-                }
-            }
-        }
-        // Best first, ties by product id: a total order, so selecting the k
-        // best then sorting them is the same list as sorting all of them.
+        // Best first, ties by product id: a total order, so keeping the k
+        // best as candidates come is the same list as sorting all of them.
         let order = |a: &Recommendation, b: &Recommendation| {
             b.score
                 .total_cmp(&a.score)
                 .then_with(|| self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize]))
         };
-        let mut scored = best_k(scored, k, order);
+        let mut best = Best::new(k, order);
+        // Candidates: ALS's (scaled by the best), then the first k
+        // products not excluded of each interest category that ALS did not
+        // propose.
+        for &(i, s) in als_top {
+            if let Some(r) = score_of(i, s * als_scale, true) {
+                best.offer(r);
+            }
+        }
+        if blend > 0.0 {
+            for (at, &(category, _)) in interest.iter().enumerate() {
+                // A category listed twice proposes its products once.
+                if interest[..at].iter().any(|c| c.0 == category) {
+                    continue;
+                }
+                let Some(items) = self.category_items.get(&category) else { continue };
+                // A category's products come in descending popularity, so
+                // with an interest >= 0 their scores never rise: once one
+                // ranks after the k-th kept, so do the rest.
+                let descending = interest_of(category) >= 0.0;
+                for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
+                    if als_top.iter().any(|t| t.0 == i) {
+                        continue;
+                    }
+                    let Some(r) = score_of(i, 0.0, false) else { continue };
+                    if descending && best.bar().is_some_and(|last| r.score < last.score) {
+                        break;
+                    }
+                    best.offer(r);
+                }
+            }
+        }
+        let mut scored = best.into_sorted();
         if scored.len() < k {
             // Never leave a user short: fill with popular products.
             let missing = k - scored.len();
@@ -410,28 +422,61 @@ impl ServingModel {
     }
 }
 
-/// The `k` best of `items` under the total order `order` (`Less`: better),
-/// best first: kept sorted as they come when `k` is short (most turned
-/// away by one comparison with the last kept), else selected, then sorted.
-fn best_k<T>(mut items: Vec<T>, k: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
-    if k > SHORT_LIST {
-        if items.len() > k {
-            items.select_nth_unstable_by(k - 1, &order);
-        }
-        items.truncate(k);
-        items.sort_by(&order);
-        return items;
+/// The `k` best of the candidates offered, under the total order `order`
+/// (`Less`: better), best first: kept sorted as they come when `k` is
+/// short (most turned away by one comparison with the last kept), else
+/// collected, then selected and sorted.
+struct Best<T, F> {
+    k: usize,
+    kept: Vec<T>,
+    order: F,
+}
+
+impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
+    fn new(k: usize, order: F) -> Self {
+        Best { k, kept: Vec::with_capacity(if k > SHORT_LIST { 4 * k } else { k + 1 }), order }
     }
-    let mut kept: Vec<T> = Vec::with_capacity(k + 1);
+
+    fn offer(&mut self, item: T) {
+        let k = self.k;
+        if k > SHORT_LIST {
+            self.kept.push(item);
+            return;
+        }
+        if self.kept.len() == k && (k == 0 || (self.order)(&item, &self.kept[k - 1]).is_ge()) {
+            return;
+        }
+        let at = self.kept.partition_point(|q| (self.order)(q, &item).is_lt());
+        self.kept.insert(at, item);
+        self.kept.truncate(k);
+    }
+
+    /// The k-th best so far, when the list is short and full: a candidate
+    /// that ranks after it cannot enter.
+    fn bar(&self) -> Option<&T> {
+        (self.k <= SHORT_LIST && self.k > 0 && self.kept.len() == self.k).then(|| &self.kept[self.k - 1])
+    }
+
+    fn into_sorted(mut self) -> Vec<T> {
+        if self.k > SHORT_LIST {
+            if self.kept.len() > self.k {
+                self.kept.select_nth_unstable_by(self.k - 1, &self.order);
+            }
+            self.kept.truncate(self.k);
+            self.kept.sort_by(&self.order);
+        }
+        self.kept
+    }
+}
+
+/// The `k` best of `items` under `order`, best first ([`Best`]).
+#[cfg(test)]
+fn best_k<T>(items: Vec<T>, k: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    let mut best = Best::new(k, order);
     for item in items {
-        if kept.len() == k && (k == 0 || order(&item, &kept[k - 1]).is_ge()) {
-            continue;
-        }
-        let at = kept.partition_point(|q| order(q, &item).is_lt());
-        kept.insert(at, item);
-        kept.truncate(k);
+        best.offer(item);
     }
-    kept
+    best.into_sorted()
 }
 
 #[cfg(test)]
@@ -451,6 +496,87 @@ mod tests {
             sorted.sort_by(order);
             for k in [0, 1, 2, 9, 10, SHORT_LIST, SHORT_LIST + 1, 64, 100] {
                 assert_eq!(best_k(items.clone(), k, order), sorted[..k.min(n)], "trial {trial} k {k}");
+            }
+        }
+    }
+
+    /// The blend as first written: every candidate collected (ALS's, then
+    /// the first k not excluded of each interest category, deduplicated),
+    /// then the k best of all of them.
+    fn blend_by_collecting(m: &ServingModel, als_top: &[(u32, f32)], interest: &[(i64, f32)], excluded: &[u32], k: usize, blend: f32) -> Vec<Recommendation> {
+        let is_excluded = |i: &u32| excluded.binary_search(i).is_ok();
+        let als_max = als_top.first().map_or(0.0, |t| t.1);
+        let als_scale = if als_max > 0.0 { 1.0 / als_max } else { 0.0 };
+        let interest_of = |category: i64| interest.iter().rfind(|c| c.0 == category).map_or(0.0, |c| c.1);
+        let score_of = |i: u32, als: f32, from_als: bool| {
+            let interest = interest_of(m.product_category[i as usize]) * m.popularity_score(i);
+            let (a, b) = ((1.0 - blend) * als, blend * interest);
+            let source = if b > a || !from_als { Source::CategoryInterest } else { Source::Collaborative };
+            (from_als || b > 0.0).then_some(Recommendation { product: i, score: a + b, source })
+        };
+        let mut scored: Vec<Recommendation> = als_top.iter().filter_map(|&(i, s)| score_of(i, s * als_scale, true)).collect();
+        if blend > 0.0 {
+            let mut products: Vec<u32> = als_top.iter().map(|t| t.0).collect();
+            for &(category, _) in interest {
+                for &i in m.category_items.get(&category).into_iter().flatten().filter(|i| !is_excluded(i)).take(k) {
+                    if !products.contains(&i) {
+                        products.push(i);
+                        scored.extend(score_of(i, 0.0, false));
+                    }
+                }
+            }
+        }
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(m.product_ids[a.product as usize].cmp(&m.product_ids[b.product as usize])));
+        scored.truncate(k);
+        if scored.len() < k {
+            let missing = k - scored.len();
+            let fill: Vec<Recommendation> = m
+                .popular_order
+                .iter()
+                .filter(|i| !is_excluded(i) && !scored.iter().any(|r| r.product == **i))
+                .take(missing)
+                .map(|&i| Recommendation { product: i, score: m.popularity_score(i), source: Source::Popular })
+                .collect();
+            scored.extend(fill);
+        }
+        scored
+    }
+
+    /// The blend that stops a category at the first product below the
+    /// k-th kept gives the lists of collecting every candidate: random
+    /// catalogues with few popularity values (ties), few categories,
+    /// exclusions, categories listed twice or with zero interest, and k
+    /// on both sides of the short-list bound.
+    #[test]
+    fn blend_stopping_early_equals_collecting_every_candidate() {
+        let mut rng = crate::rng::Rng::new(17);
+        for trial in 0..300 {
+            let n = 1 + rng.below(60) as usize;
+            let categories = 1 + rng.below(6) as i64;
+            let product_ids: Vec<i64> = (0..n as i64).map(|i| 1000 + (i * 7919) % 10007).collect();
+            let product_category: Vec<i64> = (0..n).map(|_| rng.below(categories as u64) as i64).collect();
+            let popularity: Vec<f32> = (0..n).map(|_| rng.below(5) as f32).collect();
+            let m = serving_model(1, 1, vec![1], product_ids, vec![1.0], vec![1.0; n], product_category, popularity, Csr::from_triplets(1, n, &[], &[], &[]).unwrap(), vec![vec![]]).unwrap();
+            let mut als_top: Vec<(u32, f32)> = Vec::new();
+            for _ in 0..rng.below(n as u64 + 1) {
+                let i = rng.below(n as u64) as u32;
+                if !als_top.iter().any(|t| t.0 == i) {
+                    als_top.push((i, (rng.below(8) as f32 - 2.0) / 3.0));
+                }
+            }
+            als_top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let interest: Vec<(i64, f32)> = (0..rng.below(4)).map(|_| (rng.below(categories as u64 + 1) as i64, rng.below(4) as f32 / 4.0)).collect();
+            let mut excluded: Vec<u32> = (0..rng.below(6)).map(|_| rng.below(n as u64) as u32).collect();
+            excluded.sort_unstable();
+            excluded.dedup();
+            for k in [1, 3, 10, SHORT_LIST, SHORT_LIST + 5] {
+                for blend in [0.0, 0.25, 0.5, 1.0] {
+                    assert_eq!(
+                        m.recommend_from_top(&als_top, &interest, &excluded, k, blend),
+                        blend_by_collecting(&m, &als_top, &interest, &excluded, k, blend),
+                        "trial {trial} k {k} blend {blend}"
+                    );
+                }
             }
         }
     }
