@@ -357,9 +357,10 @@ impl ServingModel {
         let als_scale = if als_max > 0.0 { 1.0 / als_max } else { 0.0 };
         // A few categories: a scan beats a map (the last entry of a
         // category counts, as a map built from the list would keep it).
-        let interest_of = |category: i64| interest.iter().rfind(|c| c.0 == category).map_or(0.0, |c| c.1);
-        let score_of = |i: u32, als: f32, from_als: bool| {
-            let interest = interest_of(self.product_category[i as usize]) * self.popularity_score(i);
+        // Every entry compared, no early exit: a few selects, no branches.
+        let interest_of = |category: i64| interest.iter().fold(0.0, |v, c| if c.0 == category { c.1 } else { v });
+        let score_of = |i: u32, category_interest: f32, als: f32, from_als: bool| {
+            let interest = category_interest * self.popularity_score(i);
             let (a, b) = ((1.0 - blend) * als, blend * interest);
             let source = if b > a || !from_als { Source::CategoryInterest } else { Source::Collaborative };
             // A product only the interest rule proposed needs a positive
@@ -378,11 +379,14 @@ impl ServingModel {
         // products not excluded of each interest category that ALS did not
         // propose.
         for &(i, s) in als_top {
-            if let Some(r) = score_of(i, s * als_scale, true) {
+            if let Some(r) = score_of(i, interest_of(self.product_category[i as usize]), s * als_scale, true) {
                 best.offer(r);
             }
         }
         if blend > 0.0 {
+            // ALS's products by id alone, contiguous: each category product
+            // is looked up in them, compared in vector lanes.
+            let als_products: Vec<u32> = als_top.iter().map(|t| t.0).collect();
             for (at, &(category, _)) in interest.iter().enumerate() {
                 // A category listed twice proposes its products once.
                 if interest[..at].iter().any(|c| c.0 == category) {
@@ -392,12 +396,13 @@ impl ServingModel {
                 // A category's products come in descending popularity, so
                 // with an interest >= 0 their scores never rise: once one
                 // ranks after the k-th kept, so do the rest.
-                let descending = interest_of(category) >= 0.0;
+                let category_interest = interest_of(category);
+                let descending = category_interest >= 0.0;
                 for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
-                    if als_top.iter().any(|t| t.0 == i) {
+                    if contains(&als_products, i) {
                         continue;
                     }
-                    let Some(r) = score_of(i, 0.0, false) else { continue };
+                    let Some(r) = score_of(i, category_interest, 0.0, false) else { continue };
                     if descending && best.bar().is_some_and(|last| r.score < last.score) {
                         break;
                     }
@@ -420,6 +425,14 @@ impl ServingModel {
         }
         scored
     }
+}
+
+/// Whether `items` holds `item`: eight compared at a time without an early
+/// exit inside the eight, so the compiler puts them in vector lanes.
+fn contains(items: &[u32], item: u32) -> bool {
+    let mut chunks = items.chunks_exact(8);
+    let found = chunks.by_ref().any(|c| c.iter().fold(false, |f, &x| f | (x == item)));
+    found || chunks.remainder().contains(&item)
 }
 
 /// The `k` best of the candidates offered, under the total order `order`
