@@ -44,6 +44,12 @@ use rayon::prelude::*;
 /// this size.
 pub const MAX_SCORED_PRODUCTS: usize = 8192;
 
+/// Products kept per row as the first hints of a user with only that
+/// product and no previous top (a new user's first event): the row's best,
+/// which are that user's best when its weight is positive, so the bar is
+/// high from the start instead of every slot reaching it.
+const ROW_HINTS: usize = 64;
+
 /// Slots summed before the bar is raised and the prefix cut again.
 const SLOTS_PER_CHUNK: usize = 256;
 
@@ -72,6 +78,9 @@ pub struct ProductScores {
     norms: Vec<f32>,
     /// `‖z_j‖` per product, rounded up.
     z_norms: Vec<f32>,
+    /// Per product `j`, the `min(ROW_HINTS, n)` products of largest
+    /// `z_j · y_i` (single precision), best first.
+    row_hints: Vec<u32>,
 }
 
 /// The power of two `σ` of [`Rows::Half`] for scores of at most `largest`
@@ -109,6 +118,15 @@ impl ProductScores {
                 *score = s;
             }
         };
+        let hints_per_row = ROW_HINTS.min(n);
+        let hints_of = |row: &[f32], out: &mut [u32]| {
+            // Fewer when a row has NaN: the rest stay product 0, a hint
+            // like any other (hints only set the bar).
+            for (hint, (slot, _)) in out.iter_mut().zip(crate::recommend::topk::top_k(row, hints_per_row, |_| false)) {
+                *hint = order[slot as usize];
+            }
+        };
+        let mut row_hints = vec![0u32; n * hints_per_row];
         let too_large = || anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products");
         // |z_j · y_i| ≤ ‖z_j‖ ‖y_i‖ (1 + γ_f): the scale without a first pass.
         let largest = z_norms.iter().fold(0f32, |m, &v| m.max(v)) as f64
@@ -121,10 +139,11 @@ impl ProductScores {
             // Rows of it are read at random, one per product of the user.
             crate::pages::advise_huge_pages(values.spare_capacity_mut());
             values.resize(n * n, 0);
-            values.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each_init(
+            values.par_chunks_mut(n.max(1)).zip(row_hints.par_chunks_mut(hints_per_row.max(1))).zip(z.par_chunks(f)).for_each_init(
                 || vec![0f32; n],
-                |single, (row, zj)| {
+                |single, ((row, hints), zj)| {
                     row_of(zj, single);
+                    hints_of(single, hints);
                     for s in single.iter_mut() {
                         *s *= sigma;
                     }
@@ -138,18 +157,28 @@ impl ProductScores {
             values.try_reserve_exact(n * n).map_err(|_| too_large())?;
             crate::pages::advise_huge_pages(values.spare_capacity_mut());
             values.resize(n * n, 0.0);
-            values.par_chunks_mut(n.max(1)).zip(z.par_chunks(f)).for_each(|(row, zj)| row_of(zj, row));
+            values.par_chunks_mut(n.max(1)).zip(row_hints.par_chunks_mut(hints_per_row.max(1))).zip(z.par_chunks(f)).for_each(|((row, hints), zj)| {
+                row_of(zj, row);
+                hints_of(row, hints);
+            });
             Rows::Single(values)
         };
         let norms = by_norm.iter().map(|t| t.1).collect();
-        Ok(ProductScores { n, rows, order, norms, z_norms })
+        Ok(ProductScores { n, rows, order, norms, z_norms, row_hints })
+    }
+
+    /// The products of largest `z_j · y_i`, best first (`ROW_HINTS` of
+    /// them, or all when fewer).
+    pub(super) fn row_hints(&self, j: u32) -> &[u32] {
+        let per_row = ROW_HINTS.min(self.n);
+        &self.row_hints[j as usize * per_row..(j as usize + 1) * per_row]
     }
 
     /// Bytes kept for `n` products (0 above [`MAX_SCORED_PRODUCTS`]).
     pub fn bytes(n: usize) -> u64 {
         let value = if crate::isa::half_precision_scan() { 2 } else { 4 };
         if n <= MAX_SCORED_PRODUCTS {
-            (n * n * value + n * 12) as u64
+            (n * n * value + n * 12 + n * ROW_HINTS.min(n) * 4) as u64
         } else {
             0
         }
@@ -416,7 +445,7 @@ pub fn collaborative_top(
     let top = top_k(model, fold, items, fold_scratch, x, k, excluded, &memory.top, scratch).unwrap_or_else(|| {
         // The anchor's top when the vector is still near it; else the
         // scan, which anchors again.
-        let hinted = score_hints(model, x, excluded, &memory.top, 0, scratch);
+        let hinted = score_hints(model, x, excluded, memory.top.iter().map(|t| t.0), 0, scratch);
         let anchored = memory.anchor.as_ref().and_then(|a| a.top(model, x, k, excluded, &hinted, &scratch.seeded, &mut scratch.exact));
         for &(i, _) in &hinted {
             scratch.seeded[i as usize] = false;
@@ -435,11 +464,11 @@ pub fn collaborative_top(
 /// after them): distinct products of the model, not excluded, listed in
 /// `scratch.hints` and marked in `scratch.seeded` (the caller clears the
 /// marks).
-fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: &[(u32, f32)], more: usize, scratch: &mut ScoreScratch) -> Vec<(u32, f32)> {
+fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: impl Iterator<Item = u32>, more: usize, scratch: &mut ScoreScratch) -> Vec<(u32, f32)> {
     let n = model.n_products();
     scratch.seeded.resize(n, false);
     scratch.hints.clear();
-    for &(i, _) in previous {
+    for i in previous {
         if (i as usize) < n && !scratch.seeded[i as usize] && excluded.binary_search(&i).is_err() {
             scratch.seeded[i as usize] = true;
             scratch.hints.push(i);
@@ -508,7 +537,12 @@ fn top_k(
     // The hints first: their bounds set the bar for everything else. A
     // hint's exact score is its own lower bound (one pass over its
     // factors, where its product scores would be n scattered reads).
-    let mut scored = score_hints(model, x, excluded, previous, k, scratch);
+    // With no previous top, a user of one product with a positive weight
+    // (x = β z_j) starts from that product's row's best.
+    let mut scored = match (previous, items, beta) {
+        (&[], &[j], &[b]) if b > 0.0 => score_hints(model, x, excluded, table.row_hints(j).iter().take(k).copied(), k, scratch),
+        _ => score_hints(model, x, excluded, previous.iter().map(|t| t.0), k, scratch),
+    };
     let mut lower = TopK::from_candidates(k, &scored);
     let (seeded, beta32, candidates) = (&mut scratch.seeded, &scratch.beta, &mut scratch.candidates);
     candidates.clear();

@@ -387,9 +387,12 @@ fn rows_equal_the_scan(model: &ServingModel, fold: &FoldIn, trials: usize, rng: 
     let mut shortcut = 0;
     for trial in 0..trials {
         let mut user = UserState::new(&[]);
-        // Any products as the first hint (its scores are never read).
+        // Any products as the first hint (its scores are never read), or
+        // none: a new user's first product's row hints.
         let mut memory = UserTop::default();
-        memory.top = (0..40).map(|_| ((rng.next_u64() % 420) as u32, f32::NAN)).collect();
+        if trial % 3 != 0 {
+            memory.top = (0..40).map(|_| ((rng.next_u64() % 420) as u32, f32::NAN)).collect();
+        }
         for step in 0..(1 + trial % 10) {
             let item = (rng.next_u64() % model.n_products() as u64) as u32;
             let kind = if step % 4 == 3 { Kind::Purchase } else { Kind::View };
@@ -405,6 +408,37 @@ fn rows_equal_the_scan(model: &ServingModel, fold: &FoldIn, trials: usize, rng: 
         }
     }
     assert!(shortcut > 2 * trials, "the shortcut ran {shortcut} times");
+}
+
+/// A product's row hints are the products of its largest `z_j · y_i`, in
+/// order: what a new user of that product alone is recommended first.
+#[test]
+fn row_hints_are_a_rows_best_products() {
+    let (trained, params) = skewed_model();
+    let model = ServingModel::new(trained).unwrap();
+    let (y, f) = (model.item_factors(), model.factors);
+    let fold = FoldIn::new(y, f, params.regularization as f64, params.alpha as f64).unwrap();
+    let table = fold.product_scores().unwrap();
+    let n = model.n_products();
+    let mut x = vec![0f32; f];
+    let (mut scratch, mut user) = (Scratch::default(), UserState::new(&[]));
+    for j in [0u32, 7, (n - 1) as u32] {
+        let hints = table.row_hints(j);
+        assert_eq!(hints.len(), 64.min(n));
+        // z_j is the solve's x for a user of j alone, up to its weight β > 0.
+        user.fold = Default::default();
+        user.apply(&Touch { kind: Kind::View, time: 0, item: Some(j), category: None }, &Weights::default(), &fold, y).unwrap();
+        user.fold.solve(&fold, &mut scratch, &mut x).unwrap();
+        assert!(scratch.woodbury_weights().is_some_and(|b| b.len() == 1 && b[0] > 0.0));
+        let scores: Vec<f32> = (0..n).map(|i| x.iter().zip(&y[i * f..(i + 1) * f]).map(|(a, b)| a * b).sum()).collect();
+        let hinted: Vec<f32> = hints.iter().map(|&i| scores[i as usize]).collect();
+        let mut sorted = scores.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        // Rounding aside (z_j scaled by β), the hints are the row's best.
+        for (got, want) in hinted.iter().zip(&sorted) {
+            assert!((got - want).abs() <= 1e-4 * want.abs().max(1e-6), "row {j}: {got} vs {want}");
+        }
+    }
 }
 
 /// An anchor answers only when its kept products must hold the top, and
