@@ -411,19 +411,24 @@ impl ServingModel {
             }
         }
         let mut scored = best.into_sorted();
+        self.fill_with_popular(&mut scored, k, excluded);
+        scored
+    }
+
+    /// Never leaves a user short: `scored` filled up to `k` with the most
+    /// popular products not excluded (sorted ascending) nor listed.
+    fn fill_with_popular(&self, scored: &mut Vec<Recommendation>, k: usize, excluded: &[u32]) {
         if scored.len() < k {
-            // Never leave a user short: fill with popular products.
             let missing = k - scored.len();
             let fill: Vec<Recommendation> = self
                 .popular_order
                 .iter()
-                .filter(|i| !is_excluded(i) && !scored.iter().any(|r| r.product == **i))
+                .filter(|i| excluded.binary_search(i).is_err() && !scored.iter().any(|r| r.product == **i))
                 .take(missing)
                 .map(|&i| Recommendation { product: i, score: self.popularity_score(i), source: Source::Popular })
                 .collect();
             scored.extend(fill);
         }
-        scored
     }
 }
 
@@ -541,17 +546,7 @@ mod tests {
         }
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(m.product_ids[a.product as usize].cmp(&m.product_ids[b.product as usize])));
         scored.truncate(k);
-        if scored.len() < k {
-            let missing = k - scored.len();
-            let fill: Vec<Recommendation> = m
-                .popular_order
-                .iter()
-                .filter(|i| !is_excluded(i) && !scored.iter().any(|r| r.product == **i))
-                .take(missing)
-                .map(|&i| Recommendation { product: i, score: m.popularity_score(i), source: Source::Popular })
-                .collect();
-            scored.extend(fill);
-        }
+        m.fill_with_popular(&mut scored, k, excluded);
         scored
     }
 
