@@ -75,7 +75,10 @@ fn bench_kmeans_one_million(c: &mut Criterion) {
         b.iter(|| kmeans(black_box(&data), n_cols, &params).expect("kmeans"))
     });
     let model = kmeans(&data, n_cols, &params).expect("kmeans");
-    assert_eq!(model.iterations, 20, "the benchmark must run all 20 iterations");
+    assert_eq!(
+        model.iterations, 20,
+        "the benchmark must run all 20 iterations"
+    );
     group.bench_function("silhouette_10k_sample_of_1m", |b| {
         b.iter(|| {
             silhouette(black_box(&data), n_cols, &model.assignments, 5, 10_000, 1)

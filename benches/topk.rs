@@ -50,7 +50,9 @@ fn single_user(c: &mut Criterion) {
     let (n_items, factors) = (160_000usize, 64usize);
     let mut rng = Rng::new(5);
     let users: Vec<f32> = (0..100 * factors).map(|_| rng.normal() as f32).collect();
-    let flat: Vec<f32> = (0..n_items * factors).map(|_| rng.normal() as f32).collect();
+    let flat: Vec<f32> = (0..n_items * factors)
+        .map(|_| rng.normal() as f32)
+        .collect();
     let long_tail: Vec<f32> = flat
         .iter()
         .enumerate()
@@ -67,7 +69,11 @@ fn single_user(c: &mut Criterion) {
         group.bench_function(format!("one_user_top40_160k_items_f64_{name}"), |b| {
             b.iter(|| {
                 next = (next + 1) % 100;
-                packed.top_k(black_box(&users[next * factors..(next + 1) * factors]), 40, &[])
+                packed.top_k(
+                    black_box(&users[next * factors..(next + 1) * factors]),
+                    40,
+                    &[],
+                )
             })
         });
     }

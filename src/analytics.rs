@@ -53,10 +53,26 @@ pub(crate) use with_product_labels;
 pub fn macros() -> Vec<SqlMacro> {
     vec![
         SqlMacro::table("event_mix", &["events"], analytics_sql!("event_mix.sql")),
-        SqlMacro::table("missing_values", &["events"], analytics_sql!("missing_values.sql")),
-        SqlMacro::table("activity", &["events", "\"by\" := 'hour'"], analytics_sql!("activity.sql")),
-        SqlMacro::table("price_stats", &["events"], analytics_sql!("price_stats.sql")),
-        SqlMacro::table("session_stats", &["events"], analytics_sql!("session_stats.sql")),
+        SqlMacro::table(
+            "missing_values",
+            &["events"],
+            analytics_sql!("missing_values.sql"),
+        ),
+        SqlMacro::table(
+            "activity",
+            &["events", "\"by\" := 'hour'"],
+            analytics_sql!("activity.sql"),
+        ),
+        SqlMacro::table(
+            "price_stats",
+            &["events"],
+            analytics_sql!("price_stats.sql"),
+        ),
+        SqlMacro::table(
+            "session_stats",
+            &["events"],
+            analytics_sql!("session_stats.sql"),
+        ),
         SqlMacro::table("funnel", &["events"], analytics_sql!("funnel.sql")),
         SqlMacro::table(
             "top_products",
@@ -99,7 +115,11 @@ mod tests {
                 let expected = format!("ecoreco.{}: parameter `", m.name);
                 assert!(message.starts_with(&expected), "{}: {message:.60}", m.name);
                 let end = message.find("error('").unwrap_or(message.len());
-                assert!(message[..end].contains(", pass "), "{}: {message:.120}", m.name);
+                assert!(
+                    message[..end].contains(", pass "),
+                    "{}: {message:.120}",
+                    m.name
+                );
                 messages += 1;
             }
         }

@@ -7,7 +7,6 @@ use crate::model::csr::Csr;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
-
 /// A reproducible random `n_users × n_items` interaction matrix for
 /// benchmarks: user `u` has `1..=2·mean_per_user − 1` interactions (uniform,
 /// mean `mean_per_user`), items drawn with a popularity skew (`item =

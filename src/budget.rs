@@ -16,7 +16,11 @@ use std::time::Instant;
 pub fn settings_params() -> Vec<Param> {
     vec![
         Param::supplied("threads", SqlType::BigInt, "current_setting('threads')"),
-        Param::supplied("memory_limit", SqlType::Varchar, "current_setting('memory_limit')"),
+        Param::supplied(
+            "memory_limit",
+            SqlType::Varchar,
+            "current_setting('memory_limit')",
+        ),
         Param::supplied(
             "progress",
             SqlType::Varchar,
@@ -157,7 +161,10 @@ mod tests {
     #[test]
     fn duckdb_size_settings_parse() {
         assert_eq!(parse_size("6GB"), Some(6_000_000_000));
-        assert_eq!(parse_size("18.6 GiB"), Some((18.6 * 1024f64.powi(3)) as u64));
+        assert_eq!(
+            parse_size("18.6 GiB"),
+            Some((18.6 * 1024f64.powi(3)) as u64)
+        );
         assert_eq!(parse_size("512.0 MiB"), Some(512 * 1024 * 1024));
         assert_eq!(parse_size("1000 bytes"), Some(1000));
         assert_eq!(parse_size("-1"), None);
@@ -168,15 +175,25 @@ mod tests {
     fn budget_refuses_with_the_size_and_the_setting() {
         let b = Budget::from_setting("1.0 GiB");
         assert!(b.check("x", 1_000_000, "f").is_ok());
-        let e = b.check("ALS training", 3_000_000_000, "users × factors").unwrap_err().to_string();
-        assert!(e.contains("3.00 GB") && e.contains("memory_limit = 1.0 GiB") && e.contains("SET memory_limit"), "{e}");
+        let e = b
+            .check("ALS training", 3_000_000_000, "users × factors")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("3.00 GB")
+                && e.contains("memory_limit = 1.0 GiB")
+                && e.contains("SET memory_limit"),
+            "{e}"
+        );
         assert!(Budget::from_setting("").check("x", u64::MAX, "f").is_ok());
     }
 
     #[test]
     fn fallible_reserve_reports_instead_of_aborting() {
         let mut v: Vec<u64> = Vec::new();
-        let e = reserve(&mut v, usize::MAX / 4, "pairs").unwrap_err().to_string();
+        let e = reserve(&mut v, usize::MAX / 4, "pairs")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("out of memory while holding pairs"), "{e}");
     }
 }

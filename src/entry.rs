@@ -48,9 +48,15 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
     scalar::register::<crate::report::ReportSql>(con.0)?;
     scalar::register::<crate::report::ReportWrite>(con.0)?;
-    aggregate::register::<crate::stream::functions::Replay<crate::stream::outputs::Windows>>(con.0)?;
-    aggregate::register::<crate::stream::functions::Replay<crate::stream::outputs::Recommendations>>(con.0)?;
-    aggregate::register::<crate::stream::functions::Replay<crate::stream::outputs::Products>>(con.0)?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::outputs::Windows>>(
+        con.0,
+    )?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::outputs::Recommendations>>(
+        con.0,
+    )?;
+    aggregate::register::<crate::stream::functions::Replay<crate::stream::outputs::Products>>(
+        con.0,
+    )?;
     aggregate::register::<crate::stream::functions::RecommendSession>(con.0)?;
     aggregate::register::<crate::stream::monitor::InfluxWrite>(con.0)?;
     scalar::register::<crate::stream::monitor::InfluxLine>(con.0)?;

@@ -14,7 +14,11 @@ use crate::binding::SqlMacro;
 
 pub fn macros() -> Vec<SqlMacro> {
     vec![
-        SqlMacro::table("rfm_features", &["events"], analytics_sql!("rfm_features.sql")),
+        SqlMacro::table(
+            "rfm_features",
+            &["events"],
+            analytics_sql!("rfm_features.sql"),
+        ),
         SqlMacro::table(
             "product_features",
             &["events"],

@@ -66,7 +66,12 @@ mod tests {
 
     fn resident_bytes() -> u64 {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+        statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 4096
     }
 
     /// Freed blocks kept apart by live ones cannot leave from the arena's
@@ -76,7 +81,8 @@ mod tests {
     fn freed_heap_leaves_the_resident_set() {
         // A thread of its own: its own arena, away from the other tests'.
         let (before, after) = std::thread::spawn(|| {
-            let mut blocks: Vec<Vec<u8>> = (0..120_000).map(|i| vec![(i % 251) as u8; 2048]).collect();
+            let mut blocks: Vec<Vec<u8>> =
+                (0..120_000).map(|i| vec![(i % 251) as u8; 2048]).collect();
             let mut kept = Vec::new();
             for (i, b) in blocks.drain(..).enumerate() {
                 if i % 16 == 0 {
@@ -86,13 +92,19 @@ mod tests {
             let before = resident_bytes();
             release_free_heap();
             let after = resident_bytes();
-            assert!(kept.iter().enumerate().all(|(i, b)| b[2047] == ((i * 16) % 251) as u8));
+            assert!(kept
+                .iter()
+                .enumerate()
+                .all(|(i, b)| b[2047] == ((i * 16) % 251) as u8));
             (before, after)
         })
         .join()
         .unwrap();
         // About 230 MB were freed, in 30 KB gaps: most of it must go.
-        assert!(before > after + (100 << 20), "resident {before} bytes before the release, {after} after");
+        assert!(
+            before > after + (100 << 20),
+            "resident {before} bytes before the release, {after} after"
+        );
     }
 
     #[test]
@@ -104,7 +116,8 @@ mod tests {
         }
         assert!(big.iter().enumerate().all(|(i, &v)| v == i as f32));
         // Where the kernel takes the advice, the buffer is now (partly) huge pages.
-        let setting = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+        let setting = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .unwrap_or_default();
         if setting.contains("[madvise]") || setting.contains("[always]") {
             let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
             let huge_kb: u64 = smaps
@@ -113,7 +126,10 @@ mod tests {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            assert!(huge_kb >= 2048, "no huge page after the advice ({huge_kb} kB)");
+            assert!(
+                huge_kb >= 2048,
+                "no huge page after the advice ({huge_kb} kB)"
+            );
         }
         let small = vec![1u8; 100];
         advise_huge_pages(&small);

@@ -11,7 +11,6 @@
 //! indices, builds the CSR matrices, trains with [`solver`] and returns the
 //! model as rows ([`crate::model::table`]).
 
-
 pub mod solver;
 pub mod validation;
 pub mod weighting;
@@ -69,10 +68,31 @@ pub fn train_params() -> Vec<Param> {
 pub fn source_params() -> Vec<Param> {
     use SqlType::*;
     vec![
-        Param::named("user_col", Varchar, Value::Text("user_id".into()), "the user column, e.g. user_col := 'user_id'"),
-        Param::named("item_col", Varchar, Value::Text("product_id".into()), "the product column, e.g. item_col := 'product_id'"),
-        Param::named("weight_col", Varchar, Value::Text("weight".into()), "the weight column of a table without event_type, e.g. weight_col := 'weight'"),
-        Param::named("time_col", Varchar, Value::Null, "the time column (TIMESTAMP, DATE or seconds), e.g. time_col := 'eventdate'").nullable(),
+        Param::named(
+            "user_col",
+            Varchar,
+            Value::Text("user_id".into()),
+            "the user column, e.g. user_col := 'user_id'",
+        ),
+        Param::named(
+            "item_col",
+            Varchar,
+            Value::Text("product_id".into()),
+            "the product column, e.g. item_col := 'product_id'",
+        ),
+        Param::named(
+            "weight_col",
+            Varchar,
+            Value::Text("weight".into()),
+            "the weight column of a table without event_type, e.g. weight_col := 'weight'",
+        ),
+        Param::named(
+            "time_col",
+            Varchar,
+            Value::Null,
+            "the time column (TIMESTAMP, DATE or seconds), e.g. time_col := 'eventdate'",
+        )
+        .nullable(),
     ]
 }
 
@@ -81,10 +101,30 @@ pub fn source_params() -> Vec<Param> {
 pub fn weight_params() -> Vec<Param> {
     use SqlType::*;
     vec![
-        Param::named("view", Double, Value::Int(1), "the weight of a view, e.g. view := 1"),
-        Param::named("cart", Double, Value::Int(3), "the weight of a cart event, e.g. cart := 3"),
-        Param::named("purchase", Double, Value::Int(5), "the weight of a purchase, e.g. purchase := 5"),
-        Param::named("cap", Double, Value::Int(10), "the largest summed weight of a pair, e.g. cap := 10"),
+        Param::named(
+            "view",
+            Double,
+            Value::Int(1),
+            "the weight of a view, e.g. view := 1",
+        ),
+        Param::named(
+            "cart",
+            Double,
+            Value::Int(3),
+            "the weight of a cart event, e.g. cart := 3",
+        ),
+        Param::named(
+            "purchase",
+            Double,
+            Value::Int(5),
+            "the weight of a purchase, e.g. purchase := 5",
+        ),
+        Param::named(
+            "cap",
+            Double,
+            Value::Int(10),
+            "the largest summed weight of a pair, e.g. cap := 10",
+        ),
     ]
 }
 
@@ -99,7 +139,9 @@ pub(crate) fn als_params(call: &Args) -> anyhow::Result<AlsParams> {
     Ok(AlsParams {
         factors: call.int("factors")? as usize,
         iterations: call.int("iterations")? as usize,
-        regularization: call.opt_double("regularization")?.unwrap_or(SEED_REGULARIZATION) as f32,
+        regularization: call
+            .opt_double("regularization")?
+            .unwrap_or(SEED_REGULARIZATION) as f32,
         alpha: call.opt_double("alpha")?.unwrap_or(SEED_ALPHA) as f32,
         cg_steps: call.int("cg_steps")? as usize,
         seed: call.int("seed")? as u64,
@@ -133,8 +175,20 @@ pub(crate) fn pair_inputs() -> Vec<Column> {
 /// The SQL expressions the macros pass for [`pair_inputs`] (the columns of
 /// [`pairs_sql`]).
 pub(crate) const PAIR_INPUTS: [&str; 14] = [
-    "user_id", "product_id", "weight", "purchases", "interactions", "category_id", "last_time",
-    "v_weight", "v_purchases", "v_interactions", "v_time", "v_target", "v_cut", "first_time",
+    "user_id",
+    "product_id",
+    "weight",
+    "purchases",
+    "interactions",
+    "category_id",
+    "last_time",
+    "v_weight",
+    "v_purchases",
+    "v_interactions",
+    "v_time",
+    "v_target",
+    "v_cut",
+    "first_time",
 ];
 
 /// What a training aggregate collects: the pairs with their last times,
@@ -164,13 +218,24 @@ pub(crate) fn read_pairs(
     rows: std::ops::Range<usize>,
 ) -> anyhow::Result<()> {
     let cols = PairCols::of(input)?;
-    let (t, vw, vb, vn) = (input.col("last_time")?, input.col("v_weight")?, input.col("v_purchases")?, input.col("v_interactions")?);
-    let (vt, target, cut, first) = (input.col("v_time")?, input.col("v_target")?, input.col("v_cut")?, input.col("first_time")?);
+    let (t, vw, vb, vn) = (
+        input.col("last_time")?,
+        input.col("v_weight")?,
+        input.col("v_purchases")?,
+        input.col("v_interactions")?,
+    );
+    let (vt, target, cut, first) = (
+        input.col("v_time")?,
+        input.col("v_target")?,
+        input.col("v_cut")?,
+        input.col("first_time")?,
+    );
     budget::reserve(&mut data.pairs, rows.len(), "interaction pairs")?;
     budget::reserve(&mut data.times, rows.len(), "interaction times")?;
     budget.check(
         "holding the interaction pairs",
-        ((data.pairs.len() + data.validation.train.len() + 2 * rows.len()) * (std::mem::size_of::<Pair>() + 8)) as u64,
+        ((data.pairs.len() + data.validation.train.len() + 2 * rows.len())
+            * (std::mem::size_of::<Pair>() + 8)) as u64,
         "48 bytes per (user, product) pair, twice (all the data and its validation part)",
     )?;
     let count = |col: usize, row: usize| count_at(input, col, row);
@@ -186,8 +251,15 @@ pub(crate) fn read_pairs(
             (split.cut, split.span) = (cut, cut - first);
         }
         if let Some(v_weight) = input.f64(vw, row) {
-            split.train.push(Pair { weight: v_weight as f32, purchases: count(vb, row), interactions: count(vn, row), ..pair });
-            split.train_times.push(input.f64(vt, row).unwrap_or(f64::NAN));
+            split.train.push(Pair {
+                weight: v_weight as f32,
+                purchases: count(vb, row),
+                interactions: count(vn, row),
+                ..pair
+            });
+            split
+                .train_times
+                .push(input.f64(vt, row).unwrap_or(f64::NAN));
         }
         if input.bool(target, row) == Some(true) {
             split.targets.push((user, product));
@@ -225,13 +297,19 @@ impl PairCols {
 
     /// The pair of `row`; `None` without a user, product or weight.
     pub(crate) fn read(&self, input: &InputChunk, row: usize) -> Option<Pair> {
-        let (user, product, weight) = (input.i64(self.user, row)?, input.i64(self.product, row)?, input.f64(self.weight, row)?);
+        let (user, product, weight) = (
+            input.i64(self.user, row)?,
+            input.i64(self.product, row)?,
+            input.f64(self.weight, row)?,
+        );
         Some(Pair {
             user,
             product,
             weight: weight as f32,
             purchases: count_at(input, self.purchases, row),
-            interactions: input.i64(self.interactions, row).map_or(1, |_| count_at(input, self.interactions, row)),
+            interactions: input
+                .i64(self.interactions, row)
+                .map_or(1, |_| count_at(input, self.interactions, row)),
             category: input.i64(self.category, row).unwrap_or(-1),
         })
     }
@@ -243,7 +321,11 @@ pub(crate) fn plain_pair_inputs() -> Vec<Column> {
 }
 
 /// Reads the plain pairs of `rows` into `pairs`, fallibly.
-pub(crate) fn read_plain_pairs(pairs: &mut Vec<Pair>, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+pub(crate) fn read_plain_pairs(
+    pairs: &mut Vec<Pair>,
+    input: &InputChunk,
+    rows: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
     let cols = PairCols::of(input)?;
     budget::reserve(pairs, rows.len(), "interaction pairs")?;
     pairs.extend(rows.filter_map(|row| cols.read(input, row)));
@@ -283,7 +365,10 @@ impl Trained {
         [
             ("factors", p.factors as f64),
             ("iterations", p.iterations as f64),
-            ("regularization", crate::model::f32_decimal(p.regularization)),
+            (
+                "regularization",
+                crate::model::f32_decimal(p.regularization),
+            ),
             ("alpha", crate::model::f32_decimal(p.alpha)),
             ("cg_steps", p.cg_steps as f64),
             ("seed", p.seed as f64),
@@ -354,7 +439,12 @@ pub(crate) fn train_pairs(
     budget.check(
         "ALS training",
         (pairs.len() * std::mem::size_of::<Pair>()) as u64
-            + training_bytes(user_ids.len(), product_ids.len(), pairs.len(), params.factors),
+            + training_bytes(
+                user_ids.len(),
+                product_ids.len(),
+                pairs.len(),
+                params.factors,
+            ),
         "56 bytes per interaction + 8 × factors bytes per user and per product",
     )?;
     progress.say(format!(
@@ -376,7 +466,8 @@ pub(crate) fn train_pairs(
     }
     let cols: Vec<u32> = pairs.par_iter().map(|p| product_pos[&p.product]).collect();
     let weights: Vec<f32> = pairs.par_iter().map(|p| p.weight).collect();
-    let mut user_items = Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
+    let mut user_items =
+        Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
     weighting::apply(&mut user_items, confidence);
     // The product totals and interests mostly run on one thread: the
     // trainer transposes the matrix and draws its factors meanwhile.
@@ -388,7 +479,11 @@ pub(crate) fn train_pairs(
     drop(pairs);
     let trained = if record_loss {
         trainer.train(params.iterations, |i, loss| {
-            progress.say(format!("iteration {}/{}, loss {loss:.6}", i + 1, params.iterations))
+            progress.say(format!(
+                "iteration {}/{}, loss {loss:.6}",
+                i + 1,
+                params.iterations
+            ))
         })
     } else {
         for _ in 0..params.iterations {
@@ -468,7 +563,11 @@ pub(crate) fn event_stats(
     let mut chunk: Vec<(&[Pair], Option<usize>)> = Vec::with_capacity(INTEREST_CHUNK);
     loop {
         chunk.clear();
-        chunk.extend(runs.by_ref().take(INTEREST_CHUNK).map(|run| (run, user_ids.binary_search(&run[0].user).ok())));
+        chunk.extend(
+            runs.by_ref()
+                .take(INTEREST_CHUNK)
+                .map(|run| (run, user_ids.binary_search(&run[0].user).ok())),
+        );
         if chunk.is_empty() {
             break;
         }
@@ -558,7 +657,10 @@ pub fn interactions_sql(source: &str) -> String {
 /// (`sql/macros/source_rows.sql`), as CTEs; `function` names the caller
 /// in errors.
 pub fn source_rows_sql(function: &str) -> String {
-    include_str!("../../sql/macros/source_rows.sql").replace("ecoreco_function", &crate::binding::sql::quote_literal(function))
+    include_str!("../../sql/macros/source_rows.sql").replace(
+        "ecoreco_function",
+        &crate::binding::sql::quote_literal(function),
+    )
 }
 
 /// The training pairs ([`PAIR_INPUTS`]) of the normalised rows `rows` (a
@@ -606,6 +708,9 @@ pub fn macros() -> Vec<SqlMacro> {
     vec![SqlMacro::table(
         "interactions",
         &interactions,
-        format!("SELECT * FROM ({}) ORDER BY user_id, product_id", interactions_sql("query_table(events)")),
+        format!(
+            "SELECT * FROM ({}) ORDER BY user_id, product_id",
+            interactions_sql("query_table(events)")
+        ),
     )]
 }

@@ -51,20 +51,36 @@ impl ValidationSplit {
             return self.clone();
         }
         let wanted: HashSet<i64> = evaluated.iter().copied().collect();
-        let kept_evaluated = self.train.iter().filter(|p| wanted.contains(&p.user)).count();
+        let kept_evaluated = self
+            .train
+            .iter()
+            .filter(|p| wanted.contains(&p.user))
+            .count();
         let others = self.train.len() - kept_evaluated;
         let share = max_pairs.saturating_sub(kept_evaluated) as f64 / others.max(1) as f64;
         // A user is kept when the top 53 bits of their hash fall below the share.
         let threshold = (share.clamp(0.0, 1.0) * (1u64 << 53) as f64) as u64;
-        let keep = |user: i64| wanted.contains(&user) || crate::rng::mix64(user as u64 ^ seed ^ SAMPLE_SALT) >> 11 < threshold;
-        let mut sample = ValidationSplit { cut: self.cut, span: self.span, ..ValidationSplit::default() };
+        let keep = |user: i64| {
+            wanted.contains(&user)
+                || crate::rng::mix64(user as u64 ^ seed ^ SAMPLE_SALT) >> 11 < threshold
+        };
+        let mut sample = ValidationSplit {
+            cut: self.cut,
+            span: self.span,
+            ..ValidationSplit::default()
+        };
         for (pair, &time) in self.train.iter().zip(&self.train_times) {
             if keep(pair.user) {
                 sample.train.push(*pair);
                 sample.train_times.push(time);
             }
         }
-        sample.targets = self.targets.iter().copied().filter(|t| wanted.contains(&t.0)).collect();
+        sample.targets = self
+            .targets
+            .iter()
+            .copied()
+            .filter(|t| wanted.contains(&t.0))
+            .collect();
         sample
     }
 
@@ -72,7 +88,12 @@ impl ValidationSplit {
     /// by a seeded hash of the user id; sorted by id.
     pub fn evaluated_users(&self, max: usize, seed: u64) -> Vec<i64> {
         let trained: HashSet<i64> = self.train.iter().map(|p| p.user).collect();
-        let mut users: Vec<i64> = self.targets.iter().map(|t| t.0).filter(|u| trained.contains(u)).collect();
+        let mut users: Vec<i64> = self
+            .targets
+            .iter()
+            .map(|t| t.0)
+            .filter(|u| trained.contains(u))
+            .collect();
         users.sort_unstable();
         users.dedup();
         if users.len() > max {
@@ -84,17 +105,27 @@ impl ValidationSplit {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// 1,000 users with 10 pairs each; users 0..5 have a target.
     fn split() -> ValidationSplit {
-        let mut s = ValidationSplit { cut: 50.0, span: 50.0, ..ValidationSplit::default() };
+        let mut s = ValidationSplit {
+            cut: 50.0,
+            span: 50.0,
+            ..ValidationSplit::default()
+        };
         for user in 0..1000i64 {
             for product in 0..10i64 {
-                s.train.push(Pair { user, product, weight: 1.0, purchases: 0, interactions: 1, category: 0 });
+                s.train.push(Pair {
+                    user,
+                    product,
+                    weight: 1.0,
+                    purchases: 0,
+                    interactions: 1,
+                    category: 0,
+                });
                 s.train_times.push((user + product) as f64);
             }
         }
@@ -117,9 +148,17 @@ mod tests {
         let sample = s.sample(&evaluated, 2_000, 7);
         // About 200 of 1,000 users (binomial: 3 sd is about 38 users).
         let users: HashSet<i64> = sample.train.iter().map(|p| p.user).collect();
-        assert!((150..=250).contains(&users.len()), "{} users kept", users.len());
+        assert!(
+            (150..=250).contains(&users.len()),
+            "{} users kept",
+            users.len()
+        );
         for u in &users {
-            assert_eq!(sample.train.iter().filter(|p| p.user == *u).count(), 10, "user {u} kept whole");
+            assert_eq!(
+                sample.train.iter().filter(|p| p.user == *u).count(),
+                10,
+                "user {u} kept whole"
+            );
         }
         assert!(evaluated.iter().all(|u| users.contains(u)));
         // Times travel with their pairs; targets only for evaluated users.
@@ -129,9 +168,22 @@ mod tests {
         assert_eq!(sample.targets, vec![(0, 99), (1, 99), (2, 99)]);
         assert_eq!((sample.cut, sample.span), (50.0, 50.0));
         // Deterministic for a seed, different for another.
-        let again: Vec<i64> = s.sample(&evaluated, 2_000, 7).train.iter().map(|p| p.user).collect();
-        assert_eq!(again, sample.train.iter().map(|p| p.user).collect::<Vec<_>>());
-        let other: HashSet<i64> = s.sample(&evaluated, 2_000, 8).train.iter().map(|p| p.user).collect();
+        let again: Vec<i64> = s
+            .sample(&evaluated, 2_000, 7)
+            .train
+            .iter()
+            .map(|p| p.user)
+            .collect();
+        assert_eq!(
+            again,
+            sample.train.iter().map(|p| p.user).collect::<Vec<_>>()
+        );
+        let other: HashSet<i64> = s
+            .sample(&evaluated, 2_000, 8)
+            .train
+            .iter()
+            .map(|p| p.user)
+            .collect();
         assert_ne!(other, users);
     }
 }

@@ -150,7 +150,14 @@ mod tests {
 
     /// 3 users × 3 products: user 0 {0: 1, 1: 3}, user 1 {0: 10}, user 2 {0: 2, 2: 4}.
     fn matrix() -> Csr {
-        Csr::from_triplets(3, 3, &[0, 0, 1, 2, 2], &[0, 1, 0, 0, 2], &[1.0, 3.0, 10.0, 2.0, 4.0]).unwrap()
+        Csr::from_triplets(
+            3,
+            3,
+            &[0, 0, 1, 2, 2],
+            &[0, 1, 0, 0, 2],
+            &[1.0, 3.0, 10.0, 2.0, 4.0],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -163,17 +170,27 @@ mod tests {
     #[test]
     fn log_by_hand_rescaled_to_the_raw_mean() {
         // ln(1 + r) for r = 1, 3, 10, 2, 4; raw mean 20 / 5 = 4.
-        let logs: Vec<f64> = [1.0f64, 3.0, 10.0, 2.0, 4.0].iter().map(|r| r.ln_1p()).collect();
+        let logs: Vec<f64> = [1.0f64, 3.0, 10.0, 2.0, 4.0]
+            .iter()
+            .map(|r| r.ln_1p())
+            .collect();
         let scale = 4.0 / (logs.iter().sum::<f64>() / 5.0);
         let mut m = matrix();
         apply(&mut m, Confidence::Log);
         for (got, want) in m.values.iter().zip(&logs) {
-            assert!(close(*got as f64, want * scale), "{got} vs {}", want * scale);
+            assert!(
+                close(*got as f64, want * scale),
+                "{got} vs {}",
+                want * scale
+            );
         }
         assert!(close(mean(&m.values), 4.0));
         // Order is preserved and the heavy entry is flattened: 10 was 10× the
         // lightest weight, now ln 11 / ln 2 ≈ 3.46×.
-        assert!(close((m.values[2] / m.values[0]) as f64, 11f64.ln() / 2f64.ln()));
+        assert!(close(
+            (m.values[2] / m.values[0]) as f64,
+            11f64.ln() / 2f64.ln()
+        ));
     }
 
     #[test]
@@ -184,12 +201,22 @@ mod tests {
         let idf = |df: f64| (1.0 + (3.0 - df + 0.5) / (df + 0.5)).ln();
         let norm = |sum: f64| 0.2 + 0.8 * sum / (20.0 / 3.0);
         let w = |r: f64, sum: f64, df: f64| r * 101.0 / (100.0 * norm(sum) + r) * idf(df);
-        let want = [w(1.0, 4.0, 3.0), w(3.0, 4.0, 1.0), w(10.0, 10.0, 3.0), w(2.0, 6.0, 3.0), w(4.0, 6.0, 1.0)];
+        let want = [
+            w(1.0, 4.0, 3.0),
+            w(3.0, 4.0, 1.0),
+            w(10.0, 10.0, 3.0),
+            w(2.0, 6.0, 3.0),
+            w(4.0, 6.0, 1.0),
+        ];
         let scale = 4.0 / (want.iter().sum::<f64>() / 5.0);
         let mut m = matrix();
         apply(&mut m, Confidence::Bm25);
         for (got, want) in m.values.iter().zip(want) {
-            assert!(close(*got as f64, want * scale), "{got} vs {}", want * scale);
+            assert!(
+                close(*got as f64, want * scale),
+                "{got} vs {}",
+                want * scale
+            );
         }
         // The rare product outweighs the common one for user 0 although raw
         // weight 3 vs 1 alone would give 3×: idf makes it more.

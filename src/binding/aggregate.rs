@@ -71,7 +71,10 @@ fn argument_columns<T: AggregateFunction>() -> Vec<Column> {
 }
 
 /// The state DuckDB handed us, if it is one that `init` initialised.
-unsafe fn slot<'a>(function: &str, state: ffi::duckdb_aggregate_state) -> anyhow::Result<&'a mut Slot> {
+unsafe fn slot<'a>(
+    function: &str,
+    state: ffi::duckdb_aggregate_state,
+) -> anyhow::Result<&'a mut Slot> {
     super::state::known(state as *mut u8).ok_or_else(|| super::state::unknown_state(function))
 }
 
@@ -131,14 +134,19 @@ unsafe extern "C" fn update<T: AggregateFunction>(
                 if entry.call.is_none() {
                     entry.call = Some(call.clone());
                 }
-                in_call(&function, T::update(&mut entry.state, &call, &chunk, start..end))
+                in_call(
+                    &function,
+                    T::update(&mut entry.state, &call, &chunk, start..end),
+                )
             })?;
             start = end;
         }
         Ok(())
     });
     if let Err(message) = outcome {
-        set_error(&message, |m| ffi::duckdb_aggregate_function_set_error(info, m));
+        set_error(&message, |m| {
+            ffi::duckdb_aggregate_function_set_error(info, m)
+        });
     }
 }
 
@@ -150,7 +158,10 @@ unsafe extern "C" fn combine<T: AggregateFunction>(
 ) {
     let outcome = guard(T::FUNCTION, "combining partial results", || {
         for i in 0..count as usize {
-            let (from, into) = (slot(T::FUNCTION, *source.add(i))?, slot(T::FUNCTION, *target.add(i))?);
+            let (from, into) = (
+                slot(T::FUNCTION, *source.add(i))?,
+                slot(T::FUNCTION, *target.add(i))?,
+            );
             if from.same(into) {
                 continue;
             }
@@ -167,12 +178,16 @@ unsafe extern "C" fn combine<T: AggregateFunction>(
         Ok(())
     });
     if let Err(message) = outcome {
-        set_error(&message, |m| ffi::duckdb_aggregate_function_set_error(info, m));
+        set_error(&message, |m| {
+            ffi::duckdb_aggregate_function_set_error(info, m)
+        });
     }
 }
 
 /// Finalizes one state into a registered result: `(handle, blocks)`.
-unsafe fn finalize_one<T: AggregateFunction>(state: ffi::duckdb_aggregate_state) -> anyhow::Result<(i64, i64)> {
+unsafe fn finalize_one<T: AggregateFunction>(
+    state: ffi::duckdb_aggregate_state,
+) -> anyhow::Result<(i64, i64)> {
     let state = slot(T::FUNCTION, state)?;
     let Some(entry) = state.take::<T::State, Args>(T::FUNCTION, "finalized")? else {
         anyhow::bail!("{}: {}", T::FUNCTION, T::EMPTY);
@@ -198,14 +213,18 @@ unsafe extern "C" fn finalize<T: AggregateFunction>(
     let blocks = ffi::duckdb_vector_get_data(blocks) as *mut i64;
     for i in 0..count as usize {
         let state = *source.add(i);
-        match guard(T::FUNCTION, "computing the result", || finalize_one::<T>(state)) {
+        match guard(T::FUNCTION, "computing the result", || {
+            finalize_one::<T>(state)
+        }) {
             Ok((handle, n)) => {
                 let row = offset as usize + i;
                 *handles.add(row) = handle;
                 *blocks.add(row) = n;
             }
             Err(message) => {
-                set_error(&message, |m| ffi::duckdb_aggregate_function_set_error(info, m));
+                set_error(&message, |m| {
+                    ffi::duckdb_aggregate_function_set_error(info, m)
+                });
                 return;
             }
         }
@@ -242,7 +261,10 @@ unsafe fn read_blocks<T: AggregateFunction>(
     let mut asked = Vec::with_capacity(rows);
     for row in 0..rows {
         let (Some(handle), Some(block)) = (input.i64(0, row), input.i64(1, row)) else {
-            anyhow::bail!("{}: handle and block must not be NULL; read results through the ecoreco.* macros", T::FUNCTION);
+            anyhow::bail!(
+                "{}: handle and block must not be NULL; read results through the ecoreco.* macros",
+                T::FUNCTION
+            );
         };
         asked.push((handle, block));
     }
@@ -258,7 +280,9 @@ unsafe fn read_blocks<T: AggregateFunction>(
                 usize::try_from(b)
                     .ok()
                     .filter(|&b| b < reader.blocks())
-                    .ok_or_else(|| anyhow::anyhow!("{}: result {handle} has no block {b}", T::FUNCTION))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{}: result {handle} has no block {b}", T::FUNCTION)
+                    })
             })
             .collect::<anyhow::Result<_>>()?;
         let produced: Vec<RowSet> = super::thread_pool(reader.threads())?.install(|| {
@@ -287,7 +311,9 @@ unsafe extern "C" fn reader<T: AggregateFunction>(
         Column::new("block", SqlType::BigInt),
     ];
     let chunk = InputChunk::from_raw(input, &types);
-    if let Err(message) = guard(T::FUNCTION, "producing result rows", || read_blocks::<T>(&chunk, output)) {
+    if let Err(message) = guard(T::FUNCTION, "producing result rows", || {
+        read_blocks::<T>(&chunk, output)
+    }) {
         set_error(&message, |m| ffi::duckdb_scalar_function_set_error(info, m));
     }
 }
@@ -366,7 +392,11 @@ pub fn signature<T: AggregateFunction>(leading: &[&str], extra: &[Param]) -> Vec
 /// order, then every parameter: the expression given in `values` for it,
 /// else the macro's own parameter of that name (or the declared
 /// expression, for parameters the macro supplies).
-pub fn call_sql<T: AggregateFunction>(function: &str, inputs: &[&str], values: &[(&str, String)]) -> String {
+pub fn call_sql<T: AggregateFunction>(
+    function: &str,
+    inputs: &[&str],
+    values: &[(&str, String)],
+) -> String {
     assert_eq!(
         inputs.len(),
         T::inputs().len(),

@@ -60,7 +60,9 @@ impl BlockSource for Computed {
         self.rows.bytes()
     }
     fn block(&self, index: usize) -> anyhow::Result<RowSet> {
-        Ok(self.rows.slice(index * BLOCK_ROWS, (index + 1) * BLOCK_ROWS))
+        Ok(self
+            .rows
+            .slice(index * BLOCK_ROWS, (index + 1) * BLOCK_ROWS))
     }
 }
 
@@ -139,8 +141,9 @@ pub fn register(source: Arc<dyn BlockSource>, threads: i64) -> (i64, i64) {
     }
     let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as i64;
     let mut held = lock();
-    let (large, kept): (VecDeque<_>, VecDeque<_>) =
-        std::mem::take(&mut held.completed).into_iter().partition(|r| r.source.retained_bytes() > LARGE_COMPLETED_BYTES);
+    let (large, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut held.completed)
+        .into_iter()
+        .partition(|r| r.source.retained_bytes() > LARGE_COMPLETED_BYTES);
     held.completed = kept;
     held.reading.push_back(Arc::new(Registered {
         handle,
@@ -229,7 +232,10 @@ mod tests {
 
     fn numbers(n: usize) -> RowSet {
         RowSet {
-            columns: vec![("x".into(), Values::BigInt((0..n as i64).map(Some).collect()))],
+            columns: vec![(
+                "x".into(),
+                Values::BigInt((0..n as i64).map(Some).collect()),
+            )],
         }
     }
 
@@ -264,7 +270,10 @@ mod tests {
             Reader::open("f", h).unwrap().done(1);
         }
         let e = Reader::open("ecoreco.f", handle).err().unwrap().to_string();
-        assert!(e.contains("no longer held") && e.contains("run the query again"), "{e}");
+        assert!(
+            e.contains("no longer held") && e.contains("run the query again"),
+            "{e}"
+        );
         assert_eq!(register(Arc::new(Computed::new(numbers(0))), 1), (0, 0));
     }
 
@@ -288,7 +297,10 @@ mod tests {
         Reader::open("f", handle).unwrap().done(1);
         let (next, _) = register(Arc::new(Computed::new(numbers(1))), 1);
         assert!(Reader::open("f", handle).is_err());
-        assert!(source.upgrade().is_none(), "the large result is still alive");
+        assert!(
+            source.upgrade().is_none(),
+            "the large result is still alive"
+        );
         assert!(Reader::open("f", next).is_ok());
         assert!(Computed::new(numbers(100)).retained_bytes() >= 800);
     }

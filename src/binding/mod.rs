@@ -35,9 +35,7 @@ pub(crate) fn guard<R>(
 ) -> Result<R, String> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => {
-            Err(prefixed(function, format!("{error:#}")))
-        }
+        Ok(Err(error)) => Err(prefixed(function, format!("{error:#}"))),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()

@@ -54,12 +54,16 @@ impl Check {
             (Check::IntRange(min, max), Value::Int(v)) if v < min || v > max => Some(format!(
                 "parameter `{name}` is {v}; pass an integer between {min} and {max}"
             )),
-            (Check::Range(min, max), Value::Double(v)) if !v.is_finite() || v < min || v > max => Some(format!(
-                "parameter `{name}` is {v}; pass a finite number between {min} and {max}"
-            )),
-            (Check::Range(min, max), Value::Int(v)) if (*v as f64) < *min || (*v as f64) > *max => Some(format!(
-                "parameter `{name}` is {v}; pass a finite number between {min} and {max}"
-            )),
+            (Check::Range(min, max), Value::Double(v)) if !v.is_finite() || v < min || v > max => {
+                Some(format!(
+                    "parameter `{name}` is {v}; pass a finite number between {min} and {max}"
+                ))
+            }
+            (Check::Range(min, max), Value::Int(v)) if (*v as f64) < *min || (*v as f64) > *max => {
+                Some(format!(
+                    "parameter `{name}` is {v}; pass a finite number between {min} and {max}"
+                ))
+            }
             (Check::OneOf(choices), Value::Text(v))
                 if !choices.iter().any(|c| c.eq_ignore_ascii_case(v)) =>
             {
@@ -229,13 +233,25 @@ impl Args {
         Ok(matches!(self.get(name)?, Value::Null))
     }
     pub fn opt_double(&self, name: &str) -> anyhow::Result<Option<f64>> {
-        if self.is_null(name)? { Ok(None) } else { self.double(name).map(Some) }
+        if self.is_null(name)? {
+            Ok(None)
+        } else {
+            self.double(name).map(Some)
+        }
     }
     pub fn opt_int(&self, name: &str) -> anyhow::Result<Option<i64>> {
-        if self.is_null(name)? { Ok(None) } else { self.int(name).map(Some) }
+        if self.is_null(name)? {
+            Ok(None)
+        } else {
+            self.int(name).map(Some)
+        }
     }
     pub fn opt_text(&self, name: &str) -> anyhow::Result<Option<&str>> {
-        if self.is_null(name)? { Ok(None) } else { self.text(name).map(Some) }
+        if self.is_null(name)? {
+            Ok(None)
+        } else {
+            self.text(name).map(Some)
+        }
     }
     pub fn int(&self, name: &str) -> anyhow::Result<i64> {
         match self.get(name)? {

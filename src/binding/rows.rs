@@ -56,7 +56,11 @@ impl InputChunk {
                 }
             })
             .collect();
-        InputChunk { rows, columns, names }
+        InputChunk {
+            rows,
+            columns,
+            names,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -264,14 +268,19 @@ impl RowSet {
             .columns
             .iter()
             .position(|(n, _)| n == name)
-            .ok_or_else(|| anyhow::anyhow!("internal error: no result column `{name}` is declared"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("internal error: no result column `{name}` is declared")
+            })?;
         anyhow::ensure!(
             self.columns[index].1.sql_type() == T::sql_type(),
             "internal error: result column `{name}` is declared {}, written as {}",
             self.columns[index].1.sql_type().sql_name(),
             T::sql_type().sql_name()
         );
-        Ok(Col { index, _type: std::marker::PhantomData })
+        Ok(Col {
+            index,
+            _type: std::marker::PhantomData,
+        })
     }
     /// Appends a value to column `col` (every column gets one per row).
     pub fn put<T: Cell>(&mut self, col: Col<T>, value: Option<T>) {

@@ -168,7 +168,9 @@ impl Slot {
             Some(Stored::Live(any)) => any
                 .downcast::<Entry<S, A>>()
                 .map(|entry| Some(*entry))
-                .map_err(|_| anyhow::anyhow!("{function} was handed the state of another aggregate")),
+                .map_err(|_| {
+                    anyhow::anyhow!("{function} was handed the state of another aggregate")
+                }),
             Some(Stored::Taken(by)) => Err(reused(function, by)),
         }
     }
@@ -195,7 +197,10 @@ impl Slot {
 /// How many states are registered (live or tombstones): for tests.
 #[cfg(test)]
 pub(crate) fn registered() -> usize {
-    shards().iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+    shards()
+        .iter()
+        .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+        .sum()
 }
 
 #[cfg(test)]
@@ -219,9 +224,20 @@ mod tests {
         let taken = a.take::<Vec<i32>, ()>("f", "finalized").unwrap().unwrap();
         assert_eq!(taken.state, vec![1]);
         // A second finalize (window frames) is an error, not a double move.
-        let again = a.take::<Vec<i32>, ()>("f", "finalized").err().unwrap().to_string();
-        assert!(again.contains("already finalized") && again.contains("window"), "{again}");
-        let update = a.with::<Vec<i32>, (), _>("f", |_| Ok(())).err().unwrap().to_string();
+        let again = a
+            .take::<Vec<i32>, ()>("f", "finalized")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            again.contains("already finalized") && again.contains("window"),
+            "{again}"
+        );
+        let update = a
+            .with::<Vec<i32>, (), _>("f", |_| Ok(()))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(update.contains("already finalized"), "{update}");
         a.destroy();
     }
@@ -234,7 +250,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let mut copy = Slot { tag: a.tag, id: a.id };
+        let mut copy = Slot {
+            tag: a.tag,
+            id: a.id,
+        };
         let before = registered();
         a.destroy();
         copy.destroy();
@@ -247,11 +266,19 @@ mod tests {
     #[test]
     fn uninitialised_memory_and_foreign_states_are_refused() {
         let junk = Slot { tag: 7, id: 99 };
-        let e = junk.with::<u8, (), _>("f", |_| Ok(())).err().unwrap().to_string();
+        let e = junk
+            .with::<u8, (), _>("f", |_| Ok(()))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("did not initialise"), "{e}");
         let mut a = slot();
         a.with::<u8, (), _>("f", |_| Ok(())).unwrap();
-        let e = a.with::<u16, (), _>("f", |_| Ok(())).err().unwrap().to_string();
+        let e = a
+            .with::<u16, (), _>("f", |_| Ok(()))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("another aggregate"), "{e}");
         a.destroy();
     }

@@ -185,7 +185,11 @@ mod tests {
     fn perfect_ranking_scores_one() {
         // R larger than k: recall is capped at k/|R|, the others reach 1.
         let m = ranking_metrics(&[vec![4, 2, 9]], &[vec![9, 2, 4, 7]], 3, 10);
-        assert!(close(m.precision.unwrap(), 1.0) && close(m.ndcg.unwrap(), 1.0) && close(m.map.unwrap(), 1.0));
+        assert!(
+            close(m.precision.unwrap(), 1.0)
+                && close(m.ndcg.unwrap(), 1.0)
+                && close(m.map.unwrap(), 1.0)
+        );
         assert!(close(m.recall.unwrap(), 0.75));
     }
 

@@ -18,15 +18,18 @@
 
 pub mod metrics;
 
-use crate::train::tune::{self, Candidate};
-use crate::train::plain_choice;
-use crate::als::{als_params, pair_inputs, read_pairs, source_params, train_params, weight_params, TrainingData, PAIR_INPUTS};
+use crate::als::{
+    als_params, pair_inputs, read_pairs, source_params, train_params, weight_params, TrainingData,
+    PAIR_INPUTS,
+};
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
 use crate::budget::{Budget, Progress};
 use crate::recommend::serving::ServingModel;
+use crate::train::plain_choice;
+use crate::train::tune::{self, Candidate};
 use metrics::{ranking_metrics, rmse};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -85,7 +88,12 @@ impl AggregateFunction for Evaluate {
     fn columns() -> Vec<Column> {
         metric_columns()
     }
-    fn update(state: &mut EvalState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut EvalState,
+        call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let (part, user, product, weight, relevant) = (
             input.col("part")?,
@@ -111,7 +119,9 @@ impl AggregateFunction for Evaluate {
                         continue;
                     };
                     let w = input.f64(weight, row).unwrap_or(0.0) as f32;
-                    state.test.push((u, p, w, input.bool(relevant, row).unwrap_or(false)));
+                    state
+                        .test
+                        .push((u, p, w, input.bool(relevant, row).unwrap_or(false)));
                 }
             }
             start = end;
@@ -141,19 +151,37 @@ impl AggregateFunction for Evaluate {
         crate::binding::thread_pool(call.int("threads")?)?.install(|| {
             let data = std::mem::take(&mut state.train);
             let fit = |candidate: &Candidate, pairs| {
-                tune::fit_all(pairs, &data.times, &base, candidate, base.iterations, 0.0, false, &budget, &progress)
-                    .and_then(|t| ServingModel::new(t.model))
+                tune::fit_all(
+                    pairs,
+                    &data.times,
+                    &base,
+                    candidate,
+                    base.iterations,
+                    0.0,
+                    false,
+                    &budget,
+                    &progress,
+                )
+                .and_then(|t| ServingModel::new(t.model))
             };
             let outcome = if call.boolean("search")? {
                 tune::choose(&data.validation, &base, plain, searched, &budget, &progress)?
             } else {
                 None
             };
-            let (chosen, chosen_blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+            let (chosen, chosen_blend) = outcome
+                .as_ref()
+                .map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
             let plain_model = fit(&plain, data.pairs.clone())?;
-            let tuned_model = if chosen == plain { None } else { Some(fit(&chosen, data.pairs.clone())?) };
+            let tuned_model = if chosen == plain {
+                None
+            } else {
+                Some(fit(&chosen, data.pairs.clone())?)
+            };
             let tuned = tuned_model.as_ref().unwrap_or(&plain_model);
-            let blend = call.opt_double("blend")?.unwrap_or(crate::model::f32_decimal(chosen_blend));
+            let blend = call
+                .opt_double("blend")?
+                .unwrap_or(crate::model::f32_decimal(chosen_blend));
             // Held-out sets per evaluated user (model index: both models
             // index the same users), sorted by user id.
             state.test.sort_unstable_by_key(|t| (t.0, t.1));
@@ -205,12 +233,26 @@ impl AggregateFunction for Evaluate {
             let error = rmse(&predicted, &actual);
             let mut rows = RowSet::for_columns(&metric_columns());
             for (name, lists, blend, candidate, rmse) in [
-                ("als", lists(&plain_model, 0.0), 0.0, Some(plain), Some(error)),
+                (
+                    "als",
+                    lists(&plain_model, 0.0),
+                    0.0,
+                    Some(plain),
+                    Some(error),
+                ),
                 ("tuned", lists(tuned, 0.0), 0.0, Some(chosen), None),
                 ("default", lists(tuned, blend), blend, Some(chosen), None),
                 ("popularity", popular, 1.0, None, None),
             ] {
-                push_metrics(&mut rows, name, k, &ranking_metrics(&lists, &held_out, k, n_items), blend, candidate, rmse)?;
+                push_metrics(
+                    &mut rows,
+                    name,
+                    k,
+                    &ranking_metrics(&lists, &held_out, k, n_items),
+                    blend,
+                    candidate,
+                    rmse,
+                )?;
             }
             Ok(Arc::new(Computed::new(rows)) as Arc<dyn BlockSource>)
         })
@@ -249,7 +291,10 @@ fn push_metrics(
     let c = rows.col("alpha")?;
     rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.alpha)));
     let c = rows.col("regularization")?;
-    rows.put(c, candidate.map(|c| crate::model::f32_decimal(c.regularization)));
+    rows.put(
+        c,
+        candidate.map(|c| crate::model::f32_decimal(c.regularization)),
+    );
     let c = rows.col::<String>("confidence")?;
     rows.put_str(c, candidate.map(|c| c.confidence.name()));
     let c = rows.col("half_life_days")?;

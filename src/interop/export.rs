@@ -61,7 +61,10 @@ pub fn uid(model_id: i64) -> String {
 /// exist yet (Spark's `save` refuses an existing path too). Returns the
 /// path written.
 pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathBuf> {
-    anyhow::ensure!(!path.is_empty(), "parameter `path` is empty; pass the folder to create, e.g. 'models/als'");
+    anyhow::ensure!(
+        !path.is_empty(),
+        "parameter `path` is empty; pass the folder to create, e.g. 'models/als'"
+    );
     anyhow::ensure!(
         !path.contains("://"),
         "path '{path}' is not a local path; export to a local folder and copy it (e.g. to HDFS or S3) from there"
@@ -95,7 +98,12 @@ pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathB
     fs::create_dir(&staging)
         .map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", staging.display()))?;
     let written = (|| {
-        let metadata = als_model_json(&uid(model.model_id), model.rank, model.blend, now / 1_000_000);
+        let metadata = als_model_json(
+            &uid(model.model_id),
+            model.rank,
+            model.blend,
+            now / 1_000_000,
+        );
         write_part(&staging.join("metadata"), "part-00000", |w| {
             writeln!(w, "{metadata}")?;
             Ok(())
@@ -126,13 +134,16 @@ fn write_part(
 ) -> anyhow::Result<()> {
     fs::create_dir(dir).map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", dir.display()))?;
     let path = dir.join(file);
-    let mut f = File::create(&path).map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", path.display()))?;
+    let mut f = File::create(&path)
+        .map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", path.display()))?;
     {
         let mut w = BufWriter::with_capacity(1 << 20, &mut f);
         body(&mut w).map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
-        w.flush().map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
+        w.flush()
+            .map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
     }
-    f.sync_all().map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
+    f.sync_all()
+        .map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
     File::create(dir.join("_SUCCESS"))?.sync_all()?;
     sync_dir(dir)
 }
@@ -176,9 +187,18 @@ mod tests {
         write_als_model(path.to_str().unwrap(), &model()).unwrap();
         // The staging folder is gone: only the model is left.
         assert_eq!(entries(tmp.path()), vec!["als"]);
-        assert_eq!(entries(&path), vec!["itemFactors", "metadata", "userFactors"]);
-        assert_eq!(entries(&path.join("metadata")), vec!["_SUCCESS", "part-00000"]);
-        assert_eq!(entries(&path.join("userFactors")), vec!["_SUCCESS", "part-00000.parquet"]);
+        assert_eq!(
+            entries(&path),
+            vec!["itemFactors", "metadata", "userFactors"]
+        );
+        assert_eq!(
+            entries(&path.join("metadata")),
+            vec!["_SUCCESS", "part-00000"]
+        );
+        assert_eq!(
+            entries(&path.join("userFactors")),
+            vec!["_SUCCESS", "part-00000.parquet"]
+        );
         let text = fs::read_to_string(path.join("metadata/part-00000")).unwrap();
         assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
         let meta = Metadata::parse(&text).unwrap();
@@ -198,7 +218,10 @@ mod tests {
         assert!(err.to_string().contains("already exists"), "{err}");
         let deep = tmp.path().join("no/such/als");
         let err = write_als_model(deep.to_str().unwrap(), &model()).unwrap_err();
-        assert!(err.to_string().contains("does not exist; create it first"), "{err}");
+        assert!(
+            err.to_string().contains("does not exist; create it first"),
+            "{err}"
+        );
         let err = write_als_model("s3://bucket/als", &model()).unwrap_err();
         assert!(err.to_string().contains("not a local path"), "{err}");
         assert_eq!(entries(tmp.path()), vec!["als"]);
@@ -212,9 +235,16 @@ mod tests {
         let mut m = model();
         m.product_ids = vec![100, 3_000_000_000, 4_000_000_000];
         let err = write_als_model(path.to_str().unwrap(), &m).unwrap_err();
-        assert!(err.to_string().starts_with("product_id 3000000000 does not fit Spark's INT"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("product_id 3000000000 does not fit Spark's INT"),
+            "{err}"
+        );
         assert!(entries(tmp.path()).is_empty());
-        assert_eq!(int_ids("user_id", &[i32::MIN as i64, i32::MAX as i64]).unwrap(), vec![i32::MIN, i32::MAX]);
+        assert_eq!(
+            int_ids("user_id", &[i32::MIN as i64, i32::MAX as i64]).unwrap(),
+            vec![i32::MIN, i32::MAX]
+        );
         assert!(int_ids("user_id", &[i32::MIN as i64 - 1]).is_err());
     }
 

@@ -37,7 +37,12 @@ const ROWS_PER_GROUP: usize = 65_536;
 
 /// Writes `ids.len()` rows; row `r` has features
 /// `factors[r * rank..(r + 1) * rank]`.
-pub fn write_factors<W: Write + Send>(out: W, ids: &[i32], factors: &[f32], rank: usize) -> anyhow::Result<W> {
+pub fn write_factors<W: Write + Send>(
+    out: W,
+    ids: &[i32],
+    factors: &[f32],
+    rank: usize,
+) -> anyhow::Result<W> {
     anyhow::ensure!(rank > 0, "internal error: rank 0");
     anyhow::ensure!(
         factors.len() == ids.len() * rank,
@@ -70,7 +75,8 @@ pub fn write_factors<W: Write + Send>(out: W, ids: &[i32], factors: &[f32], rank
         while let Some(mut col) = group.next_column()? {
             match column {
                 0 => {
-                    col.typed::<Int32Type>().write_batch(&ids[start..end], None, None)?;
+                    col.typed::<Int32Type>()
+                        .write_batch(&ids[start..end], None, None)?;
                 }
                 _ => {
                     let def = vec![2i16; rows * rank];
@@ -108,7 +114,11 @@ mod tests {
             .metadata()
             .file_metadata()
             .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|k| k.key.contains("row.metadata")).and_then(|k| k.value.clone()));
+            .and_then(|kv| {
+                kv.iter()
+                    .find(|k| k.key.contains("row.metadata"))
+                    .and_then(|k| k.value.clone())
+            });
         let (mut ids, mut features) = (Vec::new(), Vec::new());
         for row in reader.get_row_iter(None).unwrap() {
             let row = row.unwrap();
@@ -138,7 +148,14 @@ mod tests {
         let bytes = write_factors(Vec::new(), &ids, &factors, 2).unwrap();
         let (got_ids, got, schema) = read_back(bytes);
         assert_eq!(got_ids, ids);
-        assert_eq!(got, vec![vec![0.5, -1.0], vec![2.0, 3.5], vec![f32::MIN_POSITIVE, -0.0]]);
+        assert_eq!(
+            got,
+            vec![
+                vec![0.5, -1.0],
+                vec![2.0, 3.5],
+                vec![f32::MIN_POSITIVE, -0.0]
+            ]
+        );
         assert_eq!(schema.as_deref(), Some(SPARK_ROW_METADATA));
     }
 

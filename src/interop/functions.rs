@@ -34,7 +34,10 @@ const EXPORT_FROM_SQL: &str = include_str!("../../sql/macros/spark_export.sql");
 
 /// `name` as an SQL string literal; NUL bytes cannot be passed on.
 fn literal(what: &str, text: &str) -> anyhow::Result<String> {
-    anyhow::ensure!(!text.contains('\0'), "parameter `{what}` contains a NUL character");
+    anyhow::ensure!(
+        !text.contains('\0'),
+        "parameter `{what}` contains a NUL character"
+    );
     Ok(quote_literal(text))
 }
 
@@ -47,7 +50,10 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
         sql.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         match after.find('}').and_then(|close| {
-            values.iter().find(|(name, _)| *name == &after[..close]).map(|(_, value)| (close, value))
+            values
+                .iter()
+                .find(|(name, _)| *name == &after[..close])
+                .map(|(_, value)| (close, value))
         }) {
             Some((close, value)) => {
                 sql.push_str(value);
@@ -81,8 +87,10 @@ fn check_local_model(path: &str) -> anyhow::Result<()> {
     // What kind of model it is, before looking for factor files: a
     // PipelineModel or an indexer passed by mistake gets named as such.
     if let Some(text) = first_part(&root.join("metadata")) {
-        let meta = Metadata::parse(&text).map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
-        AlsMetadata::from_metadata(&meta).map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
+        let meta = Metadata::parse(&text)
+            .map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
+        AlsMetadata::from_metadata(&meta)
+            .map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
     }
     for side in ["userFactors", "itemFactors"] {
         let has_parquet = std::fs::read_dir(root.join(side))
@@ -107,7 +115,10 @@ fn first_part(dir: &Path) -> Option<String> {
         .ok()?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+        })
         .collect();
     parts.sort();
     std::fs::read_to_string(parts.first()?).ok()
@@ -128,7 +139,11 @@ fn check_local_indexer(path: &str) -> anyhow::Result<()> {
     let meta = Metadata::parse(&text).map_err(|e| anyhow::anyhow!("indexer '{path}': {e}"))?;
     let has_data = |dir: &Path| {
         std::fs::read_dir(dir.join("data"))
-            .map(|entries| entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".parquet")))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+            })
             .unwrap_or(false)
     };
     let found = match meta.class.as_str() {
@@ -148,7 +163,11 @@ fn check_local_indexer(path: &str) -> anyhow::Result<()> {
 }
 
 /// The import query for these arguments.
-pub fn import_sql(path: &str, events: Option<&str>, indexer: Option<&str>) -> anyhow::Result<String> {
+pub fn import_sql(
+    path: &str,
+    events: Option<&str>,
+    indexer: Option<&str>,
+) -> anyhow::Result<String> {
     let base = path.trim_end_matches('/');
     let indexer_rows = match indexer {
         None => String::new(),
@@ -157,8 +176,14 @@ pub fn import_sql(path: &str, events: Option<&str>, indexer: Option<&str>) -> an
             fill(
                 IMPORT_INDEXER_SQL,
                 &[
-                    ("indexer_metadata_glob", &literal("indexer", &format!("{ix}/**/metadata/part-*"))?),
-                    ("indexer_data_glob", &literal("indexer", &format!("{ix}/**/data/*.parquet"))?),
+                    (
+                        "indexer_metadata_glob",
+                        &literal("indexer", &format!("{ix}/**/metadata/part-*"))?,
+                    ),
+                    (
+                        "indexer_data_glob",
+                        &literal("indexer", &format!("{ix}/**/data/*.parquet"))?,
+                    ),
                 ],
             )
         }
@@ -170,9 +195,18 @@ pub fn import_sql(path: &str, events: Option<&str>, indexer: Option<&str>) -> an
     let from = fill(
         IMPORT_SQL,
         &[
-            ("metadata_glob", &literal("path", &format!("{base}/metadata/part-*"))?),
-            ("user_glob", &literal("path", &format!("{base}/userFactors/*.parquet"))?),
-            ("item_glob", &literal("path", &format!("{base}/itemFactors/*.parquet"))?),
+            (
+                "metadata_glob",
+                &literal("path", &format!("{base}/metadata/part-*"))?,
+            ),
+            (
+                "user_glob",
+                &literal("path", &format!("{base}/userFactors/*.parquet"))?,
+            ),
+            (
+                "item_glob",
+                &literal("path", &format!("{base}/itemFactors/*.parquet"))?,
+            ),
             ("indexer_rows", &indexer_rows),
             ("event_rows", &event_rows),
         ],
@@ -182,7 +216,10 @@ pub fn import_sql(path: &str, events: Option<&str>, indexer: Option<&str>) -> an
         &IMPORT_INPUTS,
         &[
             ("path", literal("path", path)?),
-            ("with_indexer", if indexer.is_some() { "true" } else { "false" }.to_string()),
+            (
+                "with_indexer",
+                if indexer.is_some() { "true" } else { "false" }.to_string(),
+            ),
         ],
         &from,
     ))
@@ -207,9 +244,14 @@ impl ScalarFunction for ImportSql {
 fn write_import_sql(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
     for row in 0..input.rows() {
         let path = input.str(0, row).ok_or_else(|| {
-            anyhow::anyhow!("parameter `path` is NULL; pass the folder that ALSModel.save(path) wrote")
+            anyhow::anyhow!(
+                "parameter `path` is NULL; pass the folder that ALSModel.save(path) wrote"
+            )
         })?;
-        anyhow::ensure!(!path.is_empty(), "parameter `path` is empty; pass the folder that ALSModel.save(path) wrote");
+        anyhow::ensure!(
+            !path.is_empty(),
+            "parameter `path` is empty; pass the folder that ALSModel.save(path) wrote"
+        );
         if input.bool(3, row) != Some(true) {
             anyhow::bail!("reading files is disabled (enable_external_access is false); enable it to import a model");
         }
@@ -240,7 +282,17 @@ fn import_inputs() -> Vec<Column> {
 }
 
 const IMPORT_INPUTS: [&str; 12] = [
-    "kind", "file", "text", "id", "features", "col", "user_id", "product_id", "weight", "purchases", "interactions",
+    "kind",
+    "file",
+    "text",
+    "id",
+    "features",
+    "col",
+    "user_id",
+    "product_id",
+    "weight",
+    "purchases",
+    "interactions",
     "category_id",
 ];
 
@@ -254,17 +306,23 @@ impl ImportState {
     fn label_file(&mut self, name: String) -> u32 {
         let next = self.label_file_index.len() as u32;
         let parts = &mut self.parts;
-        *self.label_file_index.entry(name.clone()).or_insert_with(|| {
-            parts.label_files.push(name);
-            next
-        })
+        *self
+            .label_file_index
+            .entry(name.clone())
+            .or_insert_with(|| {
+                parts.label_files.push(name);
+                next
+            })
     }
 }
 
 fn factors(input: &InputChunk, col: usize, row: usize, what: &str) -> anyhow::Result<Vec<f32>> {
     match input.list::<f32>(col, row) {
         Some(Ok(values)) => Ok(values.to_vec()),
-        Some(Err(at)) => anyhow::bail!("a {what} features list has a NULL at position {}; the model folder is damaged", at + 1),
+        Some(Err(at)) => anyhow::bail!(
+            "a {what} features list has a NULL at position {}; the model folder is damaged",
+            at + 1
+        ),
         None => anyhow::bail!("a {what} row has NULL features; the model folder is damaged"),
     }
 }
@@ -281,8 +339,16 @@ impl AggregateFunction for SparkImport {
     }
     fn params() -> Vec<Param> {
         let mut params = vec![
-            Param::positional("path", SqlType::Varchar, "the folder ALSModel.save(path) wrote, e.g. 'models/als'"),
-            Param::positional("with_indexer", SqlType::Boolean, "whether an indexer maps indices back to ids"),
+            Param::positional(
+                "path",
+                SqlType::Varchar,
+                "the folder ALSModel.save(path) wrote, e.g. 'models/als'",
+            ),
+            Param::positional(
+                "with_indexer",
+                SqlType::Boolean,
+                "whether an indexer maps indices back to ids",
+            ),
         ];
         params.extend(budget::settings_params());
         params
@@ -290,7 +356,12 @@ impl AggregateFunction for SparkImport {
     fn columns() -> Vec<Column> {
         table::columns()
     }
-    fn update(state: &mut ImportState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut ImportState,
+        _call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         let (kind, file, text, id, features, col) = (
             input.col("kind")?,
             input.col("file")?,
@@ -334,7 +405,11 @@ impl AggregateFunction for SparkImport {
     fn combine(target: &mut ImportState, source: ImportState) -> anyhow::Result<()> {
         let s = source.parts;
         // Label files are interned per state: renumber the source's.
-        let remap: Vec<u32> = s.label_files.into_iter().map(|name| target.label_file(name)).collect();
+        let remap: Vec<u32> = s
+            .label_files
+            .into_iter()
+            .map(|name| target.label_file(name))
+            .collect();
         let t = &mut target.parts;
         t.metadata.extend(s.metadata);
         t.indexer_metadata.extend(s.indexer_metadata);
@@ -345,13 +420,22 @@ impl AggregateFunction for SparkImport {
         budget::reserve(&mut t.pairs, s.pairs.len(), "interaction pairs")?;
         t.pairs.extend(s.pairs);
         budget::reserve(&mut t.labels, s.labels.len(), "indexer labels")?;
-        t.labels.extend(s.labels.into_iter().map(|(f, c, i, l)| (remap[f as usize], c, i, l)));
+        t.labels.extend(
+            s.labels
+                .into_iter()
+                .map(|(f, c, i, l)| (remap[f as usize], c, i, l)),
+        );
         Ok(())
     }
     fn finalize(state: ImportState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
         let (path, with_indexer) = (call.text("path")?, call.boolean("with_indexer")?);
-        let imported = crate::binding::thread_pool(call.int("threads")?)?.install(|| build(state.parts, path, with_indexer))?;
-        Ok(Arc::new(ModelTable::new(imported.model, imported.params, Vec::new())))
+        let imported = crate::binding::thread_pool(call.int("threads")?)?
+            .install(|| build(state.parts, path, with_indexer))?;
+        Ok(Arc::new(ModelTable::new(
+            imported.model,
+            imported.params,
+            Vec::new(),
+        )))
     }
 }
 
@@ -363,10 +447,17 @@ pub struct ExportState {
     products: Vec<(i64, Vec<f32>)>,
 }
 
-fn sorted_side(mut rows: Vec<(i64, Vec<f32>)>, rank: usize, side: &str) -> anyhow::Result<(Vec<i64>, Vec<f32>)> {
+fn sorted_side(
+    mut rows: Vec<(i64, Vec<f32>)>,
+    rank: usize,
+    side: &str,
+) -> anyhow::Result<(Vec<i64>, Vec<f32>)> {
     rows.sort_unstable_by_key(|r| r.0);
     if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
-        anyhow::bail!("the model has two {side} rows for id {}; pass a table made by ecoreco.als_train", w[0].0);
+        anyhow::bail!(
+            "the model has two {side} rows for id {}; pass a table made by ecoreco.als_train",
+            w[0].0
+        );
     }
     let mut factors = Vec::new();
     budget::reserve(&mut factors, rows.len() * rank, "factors")?;
@@ -411,8 +502,16 @@ impl AggregateFunction for SparkExport {
     }
     fn params() -> Vec<Param> {
         let mut params = vec![
-            Param::positional("path", SqlType::Varchar, "the folder to create, e.g. 'models/als'"),
-            Param::supplied("external_access", SqlType::Boolean, "current_setting('enable_external_access')"),
+            Param::positional(
+                "path",
+                SqlType::Varchar,
+                "the folder to create, e.g. 'models/als'",
+            ),
+            Param::supplied(
+                "external_access",
+                SqlType::Boolean,
+                "current_setting('enable_external_access')",
+            ),
         ];
         params.extend(budget::settings_params());
         params
@@ -420,12 +519,22 @@ impl AggregateFunction for SparkExport {
     fn columns() -> Vec<Column> {
         export_columns()
     }
-    fn update(state: &mut ExportState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut ExportState,
+        call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         anyhow::ensure!(
             call.boolean("external_access")?,
             "writing files is disabled (enable_external_access is false); enable it to export a model"
         );
-        let (side, id, factors_col, model_id) = (input.col("side")?, input.col("id")?, input.col("factors")?, input.col("model_id")?);
+        let (side, id, factors_col, model_id) = (
+            input.col("side")?,
+            input.col("id")?,
+            input.col("factors")?,
+            input.col("model_id")?,
+        );
         let (name, value) = (input.col("name")?, input.col("value")?);
         for row in rows {
             if state.model_id.is_none() {
@@ -438,11 +547,17 @@ impl AggregateFunction for SparkExport {
                 }
                 continue;
             }
-            let id = input
-                .i64(id, row)
-                .ok_or_else(|| anyhow::anyhow!("a {side} row has a NULL id; pass a table made by ecoreco.als_train"))?;
+            let id = input.i64(id, row).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "a {side} row has a NULL id; pass a table made by ecoreco.als_train"
+                )
+            })?;
             let f = factors(input, factors_col, row, side)?;
-            let target = if side == "user" { &mut state.users } else { &mut state.products };
+            let target = if side == "user" {
+                &mut state.users
+            } else {
+                &mut state.products
+            };
             budget::reserve(target, 1, "factor rows")?;
             target.push((id, f));
         }
@@ -468,18 +583,37 @@ impl AggregateFunction for SparkExport {
             "the model table has no user or no product rows; pass a table made by ecoreco.als_train"
         );
         let rank = state.products[0].1.len();
-        anyhow::ensure!(rank > 0, "the model's factors are empty; the model table is damaged");
+        anyhow::ensure!(
+            rank > 0,
+            "the model's factors are empty; the model table is damaged"
+        );
         let (user_ids, user_factors) = sorted_side(state.users, rank, "user")?;
         let (product_ids, product_factors) = sorted_side(state.products, rank, "product")?;
         // A table without a blend row was made before models stored one.
         let blend = state.blend.unwrap_or(crate::model::LEGACY_BLEND);
         let model_id = state.model_id.unwrap_or_else(|| {
-            crate::model::model_id(&[&user_factors, &product_factors, &[blend]], &[&user_ids, &product_ids])
+            crate::model::model_id(
+                &[&user_factors, &product_factors, &[blend]],
+                &[&user_ids, &product_ids],
+            )
         });
-        let factors = SparkFactors { model_id, blend, rank, user_ids, user_factors, product_ids, product_factors };
+        let factors = SparkFactors {
+            model_id,
+            blend,
+            rank,
+            user_ids,
+            user_factors,
+            product_ids,
+            product_factors,
+        };
         let written = write_als_model(path, &factors)?;
         let mut out = RowSet::for_columns(&export_columns());
-        let (p, u, n, r) = (out.col("path")?, out.col("users")?, out.col("products")?, out.col("rank")?);
+        let (p, u, n, r) = (
+            out.col("path")?,
+            out.col("users")?,
+            out.col("products")?,
+            out.col("rank")?,
+        );
         out.put(p, Some(written.to_string_lossy().into_owned()));
         out.put(u, Some(factors.user_ids.len() as i64));
         out.put(n, Some(factors.product_ids.len() as i64));
@@ -518,34 +652,68 @@ mod tests {
     fn import_sql_quotes_every_name_and_leaves_out_absent_parts() {
         let sql = import_sql("/m'x/", Some("ev'"), None).unwrap();
         assert!(sql.contains("read_text('/m''x/metadata/part-*')"), "{sql}");
-        assert!(sql.contains("read_parquet('/m''x/itemFactors/*.parquet')"), "{sql}");
+        assert!(
+            sql.contains("read_parquet('/m''x/itemFactors/*.parquet')"),
+            "{sql}"
+        );
         assert!(sql.contains("ecoreco.interactions('ev''')"), "{sql}");
-        assert!(sql.contains("ecoreco_spark_import('ecoreco.als_import_spark', kind,"), "{sql}");
-        assert!(sql.contains("('/m''x/')::VARCHAR, (false)::BOOLEAN"), "{sql}");
+        assert!(
+            sql.contains("ecoreco_spark_import('ecoreco.als_import_spark', kind,"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("('/m''x/')::VARCHAR, (false)::BOOLEAN"),
+            "{sql}"
+        );
         assert!(!sql.contains("labelsArray") && !sql.contains('{'), "{sql}");
         let sql = import_sql("m", None, Some("ix/")).unwrap();
-        assert!(sql.contains("read_text('ix/**/metadata/part-*')") && sql.contains("'ix/**/data/*.parquet'"), "{sql}");
-        assert!(!sql.contains("interactions(") && sql.contains("('m')::VARCHAR, (true)::BOOLEAN"), "{sql}");
+        assert!(
+            sql.contains("read_text('ix/**/metadata/part-*')")
+                && sql.contains("'ix/**/data/*.parquet'"),
+            "{sql}"
+        );
+        assert!(
+            !sql.contains("interactions(") && sql.contains("('m')::VARCHAR, (true)::BOOLEAN"),
+            "{sql}"
+        );
         assert!(import_sql("a\0b", None, None).is_err());
         // A placeholder inside a name stays text inside its literal.
         let sql = import_sql("/m/{event_rows}", Some("e"), None).unwrap();
-        assert!(sql.contains("read_text('/m/{event_rows}/metadata/part-*')"), "{sql}");
+        assert!(
+            sql.contains("read_text('/m/{event_rows}/metadata/part-*')"),
+            "{sql}"
+        );
         assert_eq!(sql.matches("ecoreco.interactions(").count(), 1, "{sql}");
-        assert_eq!(fill("a {x} {y} {x", &[("x", "{y}"), ("y", "2")]), "a {y} 2 {x");
+        assert_eq!(
+            fill("a {x} {y} {x", &[("x", "{y}"), ("y", "2")]),
+            "a {y} 2 {x"
+        );
     }
 
     #[test]
     fn local_folders_are_checked_before_reading() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().to_str().unwrap();
-        assert!(check_local_model(&format!("{p}/none")).unwrap_err().to_string().contains("is not a folder"));
-        assert!(check_local_model(p).unwrap_err().to_string().contains("no metadata/ folder"));
+        assert!(check_local_model(&format!("{p}/none"))
+            .unwrap_err()
+            .to_string()
+            .contains("is not a folder"));
+        assert!(check_local_model(p)
+            .unwrap_err()
+            .to_string()
+            .contains("no metadata/ folder"));
         std::fs::create_dir_all(tmp.path().join("metadata")).unwrap();
         std::fs::create_dir_all(tmp.path().join("userFactors")).unwrap();
         std::fs::write(tmp.path().join("userFactors/.part-0.parquet"), b"").unwrap();
-        assert!(check_local_model(p).unwrap_err().to_string().contains("no userFactors/*.parquet"));
+        assert!(check_local_model(p)
+            .unwrap_err()
+            .to_string()
+            .contains("no userFactors/*.parquet"));
         std::fs::write(tmp.path().join("userFactors/part-0.parquet"), b"").unwrap();
-        assert!(check_local_model(p).unwrap_err().to_string().contains("no itemFactors/*.parquet"));
+        assert!(check_local_model(p)
+            .unwrap_err()
+            .to_string()
+            .contains("no itemFactors/*.parquet"));
         std::fs::create_dir_all(tmp.path().join("itemFactors")).unwrap();
         std::fs::write(tmp.path().join("itemFactors/part-0.parquet"), b"").unwrap();
         check_local_model(p).unwrap();
@@ -556,8 +724,14 @@ mod tests {
         )
         .unwrap();
         let err = check_local_model(p).unwrap_err().to_string();
-        assert!(err.contains("is not an ALSModel: it holds a org.apache.spark.ml.PipelineModel"), "{err}");
-        assert!(check_local_indexer(&format!("{p}/userFactors")).unwrap_err().to_string().contains("no metadata/ folder"));
+        assert!(
+            err.contains("is not an ALSModel: it holds a org.apache.spark.ml.PipelineModel"),
+            "{err}"
+        );
+        assert!(check_local_indexer(&format!("{p}/userFactors"))
+            .unwrap_err()
+            .to_string()
+            .contains("no metadata/ folder"));
         // The folder holds a PipelineModel: its stages need StringIndexer data.
         let err = check_local_indexer(p).unwrap_err().to_string();
         assert!(err.contains("has no StringIndexerModel data"), "{err}");
@@ -570,6 +744,11 @@ mod tests {
         )
         .unwrap();
         let err = check_local_indexer(p).unwrap_err().to_string();
-        assert!(err.contains("holds a org.apache.spark.ml.recommendation.ALSModel; pass the StringIndexerModel"), "{err}");
+        assert!(
+            err.contains(
+                "holds a org.apache.spark.ml.recommendation.ALSModel; pass the StringIndexerModel"
+            ),
+            "{err}"
+        );
     }
 }

@@ -45,11 +45,15 @@ fn stage_of(file: &str) -> &Path {
 fn labels_for(parts: &SparkParts, output_col: &str, what: &str) -> anyhow::Result<Vec<i64>> {
     let mut found: Vec<(&Path, u32)> = Vec::new();
     for (file, text) in &parts.indexer_metadata {
-        let meta = Metadata::parse(text).map_err(|e| anyhow::anyhow!("the indexer file '{file}': {e}"))?;
+        let meta =
+            Metadata::parse(text).map_err(|e| anyhow::anyhow!("the indexer file '{file}': {e}"))?;
         if meta.class != STRING_INDEXER_MODEL {
             continue;
         }
-        if let Some(c) = indexer_output_columns(&meta).iter().position(|c| c == output_col) {
+        if let Some(c) = indexer_output_columns(&meta)
+            .iter()
+            .position(|c| c == output_col)
+        {
             found.push((stage_of(file), c as u32));
         }
     }
@@ -100,7 +104,10 @@ fn side(
     folder: &str,
     labels: Option<&[i64]>,
 ) -> anyhow::Result<(Vec<i64>, Vec<f32>)> {
-    anyhow::ensure!(!rows.is_empty(), "{folder}/ has no rows; the model folder is incomplete");
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{folder}/ has no rows; the model folder is incomplete"
+    );
     let mut mapped: Vec<(i64, Vec<f32>)> = Vec::new();
     mapped
         .try_reserve_exact(rows.len())
@@ -125,7 +132,10 @@ fn side(
     }
     mapped.sort_unstable_by_key(|r| r.0);
     if let Some(w) = mapped.windows(2).find(|w| w[0].0 == w[1].0) {
-        anyhow::bail!("{folder} has id {} twice; the model folder is damaged", w[0].0);
+        anyhow::bail!(
+            "{folder} has id {} twice; the model folder is damaged",
+            w[0].0
+        );
     }
     let ids = mapped.iter().map(|r| r.0).collect();
     let mut factors = Vec::new();
@@ -147,8 +157,10 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
         [one] => one,
         more => anyhow::bail!("'{path}/metadata' has {} part files; pass a folder that ALSModel.save wrote once", more.len()),
     };
-    let meta = Metadata::parse(text).map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e} (in {file})"))?;
-    let als = AlsMetadata::from_metadata(&meta).map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
+    let meta = Metadata::parse(text)
+        .map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e} (in {file})"))?;
+    let als = AlsMetadata::from_metadata(&meta)
+        .map_err(|e| anyhow::anyhow!("'{path}' is not an ALSModel: {e}"))?;
     let (user_labels, item_labels) = if with_indexer {
         (
             Some(labels_for(&parts, &als.user_col, "userCol")?),
@@ -157,9 +169,23 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
     } else {
         (None, None)
     };
-    let (user_ids, user_factors) = side(std::mem::take(&mut parts.users), als.rank, "userFactors", user_labels.as_deref())?;
-    let (product_ids, item_factors) = side(std::mem::take(&mut parts.items), als.rank, "itemFactors", item_labels.as_deref())?;
-    let product_pos: crate::rng::FastMap<i64, u32> = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
+    let (user_ids, user_factors) = side(
+        std::mem::take(&mut parts.users),
+        als.rank,
+        "userFactors",
+        user_labels.as_deref(),
+    )?;
+    let (product_ids, item_factors) = side(
+        std::mem::take(&mut parts.items),
+        als.rank,
+        "itemFactors",
+        item_labels.as_deref(),
+    )?;
+    let product_pos: crate::rng::FastMap<i64, u32> = product_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as u32))
+        .collect();
     let mut pairs = std::mem::take(&mut parts.pairs);
     pairs.sort_unstable_by_key(|p| (p.user, p.product));
     let stats = event_stats(&pairs, &user_ids, &product_pos)?;
@@ -177,7 +203,10 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
     let blend = als.blend.unwrap_or(0.0);
     let model = FactorModel {
         // As the trainer hashes: the blend is part of what is served.
-        model_id: model_id(&[&user_factors, &item_factors, &[blend]], &[&user_ids, &product_ids]),
+        model_id: model_id(
+            &[&user_factors, &item_factors, &[blend]],
+            &[&user_ids, &product_ids],
+        ),
         factors: als.rank,
         user_ids,
         product_ids,
@@ -203,7 +232,14 @@ mod tests {
     const PIPELINE: &str = r#"{"class":"org.apache.spark.ml.PipelineModel","uid":"P","paramMap":{},"defaultParamMap":{}}"#;
 
     fn pair(user: i64, product: i64, weight: f32, purchases: u32, category: i64) -> Pair {
-        Pair { user, product, weight, purchases, interactions: 1, category }
+        Pair {
+            user,
+            product,
+            weight,
+            purchases,
+            interactions: 1,
+            category,
+        }
     }
 
     /// Two users (indices 0, 1 = ids 900, 800) and three products
@@ -212,13 +248,20 @@ mod tests {
         SparkParts {
             metadata: vec![("m/metadata/part-00000".into(), ALS.into())],
             users: vec![(1, vec![0.0, 1.0]), (0, vec![1.0, 0.0])],
-            items: vec![(2, vec![0.5, 0.5]), (0, vec![1.0, 0.0]), (1, vec![0.0, 1.0])],
+            items: vec![
+                (2, vec![0.5, 0.5]),
+                (0, vec![1.0, 0.0]),
+                (1, vec![0.0, 1.0]),
+            ],
             indexer_metadata: vec![
                 ("ix/metadata/part-00000".into(), PIPELINE.into()),
                 ("ix/stages/0_S1/metadata/part-00000".into(), USER_IDX.into()),
                 ("ix/stages/1_S2/metadata/part-00000".into(), ITEM_IDX.into()),
             ],
-            label_files: vec!["ix/stages/0_S1/data/part-0.parquet".into(), "ix/stages/1_S2/data/part-0.parquet".into()],
+            label_files: vec![
+                "ix/stages/0_S1/data/part-0.parquet".into(),
+                "ix/stages/1_S2/data/part-0.parquet".into(),
+            ],
             labels: vec![
                 (0, 0, 0, "900".into()),
                 (0, 0, 1, "800".into()),
@@ -246,7 +289,10 @@ mod tests {
         assert_eq!(m.item_factors, vec![0.0, 1.0, 0.5, 0.5, 1.0, 0.0]);
         assert_eq!(m.product_category, vec![8, 8, 7]);
         // Purchases + weight / (1 + largest weight): product 30 has 6 of weight.
-        assert_eq!(m.popularity, vec![1.0 / 7.0, 1.0 + 3.0 / 7.0, 1.0 + 6.0 / 7.0]);
+        assert_eq!(
+            m.popularity,
+            vec![1.0 / 7.0, 1.0 + 3.0 / 7.0, 1.0 + 6.0 / 7.0]
+        );
         // User 900 bought product 30 (position 2); 800's purchase of 99 is dropped.
         assert_eq!(m.purchased.row(1).0, &[2]);
         assert!(m.purchased.row(0).0.is_empty());
@@ -264,8 +310,20 @@ mod tests {
         assert_eq!(imported.model.user_ids, vec![0, 1]);
         assert_eq!(imported.model.product_ids, vec![0, 1, 2]);
         assert_eq!(imported.model.product_category, vec![-1, -1, 4]);
-        let params: Vec<(&str, f64)> = imported.params.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-        assert_eq!(params, vec![("factors", 2.0), ("users", 2.0), ("products", 3.0), ("interactions", 1.0)]);
+        let params: Vec<(&str, f64)> = imported
+            .params
+            .iter()
+            .map(|(n, v)| (n.as_str(), *v))
+            .collect();
+        assert_eq!(
+            params,
+            vec![
+                ("factors", 2.0),
+                ("users", 2.0),
+                ("products", 3.0),
+                ("interactions", 1.0)
+            ]
+        );
     }
 
     #[test]
@@ -295,7 +353,10 @@ mod tests {
         let mut p = parts();
         p.items[1].1.push(0.0);
         let e = error(p, true);
-        assert!(e.contains("rank 2 but itemFactors row id 0 has 3 features"), "{e}");
+        assert!(
+            e.contains("rank 2 but itemFactors row id 0 has 3 features"),
+            "{e}"
+        );
         let mut p = parts();
         p.users.push((0, vec![0.0, 0.0]));
         assert!(error(p, false).contains("userFactors has id 0 twice"));
@@ -309,14 +370,23 @@ mod tests {
         let mut p = parts();
         p.indexer_metadata.pop();
         let e = error(p, true);
-        assert!(e.contains("no StringIndexerModel whose output column is 'p_idx'"), "{e}");
+        assert!(
+            e.contains("no StringIndexerModel whose output column is 'p_idx'"),
+            "{e}"
+        );
         let mut p = parts();
         p.labels.retain(|l| l.0 != 0 || l.2 != 1);
         let e = error(p, true);
-        assert!(e.contains("userFactors has index 1, but the indexer has 1 labels"), "{e}");
+        assert!(
+            e.contains("userFactors has index 1, but the indexer has 1 labels"),
+            "{e}"
+        );
         let mut p = parts();
         p.labels[0].3 = "5.4E8".into();
         let e = error(p, true);
-        assert!(e.contains("label '5.4E8' (index 0)") && e.contains("not an integer id"), "{e}");
+        assert!(
+            e.contains("label '5.4E8' (index 0)") && e.contains("not an integer id"),
+            "{e}"
+        );
     }
 }

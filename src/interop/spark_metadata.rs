@@ -89,10 +89,7 @@ impl AlsMetadata {
             } else {
                 ""
             };
-            anyhow::bail!(
-                "it holds a {}, not an {ALS_MODEL}{hint}",
-                meta.class
-            );
+            anyhow::bail!("it holds a {}, not an {ALS_MODEL}{hint}", meta.class);
         }
         let rank = meta
             .field("rank")
@@ -101,12 +98,12 @@ impl AlsMetadata {
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "its metadata has no valid `rank` (a positive integer), got {}",
-                    meta.field("rank").map_or("nothing".to_string(), Value::to_string)
+                    meta.field("rank")
+                        .map_or("nothing".to_string(), Value::to_string)
                 )
             })?;
-        let column = |name: &str, default: &str| {
-            meta.param_str(name).unwrap_or(default).to_string()
-        };
+        let column =
+            |name: &str, default: &str| meta.param_str(name).unwrap_or(default).to_string();
         Ok(AlsMetadata {
             rank: rank as usize,
             user_col: column("userCol", "user"),
@@ -193,7 +190,10 @@ mod tests {
         let meta = Metadata::parse(&als_model_json("ALS_0123456789ab", 7, 0.8, 1)).unwrap();
         let als = AlsMetadata::from_metadata(&meta).unwrap();
         assert_eq!(als.blend, Some(0.8));
-        assert_eq!((als.rank, als.user_col.as_str(), als.item_col.as_str()), (7, "user_id", "product_id"));
+        assert_eq!(
+            (als.rank, als.user_col.as_str(), als.item_col.as_str()),
+            (7, "user_id", "product_id")
+        );
         assert_eq!(meta.param_str("coldStartStrategy"), Some("nan"));
         assert_eq!(meta.field("timestamp").and_then(Value::as_u64), Some(1));
     }
@@ -202,25 +202,41 @@ mod tests {
     fn other_models_and_bad_ranks_are_refused() {
         let pipeline = r#"{"class":"org.apache.spark.ml.PipelineModel","uid":"P","paramMap":{},"defaultParamMap":{}}"#;
         let err = AlsMetadata::from_metadata(&Metadata::parse(pipeline).unwrap()).unwrap_err();
-        assert!(err.to_string().contains("holds a org.apache.spark.ml.PipelineModel"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("holds a org.apache.spark.ml.PipelineModel"),
+            "{err}"
+        );
         assert!(err.to_string().contains("stages/<n>_ALS_<uid>"), "{err}");
         let no_rank = SPARK_35.replace(r#","rank":10"#, "");
         let err = AlsMetadata::from_metadata(&Metadata::parse(&no_rank).unwrap()).unwrap_err();
         assert!(err.to_string().contains("no valid `rank`"), "{err}");
         let zero = SPARK_35.replace(r#""rank":10"#, r#""rank":0"#);
         assert!(AlsMetadata::from_metadata(&Metadata::parse(&zero).unwrap()).is_err());
-        assert!(Metadata::parse("not json").unwrap_err().to_string().contains("not Spark ML metadata"));
+        assert!(Metadata::parse("not json")
+            .unwrap_err()
+            .to_string()
+            .contains("not Spark ML metadata"));
         assert!(Metadata::parse("[1]").is_err());
     }
 
     #[test]
     fn indexer_columns_single_and_multi() {
         let single = r#"{"class":"org.apache.spark.ml.feature.StringIndexerModel","paramMap":{"outputCol":"user_idx","inputCol":"user_id"},"defaultParamMap":{"outputCol":"S__output"}}"#;
-        assert_eq!(indexer_output_columns(&Metadata::parse(single).unwrap()), vec!["user_idx"]);
+        assert_eq!(
+            indexer_output_columns(&Metadata::parse(single).unwrap()),
+            vec!["user_idx"]
+        );
         let multi = r#"{"class":"org.apache.spark.ml.feature.StringIndexerModel","paramMap":{"outputCols":["u","p"]},"defaultParamMap":{"outputCol":"S__output"}}"#;
-        assert_eq!(indexer_output_columns(&Metadata::parse(multi).unwrap()), vec!["u", "p"]);
+        assert_eq!(
+            indexer_output_columns(&Metadata::parse(multi).unwrap()),
+            vec!["u", "p"]
+        );
         // Only the default: Spark would name the column uid__output.
         let default = r#"{"class":"org.apache.spark.ml.feature.StringIndexerModel","paramMap":{},"defaultParamMap":{"outputCol":"S__output"}}"#;
-        assert_eq!(indexer_output_columns(&Metadata::parse(default).unwrap()), vec!["S__output"]);
+        assert_eq!(
+            indexer_output_columns(&Metadata::parse(default).unwrap()),
+            vec!["S__output"]
+        );
     }
 }

@@ -169,4 +169,3 @@ pub(crate) fn prefetch_row(row: &[f32]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = row;
 }
-

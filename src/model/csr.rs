@@ -66,8 +66,19 @@ impl Csr {
         // Triplets already in (row, column) order (the trainer's pairs are
         // sorted): the counting sorts would give back the input order, so
         // the compaction runs over it directly.
-        if rows.windows(2).zip(cols.windows(2)).all(|(r, c)| (r[0], c[0]) <= (r[1], c[1])) {
-            return Ok(Self::compacted(n_rows, n_cols, rows, cols, values, 0..nnz_in));
+        if rows
+            .windows(2)
+            .zip(cols.windows(2))
+            .all(|(r, c)| (r[0], c[0]) <= (r[1], c[1]))
+        {
+            return Ok(Self::compacted(
+                n_rows,
+                n_cols,
+                rows,
+                cols,
+                values,
+                0..nnz_in,
+            ));
         }
 
         // Pass 1: stable counting sort of triplet positions by column.
@@ -82,7 +93,14 @@ impl Csr {
             order[next[r]] = k;
             next[r] += 1;
         }
-        Ok(Self::compacted(n_rows, n_cols, rows, cols, values, order.into_iter()))
+        Ok(Self::compacted(
+            n_rows,
+            n_cols,
+            rows,
+            cols,
+            values,
+            order.into_iter(),
+        ))
     }
 
     /// The matrix of the triplets visited in `order`, which is (row, column)
@@ -293,7 +311,11 @@ mod tests {
         // Empty first, middle and last rows, a duplicate, a row of one:
         // the (row, column)-ordered input (built directly) and the same
         // triplets reversed (through both counting sorts) agree exactly.
-        let (rows, cols, vals) = (vec![1u32, 1, 1, 3, 3, 4], vec![0u32, 2, 2, 1, 3, 0], vec![1.0f32, 2.0, 0.5, 3.0, 4.0, 5.0]);
+        let (rows, cols, vals) = (
+            vec![1u32, 1, 1, 3, 3, 4],
+            vec![0u32, 2, 2, 1, 3, 0],
+            vec![1.0f32, 2.0, 0.5, 3.0, 4.0, 5.0],
+        );
         let sorted = Csr::from_triplets(6, 4, &rows, &cols, &vals).unwrap();
         assert_eq!(sorted.indptr, vec![0, 0, 2, 2, 4, 5, 5]);
         assert_eq!(sorted.indices, vec![0, 2, 1, 3, 0]);
@@ -302,7 +324,8 @@ mod tests {
         let reversed = |v: &[u32]| v.iter().rev().copied().collect::<Vec<u32>>();
         let mut rev_vals = vals.clone();
         rev_vals.reverse();
-        let shuffled = Csr::from_triplets(6, 4, &reversed(&rows), &reversed(&cols), &rev_vals).unwrap();
+        let shuffled =
+            Csr::from_triplets(6, 4, &reversed(&rows), &reversed(&cols), &rev_vals).unwrap();
         // The duplicate sums as 0.5 + 2.0 there: same value, other order.
         assert_eq!(shuffled, sorted);
     }

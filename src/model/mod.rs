@@ -69,8 +69,15 @@ impl FactorModel {
             self.purchased.n_rows == n_users && self.purchased.n_cols == n_items,
             "purchases do not match the model"
         );
-        anyhow::ensure!(self.interest.len() == n_users, "interests do not match the users");
-        anyhow::ensure!((0.0..=1.0).contains(&self.blend), "the model's blend {} is not between 0 and 1", self.blend);
+        anyhow::ensure!(
+            self.interest.len() == n_users,
+            "interests do not match the users"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.blend),
+            "the model's blend {} is not between 0 and 1",
+            self.blend
+        );
         Ok(())
     }
 
@@ -115,7 +122,10 @@ pub fn top_categories_of(counts: &[(i64, f32)]) -> Vec<(i64, f32)> {
     let after = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)).is_gt();
     let mut ranked: Vec<(i64, f32)> = Vec::with_capacity(3);
     for &entry in counts {
-        let at = ranked.iter().position(|r| after(r, &entry)).unwrap_or(ranked.len());
+        let at = ranked
+            .iter()
+            .position(|r| after(r, &entry))
+            .unwrap_or(ranked.len());
         if at < 3 {
             ranked.insert(at, entry);
             ranked.truncate(3);
@@ -135,10 +145,15 @@ mod tests {
 
     #[test]
     fn top_categories_by_count() {
-        let counts: HashMap<i64, f32> = [(1, 2.0), (2, 5.0), (3, 2.0), (4, 1.0)].into_iter().collect();
+        let counts: HashMap<i64, f32> = [(1, 2.0), (2, 5.0), (3, 2.0), (4, 1.0)]
+            .into_iter()
+            .collect();
         assert_eq!(top_categories(&counts), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
         let listed = [(4, 1.0), (3, 2.0), (2, 5.0), (1, 2.0)];
-        assert_eq!(top_categories_of(&listed), vec![(2, 0.5), (1, 0.2), (3, 0.2)]);
+        assert_eq!(
+            top_categories_of(&listed),
+            vec![(2, 0.5), (1, 0.2), (3, 0.2)]
+        );
         assert_eq!(top_categories_of(&[(9, 0.0)]), vec![(9, 0.0)]);
     }
 

@@ -108,7 +108,10 @@ impl ModelTable {
 
     /// How many rows the table has.
     pub fn rows(&self) -> usize {
-        self.head() + self.model.user_ids.len() + self.model.product_ids.len() + self.extra_start.last().copied().unwrap_or(0)
+        self.head()
+            + self.model.user_ids.len()
+            + self.model.product_ids.len()
+            + self.extra_start.last().copied().unwrap_or(0)
     }
 
     fn row(&self, seq: usize) -> Row<'_> {
@@ -164,7 +167,14 @@ impl ModelTable {
             let (side, id, item, name, value, factors) = match self.row(seq) {
                 Row::Param(name, value) => ("param", None, None, Some(name), Some(value), None),
                 Row::Loss(i, loss) => ("loss", Some(i as i64), None, None, Some(loss), None),
-                Row::User(u) => ("user", Some(m.user_ids[u]), None, None, None, Some(m.user_row(u).to_vec())),
+                Row::User(u) => (
+                    "user",
+                    Some(m.user_ids[u]),
+                    None,
+                    None,
+                    None,
+                    Some(m.user_row(u).to_vec()),
+                ),
                 Row::Product(i) => (
                     "product",
                     Some(m.product_ids[i]),
@@ -173,10 +183,22 @@ impl ModelTable {
                     Some(m.popularity[i] as f64),
                     Some(m.item_row(i).to_vec()),
                 ),
-                Row::Purchased(u, i) => ("purchased", Some(m.user_ids[u]), Some(m.product_ids[i as usize]), None, None, None),
-                Row::Interest(u, category, share) => {
-                    ("interest", Some(m.user_ids[u]), Some(category), None, Some(share as f64), None)
-                }
+                Row::Purchased(u, i) => (
+                    "purchased",
+                    Some(m.user_ids[u]),
+                    Some(m.product_ids[i as usize]),
+                    None,
+                    None,
+                    None,
+                ),
+                Row::Interest(u, category, share) => (
+                    "interest",
+                    Some(m.user_ids[u]),
+                    Some(category),
+                    None,
+                    Some(share as f64),
+                    None,
+                ),
             };
             out.put(c.seq, Some(seq as i64));
             out.put(c.model_id, Some(m.model_id));
@@ -196,7 +218,10 @@ impl BlockSource for ModelTable {
         let m = &self.model;
         (m.user_factors.len() + m.item_factors.len()) * 4
             + (m.user_ids.len() + self.extra_start.len()) * 8
-            + m.interest.iter().map(|i| 24 + i.capacity() * 16).sum::<usize>()
+            + m.interest
+                .iter()
+                .map(|i| 24 + i.capacity() * 16)
+                .sum::<usize>()
             + m.purchased.indptr.len() * 8
             + m.purchased.nnz() * 8
     }
@@ -252,7 +277,10 @@ impl ModelRows {
     }
 
     fn factor_length(&mut self, n: usize) -> anyhow::Result<()> {
-        anyhow::ensure!(n > 0, "the model's factors are empty; the model table is damaged");
+        anyhow::ensure!(
+            n > 0,
+            "the model's factors are empty; the model table is damaged"
+        );
         if self.factors == 0 {
             self.factors = n;
         }
@@ -275,28 +303,41 @@ impl ModelRows {
         factors: Option<&[f32]>,
     ) -> anyhow::Result<()> {
         let need = |v: Option<i64>| {
-            v.ok_or_else(|| anyhow::anyhow!("a '{side}' row has a NULL id or item; the model table is damaged"))
+            v.ok_or_else(|| {
+                anyhow::anyhow!("a '{side}' row has a NULL id or item; the model table is damaged")
+            })
         };
         let factors_of = |what: &str| {
-            factors.ok_or_else(|| anyhow::anyhow!("a {what} row has no factors; the model table is damaged"))
+            factors.ok_or_else(|| {
+                anyhow::anyhow!("a {what} row has no factors; the model table is damaged")
+            })
         };
         match side {
             "param" if name == Some("blend") => {
-                let blend = value.ok_or_else(|| anyhow::anyhow!("the model's blend param row is NULL; the model table is damaged"))?;
+                let blend = value.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the model's blend param row is NULL; the model table is damaged"
+                    )
+                })?;
                 self.blend = Some(blend as f32);
             }
             "param" | "loss" => {}
             "user" => {
                 let (id, factors) = (need(id)?, factors_of("user")?);
                 self.factor_length(factors.len())?;
-                crate::budget::reserve(&mut self.user_factors, factors.len(), "the model's user factors")?;
+                crate::budget::reserve(
+                    &mut self.user_factors,
+                    factors.len(),
+                    "the model's user factors",
+                )?;
                 self.user_ids.push(id);
                 self.user_factors.extend_from_slice(factors);
             }
             "product" => {
                 let (id, factors) = (need(id)?, factors_of("product")?);
                 self.factor_length(factors.len())?;
-                self.products.push((id, item.unwrap_or(-1), value.unwrap_or(0.0) as f32));
+                self.products
+                    .push((id, item.unwrap_or(-1), value.unwrap_or(0.0) as f32));
                 self.product_factors.extend_from_slice(factors);
             }
             "purchased" => {
@@ -309,7 +350,9 @@ impl ModelRows {
                 crate::budget::reserve(&mut self.interest, 1, "the model's interest rows")?;
                 self.interest.push(row);
             }
-            other => anyhow::bail!("unknown model row side '{other}'; pass a table made by ecoreco.als_train"),
+            other => anyhow::bail!(
+                "unknown model row side '{other}'; pass a table made by ecoreco.als_train"
+            ),
         }
         self.rows += 1;
         Ok(())
@@ -320,7 +363,11 @@ impl ModelRows {
         if other.factors > 0 {
             self.factor_length(other.factors)?;
         }
-        crate::budget::reserve(&mut self.user_factors, other.user_factors.len(), "the model's user factors")?;
+        crate::budget::reserve(
+            &mut self.user_factors,
+            other.user_factors.len(),
+            "the model's user factors",
+        )?;
         self.user_ids.extend(other.user_ids);
         self.user_factors.extend(other.user_factors);
         self.products.extend(other.products);
@@ -336,7 +383,14 @@ impl ModelRows {
     pub fn collect(rows: Vec<ModelRow>) -> anyhow::Result<ModelRows> {
         let mut out = ModelRows::default();
         for r in &rows {
-            out.push(&r.side, r.id, r.item, r.name.as_deref(), r.value, r.factors.as_deref())?;
+            out.push(
+                &r.side,
+                r.id,
+                r.item,
+                r.name.as_deref(),
+                r.value,
+                r.factors.as_deref(),
+            )?;
         }
         Ok(out)
     }
@@ -345,7 +399,12 @@ impl ModelRows {
 /// `ids` sorted ascending with their `f`-wide rows of `values` moved along
 /// (nothing copied when they already are, as `ModelTable` writes them).
 /// Errors name a repeated id.
-fn sort_rows(ids: Vec<i64>, values: Vec<f32>, f: usize, what: &str) -> anyhow::Result<(Vec<i64>, Vec<f32>)> {
+fn sort_rows(
+    ids: Vec<i64>,
+    values: Vec<f32>,
+    f: usize,
+    what: &str,
+) -> anyhow::Result<(Vec<i64>, Vec<f32>)> {
     let (ids, values) = if ids.windows(2).all(|w| w[0] <= w[1]) {
         (ids, values)
     } else {
@@ -360,14 +419,27 @@ fn sort_rows(ids: Vec<i64>, values: Vec<f32>, f: usize, what: &str) -> anyhow::R
         (sorted_ids, sorted)
     };
     if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-        anyhow::bail!("{what} {} has more than one row; the model table is damaged", w[0]);
+        anyhow::bail!(
+            "{what} {} has more than one row; the model table is damaged",
+            w[0]
+        );
     }
     Ok((ids, values))
 }
 
 /// Rebuilds the model `model_id` from its rows (any order).
 pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> {
-    let ModelRows { factors: f, user_ids, user_factors, mut products, product_factors, purchased, interest, blend, .. } = rows;
+    let ModelRows {
+        factors: f,
+        user_ids,
+        user_factors,
+        mut products,
+        product_factors,
+        purchased,
+        interest,
+        blend,
+        ..
+    } = rows;
     anyhow::ensure!(
         !user_ids.is_empty() && !products.is_empty(),
         "the model has no user or no product rows; pass a table made by ecoreco.als_train"
@@ -377,17 +449,36 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
     let (product_ids, item_factors) = {
         let mut order: Vec<u32> = (0..products.len() as u32).collect();
         order.sort_by_key(|&i| product_order[i as usize]);
-        let sorted_products: Vec<(i64, i64, f32)> = order.iter().map(|&i| products[i as usize]).collect();
+        let sorted_products: Vec<(i64, i64, f32)> =
+            order.iter().map(|&i| products[i as usize]).collect();
         let ids: Vec<i64> = sorted_products.iter().map(|p| p.0).collect();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            anyhow::bail!("product {} has more than one row; the model table is damaged", w[0]);
+            anyhow::bail!(
+                "product {} has more than one row; the model table is damaged",
+                w[0]
+            );
         }
-        let factors: Vec<f32> = order.iter().flat_map(|&i| product_factors[i as usize * f..(i as usize + 1) * f].iter().copied()).collect();
+        let factors: Vec<f32> = order
+            .iter()
+            .flat_map(|&i| {
+                product_factors[i as usize * f..(i as usize + 1) * f]
+                    .iter()
+                    .copied()
+            })
+            .collect();
         products = sorted_products;
         (ids, factors)
     };
-    let user_pos: crate::rng::FastMap<i64, u32> = user_ids.iter().enumerate().map(|(i, &u)| (u, i as u32)).collect();
-    let product_pos: HashMap<i64, u32> = product_ids.iter().enumerate().map(|(i, &p)| (p, i as u32)).collect();
+    let user_pos: crate::rng::FastMap<i64, u32> = user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &u)| (u, i as u32))
+        .collect();
+    let product_pos: HashMap<i64, u32> = product_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i as u32))
+        .collect();
     let (mut rows, mut cols) = (Vec::new(), Vec::new());
     for (u, p) in purchased {
         if let (Some(&u), Some(&p)) = (user_pos.get(&u), product_pos.get(&p)) {
@@ -449,8 +540,21 @@ mod tests {
     /// Reads written rows back as ModelRows, in reverse (any order must do).
     fn read_back(rows: &RowSet) -> Vec<ModelRow> {
         let get = |name: &str| &rows.columns.iter().find(|(n, _)| n == name).unwrap().1;
-        let (Values::Text(side), Values::BigInt(id), Values::BigInt(item), Values::Text(name), Values::Double(value), Values::FloatList(factors)) =
-            (get("side"), get("id"), get("item"), get("name"), get("value"), get("factors"))
+        let (
+            Values::Text(side),
+            Values::BigInt(id),
+            Values::BigInt(item),
+            Values::Text(name),
+            Values::Double(value),
+            Values::FloatList(factors),
+        ) = (
+            get("side"),
+            get("id"),
+            get("item"),
+            get("name"),
+            get("value"),
+            get("factors"),
+        )
         else {
             panic!("column types")
         };
@@ -475,13 +579,20 @@ mod tests {
         let whole = table.write(0..table.rows()).unwrap();
         let mut pieces = Vec::new();
         for start in (0..14).step_by(4) {
-            pieces.extend(read_back(&table.write(start..(start + 4).min(14)).unwrap()).into_iter().rev());
+            pieces.extend(
+                read_back(&table.write(start..(start + 4).min(14)).unwrap())
+                    .into_iter()
+                    .rev(),
+            );
         }
         let whole_rows: Vec<ModelRow> = read_back(&whole).into_iter().rev().collect();
         assert_eq!(format!("{pieces:?}"), format!("{whole_rows:?}"));
         assert_eq!(whole_rows[0].name.as_deref(), Some("model_id"));
         assert_eq!(whole_rows[13].side, "interest");
-        assert_eq!((whole_rows[2].name.as_deref(), whole_rows[2].value), (Some("blend"), Some(0.3)));
+        assert_eq!(
+            (whole_rows[2].name.as_deref(), whole_rows[2].value),
+            (Some("blend"), Some(0.3))
+        );
         let back = from_rows(ModelRows::collect(read_back(&whole)).unwrap(), 12345).unwrap();
         let m = model();
         assert_eq!(back.user_ids, m.user_ids);
@@ -495,8 +606,16 @@ mod tests {
         assert_eq!(back.blend, 0.3);
         // A table without a blend row (made before models stored one) is
         // served with the blend such models had.
-        let legacy: Vec<ModelRow> = read_back(&whole).into_iter().filter(|r| r.name.as_deref() != Some("blend")).collect();
-        assert_eq!(from_rows(ModelRows::collect(legacy).unwrap(), 12345).unwrap().blend, crate::model::LEGACY_BLEND);
+        let legacy: Vec<ModelRow> = read_back(&whole)
+            .into_iter()
+            .filter(|r| r.name.as_deref() != Some("blend"))
+            .collect();
+        assert_eq!(
+            from_rows(ModelRows::collect(legacy).unwrap(), 12345)
+                .unwrap()
+                .blend,
+            crate::model::LEGACY_BLEND
+        );
     }
 
     #[test]
@@ -508,23 +627,73 @@ mod tests {
             ..Default::default()
         }];
         let build = |rows: Vec<ModelRow>| ModelRows::collect(rows).and_then(|r| from_rows(r, 1));
-        assert!(build(rows.clone()).unwrap_err().to_string().contains("no user or no product"));
-        rows.push(ModelRow { side: "user".into(), id: Some(1), factors: Some(vec![1.0, 2.0]), ..Default::default() });
-        rows.push(ModelRow { side: "product".into(), id: Some(1), factors: Some(vec![1.0]), ..Default::default() });
-        assert!(build(rows.clone()).unwrap_err().to_string().contains("different lengths"));
+        assert!(build(rows.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("no user or no product"));
+        rows.push(ModelRow {
+            side: "user".into(),
+            id: Some(1),
+            factors: Some(vec![1.0, 2.0]),
+            ..Default::default()
+        });
+        rows.push(ModelRow {
+            side: "product".into(),
+            id: Some(1),
+            factors: Some(vec![1.0]),
+            ..Default::default()
+        });
+        assert!(build(rows.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("different lengths"));
         rows.pop();
-        rows.push(ModelRow { side: "product".into(), id: Some(1), factors: Some(vec![1.0, 3.0]), ..Default::default() });
-        rows.push(ModelRow { side: "user".into(), id: Some(1), factors: Some(vec![1.0, 2.0]), ..Default::default() });
-        assert!(build(rows.clone()).unwrap_err().to_string().contains("user 1 has more than one row"));
+        rows.push(ModelRow {
+            side: "product".into(),
+            id: Some(1),
+            factors: Some(vec![1.0, 3.0]),
+            ..Default::default()
+        });
+        rows.push(ModelRow {
+            side: "user".into(),
+            id: Some(1),
+            factors: Some(vec![1.0, 2.0]),
+            ..Default::default()
+        });
+        assert!(build(rows.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("user 1 has more than one row"));
         rows.pop();
-        rows.push(ModelRow { side: "interest".into(), id: Some(1), ..Default::default() });
-        assert!(build(rows.clone()).unwrap_err().to_string().contains("NULL id or item"));
+        rows.push(ModelRow {
+            side: "interest".into(),
+            id: Some(1),
+            ..Default::default()
+        });
+        assert!(build(rows.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("NULL id or item"));
         rows.pop();
-        rows.push(ModelRow { side: "user".into(), id: Some(0), factors: Some(vec![5.0, 6.0]), ..Default::default() });
+        rows.push(ModelRow {
+            side: "user".into(),
+            id: Some(0),
+            factors: Some(vec![5.0, 6.0]),
+            ..Default::default()
+        });
         // Users out of order are sorted with their factors.
         let m = build(rows.clone()).unwrap();
-        assert_eq!((m.user_ids.clone(), m.user_factors.clone()), (vec![0, 1], vec![5.0, 6.0, 1.0, 2.0]));
-        rows.push(ModelRow { side: "bogus".into(), ..Default::default() });
-        assert!(build(rows).unwrap_err().to_string().contains("unknown model row side"));
+        assert_eq!(
+            (m.user_ids.clone(), m.user_factors.clone()),
+            (vec![0, 1], vec![5.0, 6.0, 1.0, 2.0])
+        );
+        rows.push(ModelRow {
+            side: "bogus".into(),
+            ..Default::default()
+        });
+        assert!(build(rows)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown model row side"));
     }
 }

@@ -47,7 +47,11 @@ fn rec_columns() -> Vec<Column> {
 /// Recommendation lists as rows of [`rec_columns`].
 fn rec_rows(model: &ServingModel, lists: &[(i64, Vec<Recommendation>)]) -> anyhow::Result<RowSet> {
     let mut rows = RowSet::for_columns(&rec_columns());
-    let (user, rank, product) = (rows.col("user_id")?, rows.col("rank")?, rows.col("product_id")?);
+    let (user, rank, product) = (
+        rows.col("user_id")?,
+        rows.col("rank")?,
+        rows.col("product_id")?,
+    );
     let (score, source) = (rows.col("score")?, rows.col("source")?);
     for (u, recs) in lists {
         for (r, rec) in recs.iter().enumerate() {
@@ -127,7 +131,10 @@ impl ScalarFunction for RecommendSql {
                     .ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
                 k: serving_arg("k", input.i64(3, row).map(Value::Int))?,
                 blend: serving_arg("blend", input.f64(4, row).map(Value::Double))?,
-                exclude_purchased: serving_arg("exclude_purchased", input.bool(5, row).map(Value::Bool))?,
+                exclude_purchased: serving_arg(
+                    "exclude_purchased",
+                    input.bool(5, row).map(Value::Bool),
+                )?,
             };
             let cached = cache::cached_for_table(model);
             let known = cached.as_ref().map(|m| m.user(request.user_id).is_some());
@@ -161,7 +168,10 @@ struct OneUser {
 
 /// `text` as an SQL string literal.
 fn string_literal(what: &str, text: &str) -> anyhow::Result<String> {
-    anyhow::ensure!(!text.contains('\0'), "parameter `{what}` contains a NUL character; pass a table name");
+    anyhow::ensure!(
+        !text.contains('\0'),
+        "parameter `{what}` contains a NUL character; pass a table name"
+    );
     Ok(crate::binding::sql::quote_literal(text))
 }
 
@@ -177,13 +187,26 @@ const MODEL_INPUTS: [&str; 7] = [
 ];
 
 /// The same inputs when the model is cached: only its model_id is read.
-const CACHED_INPUTS: [&str; 7] = ["m.model_id::BIGINT", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL"];
+const CACHED_INPUTS: [&str; 7] = [
+    "m.model_id::BIGINT",
+    "NULL",
+    "NULL",
+    "NULL",
+    "NULL",
+    "NULL",
+    "NULL",
+];
 
 /// The serving query for one user. `known`: `None` when the model last
 /// read from `model` is not cached, else whether it knows the user. The
 /// user's events are read only when the model may not know the user and
 /// the caller named an events table.
-fn recommend_sql(model: &str, events: Option<&str>, request: &OneUser, known: Option<bool>) -> anyhow::Result<String> {
+fn recommend_sql(
+    model: &str,
+    events: Option<&str>,
+    request: &OneUser,
+    known: Option<bool>,
+) -> anyhow::Result<String> {
     let table = string_literal("model", model)?;
     let (cold_from, cold) = if let (Some(events), false) = (events, known == Some(true)) {
         (
@@ -251,9 +274,13 @@ impl ScalarFunction for ModelCacheClear {
 #[derive(Clone, Debug, PartialEq)]
 enum Request {
     /// One user (known to the model or not: then their categories and purchases).
-    Recommend { user_id: i64 },
+    Recommend {
+        user_id: i64,
+    },
     All,
-    Similar { product_id: i64 },
+    Similar {
+        product_id: i64,
+    },
 }
 
 #[derive(Default)]
@@ -271,7 +298,8 @@ pub struct Serve;
 impl AggregateFunction for Serve {
     const NAME: &'static str = "ecoreco_serve";
     const FUNCTION: &'static str = "ecoreco.recommend";
-    const EMPTY: &'static str = "the model table has no rows; pass a table made by ecoreco.als_train";
+    const EMPTY: &'static str =
+        "the model table has no rows; pass a table made by ecoreco.als_train";
     type State = ServeState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;
@@ -284,8 +312,17 @@ impl AggregateFunction for Serve {
     fn params() -> Vec<Param> {
         use SqlType::*;
         let mut params = vec![
-            Param::named("model", Varchar, Value::Text("model".into()), "the name of a model table, e.g. model := 'model'"),
-            Param::supplied("op", Varchar, "'all'").check(Check::OneOf(&["recommend", "all", "similar"])),
+            Param::named(
+                "model",
+                Varchar,
+                Value::Text("model".into()),
+                "the name of a model table, e.g. model := 'model'",
+            ),
+            Param::supplied("op", Varchar, "'all'").check(Check::OneOf(&[
+                "recommend",
+                "all",
+                "similar",
+            ])),
             Param::supplied("id", BigInt, "NULL").nullable(),
             Param::supplied("planned_cached", Boolean, "false"),
         ];
@@ -296,9 +333,23 @@ impl AggregateFunction for Serve {
     fn columns() -> Vec<Column> {
         rec_columns()
     }
-    fn update(state: &mut ServeState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
-        let (model_id, side, id, item) = (input.col("model_id")?, input.col("side")?, input.col("id")?, input.col("item")?);
-        let (name, value, factors) = (input.col("name")?, input.col("value")?, input.col("factors")?);
+    fn update(
+        state: &mut ServeState,
+        _call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
+        let (model_id, side, id, item) = (
+            input.col("model_id")?,
+            input.col("side")?,
+            input.col("id")?,
+            input.col("item")?,
+        );
+        let (name, value, factors) = (
+            input.col("name")?,
+            input.col("value")?,
+            input.col("factors")?,
+        );
         let (categories, bought) = (input.col("cold_categories")?, input.col("cold_bought")?);
         for row in rows {
             if state.model_id.is_none() {
@@ -323,7 +374,14 @@ impl AggregateFunction for Serve {
                     at + 1
                 ),
             };
-            state.rows.push(side, input.i64(id, row), input.i64(item, row), input.str(name, row), input.f64(value, row), factors)?;
+            state.rows.push(
+                side,
+                input.i64(id, row),
+                input.i64(item, row),
+                input.str(name, row),
+                input.f64(value, row),
+                factors,
+            )?;
         }
         Ok(())
     }
@@ -354,7 +412,8 @@ impl AggregateFunction for Serve {
                     serving_bytes(&rows),
                     "the model's factors twice (index and half-precision copy) plus 48 bytes per row",
                 )?;
-                let model = pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new));
+                let model = pool
+                    .install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new));
                 // The rows read (one block per factor row) are gone by now.
                 crate::pages::release_free_heap();
                 cache::remember(model?)
@@ -378,17 +437,34 @@ impl AggregateFunction for Serve {
         let exclude = call.boolean("exclude_purchased")?;
         let request = match call.text("op")? {
             "recommend" => Request::Recommend {
-                user_id: call.opt_int("id")?.ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
+                user_id: call
+                    .opt_int("id")?
+                    .ok_or_else(|| anyhow::anyhow!("user_id is NULL; pass the id of a user"))?,
             },
             "similar" => Request::Similar {
-                product_id: call.opt_int("id")?.ok_or_else(|| anyhow::anyhow!("product_id is NULL; pass the id of a product"))?,
+                product_id: call.opt_int("id")?.ok_or_else(|| {
+                    anyhow::anyhow!("product_id is NULL; pass the id of a product")
+                })?,
             },
             _ => Request::All,
         };
         match request {
             Request::Recommend { user_id } => {
-                let recs = pool.install(|| recommend_one(&served, user_id, &state.cold_categories, &state.cold_bought, k, blend, exclude));
-                Ok(Arc::new(Computed::new(rec_rows(&served, &[(user_id, recs)])?)))
+                let recs = pool.install(|| {
+                    recommend_one(
+                        &served,
+                        user_id,
+                        &state.cold_categories,
+                        &state.cold_bought,
+                        k,
+                        blend,
+                        exclude,
+                    )
+                });
+                Ok(Arc::new(Computed::new(rec_rows(
+                    &served,
+                    &[(user_id, recs)],
+                )?)))
             }
             Request::Similar { product_id } => {
                 let item = served.product(product_id).ok_or_else(|| {
@@ -397,17 +473,31 @@ impl AggregateFunction for Serve {
                 let similar = topk::similar_items(served.item_factors(), served.factors, item, k);
                 let recs: Vec<Recommendation> = similar
                     .iter()
-                    .map(|&(product, score)| Recommendation { product, score, source: serving::Source::Similar })
+                    .map(|&(product, score)| Recommendation {
+                        product,
+                        score,
+                        source: serving::Source::Similar,
+                    })
                     .collect();
-                Ok(Arc::new(Computed::new(rec_rows(&served, &[(product_id, recs)])?)))
+                Ok(Arc::new(Computed::new(rec_rows(
+                    &served,
+                    &[(product_id, recs)],
+                )?)))
             }
-            Request::All => Ok(Arc::new(Ranges::new(served.user_ids.len(), USERS_PER_BLOCK, move |users| {
-                let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
-                let lists = served.recommend_users(&ids, k, blend, exclude);
-                let lists: Vec<(i64, Vec<Recommendation>)> =
-                    ids.iter().zip(lists).map(|(&u, r)| (served.user_ids[u as usize], r)).collect();
-                rec_rows(&served, &lists)
-            }))),
+            Request::All => Ok(Arc::new(Ranges::new(
+                served.user_ids.len(),
+                USERS_PER_BLOCK,
+                move |users| {
+                    let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
+                    let lists = served.recommend_users(&ids, k, blend, exclude);
+                    let lists: Vec<(i64, Vec<Recommendation>)> = ids
+                        .iter()
+                        .zip(lists)
+                        .map(|(&u, r)| (served.user_ids[u as usize], r))
+                        .collect();
+                    rec_rows(&served, &lists)
+                },
+            ))),
         }
     }
 }
@@ -434,9 +524,19 @@ fn recommend_one(
     for &c in cold_categories {
         *counts.entry(c).or_default() += 1.0;
     }
-    let bought: Vec<u32> = cold_bought.iter().filter_map(|&p| model.product(p)).collect();
+    let bought: Vec<u32> = cold_bought
+        .iter()
+        .filter_map(|&p| model.product(p))
+        .collect();
     let interest = crate::model::top_categories(&counts);
-    model.recommend(model.user(user_id), &interest, &bought, k, blend, exclude_purchased)
+    model.recommend(
+        model.user(user_id),
+        &interest,
+        &bought,
+        k,
+        blend,
+        exclude_purchased,
+    )
 }
 
 /// The serving macro body of `recommend_all` and `similar_products` (one
@@ -449,26 +549,48 @@ fn recommend_one(
 /// the model, like recommend_all).
 fn serve_sql(function: &str, op: &str, values: &[(&str, String)], by_name: bool) -> String {
     let (table, ready, filter) = if by_name {
-        ("model", "ecoreco_model_ready(model)", " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model)")
+        (
+            "model",
+            "ecoreco_model_ready(model)",
+            " WHERE m.seq = 0 OR NOT ecoreco_model_ready(model)",
+        )
     } else {
         ("''", "false", "")
     };
     let mut values: Vec<(&str, String)> = values.to_vec();
-    values.extend([("model", table.to_string()), ("op", format!("'{op}'")), ("planned_cached", ready.to_string())]);
+    values.extend([
+        ("model", table.to_string()),
+        ("op", format!("'{op}'")),
+        ("planned_cached", ready.to_string()),
+    ]);
     let mut inputs: Vec<&str> = MODEL_INPUTS.to_vec();
     inputs.extend(["NULL", "NULL"]);
-    aggregate::rows_sql::<Serve>(function, &inputs, &values, &format!("query_table(model) m{filter}"))
+    aggregate::rows_sql::<Serve>(
+        function,
+        &inputs,
+        &values,
+        &format!("query_table(model) m{filter}"),
+    )
 }
 
 pub fn macros() -> Vec<SqlMacro> {
-    let serving: Vec<String> = serving_params().iter().map(Param::macro_signature).collect();
+    let serving: Vec<String> = serving_params()
+        .iter()
+        .map(Param::macro_signature)
+        .collect();
     let recommend: Vec<String> = ["uid", "model := 'model'", "events := NULL"]
         .iter()
         .map(|s| s.to_string())
         .chain(serving.iter().cloned())
         .collect();
-    let all: Vec<String> = std::iter::once("model".to_string()).chain(serving.iter().cloned()).collect();
-    let k = serving_params().into_iter().find(|p| p.name == "k").map(|p| p.macro_signature()).unwrap_or_default();
+    let all: Vec<String> = std::iter::once("model".to_string())
+        .chain(serving.iter().cloned())
+        .collect();
+    let k = serving_params()
+        .into_iter()
+        .find(|p| p.name == "k")
+        .map(|p| p.macro_signature())
+        .unwrap_or_default();
     let refs = |v: &[String]| -> Vec<String> { v.to_vec() };
     let (recommend, all) = (refs(&recommend), refs(&all));
     let recommend: Vec<&str> = recommend.iter().map(String::as_str).collect();
@@ -477,9 +599,14 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend",
             &recommend,
-            "FROM query(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased))".to_string(),
+            "FROM query(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased))"
+                .to_string(),
         ),
-        SqlMacro::table("recommend_all", &all, serve_sql("ecoreco.recommend_all", "all", &[], false)),
+        SqlMacro::table(
+            "recommend_all",
+            &all,
+            serve_sql("ecoreco.recommend_all", "all", &[], false),
+        ),
         SqlMacro::table(
             "similar_products",
             &["pid", "model := 'model'", &k],
@@ -488,7 +615,11 @@ pub fn macros() -> Vec<SqlMacro> {
                 serve_sql(
                     "ecoreco.similar_products",
                     "similar",
-                    &[("id", "pid".into()), ("blend", "0".into()), ("exclude_purchased", "true".into())],
+                    &[
+                        ("id", "pid".into()),
+                        ("blend", "0".into()),
+                        ("exclude_purchased", "true".into())
+                    ],
                     true
                 )
             ),
@@ -501,36 +632,67 @@ mod tests {
     use super::*;
 
     fn request() -> OneUser {
-        OneUser { user_id: -42, k: Value::Int(7), blend: Value::Double(0.25), exclude_purchased: Value::Bool(false) }
+        OneUser {
+            user_id: -42,
+            k: Value::Int(7),
+            blend: Value::Double(0.25),
+            exclude_purchased: Value::Bool(false),
+        }
     }
 
     #[test]
     fn recommend_sql_reads_only_what_the_cache_lacks() {
         // Cached model that knows the user: row 0 of the model, no events.
         let known = recommend_sql("model", Some("events"), &request(), Some(true)).unwrap();
-        assert!(known.contains("FROM query_table('model') m WHERE m.seq = 0"), "{known}");
-        assert!(!known.contains("events") && !known.contains("m.factors"), "{known}");
+        assert!(
+            known.contains("FROM query_table('model') m WHERE m.seq = 0"),
+            "{known}"
+        );
+        assert!(
+            !known.contains("events") && !known.contains("m.factors"),
+            "{known}"
+        );
         assert!(known.contains("('recommend')::VARCHAR, (-42)::BIGINT, (true)::BOOLEAN, (7)::BIGINT, (0.25)::DOUBLE, (false)::BOOLEAN"), "{known}");
         // Cached model, unknown user: row 0 and the user's events.
         let unknown = recommend_sql("model", Some("events"), &request(), Some(false)).unwrap();
-        assert!(unknown.contains("FROM query_table('events') e WHERE e.user_id = -42"), "{unknown}");
-        assert!(unknown.contains("WHERE m.seq = 0") && !unknown.contains("m.factors"), "{unknown}");
+        assert!(
+            unknown.contains("FROM query_table('events') e WHERE e.user_id = -42"),
+            "{unknown}"
+        );
+        assert!(
+            unknown.contains("WHERE m.seq = 0") && !unknown.contains("m.factors"),
+            "{unknown}"
+        );
         // Nothing cached: every model row, and the events.
         let cold = recommend_sql("model", Some("events"), &request(), None).unwrap();
-        assert!(cold.contains("m.factors::FLOAT[]") && cold.contains("query_table('events')"), "{cold}");
+        assert!(
+            cold.contains("m.factors::FLOAT[]") && cold.contains("query_table('events')"),
+            "{cold}"
+        );
         assert!(cold.contains("(false)::BOOLEAN, (7)::BIGINT"), "{cold}");
         // No events table named: never read, cached or not (a known user on
         // a cold cache needs only the model).
         let no_events = recommend_sql("model", None, &request(), None).unwrap();
-        assert!(no_events.contains("m.factors::FLOAT[]") && !no_events.contains("e.user_id"), "{no_events}");
-        let blend_from_model = OneUser { blend: Value::Null, ..request() };
-        assert!(recommend_sql("model", None, &blend_from_model, Some(true)).unwrap().contains("(NULL)::DOUBLE"));
+        assert!(
+            no_events.contains("m.factors::FLOAT[]") && !no_events.contains("e.user_id"),
+            "{no_events}"
+        );
+        let blend_from_model = OneUser {
+            blend: Value::Null,
+            ..request()
+        };
+        assert!(recommend_sql("model", None, &blend_from_model, Some(true))
+            .unwrap()
+            .contains("(NULL)::DOUBLE"));
     }
 
     #[test]
     fn recommend_sql_keeps_names_inside_string_literals() {
         let sql = recommend_sql("m'); DROP TABLE x; --", Some("e''"), &request(), None).unwrap();
-        assert!(sql.contains("query_table('m''); DROP TABLE x; --')"), "{sql}");
+        assert!(
+            sql.contains("query_table('m''); DROP TABLE x; --')"),
+            "{sql}"
+        );
         assert!(sql.contains("query_table('e''''')"), "{sql}");
         assert!(recommend_sql("a\0b", Some("events"), &request(), None).is_err());
     }

@@ -20,8 +20,8 @@
 use crate::model::csr::Csr;
 use crate::model::FactorModel;
 use crate::recommend::topk::{recommend_batch, PackedItems};
-use rayon::prelude::*;
 use crate::rng::FastMap;
+use rayon::prelude::*;
 use std::collections::HashSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +130,16 @@ impl ServingModel {
                 .push(i);
         }
         let max_popularity = popularity.iter().copied().fold(0.0f32, f32::max);
-        let relative_popularity = popularity.iter().map(|&p| if max_popularity > 0.0 { p / max_popularity } else { 0.0 }).collect();
+        let relative_popularity = popularity
+            .iter()
+            .map(|&p| {
+                if max_popularity > 0.0 {
+                    p / max_popularity
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let packed = PackedItems::new(item_factors, factors);
         Ok(ServingModel {
             packed,
@@ -199,7 +208,11 @@ impl ServingModel {
     ) -> Vec<Recommendation> {
         let excluded = self.excluded_for(user, cold_purchased, exclude_purchased);
         let als_top = match user {
-            Some(u) if blend < 1.0 => self.packed.top_k(self.user_row(u), Self::collaborative_candidates(k), &excluded),
+            Some(u) if blend < 1.0 => self.packed.top_k(
+                self.user_row(u),
+                Self::collaborative_candidates(k),
+                &excluded,
+            ),
             _ => Vec::new(),
         };
         let interest = match user {
@@ -223,7 +236,9 @@ impl ServingModel {
         blend: f32,
     ) -> Vec<Recommendation> {
         let als_top = match vector {
-            Some(x) if blend < 1.0 => self.collaborative_top(x, Self::collaborative_candidates(k), excluded),
+            Some(x) if blend < 1.0 => {
+                self.collaborative_top(x, Self::collaborative_candidates(k), excluded)
+            }
             _ => Vec::new(),
         };
         self.recommend_from_top(&als_top, interest, excluded, k, blend)
@@ -237,7 +252,13 @@ impl ServingModel {
 
     /// [`collaborative_top`](Self::collaborative_top), the same list, given a
     /// score the `k`-th best product reaches (see [`PackedItems::top_k_above`]).
-    pub fn collaborative_top_above(&self, x: &[f32], k: usize, excluded: &[u32], floor: f32) -> Vec<(u32, f32)> {
+    pub fn collaborative_top_above(
+        &self,
+        x: &[f32],
+        k: usize,
+        excluded: &[u32],
+        floor: f32,
+    ) -> Vec<(u32, f32)> {
         self.packed.top_k_above(x, k, excluded, floor)
     }
 
@@ -297,12 +318,22 @@ impl ServingModel {
                         .map(|&u| self.excluded_for(Some(u), &[], exclude_purchased))
                         .collect();
                     let rows: Vec<&[f32]> = group.iter().map(|&u| self.user_row(u)).collect();
-                    let tops = self.packed.top_k_many(&rows, Self::collaborative_candidates(k), &excluded);
+                    let tops =
+                        self.packed
+                            .top_k_many(&rows, Self::collaborative_candidates(k), &excluded);
                     group
                         .iter()
                         .zip(tops)
                         .zip(excluded)
-                        .map(|((&u, top), excluded)| self.recommend_from_top(&top, &self.interest[u as usize], &excluded, k, blend))
+                        .map(|((&u, top), excluded)| {
+                            self.recommend_from_top(
+                                &top,
+                                &self.interest[u as usize],
+                                &excluded,
+                                k,
+                                blend,
+                            )
+                        })
                         .collect::<Vec<_>>()
                 })
                 .collect();
@@ -310,7 +341,14 @@ impl ServingModel {
         // Exact single-precision scans see every product: then the batch
         // kernel, which scores 64 users per pass over the products, is faster.
         let exclude = exclude_purchased.then_some(&self.purchased);
-        let als_top = recommend_batch(&self.user_factors, self.item_factors(), self.factors, users, Self::collaborative_candidates(k), exclude);
+        let als_top = recommend_batch(
+            &self.user_factors,
+            self.item_factors(),
+            self.factors,
+            users,
+            Self::collaborative_candidates(k),
+            exclude,
+        );
         als_top
             .into_par_iter()
             .zip(users.par_iter())
@@ -358,28 +396,45 @@ impl ServingModel {
         // A few categories: a scan beats a map (the last entry of a
         // category counts, as a map built from the list would keep it).
         // Every entry compared, no early exit: a few selects, no branches.
-        let interest_of = |category: i64| interest.iter().fold(0.0, |v, c| if c.0 == category { c.1 } else { v });
+        let interest_of = |category: i64| {
+            interest
+                .iter()
+                .fold(0.0, |v, c| if c.0 == category { c.1 } else { v })
+        };
         let score_of = |i: u32, category_interest: f32, als: f32, from_als: bool| {
             let interest = category_interest * self.popularity_score(i);
             let (a, b) = ((1.0 - blend) * als, blend * interest);
-            let source = if b > a || !from_als { Source::CategoryInterest } else { Source::Collaborative };
+            let source = if b > a || !from_als {
+                Source::CategoryInterest
+            } else {
+                Source::Collaborative
+            };
             // A product only the interest rule proposed needs a positive
             // interest score to count; otherwise popularity fills in.
-            (from_als || b > 0.0).then_some(Recommendation { product: i, score: a + b, source })
+            (from_als || b > 0.0).then_some(Recommendation {
+                product: i,
+                score: a + b,
+                source,
+            })
         };
         // Best first, ties by product id: a total order, so keeping the k
         // best as candidates come is the same list as sorting all of them.
         let order = |a: &Recommendation, b: &Recommendation| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize]))
+            b.score.total_cmp(&a.score).then_with(|| {
+                self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize])
+            })
         };
         let mut best = Best::new(k, order);
         // Candidates: ALS's (scaled by the best), then the first k
         // products not excluded of each interest category that ALS did not
         // propose.
         for &(i, s) in als_top {
-            if let Some(r) = score_of(i, interest_of(self.product_category[i as usize]), s * als_scale, true) {
+            if let Some(r) = score_of(
+                i,
+                interest_of(self.product_category[i as usize]),
+                s * als_scale,
+                true,
+            ) {
                 best.offer(r);
             }
         }
@@ -392,7 +447,9 @@ impl ServingModel {
                 if interest[..at].iter().any(|c| c.0 == category) {
                     continue;
                 }
-                let Some(items) = self.category_items.get(&category) else { continue };
+                let Some(items) = self.category_items.get(&category) else {
+                    continue;
+                };
                 // A category's products come in descending popularity, so
                 // with an interest >= 0 their scores never rise: once one
                 // ranks after the k-th kept, so do the rest.
@@ -402,7 +459,9 @@ impl ServingModel {
                     if contains(&als_products, i) {
                         continue;
                     }
-                    let Some(r) = score_of(i, category_interest, 0.0, false) else { continue };
+                    let Some(r) = score_of(i, category_interest, 0.0, false) else {
+                        continue;
+                    };
                     if descending && best.bar().is_some_and(|last| r.score < last.score) {
                         break;
                     }
@@ -423,9 +482,15 @@ impl ServingModel {
             let fill: Vec<Recommendation> = self
                 .popular_order
                 .iter()
-                .filter(|i| excluded.binary_search(i).is_err() && !scored.iter().any(|r| r.product == **i))
+                .filter(|i| {
+                    excluded.binary_search(i).is_err() && !scored.iter().any(|r| r.product == **i)
+                })
                 .take(missing)
-                .map(|&i| Recommendation { product: i, score: self.popularity_score(i), source: Source::Popular })
+                .map(|&i| Recommendation {
+                    product: i,
+                    score: self.popularity_score(i),
+                    source: Source::Popular,
+                })
                 .collect();
             scored.extend(fill);
         }
@@ -436,7 +501,9 @@ impl ServingModel {
 /// exit inside the eight, so the compiler puts them in vector lanes.
 fn contains(items: &[u32], item: u32) -> bool {
     let mut chunks = items.chunks_exact(8);
-    let found = chunks.by_ref().any(|c| c.iter().fold(false, |f, &x| f | (x == item)));
+    let found = chunks
+        .by_ref()
+        .any(|c| c.iter().fold(false, |f, &x| f | (x == item)));
     found || chunks.remainder().contains(&item)
 }
 
@@ -452,7 +519,11 @@ struct Best<T, F> {
 
 impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
     fn new(k: usize, order: F) -> Self {
-        Best { k, kept: Vec::with_capacity(if k > SHORT_LIST { 4 * k } else { k + 1 }), order }
+        Best {
+            k,
+            kept: Vec::with_capacity(if k > SHORT_LIST { 4 * k } else { k + 1 }),
+            order,
+        }
     }
 
     fn offer(&mut self, item: T) {
@@ -464,7 +535,9 @@ impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
         if self.kept.len() == k && (k == 0 || (self.order)(&item, &self.kept[k - 1]).is_ge()) {
             return;
         }
-        let at = self.kept.partition_point(|q| (self.order)(q, &item).is_lt());
+        let at = self
+            .kept
+            .partition_point(|q| (self.order)(q, &item).is_lt());
         self.kept.insert(at, item);
         self.kept.truncate(k);
     }
@@ -472,7 +545,8 @@ impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
     /// The k-th best so far, when the list is short and full: a candidate
     /// that ranks after it cannot enter.
     fn bar(&self) -> Option<&T> {
-        (self.k <= SHORT_LIST && self.k > 0 && self.kept.len() == self.k).then(|| &self.kept[self.k - 1])
+        (self.k <= SHORT_LIST && self.k > 0 && self.kept.len() == self.k)
+            .then(|| &self.kept[self.k - 1])
     }
 
     fn into_sorted(mut self) -> Vec<T> {
@@ -508,12 +582,18 @@ mod tests {
         let mut rng = crate::rng::Rng::new(5);
         for trial in 0..400 {
             let n = (rng.next_u64() % 90) as usize;
-            let items: Vec<(u32, u32)> = (0..n).map(|i| ((rng.next_u64() % 12) as u32, i as u32)).collect();
+            let items: Vec<(u32, u32)> = (0..n)
+                .map(|i| ((rng.next_u64() % 12) as u32, i as u32))
+                .collect();
             let order = |a: &(u32, u32), b: &(u32, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
             let mut sorted = items.clone();
             sorted.sort_by(order);
             for k in [0, 1, 2, 9, 10, SHORT_LIST, SHORT_LIST + 1, 64, 100] {
-                assert_eq!(best_k(items.clone(), k, order), sorted[..k.min(n)], "trial {trial} k {k}");
+                assert_eq!(
+                    best_k(items.clone(), k, order),
+                    sorted[..k.min(n)],
+                    "trial {trial} k {k}"
+                );
             }
         }
     }
@@ -521,22 +601,52 @@ mod tests {
     /// The blend as first written: every candidate collected (ALS's, then
     /// the first k not excluded of each interest category, deduplicated),
     /// then the k best of all of them.
-    fn blend_by_collecting(m: &ServingModel, als_top: &[(u32, f32)], interest: &[(i64, f32)], excluded: &[u32], k: usize, blend: f32) -> Vec<Recommendation> {
+    fn blend_by_collecting(
+        m: &ServingModel,
+        als_top: &[(u32, f32)],
+        interest: &[(i64, f32)],
+        excluded: &[u32],
+        k: usize,
+        blend: f32,
+    ) -> Vec<Recommendation> {
         let is_excluded = |i: &u32| excluded.binary_search(i).is_ok();
         let als_max = als_top.first().map_or(0.0, |t| t.1);
         let als_scale = if als_max > 0.0 { 1.0 / als_max } else { 0.0 };
-        let interest_of = |category: i64| interest.iter().rfind(|c| c.0 == category).map_or(0.0, |c| c.1);
+        let interest_of = |category: i64| {
+            interest
+                .iter()
+                .rfind(|c| c.0 == category)
+                .map_or(0.0, |c| c.1)
+        };
         let score_of = |i: u32, als: f32, from_als: bool| {
             let interest = interest_of(m.product_category[i as usize]) * m.popularity_score(i);
             let (a, b) = ((1.0 - blend) * als, blend * interest);
-            let source = if b > a || !from_als { Source::CategoryInterest } else { Source::Collaborative };
-            (from_als || b > 0.0).then_some(Recommendation { product: i, score: a + b, source })
+            let source = if b > a || !from_als {
+                Source::CategoryInterest
+            } else {
+                Source::Collaborative
+            };
+            (from_als || b > 0.0).then_some(Recommendation {
+                product: i,
+                score: a + b,
+                source,
+            })
         };
-        let mut scored: Vec<Recommendation> = als_top.iter().filter_map(|&(i, s)| score_of(i, s * als_scale, true)).collect();
+        let mut scored: Vec<Recommendation> = als_top
+            .iter()
+            .filter_map(|&(i, s)| score_of(i, s * als_scale, true))
+            .collect();
         if blend > 0.0 {
             let mut products: Vec<u32> = als_top.iter().map(|t| t.0).collect();
             for &(category, _) in interest {
-                for &i in m.category_items.get(&category).into_iter().flatten().filter(|i| !is_excluded(i)).take(k) {
+                for &i in m
+                    .category_items
+                    .get(&category)
+                    .into_iter()
+                    .flatten()
+                    .filter(|i| !is_excluded(i))
+                    .take(k)
+                {
                     if !products.contains(&i) {
                         products.push(i);
                         scored.extend(score_of(i, 0.0, false));
@@ -544,7 +654,11 @@ mod tests {
                 }
             }
         }
-        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(m.product_ids[a.product as usize].cmp(&m.product_ids[b.product as usize])));
+        scored.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(m.product_ids[a.product as usize].cmp(&m.product_ids[b.product as usize]))
+        });
         scored.truncate(k);
         m.fill_with_popular(&mut scored, k, excluded);
         scored
@@ -562,9 +676,23 @@ mod tests {
             let n = 1 + rng.below(60) as usize;
             let categories = 1 + rng.below(6) as i64;
             let product_ids: Vec<i64> = (0..n as i64).map(|i| 1000 + (i * 7919) % 10007).collect();
-            let product_category: Vec<i64> = (0..n).map(|_| rng.below(categories as u64) as i64).collect();
+            let product_category: Vec<i64> = (0..n)
+                .map(|_| rng.below(categories as u64) as i64)
+                .collect();
             let popularity: Vec<f32> = (0..n).map(|_| rng.below(5) as f32).collect();
-            let m = serving_model(1, 1, vec![1], product_ids, vec![1.0], vec![1.0; n], product_category, popularity, Csr::from_triplets(1, n, &[], &[], &[]).unwrap(), vec![vec![]]).unwrap();
+            let m = serving_model(
+                1,
+                1,
+                vec![1],
+                product_ids,
+                vec![1.0],
+                vec![1.0; n],
+                product_category,
+                popularity,
+                Csr::from_triplets(1, n, &[], &[], &[]).unwrap(),
+                vec![vec![]],
+            )
+            .unwrap();
             let mut als_top: Vec<(u32, f32)> = Vec::new();
             for _ in 0..rng.below(n as u64 + 1) {
                 let i = rng.below(n as u64) as u32;
@@ -573,8 +701,17 @@ mod tests {
                 }
             }
             als_top.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let interest: Vec<(i64, f32)> = (0..rng.below(4)).map(|_| (rng.below(categories as u64 + 1) as i64, rng.below(4) as f32 / 4.0)).collect();
-            let mut excluded: Vec<u32> = (0..rng.below(6)).map(|_| rng.below(n as u64) as u32).collect();
+            let interest: Vec<(i64, f32)> = (0..rng.below(4))
+                .map(|_| {
+                    (
+                        rng.below(categories as u64 + 1) as i64,
+                        rng.below(4) as f32 / 4.0,
+                    )
+                })
+                .collect();
+            let mut excluded: Vec<u32> = (0..rng.below(6))
+                .map(|_| rng.below(n as u64) as u32)
+                .collect();
             excluded.sort_unstable();
             excluded.dedup();
             for k in [1, 3, 10, SHORT_LIST, SHORT_LIST + 5] {
@@ -748,7 +885,9 @@ mod tests {
                 (0..n_items as i64).map(|i| i % 9).collect(),
                 (0..n_items).map(|i| (i % 17) as f32).collect(),
                 Csr::from_triplets(n_users, n_items, &rows, &cols, &vec![1.0; rows.len()]).unwrap(),
-                (0..n_users).map(|u| vec![(u as i64 % 9, 0.6), ((u as i64 + 1) % 9, 0.4)]).collect(),
+                (0..n_users)
+                    .map(|u| vec![(u as i64 % 9, 0.6), ((u as i64 + 1) % 9, 0.4)])
+                    .collect(),
             )
             .unwrap();
             if huge {
@@ -758,7 +897,11 @@ mod tests {
                 for exclude in [true, false] {
                     let all = m.recommend_all(10, blend, exclude);
                     for u in 0..n_users as u32 {
-                        assert_eq!(all[u as usize], m.recommend(Some(u), &[], &[], 10, blend, exclude), "user {u}, huge {huge}");
+                        assert_eq!(
+                            all[u as usize],
+                            m.recommend(Some(u), &[], &[], 10, blend, exclude),
+                            "user {u}, huge {huge}"
+                        );
                     }
                 }
             }

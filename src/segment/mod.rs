@@ -12,9 +12,9 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{Col, InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
-use std::sync::Arc;
 use kmeans::{silhouette, KMeansParams, Standardizer};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Feature rows of one call, collected by the aggregate.
 #[derive(Default)]
@@ -64,28 +64,63 @@ fn feature_inputs() -> Vec<Column> {
     ]
 }
 
-const FEATURE_INPUTS: [&str; 4] = ["user_id", "list_position(columns, feature)::BIGINT", "feature", "value"];
+const FEATURE_INPUTS: [&str; 4] = [
+    "user_id",
+    "list_position(columns, feature)::BIGINT",
+    "feature",
+    "value",
+];
 
 /// Parameters shared by the k-means aggregates, declared once.
 fn fit_params() -> Vec<Param> {
     use SqlType::*;
     vec![
-        Param::named("seed", BigInt, Value::Int(42), "any integer seed, e.g. seed := 42"),
-        Param::named("max_iter", BigInt, Value::Int(20), "the most Lloyd iterations, e.g. max_iter := 20")
-            .check(Check::IntRange(1, 10_000)),
+        Param::named(
+            "seed",
+            BigInt,
+            Value::Int(42),
+            "any integer seed, e.g. seed := 42",
+        ),
+        Param::named(
+            "max_iter",
+            BigInt,
+            Value::Int(20),
+            "the most Lloyd iterations, e.g. max_iter := 20",
+        )
+        .check(Check::IntRange(1, 10_000)),
         // 0 is how the per-user macros skip the silhouette they do not show.
-        Param::named("sample", BigInt, Value::Int(50_000), "the silhouette sample size, e.g. sample := 50000")
-            .check(Check::IntRange(0, 1_000_000)),
-        Param::named("n_init", BigInt, Value::Int(1), "independent k-means++ starts, e.g. n_init := 1")
-            .check(Check::IntRange(1, 1_000)),
+        Param::named(
+            "sample",
+            BigInt,
+            Value::Int(50_000),
+            "the silhouette sample size, e.g. sample := 50000",
+        )
+        .check(Check::IntRange(0, 1_000_000)),
+        Param::named(
+            "n_init",
+            BigInt,
+            Value::Int(1),
+            "independent k-means++ starts, e.g. n_init := 1",
+        )
+        .check(Check::IntRange(1, 1_000)),
         Param::supplied("n_features", BigInt, "len(columns)"),
         Param::supplied("threads", BigInt, "current_setting('threads')"),
         Param::supplied("memory_limit", Varchar, "current_setting('memory_limit')"),
     ]
 }
 
-fn collect(state: &mut FeatureRows, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
-    let (u, i, f, v) = (input.col("user_id")?, input.col("feature_index")?, input.col("feature")?, input.col("value")?);
+fn collect(
+    state: &mut FeatureRows,
+    call: &Args,
+    input: &InputChunk,
+    rows: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let (u, i, f, v) = (
+        input.col("user_id")?,
+        input.col("feature_index")?,
+        input.col("feature")?,
+        input.col("value")?,
+    );
     let budget = crate::budget::Budget::from_setting(call.text("memory_limit")?);
     crate::budget::reserve(&mut state.cells, rows.len(), "the feature values")?;
     budget.check(
@@ -182,10 +217,15 @@ fn matrix(mut rows: FeatureRows, settings: Settings) -> anyhow::Result<Matrix> {
 /// call was read).
 fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
     if s.k as usize > users {
-        anyhow::bail!("parameter `k` is {} but there are only {users} users; pass k <= {users}", s.k);
+        anyhow::bail!(
+            "parameter `k` is {} but there are only {users} users; pass k <= {users}",
+            s.k
+        );
     }
     if s.sample == 1 {
-        anyhow::bail!("parameter `sample` is 1; pass 0 (no silhouette) or a sample of at least 2 users");
+        anyhow::bail!(
+            "parameter `sample` is 1; pass 0 (no silhouette) or a sample of at least 2 users"
+        );
     }
     Ok(())
 }
@@ -438,7 +478,9 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
         seed: settings.seed as u64,
         ..KMeansParams::default()
     };
-    let (model, score) = with_threads(settings.threads, || fit_scored(&values, n_cols, &params, &settings))??;
+    let (model, score) = with_threads(settings.threads, || {
+        fit_scored(&values, n_cols, &params, &settings)
+    })??;
 
     // Segment ids by size, largest first (ties: lower k-means label), so
     // ids mean something and do not depend on seeding order.
@@ -449,10 +491,19 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
     for (id, &c) in order.iter().enumerate() {
         segment_of[c] = id as u32;
     }
-    let centroids_original: Vec<Vec<f64>> = order.iter().map(|&c| scaler.inverse_row(model.centroid(c))).collect();
+    let centroids_original: Vec<Vec<f64>> = order
+        .iter()
+        .map(|&c| scaler.inverse_row(model.centroid(c)))
+        .collect();
     let centroid_maps: Vec<HashMap<&str, f64>> = centroids_original
         .iter()
-        .map(|c| names.iter().map(|n| n.as_str()).zip(c.iter().copied()).collect())
+        .map(|c| {
+            names
+                .iter()
+                .map(|n| n.as_str())
+                .zip(c.iter().copied())
+                .collect()
+        })
         .collect();
     let segment_names = segment_names(&centroid_maps);
     let mut within = vec![0.0; k];
@@ -491,7 +542,11 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
         r.iterations = Some(model.iterations as i32);
     })?;
     Ok(Fitted {
-        segment_of_user: model.assignments.iter().map(|&c| segment_of[c as usize]).collect(),
+        segment_of_user: model
+            .assignments
+            .iter()
+            .map(|&c| segment_of[c as usize])
+            .collect(),
         distances: model.distances,
         user_ids,
         segment_names,
@@ -502,21 +557,32 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
 impl AggregateFunction for KMeansAggregate {
     const NAME: &'static str = "ecoreco_kmeans";
     const FUNCTION: &'static str = "ecoreco.kmeans_model";
-    const EMPTY: &'static str = "the features table is empty: no users to segment; pass a table with one row per user";
+    const EMPTY: &'static str =
+        "the features table is empty: no users to segment; pass a table with one row per user";
     type State = FeatureRows;
     fn inputs() -> Vec<Column> {
         feature_inputs()
     }
     fn params() -> Vec<Param> {
-        let mut params = vec![Param::named("k", SqlType::BigInt, Value::Int(5), "the number of segments, e.g. k := 5")
-            .check(Check::IntRange(1, 10_000))];
+        let mut params = vec![Param::named(
+            "k",
+            SqlType::BigInt,
+            Value::Int(5),
+            "the number of segments, e.g. k := 5",
+        )
+        .check(Check::IntRange(1, 10_000))];
         params.extend(fit_params());
         params
     }
     fn columns() -> Vec<Column> {
         kmeans_columns()
     }
-    fn update(state: &mut FeatureRows, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut FeatureRows,
+        call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         collect(state, call, input, rows)
     }
     fn combine(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
@@ -541,8 +607,20 @@ impl AggregateFunction for KMeansSweep {
     fn params() -> Vec<Param> {
         use SqlType::*;
         let mut params = vec![
-            Param::named("k_min", BigInt, Value::Int(2), "the smallest k, e.g. k_min := 2").check(Check::IntRange(1, 10_000)),
-            Param::named("k_max", BigInt, Value::Int(8), "the largest k, e.g. k_max := 8").check(Check::IntRange(1, 10_000)),
+            Param::named(
+                "k_min",
+                BigInt,
+                Value::Int(2),
+                "the smallest k, e.g. k_min := 2",
+            )
+            .check(Check::IntRange(1, 10_000)),
+            Param::named(
+                "k_max",
+                BigInt,
+                Value::Int(8),
+                "the largest k, e.g. k_max := 8",
+            )
+            .check(Check::IntRange(1, 10_000)),
         ];
         let mut fit = fit_params();
         if let Some(sample) = fit.iter_mut().find(|p| p.name == "sample") {
@@ -561,7 +639,12 @@ impl AggregateFunction for KMeansSweep {
             Column::new("iterations", Integer),
         ]
     }
-    fn update(state: &mut FeatureRows, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
+    fn update(
+        state: &mut FeatureRows,
+        call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
         collect(state, call, input, rows)
     }
     fn combine(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
@@ -576,8 +659,19 @@ impl AggregateFunction for KMeansSweep {
                 settings.k
             );
         }
-        let Matrix { user_ids, names, mut values, settings } = matrix(state, settings)?;
-        check_settings(&Settings { k: settings.k_max, ..settings }, user_ids.len())?;
+        let Matrix {
+            user_ids,
+            names,
+            mut values,
+            settings,
+        } = matrix(state, settings)?;
+        check_settings(
+            &Settings {
+                k: settings.k_max,
+                ..settings
+            },
+            user_ids.len(),
+        )?;
         check_settings(&settings, user_ids.len())?;
         let n_cols = names.len();
         standardize(&mut values, n_cols)?;
@@ -596,7 +690,11 @@ impl AggregateFunction for KMeansSweep {
                 .collect()
         })??;
         let mut rows = RowSet::for_columns(&Self::columns());
-        let (k, inertia, silhouette) = (rows.col("k")?, rows.col("inertia")?, rows.col("silhouette")?);
+        let (k, inertia, silhouette) = (
+            rows.col("k")?,
+            rows.col("inertia")?,
+            rows.col("silhouette")?,
+        );
         let (sample_size, iterations) = (rows.col("sample_size")?, rows.col("iterations")?);
         for r in &results {
             rows.put(k, Some(r.0 as i32));

@@ -62,15 +62,29 @@ impl Anchor {
     /// sorted): the anchor, and the top `k` (its first `k`, the ranking
     /// being a total order). `previous`: the anchor this one replaces,
     /// whose products scored at `x` give the scan a floor.
-    pub fn scan(model: &ServingModel, fold: &FoldIn, x: &[f32], k: usize, excluded: &[u32], previous: Option<&Anchor>, exact: &mut Vec<f32>) -> (Anchor, Vec<(u32, f32)>) {
+    pub fn scan(
+        model: &ServingModel,
+        fold: &FoldIn,
+        x: &[f32],
+        k: usize,
+        excluded: &[u32],
+        previous: Option<&Anchor>,
+        exact: &mut Vec<f32>,
+    ) -> (Anchor, Vec<(u32, f32)>) {
         let m = KEPT_PER_LISTED * k;
         // The m-th best exact score of m distinct products not excluded:
         // the m-th best of all reaches it.
         let floor = match previous {
             Some(p) => {
-                let items: Vec<u32> = p.kept.iter().map(|c| c.item).filter(|i| excluded.binary_search(i).is_err()).collect();
+                let items: Vec<u32> = p
+                    .kept
+                    .iter()
+                    .map(|c| c.item)
+                    .filter(|i| excluded.binary_search(i).is_err())
+                    .collect();
                 model.collaborative_scores(x, &items, exact);
-                let scored: Vec<(u32, f32)> = items.into_iter().zip(exact.iter().copied()).collect();
+                let scored: Vec<(u32, f32)> =
+                    items.into_iter().zip(exact.iter().copied()).collect();
                 TopK::from_candidates(m, &scored).min_score()
             }
             None => f32::NEG_INFINITY,
@@ -78,10 +92,18 @@ impl Anchor {
         let top = model.collaborative_top_above(x, m, excluded, floor);
         let f = model.factors;
         let y = model.item_factors();
-        let rest = if top.len() < m { f32::NEG_INFINITY } else { top.last().map_or(f32::NEG_INFINITY, |t| t.1) };
+        let rest = if top.len() < m {
+            f32::NEG_INFINITY
+        } else {
+            top.last().map_or(f32::NEG_INFINITY, |t| t.1)
+        };
         let kept: Vec<Kept> = top
             .iter()
-            .map(|&(item, score)| Kept { item, score, norm: norm_rounded_up(&y[item as usize * f..(item as usize + 1) * f]) })
+            .map(|&(item, score)| Kept {
+                item,
+                score,
+                norm: norm_rounded_up(&y[item as usize * f..(item as usize + 1) * f]),
+            })
             .collect();
         let kept_norm = kept.iter().fold(0f32, |m, c| m.max(c.norm));
         // The first product in norm order neither kept nor excluded: at
@@ -91,10 +113,22 @@ impl Anchor {
         let rest_norm = fold
             .by_norm
             .iter()
-            .find(|(i, _)| kept_items.binary_search(i).is_err() && excluded.binary_search(i).is_err())
+            .find(|(i, _)| {
+                kept_items.binary_search(i).is_err() && excluded.binary_search(i).is_err()
+            })
             .map_or(0.0, |&(_, norm)| norm);
         let listed = top[..k.min(top.len())].to_vec();
-        (Anchor { x: x.to_vec(), x_norm: norm(x), kept, rest, rest_norm, kept_norm }, listed)
+        (
+            Anchor {
+                x: x.to_vec(),
+                x_norm: norm(x),
+                kept,
+                rest,
+                rest_norm,
+                kept_norm,
+            },
+            listed,
+        )
     }
 
     /// The exact top `k` at `x` (`excluded` sorted, a superset of the
@@ -102,13 +136,27 @@ impl Anchor {
     /// exact scores at `x`, marked in `hinted`. `None` when the products
     /// not kept may reach the hints' bar (the caller scans and re-anchors).
     #[allow(clippy::too_many_arguments)]
-    pub fn top(&self, model: &ServingModel, x: &[f32], k: usize, excluded: &[u32], hints: &[(u32, f32)], hinted: &[bool], exact: &mut Vec<f32>) -> Option<Vec<(u32, f32)>> {
+    pub fn top(
+        &self,
+        model: &ServingModel,
+        x: &[f32],
+        k: usize,
+        excluded: &[u32],
+        hints: &[(u32, f32)],
+        hinted: &[bool],
+        exact: &mut Vec<f32>,
+    ) -> Option<Vec<(u32, f32)>> {
         if k == 0 || hints.len() < k || x.len() != self.x.len() {
             return None;
         }
         let f = x.len();
         let bar = TopK::from_candidates(k, hints).min_score() as f64;
-        let d = x.iter().zip(&self.x).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>().sqrt();
+        let d = x
+            .iter()
+            .zip(&self.x)
+            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
         // 2 % on top covers this arithmetic's own rounding (in double
         // precision, far below the single-precision terms it bounds).
         let e = (d + gamma(f) * (norm(x) + self.x_norm)) * 1.02;
@@ -123,7 +171,11 @@ impl Anchor {
             .kept
             .iter()
             .take_while(|c| reaches(c.score, self.kept_norm))
-            .filter(|c| reaches(c.score, c.norm) && !hinted[c.item as usize] && excluded.binary_search(&c.item).is_err())
+            .filter(|c| {
+                reaches(c.score, c.norm)
+                    && !hinted[c.item as usize]
+                    && excluded.binary_search(&c.item).is_err()
+            })
             .map(|c| c.item)
             .collect();
         model.collaborative_scores(x, &candidates, exact);

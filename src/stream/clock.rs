@@ -55,9 +55,14 @@ pub struct Schedule {
 /// `watermark` are microseconds (`width > 0`, `watermark >= 0`); `speed`
 /// 0 means no pacing.
 pub fn schedule(times: &[i64], width: i64, watermark: i64, speed: f64) -> anyhow::Result<Schedule> {
-    anyhow::ensure!(width > 0 && watermark >= 0, "window must be positive and watermark not negative");
+    anyhow::ensure!(
+        width > 0 && watermark >= 0,
+        "window must be positive and watermark not negative"
+    );
     let mut ticks = Vec::new();
-    ticks.try_reserve_exact(times.len()).map_err(|_| anyhow::anyhow!("not enough memory for {} events", times.len()))?;
+    ticks
+        .try_reserve_exact(times.len())
+        .map_err(|_| anyhow::anyhow!("not enough memory for {} events", times.len()))?;
     let mut windows: Vec<Window> = Vec::new();
     let mut index: HashMap<i64, u32> = HashMap::new();
     // Open windows by start, so they close in order as the watermark moves.
@@ -74,7 +79,11 @@ pub fn schedule(times: &[i64], width: i64, watermark: i64, speed: f64) -> anyhow
             Some((s, w)) if s == start => w,
             _ => {
                 let window = *index.entry(start).or_insert_with(|| {
-                    windows.push(Window { start, end: start.saturating_add(width), closed_by: None });
+                    windows.push(Window {
+                        start,
+                        end: start.saturating_add(width),
+                        closed_by: None,
+                    });
                     (windows.len() - 1) as u32
                 });
                 if windows[window as usize].closed_by.is_none() {
@@ -99,7 +108,11 @@ pub fn schedule(times: &[i64], width: i64, watermark: i64, speed: f64) -> anyhow
         } else {
             0
         };
-        ticks.push(Tick { window, late, release_ns });
+        ticks.push(Tick {
+            window,
+            late,
+            release_ns,
+        });
     }
     Ok(Schedule { ticks, windows })
 }
@@ -123,14 +136,33 @@ mod tests {
     /// (late), 12 (not late: 12 >= 11).
     #[test]
     fn late_events_and_closing_follow_the_watermark() {
-        let times: Vec<i64> = [0, 3, 6, 16, 4, 14, 21, 9, 12].iter().map(|m| m * MIN).collect();
+        let times: Vec<i64> = [0, 3, 6, 16, 4, 14, 21, 9, 12]
+            .iter()
+            .map(|m| m * MIN)
+            .collect();
         let s = schedule(&times, 5 * MIN, 10 * MIN, 0.0).unwrap();
         let late: Vec<bool> = s.ticks.iter().map(|t| t.late).collect();
-        assert_eq!(late, [false, false, false, false, true, false, false, true, false]);
+        assert_eq!(
+            late,
+            [false, false, false, false, true, false, false, true, false]
+        );
         let windows: Vec<u32> = s.ticks.iter().map(|t| t.window).collect();
         assert_eq!(windows, [0, 0, 1, 2, 0, 3, 4, 1, 3]);
-        let closed: Vec<(i64, Option<usize>)> = s.windows.iter().map(|w| (w.start / MIN, w.closed_by)).collect();
-        assert_eq!(closed, [(0, Some(3)), (5, Some(6)), (15, None), (10, None), (20, None)]);
+        let closed: Vec<(i64, Option<usize>)> = s
+            .windows
+            .iter()
+            .map(|w| (w.start / MIN, w.closed_by))
+            .collect();
+        assert_eq!(
+            closed,
+            [
+                (0, Some(3)),
+                (5, Some(6)),
+                (15, None),
+                (10, None),
+                (20, None)
+            ]
+        );
         assert!(s.ticks.iter().all(|t| t.release_ns == 0));
     }
 
@@ -145,7 +177,11 @@ mod tests {
             let times: Vec<i64> = (0..300)
                 .map(|_| {
                     t += (rng.next_u64() % 3) as i64 * MIN / 2;
-                    if rng.next_u64() % 10 == 0 { t - (rng.next_u64() % 30) as i64 * MIN } else { t }
+                    if rng.next_u64() % 10 == 0 {
+                        t - (rng.next_u64() % 30) as i64 * MIN
+                    } else {
+                        t
+                    }
                 })
                 .collect();
             let s = schedule(&times, 5 * MIN, 10 * MIN, 0.0).unwrap();
@@ -153,11 +189,17 @@ mod tests {
             for (at, &time) in times.iter().enumerate() {
                 let w = &s.windows[s.ticks[at].window as usize];
                 assert!(w.start <= time && time < w.end);
-                assert_eq!(s.ticks[at].late, latest != i64::MIN && time < latest - 10 * MIN);
+                assert_eq!(
+                    s.ticks[at].late,
+                    latest != i64::MIN && time < latest - 10 * MIN
+                );
                 latest = latest.max(time);
             }
             for w in &s.windows {
-                let first_seen = times.iter().position(|&t| window_start(t, 5 * MIN) == w.start).unwrap();
+                let first_seen = times
+                    .iter()
+                    .position(|&t| window_start(t, 5 * MIN) == w.start)
+                    .unwrap();
                 let mut mark = i64::MIN;
                 let mut closed = None;
                 for (at, &time) in times.iter().enumerate() {

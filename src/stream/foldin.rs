@@ -134,11 +134,22 @@ const GRAM_CHUNK: usize = 1024;
 impl FoldIn {
     /// Precomputes the fold-in of a model with `item_factors`
     /// (`n_items × factors`, row-major).
-    pub fn new(item_factors: &[f32], factors: usize, regularization: f64, alpha: f64) -> Result<FoldIn> {
+    pub fn new(
+        item_factors: &[f32],
+        factors: usize,
+        regularization: f64,
+        alpha: f64,
+    ) -> Result<FoldIn> {
         let f = factors;
-        ensure!(f > 0 && item_factors.len() % f == 0, "product factors do not have {f} columns");
         ensure!(
-            regularization.is_finite() && regularization >= 0.0 && alpha.is_finite() && alpha >= 0.0,
+            f > 0 && item_factors.len() % f == 0,
+            "product factors do not have {f} columns"
+        );
+        ensure!(
+            regularization.is_finite()
+                && regularization >= 0.0
+                && alpha.is_finite()
+                && alpha >= 0.0,
             "regularization ({regularization}) and alpha ({alpha}) must be finite numbers >= 0"
         );
         let partials: Vec<Vec<f64>> = item_factors
@@ -173,25 +184,48 @@ impl FoldIn {
         let inverse = spd_inverse(a0.clone(), f)?;
         let mut z: Vec<f32> = Vec::new();
         z.try_reserve_exact(item_factors.len()).map_err(|_| {
-            anyhow::anyhow!("not enough memory for the fold-in of {} products", item_factors.len() / f)
+            anyhow::anyhow!(
+                "not enough memory for the fold-in of {} products",
+                item_factors.len() / f
+            )
         })?;
         z.resize(item_factors.len(), 0.0);
-        z.par_chunks_mut(f).zip(item_factors.par_chunks(f)).for_each(|(zi, yi)| {
-            for r in 0..f {
-                let row = &inverse[r * f..(r + 1) * f];
-                zi[r] = row.iter().zip(yi).map(|(&a, &y)| a * y as f64).sum::<f64>() as f32;
-            }
-        });
+        z.par_chunks_mut(f)
+            .zip(item_factors.par_chunks(f))
+            .for_each(|(zi, yi)| {
+                for r in 0..f {
+                    let row = &inverse[r * f..(r + 1) * f];
+                    zi[r] = row.iter().zip(yi).map(|(&a, &y)| a * y as f64).sum::<f64>() as f32;
+                }
+            });
         let n = item_factors.len() / f;
-        let mut by_norm: Vec<(u32, f32)> = item_factors.par_chunks(f).map(norm_rounded_up).enumerate().map(|(i, v)| (i as u32, v)).collect();
+        let mut by_norm: Vec<(u32, f32)> = item_factors
+            .par_chunks(f)
+            .map(norm_rounded_up)
+            .enumerate()
+            .map(|(i, v)| (i as u32, v))
+            .collect();
         by_norm.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let product_scores = if n <= MAX_SCORED_PRODUCTS { Some(ProductScores::new(&z, item_factors, f, &by_norm)?) } else { None };
-        Ok(FoldIn { factors: f, regularization, alpha, a0, z, product_scores, by_norm })
+        let product_scores = if n <= MAX_SCORED_PRODUCTS {
+            Some(ProductScores::new(&z, item_factors, f, &by_norm)?)
+        } else {
+            None
+        };
+        Ok(FoldIn {
+            factors: f,
+            regularization,
+            alpha,
+            a0,
+            z,
+            product_scores,
+            by_norm,
+        })
     }
 
     /// Bytes [`new`](Self::new) keeps for `n_items` products of `factors`.
     pub fn bytes(n_items: usize, factors: usize) -> u64 {
-        (n_items * factors * 4 + n_items * 8 + factors * factors * 16) as u64 + ProductScores::bytes(n_items)
+        (n_items * factors * 4 + n_items * 8 + factors * factors * 16) as u64
+            + ProductScores::bytes(n_items)
     }
 
     /// The product-by-product scores (`None` above [`MAX_SCORED_PRODUCTS`]).
@@ -203,7 +237,10 @@ impl FoldIn {
     /// without F16C), for tests.
     #[cfg(test)]
     pub fn with_single_precision_scores(mut self, item_factors: &[f32]) -> FoldIn {
-        self.product_scores = Some(ProductScores::build(&self.z, item_factors, self.factors, &self.by_norm, false).unwrap());
+        self.product_scores = Some(
+            ProductScores::build(&self.z, item_factors, self.factors, &self.by_norm, false)
+                .unwrap(),
+        );
         self
     }
 
@@ -330,7 +367,11 @@ impl UserFold {
     /// for a user with no product of the model.
     pub fn solve(&self, fold: &FoldIn, scratch: &mut Scratch, out: &mut [f32]) -> Result<()> {
         let f = fold.factors;
-        ensure!(out.len() == f, "the output has {} values, the model {f} factors", out.len());
+        ensure!(
+            out.len() == f,
+            "the output has {} values, the model {f} factors",
+            out.len()
+        );
         scratch.x.clear();
         scratch.x.resize(f, 0.0);
         scratch.beta.clear();
@@ -353,12 +394,15 @@ impl UserFold {
             let cs = &scratch.cs;
             // v = S K c, then M = I + S K S, solved in place.
             scratch.v.clear();
-            scratch.v.extend((0..n).map(|j| cs[j].1 * (0..n).map(|l| k(j, l) * cs[l].0).sum::<f64>()));
+            scratch
+                .v
+                .extend((0..n).map(|j| cs[j].1 * (0..n).map(|l| k(j, l) * cs[l].0).sum::<f64>()));
             scratch.m.clear();
             scratch.m.resize(n * n, 0.0);
             for j in 0..n {
                 for l in 0..=j {
-                    scratch.m[j * n + l] = cs[j].1 * k(j, l) * cs[l].1 + if j == l { 1.0 } else { 0.0 };
+                    scratch.m[j * n + l] =
+                        cs[j].1 * k(j, l) * cs[l].1 + if j == l { 1.0 } else { 0.0 };
                 }
             }
             cholesky(&mut scratch.m, n)?;
@@ -421,7 +465,12 @@ impl Dense {
             }
         }
         let inverse = spd_inverse(l, f)?;
-        Ok(Dense { inverse, b, y: vec![0.0; f], u: vec![0.0; f] })
+        Ok(Dense {
+            inverse,
+            b,
+            y: vec![0.0; f],
+            u: vec![0.0; f],
+        })
     }
 
     /// `A += d y yᵀ` (d ≥ 0), `b += c y`.
@@ -429,7 +478,10 @@ impl Dense {
         for (b, &v) in self.b.iter_mut().zip(y) {
             *b += c * v as f64;
         }
-        ensure!(d >= 0.0 && d.is_finite(), "an interaction weight went down or is not finite ({d})");
+        ensure!(
+            d >= 0.0 && d.is_finite(),
+            "an interaction weight went down or is not finite ({d})"
+        );
         if d == 0.0 {
             return Ok(());
         }
@@ -441,7 +493,10 @@ impl Dense {
             symmetric_times(inverse, v, out)
         });
         let denominator = 1.0 + d * self.y.iter().zip(&self.u).map(|(a, b)| a * b).sum::<f64>();
-        ensure!(denominator.is_finite() && denominator > 0.0, "the fold-in lost positive definiteness ({denominator})");
+        ensure!(
+            denominator.is_finite() && denominator > 0.0,
+            "the fold-in lost positive definiteness ({denominator})"
+        );
         let scale = d / denominator;
         dispatch!(isa, (inverse: &mut [f64] = &mut self.inverse, u: &[f64] = &self.u, s: f64 = scale) {
             subtract_outer(inverse, u, s)
@@ -457,11 +512,21 @@ mod tests {
 
     /// The half-step written out: `(YᵀY + λI + Σ α w y yᵀ) x = Σ (1 + α w) y`,
     /// formed densely over every product and solved in f64.
-    fn solve_exact(y: &[f32], f: usize, items: &[u32], weights: &[f32], reg: f32, alpha: f32) -> Vec<f32> {
+    fn solve_exact(
+        y: &[f32],
+        f: usize,
+        items: &[u32],
+        weights: &[f32],
+        reg: f32,
+        alpha: f32,
+    ) -> Vec<f32> {
         let mut a = vec![0f64; f * f];
         let mut b = vec![0f64; f];
         for (i, yi) in y.chunks_exact(f).enumerate() {
-            let w = items.iter().position(|&t| t as usize == i).map_or(0.0, |at| weights[at] as f64);
+            let w = items
+                .iter()
+                .position(|&t| t as usize == i)
+                .map_or(0.0, |at| weights[at] as f64);
             let c = 1.0 + alpha as f64 * w;
             for j in 0..f {
                 if w > 0.0 {
@@ -482,7 +547,9 @@ mod tests {
 
     fn random_factors(n: usize, f: usize, seed: u64) -> Vec<f32> {
         let mut rng = Rng::new(seed);
-        (0..n * f).map(|_| (rng.next_f64() as f32 - 0.5) * 0.8).collect()
+        (0..n * f)
+            .map(|_| (rng.next_f64() as f32 - 0.5) * 0.8)
+            .collect()
     }
 
     fn close(a: &[f32], b: &[f32], tol: f32) {
@@ -497,12 +564,19 @@ mod tests {
         // [[4, 2], [2, 3]] x = [2, 1] → x = [0.5, 0].
         let mut a = vec![4.0, 2.0, 2.0, 3.0];
         cholesky(&mut a, 2).unwrap();
-        assert!((a[0] - 2.0).abs() < 1e-12 && (a[2] - 1.0).abs() < 1e-12 && (a[3] - 2f64.sqrt()).abs() < 1e-12);
+        assert!(
+            (a[0] - 2.0).abs() < 1e-12
+                && (a[2] - 1.0).abs() < 1e-12
+                && (a[3] - 2f64.sqrt()).abs() < 1e-12
+        );
         let mut b = vec![2.0, 1.0];
         cholesky_solve(&a, 2, &mut b);
         assert!((b[0] - 0.5).abs() < 1e-12 && b[1].abs() < 1e-12);
         let mut singular = vec![1.0, 1.0, 1.0, 1.0];
-        assert!(cholesky(&mut singular, 2).unwrap_err().to_string().contains("pivot 1"));
+        assert!(cholesky(&mut singular, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("pivot 1"));
     }
 
     /// Both paths (Woodbury while the user has at most `factors` products,
@@ -519,7 +593,11 @@ mod tests {
             let mut weights: Vec<(u32, f32)> = Vec::new();
             let mut rng = Rng::new(11);
             for step in 0..25 {
-                let item = if step % 4 == 3 { weights[0].0 } else { (rng.next_u64() % n_items as u64) as u32 };
+                let item = if step % 4 == 3 {
+                    weights[0].0
+                } else {
+                    (rng.next_u64() % n_items as u64) as u32
+                };
                 let w = match weights.iter_mut().find(|p| p.0 == item) {
                     Some(p) => {
                         p.1 = (p.1 + 3.0).min(10.0);
@@ -538,7 +616,10 @@ mod tests {
                 let want = solve_exact(&y, f, &items, &raw, reg as f32, alpha as f32);
                 close(&got, &want, 2e-5);
             }
-            assert!(user.products() > f.min(WOODBURY_MAX), "the test must reach the direct path");
+            assert!(
+                user.products() > f.min(WOODBURY_MAX),
+                "the test must reach the direct path"
+            );
         }
     }
 
@@ -547,18 +628,29 @@ mod tests {
         let y = random_factors(5, 3, 1);
         let fold = FoldIn::new(&y, 3, 0.1, 1.0).unwrap();
         let mut out = vec![1f32; 3];
-        UserFold::default().solve(&fold, &mut Scratch::default(), &mut out).unwrap();
+        UserFold::default()
+            .solve(&fold, &mut Scratch::default(), &mut out)
+            .unwrap();
         assert_eq!(out, [0.0, 0.0, 0.0]);
         assert!(FoldIn::new(&y, 3, f64::NAN, 1.0).is_err());
         // λ = 0 with fewer products than factors: YᵀY is singular.
-        assert!(FoldIn::new(&y[..6], 3, 0.0, 1.0).unwrap_err().to_string().contains("positive definite"));
+        assert!(FoldIn::new(&y[..6], 3, 0.0, 1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("positive definite"));
     }
 
     #[test]
     fn gram_is_the_same_whatever_the_thread_count() {
         let y = random_factors(3000, 8, 5);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let four = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
         let a = one.install(|| FoldIn::new(&y, 8, 0.1, 1.0).unwrap());
         let b = four.install(|| FoldIn::new(&y, 8, 0.1, 1.0).unwrap());
         assert_eq!(a.a0, b.a0);

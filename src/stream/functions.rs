@@ -56,19 +56,36 @@ pub const MODEL_FEED: [&str; 7] = [
 /// Parameters every function that reads a model takes.
 fn model_params() -> Vec<Param> {
     vec![
-        Param::named("model", SqlType::Varchar, Value::Text("model".into()), "the name of a model table, e.g. model := 'model'"),
-        Param::supplied("planned_cached", SqlType::Boolean, "ecoreco_model_ready(model)"),
+        Param::named(
+            "model",
+            SqlType::Varchar,
+            Value::Text("model".into()),
+            "the name of a model table, e.g. model := 'model'",
+        ),
+        Param::supplied(
+            "planned_cached",
+            SqlType::Boolean,
+            "ecoreco_model_ready(model)",
+        ),
     ]
 }
 
 fn scoring_params() -> Vec<Param> {
     use SqlType::*;
-    vec![
-        Param::named("k", BigInt, Value::Int(10), "how many products per list, e.g. k := 10").check(Check::IntRange(1, 1000)),
-    ]
+    vec![Param::named(
+        "k",
+        BigInt,
+        Value::Int(10),
+        "how many products per list, e.g. k := 10",
+    )
+    .check(Check::IntRange(1, 1000))]
     .into_iter()
     // The serving functions' blend: NULL (the default) is the one stored with the model.
-    .chain(crate::recommend::serving_params().into_iter().filter(|p| p.name == "blend"))
+    .chain(
+        crate::recommend::serving_params()
+            .into_iter()
+            .filter(|p| p.name == "blend"),
+    )
     .collect()
 }
 
@@ -83,7 +100,12 @@ fn weights(call: &Args) -> Result<Weights> {
         ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; pass a finite number >= 0 (the value the model was trained with)");
         Ok(v as f32)
     };
-    Ok(Weights { view: w("view")?, cart: w("cart")?, purchase: w("purchase")?, cap: w("cap")? })
+    Ok(Weights {
+        view: w("view")?,
+        cart: w("cart")?,
+        purchase: w("purchase")?,
+        cap: w("cap")?,
+    })
 }
 
 /// The model's rows as the macros pass them.
@@ -103,7 +125,9 @@ impl ModelInput {
     /// Reads a model row from the inputs starting at `first` (side, id,
     /// item, name, value, factors, model_id); false when the row has none.
     fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
-        let Some(side) = input.str(first, row) else { return Ok(false) };
+        let Some(side) = input.str(first, row) else {
+            return Ok(false);
+        };
         if self.model_id.is_none() {
             self.model_id = input.i64(first + 6, row);
         }
@@ -123,7 +147,14 @@ impl ModelInput {
             Some(Ok(v)) => Some(v),
             Some(Err(at)) => bail!("a factors list has a NULL at position {}; the model table is damaged, train it again", at + 1),
         };
-        self.rows.push(side, input.i64(first + 1, row), input.i64(first + 2, row), name, value, factors)?;
+        self.rows.push(
+            side,
+            input.i64(first + 1, row),
+            input.i64(first + 2, row),
+            name,
+            value,
+            factors,
+        )?;
         Ok(true)
     }
 
@@ -138,7 +169,11 @@ impl ModelInput {
     }
 
     /// The serving model and its fold-in: cached, or built from the rows.
-    fn load(self, call: &Args, pool: &rayon::ThreadPool) -> Result<(Arc<ServingModel>, Arc<FoldIn>)> {
+    fn load(
+        self,
+        call: &Args,
+        pool: &rayon::ThreadPool,
+    ) -> Result<(Arc<ServingModel>, Arc<FoldIn>)> {
         let table = call.text("model")?;
         let model_id = self
             .model_id
@@ -167,9 +202,15 @@ impl ModelInput {
         let served = match cache::cached(model_id) {
             Some(m) => m,
             None if !call.boolean("planned_cached")? => {
-                budget.check("serving the model", (self.rows.floats() * 8 + self.rows.rows() * 48) as u64, "its factors twice plus 48 bytes per row")?;
+                budget.check(
+                    "serving the model",
+                    (self.rows.floats() * 8 + self.rows.rows() * 48) as u64,
+                    "its factors twice plus 48 bytes per row",
+                )?;
                 let rows = self.rows;
-                cache::remember(pool.install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new))?)
+                cache::remember(pool.install(|| {
+                    model_table::from_rows(rows, model_id).and_then(ServingModel::new)
+                })?)
             }
             None => {
                 cache::forget_table(table);
@@ -194,11 +235,23 @@ fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Re
     static CACHE: OnceLock<Mutex<Vec<(Key, Arc<FoldIn>)>>> = OnceLock::new();
     let key = (model.model_id, regularization.to_bits(), alpha.to_bits());
     let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, f)) = cache.lock().map_err(|_| anyhow!("fold-in cache poisoned"))?.iter().find(|(k, _)| *k == key) {
+    if let Some((_, f)) = cache
+        .lock()
+        .map_err(|_| anyhow!("fold-in cache poisoned"))?
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
         return Ok(f.clone());
     }
-    let fold = Arc::new(FoldIn::new(model.item_factors(), model.factors, regularization, alpha)?);
-    let mut entries = cache.lock().map_err(|_| anyhow!("fold-in cache poisoned"))?;
+    let fold = Arc::new(FoldIn::new(
+        model.item_factors(),
+        model.factors,
+        regularization,
+        alpha,
+    )?);
+    let mut entries = cache
+        .lock()
+        .map_err(|_| anyhow!("fold-in cache poisoned"))?;
     entries.retain(|(k, _)| *k != key);
     entries.push((key, fold.clone()));
     if entries.len() > 2 {
@@ -225,8 +278,19 @@ fn replay_inputs() -> Vec<Column> {
 
 /// The feed's columns, in input order.
 pub const REPLAY_FEED: [&str; 13] = [
-    "f.ordinal", "f.time_us", "f.event_type", "f.product_id", "f.category_id", "f.user_id",
-    "f.side", "f.id", "f.item", "f.name", "f.value", "f.factors", "f.model_id",
+    "f.ordinal",
+    "f.time_us",
+    "f.event_type",
+    "f.product_id",
+    "f.category_id",
+    "f.user_id",
+    "f.side",
+    "f.id",
+    "f.item",
+    "f.name",
+    "f.value",
+    "f.factors",
+    "f.model_id",
 ];
 
 /// The replay's parameters (after the macro-only `events`, `window`,
@@ -236,38 +300,95 @@ pub fn replay_params() -> Vec<Param> {
     let mut p = model_params();
     p.extend([
         Param::supplied("window_us", BigInt, "epoch(\"window\"::INTERVAL) * 1000000").nullable(),
-        Param::supplied("watermark_us", BigInt, "epoch(watermark::INTERVAL) * 1000000").nullable(),
-        Param::named("speed", Double, Value::Int(0), "0 (as fast as possible) or a factor of recorded time such as 60")
-            .check(Check::Range(0.0, 1e12)),
-        Param::named("max_seconds", Double, Value::Int(3600), "the longest a paced replay may last, in seconds, e.g. max_seconds := 3600")
-            .check(Check::Range(0.0, 1e9)),
+        Param::supplied(
+            "watermark_us",
+            BigInt,
+            "epoch(watermark::INTERVAL) * 1000000",
+        )
+        .nullable(),
+        Param::named(
+            "speed",
+            Double,
+            Value::Int(0),
+            "0 (as fast as possible) or a factor of recorded time such as 60",
+        )
+        .check(Check::Range(0.0, 1e12)),
+        Param::named(
+            "max_seconds",
+            Double,
+            Value::Int(3600),
+            "the longest a paced replay may last, in seconds, e.g. max_seconds := 3600",
+        )
+        .check(Check::Range(0.0, 1e9)),
     ]);
     p.extend(scoring_params());
     p.extend([
-        Param::named("seed", BigInt, Value::Int(42), "any integer (it seeds the user partitioning; results do not depend on it)"),
-        Param::named("exclude_purchased", Boolean, Value::Bool(true), "true or false"),
-        Param::named("late", Varchar, Value::Text("skip".into()), "'skip' or 'apply'").check(Check::OneOf(&["skip", "apply"])),
+        Param::named(
+            "seed",
+            BigInt,
+            Value::Int(42),
+            "any integer (it seeds the user partitioning; results do not depend on it)",
+        ),
+        Param::named(
+            "exclude_purchased",
+            Boolean,
+            Value::Bool(true),
+            "true or false",
+        ),
+        Param::named(
+            "late",
+            Varchar,
+            Value::Text("skip".into()),
+            "'skip' or 'apply'",
+        )
+        .check(Check::OneOf(&["skip", "apply"])),
     ]);
     p.extend(crate::als::weight_params());
     p.extend([
-        Param::named("influx", Varchar, Value::Null, "an InfluxDB address such as 'http://127.0.0.1:8086'").nullable(),
-        Param::named("influx_database", Varchar, Value::Text("ecoreco".into()), "an InfluxDB database name, e.g. 'ecoreco'"),
-        Param::named("run", Varchar, Value::Text("replay".into()), "a label for this run's metrics, e.g. 'demo'"),
-        Param::supplied("external_access", Boolean, "current_setting('enable_external_access')"),
+        Param::named(
+            "influx",
+            Varchar,
+            Value::Null,
+            "an InfluxDB address such as 'http://127.0.0.1:8086'",
+        )
+        .nullable(),
+        Param::named(
+            "influx_database",
+            Varchar,
+            Value::Text("ecoreco".into()),
+            "an InfluxDB database name, e.g. 'ecoreco'",
+        ),
+        Param::named(
+            "run",
+            Varchar,
+            Value::Text("replay".into()),
+            "a label for this run's metrics, e.g. 'demo'",
+        ),
+        Param::supplied(
+            "external_access",
+            Boolean,
+            "current_setting('enable_external_access')",
+        ),
     ]);
     p.extend(budget::settings_params());
     p
 }
 
 fn config(call: &Args, keep: bool) -> Result<Config> {
-    let window_us = call
-        .opt_int("window_us")?
-        .ok_or_else(|| anyhow!("parameter `window` is NULL; pass an interval such as INTERVAL 5 MINUTE"))?;
-    ensure!(window_us > 0, "parameter `window` is {window_us} µs; pass a positive interval such as INTERVAL 5 MINUTE");
-    let watermark_us = call
-        .opt_int("watermark_us")?
-        .ok_or_else(|| anyhow!("parameter `watermark` is NULL; pass an interval such as INTERVAL 10 MINUTE"))?;
-    ensure!(watermark_us >= 0, "parameter `watermark` is negative; pass an interval such as INTERVAL 10 MINUTE");
+    let window_us = call.opt_int("window_us")?.ok_or_else(|| {
+        anyhow!("parameter `window` is NULL; pass an interval such as INTERVAL 5 MINUTE")
+    })?;
+    ensure!(
+        window_us > 0,
+        "parameter `window` is {window_us} µs; pass a positive interval such as INTERVAL 5 MINUTE"
+    );
+    let watermark_us = call.opt_int("watermark_us")?.ok_or_else(|| {
+        anyhow!("parameter `watermark` is NULL; pass an interval such as INTERVAL 10 MINUTE")
+    })?;
+    ensure!(
+        watermark_us >= 0,
+        "parameter `watermark` is negative; pass an interval such as INTERVAL 10 MINUTE"
+    );
     Ok(Config {
         window_us,
         watermark_us,
@@ -277,7 +398,11 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
         // Set from the call or the model once the model is read.
         blend: 0.0,
         exclude_purchased: call.boolean("exclude_purchased")?,
-        late: if call.text("late")? == "apply" { LateRule::Apply } else { LateRule::Skip },
+        late: if call.text("late")? == "apply" {
+            LateRule::Apply
+        } else {
+            LateRule::Skip
+        },
         weights: weights(call)?,
         threads: call.int("threads")?.clamp(1, 256) as usize,
         seed: call.int("seed")? as u64,
@@ -286,7 +411,9 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
 }
 
 fn influx_target(call: &Args) -> Result<Option<Target>> {
-    let Some(url) = call.opt_text("influx")? else { return Ok(None) };
+    let Some(url) = call.opt_text("influx")? else {
+        return Ok(None);
+    };
     ensure!(
         call.boolean("external_access")?,
         "sending metrics to InfluxDB is refused because enable_external_access is false; leave influx out or allow external access"
@@ -306,7 +433,12 @@ pub trait Output: 'static {
     const FUNCTION: &'static str;
     const KEEP_RECOMMENDATIONS: bool;
     fn columns() -> Vec<Column>;
-    fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>>;
+    fn result(
+        outcome: replay::Outcome,
+        events: Vec<Event>,
+        model: Arc<ServingModel>,
+        window_us: i64,
+    ) -> Result<Arc<dyn BlockSource>>;
 }
 
 pub struct Replay<O: Output>(std::marker::PhantomData<O>);
@@ -325,14 +457,21 @@ impl<O: Output> AggregateFunction for Replay<O> {
     fn columns() -> Vec<Column> {
         O::columns()
     }
-    fn update(state: &mut ReplayState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+    fn update(
+        state: &mut ReplayState,
+        _call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> Result<()> {
         // Inputs are declared contiguous: the event's six, then the model's.
         let (e, m) = (input.col("ordinal")?, input.col("side")?);
         for row in rows {
             if state.model.read(input, row, m)? {
                 continue;
             }
-            let Some(ordinal) = input.i64(e, row) else { continue };
+            let Some(ordinal) = input.i64(e, row) else {
+                continue;
+            };
             let time = input.i64(e + 1, row).ok_or_else(|| {
                 anyhow!("event {ordinal} (in arrival order) has a NULL event_time; filter such rows out first (WHERE event_time IS NOT NULL)")
             })?;
@@ -371,7 +510,9 @@ impl<O: Output> AggregateFunction for Replay<O> {
         pool.install(|| events.par_sort_unstable_by_key(|e| e.0));
         let events: Vec<Event> = events.into_iter().map(|e| e.1).collect();
         let tags = [("model", call.text("model")?), ("run", call.text("run")?)];
-        let outcome = with_metrics_writer(influx, &tags, |on_closed| replay::replay(&events, &model, &fold, &config, &pool, on_closed))?;
+        let outcome = with_metrics_writer(influx, &tags, |on_closed| {
+            replay::replay(&events, &model, &fold, &config, &pool, on_closed)
+        })?;
         O::result(outcome, events, model, config.window_us)
     }
 }
@@ -393,7 +534,10 @@ impl AggregateFunction for RecommendSession {
     type State = SessionState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;
-        let mut c = vec![Column::new("product_ids", List(Box::new(BigInt))), Column::new("event_codes", List(Box::new(BigInt)))];
+        let mut c = vec![
+            Column::new("product_ids", List(Box::new(BigInt))),
+            Column::new("event_codes", List(Box::new(BigInt))),
+        ];
         c.extend(model_inputs());
         c
     }
@@ -412,8 +556,17 @@ impl AggregateFunction for RecommendSession {
             Column::new("source", SqlType::Varchar),
         ]
     }
-    fn update(state: &mut SessionState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
-        let (products, codes, m) = (input.col("product_ids")?, input.col("event_codes")?, input.col("side")?);
+    fn update(
+        state: &mut SessionState,
+        _call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let (products, codes, m) = (
+            input.col("product_ids")?,
+            input.col("event_codes")?,
+            input.col("side")?,
+        );
         for row in rows {
             state.model.read(input, row, m)?;
         }
@@ -422,7 +575,10 @@ impl AggregateFunction for RecommendSession {
             let list = |c: usize, name: &str| -> Result<Vec<i64>> {
                 match input.list::<i64>(c, 0) {
                     None => bail!("`{name}` is NULL; pass a list, e.g. [1005115, 1004767]"),
-                    Some(Err(at)) => bail!("`{name}` has a NULL at position {}; pass a list without NULLs", at + 1),
+                    Some(Err(at)) => bail!(
+                        "`{name}` has a NULL at position {}; pass a list without NULLs",
+                        at + 1
+                    ),
                     Some(Ok(v)) => Ok(v.to_vec()),
                 }
             };
@@ -458,20 +614,39 @@ impl AggregateFunction for RecommendSession {
                 _ => continue,
             };
             let item = model.product(product);
-            let touch = Touch { kind, time: 0, item, category: item.map(|i| model.product_category[i as usize]) };
+            let touch = Touch {
+                kind,
+                time: 0,
+                item,
+                category: item.map(|i| model.product_category[i as usize]),
+            };
             user.apply(&touch, &weights, &fold, model.item_factors())?;
         }
         let mut vector = vec![0f32; model.factors];
         let vector = if user.fold.is_empty() {
             None
         } else {
-            user.fold.solve(&fold, &mut Scratch::default(), &mut vector)?;
+            user.fold
+                .solve(&fold, &mut Scratch::default(), &mut vector)?;
             Some(vector.as_slice())
         };
         let (k, blend) = (call.int("k")? as usize, blend(call, &model)?);
-        let recs = pool.install(|| model.recommend_vector(vector, &top_categories_of(&user.categories), &user.bought, k, blend));
+        let recs = pool.install(|| {
+            model.recommend_vector(
+                vector,
+                &top_categories_of(&user.categories),
+                &user.bought,
+                k,
+                blend,
+            )
+        });
         let mut rows = RowSet::for_columns(&Self::columns());
-        let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
+        let (rank, product, score, source) = (
+            rows.col("rank")?,
+            rows.col("product_id")?,
+            rows.col("score")?,
+            rows.col("source")?,
+        );
         for (r, rec) in recs.iter().enumerate() {
             rows.put(rank, Some(r as i32 + 1));
             rows.put(product, Some(model.product_ids[rec.product as usize]));

@@ -39,12 +39,22 @@ impl Target {
             url.starts_with("http://") && url.len() > "http://".len(),
             "url must be an http:// address such as 'http://127.0.0.1:8086', got '{url}' (https is not supported)"
         );
-        ensure!(!database.is_empty(), "database is empty; pass the name of an InfluxDB database");
-        Ok(Target { url: url.to_string(), database: database.to_string() })
+        ensure!(
+            !database.is_empty(),
+            "database is empty; pass the name of an InfluxDB database"
+        );
+        Ok(Target {
+            url: url.to_string(),
+            database: database.to_string(),
+        })
     }
 
     fn write_url(&self) -> String {
-        format!("{}/write?db={}&precision=ns", self.url, percent_encode(&self.database))
+        format!(
+            "{}/write?db={}&precision=ns",
+            self.url,
+            percent_encode(&self.database)
+        )
     }
 }
 
@@ -70,7 +80,11 @@ impl Writer {
             .http_status_as_error(false)
             .build()
             .new_agent();
-        Writer { target, agent, written: Written::default() }
+        Writer {
+            target,
+            agent,
+            written: Written::default(),
+        }
     }
 
     /// Sends `lines` (each one point, no newline), in batches.
@@ -121,20 +135,36 @@ mod tests {
 
     #[test]
     fn addresses_are_checked_and_names_encoded() {
-        assert!(Target::new("https://x", "db").unwrap_err().to_string().contains("https is not supported"));
+        assert!(Target::new("https://x", "db")
+            .unwrap_err()
+            .to_string()
+            .contains("https is not supported"));
         assert!(Target::new("http://", "db").is_err());
         assert!(Target::new("http://h:1", "").is_err());
         let t = Target::new("http://127.0.0.1:8086/", "my db&x").unwrap();
-        assert_eq!(t.write_url(), "http://127.0.0.1:8086/write?db=my%20db%26x&precision=ns");
+        assert_eq!(
+            t.write_url(),
+            "http://127.0.0.1:8086/write?db=my%20db%26x&precision=ns"
+        );
     }
 
     #[test]
     fn an_unreachable_server_is_a_clear_error() {
         // A port that was free a moment ago: nothing listens there.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut w = Writer::new(Target::new(&format!("http://127.0.0.1:{port}"), "db").unwrap(), Duration::from_secs(5));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut w = Writer::new(
+            Target::new(&format!("http://127.0.0.1:{port}"), "db").unwrap(),
+            Duration::from_secs(5),
+        );
         let err = w.send(&["m x=1"]).unwrap_err().to_string();
-        assert!(err.contains("could not reach InfluxDB at http://127.0.0.1:"), "{err}");
+        assert!(
+            err.contains("could not reach InfluxDB at http://127.0.0.1:"),
+            "{err}"
+        );
     }
 
     /// A one-shot local listener that answers 404 with InfluxDB's JSON error.
@@ -156,7 +186,11 @@ mod tests {
                 if let Some(end) = text.find("\r\n\r\n") {
                     let length = text[..end]
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
                         .unwrap_or(0);
                     if received.len() >= end + 4 + length {
                         break;
@@ -170,10 +204,19 @@ mod tests {
             s.flush().unwrap();
             request
         });
-        let mut w = Writer::new(Target::new(&format!("http://127.0.0.1:{port}"), "nope").unwrap(), Duration::from_secs(5));
+        let mut w = Writer::new(
+            Target::new(&format!("http://127.0.0.1:{port}"), "nope").unwrap(),
+            Duration::from_secs(5),
+        );
         let err = w.send(&["m x=1"]).unwrap_err().to_string();
-        assert!(err.contains("answered HTTP 404") && err.contains("database not found"), "{err}");
+        assert!(
+            err.contains("answered HTTP 404") && err.contains("database not found"),
+            "{err}"
+        );
         let request = server.join().unwrap();
-        assert!(request.starts_with("POST /write?db=nope&precision=ns HTTP/1.1"), "{request}");
+        assert!(
+            request.starts_with("POST /write?db=nope&precision=ns HTTP/1.1"),
+            "{request}"
+        );
     }
 }

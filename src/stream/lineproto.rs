@@ -49,7 +49,10 @@ pub fn write_point(
     fields: &[(String, Option<FieldValue>)],
     time_ns: Option<i64>,
 ) -> Result<bool> {
-    ensure!(!measurement.is_empty(), "the measurement is empty; pass a name such as 'ecoreco_window'");
+    ensure!(
+        !measurement.is_empty(),
+        "the measurement is empty; pass a name such as 'ecoreco_window'"
+    );
     no_newline("measurement", measurement)?;
     let mut fields: Vec<(&str, &FieldValue)> = fields
         .iter()
@@ -65,7 +68,11 @@ pub fn write_point(
     fields.sort_by(|a, b| a.0.cmp(b.0));
     let mut tags: Vec<(&str, &str)> = tags
         .iter()
-        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k.as_str(), v)))
+        .filter_map(|(k, v)| {
+            v.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| (k.as_str(), v))
+        })
         .collect();
     tags.sort_by(|a, b| a.0.cmp(b.0));
     // Everything is checked before anything is written, so a refused
@@ -132,7 +139,10 @@ fn nonfinite_to_null(json: &str) -> String {
             rest = &rest[c.len_utf8()..];
             continue;
         }
-        if let Some(word) = ["-Infinity", "Infinity", "NaN"].iter().find(|w| rest.starts_with(**w)) {
+        if let Some(word) = ["-Infinity", "Infinity", "NaN"]
+            .iter()
+            .find(|w| rest.starts_with(**w))
+        {
             out.push_str("null");
             rest = &rest[word.len()..];
             continue;
@@ -145,7 +155,9 @@ fn nonfinite_to_null(json: &str) -> String {
 }
 
 fn json_object(what: &str, json: Option<&str>) -> Result<Vec<(String, serde_json::Value)>> {
-    let Some(json) = json else { return Ok(Vec::new()) };
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
     match serde_json::from_str::<serde_json::Value>(&nonfinite_to_null(json)) {
         Ok(serde_json::Value::Object(map)) => Ok(map.into_iter().collect()),
         Ok(serde_json::Value::Null) => Ok(Vec::new()),
@@ -157,7 +169,12 @@ fn json_object(what: &str, json: Option<&str>) -> Result<Vec<(String, serde_json
 /// arguments): tag values of any scalar type are written as text; JSON
 /// integers become integer fields, other numbers floats, strings string
 /// fields, booleans boolean fields.
-pub fn line_from_json(measurement: &str, tags: Option<&str>, fields: Option<&str>, time_ns: Option<i64>) -> Result<Option<String>> {
+pub fn line_from_json(
+    measurement: &str,
+    tags: Option<&str>,
+    fields: Option<&str>,
+    time_ns: Option<i64>,
+) -> Result<Option<String>> {
     use serde_json::Value;
     let tags = json_object("tags", tags)?
         .into_iter()
@@ -189,10 +206,12 @@ pub fn line_from_json(measurement: &str, tags: Option<&str>, fields: Option<&str
         })
         .collect::<Result<Vec<_>>>()?;
     let mut out = String::new();
-    Ok(write_point(&mut out, measurement, &tags, &fields, time_ns)?.then(|| {
-        out.pop();
-        out
-    }))
+    Ok(
+        write_point(&mut out, measurement, &tags, &fields, time_ns)?.then(|| {
+            out.pop();
+            out
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -212,7 +231,12 @@ mod tests {
         let wrote = write_point(
             &mut out,
             "my measure,x",
-            &[tag("run", "demo 1,a=b"), tag("a key", "v"), ("empty".into(), Some(String::new())), ("null".into(), None)],
+            &[
+                tag("run", "demo 1,a=b"),
+                tag("a key", "v"),
+                ("empty".into(), Some(String::new())),
+                ("null".into(), None),
+            ],
             &[
                 field("p99 ms", FieldValue::Float(1.25)),
                 field("events", FieldValue::Int(42)),
@@ -234,11 +258,38 @@ mod tests {
     #[test]
     fn floats_integers_and_missing_parts() {
         let mut out = String::new();
-        write_point(&mut out, "m", &[], &[field("x", FieldValue::Float(2.0)), field("y", FieldValue::Float(0.1))], None).unwrap();
+        write_point(
+            &mut out,
+            "m",
+            &[],
+            &[
+                field("x", FieldValue::Float(2.0)),
+                field("y", FieldValue::Float(0.1)),
+            ],
+            None,
+        )
+        .unwrap();
         assert_eq!(out, "m x=2,y=0.1\n");
-        assert!(!write_point(&mut out, "m", &[], &[field("x", FieldValue::Float(f64::INFINITY))], None).unwrap());
-        assert!(write_point(&mut out, "", &[], &[], None).unwrap_err().to_string().contains("measurement is empty"));
-        let err = write_point(&mut out, "m", &[tag("t", "a\nb")], &[field("x", FieldValue::Int(1))], None).unwrap_err();
+        assert!(!write_point(
+            &mut out,
+            "m",
+            &[],
+            &[field("x", FieldValue::Float(f64::INFINITY))],
+            None
+        )
+        .unwrap());
+        assert!(write_point(&mut out, "", &[], &[], None)
+            .unwrap_err()
+            .to_string()
+            .contains("measurement is empty"));
+        let err = write_point(
+            &mut out,
+            "m",
+            &[tag("t", "a\nb")],
+            &[field("x", FieldValue::Int(1))],
+            None,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("line break"), "{err}");
         assert_eq!(out, "m x=2,y=0.1\n", "a failed point leaves nothing behind");
     }
@@ -252,9 +303,20 @@ mod tests {
             Some(5),
         )
         .unwrap();
-        assert_eq!(line.as_deref(), Some(r#"w,model=m\=1,n=3,run=a\ b events=12i,flag=false,label="x \"NaN\" y",share=0.5,two=2 5"#));
-        assert_eq!(line_from_json("w", None, Some(r#"{"x":null}"#), None).unwrap(), None);
-        assert!(line_from_json("w", Some("[1]"), Some("{}"), None).unwrap_err().to_string().contains("tags must be a struct"));
+        assert_eq!(
+            line.as_deref(),
+            Some(
+                r#"w,model=m\=1,n=3,run=a\ b events=12i,flag=false,label="x \"NaN\" y",share=0.5,two=2 5"#
+            )
+        );
+        assert_eq!(
+            line_from_json("w", None, Some(r#"{"x":null}"#), None).unwrap(),
+            None
+        );
+        assert!(line_from_json("w", Some("[1]"), Some("{}"), None)
+            .unwrap_err()
+            .to_string()
+            .contains("tags must be a struct"));
         assert!(line_from_json("w", None, Some(r#"{"x":[1]}"#), None).is_err());
     }
 }

@@ -24,9 +24,9 @@ pub mod replay;
 pub mod score;
 pub mod state;
 
+pub mod functions;
 #[cfg(test)]
 mod tests;
-pub mod functions;
 
 use crate::binding::aggregate;
 use crate::binding::SqlMacro;
@@ -38,7 +38,12 @@ use outputs::{Products, Recommendations, Windows};
 /// `"window" := INTERVAL 1 MINUTE` in calls), then the declared ones.
 fn replay_signature() -> Vec<String> {
     aggregate::signature::<Replay<Windows>>(
-        &["events", "\"window\" := INTERVAL 5 MINUTE", "watermark := INTERVAL 10 MINUTE", "arrival := NULL"],
+        &[
+            "events",
+            "\"window\" := INTERVAL 5 MINUTE",
+            "watermark := INTERVAL 10 MINUTE",
+            "arrival := NULL",
+        ],
         &[],
     )
 }
@@ -49,7 +54,10 @@ fn replay_macro<O: Output>(name: &'static str, projection: &str) -> SqlMacro {
     SqlMacro::table(
         name,
         &signature,
-        format!("SELECT {projection} FROM ({}) w", functions::replay_sql::<Replay<O>>(O::FUNCTION)),
+        format!(
+            "SELECT {projection} FROM ({}) w",
+            functions::replay_sql::<Replay<O>>(O::FUNCTION)
+        ),
     )
 }
 
@@ -62,7 +70,10 @@ pub fn macros() -> Vec<SqlMacro> {
     let recommendations = "w.event, make_timestamp(w.event_time_us) AS event_time, make_timestamp(w.window_start_us) AS window_start, \
          w.user_id, w.rank, w.product_id, w.score, w.source, w.latency_ms";
     // `model` comes first and positional here, as in the issue's signature.
-    let mut session = aggregate::signature::<functions::RecommendSession>(&["model", "product_ids", "event_types"], &[]);
+    let mut session = aggregate::signature::<functions::RecommendSession>(
+        &["model", "product_ids", "event_types"],
+        &[],
+    );
     session.retain(|p| !p.starts_with("model :="));
     let session: Vec<&str> = session.iter().map(String::as_str).collect();
     let write = aggregate::signature::<monitor::InfluxWrite>(&["lines"], &[]);

@@ -51,10 +51,13 @@ pub(crate) fn with_metrics_writer(
         for row in rows {
             window_lines(&mut text, row, tags)?;
         }
-        send.send(text).map_err(|_| anyhow!("the metrics writer stopped"))
+        send.send(text)
+            .map_err(|_| anyhow!("the metrics writer stopped"))
     });
     drop(send);
-    writer.join().map_err(|_| anyhow!("the metrics writer panicked"))?;
+    writer
+        .join()
+        .map_err(|_| anyhow!("the metrics writer panicked"))?;
     let outcome = outcome?;
     if let Some(e) = first_failure() {
         bail!("{e}");
@@ -66,7 +69,10 @@ pub(crate) fn with_metrics_writer(
 /// `ecoreco_recommendations`, at the window's start (the same lines
 /// `ecoreco.influx_lines` makes of the window rows).
 pub fn window_lines(out: &mut String, w: &WindowRow, tags: &[(&str, &str)]) -> Result<()> {
-    let tags: Vec<(String, Option<String>)> = tags.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect();
+    let tags: Vec<(String, Option<String>)> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect();
     let int = |k: &str, v: u64| (k.to_string(), Some(FieldValue::Int(v as i64)));
     let float = |k: &str, v: Option<f64>| (k.to_string(), v.map(FieldValue::Float));
     let time = Some(w.start.saturating_mul(1000));
@@ -107,17 +113,27 @@ pub struct InfluxLine;
 impl ScalarFunction for InfluxLine {
     const NAME: &'static str = "ecoreco_influx_line";
     fn params() -> Vec<SqlType> {
-        vec![SqlType::Varchar, SqlType::Varchar, SqlType::Varchar, SqlType::BigInt]
+        vec![
+            SqlType::Varchar,
+            SqlType::Varchar,
+            SqlType::Varchar,
+            SqlType::BigInt,
+        ]
     }
     fn returns() -> SqlType {
         SqlType::Varchar
     }
     fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> Result<()> {
         for row in 0..input.rows() {
-            let measurement = input
-                .str(0, row)
-                .ok_or_else(|| anyhow!("measurement is NULL, pass a name such as 'ecoreco_window'"))?;
-            match lineproto::line_from_json(measurement, input.str(1, row), input.str(2, row), input.i64(3, row))? {
+            let measurement = input.str(0, row).ok_or_else(|| {
+                anyhow!("measurement is NULL, pass a name such as 'ecoreco_window'")
+            })?;
+            match lineproto::line_from_json(
+                measurement,
+                input.str(1, row),
+                input.str(2, row),
+                input.i64(3, row),
+            )? {
                 Some(line) => out.set_str(row, &line),
                 None => out.set_null(row),
             }
@@ -137,7 +153,8 @@ pub struct InfluxWrite;
 impl AggregateFunction for InfluxWrite {
     const NAME: &'static str = "ecoreco_influx_write";
     const FUNCTION: &'static str = "ecoreco.influx_write";
-    const EMPTY: &'static str = "no lines to write; pass a table or view with a `line` column that has rows";
+    const EMPTY: &'static str =
+        "no lines to write; pass a table or view with a `line` column that has rows";
     type State = WriteState;
     fn inputs() -> Vec<Column> {
         vec![Column::new("line", SqlType::Varchar)]
@@ -145,20 +162,45 @@ impl AggregateFunction for InfluxWrite {
     fn params() -> Vec<Param> {
         use SqlType::*;
         vec![
-            Param::named("url", Varchar, Value::Text("http://127.0.0.1:8086".into()), "an InfluxDB address such as 'http://127.0.0.1:8086'"),
-            Param::named("database", Varchar, Value::Text("ecoreco".into()), "an InfluxDB database name, e.g. 'ecoreco'"),
-            Param::supplied("external_access", Boolean, "current_setting('enable_external_access')"),
+            Param::named(
+                "url",
+                Varchar,
+                Value::Text("http://127.0.0.1:8086".into()),
+                "an InfluxDB address such as 'http://127.0.0.1:8086'",
+            ),
+            Param::named(
+                "database",
+                Varchar,
+                Value::Text("ecoreco".into()),
+                "an InfluxDB database name, e.g. 'ecoreco'",
+            ),
+            Param::supplied(
+                "external_access",
+                Boolean,
+                "current_setting('enable_external_access')",
+            ),
             Param::supplied("threads", BigInt, "current_setting('threads')"),
         ]
     }
     fn columns() -> Vec<Column> {
-        ["lines", "requests", "bytes"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
+        ["lines", "requests", "bytes"]
+            .iter()
+            .map(|n| Column::new(n, SqlType::BigInt))
+            .collect()
     }
-    fn update(state: &mut WriteState, _call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> Result<()> {
+    fn update(
+        state: &mut WriteState,
+        _call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> Result<()> {
         let at = input.col("line")?;
         for row in rows {
             if let Some(line) = input.str(at, row) {
-                ensure!(!line.contains('\n'), "a line contains a line break; pass one point per row");
+                ensure!(
+                    !line.contains('\n'),
+                    "a line contains a line break; pass one point per row"
+                );
                 budget::reserve(&mut state.lines, 1, "the lines")?;
                 state.lines.push(line.to_string());
             }
@@ -175,11 +217,18 @@ impl AggregateFunction for InfluxWrite {
             call.boolean("external_access")?,
             "refused because enable_external_access is false; allow external access to send metrics"
         );
-        let mut writer = Writer::new(Target::new(call.text("url")?, call.text("database")?)?, INFLUX_TIMEOUT);
+        let mut writer = Writer::new(
+            Target::new(call.text("url")?, call.text("database")?)?,
+            INFLUX_TIMEOUT,
+        );
         writer.send(&state.lines)?;
         let w = writer.written;
         let mut rows = RowSet::for_columns(&Self::columns());
-        let (lines, requests, bytes) = (rows.col("lines")?, rows.col("requests")?, rows.col("bytes")?);
+        let (lines, requests, bytes) = (
+            rows.col("lines")?,
+            rows.col("requests")?,
+            rows.col("bytes")?,
+        );
         rows.put(lines, Some(w.lines as i64));
         rows.put(requests, Some(w.requests as i64));
         rows.put(bytes, Some(w.bytes as i64));
@@ -189,6 +238,10 @@ impl AggregateFunction for InfluxWrite {
 
 /// The body of `ecoreco.influx_write`.
 pub fn influx_write_sql() -> String {
-    aggregate::rows_sql::<InfluxWrite>("ecoreco.influx_write", &["line::VARCHAR"], &[], "query_table(lines)")
+    aggregate::rows_sql::<InfluxWrite>(
+        "ecoreco.influx_write",
+        &["line::VARCHAR"],
+        &[],
+        "query_table(lines)",
+    )
 }
-

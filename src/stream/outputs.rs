@@ -18,35 +18,92 @@ impl Output for Windows {
     const FUNCTION: &'static str = "ecoreco.replay";
     const KEEP_RECOMMENDATIONS: bool = false;
     fn columns() -> Vec<Column> {
-        let mut c = vec![Column::new("window_start_us", SqlType::BigInt), Column::new("window_end_us", SqlType::BigInt)];
-        for name in ["events", "late_events", "ignored_events", "active_users", "new_users", "unknown_users", "recommendations"] {
+        let mut c = vec![
+            Column::new("window_start_us", SqlType::BigInt),
+            Column::new("window_end_us", SqlType::BigInt),
+        ];
+        for name in [
+            "events",
+            "late_events",
+            "ignored_events",
+            "active_users",
+            "new_users",
+            "unknown_users",
+            "recommendations",
+        ] {
             c.push(Column::new(name, SqlType::BigInt));
         }
-        for name in ["fallback_share", "processing_ms", "events_per_s", "p50_ms", "p95_ms", "p99_ms"] {
+        for name in [
+            "fallback_share",
+            "processing_ms",
+            "events_per_s",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+        ] {
             c.push(Column::new(name, SqlType::Double));
         }
         c.push(Column::new("closed_by", SqlType::BigInt));
         c
     }
-    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
+    fn result(
+        outcome: replay::Outcome,
+        _: Vec<Event>,
+        _: Arc<ServingModel>,
+        _: i64,
+    ) -> Result<Arc<dyn BlockSource>> {
         let mut rows = RowSet::for_columns(&Self::columns());
-        let (start, end, closed) = (rows.col("window_start_us")?, rows.col("window_end_us")?, rows.col("closed_by")?);
-        let counts: Vec<_> = ["events", "late_events", "ignored_events", "active_users", "new_users", "unknown_users", "recommendations"]
-            .iter()
-            .map(|n| rows.col::<i64>(n))
-            .collect::<Result<_>>()?;
-        let reals: Vec<_> = ["fallback_share", "processing_ms", "events_per_s", "p50_ms", "p95_ms", "p99_ms"]
-            .iter()
-            .map(|n| rows.col::<f64>(n))
-            .collect::<Result<_>>()?;
+        let (start, end, closed) = (
+            rows.col("window_start_us")?,
+            rows.col("window_end_us")?,
+            rows.col("closed_by")?,
+        );
+        let counts: Vec<_> = [
+            "events",
+            "late_events",
+            "ignored_events",
+            "active_users",
+            "new_users",
+            "unknown_users",
+            "recommendations",
+        ]
+        .iter()
+        .map(|n| rows.col::<i64>(n))
+        .collect::<Result<_>>()?;
+        let reals: Vec<_> = [
+            "fallback_share",
+            "processing_ms",
+            "events_per_s",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+        ]
+        .iter()
+        .map(|n| rows.col::<f64>(n))
+        .collect::<Result<_>>()?;
         for w in &outcome.windows {
             rows.put(start, Some(w.start));
             rows.put(end, Some(w.end));
-            let ints = [w.events, w.late_events, w.ignored_events, w.active_users, w.new_users, w.unknown_users, w.recommendations];
+            let ints = [
+                w.events,
+                w.late_events,
+                w.ignored_events,
+                w.active_users,
+                w.new_users,
+                w.unknown_users,
+                w.recommendations,
+            ];
             for (&c, v) in counts.iter().zip(ints) {
                 rows.put(c, Some(v as i64));
             }
-            let floats = [w.fallback_share, w.processing_ms, w.events_per_s, w.p50_ms, w.p95_ms, w.p99_ms];
+            let floats = [
+                w.fallback_share,
+                w.processing_ms,
+                w.events_per_s,
+                w.p50_ms,
+                w.p95_ms,
+                w.p99_ms,
+            ];
             for (&c, v) in reals.iter().zip(floats) {
                 rows.put(c, v);
             }
@@ -78,29 +135,54 @@ impl Output for Recommendations {
             Column::new("latency_ms", SqlType::Double),
         ]
     }
-    fn result(outcome: replay::Outcome, events: Vec<Event>, model: Arc<ServingModel>, window_us: i64) -> Result<Arc<dyn BlockSource>> {
+    fn result(
+        outcome: replay::Outcome,
+        events: Vec<Event>,
+        model: Arc<ServingModel>,
+        window_us: i64,
+    ) -> Result<Arc<dyn BlockSource>> {
         let emitted = outcome.emitted;
-        Ok(Arc::new(Ranges::new(emitted.len(), LISTS_PER_BLOCK, move |range| {
-            let mut rows = RowSet::for_columns(&Self::columns());
-            let (event, time, window, user) = (rows.col("event")?, rows.col("event_time_us")?, rows.col("window_start_us")?, rows.col("user_id")?);
-            let (rank, product, score, source) = (rows.col("rank")?, rows.col("product_id")?, rows.col("score")?, rows.col("source")?);
-            let latency = rows.col("latency_ms")?;
-            for Emitted { position, user: u, recommendations, latency_ns } in &emitted[range] {
-                let e = &events[*position];
-                for (r, rec) in recommendations.iter().enumerate() {
-                    rows.put(event, Some(e.arrival));
-                    rows.put(time, Some(e.time));
-                    rows.put(window, Some(super::clock::window_start(e.time, window_us)));
-                    rows.put(user, Some(*u));
-                    rows.put(rank, Some(r as i32 + 1));
-                    rows.put(product, Some(model.product_ids[rec.product as usize]));
-                    rows.put(score, Some(rec.score as f64));
-                    rows.put_str(source, Some(rec.source.as_str()));
-                    rows.put(latency, Some(*latency_ns as f64 / 1e6));
+        Ok(Arc::new(Ranges::new(
+            emitted.len(),
+            LISTS_PER_BLOCK,
+            move |range| {
+                let mut rows = RowSet::for_columns(&Self::columns());
+                let (event, time, window, user) = (
+                    rows.col("event")?,
+                    rows.col("event_time_us")?,
+                    rows.col("window_start_us")?,
+                    rows.col("user_id")?,
+                );
+                let (rank, product, score, source) = (
+                    rows.col("rank")?,
+                    rows.col("product_id")?,
+                    rows.col("score")?,
+                    rows.col("source")?,
+                );
+                let latency = rows.col("latency_ms")?;
+                for Emitted {
+                    position,
+                    user: u,
+                    recommendations,
+                    latency_ns,
+                } in &emitted[range]
+                {
+                    let e = &events[*position];
+                    for (r, rec) in recommendations.iter().enumerate() {
+                        rows.put(event, Some(e.arrival));
+                        rows.put(time, Some(e.time));
+                        rows.put(window, Some(super::clock::window_start(e.time, window_us)));
+                        rows.put(user, Some(*u));
+                        rows.put(rank, Some(r as i32 + 1));
+                        rows.put(product, Some(model.product_ids[rec.product as usize]));
+                        rows.put(score, Some(rec.score as f64));
+                        rows.put_str(source, Some(rec.source.as_str()));
+                        rows.put(latency, Some(*latency_ns as f64 / 1e6));
+                    }
                 }
-            }
-            Ok(rows)
-        })))
+                Ok(rows)
+            },
+        )))
     }
 }
 
@@ -111,13 +193,26 @@ impl Output for Products {
     const FUNCTION: &'static str = "ecoreco.replay_products";
     const KEEP_RECOMMENDATIONS: bool = false;
     fn columns() -> Vec<Column> {
-        ["product_id", "views", "carts", "purchases"].iter().map(|n| Column::new(n, SqlType::BigInt)).collect()
+        ["product_id", "views", "carts", "purchases"]
+            .iter()
+            .map(|n| Column::new(n, SqlType::BigInt))
+            .collect()
     }
-    fn result(outcome: replay::Outcome, _: Vec<Event>, _: Arc<ServingModel>, _: i64) -> Result<Arc<dyn BlockSource>> {
+    fn result(
+        outcome: replay::Outcome,
+        _: Vec<Event>,
+        _: Arc<ServingModel>,
+        _: i64,
+    ) -> Result<Arc<dyn BlockSource>> {
         let mut p: Vec<_> = outcome.products.into_iter().collect();
         p.sort_unstable_by_key(|x| x.0);
         let mut rows = RowSet::for_columns(&Self::columns());
-        let (id, views, carts, purchases) = (rows.col("product_id")?, rows.col("views")?, rows.col("carts")?, rows.col("purchases")?);
+        let (id, views, carts, purchases) = (
+            rows.col("product_id")?,
+            rows.col("views")?,
+            rows.col("carts")?,
+            rows.col("purchases")?,
+        );
         for (product, c) in p {
             rows.put(id, Some(product));
             rows.put(views, Some(c.views as i64));
@@ -127,4 +222,3 @@ impl Output for Products {
         Ok(Arc::new(Computed::new(rows)))
     }
 }
-

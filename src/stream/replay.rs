@@ -167,7 +167,9 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 fn window_row(w: &clock::Window, p: &mut Partial, events: &[Event]) -> WindowRow {
     p.latencies.sort_unstable();
     let ms = |ns: u64| ns as f64 / 1e6;
-    let span = p.first_arrival.map(|first| p.last_done.saturating_sub(first));
+    let span = p
+        .first_arrival
+        .map(|first| p.last_done.saturating_sub(first));
     WindowRow {
         start: w.start,
         end: w.end,
@@ -180,7 +182,9 @@ fn window_row(w: &clock::Window, p: &mut Partial, events: &[Event]) -> WindowRow
         recommendations: p.lists,
         fallback_share: (p.rows > 0).then(|| p.popular_rows as f64 / p.rows as f64),
         processing_ms: span.map(ms),
-        events_per_s: span.filter(|&s| s > 0).map(|s| p.events as f64 * 1e9 / s as f64),
+        events_per_s: span
+            .filter(|&s| s > 0)
+            .map(|s| p.events as f64 * 1e9 / s as f64),
         p50_ms: percentile(&p.latencies, 0.50).map(ms),
         p95_ms: percentile(&p.latencies, 0.95).map(ms),
         p99_ms: percentile(&p.latencies, 0.99).map(ms),
@@ -292,11 +296,17 @@ impl Shard {
             kind,
             time: e.time,
             item,
-            category: e.category.or_else(|| item.map(|i| model.product_category[i as usize])),
+            category: e
+                .category
+                .or_else(|| item.map(|i| model.product_category[i as usize])),
         };
         state.apply(&touch, &s.config.weights, s.fold, model.item_factors())?;
         let interest = top_categories_of(&state.categories);
-        let excluded: &[u32] = if s.config.exclude_purchased { &state.bought } else { &[] };
+        let excluded: &[u32] = if s.config.exclude_purchased {
+            &state.bought
+        } else {
+            &[]
+        };
         // The list `recommend_vector` gives, its collaborative part found
         // from the user's own products (`score`), not by a scan; kept as
         // it was when the event left the fold-in and exclusions as they were.
@@ -305,7 +315,9 @@ impl Shard {
         } else {
             if !state.top.current {
                 self.vector.resize(s.fold.factors, 0.0);
-                state.fold.solve(s.fold, &mut self.scratch, &mut self.vector)?;
+                state
+                    .fold
+                    .solve(s.fold, &mut self.scratch, &mut self.vector)?;
                 score::collaborative_top(
                     model,
                     s.fold,
@@ -320,7 +332,8 @@ impl Shard {
             }
             &state.top.top
         };
-        let recs = model.recommend_from_top(als_top, &interest, excluded, s.config.k, s.config.blend);
+        let recs =
+            model.recommend_from_top(als_top, &interest, excluded, s.config.k, s.config.blend);
         let done = s.now();
         let latency_ns = done.saturating_sub(arrival);
         p.last_done = p.last_done.max(done);
@@ -329,7 +342,12 @@ impl Shard {
         p.rows += recs.len() as u64;
         p.popular_rows += recs.iter().filter(|r| r.source == Source::Popular).count() as u64;
         if s.config.keep_recommendations {
-            self.emitted.push(Emitted { position: at, user, recommendations: recs, latency_ns });
+            self.emitted.push(Emitted {
+                position: at,
+                user,
+                recommendations: recs,
+                latency_ns,
+            });
         }
         Ok(())
     }
@@ -339,7 +357,11 @@ impl Shard {
 /// `s` on thread `s mod threads`), so a user's state grows and is freed on
 /// the thread that allocated it (memory moved between threads' allocator
 /// arenas waits on their locks).
-fn on_own_threads(pool: &rayon::ThreadPool, shards: &mut [Shard], work: impl Fn(&mut Shard) + Sync) {
+fn on_own_threads(
+    pool: &rayon::ThreadPool,
+    shards: &mut [Shard],
+    work: impl Fn(&mut Shard) + Sync,
+) {
     let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
     pool.broadcast(|ctx| {
         for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
@@ -363,11 +385,17 @@ pub fn replay(
     pool: &rayon::ThreadPool,
     on_closed: &mut dyn FnMut(&[WindowRow]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(fold.factors == model.factors, "the fold-in does not match the model");
+    anyhow::ensure!(
+        fold.factors == model.factors,
+        "the fold-in does not match the model"
+    );
     let times: Vec<i64> = events.iter().map(|e| e.time).collect();
     let schedule = clock::schedule(&times, config.window_us, config.watermark_us, config.speed)?;
     drop(times);
-    let duration = schedule.ticks.last().map_or(0.0, |t| t.release_ns as f64 / 1e9);
+    let duration = schedule
+        .ticks
+        .last()
+        .map_or(0.0, |t| t.release_ns as f64 / 1e9);
     anyhow::ensure!(
         duration <= config.max_seconds,
         "at speed {} the replay would last {duration:.0} s, more than max_seconds = {}; pass a higher speed (0: as fast as possible) \
@@ -396,7 +424,9 @@ pub fn replay(
         .collect();
     for (at, e) in events.iter().enumerate() {
         match (e.user, e.kind) {
-            (Some(user), Some(_)) => shards[shard_of(user, config.seed, threads)].positions.push(at),
+            (Some(user), Some(_)) => shards[shard_of(user, config.seed, threads)]
+                .positions
+                .push(at),
             _ => {
                 let p = &mut ignored[schedule.ticks[at].window as usize];
                 p.events += 1;
@@ -413,7 +443,14 @@ pub fn replay(
     });
     let mut next_close = 0;
     let mut reported: Vec<Option<u64>> = vec![None; n_windows];
-    let shared = Shared { events, schedule: &schedule, model, fold, config, start: Instant::now() };
+    let shared = Shared {
+        events,
+        schedule: &schedule,
+        model,
+        fold,
+        config,
+        start: Instant::now(),
+    };
     let merged = |w: usize, shards: &[Shard]| {
         let mut p = ignored[w].clone();
         for shard in shards {
@@ -426,7 +463,10 @@ pub fn replay(
         let mut end = (begin + ROUND_EVENTS).min(events.len());
         if config.speed > 0.0 {
             let limit = schedule.ticks[begin].release_ns + ROUND_NS;
-            end = begin + schedule.ticks[begin..end].partition_point(|t| t.release_ns < limit).max(1);
+            end = begin
+                + schedule.ticks[begin..end]
+                    .partition_point(|t| t.release_ns < limit)
+                    .max(1);
         }
         on_own_threads(pool, &mut shards, |shard| shard.run(end, &shared));
         if let Some(e) = shards.iter_mut().find_map(|s| s.error.take()) {
@@ -477,5 +517,10 @@ pub fn replay(
         emitted.extend(shard.emitted);
     }
     emitted.sort_by_key(|e| e.position);
-    Ok(Outcome { windows, emitted, products, elapsed })
+    Ok(Outcome {
+        windows,
+        emitted,
+        products,
+        elapsed,
+    })
 }

@@ -62,7 +62,10 @@ enum Rows {
     /// `σ · (z_j · y_i)` rounded to half precision; `σ` is a power of two
     /// (exact to apply and undo) that puts the largest score near 2¹⁵, so
     /// that small scores stay normal numbers.
-    Half { values: Vec<u16>, sigma: f32 },
+    Half {
+        values: Vec<u16>,
+        sigma: f32,
+    },
     Single(Vec<f32>),
 }
 
@@ -104,7 +107,13 @@ impl ProductScores {
 
     /// [`new`](Self::new), in half precision only if `half` (which needs
     /// AVX2 and F16C).
-    pub(super) fn build(z: &[f32], y: &[f32], f: usize, by_norm: &[(u32, f32)], half: bool) -> Result<ProductScores> {
+    pub(super) fn build(
+        z: &[f32],
+        y: &[f32],
+        f: usize,
+        by_norm: &[(u32, f32)],
+        half: bool,
+    ) -> Result<ProductScores> {
         let n = y.len() / f;
         let z_norms: Vec<f32> = z.chunks_exact(f).map(norm_rounded_up).collect();
         let order: Vec<u32> = by_norm.iter().map(|t| t.0).collect();
@@ -122,12 +131,17 @@ impl ProductScores {
         let hints_of = |row: &[f32], out: &mut [u32]| {
             // Fewer when a row has NaN: the rest stay product 0, a hint
             // like any other (hints only set the bar).
-            for (hint, (slot, _)) in out.iter_mut().zip(crate::recommend::topk::top_k(row, hints_per_row, |_| false)) {
+            for (hint, (slot, _)) in
+                out.iter_mut()
+                    .zip(crate::recommend::topk::top_k(row, hints_per_row, |_| false))
+            {
                 *hint = order[slot as usize];
             }
         };
         let mut row_hints = vec![0u32; n * hints_per_row];
-        let too_large = || anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products");
+        let too_large = || {
+            anyhow::anyhow!("not enough memory for the product-by-product scores of {n} products")
+        };
         // |z_j · y_i| ≤ ‖z_j‖ ‖y_i‖ (1 + γ_f): the scale without a first pass.
         let largest = z_norms.iter().fold(0f32, |m, &v| m.max(v)) as f64
             * by_norm.first().map_or(0.0, |t| t.1) as f64
@@ -139,32 +153,47 @@ impl ProductScores {
             // Rows of it are read at random, one per product of the user.
             crate::pages::advise_huge_pages(values.spare_capacity_mut());
             values.resize(n * n, 0);
-            values.par_chunks_mut(n.max(1)).zip(row_hints.par_chunks_mut(hints_per_row.max(1))).zip(z.par_chunks(f)).for_each_init(
-                || vec![0f32; n],
-                |single, ((row, hints), zj)| {
-                    row_of(zj, single);
-                    hints_of(single, hints);
-                    for s in single.iter_mut() {
-                        *s *= sigma;
-                    }
-                    // SAFETY: half_precision_scan() checked F16C.
-                    unsafe { to_half(single, row) };
-                },
-            );
+            values
+                .par_chunks_mut(n.max(1))
+                .zip(row_hints.par_chunks_mut(hints_per_row.max(1)))
+                .zip(z.par_chunks(f))
+                .for_each_init(
+                    || vec![0f32; n],
+                    |single, ((row, hints), zj)| {
+                        row_of(zj, single);
+                        hints_of(single, hints);
+                        for s in single.iter_mut() {
+                            *s *= sigma;
+                        }
+                        // SAFETY: half_precision_scan() checked F16C.
+                        unsafe { to_half(single, row) };
+                    },
+                );
             Rows::Half { values, sigma }
         } else {
             let mut values: Vec<f32> = Vec::new();
             values.try_reserve_exact(n * n).map_err(|_| too_large())?;
             crate::pages::advise_huge_pages(values.spare_capacity_mut());
             values.resize(n * n, 0.0);
-            values.par_chunks_mut(n.max(1)).zip(row_hints.par_chunks_mut(hints_per_row.max(1))).zip(z.par_chunks(f)).for_each(|((row, hints), zj)| {
-                row_of(zj, row);
-                hints_of(row, hints);
-            });
+            values
+                .par_chunks_mut(n.max(1))
+                .zip(row_hints.par_chunks_mut(hints_per_row.max(1)))
+                .zip(z.par_chunks(f))
+                .for_each(|((row, hints), zj)| {
+                    row_of(zj, row);
+                    hints_of(row, hints);
+                });
             Rows::Single(values)
         };
         let norms = by_norm.iter().map(|t| t.1).collect();
-        Ok(ProductScores { n, rows, order, norms, z_norms, row_hints })
+        Ok(ProductScores {
+            n,
+            rows,
+            order,
+            norms,
+            z_norms,
+            row_hints,
+        })
     }
 
     /// The products of largest `z_j · y_i`, best first (`ROW_HINTS` of
@@ -176,7 +205,11 @@ impl ProductScores {
 
     /// Bytes kept for `n` products (0 above [`MAX_SCORED_PRODUCTS`]).
     pub fn bytes(n: usize) -> u64 {
-        let value = if crate::isa::half_precision_scan() { 2 } else { 4 };
+        let value = if crate::isa::half_precision_scan() {
+            2
+        } else {
+            4
+        };
         if n <= MAX_SCORED_PRODUCTS {
             (n * n * value + n * 12 + n * ROW_HINTS.min(n) * 4) as u64
         } else {
@@ -205,7 +238,15 @@ impl ProductScores {
     /// and into `out` the slots (from 0) whose upper bound reaches the bar
     /// ([`reaching_slots`]; in half precision tested while the sums are
     /// still in registers).
-    fn sum_rows(&self, items: &[u32], b: &[f32], from: usize, scores: &mut [f32], bar: &Bar, out: &mut Vec<u32>) {
+    fn sum_rows(
+        &self,
+        items: &[u32],
+        b: &[f32],
+        from: usize,
+        scores: &mut [f32],
+        bar: &Bar,
+        out: &mut Vec<u32>,
+    ) {
         let n = self.n;
         let norms = &self.norms[from..from + scores.len()];
         match &self.rows {
@@ -258,8 +299,14 @@ impl Bar {
 #[inline]
 unsafe fn reaching_mask8(g: std::arch::x86_64::__m256, norms: *const f32, bar: &Bar) -> u32 {
     use std::arch::x86_64::*;
-    let err = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(norms), _mm256_set1_ps(bar.pn)), _mm256_set1_ps(bar.ab));
-    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(g, err), _mm256_set1_ps(bar.t))) as u32
+    let err = _mm256_add_ps(
+        _mm256_mul_ps(_mm256_loadu_ps(norms), _mm256_set1_ps(bar.pn)),
+        _mm256_set1_ps(bar.ab),
+    );
+    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(
+        _mm256_add_ps(g, err),
+        _mm256_set1_ps(bar.t),
+    )) as u32
 }
 
 /// Appends to `out` slot `first + b` for every bit `b` set in `mask`, in order.
@@ -279,7 +326,9 @@ unsafe fn to_half(values: &[f32], out: &mut [u16]) {
     for (chunk, half) in values.chunks(8).zip(out.chunks_mut(8)) {
         let mut lane = [0f32; 8];
         lane[..chunk.len()].copy_from_slice(chunk);
-        let h: [u16; 8] = std::mem::transmute(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(lane.as_ptr())));
+        let h: [u16; 8] = std::mem::transmute(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(
+            _mm256_loadu_ps(lane.as_ptr()),
+        ));
         half.copy_from_slice(&h[..half.len()]);
     }
 }
@@ -296,19 +345,39 @@ unsafe fn to_half(_: &[f32], _: &mut [u16]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from: usize, scores: &mut [f32], norms: &[f32], bar: &Bar, out: &mut Vec<u32>) {
+unsafe fn sum_half_rows(
+    values: &[u16],
+    n: usize,
+    items: &[u32],
+    b: &[f32],
+    from: usize,
+    scores: &mut [f32],
+    norms: &[f32],
+    bar: &Bar,
+    out: &mut Vec<u32>,
+) {
     use std::arch::x86_64::*;
     let len = scores.len();
     for &j in items {
         assert!((j as usize + 1) * n <= values.len() && from + len <= n);
     }
     let values = &values[from..];
-    let term = |b: f32, row: *const u16| _mm256_mul_ps(_mm256_set1_ps(b), _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)));
+    let term = |b: f32, row: *const u16| {
+        _mm256_mul_ps(
+            _mm256_set1_ps(b),
+            _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)),
+        )
+    };
     let mut at = 0;
     while at + 32 <= len {
         // Four named sums, not an array: an array's lanes were kept on the
         // stack, and every row's add then waited on a store and a load.
-        let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
         let prefetch = at + 32 + SLOTS_PER_CHUNK <= n - from;
         for (&j, &b) in items.iter().zip(b) {
             let row = values.as_ptr().add(j as usize * n + at);
@@ -343,19 +412,37 @@ unsafe fn sum_half_rows(values: &[u16], n: usize, items: &[u32], b: &[f32], from
         let mut acc = _mm256_setzero_ps();
         for (&j, &b) in items.iter().zip(b) {
             let mut lane = [0u16; 8];
-            std::ptr::copy_nonoverlapping(values.as_ptr().add(j as usize * n + at), lane.as_mut_ptr(), width);
+            std::ptr::copy_nonoverlapping(
+                values.as_ptr().add(j as usize * n + at),
+                lane.as_mut_ptr(),
+                width,
+            );
             acc = _mm256_add_ps(acc, term(b, lane.as_ptr()));
         }
         let sums: [f32; 8] = std::mem::transmute(acc);
         scores[at..at + width].copy_from_slice(&sums[..width]);
         at += width;
     }
-    out.extend((tail..len).filter(|&slot| bar.reaches(scores[slot], norms[slot])).map(|slot| slot as u32));
+    out.extend(
+        (tail..len)
+            .filter(|&slot| bar.reaches(scores[slot], norms[slot]))
+            .map(|slot| slot as u32),
+    );
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sum_half_rows(_: &[u16], _: usize, _: &[u32], _: &[f32], _: usize, _: &mut [f32], _: &[f32], _: &Bar, _: &mut Vec<u32>) {
+unsafe fn sum_half_rows(
+    _: &[u16],
+    _: usize,
+    _: &[u32],
+    _: &[f32],
+    _: usize,
+    _: &mut [f32],
+    _: &[f32],
+    _: &Bar,
+    _: &mut Vec<u32>,
+) {
     unreachable!("half precision is only used on x86-64")
 }
 
@@ -378,13 +465,27 @@ fn reaching_slots(isa: Isa, g: &[f32], norms: &[f32], bar: &Bar, out: &mut Vec<u
             for first in (0..whole).step_by(8) {
                 // SAFETY: Isa::Avx2 is only chosen when the CPU reports AVX2;
                 // both slices hold slots first..first + 8.
-                push_bits(unsafe { reaching_mask8(std::arch::x86_64::_mm256_loadu_ps(g.as_ptr().add(first)), norms.as_ptr().add(first), bar) }, first, out);
+                push_bits(
+                    unsafe {
+                        reaching_mask8(
+                            std::arch::x86_64::_mm256_loadu_ps(g.as_ptr().add(first)),
+                            norms.as_ptr().add(first),
+                            bar,
+                        )
+                    },
+                    first,
+                    out,
+                );
             }
             whole
         }
         Isa::Portable => 0,
     };
-    out.extend((vector..g.len()).filter(|&slot| bar.reaches(g[slot], norms[slot])).map(|slot| slot as u32));
+    out.extend(
+        (vector..g.len())
+            .filter(|&slot| bar.reaches(g[slot], norms[slot]))
+            .map(|slot| slot as u32),
+    );
 }
 
 /// Reusable buffers of [`collaborative_top`].
@@ -442,16 +543,52 @@ pub fn collaborative_top(
     memory: &mut UserTop,
     scratch: &mut ScoreScratch,
 ) {
-    let top = top_k(model, fold, items, fold_scratch, x, k, excluded, &memory.top, scratch).unwrap_or_else(|| {
+    let top = top_k(
+        model,
+        fold,
+        items,
+        fold_scratch,
+        x,
+        k,
+        excluded,
+        &memory.top,
+        scratch,
+    )
+    .unwrap_or_else(|| {
         // The anchor's top when the vector is still near it; else the
         // scan, which anchors again.
-        let hinted = score_hints(model, x, excluded, memory.top.iter().map(|t| t.0), 0, scratch);
-        let anchored = memory.anchor.as_ref().and_then(|a| a.top(model, x, k, excluded, &hinted, &scratch.seeded, &mut scratch.exact));
+        let hinted = score_hints(
+            model,
+            x,
+            excluded,
+            memory.top.iter().map(|t| t.0),
+            0,
+            scratch,
+        );
+        let anchored = memory.anchor.as_ref().and_then(|a| {
+            a.top(
+                model,
+                x,
+                k,
+                excluded,
+                &hinted,
+                &scratch.seeded,
+                &mut scratch.exact,
+            )
+        });
         for &(i, _) in &hinted {
             scratch.seeded[i as usize] = false;
         }
         anchored.unwrap_or_else(|| {
-            let (anchor, top) = Anchor::scan(model, fold, x, k, excluded, memory.anchor.as_deref(), &mut scratch.exact);
+            let (anchor, top) = Anchor::scan(
+                model,
+                fold,
+                x,
+                k,
+                excluded,
+                memory.anchor.as_deref(),
+                &mut scratch.exact,
+            );
             memory.anchor = Some(Box::new(anchor));
             top
         })
@@ -464,7 +601,14 @@ pub fn collaborative_top(
 /// after them): distinct products of the model, not excluded, listed in
 /// `scratch.hints` and marked in `scratch.seeded` (the caller clears the
 /// marks).
-fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: impl Iterator<Item = u32>, more: usize, scratch: &mut ScoreScratch) -> Vec<(u32, f32)> {
+fn score_hints(
+    model: &ServingModel,
+    x: &[f32],
+    excluded: &[u32],
+    previous: impl Iterator<Item = u32>,
+    more: usize,
+    scratch: &mut ScoreScratch,
+) -> Vec<(u32, f32)> {
     let n = model.n_products();
     scratch.seeded.resize(n, false);
     scratch.hints.clear();
@@ -476,7 +620,13 @@ fn score_hints(model: &ServingModel, x: &[f32], excluded: &[u32], previous: impl
     }
     model.collaborative_scores(x, &scratch.hints, &mut scratch.exact);
     let mut scored = Vec::with_capacity(scratch.hints.len() + more);
-    scored.extend(scratch.hints.iter().copied().zip(scratch.exact.iter().copied()));
+    scored.extend(
+        scratch
+            .hints
+            .iter()
+            .copied()
+            .zip(scratch.exact.iter().copied()),
+    );
     scored
 }
 
@@ -500,11 +650,21 @@ fn top_k(
     let x_norm = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
     // n rows of scores cost n·n_items; the scan at most factors·n_items
     // (less when its norm bound stops it early): the rows while n ≤ f/2.
-    if k == 0 || n_items == 0 || beta.len() != items.len() || 2 * items.len() > f || !x_norm.is_finite() || beta.iter().any(|b| !b.is_finite()) {
+    if k == 0
+        || n_items == 0
+        || beta.len() != items.len()
+        || 2 * items.len() > f
+        || !x_norm.is_finite()
+        || beta.iter().any(|b| !b.is_finite())
+    {
         return None;
     }
     let u = 2f64.powi(-24);
-    let s: f64 = items.iter().zip(beta).map(|(&j, &b)| b.abs() * table.z_norms[j as usize] as f64).sum();
+    let s: f64 = items
+        .iter()
+        .zip(beta)
+        .map(|(&j, &b)| b.abs() * table.z_norms[j as usize] as f64)
+        .sum();
     // Half-precision rows: each stored `σ s_ji` is within 2⁻¹¹ of itself
     // (2⁻²⁵ if subnormal) of its single-precision value, and
     // `|s_ji| ≤ ‖z_j‖ ‖y_i‖ (1 + γ_f)`: `S 2⁻¹¹ (1 + γ_f)` more per norm,
@@ -513,25 +673,40 @@ fn top_k(
         Rows::Half { sigma, .. } => {
             let sigma = *sigma as f64;
             let beta_sum: f64 = beta.iter().map(|b| b.abs()).sum();
-            (sigma, s * 2f64.powi(-11) * (1.0 + gamma(f)), beta_sum * 2f64.powi(-25) / sigma)
+            (
+                sigma,
+                s * 2f64.powi(-11) * (1.0 + gamma(f)),
+                beta_sum * 2f64.powi(-25) / sigma,
+            )
         }
         Rows::Single(_) => (1.0, 0.0, 0.0),
     };
-    let per_norm = (s * (gamma(f) + gamma(items.len()) + 2.0 * u + items.len() as f64 * 2f64.powi(-52))
+    let per_norm = (s
+        * (gamma(f) + gamma(items.len()) + 2.0 * u + items.len() as f64 * 2f64.powi(-52))
         + half_per_norm
         + x_norm * (u + gamma(f)))
         * 1.02;
     // Products of tiny values may underflow: f + n of them, each below the
     // smallest normal float.
     let absolute = ((f + items.len() + 1) as f64 * f32::MIN_POSITIVE as f64 + half_absolute) * 1.02;
-    let (pn, ab) = ((per_norm * (1.0 + 1e-6)) as f32, (absolute * (1.0 + 1e-6)) as f32);
+    let (pn, ab) = (
+        (per_norm * (1.0 + 1e-6)) as f32,
+        (absolute * (1.0 + 1e-6)) as f32,
+    );
     // The first chunk of the user's rows is fetched while the hints are scored.
     table.prefetch(items);
     scratch.beta.clear();
-    scratch.beta.extend(beta.iter().map(|&b| (b / sigma) as f32));
+    scratch
+        .beta
+        .extend(beta.iter().map(|&b| (b / sigma) as f32));
     // A weight rounded to a subnormal float loses its relative precision,
     // which the bound assumes.
-    if scratch.beta.iter().any(|b| *b != 0.0 && b.abs() < f32::MIN_POSITIVE) || !(pn.is_finite() && ab.is_finite()) {
+    if scratch
+        .beta
+        .iter()
+        .any(|b| *b != 0.0 && b.abs() < f32::MIN_POSITIVE)
+        || !(pn.is_finite() && ab.is_finite())
+    {
         return None;
     }
     // The hints first: their bounds set the bar for everything else. A
@@ -540,11 +715,19 @@ fn top_k(
     // With no previous top, a user of one product with a positive weight
     // (x = β z_j) starts from that product's row's best.
     let mut scored = match (previous, items, beta) {
-        (&[], &[j], &[b]) if b > 0.0 => score_hints(model, x, excluded, table.row_hints(j).iter().take(k).copied(), k, scratch),
+        (&[], &[j], &[b]) if b > 0.0 => score_hints(
+            model,
+            x,
+            excluded,
+            table.row_hints(j).iter().take(k).copied(),
+            k,
+            scratch,
+        ),
         _ => score_hints(model, x, excluded, previous.iter().map(|t| t.0), k, scratch),
     };
     let mut lower = TopK::from_candidates(k, &scored);
-    let (seeded, beta32, candidates) = (&mut scratch.seeded, &scratch.beta, &mut scratch.candidates);
+    let (seeded, beta32, candidates) =
+        (&mut scratch.seeded, &scratch.beta, &mut scratch.candidates);
     candidates.clear();
     // An exact score is at most ‖x‖ ‖y‖ (1 + γ_f) (plus underflows, and
     // err on top for the sums here).
@@ -567,7 +750,11 @@ fn top_k(
         scores.clear();
         scores.resize(stop - start, 0.0);
         reaching.clear();
-        let chunk_bar = Bar { pn, ab, t: lower.min_score() };
+        let chunk_bar = Bar {
+            pn,
+            ab,
+            t: lower.min_score(),
+        };
         table.sum_rows(items, beta32, start, scores, &chunk_bar, reaching);
         for &at in reaching.iter() {
             let (at, slot) = (at as usize, start + at as usize);
@@ -594,9 +781,16 @@ fn top_k(
     // The top of the hints and of the candidates left, all scored exactly.
     let threshold = lower.min_score();
     scratch.hints.clear();
-    scratch.hints.extend(candidates.iter().filter(|c| c.1 >= threshold).map(|c| c.0));
+    scratch
+        .hints
+        .extend(candidates.iter().filter(|c| c.1 >= threshold).map(|c| c.0));
     model.collaborative_scores(x, &scratch.hints, &mut scratch.exact);
-    scored.extend(scratch.hints.iter().copied().zip(scratch.exact.iter().copied()));
+    scored.extend(
+        scratch
+            .hints
+            .iter()
+            .copied()
+            .zip(scratch.exact.iter().copied()),
+    );
     Some(best_of(scored, k))
 }
-

@@ -41,7 +41,12 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { view: 1.0, cart: 3.0, purchase: 5.0, cap: 10.0 }
+        Weights {
+            view: 1.0,
+            cart: 3.0,
+            purchase: 5.0,
+            cap: 10.0,
+        }
     }
 }
 
@@ -90,11 +95,20 @@ impl UserState {
     pub fn new(model_purchases: &[u32]) -> UserState {
         let mut bought = model_purchases.to_vec();
         bought.sort_unstable();
-        UserState { bought, ..UserState::default() }
+        UserState {
+            bought,
+            ..UserState::default()
+        }
     }
 
     /// Applies one event; `y` are the model's product factors.
-    pub fn apply(&mut self, touch: &Touch, weights: &Weights, fold: &FoldIn, y: &[f32]) -> anyhow::Result<()> {
+    pub fn apply(
+        &mut self,
+        touch: &Touch,
+        weights: &Weights,
+        fold: &FoldIn,
+        y: &[f32],
+    ) -> anyhow::Result<()> {
         self.events += 1;
         self.last_time = self.last_time.max(touch.time);
         if let Some(c) = touch.category {
@@ -103,7 +117,9 @@ impl UserState {
                 None => self.categories.push((c, 1.0)),
             }
         }
-        let Some(item) = touch.item else { return Ok(()) };
+        let Some(item) = touch.item else {
+            return Ok(());
+        };
         if touch.kind == Kind::Purchase {
             if let Err(at) = self.bought.binary_search(&item) {
                 self.bought.insert(at, item);
@@ -130,7 +146,10 @@ impl UserState {
 
     /// The interaction weight of a product of the model (0 if untouched).
     pub fn weight(&self, item: u32, weights: &Weights) -> f32 {
-        self.sums.iter().find(|s| s.0 == item).map_or(0.0, |s| s.1.min(weights.cap))
+        self.sums
+            .iter()
+            .find(|s| s.0 == item)
+            .map_or(0.0, |s| s.1.min(weights.cap))
     }
 }
 
@@ -167,7 +186,12 @@ mod tests {
         let fold = FoldIn::new(&y, 2, 0.1, 1.0).unwrap();
         let w = Weights::default();
         let mut user = UserState::new(&[1]);
-        let touch = |kind, item| Touch { kind, time: 5, item: Some(item), category: Some(7) };
+        let touch = |kind, item| Touch {
+            kind,
+            time: 5,
+            item: Some(item),
+            category: Some(7),
+        };
         for kind in [Kind::View, Kind::Cart, Kind::Purchase, Kind::Purchase] {
             user.apply(&touch(kind, 0), &w, &fold, &y).unwrap();
         }
@@ -178,7 +202,18 @@ mod tests {
         assert_eq!(user.categories, [(7, 4.0)]);
         assert_eq!(user.events, 4);
         // A product the model does not know: interest only.
-        user.apply(&Touch { kind: Kind::View, time: 9, item: None, category: Some(8) }, &w, &fold, &y).unwrap();
+        user.apply(
+            &Touch {
+                kind: Kind::View,
+                time: 9,
+                item: None,
+                category: Some(8),
+            },
+            &w,
+            &fold,
+            &y,
+        )
+        .unwrap();
         assert_eq!(user.fold.products(), 1);
         assert_eq!(user.categories, [(7, 4.0), (8, 1.0)]);
         assert_eq!(user.last_time, 9);
@@ -194,6 +229,13 @@ mod tests {
         let mut b = ProductCounters::default();
         b.count(Kind::Cart);
         b.add(&a);
-        assert_eq!(b, ProductCounters { views: 2, carts: 1, purchases: 1 });
+        assert_eq!(
+            b,
+            ProductCounters {
+                views: 2,
+                carts: 1,
+                purchases: 1
+            }
+        );
     }
 }

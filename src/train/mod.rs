@@ -11,7 +11,10 @@
 
 pub mod tune;
 
-use crate::als::{als_params, pair_inputs, pairs_sql, read_pairs, source_params, source_rows_sql, train_params, weight_params};
+use crate::als::{
+    als_params, pair_inputs, pairs_sql, read_pairs, source_params, source_rows_sql, train_params,
+    weight_params,
+};
 use crate::als::{weighting, Trained, TrainingData, PAIR_INPUTS};
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::BlockSource;
@@ -26,8 +29,9 @@ use std::sync::Arc;
 pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune::Searched)> {
     let params = als_params(call)?;
     let confidence = match call.opt_text("confidence")? {
-        Some(text) => weighting::Confidence::parse(text)
-            .ok_or_else(|| anyhow::anyhow!("parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'"))?,
+        Some(text) => weighting::Confidence::parse(text).ok_or_else(|| {
+            anyhow::anyhow!("parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'")
+        })?,
         None => weighting::Confidence::Raw,
     };
     let candidate = tune::Candidate {
@@ -49,10 +53,19 @@ pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune
 /// search on the validation split inside the data (when `search` is on and
 /// some user can be evaluated), else the caller's (or the seed's) with blend
 /// 0, then one fit on all the data.
-pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, progress: &Progress) -> anyhow::Result<Trained> {
+pub(crate) fn train_default(
+    data: TrainingData,
+    call: &Args,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Trained> {
     let base = als_params(call)?;
     let (plain, searched) = plain_choice(call)?;
-    let TrainingData { pairs, times, validation } = data;
+    let TrainingData {
+        pairs,
+        times,
+        validation,
+    } = data;
     let outcome = if call.boolean("search")? {
         tune::choose(&validation, &base, plain, searched, budget, progress)?
     } else {
@@ -60,8 +73,20 @@ pub(crate) fn train_default(data: TrainingData, call: &Args, budget: &Budget, pr
     };
     // The split is a second copy of most pairs: gone before the final fit.
     drop(validation);
-    let (candidate, blend) = outcome.as_ref().map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
-    let mut trained = tune::fit_all(pairs, &times, &base, &candidate, base.iterations, blend, true, budget, progress)?;
+    let (candidate, blend) = outcome
+        .as_ref()
+        .map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+    let mut trained = tune::fit_all(
+        pairs,
+        &times,
+        &base,
+        &candidate,
+        base.iterations,
+        blend,
+        true,
+        budget,
+        progress,
+    )?;
     trained.search = outcome.as_ref().map(tune::Outcome::param_rows);
     Ok(trained)
 }
@@ -90,8 +115,18 @@ impl AggregateFunction for AlsTrain {
     fn columns() -> Vec<Column> {
         crate::model::table::columns()
     }
-    fn update(state: &mut TrainState, call: &Args, input: &InputChunk, rows: std::ops::Range<usize>) -> anyhow::Result<()> {
-        read_pairs(&mut state.data, &Budget::from_setting(call.text("memory_limit")?), input, rows)
+    fn update(
+        state: &mut TrainState,
+        call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
+        read_pairs(
+            &mut state.data,
+            &Budget::from_setting(call.text("memory_limit")?),
+            input,
+            rows,
+        )
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
         // Pair order does not matter: training sorts them.
@@ -113,7 +148,12 @@ impl AggregateFunction for AlsTrain {
 
 /// The training call over the pairs of `pairs_sql`, as model rows.
 pub fn train_rows(pairs_sql: &str) -> String {
-    aggregate::rows_sql::<AlsTrain>("ecoreco.als_train", &PAIR_INPUTS, &[], &format!("({pairs_sql})"))
+    aggregate::rows_sql::<AlsTrain>(
+        "ecoreco.als_train",
+        &PAIR_INPUTS,
+        &[],
+        &format!("({pairs_sql})"),
+    )
 }
 
 pub fn macros() -> Vec<SqlMacro> {
@@ -125,9 +165,22 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "als_train",
             &train,
-            format!("WITH {}, ecoreco_pairs AS ({}) {}", source_rows_sql("als_train"), pairs_sql("ecoreco_rows"), train_rows("FROM ecoreco_pairs")),
+            format!(
+                "WITH {}, ecoreco_pairs AS ({}) {}",
+                source_rows_sql("als_train"),
+                pairs_sql("ecoreco_rows"),
+                train_rows("FROM ecoreco_pairs")
+            ),
         ),
-        SqlMacro::table("als_loss", &["model"], include_str!("../../sql/macros/als_loss.sql")),
-        SqlMacro::table("als_params", &["model"], include_str!("../../sql/macros/als_params.sql")),
+        SqlMacro::table(
+            "als_loss",
+            &["model"],
+            include_str!("../../sql/macros/als_loss.sql"),
+        ),
+        SqlMacro::table(
+            "als_params",
+            &["model"],
+            include_str!("../../sql/macros/als_params.sql"),
+        ),
     ]
 }

@@ -102,7 +102,12 @@ pub struct Searched {
 }
 
 impl Searched {
-    pub const ALL: Searched = Searched { alpha: true, regularization: true, confidence: true, half_life: true };
+    pub const ALL: Searched = Searched {
+        alpha: true,
+        regularization: true,
+        confidence: true,
+        half_life: true,
+    };
 }
 
 /// One scored (candidate, blend).
@@ -140,7 +145,11 @@ pub fn greedy_search<F>(
     let mut trials = Vec::new();
     let mut best_fit = fit(&plain)?;
     let plain_ndcg = score(&best_fit, 0.0);
-    trials.push(Trial { candidate: plain, blend: 0.0, ndcg: plain_ndcg });
+    trials.push(Trial {
+        candidate: plain,
+        blend: 0.0,
+        ndcg: plain_ndcg,
+    });
     let (mut best, mut best_ndcg, mut fits) = (plain, plain_ndcg, 1);
     type Change = Box<dyn Fn(Candidate) -> Candidate>;
     let mut groups: Vec<Vec<Change>> = Vec::new();
@@ -148,7 +157,12 @@ pub fn greedy_search<F>(
         groups.push(
             ALPHA_STEPS
                 .iter()
-                .map(|&m| Box::new(move |c: Candidate| Candidate { alpha: plain.alpha * m, ..c }) as Change)
+                .map(|&m| {
+                    Box::new(move |c: Candidate| Candidate {
+                        alpha: plain.alpha * m,
+                        ..c
+                    }) as Change
+                })
                 .collect(),
         );
     }
@@ -156,7 +170,9 @@ pub fn greedy_search<F>(
         groups.push(
             [Confidence::Log, Confidence::Bm25]
                 .into_iter()
-                .map(|confidence| Box::new(move |c: Candidate| Candidate { confidence, ..c }) as Change)
+                .map(|confidence| {
+                    Box::new(move |c: Candidate| Candidate { confidence, ..c }) as Change
+                })
                 .collect(),
         );
     }
@@ -167,7 +183,10 @@ pub fn greedy_search<F>(
         })]);
     }
     if searched.half_life && span > 0.0 && span.is_finite() {
-        groups.push(vec![Box::new(move |c: Candidate| Candidate { half_life: span * HALF_LIFE_SHARE, ..c })]);
+        groups.push(vec![Box::new(move |c: Candidate| Candidate {
+            half_life: span * HALF_LIFE_SHARE,
+            ..c
+        })]);
     }
     for group in &groups {
         // Every option of a group starts from the best before the group.
@@ -180,7 +199,11 @@ pub fn greedy_search<F>(
             let fitted = fit(&candidate)?;
             fits += 1;
             let ndcg = score(&fitted, 0.0);
-            trials.push(Trial { candidate, blend: 0.0, ndcg });
+            trials.push(Trial {
+                candidate,
+                blend: 0.0,
+                ndcg,
+            });
             if ndcg > best_ndcg {
                 (best, best_ndcg, best_fit) = (candidate, ndcg, fitted);
             }
@@ -189,12 +212,23 @@ pub fn greedy_search<F>(
     let mut blend = 0.0;
     for b in BLENDS {
         let ndcg = score(&best_fit, b);
-        trials.push(Trial { candidate: best, blend: b, ndcg });
+        trials.push(Trial {
+            candidate: best,
+            blend: b,
+            ndcg,
+        });
         if ndcg > best_ndcg {
             (blend, best_ndcg) = (b, ndcg);
         }
     }
-    Ok(Choice { candidate: best, blend, ndcg: best_ndcg, plain_ndcg, fits, trials })
+    Ok(Choice {
+        candidate: best,
+        blend,
+        ndcg: best_ndcg,
+        plain_ndcg,
+        fits,
+        trials,
+    })
 }
 
 /// A fit on the validation data with the model's users evaluated.
@@ -220,14 +254,26 @@ pub(crate) fn fit_all(
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
     if candidate.half_life > 0.0 {
-        let reference = times.iter().copied().filter(|t| !t.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+        let reference = times
+            .iter()
+            .copied()
+            .filter(|t| !t.is_nan())
+            .fold(f64::NEG_INFINITY, f64::max);
         let mut weights: Vec<f32> = pairs.iter().map(|p| p.weight).collect();
         weighting::decay(&mut weights, times, reference, candidate.half_life);
         for (p, w) in pairs.iter_mut().zip(weights) {
             p.weight = w;
         }
     }
-    let mut trained = train_pairs(pairs, &candidate.params(base, iterations), candidate.confidence, blend, record_loss, budget, progress)?;
+    let mut trained = train_pairs(
+        pairs,
+        &candidate.params(base, iterations),
+        candidate.confidence,
+        blend,
+        record_loss,
+        budget,
+        progress,
+    )?;
     trained.half_life = candidate.half_life;
     Ok(trained)
 }
@@ -243,7 +289,17 @@ pub(crate) fn fit_validation(
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<ValidationFit> {
-    let trained = fit_all(split.train.clone(), &split.train_times, base, candidate, iterations, 0.0, false, budget, progress)?;
+    let trained = fit_all(
+        split.train.clone(),
+        &split.train_times,
+        base,
+        candidate,
+        iterations,
+        0.0,
+        false,
+        budget,
+        progress,
+    )?;
     let model = ServingModel::new(trained.model)?;
     let wanted: HashSet<i64> = users.iter().copied().collect();
     let mut relevant: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -263,7 +319,11 @@ pub(crate) fn fit_validation(
     let mut model_users: Vec<u32> = relevant.keys().copied().collect();
     model_users.sort_unstable();
     let held_out = model_users.iter().map(|u| relevant[u].clone()).collect();
-    Ok(ValidationFit { model, users: model_users, held_out })
+    Ok(ValidationFit {
+        model,
+        users: model_users,
+        held_out,
+    })
 }
 
 /// Validation NDCG@10 of a fit at `blend` (0 with no user to evaluate).
@@ -326,7 +386,17 @@ pub(crate) fn choose(
         plain,
         searched,
         split.span,
-        |c| fit_validation(split, &users, base, c, iterations, budget, &Progress::new("ecoreco.als_train", "off")),
+        |c| {
+            fit_validation(
+                split,
+                &users,
+                base,
+                c,
+                iterations,
+                budget,
+                &Progress::new("ecoreco.als_train", "off"),
+            )
+        },
         score_validation,
     )?;
     progress.say(format!(
@@ -339,7 +409,10 @@ pub(crate) fn choose(
         choice.ndcg,
         choice.plain_ndcg
     ));
-    Ok(Some(Outcome { choice, users: users.len() }))
+    Ok(Some(Outcome {
+        choice,
+        users: users.len(),
+    }))
 }
 
 #[cfg(test)]
@@ -347,7 +420,11 @@ mod tests {
     use super::*;
 
     fn base() -> AlsParams {
-        AlsParams { factors: 4, iterations: 10, ..AlsParams::default() }
+        AlsParams {
+            factors: 4,
+            iterations: 10,
+            ..AlsParams::default()
+        }
     }
 
     #[test]
@@ -366,7 +443,11 @@ mod tests {
             },
             |c: &Candidate, blend| {
                 let mut s = 0.20;
-                s += match c.alpha as i32 { 4 => 0.02, 16 => -0.05, _ => 0.0 };
+                s += match c.alpha as i32 {
+                    4 => 0.02,
+                    16 => -0.05,
+                    _ => 0.0,
+                };
                 if c.confidence == Confidence::Bm25 {
                     s += 0.01;
                 }
@@ -394,9 +475,19 @@ mod tests {
 
     #[test]
     fn nothing_beats_plain_als_then_plain_als_is_chosen() {
-        let choice = greedy_search(Candidate::plain(&base()), Searched::ALL, 0.0, |c| Ok(*c), |c: &Candidate, blend| {
-            if *c == Candidate::plain(&base()) && blend == 0.0 { 0.3 } else { 0.3 - 1e-9 }
-        })
+        let choice = greedy_search(
+            Candidate::plain(&base()),
+            Searched::ALL,
+            0.0,
+            |c| Ok(*c),
+            |c: &Candidate, blend| {
+                if *c == Candidate::plain(&base()) && blend == 0.0 {
+                    0.3
+                } else {
+                    0.3 - 1e-9
+                }
+            },
+        )
         .unwrap();
         assert_eq!(choice.candidate, Candidate::plain(&base()));
         assert_eq!(choice.blend, 0.0);
@@ -405,22 +496,41 @@ mod tests {
     }
 
     fn pair(user: i64, product: i64, weight: f32, category: i64) -> Pair {
-        Pair { user, product, weight, purchases: 0, interactions: 1, category }
+        Pair {
+            user,
+            product,
+            weight,
+            purchases: 0,
+            interactions: 1,
+            category,
+        }
     }
 
     #[test]
     fn fixed_parameters_are_not_searched() {
         // Alpha and confidence fixed by the caller: only regularization and
         // the half-life are tried (2 fits after plain ALS).
-        let fixed = Searched { alpha: false, confidence: false, ..Searched::ALL };
+        let fixed = Searched {
+            alpha: false,
+            confidence: false,
+            ..Searched::ALL
+        };
         let mut fitted = Vec::new();
-        let choice = greedy_search(Candidate::plain(&base()), fixed, 100.0, |c| {
-            fitted.push(*c);
-            Ok(*c)
-        }, |_: &Candidate, _| 0.1)
+        let choice = greedy_search(
+            Candidate::plain(&base()),
+            fixed,
+            100.0,
+            |c| {
+                fitted.push(*c);
+                Ok(*c)
+            },
+            |_: &Candidate, _| 0.1,
+        )
         .unwrap();
         assert_eq!(choice.fits, 3);
-        assert!(fitted.iter().all(|c| c.alpha == 1.0 && c.confidence == Confidence::Raw));
+        assert!(fitted
+            .iter()
+            .all(|c| c.alpha == 1.0 && c.confidence == Confidence::Raw));
         assert_eq!(fitted[1].regularization, 1.0);
         assert_eq!(fitted[2].half_life, 25.0);
     }
@@ -446,7 +556,11 @@ mod tests {
     /// each user touched three products of their group before the cut and
     /// carts another one of the group after it.
     fn two_tastes() -> ValidationSplit {
-        let mut split = ValidationSplit { cut: 100.0, span: 100.0, ..Default::default() };
+        let mut split = ValidationSplit {
+            cut: 100.0,
+            span: 100.0,
+            ..Default::default()
+        };
         for u in 0..40i64 {
             let group = u % 2;
             let own = |j: i64| group * 5 + (u / 2 + j) % 5;
@@ -464,8 +578,20 @@ mod tests {
         let split = two_tastes();
         let users = split.evaluated_users(100, 42);
         assert_eq!(users.len(), 40);
-        let (budget, quiet) = (Budget::from_setting(""), Progress::new("ecoreco.als_train", "off"));
-        let fit = fit_validation(&split, &users, &base(), &Candidate::plain(&base()), 10, &budget, &quiet).unwrap();
+        let (budget, quiet) = (
+            Budget::from_setting(""),
+            Progress::new("ecoreco.als_train", "off"),
+        );
+        let fit = fit_validation(
+            &split,
+            &users,
+            &base(),
+            &Candidate::plain(&base()),
+            10,
+            &budget,
+            &quiet,
+        )
+        .unwrap();
         let ndcg = score_validation(&fit, 0.0);
         // The target is one of the 2 unseen products of the user's own group;
         // a model that learnt the groups ranks it within the top 5 (the
@@ -473,12 +599,19 @@ mod tests {
         // products would give about 0.31.
         assert!(ndcg > 0.4 && ndcg <= 1.0, "{ndcg}");
         let plain = Candidate::plain(&base());
-        let outcome = choose(&split, &base(), plain, Searched::ALL, &budget, &quiet).unwrap().unwrap();
+        let outcome = choose(&split, &base(), plain, Searched::ALL, &budget, &quiet)
+            .unwrap()
+            .unwrap();
         assert_eq!(outcome.users, 40);
         assert!(outcome.choice.ndcg >= outcome.choice.plain_ndcg);
         assert_eq!(outcome.choice.trials[0].candidate, plain);
         // Deterministic: the same choice again.
-        assert_eq!(choose(&split, &base(), plain, Searched::ALL, &budget, &quiet).unwrap().unwrap(), outcome);
+        assert_eq!(
+            choose(&split, &base(), plain, Searched::ALL, &budget, &quiet)
+                .unwrap()
+                .unwrap(),
+            outcome
+        );
     }
 
     #[test]
@@ -486,6 +619,15 @@ mod tests {
         let mut split = two_tastes();
         split.targets.clear();
         let plain = Candidate::plain(&base());
-        assert!(choose(&split, &base(), plain, Searched::ALL, &Budget::from_setting(""), &Progress::new("ecoreco.als_train", "off")).unwrap().is_none());
+        assert!(choose(
+            &split,
+            &base(),
+            plain,
+            Searched::ALL,
+            &Budget::from_setting(""),
+            &Progress::new("ecoreco.als_train", "off")
+        )
+        .unwrap()
+        .is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! Per-row conjugate gradient on the normal equations, never forming them.
 
-use super::gram::gram_matvec;
 use super::factors::stored_rows;
+use super::gram::gram_matvec;
 use crate::isa::vector::VectorOps;
 use crate::isa::{dispatch, Isa};
 use crate::model::csr::Csr;
@@ -124,7 +124,14 @@ fn solve_row<K: VectorOps>(
     if cols.is_empty() {
         // A = YᵀY + λI, b = 0: x = 0 solves it (and is what implicit does).
         let term = {
-            gram_matvec::<K>(problem.gram, x, &mut scratch.residual, problem.factors, problem.stride, problem.regularization);
+            gram_matvec::<K>(
+                problem.gram,
+                x,
+                &mut scratch.residual,
+                problem.factors,
+                problem.stride,
+                problem.regularization,
+            );
             K::dot(&scratch.residual, x) as f64
         };
         x.fill(0.0);
@@ -229,7 +236,9 @@ mod tests {
         // once, never more than SOLVE_ROWS_PER_TASK rows, and the long run
         // not in one task.
         let mut rows = Vec::new();
-        let lengths: Vec<usize> = (0..410).map(|r| if (100..110).contains(&r) { 500 } else { 1 }).collect();
+        let lengths: Vec<usize> = (0..410)
+            .map(|r| if (100..110).contains(&r) { 500 } else { 1 })
+            .collect();
         for (r, &len) in lengths.iter().enumerate() {
             rows.extend(std::iter::repeat(r as u32).take(len));
         }
@@ -238,14 +247,26 @@ mod tests {
         let ranges = task_ranges(&m, 4);
         assert_eq!(ranges.first().unwrap().start, 0);
         assert_eq!(ranges.last().unwrap().end, 410);
-        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start && w[0].start < w[0].end));
+        assert!(ranges
+            .windows(2)
+            .all(|w| w[0].end == w[1].start && w[0].start < w[0].end));
         assert!(ranges.iter().all(|r| r.len() <= SOLVE_ROWS_PER_TASK));
         // Average row: 4 + ceil(5400 / 410) = 18 units, 64 of them = 1152:
         // two long rows (1008 units) fit, a third closes the task; after
         // the last two, 29 short rows (145) fill the task past 1152.
-        assert_eq!(ranges.iter().filter(|r| r.start < 110 && r.end > 100).collect::<Vec<_>>(), [&(64..102), &(102..105), &(105..108), &(108..139)]);
+        assert_eq!(
+            ranges
+                .iter()
+                .filter(|r| r.start < 110 && r.end > 100)
+                .collect::<Vec<_>>(),
+            [&(64..102), &(102..105), &(105..108), &(108..139)]
+        );
         // Short rows alone still make full tasks.
-        let after: Vec<usize> = ranges.iter().filter(|r| r.start >= 139).map(|r| r.len()).collect();
+        let after: Vec<usize> = ranges
+            .iter()
+            .filter(|r| r.start >= 139)
+            .map(|r| r.len())
+            .collect();
         assert_eq!(after, [64, 64, 64, 64, 15]);
     }
 

@@ -72,7 +72,13 @@ pub(super) fn unpad_rows(rows: &[f32], factors: usize, stride: usize) -> Vec<f32
 
 /// `0.01 · N(0, 1)` factors; row `r` uses stream `2r + side` so users
 /// (side 0) and items (side 1) draw independent numbers.
-pub(super) fn init_factors(len: usize, factors: usize, stride: usize, seed: u64, side: u64) -> FactorRows {
+pub(super) fn init_factors(
+    len: usize,
+    factors: usize,
+    stride: usize,
+    seed: u64,
+    side: u64,
+) -> FactorRows {
     let mut out = FactorRows::zeroed(len);
     out.par_chunks_mut(stride)
         .enumerate()

@@ -144,7 +144,11 @@ impl<'a> AlsTrainer<'a> {
 
     /// Runs `iterations` steps and returns the model, calling
     /// `on_iteration(iteration, loss)` after each (`iteration` from 0).
-    pub fn train(mut self, iterations: usize, mut on_iteration: impl FnMut(usize, f64)) -> AlsModel {
+    pub fn train(
+        mut self,
+        iterations: usize,
+        mut on_iteration: impl FnMut(usize, f64),
+    ) -> AlsModel {
         if iterations == 0 {
             return self.into_model(Vec::new());
         }
@@ -419,7 +423,14 @@ mod tests {
         let rows: Vec<u32> = (0..dense.n_rows)
             .flat_map(|u| std::iter::repeat(u as u32 + 3).take(dense.row(u).0.len()))
             .collect();
-        let m = Csr::from_triplets(dense.n_rows + 3, dense.n_cols, &rows, &dense.indices, &dense.values).unwrap();
+        let m = Csr::from_triplets(
+            dense.n_rows + 3,
+            dense.n_cols,
+            &rows,
+            &dense.indices,
+            &dense.values,
+        )
+        .unwrap();
         let params = small_params(12);
         let mut trainer = AlsTrainer::new(&m, &params).unwrap();
         for _ in 0..4 {
@@ -427,7 +438,10 @@ mod tests {
             let mut measured = f64::NAN;
             trainer.step_reporting(|loss| measured = loss);
             // Summed in another order, partly in single precision.
-            assert!((measured - before).abs() <= 1e-6 * before, "{measured} vs {before}");
+            assert!(
+                (measured - before).abs() <= 1e-6 * before,
+                "{measured} vs {before}"
+            );
             assert!(trainer.loss() < before);
         }
     }

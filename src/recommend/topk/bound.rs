@@ -39,13 +39,15 @@ impl ErrorBound {
         let f = user.len() as f64;
         let user_norm = norm(user);
         // Items hold at most HALF_MAX per factor, so ‖y‖ ≤ HALF_MAX·√f.
-        if !user_norm.is_finite() || user_norm * HALF_MAX as f64 * f.sqrt() * 2.0 > f32::MAX as f64 {
+        if !user_norm.is_finite() || user_norm * HALF_MAX as f64 * f.sqrt() * 2.0 > f32::MAX as f64
+        {
             return None;
         }
         let unit = 2f64.powi(-24);
         let gamma = f * unit / (1.0 - f * unit);
         let relative = (2f64.powi(-11) + 2.0 * gamma * (1.0 + 2f64.powi(-11))) * 1.01;
-        let absolute = (2f64.powi(-25) * f.sqrt() * user_norm + f * f32::MIN_POSITIVE as f64) * 1.01;
+        let absolute =
+            (2f64.powi(-25) * f.sqrt() * user_norm + f * f32::MIN_POSITIVE as f64) * 1.01;
         Some(ErrorBound {
             scale: (relative * user_norm) as f32 * (1.0 + 1e-6),
             floor: absolute as f32 * (1.0 + 1e-6),

@@ -6,7 +6,13 @@ use crate::isa::{dispatch, Isa};
 
 /// Eight items' exact scores, `items` indexing the row-major `rows`.
 #[inline]
-pub(super) fn scores8(isa: Isa, user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
+pub(super) fn scores8(
+    isa: Isa,
+    user: &[f32],
+    rows: &[f32],
+    f: usize,
+    items: &[u32; 8],
+) -> [f32; 8] {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2 {
         // SAFETY: Isa::Avx2 is only detected on CPUs with AVX2.
@@ -22,7 +28,10 @@ pub(super) fn scores8(isa: Isa, user: &[f32], rows: &[f32], f: usize, items: &[u
 #[inline(always)]
 fn scores8_lanes(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
     let starts = items.map(|i| i as usize * f);
-    assert!(starts.iter().all(|&s| s + f <= rows.len()), "an item index is out of range");
+    assert!(
+        starts.iter().all(|&s| s + f <= rows.len()),
+        "an item index is out of range"
+    );
     let mut acc = [0f32; 8];
     for (j, &x) in user.iter().enumerate() {
         for lane in 0..8 {
@@ -43,7 +52,10 @@ fn scores8_lanes(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32
 unsafe fn scores8_transposed(user: &[f32], rows: &[f32], f: usize, items: &[u32; 8]) -> [f32; 8] {
     use std::arch::x86_64::*;
     let starts = items.map(|i| i as usize * f);
-    assert!(starts.iter().all(|&s| s + f <= rows.len()), "an item index is out of range");
+    assert!(
+        starts.iter().all(|&s| s + f <= rows.len()),
+        "an item index is out of range"
+    );
     assert!(user.len() >= f, "user row shorter than factors");
     let row = starts.map(|s| rows.as_ptr().add(s));
     let mut acc = _mm256_setzero_ps();
@@ -53,10 +65,22 @@ unsafe fn scores8_transposed(user: &[f32], rows: &[f32], f: usize, items: &[u32;
         // Pairs of rows interleaved, then quadruples: s_k holds factor k of
         // rows 0..4 in its low half and factor k + 4 in its high half, t_k
         // the same for rows 4..8.
-        let (a0, a1) = (_mm256_unpacklo_ps(r[0], r[1]), _mm256_unpackhi_ps(r[0], r[1]));
-        let (a2, a3) = (_mm256_unpacklo_ps(r[2], r[3]), _mm256_unpackhi_ps(r[2], r[3]));
-        let (b0, b1) = (_mm256_unpacklo_ps(r[4], r[5]), _mm256_unpackhi_ps(r[4], r[5]));
-        let (b2, b3) = (_mm256_unpacklo_ps(r[6], r[7]), _mm256_unpackhi_ps(r[6], r[7]));
+        let (a0, a1) = (
+            _mm256_unpacklo_ps(r[0], r[1]),
+            _mm256_unpackhi_ps(r[0], r[1]),
+        );
+        let (a2, a3) = (
+            _mm256_unpacklo_ps(r[2], r[3]),
+            _mm256_unpackhi_ps(r[2], r[3]),
+        );
+        let (b0, b1) = (
+            _mm256_unpacklo_ps(r[4], r[5]),
+            _mm256_unpackhi_ps(r[4], r[5]),
+        );
+        let (b2, b3) = (
+            _mm256_unpacklo_ps(r[6], r[7]),
+            _mm256_unpackhi_ps(r[6], r[7]),
+        );
         let s = [
             _mm256_shuffle_ps::<0x44>(a0, a2),
             _mm256_shuffle_ps::<0xEE>(a0, a2),
@@ -71,11 +95,17 @@ unsafe fn scores8_transposed(user: &[f32], rows: &[f32], f: usize, items: &[u32;
         ];
         for k in 0..4 {
             let column = _mm256_permute2f128_ps::<0x20>(s[k], t[k]);
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + k)), column));
+            acc = _mm256_add_ps(
+                acc,
+                _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + k)), column),
+            );
         }
         for k in 0..4 {
             let column = _mm256_permute2f128_ps::<0x31>(s[k], t[k]);
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + 4 + k)), column));
+            acc = _mm256_add_ps(
+                acc,
+                _mm256_mul_ps(_mm256_set1_ps(*user.get_unchecked(j + 4 + k)), column),
+            );
         }
         j += 8;
     }

@@ -125,7 +125,11 @@ impl TopK {
 #[inline(always)]
 fn rank_key(c: (u32, f32)) -> u64 {
     let bits = (c.1 + 0.0).to_bits();
-    let ascending = if bits >> 31 == 1 { !bits } else { bits | 0x8000_0000 };
+    let ascending = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
     ((!ascending as u64) << 32) | c.0 as u64
 }
 
@@ -238,26 +242,41 @@ mod tests {
             let k = (rng.next_u64() % 50) as usize;
             // Few distinct scores (ties), a NaN now and then, -0 and +0.
             let pick = [f32::NAN, -0.0, 0.0, 1.0, -2.5, 3.0, f32::INFINITY, 0.5];
-            let mut keyed: Vec<(u64, u32)> = (0..n as u32 * 3).map(|i| (rng.next_u64(), i)).collect();
+            let mut keyed: Vec<(u64, u32)> =
+                (0..n as u32 * 3).map(|i| (rng.next_u64(), i)).collect();
             keyed.sort_unstable();
             let indices: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
-            let candidates: Vec<(u32, f32)> =
-                indices[..n].iter().map(|&i| (i, pick[(rng.next_u64() % pick.len() as u64) as usize])).collect();
+            let candidates: Vec<(u32, f32)> = indices[..n]
+                .iter()
+                .map(|&i| (i, pick[(rng.next_u64() % pick.len() as u64) as usize]))
+                .collect();
             let mut pushed = TopK::new(k);
             for &(i, s) in &candidates {
                 pushed.push(i, s);
             }
             let mut built = TopK::from_candidates(k, &candidates);
-            assert_eq!(built.min_score().to_bits(), pushed.min_score().to_bits(), "trial {trial}");
+            assert_eq!(
+                built.min_score().to_bits(),
+                pushed.min_score().to_bits(),
+                "trial {trial}"
+            );
             // Later pushes behave the same.
             for j in 0..20u32 {
-                let c = (1000 + j, pick[(rng.next_u64() % pick.len() as u64) as usize]);
-                assert_eq!(built.accepts(c.0, c.1), pushed.accepts(c.0, c.1), "trial {trial}");
+                let c = (
+                    1000 + j,
+                    pick[(rng.next_u64() % pick.len() as u64) as usize],
+                );
+                assert_eq!(
+                    built.accepts(c.0, c.1),
+                    pushed.accepts(c.0, c.1),
+                    "trial {trial}"
+                );
                 built.push(c.0, c.1);
                 pushed.push(c.0, c.1);
             }
             let want = pushed.into_sorted();
-            let bits = |v: &[(u32, f32)]| v.iter().map(|c| (c.0, c.1.to_bits())).collect::<Vec<_>>();
+            let bits =
+                |v: &[(u32, f32)]| v.iter().map(|c| (c.0, c.1.to_bits())).collect::<Vec<_>>();
             assert_eq!(bits(&built.into_sorted()), bits(&want), "trial {trial}");
             let mut again = TopK::new(k);
             for &(i, s) in &candidates {
@@ -266,7 +285,10 @@ mod tests {
             let best = best_of(candidates.clone(), k);
             assert_eq!(bits(&best), bits(&again.into_sorted()), "trial {trial}");
             // In the order of the heap's own rule.
-            assert!(best.windows(2).all(|w| ranks_before(w[0], w[1])), "trial {trial}: {best:?}");
+            assert!(
+                best.windows(2).all(|w| ranks_before(w[0], w[1])),
+                "trial {trial}: {best:?}"
+            );
         }
     }
 

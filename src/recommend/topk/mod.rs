@@ -21,7 +21,7 @@ mod packed;
 mod similar;
 
 pub use batch::recommend_batch;
+pub(crate) use bound::{norm, norm_rounded_up};
 pub use heap::{best_of, top_k, TopK};
 pub use packed::PackedItems;
-pub(crate) use bound::{norm, norm_rounded_up};
 pub use similar::similar_items;

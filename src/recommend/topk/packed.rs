@@ -50,7 +50,11 @@ impl std::fmt::Debug for PackedItems {
             Scan::Half { .. } => "half-precision scan",
             Scan::Exact { .. } => "exact scan",
         };
-        write!(f, "PackedItems({} items × {} factors, {scan})", self.n_items, self.factors)
+        write!(
+            f,
+            "PackedItems({} items × {} factors, {scan})",
+            self.n_items, self.factors
+        )
     }
 }
 
@@ -79,14 +83,25 @@ impl PackedItems {
         let scan = if fits_half && crate::isa::half_precision_scan() {
             Self::half_scan_layout(&item_factors, factors, n_items)
         } else {
-            Scan::Exact { panels: pack_item_panels(&item_factors, factors, n_items), isa: Isa::detect() }
+            Scan::Exact {
+                panels: pack_item_panels(&item_factors, factors, n_items),
+                isa: Isa::detect(),
+            }
         };
         #[cfg(not(target_arch = "x86_64"))]
         let scan = {
             let _ = fits_half;
-            Scan::Exact { panels: pack_item_panels(&item_factors, factors, n_items), isa: Isa::detect() }
+            Scan::Exact {
+                panels: pack_item_panels(&item_factors, factors, n_items),
+                isa: Isa::detect(),
+            }
         };
-        PackedItems { rows: item_factors, scan, factors, n_items }
+        PackedItems {
+            rows: item_factors,
+            scan,
+            factors,
+            n_items,
+        }
     }
 
     /// Items sorted by descending norm (ties: smaller index first), packed
@@ -96,19 +111,28 @@ impl PackedItems {
         let item_norms: Vec<f32> = item_factors.par_chunks(f).map(norm_rounded_up).collect();
         let mut order: Vec<u32> = (0..n_items as u32).collect();
         order.sort_unstable_by(|&a, &b| {
-            item_norms[b as usize].total_cmp(&item_norms[a as usize]).then(a.cmp(&b))
+            item_norms[b as usize]
+                .total_cmp(&item_norms[a as usize])
+                .then(a.cmp(&b))
         });
         let mut sorted = vec![0f32; n_items * f];
-        sorted.par_chunks_mut(f).zip(order.par_iter()).for_each(|(row, &item)| {
-            row.copy_from_slice(&item_factors[item as usize * f..(item as usize + 1) * f]);
-        });
+        sorted
+            .par_chunks_mut(f)
+            .zip(order.par_iter())
+            .for_each(|(row, &item)| {
+                row.copy_from_slice(&item_factors[item as usize * f..(item as usize + 1) * f]);
+            });
         let panels = pack_item_panels(&sorted, f, n_items);
         let mut norms = vec![0f32; panels.len() / f];
         for (slot, &item) in order.iter().enumerate() {
             norms[slot] = item_norms[item as usize];
         }
         // SAFETY: only called when half_precision_scan found the CPU features.
-        Scan::Half { panels: unsafe { to_half(&panels) }, norms, order }
+        Scan::Half {
+            panels: unsafe { to_half(&panels) },
+            norms,
+            order,
+        }
     }
 
     /// The exact factors, row-major, as given to [`new`](Self::new).
@@ -134,12 +158,24 @@ impl PackedItems {
     /// exact score of any `k` distinct items not excluded). The scan then
     /// passes over items whose upper bound is below it from its start,
     /// instead of from when its own lower bounds rise that far.
-    pub fn top_k_above(&self, user: &[f32], k: usize, excluded: &[u32], floor: f32) -> Vec<(u32, f32)> {
+    pub fn top_k_above(
+        &self,
+        user: &[f32],
+        k: usize,
+        excluded: &[u32],
+        floor: f32,
+    ) -> Vec<(u32, f32)> {
         self.top_k_counted(user, k, excluded, floor).0
     }
 
     /// [`top_k_above`](Self::top_k_above) and the share of the catalogue's panels it scored.
-    fn top_k_counted(&self, user: &[f32], k: usize, excluded: &[u32], floor: f32) -> (Vec<(u32, f32)>, f64) {
+    fn top_k_counted(
+        &self,
+        user: &[f32],
+        k: usize,
+        excluded: &[u32],
+        floor: f32,
+    ) -> (Vec<(u32, f32)>, f64) {
         let f = self.factors;
         assert_eq!(user.len(), f, "user row length differs from factors");
         if k == 0 || self.n_items == 0 {
@@ -148,9 +184,14 @@ impl PackedItems {
         let k = k.min(self.n_items);
         match &self.scan {
             #[cfg(target_arch = "x86_64")]
-            Scan::Half { panels, norms, order } => match ErrorBound::new(user) {
+            Scan::Half {
+                panels,
+                norms,
+                order,
+            } => match ErrorBound::new(user) {
                 Some(bound) => {
-                    let (top, scanned) = self.top_k_half(panels, norms, order, bound, user, k, excluded, Err(floor));
+                    let (top, scanned) =
+                        self.top_k_half(panels, norms, order, bound, user, k, excluded, Err(floor));
                     (top, scanned as f64 / (norms.len() / TILE_ITEMS) as f64)
                 }
                 None => (self.top_k_rows(user, k, excluded), 1.0),
@@ -222,7 +263,18 @@ impl PackedItems {
             let end = (first_slot + slots_per_task).min(norms.len());
             let mut scan = BoundedScan::new(k, excluded, floor);
             // SAFETY: Scan::Half exists only when half_precision_scan found the CPU features.
-            unsafe { half_scan(user, panels, norms, order, f, bound, &mut scan, first_slot..end) };
+            unsafe {
+                half_scan(
+                    user,
+                    panels,
+                    norms,
+                    order,
+                    f,
+                    bound,
+                    &mut scan,
+                    first_slot..end,
+                )
+            };
             scan
         };
         let first = first.unwrap_or_else(|floor| task(0, floor));
@@ -231,14 +283,18 @@ impl PackedItems {
             .step_by(slots_per_task)
             .filter(|&slot| bound.upper(norms[slot]) >= floor)
             .collect();
-        let mut scans: Vec<BoundedScan> = rest.into_par_iter().map(|slot| task(slot, floor)).collect();
+        let mut scans: Vec<BoundedScan> =
+            rest.into_par_iter().map(|slot| task(slot, floor)).collect();
         scans.push(first);
         // The k-th best lower bound over every task (the first task's own
         // when it was the only one, as it mostly is).
         let best_lower = match scans.as_slice() {
             [only] => only.lower.min_score(),
             _ => {
-                let all: Vec<(u32, f32)> = scans.iter().flat_map(|scan| scan.lower.heap.iter().copied()).collect();
+                let all: Vec<(u32, f32)> = scans
+                    .iter()
+                    .flat_map(|scan| scan.lower.heap.iter().copied())
+                    .collect();
                 TopK::from_candidates(k, &all).min_score()
             }
         };
@@ -253,7 +309,10 @@ impl PackedItems {
             .collect();
         let mut scores = Vec::with_capacity(rescored.len());
         self.exact_scores(user, &rescored, &mut scores);
-        (best_of(rescored.into_iter().zip(scores).collect(), k), scanned)
+        (
+            best_of(rescored.into_iter().zip(scores).collect(), k),
+            scanned,
+        )
     }
 
     /// [`top_k`](Self::top_k) of each of `users` (with `excluded[u]`), the
@@ -263,28 +322,48 @@ impl PackedItems {
     /// the core's cache, where one user after the other each streamed the
     /// whole prefix from the shared cache. Each user's scan sees the same
     /// panels in the same order with the same stops as alone.
-    pub fn top_k_many(&self, users: &[&[f32]], k: usize, excluded: &[Vec<u32>]) -> Vec<Vec<(u32, f32)>> {
+    pub fn top_k_many(
+        &self,
+        users: &[&[f32]],
+        k: usize,
+        excluded: &[Vec<u32>],
+    ) -> Vec<Vec<(u32, f32)>> {
         assert_eq!(users.len(), excluded.len(), "one exclusion list per user");
         #[cfg(target_arch = "x86_64")]
-        if let (Scan::Half { panels, norms, order }, true) = (&self.scan, k > 0 && self.n_items > 0) {
+        if let (
+            Scan::Half {
+                panels,
+                norms,
+                order,
+            },
+            true,
+        ) = (&self.scan, k > 0 && self.n_items > 0)
+        {
             let f = self.factors;
             let k = k.min(self.n_items);
             // Users without an error bound (factors not finite) are scored exactly.
             let mut scans: Vec<Option<(ErrorBound, BoundedScan)>> = users
                 .iter()
                 .zip(excluded)
-                .map(|(u, ex)| ErrorBound::new(u).map(|b| (b, BoundedScan::new(k, ex, f32::NEG_INFINITY))))
+                .map(|(u, ex)| {
+                    ErrorBound::new(u).map(|b| (b, BoundedScan::new(k, ex, f32::NEG_INFINITY)))
+                })
                 .collect();
-            let mut scanning: Vec<usize> = (0..users.len()).filter(|&u| scans[u].is_some()).collect();
+            let mut scanning: Vec<usize> =
+                (0..users.len()).filter(|&u| scans[u].is_some()).collect();
             let first_end = (TILE_ITEMS * PANELS_PER_TASK).min(norms.len());
             let tile = TILE_ITEMS * cache_tile_panels(f);
             let mut start = 0;
             while start < first_end && !scanning.is_empty() {
                 let end = (start + tile).min(first_end);
                 scanning.retain(|&u| {
-                    let Some((bound, scan)) = scans[u].as_mut() else { return false };
+                    let Some((bound, scan)) = scans[u].as_mut() else {
+                        return false;
+                    };
                     // SAFETY: Scan::Half exists only when half_precision_scan found the CPU features.
-                    let stopped = unsafe { half_scan(users[u], panels, norms, order, f, *bound, scan, start..end) };
+                    let stopped = unsafe {
+                        half_scan(users[u], panels, norms, order, f, *bound, scan, start..end)
+                    };
                     !stopped
                 });
                 start = end;
@@ -294,12 +373,19 @@ impl PackedItems {
                 .zip(excluded)
                 .zip(scans)
                 .map(|((user, ex), scan)| match scan {
-                    Some((bound, first)) => self.top_k_half(panels, norms, order, bound, user, k, ex, Ok(first)).0,
+                    Some((bound, first)) => {
+                        self.top_k_half(panels, norms, order, bound, user, k, ex, Ok(first))
+                            .0
+                    }
                     None => self.top_k_rows(user, k, ex),
                 })
                 .collect();
         }
-        users.iter().zip(excluded).map(|(user, ex)| self.top_k(user, k, ex)).collect()
+        users
+            .iter()
+            .zip(excluded)
+            .map(|(user, ex)| self.top_k(user, k, ex))
+            .collect()
     }
 
     /// Exact top-k straight from the rows: users whose factors are not
@@ -356,8 +442,6 @@ impl PackedItems {
     }
 }
 
-
-
 /// One task's share of a half-precision scan: the `k` best lower bounds so
 /// far and the items whose upper bound reached them.
 struct BoundedScan<'a> {
@@ -377,7 +461,13 @@ const CANDIDATES_BEFORE_PRUNING: usize = 4096;
 impl<'a> BoundedScan<'a> {
     fn new(k: usize, excluded: &'a [u32], floor: f32) -> Self {
         // Room for the candidates a scan usually keeps before it prunes.
-        BoundedScan { lower: TopK::new(k), candidates: Vec::with_capacity(2 * k), excluded, floor, panels_scanned: 0 }
+        BoundedScan {
+            lower: TopK::new(k),
+            candidates: Vec::with_capacity(2 * k),
+            excluded,
+            floor,
+            panels_scanned: 0,
+        }
     }
 
     /// An upper bound below this cannot reach the top k.
@@ -490,8 +580,16 @@ unsafe fn half_panels<const P: usize>(
         let x = _mm256_set1_ps(*user.get_unchecked(j));
         for (q, acc) in acc.iter_mut().enumerate() {
             let row = base.add((q * f + j) * TILE_ITEMS);
-            acc[0] = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)), acc[0]);
-            acc[1] = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128(row.add(8) as *const __m128i)), acc[1]);
+            acc[0] = _mm256_fmadd_ps(
+                x,
+                _mm256_cvtph_ps(_mm_loadu_si128(row as *const __m128i)),
+                acc[0],
+            );
+            acc[1] = _mm256_fmadd_ps(
+                x,
+                _mm256_cvtph_ps(_mm_loadu_si128(row.add(8) as *const __m128i)),
+                acc[1],
+            );
         }
     }
     let scale = _mm256_set1_ps(bound.scale);
@@ -505,8 +603,10 @@ unsafe fn half_panels<const P: usize>(
         ];
         let threshold = _mm256_set1_ps(scan.threshold());
         let reaches = |half: usize| {
-            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_add_ps(acc[half], err[half]), threshold))
-                as u32
+            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(
+                _mm256_add_ps(acc[half], err[half]),
+                threshold,
+            )) as u32
         };
         let mut mask = reaches(0) | reaches(1) << 8;
         if mask == 0 {
@@ -594,7 +694,11 @@ mod tests {
         for k in [10, 40] {
             let exact = recommend_batch(&many, &items, f, &ids, k, None);
             for u in 0..500 {
-                assert_eq!(packed.top_k(&many[u * f..(u + 1) * f], k, &[]), exact[u], "user {u}, k {k}");
+                assert_eq!(
+                    packed.top_k(&many[u * f..(u + 1) * f], k, &[]),
+                    exact[u],
+                    "user {u}, k {k}"
+                );
             }
         }
         assert!(packed.top_k(&users[..f], 0, &[]).is_empty());
@@ -632,19 +736,28 @@ mod tests {
                 cols.push(i * 7919 % n_items as u32);
             }
         }
-        let exclude = Csr::from_triplets(n_users, n_items, &rows, &cols, &vec![1.0; rows.len()]).unwrap();
+        let exclude =
+            Csr::from_triplets(n_users, n_items, &rows, &cols, &vec![1.0; rows.len()]).unwrap();
         let ids: Vec<u32> = (0..n_users as u32).collect();
         for k in [1, 10, 40] {
             let exact = recommend_batch(&users, &items, f, &ids, k, Some(&exclude));
             let mut shares = Vec::new();
             for u in 0..n_users {
-                let (top, share) = packed.top_k_counted(&users[u * f..(u + 1) * f], k, exclude.row(u).0, f32::NEG_INFINITY);
+                let (top, share) = packed.top_k_counted(
+                    &users[u * f..(u + 1) * f],
+                    k,
+                    exclude.row(u).0,
+                    f32::NEG_INFINITY,
+                );
                 assert_eq!(top, exact[u], "user {u}, k {k}");
                 shares.push(share);
             }
             shares.sort_by(f64::total_cmp);
             let median = shares[n_users / 2];
-            assert!(median < 0.25, "k {k}: median share of panels scanned {median}");
+            assert!(
+                median < 0.25,
+                "k {k}: median share of panels scanned {median}"
+            );
         }
     }
 
@@ -653,7 +766,9 @@ mod tests {
         let mut rng = Rng::new(23);
         for f in [1, 7, 8, 13, 50, 64] {
             let n_items = 300;
-            let items: Vec<f32> = (0..n_items * f).map(|_| rng.normal() as f32 * 3.0).collect();
+            let items: Vec<f32> = (0..n_items * f)
+                .map(|_| rng.normal() as f32 * 3.0)
+                .collect();
             let packed = PackedItems::new(items, f);
             let user: Vec<f32> = (0..f).map(|_| rng.normal() as f32).collect();
             let picked: Vec<u32> = (0..101).map(|i| (i * 37 % n_items) as u32).collect();
@@ -661,7 +776,11 @@ mod tests {
             packed.exact_scores(&user, &picked, &mut out);
             assert_eq!(out.len(), picked.len());
             for (&item, &score) in picked.iter().zip(&out) {
-                assert_eq!(score.to_bits(), packed.exact_score(&user, item).to_bits(), "f {f}, item {item}");
+                assert_eq!(
+                    score.to_bits(),
+                    packed.exact_score(&user, item).to_bits(),
+                    "f {f}, item {item}"
+                );
             }
         }
     }
@@ -676,20 +795,37 @@ mod tests {
         let flat: Vec<f32> = (0..20_000 * f).map(|_| rng.normal() as f32).collect();
         for items in [long_tail, flat] {
             let packed = PackedItems::new(items, f);
-            let mut users: Vec<Vec<f32>> = (0..70).map(|_| (0..f).map(|_| rng.normal() as f32).collect()).collect();
+            let mut users: Vec<Vec<f32>> = (0..70)
+                .map(|_| (0..f).map(|_| rng.normal() as f32).collect())
+                .collect();
             users[3][0] = f32::NAN;
             users[5] = vec![0.0; f];
-            let excluded: Vec<Vec<u32>> = (0..70u32).map(|u| if u % 3 == 0 { vec![u, 7 * u + 1, 19_999] } else { Vec::new() }).collect();
+            let excluded: Vec<Vec<u32>> = (0..70u32)
+                .map(|u| {
+                    if u % 3 == 0 {
+                        vec![u, 7 * u + 1, 19_999]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect();
             let rows: Vec<&[f32]> = users.iter().map(Vec::as_slice).collect();
             for k in [0, 1, 40] {
                 let many = packed.top_k_many(&rows, k, &excluded);
                 assert_eq!(many.len(), rows.len());
                 for (u, top) in many.iter().enumerate() {
-                    assert_eq!(top, &packed.top_k(rows[u], k, &excluded[u]), "user {u}, k {k}");
+                    assert_eq!(
+                        top,
+                        &packed.top_k(rows[u], k, &excluded[u]),
+                        "user {u}, k {k}"
+                    );
                 }
             }
         }
-        assert!(cache_tile_panels(50) % 4 == 0 && cache_tile_panels(50) * TILE_ITEMS * 50 * 2 <= 192 << 10);
+        assert!(
+            cache_tile_panels(50) % 4 == 0
+                && cache_tile_panels(50) * TILE_ITEMS * 50 * 2 <= 192 << 10
+        );
         assert_eq!(cache_tile_panels(100_000), 4);
     }
 
@@ -702,7 +838,11 @@ mod tests {
         let packed = PackedItems::new(long_tail_items(30_000, f, &mut rng), f);
         for u in 0..40u32 {
             let user: Vec<f32> = (0..f).map(|_| rng.normal() as f32).collect();
-            let excluded: Vec<u32> = if u % 2 == 0 { vec![u, 5 * u + 3] } else { Vec::new() };
+            let excluded: Vec<u32> = if u % 2 == 0 {
+                vec![u, 5 * u + 3]
+            } else {
+                Vec::new()
+            };
             for k in [1, 10, 40] {
                 let want = packed.top_k(&user, k, &excluded);
                 let kth = want.last().unwrap().1;
@@ -716,7 +856,11 @@ mod tests {
                     }
                 }
                 for floor in [some.min_score(), kth, f32::NEG_INFINITY] {
-                    assert_eq!(packed.top_k_above(&user, k, &excluded, floor), want, "user {u}, k {k}, floor {floor}");
+                    assert_eq!(
+                        packed.top_k_above(&user, k, &excluded, floor),
+                        want,
+                        "user {u}, k {k}, floor {floor}"
+                    );
                 }
             }
         }
@@ -736,12 +880,20 @@ mod tests {
             items.extend(base.iter().map(|&b| b * nudge));
         }
         let packed = PackedItems::new(items.clone(), f);
-        let users: Vec<f32> = base.iter().map(|&b| b * 0.5).chain(base.iter().map(|&b| -b)).collect();
+        let users: Vec<f32> = base
+            .iter()
+            .map(|&b| b * 0.5)
+            .chain(base.iter().map(|&b| -b))
+            .collect();
         let ids = [0u32, 1];
         for k in [1, 5, 60] {
             let exact = recommend_batch(&users, &items, f, &ids, k, None);
             for u in 0..2 {
-                assert_eq!(packed.top_k(&users[u * f..(u + 1) * f], k, &[]), exact[u], "user {u}, k {k}");
+                assert_eq!(
+                    packed.top_k(&users[u * f..(u + 1) * f], k, &[]),
+                    exact[u],
+                    "user {u}, k {k}"
+                );
             }
         }
     }
@@ -760,7 +912,11 @@ mod tests {
 
         items[17] = 1.0;
         let packed = PackedItems::new(items.clone(), f);
-        for user in [[f32::NAN, 1.0, 0.0, 0.0], [f32::INFINITY, 1.0, 0.0, 0.0], [3e38, 3e38, 0.0, 0.0]] {
+        for user in [
+            [f32::NAN, 1.0, 0.0, 0.0],
+            [f32::INFINITY, 1.0, 0.0, 0.0],
+            [3e38, 3e38, 0.0, 0.0],
+        ] {
             let exact = recommend_batch(&user, &items, f, &[0], 10, None);
             assert_eq!(packed.top_k(&user, 10, &[]), exact[0], "user {user:?}");
         }

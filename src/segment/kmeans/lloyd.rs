@@ -350,8 +350,8 @@ fn lloyd(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{silhouette, squared_distance};
     use super::super::test_support::*;
+    use super::super::{silhouette, squared_distance};
     use super::*;
 
     #[test]

@@ -132,7 +132,12 @@ mod test_support {
 
     /// Gaussian blobs: `per_blob` points around each centre with the given
     /// std; returns (row-major data, generating labels).
-    pub(super) fn blobs(centres: &[&[f64]], per_blob: usize, std: f64, seed: u64) -> (Vec<f64>, Vec<u32>) {
+    pub(super) fn blobs(
+        centres: &[&[f64]],
+        per_blob: usize,
+        std: f64,
+        seed: u64,
+    ) -> (Vec<f64>, Vec<u32>) {
         let mut rng = Rng::new(seed);
         let mut data = Vec::new();
         let mut labels = Vec::new();
