@@ -12,14 +12,14 @@ CREATE OR REPLACE VIEW before_recent AS FROM events WHERE event_time < getvariab
 CREATE OR REPLACE TABLE stream_model AS FROM ecoreco.als_train(before_recent, factors := 50, iterations := 15, confidence := 'raw', half_life := 0);
 CREATE OR REPLACE VIEW recent AS FROM events WHERE event_time >= getvariable('stream_start');
 CREATE OR REPLACE TABLE stream_windows AS FROM ecoreco.replay(recent, model := 'stream_model', arrival := 'event_time', k := 10);
-SELECT count(*) AS windows, sum(events) AS events, sum(late_events) AS late, sum(new_users) AS users,
-       sum(unknown_users) AS unknown_to_model, sum(recommendations) AS lists,
+SELECT count(*) AS windows, sum(events)::BIGINT AS events, sum(late_events)::BIGINT AS late, sum(new_users)::BIGINT AS users,
+       sum(unknown_users)::BIGINT AS unknown_to_model, sum(recommendations)::BIGINT AS lists,
        round(sum(fallback_share * recommendations) / sum(recommendations), 4) AS fallback_share,
        round(max(p99_ms), 3) AS worst_window_p99_ms, round(quantile_cont(p50_ms, 0.5), 4) AS median_p50_ms
 FROM stream_windows;
 .print 'The busiest windows:'
 SELECT window_start, events, active_users, recommendations, round(fallback_share, 3) AS fallback_share,
-       round(events_per_s) AS events_per_s, round(p50_ms, 4) AS p50_ms, round(p99_ms, 4) AS p99_ms
+       round(events_per_s)::BIGINT AS events_per_s, round(p50_ms, 4) AS p50_ms, round(p99_ms, 4) AS p99_ms
 FROM stream_windows ORDER BY events DESC, window_start LIMIT 5;
 .print 'InfluxDB line protocol of the first window (ecoreco.influx_lines; make stream-demo sends them to a server):'
 SELECT line FROM ecoreco.influx_lines(stream_windows, model := 'stream_model') LIMIT 2;

@@ -1,8 +1,10 @@
--- 8. BI views, Parquet exports and the HTML report.
-.print '== 8. BI views (sql/views.sql), Parquet exports, report (ecoreco.report) =='
+-- 9. BI views, Parquet exports and the HTML report.
+.print '== 9. BI views (sql/views.sql), Parquet exports, report (ecoreco.report) =='
 CREATE OR REPLACE TABLE products AS FROM ecoreco.product_features(events);
 .read sql/views.sql
 SELECT 'bi_users' AS view_name, count(*) AS rows FROM bi_users
+UNION ALL SELECT 'bi_segments', count(*) FROM bi_segments
+UNION ALL SELECT 'bi_rfm_segments', count(*) FROM bi_rfm_segments
 UNION ALL SELECT 'bi_product_performance', count(*) FROM bi_product_performance
 UNION ALL SELECT 'bi_daily_kpis', count(*) FROM bi_daily_kpis
 UNION ALL SELECT 'bi_recommendations_table', count(*) FROM bi_recommendations_table;
@@ -11,6 +13,7 @@ SET VARIABLE export_dir = coalesce(getvariable('export_dir'), 'data');
 COPY events TO (getvariable('export_dir') || '/events.parquet') (FORMAT parquet);
 COPY user_features TO (getvariable('export_dir') || '/user_features.parquet') (FORMAT parquet);
 COPY segments TO (getvariable('export_dir') || '/segments.parquet') (FORMAT parquet);
+COPY rfm_segments TO (getvariable('export_dir') || '/rfm_segments.parquet') (FORMAT parquet);
 COPY model TO (getvariable('export_dir') || '/model.parquet') (FORMAT parquet);
 COPY products TO (getvariable('export_dir') || '/products.parquet') (FORMAT parquet);
 COPY evaluation TO (getvariable('export_dir') || '/evaluation.parquet') (FORMAT parquet);

@@ -67,6 +67,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::analytics::macros())
         .chain(crate::features::macros())
         .chain(crate::segment::macros())
+        .chain(crate::segment::rfm::macros())
         .chain(crate::als::macros())
         .chain(crate::train::macros())
         .chain(crate::recommend::macros())

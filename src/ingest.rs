@@ -24,7 +24,9 @@
 //! A path that names no file is refused before DuckDB sees it: DuckDB reads
 //! an empty path as the current directory, recursively.
 
+use crate::binding::sql::Expect;
 use crate::binding::SqlMacro;
+use crate::tables;
 
 const CLEAN: &str = include_str!("../sql/macros/ingest_clean.sql");
 const UNKNOWN_WHEN_NULL: &str = include_str!("../sql/macros/ingest_unknown_when_null.sql");
@@ -79,6 +81,14 @@ pub fn macros() -> Vec<SqlMacro> {
             "clean_events",
             &["raw_events"],
             clean_select(&sql(CLEAN_EVENTS_SOURCE), UNKNOWN_WHEN_MISSING),
+        )
+        .checking(
+            "raw_events",
+            &Expect::of(
+                tables::RAW,
+                &tables::RAW.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+                tables::PASS_RAW,
+            ),
         ),
         SqlMacro::table(
             "rejects",

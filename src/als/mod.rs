@@ -21,6 +21,7 @@ use crate::budget::{self, Budget, Progress};
 use crate::model::csr::Csr;
 use crate::model::{top_categories, FactorModel};
 use crate::rng::FastMap;
+use crate::tables;
 use rayon::prelude::*;
 use solver::AlsParams;
 
@@ -712,5 +713,15 @@ pub fn macros() -> Vec<SqlMacro> {
             "SELECT * FROM ({}) ORDER BY user_id, product_id",
             interactions_sql("query_table(events)")
         ),
+    )
+    .checking(
+        "events",
+        &tables::events(&[
+            "event_time",
+            "event_type",
+            "product_id",
+            "category_id",
+            "user_id",
+        ]),
     )]
 }

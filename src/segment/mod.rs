@@ -7,11 +7,13 @@
 //! segments by the original pipeline's business rules.
 
 pub mod kmeans;
+pub mod rfm;
 
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{Col, InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
+use crate::tables;
 use kmeans::{silhouette, KMeansParams, Standardizer};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -733,12 +735,13 @@ pub fn macros() -> Vec<SqlMacro> {
     let sweep = aggregate::signature::<KMeansSweep>(&["features_table", &columns], &[]);
     let sweep: Vec<&str> = sweep.iter().map(String::as_str).collect();
     let model = |name: &str| feed::<KMeansAggregate>(name, &[]);
+    let features = tables::features();
     // Per-user and centroid outputs do not show the silhouette: skip it.
     let without_silhouette = |name: &str| feed::<KMeansAggregate>(name, &[("sample", "0".into())]);
     vec![
         // All rows of the fitted model (kinds: user, segment, centroid,
         // scaling, model): store it with CREATE TABLE AS.
-        SqlMacro::table("kmeans_model", &common, model("ecoreco.kmeans_model")),
+        SqlMacro::table("kmeans_model", &common, model("ecoreco.kmeans_model")).checking("features_table", &features),
         SqlMacro::table(
             "kmeans_segments",
             &common,
@@ -746,7 +749,8 @@ pub fn macros() -> Vec<SqlMacro> {
                 "SELECT user_id, segment_id, segment, distance FROM ({}) WHERE kind = 'user' ORDER BY user_id",
                 without_silhouette("ecoreco.kmeans_segments")
             ),
-        ),
+        )
+        .checking("features_table", &features),
         SqlMacro::table(
             "kmeans_summary",
             &common,
@@ -755,7 +759,8 @@ pub fn macros() -> Vec<SqlMacro> {
                 model("ecoreco.kmeans_summary"),
                 include_str!("../../sql/macros/kmeans_summary.sql")
             ),
-        ),
+        )
+        .checking("features_table", &features),
         SqlMacro::table(
             "kmeans_centroids",
             &common,
@@ -763,25 +768,37 @@ pub fn macros() -> Vec<SqlMacro> {
                 "SELECT segment_id, segment, feature, value FROM ({}) WHERE kind = 'centroid' ORDER BY segment_id, feature",
                 without_silhouette("ecoreco.kmeans_centroids")
             ),
-        ),
+        )
+        .checking("features_table", &features),
         // A stored model (CREATE TABLE kmodel AS FROM ecoreco.kmeans_model(...))
         // assigns and summarises without refitting.
-        SqlMacro::table("kmeans_assign", &["features_table", "model", &columns], include_str!("../../sql/macros/kmeans_assign.sql")),
+        SqlMacro::table("kmeans_assign", &["features_table", "model", &columns], include_str!("../../sql/macros/kmeans_assign.sql"))
+            .checking("features_table", &features)
+            .checking("model", &tables::kmeans_model(&["kind", "segment_id", "segment", "distance", "feature", "value"])),
         SqlMacro::table(
             "kmeans_model_summary",
             &["model"],
             format!("WITH m AS (SELECT * FROM query_table(model)) {}", include_str!("../../sql/macros/kmeans_summary.sql")),
+        )
+        .checking(
+            "model",
+            &tables::kmeans_model(&[
+                "kind", "segment_id", "segment", "feature", "value", "users", "within_ss", "silhouette", "sample_size",
+                "iterations",
+            ]),
         ),
         SqlMacro::table(
             "kmeans_model_centroids",
             &["model"],
             "SELECT segment_id, segment, feature, value FROM query_table(model) WHERE kind = 'centroid' ORDER BY segment_id, feature",
-        ),
+        )
+        .checking("model", &tables::kmeans_model(&["kind", "segment_id", "segment", "feature", "value"])),
         SqlMacro::table(
             "kmeans_sweep",
             &sweep,
             format!("SELECT * FROM ({}) ORDER BY k", feed::<KMeansSweep>("ecoreco.kmeans_sweep", &[])),
-        ),
+        )
+        .checking("features_table", &features),
     ]
 }
 

@@ -29,7 +29,9 @@ pub mod functions;
 mod tests;
 
 use crate::binding::aggregate;
+use crate::binding::sql::Expect;
 use crate::binding::SqlMacro;
+use crate::tables;
 use functions::{Output, Replay};
 use outputs::{Products, Recommendations, Windows};
 
@@ -59,6 +61,17 @@ fn replay_macro<O: Output>(name: &'static str, projection: &str) -> SqlMacro {
             functions::replay_sql::<Replay<O>>(O::FUNCTION)
         ),
     )
+    .checking(
+        "events",
+        &tables::events(&[
+            "event_time",
+            "event_type",
+            "product_id",
+            "category_id",
+            "user_id",
+        ]),
+    )
+    .checking("model", &serving_model())
 }
 
 pub fn macros() -> Vec<SqlMacro> {
@@ -82,7 +95,8 @@ pub fn macros() -> Vec<SqlMacro> {
         replay_macro::<Windows>("replay", windows),
         replay_macro::<Recommendations>("replay_recommendations", recommendations),
         replay_macro::<Products>("replay_products", "w.*"),
-        SqlMacro::table("recommend_session", &session, functions::session_sql()),
+        SqlMacro::table("recommend_session", &session, functions::session_sql())
+            .checking("model", &serving_model()),
         SqlMacro::scalar(
             "influx_line",
             &["measurement", "tags", "fields", "time_ns := NULL"],
@@ -92,7 +106,21 @@ pub fn macros() -> Vec<SqlMacro> {
             "influx_lines",
             &["windows", "model := 'model'", "run := 'replay'"],
             include_str!("../../sql/macros/stream_influx_lines.sql"),
+        )
+        .checking(
+            "windows",
+            &Expect::of(
+                tables::WINDOWS,
+                &tables::WINDOWS.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+                tables::PASS_WINDOWS,
+            ),
         ),
-        SqlMacro::table("influx_write", &write, monitor::influx_write_sql()),
+        SqlMacro::table("influx_write", &write, monitor::influx_write_sql())
+            .checking("lines", &tables::lines()),
     ]
+}
+
+/// The model a replay or a session folds users into, named by a string.
+fn serving_model() -> Expect {
+    tables::model(&["model_id", "side", "id", "item", "name", "value", "factors"]).by_name()
 }

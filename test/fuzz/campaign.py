@@ -82,6 +82,8 @@ MACRO_CALLS = {
     "top_products": (["events"], {"by": "'views'", "k": "3"}),
     "rfm_features": (["events"], {}),
     "product_features": (["events"], {}),
+    "rfm_segments": (["users"], {}),
+    "rfm_segment_summary": (["users"], {}),
     "kmeans_segments": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_summary": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_centroids": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
