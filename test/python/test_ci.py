@@ -12,7 +12,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "test", "system_packages.sh")
 # Lines of a shell script that run no command of their own.
-INERT = re.compile(r"^(#.*|set -[a-z]+( -o pipefail)?|cd \"\$\(dirname \"\$0\"\)/\.\.\")?$")
+INERT = re.compile(r"^(#.*|set -[a-z]+( pipefail)?|cd \"\$\(dirname \"\$0\"\)/\.\.\")?$")
 
 
 def readme_test_command(readme):
