@@ -106,8 +106,10 @@ test: system-test test-rust test-sql test-spark
 system-test: system-build
 	@$(SYSTEM) browser influx spark
 
+# The unit tests with debug assertions and overflow checks on (Cargo.toml's
+# `checked` profile); the SQL tests below load the release build.
 test-rust:
-	cargo test --release --lib
+	cargo test --profile checked --lib
 
 test-sql: release venv
 	$(VENV_15)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
