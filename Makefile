@@ -108,7 +108,7 @@ test-sql: release venv
 # valgrind's memcheck, in DuckDB 1.5 and 2.0: fails on any invalid read or
 # write with an ecoreco frame. The extension is the same build, not
 # stripped, so frames are named (CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-# adds file:line). About 4 minutes per DuckDB version on 2 cores.
+# adds file:line). 7 to 10 minutes per DuckDB version on 2 shared cores.
 VALGRIND_EXTENSION := build/valgrind/ecoreco.duckdb_extension
 $(VALGRIND_EXTENSION): $(EXTENSION)
 	@mkdir -p build/valgrind

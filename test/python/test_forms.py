@@ -135,12 +135,23 @@ MACRO_ONLY = {
 def test_form(con, name, form):
     src, key, args = AGGREGATES[name]
     query = FORMS[form].format(agg=name, args=args, src=src, key=key)
+    # DuckDB 2.0 finalizes an empty group for the correlated LATERAL join
+    # (our empty-input error); on 2 threads it sometimes does so while the
+    # other thread's groups still hold rows, and then frees those states
+    # without finalize or destroy, which no callback sees (about 1 statement
+    # in 45; docs/reliability.md). One thread makes the order fixed.
+    lone = form == "lateral" and duckdb.__version__.startswith("2.")
+    if lone:
+        con.execute("SET threads = 1")
     before = counts(con)
     try:
         rows = con.execute(query).fetchall()
         error = None
     except duckdb.Error as exc:
         rows, error = None, str(exc)
+    finally:
+        if lone:
+            con.execute("SET threads = 2")
     after = counts(con)
     assert after == before, f"{form}: registry {before} -> {after} (states, addresses)\n{query}\n{error}"
     if error is not None:
