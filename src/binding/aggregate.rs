@@ -156,13 +156,13 @@ unsafe fn update_chunk<T: AggregateFunction>(
     let key = call_key(&call);
     // Rows of one group share a state: runs of them are passed at once.
     // DuckDB hands a flat vector of one pointer per row, except (a C API
-    // defect of DuckDB 1.5.6 and 2.0.0, see docs/reliability.md) for ORDER
-    // BY inside the call and windows over a whole partition, where it holds
-    // one pointer for all rows. No callback can tell the two apart, so each
-    // new pointer is checked to be a live state of ours before anything is
-    // read through it, and the first one that is not stops the reading:
-    // past a one-pointer vector, at most one pointer is read, never
-    // followed.
+    // defect, seen on DuckDB 1.5.6, see docs/reliability.md) for ORDER BY
+    // inside the call and windows over a whole partition, where it holds one
+    // pointer for all rows. No callback can tell the two apart, so each new
+    // pointer is checked to be a live state of ours before anything is read
+    // through it, and the first one that is not stops the reading: past a
+    // one-pointer vector, reading stops at the first pointer that is not the
+    // state already seen or another live state, and none is followed.
     let mut runs: Vec<(&Slot, usize, usize)> = Vec::new();
     let mut start = 0;
     while start < rows {
