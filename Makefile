@@ -33,7 +33,7 @@ DEMO_EVENTS   ?= 200000
 
 SYSTEM        := bash test/system_packages.sh
 
-.PHONY: system-build system-test all release demo report stream-demo test test-rust test-sql test-spark bench bench-scale venv clean
+.PHONY: system-build system-test all release demo report stream-demo test test-rust test-sql test-spark test-valgrind bench bench-scale venv clean
 
 all: release
 
@@ -119,6 +119,22 @@ test-sql: release venv
 	bash test/cli_smoke.sh $(CLI)
 	$(VENV_15)/bin/python test/fuzz/campaign.py $(EXTENSION)
 	$(VENV_20)/bin/python test/fuzz/campaign.py $(EXTENSION)
+
+# The forms matrix (test/python/test_forms.py, cut to two aggregates) under
+# valgrind's memcheck, in DuckDB 1.5 and 2.0: fails on any invalid read or
+# write with an ecoreco frame. The extension is the same build, not
+# stripped, so frames are named (CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+# adds file:line). 7 to 10 minutes per DuckDB version on 2 shared cores.
+VALGRIND_EXTENSION := build/valgrind/ecoreco.duckdb_extension
+$(VALGRIND_EXTENSION): $(EXTENSION)
+	@mkdir -p build/valgrind
+	$(PYTHON) extension/append_metadata.py target/release/libecoreco.so $@ \
+		--extension-version $(EXT_VERSION) --c-api $(MIN_C_API) --platform $(PLATFORM)
+
+test-valgrind: $(VALGRIND_EXTENSION) venv
+	@$(SYSTEM) valgrind
+	$(VENV_15)/bin/python test/valgrind.py $(VALGRIND_EXTENSION)
+	$(VENV_20)/bin/python test/valgrind.py $(VALGRIND_EXTENSION)
 
 # PySpark from PyPI with DuckDB 2.0 beside it; Spark needs a Java runtime.
 .venv/spark-%/.ok: | system-build

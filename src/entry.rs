@@ -35,6 +35,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     let con = LoadConnection::open(db)?;
     scalar::register::<Version>(con.0)?;
     scalar::register::<crate::ingest::CountDataLines>(con.0)?;
+    scalar::register::<aggregate::DebugStateCounts>(con.0)?;
     table::register::<crate::synth::Synth>(con.0)?;
     aggregate::register::<crate::segment::KMeansAggregate>(con.0)?;
     aggregate::register::<crate::segment::KMeansSweep>(con.0)?;

@@ -214,9 +214,12 @@ pub fn checked_table(function: &str, table: &str, expect: &Expect) -> String {
 pub(crate) struct LoadConnection(pub ffi::duckdb_connection);
 
 impl LoadConnection {
+    /// # Safety
+    /// `db` is the database DuckDB handed to the extension at LOAD.
     pub unsafe fn open(db: ffi::duckdb_database) -> anyhow::Result<Self> {
         let mut con: ffi::duckdb_connection = std::ptr::null_mut();
-        if ffi::duckdb_connect(db, &mut con) != ffi::DuckDBSuccess {
+        // SAFETY: as above.
+        if unsafe { ffi::duckdb_connect(db, &mut con) } != ffi::DuckDBSuccess {
             anyhow::bail!("ecoreco: could not open a connection to register functions");
         }
         Ok(LoadConnection(con))
@@ -225,6 +228,8 @@ impl LoadConnection {
     /// Runs `sql` and returns the first column of the result as text.
     pub fn query(&self, sql: &str) -> anyhow::Result<Vec<Option<String>>> {
         let text = CString::new(sql)?;
+        // SAFETY: an open connection; the result is zero-initialised as the
+        // C API asks, read only as far as it reaches, and destroyed once.
         unsafe {
             let mut result: ffi::duckdb_result = std::mem::zeroed();
             let state = ffi::duckdb_query(self.0, text.as_ptr(), &mut result);
@@ -296,6 +301,7 @@ impl LoadConnection {
 
 impl Drop for LoadConnection {
     fn drop(&mut self) {
+        // SAFETY: the connection opened by `open`, closed once.
         unsafe { ffi::duckdb_disconnect(&mut self.0) }
     }
 }

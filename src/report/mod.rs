@@ -124,7 +124,7 @@ impl ScalarFunction for ReportWrite {
                 anyhow!("the report data is NULL, call ecoreco.report(events, ...)")
             })?;
             let bytes = render_and_write(path, external_access, payload)?;
-            unsafe { out.values::<i64>()[row] = bytes as i64 };
+            out.set_i64(row, bytes as i64);
         }
         Ok(())
     }

@@ -235,12 +235,7 @@ fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Re
     static CACHE: OnceLock<Mutex<Vec<(Key, Arc<FoldIn>)>>> = OnceLock::new();
     let key = (model.model_id, regularization.to_bits(), alpha.to_bits());
     let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, f)) = cache
-        .lock()
-        .map_err(|_| anyhow!("fold-in cache poisoned"))?
-        .iter()
-        .find(|(k, _)| *k == key)
-    {
+    if let Some((_, f)) = crate::binding::lock(cache).iter().find(|(k, _)| *k == key) {
         return Ok(f.clone());
     }
     let fold = Arc::new(FoldIn::new(
@@ -249,9 +244,7 @@ fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Re
         regularization,
         alpha,
     )?);
-    let mut entries = cache
-        .lock()
-        .map_err(|_| anyhow!("fold-in cache poisoned"))?;
+    let mut entries = crate::binding::lock(cache);
     entries.retain(|(k, _)| *k != key);
     entries.push((key, fold.clone()));
     if entries.len() > 2 {
