@@ -394,13 +394,51 @@ impl Trained {
 /// before ALS sees them (popularity and interest keep the raw weights and
 /// counts); `blend` is the serving blend stored with the model. Without
 /// `record_loss` (the search's short fits) the loss is not computed.
+/// From drawn factors: the tests' entry point ([`train_pairs_from`] is the
+/// one the layers above call).
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train_pairs(
+    pairs: Vec<Pair>,
+    params: &AlsParams,
+    confidence: weighting::Confidence,
+    blend: f32,
+    record_loss: bool,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Trained> {
+    train_pairs_from(
+        pairs,
+        params,
+        confidence,
+        blend,
+        record_loss,
+        None,
+        budget,
+        progress,
+    )
+}
+
+/// Factors to start training from instead of drawn ones: a model of the
+/// same users and products (the search's fit of a neighbouring candidate on
+/// the same pairs). Used only when its ids are exactly the pairs' ids.
+pub(crate) struct WarmStart<'a> {
+    pub user_ids: &'a [i64],
+    pub product_ids: &'a [i64],
+    pub user_factors: &'a [f32],
+    pub item_factors: &'a [f32],
+}
+
+/// [`train_pairs`], starting from `warm`'s factors when given and its ids
+/// match.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_pairs_from(
     mut pairs: Vec<Pair>,
     params: &AlsParams,
     confidence: weighting::Confidence,
     blend: f32,
     record_loss: bool,
+    warm: Option<WarmStart>,
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
@@ -469,6 +507,9 @@ pub(crate) fn train_pairs(
     let weights: Vec<f32> = pairs.par_iter().map(|p| p.weight).collect();
     let mut user_items =
         Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
+    // The triplets (12 bytes per interaction) are not in the budget's
+    // formula: gone before the transpose and the factors are made.
+    drop((rows, cols, weights));
     weighting::apply(&mut user_items, confidence);
     // The product totals and interests mostly run on one thread: the
     // trainer transposes the matrix and draws its factors meanwhile.
@@ -478,6 +519,9 @@ pub(crate) fn train_pairs(
     );
     let (stats, mut trainer) = (stats?, trainer?);
     drop(pairs);
+    if let Some(warm) = warm.filter(|w| w.user_ids == user_ids && w.product_ids == product_ids) {
+        trainer.start_from(warm.user_factors, warm.item_factors)?;
+    }
     let trained = if record_loss {
         trainer.train(params.iterations, |i, loss| {
             progress.say(format!(

@@ -133,11 +133,11 @@ AGGREGATE_CALLS = {
     ),
     "ecoreco_kmeans": (
         ["kfeat", "kfeat_extreme"],
-        f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 3, {LIMITS}",
+        f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 3, {LIMITS}",
     ),
     "ecoreco_kmeans_sweep": (
         ["kfeat", "kfeat_extreme"],
-        f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 3, {LIMITS}",
+        f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 3, {LIMITS}",
     ),
     "ecoreco_serve": (
         ["model", "empty_model", "null_model", "model_short_factors", "model_nan", "model_dup", "model_mixed", "model_no_params", "model_huge_ids"],
