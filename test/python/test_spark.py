@@ -279,9 +279,9 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(spark_model, folder, con
 
 
 def readme_blocks():
-    """The code blocks of the README's "Scaling out with Spark" section, in order."""
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = text.split("## Scaling out with Spark", 1)[1].split("\n## ", 1)[0]
+    """The code blocks of the worked example of docs/spark.md, in order."""
+    text = open(os.path.join(ROOT, "docs", "spark.md"), encoding="utf-8").read()
+    section = text.split("## Worked example", 1)[1].split("\n## ", 1)[0]
     blocks = []
     for part in section.split("```")[1::2]:
         language, _, code = part.partition("\n")
@@ -290,11 +290,11 @@ def readme_blocks():
 
 
 def test_readme_example_runs_as_written(spark, spark_model, tmp_path):
-    """The worked example, block by block; only the models/ folder is moved
+    """The worked example of docs/spark.md, block by block; only the models/ folder is moved
     into this test's own folder (Spark resolves relative paths against the
     JVM's working directory, not Python's)."""
     blocks = readme_blocks()
-    assert [language for language, _ in blocks] == ["py", "sql", "py"]
+    assert [language for language, _ in blocks] == ["py", "sql spark", "py"]
     where = lambda code: code.replace("models/", f"{tmp_path}/models/")
     train = {"weights": spark_model["weights"]}
     exec(where(blocks[0][1]), train)
