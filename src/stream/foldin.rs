@@ -30,10 +30,9 @@
 //! `f²` passes in vector lanes per event, where keeping a Cholesky factor
 //! needed a rank-one update and two triangular solves, each a chain of
 //! dependent steps. Under bm25 every weight changes with every event, so
-//! no update is incremental: users stay on the Woodbury identity while its
-//! `n³/6` costs less than forming and factoring the direct system afresh
-//! (`n f²/2 + f³/6`: about 88 products at 50 factors), then solve the
-//! direct system afresh at each solve.
+//! past the Woodbury identity nothing is updated incrementally: the direct
+//! system is formed (`n f²/2` in vector lanes) and factored (its Cholesky
+//! with the dot products in vector lanes) afresh at each solve.
 //!
 //! Everything is accumulated in `f64`; product factors and `z` are `f32`.
 
@@ -65,8 +64,6 @@ pub struct FoldIn {
     /// How the model's weights were transformed (raw unless
     /// [`with_weighting`](Self::with_weighting) says otherwise).
     weighting: Weighting,
-    /// Most products a user's solve keeps on the Woodbury identity.
-    woodbury_max: usize,
 }
 
 /// In-place Cholesky factorisation `a = L Lᵀ` of the symmetric positive
@@ -234,7 +231,6 @@ impl FoldIn {
             product_scores,
             by_norm,
             weighting: Weighting::raw(),
-            woodbury_max: f.min(WOODBURY_MAX),
         })
     }
 
@@ -243,18 +239,6 @@ impl FoldIn {
     /// statistics the transform needs).
     pub fn with_weighting(mut self, weighting: Weighting) -> Result<FoldIn> {
         weighting.check(self.n_items())?;
-        let f = self.factors;
-        self.woodbury_max = if weighting.is_row_coupled() {
-            // While n³/6 + 2n² (M, its Cholesky, v) stays below forming
-            // and factoring the direct system: n f²/2 + f³/6.
-            let (ff, cost) = (f as f64, |n: f64| n * n * n / 6.0 + 2.0 * n * n);
-            (1..)
-                .find(|&n| cost(n as f64) > n as f64 * ff * ff / 2.0 + ff * ff * ff / 6.0)
-                .map_or(1, |n| n - 1)
-                .max(1)
-        } else {
-            f.min(WOODBURY_MAX)
-        };
         self.weighting = weighting;
         Ok(self)
     }
@@ -403,7 +387,7 @@ impl UserFold {
                     dense.rank_one(row(y, f, item), d, c)?;
                 } else if self.afresh {
                     // Nothing kept up to date: the solve forms the system.
-                } else if self.items.len() > fold.woodbury_max {
+                } else if self.items.len() > f.min(WOODBURY_MAX) {
                     self.k = Vec::new();
                     if fold.weighting.is_row_coupled() {
                         self.afresh = true;
@@ -463,7 +447,10 @@ impl UserFold {
                     *x += c * v as f64;
                 }
             }
-            cholesky(&mut scratch.m, f)?;
+            let isa = Isa::detect();
+            dispatch!(isa, (m: &mut [f64] = &mut scratch.m, n: usize = f) -> Result<()> {
+                cholesky_in_lanes(m, n)
+            })?;
             cholesky_solve(&scratch.m, f, &mut scratch.x);
         } else {
             let n = self.items.len();
@@ -520,6 +507,44 @@ fn symmetric_times(m: &[f64], v: &[f64], out: &mut [f64]) {
             *o += vc * a;
         }
     }
+}
+
+/// `a · b` with four independent sums (in vector lanes where the caller
+/// is compiled for them).
+#[inline(always)]
+fn dot_in_lanes(a: &[f64], b: &[f64]) -> f64 {
+    let mut sums = [0f64; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (a4.remainder(), b4.remainder());
+    for (x, y) in a4.zip(b4) {
+        for l in 0..4 {
+            sums[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (sums[0] + sums[1]) + (sums[2] + sums[3]) + tail
+}
+
+/// [`cholesky`] with its dot products in [`dot_in_lanes`] (rounded
+/// differently, so kept for the direct system formed afresh).
+#[inline(always)]
+fn cholesky_in_lanes(a: &mut [f64], n: usize) -> Result<()> {
+    for j in 0..n {
+        let (before, from_j) = a.split_at_mut((j + 1) * n);
+        let row_j = &mut before[j * n..];
+        let diag = row_j[j] - dot_in_lanes(&row_j[..j], &row_j[..j]);
+        ensure!(
+            diag.is_finite() && diag > 0.0,
+            "the normal equations are not positive definite (pivot {j} is {diag})"
+        );
+        let diag = diag.sqrt();
+        row_j[j] = diag;
+        let row_j = &before[j * n..j * n + j];
+        for row_i in from_j.chunks_exact_mut(n) {
+            row_i[j] = (row_i[j] - dot_in_lanes(&row_i[..j], row_j)) / diag;
+        }
+    }
+    Ok(())
 }
 
 /// `m += d y yᵀ` on the lower triangle of the row-major `m`.
@@ -720,6 +745,43 @@ mod tests {
                 "the test must reach the direct path"
             );
         }
+    }
+
+    /// The Cholesky in vector lanes factors as the plain one does (up to
+    /// rounding), and refuses what is not positive definite. A weighting
+    /// whose statistics are missing is refused.
+    #[test]
+    fn the_cholesky_in_lanes_factors_as_the_plain_one() {
+        let f = 13;
+        let y = random_factors(40, f, 8);
+        let fold = FoldIn::new(&y, f, 0.1, 1.0).unwrap();
+        let (mut plain, mut lanes) = (fold.a0.clone(), fold.a0.clone());
+        cholesky(&mut plain, f).unwrap();
+        cholesky_in_lanes(&mut lanes, f).unwrap();
+        for r in 0..f {
+            for c in 0..=r {
+                let (p, l) = (plain[r * f + c], lanes[r * f + c]);
+                assert!(
+                    (p - l).abs() <= 1e-12 * (1.0 + p.abs()),
+                    "{r},{c}: {p} vs {l}"
+                );
+            }
+        }
+        let mut singular = vec![1.0, 1.0, 1.0, 1.0];
+        assert!(cholesky_in_lanes(&mut singular, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("pivot 1"));
+        let unrecorded = Weighting {
+            confidence: crate::model::confidence::Confidence::Log,
+            scale: f64::NAN,
+            ..Weighting::raw()
+        };
+        assert!(fold
+            .with_weighting(unrecorded)
+            .unwrap_err()
+            .to_string()
+            .contains("no confidence_scale"));
     }
 
     #[test]

@@ -189,7 +189,7 @@ fn folded_in_user_equals_one_als_half_step_under_every_weighting() {
                 );
             }
             // Both solves are checked: some users have more products than
-            // the Woodbury identity keeps (6 here; 7 under bm25).
+            // the Woodbury identity keeps (6 here).
             assert!(
                 past_woodbury > 0 && past_woodbury < 30,
                 "{confidence:?}: {past_woodbury} users past the Woodbury identity"
