@@ -161,6 +161,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/stream.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/sessions.py $(EXTENSION)
 	cargo bench
 
 # The pipeline at the real data size: EVENTS=42000000 (October) or

@@ -349,11 +349,6 @@ pub struct Trained {
     pub params: AlsParams,
     pub loss: Vec<f64>,
     pub interactions: usize,
-    /// The weighting the model was trained with (alpha and regularization
-    /// are in `params`).
-    pub confidence: weighting::Confidence,
-    /// Recency half-life in seconds (0: none).
-    pub half_life: f64,
     /// The param rows of the search that chose the parameters, if one
     /// ran (written by the layer that searched, `crate::train`).
     pub search: Option<Vec<(&'static str, f64)>>,
@@ -376,11 +371,11 @@ impl Trained {
             ("users", self.model.user_ids.len() as f64),
             ("products", self.model.product_ids.len() as f64),
             ("interactions", self.interactions as f64),
-            ("confidence", self.confidence.code()),
-            ("half_life_days", self.half_life / 86_400.0),
-            ("search", self.search.is_some() as i64 as f64),
         ]
         .into_iter()
+        // How the weights were transformed (the model's own record of it).
+        .chain(self.model.weighting.param_rows())
+        .chain([("search", self.search.is_some() as i64 as f64)])
         .chain(self.search.iter().flatten().copied())
         .map(|(n, v)| (n.to_string(), v))
         .collect()
@@ -510,7 +505,7 @@ pub(crate) fn train_pairs_from(
     // The triplets (12 bytes per interaction) are not in the budget's
     // formula: gone before the transpose and the factors are made.
     drop((rows, cols, weights));
-    weighting::apply(&mut user_items, confidence);
+    let weighting = weighting::apply(&mut user_items, confidence);
     // The product totals and interests mostly run on one thread: the
     // trainer transposes the matrix and draws its factors meanwhile.
     let (stats, trainer) = rayon::join(
@@ -553,6 +548,7 @@ pub(crate) fn train_pairs_from(
         purchased: stats.purchased,
         interest: stats.interest,
         blend,
+        weighting,
     };
     model.validate()?;
     Ok(Trained {
@@ -560,8 +556,6 @@ pub(crate) fn train_pairs_from(
         params: params.clone(),
         loss: trained.loss_per_iteration,
         interactions: user_items.nnz(),
-        confidence,
-        half_life: 0.0,
         search: None,
     })
 }

@@ -11,7 +11,8 @@
 //! - [`replay`]: the driver, partitioned by user, with latency measurement;
 //! - [`lineproto`]: InfluxDB line protocol; [`http`]: the writer;
 //!   [`monitor`]: the metrics sent while a replay runs, the InfluxDB functions;
-//! - [`functions`], [`outputs`]: the replay and session SQL functions.
+//! - [`functions`], [`outputs`]: the replay and session SQL functions;
+//!   [`sessions`]: a session's list, and the lists of a table of sessions.
 
 pub mod anchor;
 pub mod clock;
@@ -22,11 +23,14 @@ pub mod monitor;
 pub mod outputs;
 pub mod replay;
 pub mod score;
+pub mod sessions;
 pub mod state;
 
 pub mod functions;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod weighting_tests;
 
 use crate::binding::aggregate;
 use crate::binding::sql::Expect;
@@ -89,6 +93,17 @@ pub fn macros() -> Vec<SqlMacro> {
     );
     session.retain(|p| !p.starts_with("model :="));
     let session: Vec<&str> = session.iter().map(String::as_str).collect();
+    let mut sessions = aggregate::signature::<sessions::RecommendSessions>(
+        &[
+            "model",
+            "sessions",
+            "session_col := 'user_session'",
+            "order_col := 'event_time'",
+        ],
+        &[],
+    );
+    sessions.retain(|p| !p.starts_with("model :="));
+    let sessions: Vec<&str> = sessions.iter().map(String::as_str).collect();
     let write = aggregate::signature::<monitor::InfluxWrite>(&["lines"], &[]);
     let write: Vec<&str> = write.iter().map(String::as_str).collect();
     vec![
@@ -97,6 +112,7 @@ pub fn macros() -> Vec<SqlMacro> {
         replay_macro::<Products>("replay_products", "w.*"),
         SqlMacro::table("recommend_session", &session, functions::session_sql())
             .checking("model", &serving_model()),
+        SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql()),
         SqlMacro::scalar(
             "influx_line",
             &["measurement", "tags", "fields", "time_ns := NULL"],

@@ -294,7 +294,7 @@ impl Shard {
         };
         let touch = Touch {
             kind,
-            time: e.time,
+            time: Some(e.time),
             item,
             category: e
                 .category
@@ -315,9 +315,12 @@ impl Shard {
         } else {
             if !state.top.current {
                 self.vector.resize(s.fold.factors, 0.0);
-                state
-                    .fold
-                    .solve(s.fold, &mut self.scratch, &mut self.vector)?;
+                state.fold.solve(
+                    s.fold,
+                    model.item_factors(),
+                    &mut self.scratch,
+                    &mut self.vector,
+                )?;
                 score::collaborative_top(
                     model,
                     s.fold,

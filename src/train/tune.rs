@@ -294,17 +294,20 @@ fn fit_from(
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
+    let mut reference = None;
     if candidate.half_life > 0.0 {
-        let reference = times
+        let latest = times
             .iter()
             .copied()
             .filter(|t| !t.is_nan())
             .fold(f64::NEG_INFINITY, f64::max);
         let mut weights: Vec<f32> = pairs.iter().map(|p| p.weight).collect();
-        weighting::decay(&mut weights, times, reference, candidate.half_life);
+        weighting::decay(&mut weights, times, latest, candidate.half_life);
         for (p, w) in pairs.iter_mut().zip(weights) {
             p.weight = w;
         }
+        // With no time at all nothing decayed: no reference to record.
+        reference = latest.is_finite().then_some(latest);
     }
     let mut trained = train_pairs_from(
         pairs,
@@ -316,7 +319,10 @@ fn fit_from(
         budget,
         progress,
     )?;
-    trained.half_life = candidate.half_life;
+    if let Some(reference) = reference {
+        trained.model.weighting.half_life = candidate.half_life;
+        trained.model.weighting.reference = Some(reference);
+    }
     Ok(trained)
 }
 
