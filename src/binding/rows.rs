@@ -577,3 +577,89 @@ unsafe fn write_values(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk of `rows` rows over plain Rust buffers: a BIGINT column and a
+    /// DOUBLE[] column (no validity masks: every value present).
+    fn chunk(
+        rows: usize,
+        ints: &[i64],
+        lists: &[ffi::duckdb_list_entry],
+        child: &[f64],
+    ) -> InputChunk {
+        let column = |ty: SqlType, data: *const u8, child_data: *const u8, child_len| InputColumn {
+            ty,
+            data,
+            validity: std::ptr::null(),
+            child_data,
+            child_validity: std::ptr::null(),
+            child_len,
+        };
+        InputChunk {
+            rows,
+            columns: vec![
+                column(
+                    SqlType::BigInt,
+                    ints.as_ptr() as *const u8,
+                    std::ptr::null(),
+                    0,
+                ),
+                column(
+                    SqlType::List(Box::new(SqlType::Double)),
+                    lists.as_ptr() as *const u8,
+                    child.as_ptr() as *const u8,
+                    child.len(),
+                ),
+            ],
+            names: vec!["n".into(), "l".into()],
+        }
+    }
+
+    fn refused<R>(f: impl FnOnce() -> R) -> String {
+        crate::binding::guard("ecoreco.f", "reading rows", || Ok(f()))
+            .err()
+            .expect("a wrong read must be refused")
+    }
+
+    #[test]
+    fn values_are_read_within_the_chunk() {
+        let entries = [ffi::duckdb_list_entry {
+            offset: 1,
+            length: 2,
+        }];
+        let c = chunk(1, &[42], &entries, &[0.5, 1.5, 2.5]);
+        assert_eq!(c.i64(0, 0), Some(42));
+        assert_eq!(c.list::<f64>(1, 0), Some(Ok(&[1.5, 2.5][..])));
+        assert_eq!(c.col("l").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_wrong_row_column_or_type_is_an_error_not_a_read() {
+        let entries = [ffi::duckdb_list_entry {
+            offset: 2,
+            length: 5,
+        }];
+        let c = chunk(1, &[42], &entries, &[0.5, 1.5, 2.5]);
+        let e = refused(|| c.i64(0, 1));
+        assert!(
+            e.contains("internal error") && e.contains("row 1 of an input chunk of 1 rows"),
+            "{e}"
+        );
+        let e = refused(|| c.i64(2, 0));
+        assert!(e.contains("argument 2 of a call with 2 arguments"), "{e}");
+        let e = refused(|| c.f64(0, 0));
+        assert!(e.contains("argument 0 is BIGINT, read as DOUBLE"), "{e}");
+        let e = refused(|| c.str(1, 0).map(str::len));
+        assert!(e.contains("read as VARCHAR"), "{e}");
+        let e = refused(|| c.list::<f32>(1, 0).map(|l| l.map(<[f32]>::len)));
+        assert!(e.contains("DOUBLE[], read as FLOAT[]"), "{e}");
+        // A list entry reaching past its child vector is refused too.
+        let e = refused(|| c.list::<f64>(1, 0).map(|l| l.map(<[f64]>::len)));
+        assert!(e.contains("outside its child vector of 3"), "{e}");
+        let e = refused(|| c.is_null(0, 3));
+        assert!(e.contains("row 3"), "{e}");
+    }
+}

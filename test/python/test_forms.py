@@ -47,9 +47,9 @@ AGGREGATES = {
     "ecoreco_als_train": ("als_src", "user_id", f"'ecoreco.als_train', {PAIRS}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": ("eval_src", "user_id",
                          f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
-    "ecoreco_kmeans": ("kfeat", "user_id", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 2, {LIMITS}"),
+    "ecoreco_kmeans": ("kfeat", "user_id", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_kmeans_sweep": ("kfeat", "user_id",
-                             f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 2, {LIMITS}"),
+                             f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_serve": ("model", "id", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
                       f"'', 'all', NULL, false, 2, 0.5, true, {LIMITS}, 'false'"),
 }
@@ -126,6 +126,7 @@ MACRO_ONLY = {
     "ecoreco_replay_recommendations": None,
     "ecoreco_replay_products": None,
     "ecoreco_recommend_session": None,
+    "ecoreco_recommend_sessions": None,
     "ecoreco_influx_write": None,
 }
 
@@ -191,6 +192,9 @@ MACRO_FORMS = {
     "replay_products_lateral": (["SELECT bool_and(n > 0) FROM range(2) r(i), "
                                  "LATERAL (SELECT count(*) AS n FROM ecoreco.replay_products(events, k := 2))"], True),
     "recommend_session": (["SELECT count(*) > 0 FROM ecoreco.recommend_session('model', [1, 2], ['view', 'view'], k := 2)"], True),
+    "recommend_sessions": (["CREATE OR REPLACE TEMP TABLE sess AS SELECT user_session, product_id, event_type, "
+                            "epoch(event_time)::BIGINT AS event_time FROM events LIMIT 300",
+                            "SELECT count(*) > 0 FROM ecoreco.recommend_sessions('model', sess, k := 2)"], True),
     "spark_round_trip": (["SELECT count(*) > 0 FROM ecoreco.als_export_spark('model', '{tmp}/spark')",
                           "SELECT count(*) > 0 FROM ecoreco.als_import_spark('{tmp}/spark', events := 'events')"], True),
     "spark_export_failing": (["SELECT count(*) FROM ecoreco.als_export_spark('no_such_model', '{tmp}/none')"], False),
@@ -203,7 +207,7 @@ MACRO_FORMS = {
 def test_macro_forms_leave_no_state(con, form, tmp_path):
     statements, gives_rows = MACRO_FORMS[form]
     before = counts(con)
-    error = None
+    error, rows = None, None
     for statement in statements:
         try:
             rows = con.execute(statement.format(tmp=tmp_path)).fetchall()
