@@ -16,6 +16,7 @@ pub mod rng;
 pub mod als;
 pub mod analytics;
 pub mod bench_support;
+pub mod covisit;
 pub mod evaluate;
 pub mod features;
 pub mod ingest;

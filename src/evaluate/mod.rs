@@ -16,7 +16,9 @@
 //! product the model never saw in training cannot be recommended but still
 //! counts in recall's denominator.
 
+pub mod baselines;
 pub mod metrics;
+pub mod sessions;
 
 use crate::als::{
     als_params, pair_inputs, read_pairs, source_params, train_params, weight_params, TrainingData,
@@ -344,5 +346,7 @@ pub fn macros() -> Vec<SqlMacro> {
             )
         ),
     );
-    vec![SqlMacro::table("evaluate_recommendations", &params, body)]
+    let mut macros = vec![SqlMacro::table("evaluate_recommendations", &params, body)];
+    macros.extend(sessions::macros());
+    macros
 }
