@@ -2,7 +2,8 @@
 //! sessions, and the next-click tally it is judged by.
 //!
 //! The sessions that end last ([`VALIDATION_SHARE`] of them) are held out;
-//! the neighbours are counted on the others, and every candidate blend
+//! the neighbours are counted on the others (the latest of them, up to
+//! [`MAX_CHOICE_STEPS`] steps), and every candidate blend
 //! ([`candidates`]) ranks the next step after each prefix of the held-out
 //! sessions (at most [`MAX_PREFIXES`] prefixes, from the latest sessions).
 //! The candidate with the largest HR@20 + MRR@20 over all targets plus the
@@ -19,8 +20,13 @@ use rayon::prelude::*;
 
 /// The share of sessions (the latest by their last step) held out.
 pub const VALIDATION_SHARE: f64 = 0.1;
-/// At most this many held-out prefixes are scored.
-pub const MAX_PREFIXES: usize = 20_000;
+/// At most this many held-out prefixes are scored (each by every
+/// candidate: the choice's cost does not grow with the data).
+pub const MAX_PREFIXES: usize = 5_000;
+/// The neighbours the candidates are judged with are counted on at most
+/// this many steps, those of the latest sessions before the held-out ones
+/// (so the choice costs about the same on any amount of data).
+pub const MAX_CHOICE_STEPS: usize = 1_000_000;
 /// The list length the validation scores.
 pub const VALIDATION_K: usize = 20;
 
@@ -76,7 +82,7 @@ impl Tally {
 pub fn candidates() -> Vec<SessionBlend> {
     let d = SessionBlend::default();
     let mut list = vec![d];
-    for cooccurrence in [0.0, 0.5, 1.0] {
+    for cooccurrence in [0.0, 0.5] {
         for repeat in [0.0, 0.5, 2.0, 4.0] {
             let c = SessionBlend {
                 cooccurrence,
@@ -115,7 +121,17 @@ fn split(sessions: &Sessions) -> (Sessions, Vec<Vec<u32>>) {
         product_ids: Vec::new(),
         ..Sessions::default()
     };
-    let mut kept: Vec<usize> = earlier.to_vec();
+    // The latest earlier sessions, up to MAX_CHOICE_STEPS steps.
+    let mut steps = 0;
+    let mut kept: Vec<usize> = earlier
+        .iter()
+        .rev()
+        .copied()
+        .take_while(|&s| {
+            steps += sessions.starts[s + 1] - sessions.starts[s];
+            steps <= MAX_CHOICE_STEPS
+        })
+        .collect();
     kept.sort_unstable();
     for &s in &kept {
         train.starts.push(train.products.len());

@@ -9,7 +9,8 @@
 //!                     + repeat · [p_i = b] )
 //! ```
 //!
-//! Each row is scaled by its best neighbour so a product seen in many
+//! (steps whose weight falls below 1/1000 are left out). Each row is
+//! scaled by its best neighbour so a product seen in many
 //! sessions does not drown the others. `repeat` re-offers products the
 //! session already has (a third of next clicks in real sessions are such
 //! products); the product the session is on is never offered (when the
@@ -134,7 +135,8 @@ impl Scorer {
                 self.add(p as u32, weight * blend.repeat);
             }
             weight *= blend.decay;
-            if weight < 1e-6 {
+            // Steps this far back no longer move a list.
+            if weight < 1e-3 {
                 break;
             }
         }
