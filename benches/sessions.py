@@ -1,23 +1,22 @@
 #!/usr/bin/env python3
-"""Session-based recommendation on real logs, for `make bench` (printed,
-never asserted).
+"""Session lists for `make bench`, measured and printed (never asserted):
 
-The next-click protocol of ecoreco.evaluate_sessions (HR@20 and MRR@20,
-all targets and new products only) on the real data in ../shared/data:
-the REES46 head (sessions = user_session, split 70/30 in time by their
-first event) and the Diginetica sample (sessions act as users, ordered by
-eventdate + timeframe, split 70/30 in time). Reported: the later 30 % of
-sessions, trained on the earlier 70 % (ecoreco's blend chosen by the
-validation inside those, as covisit_train chooses it). The item-to-item
-defaults (blend, windows) were chosen with `--dev`: the earliest 70 % of
-sessions only, split 70/30 again, so the reported sessions never took part
-in a choice.
+- ecoreco.recommend_sessions over a batch of sessions (the last sessions of
+  1M generated events; the model: als_train with its defaults on the events
+  before 2019-10-25): milliseconds per session, wall time of the whole call
+  (grouping the sessions, reading the model's param rows, the lists) and
+  CPU time of this process, on DuckDB's threads = 2 and 1, at batches of
+  1,000 and 10,000 sessions;
+- the same sessions one recommend_session call each (a query per session:
+  what the batch saves), over the first 200 of them;
+- the same with a raw-confidence model, for comparison with the default's
+  transform (bm25 transforms whole rows at every solve);
+- the lists of the batch equal the one-by-one calls (count and EXCEPT both
+  ways).
 
-Then the cost of building the item-to-item model at 4M generated events
-(ecoreco_synth seed 404) against one plain ALS fit (als_train, search :=
-false) on the same events.
+Floor (printed next to the figures): < 0.5 ms per session.
 
-usage: sessions.py EXTENSION [--dev] [--skip-cost]
+usage: sessions.py EXTENSION [EVENTS]
 """
 import os
 import sys
@@ -26,123 +25,90 @@ import time
 import duckdb
 
 EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
-DEV = "--dev" in sys.argv
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
-if not os.path.isdir(DATA):
-    DATA = "/work/shared/data"
-
-BASELINES = ("ar", "sr", "sknn", "popular")
+EVENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+BATCHES = (1_000, 10_000)
+ONE_BY_ONE = 200
 
 
 def connect():
-    con = duckdb.connect(config={"allow_unsigned_extensions": "true", "memory_limit": "3GB"})
+    con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
     con.execute(f"LOAD '{EXT}'")
     return con
 
 
-def load(con):
-    con.execute(
-        f"""CREATE TEMP TABLE rees AS
-        SELECT user_session AS session, product_id,
-               strptime(replace(event_time, ' UTC', ''), '%Y-%m-%d %H:%M:%S') AS t
-        FROM read_csv('{DATA}/rees46-2019-oct-head.csv', all_varchar := true)
-        WHERE user_session IS NOT NULL AND user_session <> ''"""
-    )
-    con.execute(
-        f"""CREATE TEMP TABLE digi AS
-        SELECT session_id AS session, item_id AS product_id,
-               eventdate::TIMESTAMP + to_milliseconds(timeframe::BIGINT) AS t
-        FROM read_csv('{DATA}/diginetica-sample.csv', delim := ';', all_varchar := true)"""
-    )
-    for name in ("rees", "digi"):
-        # The development part: the earliest 70 % of sessions by first event.
-        con.execute(
-            f"""CREATE TEMP TABLE {name}_dev AS
-            WITH s AS (SELECT session, min(t) AS started FROM {name} GROUP BY session),
-            r AS (SELECT session, row_number() OVER (ORDER BY started, session) AS r,
-                         count(*) OVER () AS n FROM s)
-            SELECT e.* FROM {name} e JOIN r USING (session) WHERE r.r <= floor(0.7 * r.n)"""
-        )
-
-
-def evaluate(con, table, **params):
-    extra = "".join(f", {k} := {v}" for k, v in params.items())
-    rows = con.execute(
-        f"""SELECT model, targets, hit_rate, mrr, prefixes FROM ecoreco.evaluate_sessions(
-            {table}, split := 0.7, k := 20, session_col := 'session', time_col := 't'{extra})"""
-    ).fetchall()
-    return {(m, t): (hr, mrr, n) for m, t, hr, mrr, n in rows}
-
-
-def report(name, res):
-    n_all, n_new = res[("popular", "all")][2], res[("popular", "new")][2]
-    print(f"{name}: {n_all} prefixes ({n_new} with a new target)")
-    print(f"  {'':8} {'HR@20 all':>10} {'MRR@20 all':>11} {'HR@20 new':>10} {'MRR@20 new':>11}")
-    for m in ("popular", "ar", "sr", "sknn", "ecoreco"):
-        cells = [res[(m, t)][i] for t in ("all", "new") for i in (0, 1)]
-        print(f"  {m:8} " + " ".join(f"{c:>10.3f} " for c in cells))
-    ratios = []
-    for t in ("all", "new"):
-        for i, metric in ((0, "HR"), (1, "MRR")):
-            best = max(res[(b, t)][i] for b in BASELINES)
-            ratios.append(f"{metric}@20 {t} {res[('ecoreco', t)][i] / best:.2f}x")
-    print("  ecoreco / best baseline: " + ", ".join(ratios))
-
-
-def dev_grid(con):
-    """The grid the defaults were chosen on (development parts only): the
-    smallest ratio to the best baseline over both logs and the four
-    metrics, then the sum of the metrics."""
-    grid = []
-    for cooc in (0.25, 0.5, 1.0):
-        for rep in (0.5, 1.0, 2.0, 4.0):
-            for decay in (0.5, 0.7, 0.9):
-                grid.append(dict(sequence_weight=1.0, cooccurrence_weight=cooc, repeat_weight=rep, decay=decay))
-    scored = []
-    for params in grid:
-        total, worst = 0.0, float("inf")
-        for table in ("rees_dev", "digi_dev"):
-            res = evaluate(con, table, **params)
-            for t in ("all", "new"):
-                for i in (0, 1):
-                    best = max(res[(b, t)][i] for b in BASELINES)
-                    total += res[("ecoreco", t)][i]
-                    worst = min(worst, res[("ecoreco", t)][i] / best)
-        scored.append((worst, total, params))
-    scored.sort(key=lambda x: (-x[0], -x[1]))
-    for worst, total, params in scored[:10]:
-        print(f"  dev worst ratio {worst:.3f} sum {total:.4f}  {params}")
-
-
-def cost(con):
-    con.execute("CREATE TEMP TABLE raw4 AS FROM ecoreco_synth(events := 4000000, seed := 404)")
-    con.execute("CREATE TEMP TABLE ev4 AS FROM ecoreco.clean_events(raw4)")
-    con.execute("DROP TABLE raw4")
-    times = {}
-    for name, sql in (
-        ("covisit_train", "SELECT count(*) FROM ecoreco.covisit_train(ev4)"),
-        ("als_train (search := false)", "SELECT count(*) FROM ecoreco.als_train(ev4, search := false)"),
-    ):
-        start = time.perf_counter()
-        con.execute(sql).fetchall()
-        times[name] = time.perf_counter() - start
-    c, a = times["covisit_train"], times["als_train (search := false)"]
-    print(f"build cost at 4M events (ecoreco_synth seed 404): covisit_train {c:.1f} s, "
-          f"plain ALS fit {a:.1f} s: {c / a:.2f}x (floor <= 0.5x)")
+def timed(con, sql):
+    cpu = time.process_time()
+    started = time.perf_counter()
+    rows = con.execute(sql).fetchall()
+    return time.perf_counter() - started, time.process_time() - cpu, rows
 
 
 def main():
     con = connect()
-    load(con)
-    if DEV:
-        for table in ("rees_dev", "digi_dev"):
-            report(f"{table} (development part)", evaluate(con, table))
-        dev_grid(con)
-        return
-    report("REES46 head, later 30 % of sessions", evaluate(con, "rees"))
-    report("Diginetica sample, later 30 % of sessions", evaluate(con, "digi"))
-    if "--skip-cost" not in sys.argv:
-        cost(con)
+    con.execute("SET threads = 2")
+    con.execute(f"CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := {EVENTS}, seed := 7)")
+    con.execute("CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)")
+    con.execute("CREATE TEMP VIEW early AS FROM events WHERE event_time < TIMESTAMP '2019-10-25'")
+    models = {}
+    for name, args in (("default", ""), ("raw", ", confidence := 'raw', half_life := 0")):
+        seconds, _, _ = timed(con, f"CREATE TEMP TABLE model_{name} AS FROM ecoreco.als_train(early{args})")
+        params = dict(con.execute(f"SELECT name, value FROM ecoreco.als_params(model_{name})").fetchall())
+        confidence = {0.0: "raw", 1.0: "log", 2.0: "bm25"}[params["confidence"]]
+        models[name] = f"model_{name}"
+        products = con.execute(f"SELECT count(*) FROM model_{name} WHERE side = 'product'").fetchone()[0]
+        print(f"sessions: {EVENTS:,} events; model '{name}': confidence {confidence}, half-life {params['half_life_days']:g} days, "
+              f"{products:,} products x 50 factors (trained in {seconds:.1f} s)")
+    # The last sessions of the later events, most recent first.
+    con.execute(
+        "CREATE TEMP TABLE later AS FROM events WHERE event_time >= TIMESTAMP '2019-10-25' AND user_session IS NOT NULL"
+    )
+    con.execute(
+        "CREATE TEMP TABLE ranked AS SELECT user_session, row_number() OVER (ORDER BY max(event_time) DESC, user_session) AS n, "
+        "count(*) AS events FROM later GROUP BY user_session"
+    )
+    for batch in BATCHES:
+        con.execute(f"CREATE TEMP TABLE batch_{batch} AS SELECT l.* FROM later l JOIN ranked r USING (user_session) WHERE r.n <= {batch}")
+    for name, table in models.items():
+        # Warm-up: the model's index and fold-in are built once per model.
+        con.execute(f"SET threads = 2")
+        timed(con, f"SELECT count(*) FROM ecoreco.recommend_sessions('{table}', batch_1000)")
+        for batch in BATCHES:
+            events = con.execute(f"SELECT count(*) FROM batch_{batch}").fetchone()[0]
+            for threads in (2, 1):
+                con.execute(f"SET threads = {threads}")
+                seconds, cpu, rows = timed(con, f"SELECT count(*), count(DISTINCT session_id) FROM ecoreco.recommend_sessions('{table}', batch_{batch}, k := 10)")
+                lists, sessions = rows[0]
+                print(f"  {name}: recommend_sessions, {sessions:,} sessions ({events:,} events), threads {threads}: {seconds:.2f} s, "
+                      f"{1000 * seconds / sessions:.3f} ms per session; CPU {1000 * cpu / sessions:.3f} ms per session"
+                      + ("  [floor < 0.5 ms per session]" if threads == 2 else ""))
+        con.execute("SET threads = 2")
+        picked = con.execute(
+            f"SELECT user_session, list(product_id ORDER BY event_time, product_id), list(event_type::VARCHAR ORDER BY event_time, product_id) "
+            f"FROM batch_1000 GROUP BY user_session ORDER BY user_session LIMIT {ONE_BY_ONE}"
+        ).fetchall()
+        one = []
+        cpu = time.process_time()
+        started = time.perf_counter()
+        for session, products, types in picked:
+            for rank, product, source in con.execute(
+                f"SELECT rank, product_id, source FROM ecoreco.recommend_session('{table}', ?, ?, k := 10)", [products, types]
+            ).fetchall():
+                one.append((session, rank, product, source))
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(f"  {name}: recommend_session one call per session, {len(picked)} sessions: {1000 * seconds / len(picked):.3f} ms per session; "
+              f"CPU {1000 * cpu / len(picked):.3f} ms")
+        con.execute("CREATE OR REPLACE TEMP TABLE one_by_one (session_id VARCHAR, rank INTEGER, product_id BIGINT, source VARCHAR)")
+        con.executemany("INSERT INTO one_by_one VALUES (?, ?, ?, ?)", one)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE picked_events AS FROM batch_1000 WHERE user_session IN (SELECT DISTINCT session_id FROM one_by_one)"
+        )
+        same = con.execute(
+            f"WITH b AS (SELECT session_id, rank, product_id, source FROM ecoreco.recommend_sessions('{table}', picked_events, k := 10)) "
+            "SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM one_by_one), "
+            "(SELECT count(*) FROM (FROM b EXCEPT FROM one_by_one)), (SELECT count(*) FROM (FROM one_by_one EXCEPT FROM b))"
+        ).fetchone()
+        print(f"  {name}: same lists as recommend_session for those sessions: {same[0] == same[1] and same[2] == 0 and same[3] == 0} "
+              f"({same[0]:,} rows vs {same[1]:,}; {same[2]} and {same[3]} differing)")
 
 
 if __name__ == "__main__":

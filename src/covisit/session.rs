@@ -31,7 +31,7 @@ pub struct SessionBlend {
 
 impl Default for SessionBlend {
     /// Chosen on the earlier parts of the REES46 head and the Diginetica
-    /// sample (see benches/sessions.py); reported on the later parts.
+    /// sample (see benches/next_click.py); reported on the later parts.
     fn default() -> Self {
         SessionBlend {
             sequence: 1.0,

@@ -30,6 +30,7 @@ use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
 use crate::budget::{Budget, Progress};
 use crate::recommend::serving::ServingModel;
+use crate::tables;
 use crate::train::plain_choice;
 use crate::train::tune::{self, Candidate};
 use metrics::{ranking_metrics, rmse};
@@ -346,7 +347,8 @@ pub fn macros() -> Vec<SqlMacro> {
             )
         ),
     );
-    let mut macros = vec![SqlMacro::table("evaluate_recommendations", &params, body)];
+    let mut macros = vec![SqlMacro::table("evaluate_recommendations", &params, body)
+        .checking("events", &tables::interactions_source())];
     macros.extend(sessions::macros());
     macros
 }

@@ -217,6 +217,8 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
         purchased: stats.purchased,
         interest: stats.interest,
         blend,
+        // Spark's ALS weighs the ratings it is given as they are.
+        weighting: crate::model::confidence::Weighting::raw(),
     };
     model.validate()?;
     Ok(Imported { model, params })

@@ -15,9 +15,11 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed, Ranges};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::scalar::ScalarFunction;
+use crate::binding::sql::{checked_table, Expect};
 use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlMacro, SqlType, Value};
 use crate::budget::Budget;
 use crate::model::table::{self as model_table, ModelRows};
+use crate::tables;
 use serving::{Recommendation, ServingModel};
 use std::sync::Arc;
 
@@ -212,8 +214,12 @@ fn recommend_sql(
         (
             format!(
                 ", (SELECT list(e.category_id) AS categories, list(e.product_id) FILTER (e.event_type = 'purchase') AS bought \
-                 FROM query_table({events}) e WHERE e.user_id = {user} AND e.event_type IN ('view', 'cart', 'purchase')) cold",
-                events = string_literal("events", events)?,
+                 FROM {events} e WHERE e.user_id = {user} AND e.event_type IN ('view', 'cart', 'purchase')) cold",
+                events = checked_table(
+                    "ecoreco.recommend",
+                    &string_literal("events", events)?,
+                    &tables::events(&["event_type", "product_id", "category_id", "user_id"]).by_name(),
+                ),
                 user = request.user_id,
             ),
             ["cold.categories", "cold.bought"],
@@ -244,7 +250,10 @@ fn recommend_sql(
             ("exclude_purchased", request.exclude_purchased.sql_literal()),
             ("planned_cached", planned_cached.into()),
         ],
-        &format!("query_table({table}) m{cold_from}{filter}"),
+        &format!(
+            "{} m{cold_from}{filter}",
+            checked_table("ecoreco.recommend", &table, &serving_model().by_name())
+        ),
     ))
 }
 
@@ -539,6 +548,13 @@ fn recommend_one(
     )
 }
 
+/// What serving reads of a model table.
+fn serving_model() -> Expect {
+    tables::model(&[
+        "seq", "model_id", "side", "id", "item", "name", "value", "factors",
+    ])
+}
+
 /// The serving macro body of `recommend_all` and `similar_products` (one
 /// user's `recommend` is written by [`RecommendSql`] instead). With
 /// `by_name`, `model` must be a string: it is the cache key, and when the
@@ -606,7 +622,8 @@ pub fn macros() -> Vec<SqlMacro> {
             "recommend_all",
             &all,
             serve_sql("ecoreco.recommend_all", "all", &[], false),
-        ),
+        )
+        .checking("model", &serving_model()),
         SqlMacro::table(
             "similar_products",
             &["pid", "model := 'model'", &k],
@@ -623,7 +640,8 @@ pub fn macros() -> Vec<SqlMacro> {
                     true
                 )
             ),
-        ),
+        )
+        .checking("model", &serving_model().by_name()),
     ]
 }
 
@@ -645,18 +663,20 @@ mod tests {
         // Cached model that knows the user: row 0 of the model, no events.
         let known = recommend_sql("model", Some("events"), &request(), Some(true)).unwrap();
         assert!(
-            known.contains("FROM query_table('model') m WHERE m.seq = 0"),
+            known.contains("(FROM query_table('model') WHERE (SELECT CASE")
+                && known.contains(") m WHERE m.seq = 0"),
             "{known}"
         );
         assert!(
-            !known.contains("events") && !known.contains("m.factors"),
+            !known.contains("query_table('events')") && !known.contains("m.factors"),
             "{known}"
         );
         assert!(known.contains("('recommend')::VARCHAR, (-42)::BIGINT, (true)::BOOLEAN, (7)::BIGINT, (0.25)::DOUBLE, (false)::BOOLEAN"), "{known}");
         // Cached model, unknown user: row 0 and the user's events.
         let unknown = recommend_sql("model", Some("events"), &request(), Some(false)).unwrap();
         assert!(
-            unknown.contains("FROM query_table('events') e WHERE e.user_id = -42"),
+            unknown.contains("(FROM query_table('events') WHERE (SELECT CASE")
+                && unknown.contains(") e WHERE e.user_id = -42"),
             "{unknown}"
         );
         assert!(

@@ -69,6 +69,8 @@ pub struct ServingModel {
     pub interest: Vec<Vec<(i64, f32)>>,
     /// The blend the model was trained to be served with.
     pub blend: f32,
+    /// How its weights were transformed (the fold-in repeats it).
+    pub weighting: crate::model::confidence::Weighting,
     // Looked up for every request and every replayed event: the crate's
     // fast hasher, not SipHash (the ids come from the user's own data).
     user_index: FastMap<i64, u32>,
@@ -104,6 +106,7 @@ impl ServingModel {
             purchased,
             interest,
             blend,
+            weighting,
         } = model;
         let n_items = product_ids.len();
         let user_index = user_ids
@@ -153,6 +156,7 @@ impl ServingModel {
             purchased,
             interest,
             blend,
+            weighting,
             user_index,
             product_index,
             popular_order,
@@ -752,6 +756,7 @@ mod tests {
             purchased,
             interest,
             blend: crate::model::LEGACY_BLEND,
+            weighting: Default::default(),
         })
     }
 
