@@ -160,6 +160,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/next_click.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/stream.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/sessions.py $(EXTENSION)
 	cargo bench

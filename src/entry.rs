@@ -42,6 +42,9 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::train::AlsTrain>(con.0)?;
     aggregate::register::<crate::recommend::Serve>(con.0)?;
     aggregate::register::<crate::evaluate::Evaluate>(con.0)?;
+    aggregate::register::<crate::covisit::train::CovisitTrain>(con.0)?;
+    aggregate::register::<crate::covisit::serve::CovisitRecommend>(con.0)?;
+    aggregate::register::<crate::evaluate::sessions::EvaluateSessions>(con.0)?;
     aggregate::register::<crate::interop::SparkImport>(con.0)?;
     aggregate::register::<crate::interop::SparkExport>(con.0)?;
     scalar::register::<crate::interop::ImportSql>(con.0)?;
@@ -73,6 +76,8 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::segment::rfm::macros())
         .chain(crate::als::macros())
         .chain(crate::train::macros())
+        .chain(crate::covisit::train::macros())
+        .chain(crate::covisit::serve::macros())
         .chain(crate::recommend::macros())
         .chain(crate::evaluate::macros())
         .chain(crate::report::macros())

@@ -17,6 +17,7 @@ pub mod tables;
 pub mod als;
 pub mod analytics;
 pub mod bench_support;
+pub mod covisit;
 pub mod evaluate;
 pub mod features;
 pub mod ingest;

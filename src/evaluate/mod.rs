@@ -16,7 +16,9 @@
 //! product the model never saw in training cannot be recommended but still
 //! counts in recall's denominator.
 
+pub mod baselines;
 pub mod metrics;
+pub mod sessions;
 
 use crate::als::{
     als_params, pair_inputs, read_pairs, source_params, train_params, weight_params, TrainingData,
@@ -345,6 +347,8 @@ pub fn macros() -> Vec<SqlMacro> {
             )
         ),
     );
-    vec![SqlMacro::table("evaluate_recommendations", &params, body)
-        .checking("events", &tables::interactions_source())]
+    let mut macros = vec![SqlMacro::table("evaluate_recommendations", &params, body)
+        .checking("events", &tables::interactions_source())];
+    macros.extend(sessions::macros());
+    macros
 }
