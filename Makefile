@@ -33,7 +33,7 @@ DEMO_EVENTS   ?= 200000
 
 SYSTEM        := bash test/system_packages.sh
 
-.PHONY: system-build system-test all release demo report stream-demo test test-rust test-sql test-spark test-valgrind bench bench-scale venv clean
+.PHONY: system-build system-test lint all release demo report stream-demo test test-rust test-sql test-spark test-valgrind bench bench-scale venv clean
 
 all: release
 
@@ -101,10 +101,16 @@ stream-demo: release venv
 
 # What the tests need beyond Python packages: headless Chromium (the report),
 # influxd (a real server started by the tests), Java 17 (PySpark).
-test: system-test test-rust test-sql test-spark
+test: system-test lint test-rust test-sql test-spark
 
 system-test: system-build
 	@$(SYSTEM) browser influx spark
+
+# The Rust community's checks: rustfmt's layout and clippy's lints, warnings
+# as errors (the library and its unit tests).
+lint:
+	cargo fmt --check
+	cargo clippy --lib --tests -- -D warnings
 
 # The unit tests with debug assertions and overflow checks on (Cargo.toml's
 # `checked` profile); the SQL tests below load the release build.

@@ -87,9 +87,7 @@ fn call_key(call: &Args) -> CallKey {
     hasher.finish()
 }
 
-unsafe extern "C" fn state_size<T: AggregateFunction>(
-    _info: ffi::duckdb_function_info,
-) -> ffi::idx_t {
+unsafe extern "C" fn state_size(_info: ffi::duckdb_function_info) -> ffi::idx_t {
     std::mem::size_of::<Slot>() as ffi::idx_t
 }
 
@@ -209,7 +207,7 @@ unsafe extern "C" fn update<T: AggregateFunction>(
             }
             // SAFETY: the first pointer of the state vector (there is one for
             // any chunk with rows), read only if it is a live state.
-            if let Some(first) = unsafe { first_state::<T>(input, states) } {
+            if let Some(first) = unsafe { first_state(input, states) } {
                 if first.call().is_none() {
                     first.destroy();
                 }
@@ -229,7 +227,7 @@ unsafe extern "C" fn update<T: AggregateFunction>(
 ///
 /// # Safety
 /// `input` and `states` are the arguments DuckDB passed to `update`.
-unsafe fn first_state<'a, T: AggregateFunction>(
+unsafe fn first_state<'a>(
     input: ffi::duckdb_data_chunk,
     states: *mut ffi::duckdb_aggregate_state,
 ) -> Option<&'a Slot> {
@@ -533,7 +531,7 @@ pub(crate) unsafe fn register<T: AggregateFunction>(
     ffi::duckdb_aggregate_function_set_return_type(f, ret.0);
     ffi::duckdb_aggregate_function_set_functions(
         f,
-        Some(state_size::<T>),
+        Some(state_size),
         Some(init::<T>),
         Some(update::<T>),
         Some(combine::<T>),

@@ -462,7 +462,7 @@ mod tests {
             forget_call(call);
             Ok(held(&b))
         });
-        assert_eq!(inside.unwrap(), true);
+        assert!(inside.unwrap());
         assert!(!held(&a) && !held(&b));
         assert!(held(&other));
         // DuckDB then frees the memory without destroy; nothing is left.

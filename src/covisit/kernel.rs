@@ -150,18 +150,17 @@ pub fn neighbours(
                             (e + windows.cooc + 1).min(hi),
                         )
                     };
-                    for f in from..to {
-                        let b = products[f];
+                    for &b in &products[from..to] {
                         if b as usize != a {
                             scratch.touch(b);
                             scratch.cooc[b as usize] += 1.0;
                         }
                     }
-                    for f in e + 1..(e + windows.seq + 1).min(hi) {
-                        let b = products[f];
+                    let end = (e + windows.seq + 1).min(hi);
+                    for (distance, &b) in (1..).zip(&products[e + 1..end]) {
                         if b as usize != a {
                             scratch.touch(b);
-                            scratch.seq[b as usize] += 1.0 / (f - e) as f32;
+                            scratch.seq[b as usize] += 1.0 / distance as f32;
                         }
                     }
                 }

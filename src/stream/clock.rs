@@ -177,7 +177,7 @@ mod tests {
             let times: Vec<i64> = (0..300)
                 .map(|_| {
                     t += (rng.next_u64() % 3) as i64 * MIN / 2;
-                    if rng.next_u64() % 10 == 0 {
+                    if rng.next_u64().is_multiple_of(10) {
                         t - (rng.next_u64() % 30) as i64 * MIN
                     } else {
                         t

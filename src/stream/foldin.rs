@@ -153,7 +153,7 @@ impl FoldIn {
     ) -> Result<FoldIn> {
         let f = factors;
         ensure!(
-            f > 0 && item_factors.len() % f == 0,
+            f > 0 && item_factors.len().is_multiple_of(f),
             "product factors do not have {f} columns"
         );
         ensure!(
@@ -481,8 +481,8 @@ impl UserFold {
             }
             cholesky(&mut scratch.m, n)?;
             cholesky_solve(&scratch.m, n, &mut scratch.v);
-            for j in 0..n {
-                let beta = cs[j].0 - cs[j].1 * scratch.v[j];
+            for (j, &(c, s)) in cs.iter().enumerate().take(n) {
+                let beta = c - s * scratch.v[j];
                 scratch.beta.push(beta);
                 for (x, &z) in scratch.x.iter_mut().zip(fold.z(self.items[j])) {
                     *x += beta * z as f64;

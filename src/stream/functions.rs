@@ -214,7 +214,8 @@ impl ModelInput {
 /// `A₀⁻¹ y` per product cost about one ALS half-step: worth keeping).
 fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Result<Arc<FoldIn>> {
     type Key = (i64, u64, u64);
-    static CACHE: OnceLock<Mutex<Vec<(Key, Arc<FoldIn>)>>> = OnceLock::new();
+    type Entries = Vec<(Key, Arc<FoldIn>)>;
+    static CACHE: OnceLock<Mutex<Entries>> = OnceLock::new();
     let key = (model.model_id, regularization.to_bits(), alpha.to_bits());
     let cache = CACHE.get_or_init(Default::default);
     if let Some((_, f)) = crate::binding::lock(cache).iter().find(|(k, _)| *k == key) {

@@ -64,7 +64,14 @@ fn pairs(events: &[(i64, i64, i64, Kind)], w: &Weights) -> Vec<Pair> {
         .collect()
 }
 
-fn trained(seed: u64) -> (ServingModel, Vec<(i64, i64, i64, Kind)>, AlsParams) {
+/// (user, product, category, kind) of one generated event.
+type GeneratedEvent = (i64, i64, i64, Kind);
+/// (arrival position, user, the list's (product index, score bits, source)).
+type EmittedList = (usize, i64, Vec<(u32, u32, Source)>);
+/// A window's start (minutes after the first) and its counters.
+type WindowCounts = (i64, u64, u64, u64, u64, u64, u64, u64);
+
+fn trained(seed: u64) -> (ServingModel, Vec<GeneratedEvent>, AlsParams) {
     let evs = events(seed);
     let params = AlsParams {
         factors: 6,
@@ -234,7 +241,7 @@ fn run(
     fold: &FoldIn,
     evs: &[Event],
     c: &Config,
-) -> (Vec<WindowRow>, Vec<(usize, i64, Vec<(u32, u32, Source)>)>) {
+) -> (Vec<WindowRow>, Vec<EmittedList>) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(c.threads)
         .build()
@@ -342,7 +349,7 @@ fn unknown_users_start_popular_and_fold_in_on_their_first_known_product() {
         ev(7, 18, Some(1000), Some(9), Some(104), Some(Kind::Purchase)),
     ];
     let (windows, lists) = run(&model, &fold, &input, &config(2, 42, 0.0));
-    let rows: Vec<(i64, u64, u64, u64, u64, u64, u64, u64)> = windows
+    let rows: Vec<WindowCounts> = windows
         .iter()
         .map(|w| {
             (
@@ -402,7 +409,7 @@ fn timing() {
             user,
             product,
             100 + product % 13,
-            if rng.next_u64() % 30 == 0 {
+            if rng.next_u64().is_multiple_of(30) {
                 Kind::Cart
             } else {
                 Kind::View
@@ -486,7 +493,7 @@ fn timing_recommend() {
             user,
             product,
             100 + product % 13,
-            if rng.next_u64() % 30 == 0 {
+            if rng.next_u64().is_multiple_of(30) {
                 Kind::Cart
             } else {
                 Kind::View

@@ -572,7 +572,7 @@ mod tests {
             }
         }
         let mut ranked: Vec<_> = brand_purchases.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|b| std::cmp::Reverse(b.1));
         let leaders: HashSet<&str> = ranked.iter().take(4).map(|(b, _)| *b).collect();
         assert!(
             leaders.contains("samsung") && leaders.contains("apple"),

@@ -12,7 +12,8 @@ const MAX_PRODUCTS: i64 = 10_000_000;
 /// The state of one execution: the stream, made on the first fill.
 pub enum Generation {
     NotStarted,
-    Running(EventStream),
+    // Boxed: the stream is large and the other states are empty.
+    Running(Box<EventStream>),
     Done,
 }
 
@@ -121,7 +122,7 @@ impl TableFunction for Synth {
     ) -> anyhow::Result<usize> {
         let mut guard = crate::binding::lock(scan);
         if let Generation::NotStarted = *guard {
-            *guard = Generation::Running(EventStream::new(self.params.clone())?);
+            *guard = Generation::Running(Box::new(EventStream::new(self.params.clone())?));
         }
         let Generation::Running(stream) = &mut *guard else {
             return Ok(0);

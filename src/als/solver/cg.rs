@@ -240,7 +240,7 @@ mod tests {
             .map(|r| if (100..110).contains(&r) { 500 } else { 1 })
             .collect();
         for (r, &len) in lengths.iter().enumerate() {
-            rows.extend(std::iter::repeat(r as u32).take(len));
+            rows.extend(std::iter::repeat_n(r as u32, len));
         }
         let cols: Vec<u32> = lengths.iter().flat_map(|&len| 0..len as u32).collect();
         let m = Csr::from_triplets(410, 500, &rows, &cols, &vec![1.0; rows.len()]).unwrap();

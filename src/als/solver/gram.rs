@@ -22,7 +22,7 @@ pub(super) fn gram_matvec<K: VectorOps>(
     stride: usize,
     regularization: f32,
 ) {
-    debug_assert!(stride % LANES == 0 && v.len() == stride && out.len() == stride);
+    debug_assert!(stride.is_multiple_of(LANES) && v.len() == stride && out.len() == stride);
     let mut first = 0;
     while first + 4 * LANES <= stride {
         gram_matvec_block::<4>(gram, v, out, factors, stride, regularization, first);

@@ -484,7 +484,7 @@ mod tests {
         // Rows without entries included (their term is x·(YᵀY + λI)x).
         let dense = synthetic_user_items(400, 90, 7, 33);
         let rows: Vec<u32> = (0..dense.n_rows)
-            .flat_map(|u| std::iter::repeat(u as u32 + 3).take(dense.row(u).0.len()))
+            .flat_map(|u| std::iter::repeat_n(u as u32 + 3, dense.row(u).0.len()))
             .collect();
         let m = Csr::from_triplets(
             dense.n_rows + 3,

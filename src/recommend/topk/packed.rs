@@ -823,7 +823,7 @@ mod tests {
             }
         }
         assert!(
-            cache_tile_panels(50) % 4 == 0
+            cache_tile_panels(50).is_multiple_of(4)
                 && cache_tile_panels(50) * TILE_ITEMS * 50 * 2 <= 192 << 10
         );
         assert_eq!(cache_tile_panels(100_000), 4);
