@@ -17,6 +17,8 @@
 //! (if the caller passes any), then the most popular products: every user
 //! gets `k` rows as long as the catalogue has `k` products left to offer.
 
+mod ruled;
+
 use crate::model::csr::Csr;
 use crate::model::FactorModel;
 use crate::recommend::topk::{recommend_batch, PackedItems};
@@ -69,6 +71,11 @@ pub struct ServingModel {
     pub interest: Vec<Vec<(i64, f32)>>,
     /// The blend the model was trained to be served with.
     pub blend: f32,
+    /// Brand per product, as an index into the model's brands
+    /// ([`rules::NO_BRAND`](crate::recommend::rules::NO_BRAND): unknown).
+    pub product_brand: Vec<u32>,
+    /// Last seen price per product (NaN: unknown).
+    pub product_price: Vec<f64>,
     // Looked up for every request and every replayed event: the crate's
     // fast hasher, not SipHash (the ids come from the user's own data).
     user_index: FastMap<i64, u32>,
@@ -104,8 +111,23 @@ impl ServingModel {
             purchased,
             interest,
             blend,
+            attributes,
         } = model;
         let n_items = product_ids.len();
+        // Brands as small indices: the caps count them for every list.
+        let mut brands: std::collections::HashMap<String, u32> = Default::default();
+        let product_brand = attributes
+            .brand
+            .into_iter()
+            .map(|b| match b {
+                Some(b) => {
+                    let next = brands.len() as u32;
+                    *brands.entry(b).or_insert(next)
+                }
+                None => crate::recommend::rules::NO_BRAND,
+            })
+            .collect();
+        let product_price = attributes.price;
         let user_index = user_ids
             .iter()
             .enumerate()
@@ -153,6 +175,8 @@ impl ServingModel {
             purchased,
             interest,
             blend,
+            product_brand,
+            product_price,
             user_index,
             product_index,
             popular_order,
@@ -740,6 +764,7 @@ mod tests {
         purchased: Csr,
         interest: Vec<Vec<(i64, f32)>>,
     ) -> anyhow::Result<ServingModel> {
+        let n = product_ids.len();
         ServingModel::new(FactorModel {
             model_id,
             factors,
@@ -752,6 +777,7 @@ mod tests {
             purchased,
             interest,
             blend: crate::model::LEGACY_BLEND,
+            attributes: crate::model::ProductAttributes::unknown(n),
         })
     }
 
