@@ -236,7 +236,7 @@ pub fn mmr_select(
     // Unit rows, so a dot product is the cosine.
     let mut unit = vectors.to_vec();
     for row in unit.chunks_exact_mut(f.max(1)) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let norm = dot(row, row).sqrt();
         let scale = if norm > 0.0 && norm.is_finite() {
             1.0 / norm
         } else {
@@ -267,11 +267,144 @@ pub fn mmr_select(
         let row = &unit[chosen * f..(chosen + 1) * f];
         for &c in &open {
             let other = &unit[c * f..(c + 1) * f];
-            let cosine: f32 = row.iter().zip(other).map(|(a, b)| a * b).sum();
+            let cosine = dot(row, other);
             closest[c] = closest[c].max(cosine);
         }
     }
     picked
+}
+
+/// Grows `chosen` (positions into `groups`, a selection both caps admit)
+/// towards `k` by augmenting paths: the products are the edges of a
+/// bipartite graph between brands (at most `per_brand` each) and
+/// categories (at most `per_category` each), and the largest selection is
+/// a maximum flow through it. Each path takes one more product, possibly
+/// trading products already chosen for others of the same groups, so a
+/// list ends short only when no `k` products meet both caps. Unknown
+/// brands and categories ([`NO_BRAND`], [`NO_CATEGORY`]) are not capped.
+/// Breadth-first from the candidates in their order: earlier (more
+/// popular) products are tried first.
+pub fn augment_selection(
+    groups: &[(i64, u32)],
+    chosen: &mut Vec<usize>,
+    k: usize,
+    per_category: u32,
+    per_brand: u32,
+) {
+    // Dense node ids: brands 0..nb, categories 0..nc.
+    let mut brand_ids: FastMap<u32, usize> = FastMap::default();
+    let mut category_ids: FastMap<i64, usize> = FastMap::default();
+    let mut node = Vec::with_capacity(groups.len());
+    for &(category, brand) in groups {
+        let nb = brand_ids.len();
+        let b = *brand_ids.entry(brand).or_insert(nb);
+        let nc = category_ids.len();
+        let c = *category_ids.entry(category).or_insert(nc);
+        node.push((b, c));
+    }
+    let brand_cap: Vec<u32> = {
+        let mut caps = vec![per_brand; brand_ids.len()];
+        if let Some(&b) = brand_ids.get(&NO_BRAND) {
+            caps[b] = u32::MAX;
+        }
+        caps
+    };
+    let category_cap: Vec<u32> = {
+        let mut caps = vec![per_category; category_ids.len()];
+        if let Some(&c) = category_ids.get(&NO_CATEGORY) {
+            caps[c] = u32::MAX;
+        }
+        caps
+    };
+    let mut selected = vec![false; groups.len()];
+    let (mut brand_used, mut category_used) =
+        (vec![0u32; brand_ids.len()], vec![0u32; category_ids.len()]);
+    for &at in chosen.iter() {
+        selected[at] = true;
+        brand_used[node[at].0] += 1;
+        category_used[node[at].1] += 1;
+    }
+    let mut by_brand: Vec<Vec<usize>> = vec![Vec::new(); brand_ids.len()];
+    let mut by_category: Vec<Vec<usize>> = vec![Vec::new(); category_ids.len()];
+    for (at, &(b, c)) in node.iter().enumerate() {
+        by_brand[b].push(at);
+        by_category[c].push(at);
+    }
+    while chosen.len() < k {
+        // Breadth-first: a brand is reached from the source (room left) or
+        // back along a chosen product; a category along an unchosen one.
+        let mut brand_from: Vec<Option<Option<usize>>> = vec![None; brand_ids.len()];
+        let mut category_from: Vec<Option<usize>> = vec![None; category_ids.len()];
+        let mut queue: std::collections::VecDeque<usize> = Default::default();
+        for b in 0..brand_ids.len() {
+            if brand_used[b] < brand_cap[b] {
+                brand_from[b] = Some(None);
+                queue.push_back(b);
+            }
+        }
+        let mut end = None;
+        'search: while let Some(b) = queue.pop_front() {
+            for &p in &by_brand[b] {
+                let c = node[p].1;
+                if selected[p] || category_from[c].is_some() {
+                    continue;
+                }
+                category_from[c] = Some(p);
+                if category_used[c] < category_cap[c] {
+                    end = Some(c);
+                    break 'search;
+                }
+                for &q in &by_category[c] {
+                    let b2 = node[q].0;
+                    if selected[q] && brand_from[b2].is_none() {
+                        brand_from[b2] = Some(Some(q));
+                        queue.push_back(b2);
+                    }
+                }
+            }
+        }
+        let Some(mut c) = end else {
+            break;
+        };
+        category_used[c] += 1;
+        loop {
+            let p = category_from[c].expect("a category on the path was reached");
+            selected[p] = true;
+            chosen.push(p);
+            let b = node[p].0;
+            match brand_from[b].expect("a brand on the path was reached") {
+                None => {
+                    brand_used[b] += 1;
+                    break;
+                }
+                Some(q) => {
+                    // q leaves the selection: its category takes p's place.
+                    selected[q] = false;
+                    chosen.retain(|&x| x != q);
+                    c = node[q].1;
+                }
+            }
+        }
+    }
+}
+
+/// `a · b` summed in eight lanes (the compiler keeps them in one vector
+/// register; a single running sum cannot be reordered, so not vectorised).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for l in 0..8 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -391,6 +524,54 @@ mod tests {
             mmr_select(&relevance, &vectors, 2, &groups, 1.0, 2, &mut no_caps()),
             [0, 2]
         );
+    }
+
+    /// The greedy pick that blocks both caps (a1 takes brand a and
+    /// category 1, leaving b1 and a2 no room) is traded for a larger one.
+    #[test]
+    fn augmenting_paths_reach_what_both_caps_allow() {
+        // Products: 0 = (cat 1, brand 7), 1 = (cat 2, brand 7), 2 = (cat 1, brand 8).
+        let groups = [(1, 7), (2, 7), (1, 8)];
+        let mut c = caps(Some(1), Some(1));
+        let mut chosen = greedy_select(&groups, 2, &mut c);
+        assert_eq!(chosen, [0]);
+        augment_selection(&groups, &mut chosen, 2, 1, 1);
+        chosen.sort_unstable();
+        assert_eq!(chosen, [1, 2]);
+        // Random graphs: the result keeps both caps and has the size of a
+        // brute-force maximum.
+        let mut rng = crate::rng::Rng::new(9);
+        for trial in 0..300 {
+            let n = rng.below(9) as usize;
+            let groups: Vec<(i64, u32)> = (0..n)
+                .map(|_| {
+                    let c = rng.below(4) as i64 - 1;
+                    let b = rng.below(4) as u32;
+                    (c, if b == 3 { NO_BRAND } else { b })
+                })
+                .collect();
+            let (pc, pb) = (1 + rng.below(2) as u32, 1 + rng.below(2) as u32);
+            let k = rng.below(8) as usize;
+            let fits = |set: &[usize]| {
+                let mut c = caps(Some(pc), Some(pb));
+                set.iter().all(|&i| {
+                    let ok = c.admits(groups[i].0, groups[i].1);
+                    c.take(groups[i].0, groups[i].1);
+                    ok
+                })
+            };
+            let best = (0u32..1 << n)
+                .map(|mask| (0..n).filter(|i| mask >> i & 1 == 1).collect::<Vec<_>>())
+                .filter(|set| fits(set))
+                .map(|set| set.len())
+                .max()
+                .unwrap_or(0);
+            let mut c = caps(Some(pc), Some(pb));
+            let mut chosen = greedy_select(&groups, k, &mut c);
+            augment_selection(&groups, &mut chosen, k, pc, pb);
+            assert!(fits(&chosen), "trial {trial}");
+            assert_eq!(chosen.len(), best.min(k), "trial {trial} {groups:?}");
+        }
     }
 
     /// λ = 0 and no caps: the pool's own order, for any pool.

@@ -3,16 +3,19 @@
 //! under the caps (in score order, or by maximal marginal relevance), then
 //! filled from the popular products by the same rules.
 //!
-//! The collaborative scan goes past rejected products: it asks for as many
-//! products as hold, on the catalogue's share the filters allow, the `4k`
-//! allowed candidates a plain list blends, and deepens (×4, twice at most)
-//! while the allowed candidates or the caps leave the list short. The
+//! The collaborative scan goes past rejected products: it asks for the
+//! `4k` products a plain list blends, or for as many as hold, on the
+//! catalogue's share the filters allow, `2k` allowed ones on average, if
+//! that is more; of those it keeps the best `4k` allowed, and it deepens
+//! (×4, twice at most) while the list is short of `k`. The
 //! popular fill then walks the whole catalogue, so a list is short of `k`
 //! only when fewer than `k` products meet the rules (with both caps set,
 //! the fill takes products greedily in popularity order).
 
 use super::{Recommendation, ServingModel, Source};
-use crate::recommend::rules::{greedy_select, mmr_select, Caps, RuleRequest, Rules};
+use crate::recommend::rules::{
+    augment_selection, greedy_select, mmr_select, Caps, RuleRequest, Rules,
+};
 use rayon::prelude::*;
 
 /// How many times a short list deepens the collaborative scan.
@@ -35,12 +38,14 @@ impl ServingModel {
         found
     }
 
-    /// How deep the first collaborative scan goes for `wanted` allowed
-    /// candidates: `wanted` over the share of products allowed.
+    /// How deep a collaborative scan goes for at most `wanted` allowed
+    /// candidates: `wanted`, and at least as deep as holds, on average,
+    /// half of them on the share of products allowed (`k` of the plain
+    /// list's `4k`: a list short of `k` deepens the scan anyway).
     fn ruled_depth(&self, wanted: usize, rules: &Rules) -> usize {
         let n = self.n_products();
         let allowed = rules.allowed_count().max(1);
-        (wanted * n).div_ceil(allowed).clamp(wanted.min(n), n)
+        (wanted * n).div_ceil(2 * allowed).clamp(wanted.min(n), n)
     }
 
     /// [`recommend`](Self::recommend) under `rules` (no rule: that list).
@@ -146,6 +151,7 @@ impl ServingModel {
         let mut scanned = first;
         let mut picked = Vec::new();
         for round in 0..=DEEPENINGS {
+            let mut exhausted = vector.is_none();
             let als_top: Vec<(u32, f32)> = match vector {
                 Some(x) => {
                     let depth = self.ruled_depth(wanted, rules);
@@ -159,20 +165,15 @@ impl ServingModel {
                         .filter(|&(i, _)| rules.allows(i))
                         .take(wanted)
                         .collect();
-                    let exhausted = top.len() < depth || depth == n;
+                    exhausted = top.len() < depth || depth == n;
                     scanned = Some((top, depth));
-                    if allowed.len() < wanted && !exhausted && round < DEEPENINGS {
-                        wanted *= 4;
-                        continue;
-                    }
                     allowed
                 }
                 None => Vec::new(),
             };
             let pool = self.ruled_pool(&als_top, interest, excluded, k, blend, rules);
             picked = self.select(&pool, k, rules);
-            let complete = picked.len() == k || als_top.len() < wanted;
-            if complete || vector.is_none() || round == DEEPENINGS {
+            if picked.len() == k || exhausted || round == DEEPENINGS {
                 break;
             }
             wanted *= 4;
@@ -337,6 +338,63 @@ impl ServingModel {
                 source: Source::Popular,
             });
         }
+        if let (true, Some(per_category), Some(per_brand)) =
+            (list.len() < k, rules.max_per_category, rules.max_per_brand)
+        {
+            self.augment_ruled(list, k, excluded, rules, per_category, per_brand);
+        }
+    }
+
+    /// Both caps left `list` short: the listed products and every other
+    /// allowed one (in popularity order) as a bipartite graph of brands and
+    /// categories, augmented to the most products both caps allow
+    /// ([`augment_selection`]). Listed products kept stay in order; those
+    /// added come after, from popularity.
+    fn augment_ruled(
+        &self,
+        list: &mut Vec<Recommendation>,
+        k: usize,
+        excluded: &[u32],
+        rules: &Rules,
+        per_category: u32,
+        per_brand: u32,
+    ) {
+        let mut products: Vec<u32> = list.iter().map(|r| r.product).collect();
+        products.extend(self.popular_order.iter().copied().filter(|&i| {
+            rules.allows(i)
+                && excluded.binary_search(&i).is_err()
+                && !list.iter().any(|r| r.product == i)
+        }));
+        let groups: Vec<(i64, u32)> = products
+            .iter()
+            .map(|&i| {
+                (
+                    self.product_category[i as usize],
+                    self.product_brand[i as usize],
+                )
+            })
+            .collect();
+        let mut chosen: Vec<usize> = (0..list.len()).collect();
+        augment_selection(&groups, &mut chosen, k, per_category, per_brand);
+        let mut kept: Vec<bool> = vec![false; products.len()];
+        for &at in &chosen {
+            kept[at] = true;
+        }
+        let listed = list.len();
+        let mut at = 0;
+        list.retain(|_| {
+            at += 1;
+            kept[at - 1]
+        });
+        for (at, &i) in products.iter().enumerate().skip(listed) {
+            if kept[at] {
+                list.push(Recommendation {
+                    product: i,
+                    score: self.popularity_score(i),
+                    source: Source::Popular,
+                });
+            }
+        }
     }
 }
 
@@ -345,4 +403,124 @@ fn interest_of(interest: &[(i64, f32)], category: i64) -> f32 {
     interest
         .iter()
         .fold(0.0, |v, c| if c.0 == category { c.1 } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::serving_model;
+    use super::*;
+    use crate::model::csr::Csr;
+    use crate::recommend::rules::NO_BRAND;
+    use crate::rng::Rng;
+
+    /// 40 users × 300 products, 6 factors, 9 categories, 2 purchases each.
+    fn model(rng: &mut Rng) -> ServingModel {
+        let (n_users, n_items, f) = (40, 300, 6);
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        for u in 0..n_users as u32 {
+            rows.extend([u, u]);
+            cols.extend([u % 11, (u * 17) % n_items as u32]);
+        }
+        let mut m = serving_model(
+            1,
+            f,
+            (0..n_users as i64).collect(),
+            (500..500 + n_items as i64).collect(),
+            (0..n_users * f).map(|_| rng.normal() as f32).collect(),
+            (0..n_items * f).map(|_| rng.normal() as f32).collect(),
+            (0..n_items as i64).map(|i| i % 9).collect(),
+            (0..n_items).map(|i| (i % 13) as f32).collect(),
+            Csr::from_triplets(n_users, n_items, &rows, &cols, &vec![1.0; rows.len()]).unwrap(),
+            (0..n_users)
+                .map(|u| vec![(u as i64 % 9, 0.7), ((u as i64 + 4) % 9, 0.3)])
+                .collect(),
+        )
+        .unwrap();
+        // A few brands, some products without one.
+        m.product_brand = (0..n_items as u32)
+            .map(|i| if i % 7 == 0 { NO_BRAND } else { i % 5 })
+            .collect();
+        m
+    }
+
+    /// Allowing every product goes through the ruled path and gives the
+    /// plain lists, for every blend.
+    #[test]
+    fn allowing_everything_gives_the_plain_lists() {
+        let m = model(&mut Rng::new(8));
+        let everything = m
+            .rules(&RuleRequest {
+                include: Some((0..m.n_products() as u32).collect()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!everything.is_off());
+        let users: Vec<u32> = (0..40).collect();
+        for blend in [0.0, 0.4, 1.0] {
+            assert_eq!(
+                m.recommend_users_ruled(&users, 10, blend, true, &everything),
+                m.recommend_users(&users, 10, blend, true),
+                "blend {blend}"
+            );
+        }
+    }
+
+    /// Under random allow-lists and brand caps, every list keeps the rules
+    /// and is as long as the rules let it be: k, or every allowed product
+    /// not bought that fits the cap (a single cap: taking greedily is best).
+    #[test]
+    fn lists_keep_the_rules_and_are_as_long_as_they_can_be() {
+        let mut rng = Rng::new(12);
+        let m = model(&mut rng);
+        for trial in 0..30 {
+            let share = 1 + rng.below(20);
+            let include: Vec<u32> = (0..m.n_products() as u32)
+                .filter(|_| rng.below(100) < share)
+                .collect();
+            let cap = 1 + rng.below(3) as u32;
+            let diversity = [0.0, 0.3, 1.0][rng.below(3) as usize];
+            let rules = m
+                .rules(&RuleRequest {
+                    include: Some(include.clone()),
+                    max_per_brand: Some(cap),
+                    diversity,
+                    ..Default::default()
+                })
+                .unwrap();
+            let users: Vec<u32> = (0..40).collect();
+            let k = 10;
+            let lists = m.recommend_users_ruled(&users, k, 0.3, true, &rules);
+            for (&u, list) in users.iter().zip(&lists) {
+                let bought = m.purchased.row(u as usize).0;
+                let mut per_brand = std::collections::HashMap::new();
+                let mut capacity = 0;
+                for &i in include.iter().filter(|i| !bought.contains(i)) {
+                    let b = m.product_brand[i as usize];
+                    let n = per_brand.entry(b).or_insert(0u32);
+                    *n += 1;
+                    if b == NO_BRAND || *n <= cap {
+                        capacity += 1;
+                    }
+                }
+                assert_eq!(list.len(), k.min(capacity), "trial {trial} user {u}");
+                let mut seen = std::collections::HashMap::new();
+                for r in list {
+                    assert!(include.contains(&r.product) && !bought.contains(&r.product));
+                    let b = m.product_brand[r.product as usize];
+                    let n = seen.entry(b).or_insert(0u32);
+                    *n += 1;
+                    assert!(b == NO_BRAND || *n <= cap, "trial {trial} user {u}");
+                }
+                let mut ids: Vec<u32> = list.iter().map(|r| r.product).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), list.len());
+                // One at a time, the same list.
+                assert_eq!(
+                    list,
+                    &m.recommend_ruled(Some(u), &[], &[], k, 0.3, true, &rules)
+                );
+            }
+        }
+    }
 }
