@@ -3,6 +3,8 @@
 #   make demo     build, generate data, run sql/demo.sql in the DuckDB CLI
 #   make test     Rust unit tests + SQL tests in DuckDB 1.5 and 2.0 (CLI and Python)
 #                 + the model exchange with a real Spark (PySpark, needs Java 17)
+#   Each target installs the Debian packages it needs when they are missing
+#   (test/system_packages.sh: as root through apt-get, otherwise it says what to run).
 #   make bench    end-to-end figures (ingest ratio, generator rows/s, ...) + criterion benches
 #   make report   the demo, then a screenshot of its report: data/report.html, data/report.png
 #   make stream-demo  replay with metrics sent to a temporary local InfluxDB, read back
@@ -29,13 +31,19 @@ PYSPARK_VERSIONS := 3.5.9 4.0.5
 SPARK_TEST    := test/python/test_spark.py
 DEMO_EVENTS   ?= 200000
 
-.PHONY: all release demo report stream-demo test test-rust test-sql test-spark bench bench-scale venv clean
+SYSTEM        := bash test/system_packages.sh
+
+.PHONY: system-build system-test all release demo report stream-demo test test-rust test-sql test-spark test-valgrind bench bench-scale venv clean
 
 all: release
 
 release: $(EXTENSION)
 
-$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(shell find sql/macros -name '*.sql') extension/append_metadata.py
+# Checked before every build (a quick `command -v`); installs when missing.
+system-build:
+	@$(SYSTEM) build
+
+$(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(shell find sql/macros -name '*.sql') extension/append_metadata.py | system-build
 	cargo build --release --lib
 	@mkdir -p build/release
 	strip -o build/release/libecoreco.so target/release/libecoreco.so
@@ -45,12 +53,12 @@ $(EXTENSION): Cargo.toml Cargo.lock $(shell find src -name '*.rs') $(shell find 
 
 venv: $(VENV_15)/.ok $(VENV_20)/.ok $(VENV_15)/.report-ok $(VENV_20)/.report-ok $(VENV_15)/.fuzz-ok $(VENV_20)/.fuzz-ok
 
-$(VENV_15)/.ok:
+$(VENV_15)/.ok: | system-build
 	$(PYTHON) -m venv $(VENV_15)
 	$(VENV_15)/bin/pip install -q $(DUCKDB_15) $(PY_TEST_DEPS)
 	@touch $@
 
-$(VENV_20)/.ok:
+$(VENV_20)/.ok: | system-build
 	$(PYTHON) -m venv $(VENV_20)
 	$(VENV_20)/bin/pip install -q $(DUCKDB_20) $(PY_TEST_DEPS)
 	@touch $@
@@ -79,8 +87,8 @@ demo: release venv
 	@echo "== The Parquet exports read back by pyarrow and by DuckDB =="
 	$(VENV_20)/bin/python test/python/parquet_readback.py data
 
-# Needs Debian's chromium (.ci/run installs it).
 report: demo
+	@$(SYSTEM) browser
 	$(VENV_20)/bin/python test/python/headless.py screenshot data/report.html data/report.png
 
 
@@ -88,12 +96,20 @@ report: demo
 # folder, replays one day of generated events with metrics written to it
 # while it runs, reads them back with InfluxQL and stops the server.
 stream-demo: release venv
+	@$(SYSTEM) influx
 	$(VENV_20)/bin/python test/python/stream_demo.py $(EXTENSION)
 
-test: test-rust test-sql test-spark
+# What the tests need beyond Python packages: headless Chromium (the report),
+# influxd (a real server started by the tests), Java 17 (PySpark).
+test: system-test test-rust test-sql test-spark
 
+system-test: system-build
+	@$(SYSTEM) browser influx spark
+
+# The unit tests with debug assertions and overflow checks on (Cargo.toml's
+# `checked` profile); the SQL tests below load the release build.
 test-rust:
-	cargo test --release --lib
+	cargo test --profile checked --lib
 
 test-sql: release venv
 	$(VENV_15)/bin/python test/sqllogictest.py $(EXTENSION) test/sql
@@ -104,15 +120,31 @@ test-sql: release venv
 	$(VENV_15)/bin/python test/fuzz/campaign.py $(EXTENSION)
 	$(VENV_20)/bin/python test/fuzz/campaign.py $(EXTENSION)
 
+# The forms matrix (test/python/test_forms.py, cut to two aggregates) under
+# valgrind's memcheck, in DuckDB 1.5 and 2.0: fails on any invalid read or
+# write with an ecoreco frame. The extension is the same build, not
+# stripped, so frames are named (CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+# adds file:line). 7 to 10 minutes per DuckDB version on 2 shared cores.
+VALGRIND_EXTENSION := build/valgrind/ecoreco.duckdb_extension
+$(VALGRIND_EXTENSION): $(EXTENSION)
+	@mkdir -p build/valgrind
+	$(PYTHON) extension/append_metadata.py target/release/libecoreco.so $@ \
+		--extension-version $(EXT_VERSION) --c-api $(MIN_C_API) --platform $(PLATFORM)
+
+test-valgrind: $(VALGRIND_EXTENSION) venv
+	@$(SYSTEM) valgrind
+	$(VENV_15)/bin/python test/valgrind.py $(VALGRIND_EXTENSION)
+	$(VENV_20)/bin/python test/valgrind.py $(VALGRIND_EXTENSION)
+
 # PySpark from PyPI with DuckDB 2.0 beside it; Spark needs a Java runtime.
-.venv/spark-%/.ok:
-	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+.venv/spark-%/.ok: | system-build
+	@$(SYSTEM) spark
 	$(PYTHON) -m venv .venv/spark-$*
 	.venv/spark-$*/bin/pip install -q pyspark==$* $(DUCKDB_20) pytest==8.3.5 numpy
 	@touch $@
 
 test-spark: release $(foreach v,$(PYSPARK_VERSIONS),.venv/spark-$(v)/.ok)
-	@command -v java >/dev/null || { echo "java not found: the Spark tests need a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@$(SYSTEM) spark
 	@for v in $(PYSPARK_VERSIONS); do \
 		echo "Spark exchange tests with PySpark $$v"; \
 		.venv/spark-$$v/bin/python -m pytest -q -s $(SPARK_TEST) || exit 1; \
@@ -130,6 +162,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/rules.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/stream.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/sessions.py $(EXTENSION)
 	cargo bench
 
 # The pipeline at the real data size: EVENTS=42000000 (October) or

@@ -14,9 +14,12 @@
   for threads 2 and 1, and paced vs unpaced.
 
 Floors (printed next to the figures): >= 200,000 events/s on 2 cores, p99 <=
-50 ms at that rate. The model: ALS (50 factors, 15 iterations) on
-the events before 2019-10-25 (raw confidence, no decay; alpha, regularization
-and blend chosen by als_train's search); users first seen later are folded in.
+50 ms at that rate. The model: the pipeline's, als_train with its defaults
+(50 factors, 15 iterations; confidence, half-life, alpha, regularization and
+blend chosen by its search) on the events before 2019-10-25; users first
+seen later are folded in, with the model's weighting. The unpaced replays
+run again with a raw-confidence model without decay in the same run, for
+comparison (bm25 transforms a user's whole row at every solve).
 
 usage: stream.py EXTENSION [EVENTS]
 """
@@ -57,7 +60,7 @@ def cpu_timed(con, sql):
 # latency percentiles over all lists (rank 1 carries the list's latency).
 SUMMARY = (
     "SELECT count(*) FILTER (rank = 1), sum(hash(event, rank, product_id, score, source)), "
-    "quantile_disc(latency_ms, [0.5, 0.95, 0.99, 0.999]) FILTER (rank = 1), avg(latency_ms) FILTER (rank = 1) FROM ecoreco.replay_recommendations({table}, arrival := 'arrival_time', speed := {speed})"
+    "quantile_disc(latency_ms, [0.5, 0.95, 0.99, 0.999]) FILTER (rank = 1), avg(latency_ms) FILTER (rank = 1) FROM ecoreco.replay_recommendations({table}, model := '{model}', arrival := 'arrival_time', speed := {speed})"
 )
 
 
@@ -74,34 +77,41 @@ def main():
         "ORDER BY arrival_time, event_time, user_id, product_id, event_type, category_id"
     )
     con.execute("CREATE TEMP VIEW early AS FROM events WHERE event_time < TIMESTAMP '2019-10-25'")
-    # Raw confidence without decay (what the fold-in reproduces); alpha,
-    # regularization and blend chosen by the trainer's search.
-    seconds, _ = timed(con, "CREATE TEMP TABLE model AS FROM ecoreco.als_train(early, confidence := 'raw', half_life := 0)")
-    users, products = con.execute("SELECT count(*) FILTER (side = 'user'), count(*) FILTER (side = 'product') FROM model").fetchone()
-    print(f"stream: {EVENTS:,} events, model of {users:,} users x {products:,} products x 50 factors (trained in {seconds:.1f} s)")
-    # Warm-up: the model's index and its fold-in (YtY, A0^-1 y) are built
-    # once per model and cached; the replays below find them.
+    # The pipeline's model (everything chosen by the search), and a raw
+    # one without decay for comparison.
     con.execute("CREATE TEMP VIEW warm AS FROM events LIMIT 100")
-    seconds, _ = timed(con, "FROM ecoreco.replay(warm, arrival := 'arrival_time')")
-    print(f"  first call (indexes the model, precomputes the fold-in): {seconds:.2f} s")
-
     hashes = {}
-    for threads in (2, 1):
-        con.execute(f"SET threads = {threads}")
-        seconds, cpu, rows = cpu_timed(con, "SELECT sum(events), sum(late_events), sum(recommendations), sum(new_users), sum(unknown_users), "
-                                            "sum(fallback_share * recommendations) / sum(recommendations) FROM ecoreco.replay(events, arrival := 'arrival_time')")
-        total, late, lists, new, unknown, fallback = rows[0]
-        rate = total / seconds
-        if threads == 2:
-            rate_2 = rate
-        print(f"  threads {threads}, speed 0: {total:,} events ({late:,} late), {lists:,} lists, {new:,} users ({unknown:,} unknown to the model), "
-              f"fallback share {fallback:.3f}: {seconds:.1f} s, {rate:,.0f} events/s; CPU {cpu:.1f} s, {total / cpu:,.0f} events per CPU-second"
-              + ("  [floor >= 200,000 events/s on 2 cores]" if threads == 2 else ""))
-        seconds, rows = timed(con, SUMMARY.format(table="events", speed=0))
-        n, h, (p50, p95, p99, p999), mean = rows[0]
-        hashes[threads] = h
-        print(f"  threads {threads}, speed 0: latency event -> refreshed top-10 over {n:,} lists: p50 {p50:.3f} ms, p95 {p95:.3f} ms, "
-              f"p99 {p99:.3f} ms, p99.9 {p999:.3f} ms, mean {mean:.3f} ms")
+    for model, args in (("model", ""), ("raw_model", ", confidence := 'raw', half_life := 0")):
+        seconds, _ = timed(con, f"CREATE TEMP TABLE {model} AS FROM ecoreco.als_train(early{args})")
+        users, products = con.execute(f"SELECT count(*) FILTER (side = 'user'), count(*) FILTER (side = 'product') FROM {model}").fetchone()
+        params = dict(con.execute(f"SELECT name, value FROM ecoreco.als_params({model})").fetchall())
+        confidence = {0.0: "raw", 1.0: "log", 2.0: "bm25"}[params["confidence"]]
+        print(f"stream: {EVENTS:,} events, model '{model}' ({'als_train defaults' if model == 'model' else 'raw confidence, no decay'}): "
+              f"confidence {confidence}, half-life {params['half_life_days']:g} days, {users:,} users x {products:,} products x 50 factors "
+              f"(trained in {seconds:.1f} s)")
+        # Warm-up: the model's index and its fold-in (YtY, A0^-1 y) are built
+        # once per model and cached; the replays below find them.
+        con.execute("SET threads = 2")
+        seconds, _ = timed(con, f"FROM ecoreco.replay(warm, model := '{model}', arrival := 'arrival_time')")
+        print(f"  first call (indexes the model, precomputes the fold-in): {seconds:.2f} s")
+        for threads in (2, 1):
+            con.execute(f"SET threads = {threads}")
+            seconds, cpu, rows = cpu_timed(con, "SELECT sum(events), sum(late_events), sum(recommendations), sum(new_users), sum(unknown_users), "
+                                                f"sum(fallback_share * recommendations) / sum(recommendations) FROM ecoreco.replay(events, model := '{model}', arrival := 'arrival_time')")
+            total, late, lists, new, unknown, fallback = rows[0]
+            rate = total / seconds
+            if threads == 2 and model == "model":
+                rate_2 = rate
+            print(f"  {model}, threads {threads}, speed 0: {total:,} events ({late:,} late), {lists:,} lists, {new:,} users ({unknown:,} unknown to the model), "
+                  f"fallback share {fallback:.3f}: {seconds:.1f} s, {rate:,.0f} events/s; CPU {cpu:.1f} s, {total / cpu:,.0f} events per CPU-second"
+                  + ("  [floor >= 200,000 events/s on 2 cores]" if threads == 2 and model == "model" else ""))
+            if model != "model":
+                continue
+            seconds, rows = timed(con, SUMMARY.format(table="events", speed=0, model=model))
+            n, h, (p50, p95, p99, p999), mean = rows[0]
+            hashes[threads] = h
+            print(f"  {model}, threads {threads}, speed 0: latency event -> refreshed top-10 over {n:,} lists: p50 {p50:.3f} ms, p95 {p95:.3f} ms, "
+                  f"p99 {p99:.3f} ms, p99.9 {p999:.3f} ms, mean {mean:.3f} ms")
 
     con.execute("SET threads = 2")
     con.execute(f"CREATE TEMP VIEW first_part AS FROM events LIMIT {PACED}")
@@ -111,9 +121,9 @@ def main():
     # an overloaded server, not of the replay).
     paced_rate = FLOOR_RATE if rate_2 >= FLOOR_RATE else 0.8 * rate_2
     speed = span * paced_rate / PACED
-    _, rows = timed(con, SUMMARY.format(table="first_part", speed=0))
+    _, rows = timed(con, SUMMARY.format(table="first_part", speed=0, model="model"))
     unpaced_hash = rows[0][1]
-    seconds, rows = timed(con, SUMMARY.format(table="first_part", speed=speed))
+    seconds, rows = timed(con, SUMMARY.format(table="first_part", speed=speed, model="model"))
     n, paced_hash, (p50, p95, p99, _), _ = rows[0]
     print(f"  paced at {paced_rate:,.0f} events/s ({'the floor' if paced_rate == FLOOR_RATE else '80% of the unpaced rate'}; speed {speed:,.0f}x) over the first {PACED:,} events: {seconds:.1f} s; "
           f"latency p50 {p50:.3f} ms, p95 {p95:.3f} ms, p99 {p99:.3f} ms  [floor p99 <= 50 ms]")

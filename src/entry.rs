@@ -34,6 +34,8 @@ impl scalar::ScalarFunction for Version {
 unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     let con = LoadConnection::open(db)?;
     scalar::register::<Version>(con.0)?;
+    scalar::register::<crate::ingest::CountDataLines>(con.0)?;
+    scalar::register::<aggregate::DebugStateCounts>(con.0)?;
     table::register::<crate::synth::Synth>(con.0)?;
     aggregate::register::<crate::segment::KMeansAggregate>(con.0)?;
     aggregate::register::<crate::segment::KMeansSweep>(con.0)?;
@@ -59,6 +61,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         con.0,
     )?;
     aggregate::register::<crate::stream::functions::RecommendSession>(con.0)?;
+    aggregate::register::<crate::stream::sessions::RecommendSessions>(con.0)?;
     aggregate::register::<crate::stream::monitor::InfluxWrite>(con.0)?;
     scalar::register::<crate::stream::monitor::InfluxLine>(con.0)?;
     con.attach_private_catalog()?;
@@ -68,6 +71,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::analytics::macros())
         .chain(crate::features::macros())
         .chain(crate::segment::macros())
+        .chain(crate::segment::rfm::macros())
         .chain(crate::als::macros())
         .chain(crate::train::macros())
         .chain(crate::recommend::macros())

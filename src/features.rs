@@ -11,6 +11,7 @@
 
 use crate::analytics::{analytics_sql, with_product_labels};
 use crate::binding::SqlMacro;
+use crate::tables;
 
 pub fn macros() -> Vec<SqlMacro> {
     vec![
@@ -18,11 +19,37 @@ pub fn macros() -> Vec<SqlMacro> {
             "rfm_features",
             &["events"],
             analytics_sql!("rfm_features.sql"),
+        )
+        .checking(
+            "events",
+            &tables::events(&[
+                "event_time",
+                "event_type",
+                "product_id",
+                "category_id",
+                "category_code",
+                "brand",
+                "price",
+                "user_id",
+                "user_session",
+                "date",
+            ]),
         ),
         SqlMacro::table(
             "product_features",
             &["events"],
             with_product_labels!("product_features.sql"),
+        )
+        .checking(
+            "events",
+            &tables::events(&[
+                "event_type",
+                "product_id",
+                "category_code",
+                "brand",
+                "price",
+                "user_id",
+            ]),
         ),
     ]
 }

@@ -12,6 +12,7 @@ pub mod budget;
 mod isa;
 mod pages;
 pub mod rng;
+pub mod tables;
 
 pub mod als;
 pub mod analytics;

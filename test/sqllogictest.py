@@ -7,7 +7,9 @@ DuckDB's dialect the tests use:
     # comment
     require ecoreco                 (the extension is loaded before each file)
     statement ok | statement error  (then SQL; for error, `----` and a
-                                    substring the error message must contain)
+                                    substring the error message must contain:
+                                    an error record without one is refused,
+                                    so no test passes on any error at all)
     query <types> [nosort|rowsort]  (types: one letter per column, I integer,
                                     R real, T text; then SQL, `----`, rows
                                     with tab-separated values)
@@ -65,7 +67,10 @@ def parse(path):
         if head[0] == "statement" and head[1] == "ok":
             records.append(Record("ok", start, sql))
         elif head[0] == "statement" and head[1] == "error":
-            records.append(Record("error", start, sql, error="\n".join(result_lines).strip()))
+            error = "\n".join(result_lines).strip()
+            if not error:
+                raise SystemExit(f"{path}:{start}: 'statement error' needs '----' and the expected message")
+            records.append(Record("error", start, sql, error=error))
         elif head[0] == "query":
             sort = head[2] if len(head) > 2 else "nosort"
             records.append(Record("query", start, sql, result_lines, head[1], sort))
@@ -109,7 +114,7 @@ def run_file(extension, path):
                 continue
         except duckdb.Error as exc:
             if rec.kind == "error":
-                if rec.error and rec.error not in str(exc):
+                if rec.error not in str(exc):
                     failures.append(f"{where}: error did not contain {rec.error!r}:\n  {exc}")
             else:
                 failures.append(f"{where}: unexpected error: {exc}\n  {rec.sql}")

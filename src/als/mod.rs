@@ -21,6 +21,7 @@ use crate::budget::{self, Budget, Progress};
 use crate::model::csr::Csr;
 use crate::model::{top_categories, FactorModel};
 use crate::rng::FastMap;
+use crate::tables;
 use rayon::prelude::*;
 use solver::AlsParams;
 
@@ -445,11 +446,6 @@ pub struct Trained {
     pub params: AlsParams,
     pub loss: Vec<f64>,
     pub interactions: usize,
-    /// The weighting the model was trained with (alpha and regularization
-    /// are in `params`).
-    pub confidence: weighting::Confidence,
-    /// Recency half-life in seconds (0: none).
-    pub half_life: f64,
     /// The param rows of the search that chose the parameters, if one
     /// ran (written by the layer that searched, `crate::train`).
     pub search: Option<Vec<(&'static str, f64)>>,
@@ -472,11 +468,11 @@ impl Trained {
             ("users", self.model.user_ids.len() as f64),
             ("products", self.model.product_ids.len() as f64),
             ("interactions", self.interactions as f64),
-            ("confidence", self.confidence.code()),
-            ("half_life_days", self.half_life / 86_400.0),
-            ("search", self.search.is_some() as i64 as f64),
         ]
         .into_iter()
+        // How the weights were transformed (the model's own record of it).
+        .chain(self.model.weighting.param_rows())
+        .chain([("search", self.search.is_some() as i64 as f64)])
         .chain(self.search.iter().flatten().copied())
         .map(|(n, v)| (n.to_string(), v))
         .collect()
@@ -490,13 +486,51 @@ impl Trained {
 /// before ALS sees them (popularity and interest keep the raw weights and
 /// counts); `blend` is the serving blend stored with the model. Without
 /// `record_loss` (the search's short fits) the loss is not computed.
+/// From drawn factors: the tests' entry point ([`train_pairs_from`] is the
+/// one the layers above call).
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train_pairs(
+    pairs: Vec<Pair>,
+    params: &AlsParams,
+    confidence: weighting::Confidence,
+    blend: f32,
+    record_loss: bool,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Trained> {
+    train_pairs_from(
+        pairs,
+        params,
+        confidence,
+        blend,
+        record_loss,
+        None,
+        budget,
+        progress,
+    )
+}
+
+/// Factors to start training from instead of drawn ones: a model of the
+/// same users and products (the search's fit of a neighbouring candidate on
+/// the same pairs). Used only when its ids are exactly the pairs' ids.
+pub(crate) struct WarmStart<'a> {
+    pub user_ids: &'a [i64],
+    pub product_ids: &'a [i64],
+    pub user_factors: &'a [f32],
+    pub item_factors: &'a [f32],
+}
+
+/// [`train_pairs`], starting from `warm`'s factors when given and its ids
+/// match.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_pairs_from(
     mut pairs: Vec<Pair>,
     params: &AlsParams,
     confidence: weighting::Confidence,
     blend: f32,
     record_loss: bool,
+    warm: Option<WarmStart>,
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
@@ -565,7 +599,10 @@ pub(crate) fn train_pairs(
     let weights: Vec<f32> = pairs.par_iter().map(|p| p.weight).collect();
     let mut user_items =
         Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
-    weighting::apply(&mut user_items, confidence);
+    // The triplets (12 bytes per interaction) are not in the budget's
+    // formula: gone before the transpose and the factors are made.
+    drop((rows, cols, weights));
+    let weighting = weighting::apply(&mut user_items, confidence);
     // The product totals and interests mostly run on one thread: the
     // trainer transposes the matrix and draws its factors meanwhile.
     let (stats, trainer) = rayon::join(
@@ -574,6 +611,9 @@ pub(crate) fn train_pairs(
     );
     let (stats, mut trainer) = (stats?, trainer?);
     drop(pairs);
+    if let Some(warm) = warm.filter(|w| w.user_ids == user_ids && w.product_ids == product_ids) {
+        trainer.start_from(warm.user_factors, warm.item_factors)?;
+    }
     let trained = if record_loss {
         trainer.train(params.iterations, |i, loss| {
             progress.say(format!(
@@ -607,6 +647,7 @@ pub(crate) fn train_pairs(
         interest: stats.interest,
         blend,
         attributes: crate::model::ProductAttributes::unknown(n_products),
+        weighting,
     };
     model.validate()?;
     Ok(Trained {
@@ -614,8 +655,6 @@ pub(crate) fn train_pairs(
         params: params.clone(),
         loss: trained.loss_per_iteration,
         interactions: user_items.nnz(),
-        confidence,
-        half_life: 0.0,
         search: None,
     })
 }
@@ -816,5 +855,15 @@ pub fn macros() -> Vec<SqlMacro> {
             "SELECT * FROM ({}) ORDER BY user_id, product_id",
             interactions_sql("query_table(events)")
         ),
+    )
+    .checking(
+        "events",
+        &tables::events(&[
+            "event_time",
+            "event_type",
+            "product_id",
+            "category_id",
+            "user_id",
+        ]),
     )]
 }

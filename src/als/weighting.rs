@@ -24,119 +24,80 @@
 //! event to the reference time (the latest event of the training data), so
 //! a pair last touched one half-life before the end of the data counts half.
 
+use crate::model::confidence::{bm25_entry, decayed, log_entry, rescaled, Bm25, BM25_B, BM25_K1};
+pub use crate::model::confidence::{Confidence, Weighting};
 use crate::model::csr::Csr;
 
-/// The confidence transform applied to the user × product weights.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Confidence {
-    Raw,
-    Log,
-    Bm25,
-}
-
-/// implicit's `bm25_weight` defaults.
-const BM25_K1: f64 = 100.0;
-const BM25_B: f64 = 0.8;
-
-/// The smallest weight a decayed or transformed pair keeps (still > 0).
-const MIN_WEIGHT: f32 = 1e-6;
-
-impl Confidence {
-    pub const ALL: [Confidence; 3] = [Confidence::Raw, Confidence::Log, Confidence::Bm25];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Confidence::Raw => "raw",
-            Confidence::Log => "log",
-            Confidence::Bm25 => "bm25",
-        }
-    }
-
-    /// Parses a user's choice (case-insensitive).
-    pub fn parse(text: &str) -> Option<Confidence> {
-        Confidence::ALL
-            .into_iter()
-            .find(|c| c.name().eq_ignore_ascii_case(text.trim()))
-    }
-
-    /// The code stored in a model's `param` rows (0 raw, 1 log, 2 bm25).
-    pub fn code(self) -> f64 {
-        match self {
-            Confidence::Raw => 0.0,
-            Confidence::Log => 1.0,
-            Confidence::Bm25 => 2.0,
-        }
-    }
-
-    pub fn from_code(code: f64) -> Option<Confidence> {
-        Confidence::ALL.into_iter().find(|c| c.code() == code)
-    }
-}
-
 /// Applies `confidence` to the values of a user × product matrix (rows =
-/// users) in place. Entries must be finite and > 0 (the caller's checks).
-pub fn apply(matrix: &mut Csr, confidence: Confidence) {
+/// users) in place, and returns what the model records of it (the scale,
+/// bm25's statistics; no decay). Entries must be finite and > 0 (the
+/// caller's checks).
+pub fn apply(matrix: &mut Csr, confidence: Confidence) -> Weighting {
+    let mut weighting = Weighting {
+        confidence,
+        ..Weighting::raw()
+    };
     if confidence == Confidence::Raw || matrix.nnz() == 0 {
-        return;
+        return weighting;
     }
     let raw_mean = mean(&matrix.values);
     match confidence {
         Confidence::Raw => {}
         Confidence::Log => {
             for v in &mut matrix.values {
-                *v = (*v as f64).ln_1p() as f32;
+                *v = log_entry(*v);
             }
         }
-        Confidence::Bm25 => bm25(matrix),
+        Confidence::Bm25 => weighting.bm25 = Some(bm25(matrix)),
     }
     let scale = raw_mean / mean(&matrix.values);
     for v in &mut matrix.values {
-        *v = ((*v as f64 * scale) as f32).max(MIN_WEIGHT);
+        *v = rescaled(*v, scale);
     }
+    weighting.scale = scale;
+    weighting
 }
 
 fn mean(values: &[f32]) -> f64 {
     values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64
 }
 
-fn bm25(matrix: &mut Csr) {
-    let n_users = matrix.n_rows as f64;
+/// BM25 of every row, before the scale; its statistics.
+fn bm25(matrix: &mut Csr) -> Bm25 {
     let mut users_of = vec![0u32; matrix.n_cols];
     for &i in &matrix.indices {
         users_of[i as usize] += 1;
     }
-    let idf: Vec<f64> = users_of
-        .iter()
-        .map(|&df| (1.0 + (n_users - df as f64 + 0.5) / (df as f64 + 0.5)).ln())
-        .collect();
     let row_sums: Vec<f64> = (0..matrix.n_rows)
         .map(|u| matrix.row(u).1.iter().map(|&v| v as f64).sum())
         .collect();
+    let n_users = matrix.n_rows as f64;
     let mean_length = row_sums.iter().sum::<f64>() / n_users.max(1.0);
+    let stats = Bm25::new(BM25_K1, BM25_B, mean_length, n_users, users_of);
     for (u, &row_sum) in row_sums.iter().enumerate() {
-        let length_norm = (1.0 - BM25_B) + BM25_B * row_sum / mean_length;
         for k in matrix.indptr[u]..matrix.indptr[u + 1] {
-            let r = matrix.values[k] as f64;
-            let i = matrix.indices[k] as usize;
-            matrix.values[k] = (r * (BM25_K1 + 1.0) / (BM25_K1 * length_norm + r) * idf[i]) as f32;
+            let i = matrix.indices[k];
+            matrix.values[k] = bm25_entry(
+                matrix.values[k],
+                row_sum,
+                mean_length,
+                stats.idf(i),
+                stats.k1,
+                stats.b,
+            );
         }
     }
+    stats
 }
 
-/// Multiplies each weight by `0.5^((reference − time) / half_life)`. Times
-/// and the half-life share one unit (seconds in ecoreco); a NaN time (a
-/// pair without one) is left undecayed, a time after `reference` counts as
-/// age 0. `half_life` must be > 0.
+/// Multiplies each weight by `0.5^((reference − time) / half_life)`
+/// ([`decayed`]). Times and the half-life share one unit (seconds in
+/// ecoreco). `half_life` must be > 0.
 pub fn decay(weights: &mut [f32], times: &[f64], reference: f64, half_life: f64) {
     debug_assert_eq!(weights.len(), times.len());
     debug_assert!(half_life > 0.0);
     for (w, &t) in weights.iter_mut().zip(times) {
-        if t.is_nan() {
-            continue;
-        }
-        let age = (reference - t).max(0.0);
-        *w = ((*w as f64) * 0.5f64.powf(age / half_life)) as f32;
-        *w = w.max(MIN_WEIGHT);
+        *w = decayed(*w, t, reference, half_life);
     }
 }
 
@@ -232,6 +193,31 @@ mod tests {
         assert!(close(mean(&m.values), 1.0));
     }
 
+    /// The statistics `apply` returns give back every row's transformed
+    /// entries from its raw ones alone, bit for bit: the fold-in's recipe
+    /// is the trainer's.
+    #[test]
+    fn the_returned_weighting_repeats_every_row() {
+        for confidence in Confidence::ALL {
+            let mut m = matrix();
+            let weighting = apply(&mut m, confidence);
+            weighting.check(3).unwrap();
+            assert_eq!(weighting.bm25.is_some(), confidence == Confidence::Bm25);
+            let raw = matrix();
+            let mut row = Vec::new();
+            for u in 0..3 {
+                let (products, weights) = raw.row(u);
+                weighting.row(products, weights, &mut row);
+                assert_eq!(row, m.row(u).1, "{confidence:?} user {u}");
+            }
+        }
+        let bm25 = apply(&mut matrix(), Confidence::Bm25).bm25.unwrap();
+        assert_eq!(
+            (bm25.product_users, bm25.users, bm25.mean_length),
+            (vec![3, 1, 1], 3.0, 20.0 / 3.0)
+        );
+    }
+
     #[test]
     fn decay_halves_per_half_life() {
         let mut w = vec![8.0f32, 8.0, 8.0, 8.0, 8.0];
@@ -239,19 +225,5 @@ mod tests {
         decay(&mut w, &times, 100.0, 10.0);
         // Ages 0, 10, 20, future (0), no time.
         assert_eq!(w, vec![8.0, 4.0, 2.0, 8.0, 8.0]);
-        // Very old pairs keep a tiny positive weight (still a preference).
-        let mut old = vec![1.0f32];
-        decay(&mut old, &[0.0], 1e6, 1.0);
-        assert_eq!(old, vec![MIN_WEIGHT]);
-    }
-
-    #[test]
-    fn names_and_codes_round_trip() {
-        for c in Confidence::ALL {
-            assert_eq!(Confidence::parse(&c.name().to_uppercase()), Some(c));
-            assert_eq!(Confidence::from_code(c.code()), Some(c));
-        }
-        assert_eq!(Confidence::parse("tfidf"), None);
-        assert_eq!(Confidence::from_code(7.0), None);
     }
 }

@@ -26,7 +26,7 @@
 use super::blocks::{self, BlockSource, Reader};
 use super::params::{read_row_args, Args, Param, Source};
 use super::rows::{InputChunk, RowSet};
-use super::state::Slot;
+use super::state::{self, CallKey, Slot};
 use super::types::{Column, SqlType};
 use super::{guard, in_call, set_error};
 use libduckdb_sys as ffi;
@@ -70,12 +70,21 @@ fn argument_columns<T: AggregateFunction>() -> Vec<Column> {
     columns
 }
 
-/// The state DuckDB handed us, if it is one that `init` initialised.
-unsafe fn slot<'a>(
-    function: &str,
-    state: ffi::duckdb_aggregate_state,
-) -> anyhow::Result<&'a mut Slot> {
-    super::state::known(state as *mut u8).ok_or_else(|| super::state::unknown_state(function))
+/// The state DuckDB handed us, if it is a live state of ours.
+///
+/// # Safety
+/// `state` is a pointer DuckDB handed to a callback as an aggregate state.
+unsafe fn slot<'a>(function: &str, state: ffi::duckdb_aggregate_state) -> anyhow::Result<&'a Slot> {
+    // SAFETY: `known` reads only the memory of a live state (see its docs).
+    unsafe { state::known(state as *mut u8) }.ok_or_else(|| state::unknown_state(function))
+}
+
+/// Which call a chunk's rows belong to: a digest of its arguments.
+fn call_key(call: &Args) -> CallKey {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{call:?}").hash(&mut hasher);
+    hasher.finish()
 }
 
 unsafe extern "C" fn state_size<T: AggregateFunction>(
@@ -85,21 +94,39 @@ unsafe extern "C" fn state_size<T: AggregateFunction>(
 }
 
 unsafe extern "C" fn init<T: AggregateFunction>(
-    _info: ffi::duckdb_function_info,
+    info: ffi::duckdb_function_info,
     state: ffi::duckdb_aggregate_state,
 ) {
-    (*(state as *mut Slot)).init();
+    let outcome = guard(T::FUNCTION, "starting a partial result", || {
+        anyhow::ensure!(!state.is_null(), "no state memory to initialise");
+        // SAFETY: DuckDB hands `init` state memory of `state_size` bytes
+        // (a `Slot`), aligned for pointers, which it owns until it frees it.
+        unsafe { (*(state as *mut Slot)).init() };
+        Ok(())
+    });
+    if let Err(message) = outcome {
+        set_error(&message, |m| {
+            // SAFETY: `info` is the function info DuckDB passed to `init`.
+            unsafe { ffi::duckdb_aggregate_function_set_error(info, m) }
+        });
+    }
 }
 
 unsafe extern "C" fn destroy<T: AggregateFunction>(
     states: *mut ffi::duckdb_aggregate_state,
     count: ffi::idx_t,
 ) {
-    for i in 0..count as usize {
-        if let Some(slot) = super::state::known(*states.add(i) as *mut u8) {
-            slot.destroy();
+    // `destroy` cannot report an error: whatever happens stays here.
+    let _ = guard(T::FUNCTION, "releasing partial results", || {
+        for i in 0..count as usize {
+            // SAFETY: DuckDB hands `destroy` `count` state pointers; each is
+            // read only if it is a live state of ours.
+            if let Some(slot) = unsafe { state::known(*states.add(i) as *mut u8) } {
+                slot.destroy();
+            }
         }
-    }
+        Ok(())
+    });
 }
 
 /// The public name a call gave for itself, if it is one of ours.
@@ -110,44 +137,125 @@ fn caller<T: AggregateFunction>(input: &InputChunk) -> String {
     }
 }
 
+/// Adds the rows of one input chunk to their states.
+///
+/// # Safety
+/// `states` is the state vector DuckDB passed to `update` with `input`.
+unsafe fn update_chunk<T: AggregateFunction>(
+    input: ffi::duckdb_data_chunk,
+    states: *mut ffi::duckdb_aggregate_state,
+) -> anyhow::Result<()> {
+    // SAFETY: `input` is the chunk DuckDB passed to `update`.
+    let chunk = unsafe { InputChunk::from_raw(input, &argument_columns::<T>()) }?;
+    let rows = chunk.rows();
+    if rows == 0 {
+        return Ok(());
+    }
+    let function = caller::<T>(&chunk);
+    let call = read_row_args(&function, &T::params(), &chunk, 1 + T::inputs().len(), 0)?;
+    let key = call_key(&call);
+    // Rows of one group share a state: runs of them are passed at once.
+    // DuckDB hands a flat vector of one pointer per row, except (a C API
+    // defect, seen on DuckDB 1.5.6, see docs/reliability.md) for ORDER BY
+    // inside the call and windows over a whole partition, where it holds one
+    // pointer for all rows. No callback can tell the two apart, so each new
+    // pointer is checked to be a live state of ours before anything is read
+    // through it, and the first one that is not stops the reading: past a
+    // one-pointer vector, reading stops at the first pointer that is not the
+    // state already seen or another live state, and none is followed.
+    let mut runs: Vec<(&Slot, usize, usize)> = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        // SAFETY: see above; rows 0..rows of a flat state vector.
+        let state = unsafe { *states.add(start) };
+        let mut end = start + 1;
+        // SAFETY: as above.
+        while end < rows && unsafe { *states.add(end) } == state {
+            end += 1;
+        }
+        // SAFETY: `state` is a pointer DuckDB handed as a state.
+        runs.push((unsafe { slot(&function, state) }?, start, end));
+        start = end;
+    }
+    for (slot, start, end) in runs {
+        slot.with::<T::State, Args, _>(&function, key, |entry| {
+            if entry.call.is_none() {
+                entry.call = Some(call.clone());
+            }
+            in_call(
+                &function,
+                T::update(&mut entry.state, &call, &chunk, start..end),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 unsafe extern "C" fn update<T: AggregateFunction>(
     info: ffi::duckdb_function_info,
     input: ffi::duckdb_data_chunk,
     states: *mut ffi::duckdb_aggregate_state,
 ) {
     let outcome = guard(T::FUNCTION, "reading rows", || {
-        let chunk = InputChunk::from_raw(input, &argument_columns::<T>());
-        if chunk.rows() == 0 {
-            return Ok(());
-        }
-        let function = caller::<T>(&chunk);
-        let call = read_row_args(&function, &T::params(), &chunk, 1 + T::inputs().len(), 0)?;
-        // Rows of one group share a state; pass runs of them at once.
-        let mut start = 0;
-        while start < chunk.rows() {
-            let state = *states.add(start);
-            let mut end = start + 1;
-            while end < chunk.rows() && *states.add(end) == state {
-                end += 1;
+        // SAFETY: the arguments DuckDB passed to `update`.
+        let outcome = unsafe { update_chunk::<T>(input, states) };
+        if outcome.is_err() {
+            // The statement fails; DuckDB 1.5 then frees this call's states
+            // without `destroy`: forget them, and the first state handed
+            // here if it has no rows yet (it belongs to no call so far).
+            // SAFETY: as above.
+            if let Some(key) = unsafe { chunk_call::<T>(input) } {
+                state::forget_call(key);
             }
-            slot(&function, state)?.with::<T::State, Args, _>(&function, |entry| {
-                if entry.call.is_none() {
-                    entry.call = Some(call.clone());
+            // SAFETY: the first pointer of the state vector (there is one for
+            // any chunk with rows), read only if it is a live state.
+            if let Some(first) = unsafe { first_state::<T>(input, states) } {
+                if first.call().is_none() {
+                    first.destroy();
                 }
-                in_call(
-                    &function,
-                    T::update(&mut entry.state, &call, &chunk, start..end),
-                )
-            })?;
-            start = end;
+            }
         }
-        Ok(())
+        outcome
     });
     if let Err(message) = outcome {
         set_error(&message, |m| {
-            ffi::duckdb_aggregate_function_set_error(info, m)
+            // SAFETY: `info` is the function info DuckDB passed to `update`.
+            unsafe { ffi::duckdb_aggregate_function_set_error(info, m) }
         });
     }
+}
+
+/// The state of the first row of `input`, if it is a live state.
+///
+/// # Safety
+/// `input` and `states` are the arguments DuckDB passed to `update`.
+unsafe fn first_state<'a, T: AggregateFunction>(
+    input: ffi::duckdb_data_chunk,
+    states: *mut ffi::duckdb_aggregate_state,
+) -> Option<&'a Slot> {
+    // SAFETY: as above; a chunk with rows comes with at least one state.
+    unsafe {
+        if input.is_null() || states.is_null() || ffi::duckdb_data_chunk_get_size(input) == 0 {
+            return None;
+        }
+        state::known(*states as *mut u8)
+    }
+}
+
+/// The call an input chunk's rows belong to, if its arguments can be read.
+///
+/// # Safety
+/// `input` is a chunk DuckDB passed to `update`.
+unsafe fn chunk_call<T: AggregateFunction>(input: ffi::duckdb_data_chunk) -> Option<CallKey> {
+    // SAFETY: as above.
+    let chunk = unsafe { InputChunk::from_raw(input, &argument_columns::<T>()) }.ok()?;
+    if chunk.rows() == 0 {
+        return None;
+    }
+    let function = caller::<T>(&chunk);
+    read_row_args(&function, &T::params(), &chunk, 1 + T::inputs().len(), 0)
+        .ok()
+        .map(|call| call_key(&call))
 }
 
 unsafe extern "C" fn combine<T: AggregateFunction>(
@@ -156,46 +264,63 @@ unsafe extern "C" fn combine<T: AggregateFunction>(
     target: *mut ffi::duckdb_aggregate_state,
     count: ffi::idx_t,
 ) {
+    let mut failed_call = None;
     let outcome = guard(T::FUNCTION, "combining partial results", || {
         for i in 0..count as usize {
-            let (from, into) = (
-                slot(T::FUNCTION, *source.add(i))?,
-                slot(T::FUNCTION, *target.add(i))?,
-            );
+            // SAFETY: DuckDB hands `combine` `count` source and target
+            // pointers (flattened); each is read only if it is a live state.
+            let (from, into) = unsafe {
+                (
+                    slot(T::FUNCTION, *source.add(i))?,
+                    slot(T::FUNCTION, *target.add(i))?,
+                )
+            };
             if from.same(into) {
                 continue;
             }
-            let Some(taken) = from.take::<T::State, Args>(T::FUNCTION, "combined")? else {
+            let Some(key) = from.call() else {
+                // No rows reached the source: nothing to add.
+                from.take::<T::State, Args>(T::FUNCTION)?;
                 continue;
             };
-            into.with::<T::State, Args, _>(T::FUNCTION, |entry| {
+            failed_call = Some(key);
+            let Some(taken) = from.take::<T::State, Args>(T::FUNCTION)? else {
+                continue;
+            };
+            into.with::<T::State, Args, _>(T::FUNCTION, key, |entry| {
                 if entry.call.is_none() {
                     entry.call = taken.call;
                 }
                 T::combine(&mut entry.state, taken.state)
             })?;
+            failed_call = None;
         }
         Ok(())
     });
     if let Err(message) = outcome {
+        if let Some(key) = failed_call {
+            state::forget_call(key);
+        }
         set_error(&message, |m| {
-            ffi::duckdb_aggregate_function_set_error(info, m)
+            // SAFETY: `info` is the function info DuckDB passed to `combine`.
+            unsafe { ffi::duckdb_aggregate_function_set_error(info, m) }
         });
     }
 }
 
 /// Finalizes one state into a registered result: `(handle, blocks)`.
-unsafe fn finalize_one<T: AggregateFunction>(
-    state: ffi::duckdb_aggregate_state,
-) -> anyhow::Result<(i64, i64)> {
-    let state = slot(T::FUNCTION, state)?;
-    let Some(entry) = state.take::<T::State, Args>(T::FUNCTION, "finalized")? else {
+fn finalize_one<T: AggregateFunction>(state: &Slot) -> anyhow::Result<(i64, i64)> {
+    let Some(entry) = state.take::<T::State, Args>(T::FUNCTION)? else {
         anyhow::bail!("{}: {}", T::FUNCTION, T::EMPTY);
     };
     let call = entry
         .call
         .ok_or_else(|| anyhow::anyhow!("{}: {}", T::FUNCTION, T::EMPTY))?;
-    let source = in_call(call.function(), T::finalize(entry.state, &call))?;
+    let source = in_call(call.function(), T::finalize(entry.state, &call)).inspect_err(|_| {
+        // The statement fails; DuckDB 1.5 then frees the call's other
+        // states (GROUP BY, other threads) without `destroy`.
+        state::forget_call(call_key(&call));
+    })?;
     let threads = call.int("threads").unwrap_or(1);
     Ok(blocks::register(source, threads))
 }
@@ -207,27 +332,86 @@ unsafe extern "C" fn finalize<T: AggregateFunction>(
     count: ffi::idx_t,
     offset: ffi::idx_t,
 ) {
-    let handles = ffi::duckdb_struct_vector_get_child(result, 0);
-    let blocks = ffi::duckdb_struct_vector_get_child(result, 1);
-    let handles = ffi::duckdb_vector_get_data(handles) as *mut i64;
-    let blocks = ffi::duckdb_vector_get_data(blocks) as *mut i64;
-    for i in 0..count as usize {
-        let state = *source.add(i);
-        match guard(T::FUNCTION, "computing the result", || {
-            finalize_one::<T>(state)
-        }) {
-            Ok((handle, n)) => {
-                let row = offset as usize + i;
+    let outcome = guard(T::FUNCTION, "computing the result", || {
+        // SAFETY: `result` is the STRUCT(handle BIGINT, blocks BIGINT) vector
+        // DuckDB passed to `finalize` (the declared return type), with room
+        // for rows `offset..offset + count`.
+        let (handles, blocks) = unsafe {
+            let handles = ffi::duckdb_struct_vector_get_child(result, 0);
+            let blocks = ffi::duckdb_struct_vector_get_child(result, 1);
+            (
+                ffi::duckdb_vector_get_data(handles) as *mut i64,
+                ffi::duckdb_vector_get_data(blocks) as *mut i64,
+            )
+        };
+        anyhow::ensure!(
+            !handles.is_null() && !blocks.is_null(),
+            "the result vector has no data"
+        );
+        for i in 0..count as usize {
+            // SAFETY: DuckDB hands `finalize` `count` state pointers
+            // (flattened); each is read only if it is a live state.
+            let state = unsafe { slot(T::FUNCTION, *source.add(i)) }?;
+            let (handle, n) = finalize_one::<T>(state)?;
+            let row = offset as usize + i;
+            // SAFETY: row `offset + i` of the result vectors (see above).
+            unsafe {
                 *handles.add(row) = handle;
                 *blocks.add(row) = n;
             }
-            Err(message) => {
-                set_error(&message, |m| {
-                    ffi::duckdb_aggregate_function_set_error(info, m)
-                });
-                return;
-            }
         }
+        Ok(())
+    });
+    if let Err(message) = outcome {
+        // The statement fails, and DuckDB may free the states of this call
+        // that were not finalized yet without `destroy`: forget them, and
+        // every state of their calls.
+        let _ = guard(T::FUNCTION, "releasing partial results", || {
+            for i in 0..count as usize {
+                // SAFETY: as above.
+                if let Some(slot) = unsafe { state::known(*source.add(i) as *mut u8) } {
+                    match slot.call() {
+                        Some(key) => state::forget_call(key),
+                        None => slot.destroy(),
+                    }
+                }
+            }
+            Ok(())
+        });
+        set_error(&message, |m| {
+            // SAFETY: `info` is the function info DuckDB passed to `finalize`.
+            unsafe { ffi::duckdb_aggregate_function_set_error(info, m) }
+        });
+    }
+}
+
+/// `ecoreco_debug_state_counts()`: how many aggregate states the registry
+/// holds and how many state addresses it knows, `STRUCT(states BIGINT,
+/// addresses BIGINT)`; both are back to their size after every statement
+/// (docs/reliability.md), which the forms-matrix test checks.
+pub struct DebugStateCounts;
+
+impl super::scalar::ScalarFunction for DebugStateCounts {
+    const NAME: &'static str = "ecoreco_debug_state_counts";
+    fn params() -> Vec<SqlType> {
+        vec![]
+    }
+    fn returns() -> SqlType {
+        SqlType::Struct(vec![
+            ("states".to_string(), SqlType::BigInt),
+            ("addresses".to_string(), SqlType::BigInt),
+        ])
+    }
+    fn volatile() -> bool {
+        true
+    }
+    fn invoke(input: &InputChunk, out: &mut super::ColumnWriter) -> anyhow::Result<()> {
+        let (states, addresses) = state::counts();
+        for row in 0..input.rows().max(1) {
+            out.field(0).set_i64(row, states as i64);
+            out.field(1).set_i64(row, addresses as i64);
+        }
+        Ok(())
     }
 }
 
@@ -251,6 +435,10 @@ fn reader_name<T: AggregateFunction>() -> String {
 }
 
 /// Writes the blocks asked for in one chunk of `(handle, block)` rows.
+///
+/// # Safety
+/// `output` is the reader's LIST(STRUCT) result vector, with a row for every
+/// row of `input`.
 unsafe fn read_blocks<T: AggregateFunction>(
     input: &InputChunk,
     output: ffi::duckdb_vector,
@@ -293,7 +481,9 @@ unsafe fn read_blocks<T: AggregateFunction>(
         })?;
         for (i, rows) in produced.iter().enumerate() {
             rows.check(&columns)?;
-            rows.write_as_list(output, row + i);
+            // SAFETY: `output` has row `row + i` (see above), and the rows
+            // were checked against the declared columns of its struct.
+            unsafe { rows.write_as_list(output, row + i) }?;
         }
         reader.done(indices.len());
         row = end;
@@ -310,14 +500,25 @@ unsafe extern "C" fn reader<T: AggregateFunction>(
         Column::new("handle", SqlType::BigInt),
         Column::new("block", SqlType::BigInt),
     ];
-    let chunk = InputChunk::from_raw(input, &types);
     if let Err(message) = guard(T::FUNCTION, "producing result rows", || {
-        read_blocks::<T>(&chunk, output)
+        // SAFETY: the input chunk and output vector DuckDB passed to the
+        // reader scalar, declared (BIGINT, BIGINT) -> the block type.
+        unsafe {
+            let chunk = InputChunk::from_raw(input, &types)?;
+            read_blocks::<T>(&chunk, output)
+        }
     }) {
-        set_error(&message, |m| ffi::duckdb_scalar_function_set_error(info, m));
+        set_error(&message, |m| {
+            // SAFETY: `info` is the function info DuckDB passed to the reader.
+            unsafe { ffi::duckdb_scalar_function_set_error(info, m) }
+        });
     }
 }
 
+/// Registers `T` and its block reader in DuckDB's system catalog.
+///
+/// # Safety
+/// `con` is an open connection.
 pub(crate) unsafe fn register<T: AggregateFunction>(
     con: ffi::duckdb_connection,
 ) -> anyhow::Result<()> {

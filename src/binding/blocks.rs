@@ -127,7 +127,7 @@ fn registry() -> &'static Mutex<Held> {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Held> {
-    registry().lock().unwrap_or_else(|p| p.into_inner())
+    super::lock(registry())
 }
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);

@@ -16,10 +16,14 @@ pub struct OutputChunk {
 }
 
 impl OutputChunk {
+    /// # Safety
+    /// `raw` is the output chunk DuckDB handed to a table function call; it
+    /// outlives the `OutputChunk`.
     pub(crate) unsafe fn from_raw(raw: ffi::duckdb_data_chunk) -> Self {
         OutputChunk {
             raw,
-            capacity: ffi::duckdb_vector_size() as usize,
+            // SAFETY: a plain query of DuckDB's vector size.
+            capacity: unsafe { ffi::duckdb_vector_size() } as usize,
         }
     }
     /// Rows this chunk can hold (DuckDB's STANDARD_VECTOR_SIZE, 2048).
@@ -28,6 +32,8 @@ impl OutputChunk {
     }
     /// The writer of column `index`; panics if the chunk has no such column.
     pub fn column(&mut self, index: usize) -> ColumnWriter {
+        // SAFETY: `raw` is a valid chunk (see `from_raw`) and `index` is one
+        // of its columns, whose vectors hold `capacity` rows.
         unsafe {
             let columns = ffi::duckdb_data_chunk_get_column_count(self.raw) as usize;
             assert!(
@@ -44,6 +50,7 @@ impl OutputChunk {
             "{rows} rows in a chunk of {}",
             self.capacity
         );
+        // SAFETY: `raw` is a valid chunk of `capacity` rows (checked above).
         unsafe { ffi::duckdb_data_chunk_set_size(self.raw, rows as u64) }
     }
 }
@@ -65,10 +72,16 @@ enum Storage {
 }
 
 impl Storage {
+    /// # Safety
+    /// `vector` is a valid DuckDB vector.
     unsafe fn of(vector: ffi::duckdb_vector) -> Storage {
-        let mut ty = ffi::duckdb_vector_get_column_type(vector);
-        let id = ffi::duckdb_get_type_id(ty);
-        ffi::duckdb_destroy_logical_type(&mut ty);
+        // SAFETY: as above; the type asked for is destroyed after use.
+        let id = unsafe {
+            let mut ty = ffi::duckdb_vector_get_column_type(vector);
+            let id = ffi::duckdb_get_type_id(ty);
+            ffi::duckdb_destroy_logical_type(&mut ty);
+            id
+        };
         match id {
             ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT | ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP => {
                 Storage::I64
@@ -95,11 +108,15 @@ pub struct ColumnWriter {
 }
 
 impl ColumnWriter {
+    /// # Safety
+    /// `vector` is a writable vector of at least `capacity` rows that
+    /// outlives the writer.
     pub(crate) unsafe fn from_vector(vector: ffi::duckdb_vector, capacity: usize) -> Self {
         ColumnWriter {
             vector,
             capacity,
-            storage: Storage::of(vector),
+            // SAFETY: as above.
+            storage: unsafe { Storage::of(vector) },
         }
     }
 
@@ -121,48 +138,45 @@ impl ColumnWriter {
     /// The caller has checked that the vector's storage is `T`.
     #[inline]
     unsafe fn write<T: Copy>(&mut self, row: usize, value: T) {
-        let data = ffi::duckdb_vector_get_data(self.vector) as *mut T;
-        data.add(row).write(value)
+        // SAFETY: the vector's storage is `T` and `row < capacity` (both
+        // checked by the caller).
+        unsafe {
+            let data = ffi::duckdb_vector_get_data(self.vector) as *mut T;
+            data.add(row).write(value)
+        }
     }
 
     /// BIGINT, or TIMESTAMP as microseconds since 1970-01-01.
     #[inline]
     pub fn set_i64(&mut self, row: usize, value: i64) {
         self.check(row, Storage::I64, "64-bit integer");
+        // SAFETY: storage and row checked just above.
         unsafe { self.write(row, value) }
     }
     /// INTEGER, or DATE as days since 1970-01-01.
     #[inline]
     pub fn set_i32(&mut self, row: usize, value: i32) {
         self.check(row, Storage::I32, "32-bit integer");
+        // SAFETY: storage and row checked just above.
         unsafe { self.write(row, value) }
     }
     #[inline]
     pub fn set_f64(&mut self, row: usize, value: f64) {
         self.check(row, Storage::F64, "DOUBLE");
+        // SAFETY: storage and row checked just above.
         unsafe { self.write(row, value) }
     }
     #[inline]
     pub fn set_f32(&mut self, row: usize, value: f32) {
         self.check(row, Storage::F32, "FLOAT");
+        // SAFETY: storage and row checked just above.
         unsafe { self.write(row, value) }
     }
     #[inline]
     pub fn set_bool(&mut self, row: usize, value: bool) {
         self.check(row, Storage::Bool, "BOOLEAN");
+        // SAFETY: storage and row checked just above.
         unsafe { self.write(row, value) }
-    }
-
-    /// The column's storage as a slice of its physical type: `i64` for
-    /// BIGINT and TIMESTAMP (microseconds), `i32` for INTEGER and DATE (days),
-    /// `f64` for DOUBLE, `f32` for FLOAT, `bool` for BOOLEAN. Prefer the
-    /// typed setters, which check the type.
-    ///
-    /// # Safety
-    /// `T` must be the physical type of the column as declared.
-    pub unsafe fn values<T: Copy>(&mut self) -> &mut [T] {
-        let data = ffi::duckdb_vector_get_data(self.vector) as *mut T;
-        std::slice::from_raw_parts_mut(data, self.capacity)
     }
 
     pub fn set_null(&mut self, row: usize) {
@@ -171,6 +185,8 @@ impl ColumnWriter {
             "row {row} of a chunk of {} rows",
             self.capacity
         );
+        // SAFETY: `row < capacity` (checked above); the validity mask is made
+        // writable first.
         unsafe {
             ffi::duckdb_vector_ensure_validity_writable(self.vector);
             let validity = ffi::duckdb_vector_get_validity(self.vector);
@@ -180,6 +196,8 @@ impl ColumnWriter {
 
     pub fn set_str(&mut self, row: usize, text: &str) {
         self.check(row, Storage::Varchar, "text");
+        // SAFETY: a VARCHAR vector and `row < capacity` (checked above);
+        // DuckDB copies the bytes.
         unsafe {
             ffi::duckdb_vector_assign_string_element_len(
                 self.vector,
@@ -190,35 +208,25 @@ impl ColumnWriter {
         }
     }
 
-    /// Writes `rows` as the LIST(STRUCT) value of `row` (the column must be
-    /// declared as the list of those rows' struct).
-    pub fn set_rows(&mut self, row: usize, rows: &super::rows::RowSet) {
-        self.check(row, Storage::List, "list");
-        unsafe { rows.write_as_list(self.vector, row) }
-    }
-
-    /// Writes a LIST value per row from `lists`, all into the list's child
-    /// vector of physical type `T`.
-    ///
-    /// # Safety
-    /// `T` must be the physical type of the list's child.
-    pub unsafe fn set_lists<T: Copy>(&mut self, lists: &[&[T]]) {
-        self.check(lists.len().saturating_sub(1), Storage::List, "list");
-        let total: usize = lists.iter().map(|l| l.len()).sum();
-        let child = ffi::duckdb_list_vector_get_child(self.vector);
-        let base = ffi::duckdb_list_vector_get_size(self.vector) as usize;
-        ffi::duckdb_list_vector_reserve(self.vector, (base + total) as u64);
-        ffi::duckdb_list_vector_set_size(self.vector, (base + total) as u64);
-        let child_data = ffi::duckdb_vector_get_data(child) as *mut T;
-        let entries = ffi::duckdb_vector_get_data(self.vector) as *mut ffi::duckdb_list_entry;
-        let mut offset = base;
-        for (row, list) in lists.iter().enumerate() {
-            std::ptr::copy_nonoverlapping(list.as_ptr(), child_data.add(offset), list.len());
-            *entries.add(row) = ffi::duckdb_list_entry {
-                offset: offset as u64,
-                length: list.len() as u64,
-            };
-            offset += list.len();
+    /// The writer of field `index` of a STRUCT column.
+    pub fn field(&mut self, index: usize) -> ColumnWriter {
+        assert!(
+            self.storage == Storage::Struct,
+            "a field of a {:?} column",
+            self.storage
+        );
+        // SAFETY: a STRUCT vector whose field `index` exists (checked against
+        // its type); the field vector has the struct's rows.
+        unsafe {
+            let mut ty = ffi::duckdb_vector_get_column_type(self.vector);
+            let fields = ffi::duckdb_struct_type_child_count(ty) as usize;
+            ffi::duckdb_destroy_logical_type(&mut ty);
+            assert!(
+                index < fields,
+                "field {index} of a struct of {fields} fields"
+            );
+            let child = ffi::duckdb_struct_vector_get_child(self.vector, index as u64);
+            ColumnWriter::from_vector(child, self.capacity)
         }
     }
 }

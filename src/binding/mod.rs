@@ -25,6 +25,19 @@ pub use table::TableFunction;
 pub use types::{Column, SqlType};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard};
+
+/// The one rule for a poisoned lock in ecoreco: recover the guard and go on.
+/// A lock is poisoned when a panic (caught by [`guard`]) unwound while it was
+/// held; every structure ecoreco guards with a lock is changed by whole
+/// inserts, removes or assignments under it, never left half-written, so what
+/// the lock protects is still consistent. Failing every later call, or
+/// silently turning a cache off, would punish the session for one caught bug.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Runs one callback body, turning errors and panics into a message that
 /// names the function and what it was doing.
@@ -67,7 +80,7 @@ pub(crate) fn in_call<R>(function: &str, result: anyhow::Result<R>) -> anyhow::R
 
 /// Hands an error message to a DuckDB `*_set_error` function.
 pub(crate) fn set_error(message: &str, set: impl FnOnce(*const std::os::raw::c_char)) {
-    let text = std::ffi::CString::new(message.replace('\0', " ")).expect("NULs removed");
+    let text = std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
     set(text.as_ptr());
 }
 
@@ -75,13 +88,10 @@ pub(crate) fn set_error(message: &str, set: impl FnOnce(*const std::os::raw::c_c
 /// by the calling macro), built once per size and reused.
 pub fn thread_pool(threads: i64) -> anyhow::Result<std::sync::Arc<rayon::ThreadPool>> {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
+    use std::sync::{Arc, OnceLock};
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let threads = threads.clamp(1, 1024) as usize;
-    let mut pools = POOLS
-        .get_or_init(Default::default)
-        .lock()
-        .map_err(|_| anyhow::anyhow!("thread pool registry poisoned"))?;
+    let mut pools = lock(POOLS.get_or_init(Default::default));
     if let Some(pool) = pools.get(&threads) {
         return Ok(pool.clone());
     }

@@ -320,18 +320,23 @@ struct OwnedValue(ffi::duckdb_value);
 
 impl Drop for OwnedValue {
     fn drop(&mut self) {
+        // SAFETY: an owned value (or null, which DuckDB ignores), destroyed once.
         unsafe { ffi::duckdb_destroy_value(&mut self.0) }
     }
 }
 
 /// Converts one bound parameter value to a [`Value`] of the declared type,
 /// refusing NULL with an error that says how to fix the call.
+///
+/// # Safety
+/// `raw` holds a value DuckDB bound to `param`, cast to its declared type.
 unsafe fn convert(
     function: &'static str,
     param: &Param,
     raw: &OwnedValue,
 ) -> anyhow::Result<Value> {
-    if raw.0.is_null() || ffi::duckdb_is_null_value(raw.0) {
+    // SAFETY: `raw` is a valid value (see above).
+    if raw.0.is_null() || unsafe { ffi::duckdb_is_null_value(raw.0) } {
         if param.nullable {
             return Ok(Value::Null);
         }
@@ -339,7 +344,10 @@ unsafe fn convert(
     }
     // DuckDB has already cast the argument to the declared type (or refused
     // the call with a conversion error), so the getter below matches it.
-    let value = match param.ty {
+    // SAFETY: the getter matches the value's type (see above); the text
+    // DuckDB returns is NUL-terminated and freed once, after it is copied.
+    let value = unsafe {
+        match param.ty {
         SqlType::Boolean => Value::Bool(ffi::duckdb_get_bool(raw.0)),
         SqlType::Integer | SqlType::BigInt => Value::Int(ffi::duckdb_get_int64(raw.0)),
         SqlType::Float | SqlType::Double => Value::Double(ffi::duckdb_get_double(raw.0)),
@@ -357,6 +365,7 @@ unsafe fn convert(
             "{function}: internal error: parameters of type {} are not supported by the binding layer",
             other.sql_name()
         ),
+    }
     };
     param.validate(function, value)
 }
@@ -399,6 +408,10 @@ pub(crate) fn read_row_args(
 }
 
 /// Reads every declared parameter of a table function call.
+///
+/// # Safety
+/// `info` is the bind info DuckDB passed to a table function's `bind`, whose
+/// parameters were registered from `params`.
 pub(crate) unsafe fn read_args(
     function: &'static str,
     params: &[Param],
@@ -408,22 +421,29 @@ pub(crate) unsafe fn read_args(
     let mut position = 0u64;
     for param in params {
         if param.positional {
-            let raw = OwnedValue(ffi::duckdb_bind_get_parameter(info, position));
+            // SAFETY: `info` is a bind info (see above); positional
+            // parameters are asked for in order, as registered.
+            let raw = OwnedValue(unsafe { ffi::duckdb_bind_get_parameter(info, position) });
             position += 1;
-            args.set(param.name, convert(function, param, &raw)?);
+            // SAFETY: DuckDB bound it to this parameter's declared type.
+            args.set(param.name, unsafe { convert(function, param, &raw) }?);
         } else {
-            let name = std::ffi::CString::new(param.name).expect("parameter name without NUL");
-            let raw = ffi::duckdb_bind_get_named_parameter(info, name.as_ptr());
+            let name = std::ffi::CString::new(param.name)?;
+            // SAFETY: as above, by name.
+            let raw = unsafe { ffi::duckdb_bind_get_named_parameter(info, name.as_ptr()) };
             if raw.is_null() {
                 // Not given: the declared default applies.
-                let default = param
-                    .default
-                    .clone()
-                    .expect("named parameters have a default");
+                let default = param.default.clone().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{function}: internal error: named parameter `{}` has no default",
+                        param.name
+                    )
+                })?;
                 args.set(param.name, default);
             } else {
                 let raw = OwnedValue(raw);
-                args.set(param.name, convert(function, param, &raw)?);
+                // SAFETY: as above.
+                args.set(param.name, unsafe { convert(function, param, &raw) }?);
             }
         }
     }

@@ -8,6 +8,11 @@ use super::types::{Column, SqlType};
 use libduckdb_sys as ffi;
 
 /// The argument vectors of one input chunk.
+///
+/// Every accessor checks the row against the chunk's size and the column's
+/// declared type against the value asked for: a wrong index or type is a
+/// panic (an error naming the function, through [`super::guard`]), never a
+/// read outside the vectors DuckDB handed over.
 pub struct InputChunk {
     rows: usize,
     columns: Vec<InputColumn>,
@@ -16,50 +21,79 @@ pub struct InputChunk {
 }
 
 struct InputColumn {
+    ty: SqlType,
     data: *const u8,
     validity: *const u64,
-    /// For LIST columns: the child vector's data and validity.
+    /// For LIST columns: the child vector's data, validity and length.
     child_data: *const u8,
     child_validity: *const u64,
+    child_len: usize,
 }
 
+/// Whether `row` is valid in a validity mask (NULL mask: all valid).
+///
+/// # Safety
+/// A non-null `validity` holds at least `row / 64 + 1` words.
 #[inline]
-fn valid(validity: *const u64, row: usize) -> bool {
+unsafe fn valid(validity: *const u64, row: usize) -> bool {
+    // SAFETY: as above.
     validity.is_null() || unsafe { (*validity.add(row / 64) >> (row % 64)) & 1 == 1 }
 }
 
 impl InputChunk {
-    pub(crate) unsafe fn from_raw(chunk: ffi::duckdb_data_chunk, columns: &[Column]) -> Self {
-        let rows = ffi::duckdb_data_chunk_get_size(chunk) as usize;
-        let names = columns.iter().map(|c| c.name.clone()).collect();
-        let columns = columns
-            .iter()
-            .map(|c| &c.ty)
-            .enumerate()
-            .map(|(c, ty)| {
-                let v = ffi::duckdb_data_chunk_get_vector(chunk, c as u64);
-                let (child_data, child_validity) = match ty {
-                    SqlType::List(_) => {
-                        let child = ffi::duckdb_list_vector_get_child(v);
-                        (
-                            ffi::duckdb_vector_get_data(child) as *const u8,
-                            ffi::duckdb_vector_get_validity(child) as *const u64,
-                        )
+    /// The argument vectors of `chunk`, whose columns DuckDB declared as
+    /// `columns` (the function's registered parameters, in order).
+    ///
+    /// # Safety
+    /// `chunk` is a data chunk DuckDB handed to a callback, whose columns
+    /// have the types of `columns`; it outlives the `InputChunk`.
+    pub(crate) unsafe fn from_raw(
+        chunk: ffi::duckdb_data_chunk,
+        columns: &[Column],
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!chunk.is_null(), "no input chunk");
+        // SAFETY: `chunk` is a valid data chunk (see above); every vector
+        // asked for is one of its columns, checked against its column count.
+        unsafe {
+            let count = ffi::duckdb_data_chunk_get_column_count(chunk) as usize;
+            anyhow::ensure!(
+                count >= columns.len(),
+                "{count} input columns, {} declared",
+                columns.len()
+            );
+            let rows = ffi::duckdb_data_chunk_get_size(chunk) as usize;
+            let names = columns.iter().map(|c| c.name.clone()).collect();
+            let columns = columns
+                .iter()
+                .enumerate()
+                .map(|(c, column)| {
+                    let v = ffi::duckdb_data_chunk_get_vector(chunk, c as u64);
+                    let (child_data, child_validity, child_len) = match column.ty {
+                        SqlType::List(_) => {
+                            let child = ffi::duckdb_list_vector_get_child(v);
+                            (
+                                ffi::duckdb_vector_get_data(child) as *const u8,
+                                ffi::duckdb_vector_get_validity(child) as *const u64,
+                                ffi::duckdb_list_vector_get_size(v) as usize,
+                            )
+                        }
+                        _ => (std::ptr::null(), std::ptr::null(), 0),
+                    };
+                    InputColumn {
+                        ty: column.ty.clone(),
+                        data: ffi::duckdb_vector_get_data(v) as *const u8,
+                        validity: ffi::duckdb_vector_get_validity(v) as *const u64,
+                        child_data,
+                        child_validity,
+                        child_len,
                     }
-                    _ => (std::ptr::null(), std::ptr::null()),
-                };
-                InputColumn {
-                    data: ffi::duckdb_vector_get_data(v) as *const u8,
-                    validity: ffi::duckdb_vector_get_validity(v) as *const u64,
-                    child_data,
-                    child_validity,
-                }
+                })
+                .collect();
+            Ok(InputChunk {
+                rows,
+                columns,
+                names,
             })
-            .collect();
-        InputChunk {
-            rows,
-            columns,
-            names,
         }
     }
 
@@ -76,40 +110,80 @@ impl InputChunk {
             .ok_or_else(|| anyhow::anyhow!("internal error: no argument `{name}` is declared"))
     }
 
+    /// Column `col`, checked to exist and to be one of `types`, and `row`
+    /// checked to be in the chunk; whether the value is not NULL.
+    fn cell(&self, col: usize, row: usize, what: &str, types: &[SqlType]) -> (&InputColumn, bool) {
+        assert!(
+            row < self.rows,
+            "row {row} of an input chunk of {} rows",
+            self.rows
+        );
+        let c = self.columns.get(col).unwrap_or_else(|| {
+            panic!(
+                "argument {col} of a call with {} arguments",
+                self.columns.len()
+            )
+        });
+        assert!(
+            types.contains(&c.ty),
+            "argument {col} is {}, read as {what}",
+            c.ty.sql_name()
+        );
+        // SAFETY: DuckDB's validity masks cover every row of the chunk.
+        (c, unsafe { valid(c.validity, row) })
+    }
+
     pub fn is_null(&self, col: usize, row: usize) -> bool {
-        !valid(self.columns[col].validity, row)
+        assert!(
+            row < self.rows && col < self.columns.len(),
+            "argument {col}, row {row} of an input chunk of {} arguments and {} rows",
+            self.columns.len(),
+            self.rows
+        );
+        // SAFETY: as in `cell`.
+        !unsafe { valid(self.columns[col].validity, row) }
+    }
+
+    /// Reads a fixed-size value of a column checked by `cell`.
+    fn fixed<T: Copy>(&self, col: usize, row: usize, what: &str, types: &[SqlType]) -> Option<T> {
+        let (c, valid) = self.cell(col, row, what, types);
+        // SAFETY: the column's physical type is `T` (checked by `cell`
+        // against its declared type) and `row` is within the chunk.
+        valid.then(|| unsafe { *(c.data as *const T).add(row) })
     }
 
     /// BIGINT / TIMESTAMP value.
     pub fn i64(&self, col: usize, row: usize) -> Option<i64> {
-        let c = &self.columns[col];
-        valid(c.validity, row).then(|| unsafe { *(c.data as *const i64).add(row) })
+        self.fixed(col, row, "BIGINT", &[SqlType::BigInt, SqlType::Timestamp])
     }
 
-    /// INTEGER value.
+    /// INTEGER / DATE value.
     pub fn i32(&self, col: usize, row: usize) -> Option<i32> {
-        let c = &self.columns[col];
-        valid(c.validity, row).then(|| unsafe { *(c.data as *const i32).add(row) })
+        self.fixed(col, row, "INTEGER", &[SqlType::Integer, SqlType::Date])
     }
 
     /// BOOLEAN value.
     pub fn bool(&self, col: usize, row: usize) -> Option<bool> {
-        let c = &self.columns[col];
-        valid(c.validity, row).then(|| unsafe { *(c.data as *const bool).add(row) })
+        let (c, valid) = self.cell(col, row, "BOOLEAN", &[SqlType::Boolean]);
+        // SAFETY: a BOOLEAN vector holds one byte, 0 or 1, per row; read as
+        // a byte, not as `bool`, so that no other value is ever a `bool`.
+        valid.then(|| unsafe { *c.data.add(row) } != 0)
     }
 
     /// DOUBLE value.
     pub fn f64(&self, col: usize, row: usize) -> Option<f64> {
-        let c = &self.columns[col];
-        valid(c.validity, row).then(|| unsafe { *(c.data as *const f64).add(row) })
+        self.fixed(col, row, "DOUBLE", &[SqlType::Double])
     }
 
     /// VARCHAR value (DuckDB's string_t: inlined up to 12 bytes, else a pointer).
     pub fn str(&self, col: usize, row: usize) -> Option<&str> {
-        let c = &self.columns[col];
-        if !valid(c.validity, row) {
+        let (c, valid) = self.cell(col, row, "VARCHAR", &[SqlType::Varchar]);
+        if !valid {
             return None;
         }
+        // SAFETY: a VARCHAR vector holds a `duckdb_string_t` per row, whose
+        // bytes (inline, or behind its pointer) live as long as the chunk;
+        // DuckDB keeps VARCHAR values valid UTF-8.
         unsafe {
             let s = (c.data as *const ffi::duckdb_string_t).add(row);
             let len = (*s).value.inlined.length as usize;
@@ -124,14 +198,25 @@ impl InputChunk {
 
     /// A LIST value of DOUBLE (`T = f64`) or FLOAT (`T = f32`) children; NULL
     /// children are reported as `Err(index)` so callers can say where.
-    pub fn list<T: Copy>(&self, col: usize, row: usize) -> Option<Result<&[T], usize>> {
-        let c = &self.columns[col];
-        if !valid(c.validity, row) {
+    pub fn list<T: ListChild>(&self, col: usize, row: usize) -> Option<Result<&[T], usize>> {
+        let child = SqlType::List(Box::new(T::sql_type()));
+        let (c, present) = self.cell(col, row, &child.sql_name(), std::slice::from_ref(&child));
+        if !present {
             return None;
         }
+        // SAFETY: a LIST vector holds a `duckdb_list_entry` per row; its
+        // range is checked against the child vector's length, whose physical
+        // type is `T` (checked by `cell`).
         unsafe {
             let entry = *(c.data as *const ffi::duckdb_list_entry).add(row);
             let (offset, length) = (entry.offset as usize, entry.length as usize);
+            assert!(
+                offset
+                    .checked_add(length)
+                    .is_some_and(|end| end <= c.child_len),
+                "list of row {row} ({offset} + {length}) outside its child vector of {}",
+                c.child_len
+            );
             for i in 0..length {
                 if !valid(c.child_validity, offset + i) {
                     return Some(Err(i));
@@ -142,6 +227,26 @@ impl InputChunk {
                 length,
             )))
         }
+    }
+}
+
+/// A list child type [`InputChunk::list`] reads.
+pub trait ListChild: Copy {
+    fn sql_type() -> SqlType;
+}
+impl ListChild for f64 {
+    fn sql_type() -> SqlType {
+        SqlType::Double
+    }
+}
+impl ListChild for f32 {
+    fn sql_type() -> SqlType {
+        SqlType::Float
+    }
+}
+impl ListChild for i64 {
+    fn sql_type() -> SqlType {
+        SqlType::BigInt
     }
 }
 
@@ -330,89 +435,145 @@ impl RowSet {
     }
 
     /// Writes the rows as the LIST(STRUCT) value of `row` in `list_vector`.
-    pub(crate) unsafe fn write_as_list(&self, list_vector: ffi::duckdb_vector, row: usize) {
+    ///
+    /// # Safety
+    /// `list_vector` is a writable LIST vector, with a row `row`, whose child
+    /// is a STRUCT of this row set's columns (checked with [`RowSet::check`]).
+    pub(crate) unsafe fn write_as_list(
+        &self,
+        list_vector: ffi::duckdb_vector,
+        row: usize,
+    ) -> anyhow::Result<()> {
         let n = self.rows();
-        let base = ffi::duckdb_list_vector_get_size(list_vector) as usize;
-        ffi::duckdb_list_vector_reserve(list_vector, (base + n) as u64);
-        ffi::duckdb_list_vector_set_size(list_vector, (base + n) as u64);
-        let entries = ffi::duckdb_vector_get_data(list_vector) as *mut ffi::duckdb_list_entry;
-        *entries.add(row) = ffi::duckdb_list_entry {
-            offset: base as u64,
-            length: n as u64,
-        };
-        let structs = ffi::duckdb_list_vector_get_child(list_vector);
-        for (field, (_, values)) in self.columns.iter().enumerate() {
-            let vector = ffi::duckdb_struct_vector_get_child(structs, field as u64);
-            write_values(vector, base, values);
+        // SAFETY: `list_vector` is a LIST vector with row `row` (see above);
+        // its child is reserved for `base + n` rows before they are written,
+        // and each field vector is a child of the declared struct type.
+        unsafe {
+            let base = ffi::duckdb_list_vector_get_size(list_vector) as usize;
+            reserve(list_vector, base + n)?;
+            let entries = ffi::duckdb_vector_get_data(list_vector) as *mut ffi::duckdb_list_entry;
+            *entries.add(row) = ffi::duckdb_list_entry {
+                offset: base as u64,
+                length: n as u64,
+            };
+            let structs = ffi::duckdb_list_vector_get_child(list_vector);
+            for (field, (_, values)) in self.columns.iter().enumerate() {
+                let vector = ffi::duckdb_struct_vector_get_child(structs, field as u64);
+                write_values(vector, base, values)?;
+            }
         }
+        Ok(())
     }
 }
 
+/// Makes room for `size` child rows in a LIST vector and sets its size.
+///
+/// # Safety
+/// `list_vector` is a writable LIST vector.
+unsafe fn reserve(list_vector: ffi::duckdb_vector, size: usize) -> anyhow::Result<()> {
+    // SAFETY: as above.
+    unsafe {
+        anyhow::ensure!(
+            ffi::duckdb_list_vector_reserve(list_vector, size as u64) == ffi::DuckDBSuccess
+                && ffi::duckdb_list_vector_set_size(list_vector, size as u64) == ffi::DuckDBSuccess,
+            "could not make room for {size} result values"
+        );
+    }
+    Ok(())
+}
+
+/// Marks `row` of `vector` NULL.
+///
+/// # Safety
+/// `vector` is a writable vector with a row `row`.
 unsafe fn set_invalid(vector: ffi::duckdb_vector, row: usize) {
-    ffi::duckdb_vector_ensure_validity_writable(vector);
-    ffi::duckdb_validity_set_row_invalid(ffi::duckdb_vector_get_validity(vector), row as u64);
+    // SAFETY: as above; the validity mask is made writable first.
+    unsafe {
+        ffi::duckdb_vector_ensure_validity_writable(vector);
+        ffi::duckdb_validity_set_row_invalid(ffi::duckdb_vector_get_validity(vector), row as u64);
+    }
 }
 
+/// Writes `values` to rows `base..` of `vector`.
+///
+/// # Safety
+/// `vector`'s physical type is `T` and it has rows `base..base + values.len()`.
 unsafe fn write_fixed<T: Copy>(vector: ffi::duckdb_vector, base: usize, values: &[Option<T>]) {
-    let data = ffi::duckdb_vector_get_data(vector) as *mut T;
-    for (i, v) in values.iter().enumerate() {
-        match v {
-            Some(x) => *data.add(base + i) = *x,
-            None => set_invalid(vector, base + i),
+    // SAFETY: as above.
+    unsafe {
+        let data = ffi::duckdb_vector_get_data(vector) as *mut T;
+        for (i, v) in values.iter().enumerate() {
+            match v {
+                Some(x) => *data.add(base + i) = *x,
+                None => set_invalid(vector, base + i),
+            }
         }
     }
 }
 
-unsafe fn write_values(vector: ffi::duckdb_vector, base: usize, values: &Values) {
-    match values {
-        Values::BigInt(v) => write_fixed(vector, base, v),
-        Values::Integer(v) => write_fixed(vector, base, v),
-        Values::Double(v) => write_fixed(vector, base, v),
-        Values::Text(v) => {
-            for (i, s) in v.iter().enumerate() {
-                match s {
-                    Some(s) => ffi::duckdb_vector_assign_string_element_len(
-                        vector,
-                        (base + i) as u64,
-                        s.as_ptr() as *const std::os::raw::c_char,
-                        s.len() as u64,
-                    ),
-                    None => set_invalid(vector, base + i),
+/// Writes `values` to rows `base..` of `vector`.
+///
+/// # Safety
+/// `vector` is a writable vector of `values`' SQL type, with rows
+/// `base..base + values.len()`.
+unsafe fn write_values(
+    vector: ffi::duckdb_vector,
+    base: usize,
+    values: &Values,
+) -> anyhow::Result<()> {
+    // SAFETY: as above; a FLOAT[] column's child is reserved for every list
+    // before the lists are copied into it.
+    unsafe {
+        match values {
+            Values::BigInt(v) => write_fixed(vector, base, v),
+            Values::Integer(v) => write_fixed(vector, base, v),
+            Values::Double(v) => write_fixed(vector, base, v),
+            Values::Text(v) => {
+                for (i, s) in v.iter().enumerate() {
+                    match s {
+                        Some(s) => ffi::duckdb_vector_assign_string_element_len(
+                            vector,
+                            (base + i) as u64,
+                            s.as_ptr() as *const std::os::raw::c_char,
+                            s.len() as u64,
+                        ),
+                        None => set_invalid(vector, base + i),
+                    }
                 }
             }
-        }
-        Values::FloatList(v) => {
-            let total: usize = v.iter().map(|l| l.as_ref().map_or(0, |l| l.len())).sum();
-            let child_base = ffi::duckdb_list_vector_get_size(vector) as usize;
-            ffi::duckdb_list_vector_reserve(vector, (child_base + total) as u64);
-            ffi::duckdb_list_vector_set_size(vector, (child_base + total) as u64);
-            let child = ffi::duckdb_list_vector_get_child(vector);
-            let child_data = ffi::duckdb_vector_get_data(child) as *mut f32;
-            let entries = ffi::duckdb_vector_get_data(vector) as *mut ffi::duckdb_list_entry;
-            let mut offset = child_base;
-            for (i, list) in v.iter().enumerate() {
-                match list {
-                    Some(list) => {
-                        std::ptr::copy_nonoverlapping(
-                            list.as_ptr(),
-                            child_data.add(offset),
-                            list.len(),
-                        );
-                        *entries.add(base + i) = ffi::duckdb_list_entry {
-                            offset: offset as u64,
-                            length: list.len() as u64,
-                        };
-                        offset += list.len();
-                    }
-                    None => {
-                        *entries.add(base + i) = ffi::duckdb_list_entry {
-                            offset: offset as u64,
-                            length: 0,
-                        };
-                        set_invalid(vector, base + i);
+            Values::FloatList(v) => {
+                let total: usize = v.iter().map(|l| l.as_ref().map_or(0, |l| l.len())).sum();
+                let child_base = ffi::duckdb_list_vector_get_size(vector) as usize;
+                reserve(vector, child_base + total)?;
+                let child = ffi::duckdb_list_vector_get_child(vector);
+                let child_data = ffi::duckdb_vector_get_data(child) as *mut f32;
+                let entries = ffi::duckdb_vector_get_data(vector) as *mut ffi::duckdb_list_entry;
+                let mut offset = child_base;
+                for (i, list) in v.iter().enumerate() {
+                    match list {
+                        Some(list) => {
+                            std::ptr::copy_nonoverlapping(
+                                list.as_ptr(),
+                                child_data.add(offset),
+                                list.len(),
+                            );
+                            *entries.add(base + i) = ffi::duckdb_list_entry {
+                                offset: offset as u64,
+                                length: list.len() as u64,
+                            };
+                            offset += list.len();
+                        }
+                        None => {
+                            *entries.add(base + i) = ffi::duckdb_list_entry {
+                                offset: offset as u64,
+                                length: 0,
+                            };
+                            set_invalid(vector, base + i);
+                        }
                     }
                 }
             }
         }
     }
+    Ok(())
 }

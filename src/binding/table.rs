@@ -44,24 +44,36 @@ pub trait TableFunction: Sized + Send + Sync + 'static {
     ) -> anyhow::Result<usize>;
 }
 
+/// Frees a boxed `X` DuckDB hands back (bind, init or local state).
+///
+/// # Safety
+/// `ptr` is null or a `Box<X>` made by this module, freed once.
 unsafe extern "C" fn drop_box<X>(ptr: *mut c_void) {
     if !ptr.is_null() {
         // Dropping user state must not unwind into DuckDB either.
-        let _ = std::panic::catch_unwind(|| drop(Box::from_raw(ptr as *mut X)));
+        // SAFETY: as above.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(ptr as *mut X) }));
     }
 }
 
 unsafe extern "C" fn bind<T: TableFunction>(info: ffi::duckdb_bind_info) {
     let outcome = guard(T::NAME, "binding the call", || {
-        let args = read_args(T::NAME, &T::params(), info)?;
+        // SAFETY: `info` is the bind info DuckDB passed to `bind`.
+        let args = unsafe { read_args(T::NAME, &T::params(), info) }?;
         let plan = T::bind(&args)?;
-        Ok(plan)
-    });
-    match outcome {
-        Ok(plan) => {
-            for column in T::columns() {
-                let name = CString::new(column.name.as_str()).expect("column name without NUL");
-                let ty = column.ty.logical_type();
+        let columns = T::columns()
+            .into_iter()
+            .map(|column| {
+                Ok((
+                    CString::new(column.name.as_str())?,
+                    column.ty.logical_type(),
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // SAFETY: as above; the names and types outlive the calls that copy
+        // them, and the plan's box is handed to DuckDB with its destructor.
+        unsafe {
+            for (name, ty) in &columns {
                 ffi::duckdb_bind_add_result_column(info, name.as_ptr(), ty.0);
             }
             if let Some(rows) = plan.cardinality() {
@@ -73,14 +85,22 @@ unsafe extern "C" fn bind<T: TableFunction>(info: ffi::duckdb_bind_info) {
                 Some(drop_box::<T>),
             );
         }
-        Err(message) => set_error(&message, |m| ffi::duckdb_bind_set_error(info, m)),
+        Ok(())
+    });
+    if let Err(message) = outcome {
+        // SAFETY: as above.
+        set_error(&message, |m| unsafe { ffi::duckdb_bind_set_error(info, m) });
     }
 }
 
 unsafe extern "C" fn init<T: TableFunction>(info: ffi::duckdb_init_info) {
-    let plan = &*(ffi::duckdb_init_get_bind_data(info) as *const T);
-    match guard(T::NAME, "starting the scan", || Ok(plan.scan())) {
-        Ok(scan) => {
+    let outcome = guard(T::NAME, "starting the scan", || {
+        // SAFETY: DuckDB passes `init` the info of a call whose bind data is
+        // the `T` set by `bind`, alive until the call ends; the scan's box
+        // is handed to DuckDB with its destructor.
+        unsafe {
+            let plan = &*(ffi::duckdb_init_get_bind_data(info) as *const T);
+            let scan = plan.scan();
             ffi::duckdb_init_set_max_threads(info, plan.max_threads().max(1) as u64);
             ffi::duckdb_init_set_init_data(
                 info,
@@ -88,19 +108,31 @@ unsafe extern "C" fn init<T: TableFunction>(info: ffi::duckdb_init_info) {
                 Some(drop_box::<T::Scan>),
             );
         }
-        Err(message) => set_error(&message, |m| ffi::duckdb_init_set_error(info, m)),
+        Ok(())
+    });
+    if let Err(message) = outcome {
+        // SAFETY: as above.
+        set_error(&message, |m| unsafe { ffi::duckdb_init_set_error(info, m) });
     }
 }
 
 unsafe extern "C" fn local_init<T: TableFunction>(info: ffi::duckdb_init_info) {
-    let plan = &*(ffi::duckdb_init_get_bind_data(info) as *const T);
-    match guard(T::NAME, "starting a scan thread", || Ok(plan.cursor())) {
-        Ok(cursor) => ffi::duckdb_init_set_init_data(
-            info,
-            Box::into_raw(Box::new(cursor)) as *mut c_void,
-            Some(drop_box::<T::Cursor>),
-        ),
-        Err(message) => set_error(&message, |m| ffi::duckdb_init_set_error(info, m)),
+    let outcome = guard(T::NAME, "starting a scan thread", || {
+        // SAFETY: as in `init`, for the thread's cursor.
+        unsafe {
+            let plan = &*(ffi::duckdb_init_get_bind_data(info) as *const T);
+            let cursor = plan.cursor();
+            ffi::duckdb_init_set_init_data(
+                info,
+                Box::into_raw(Box::new(cursor)) as *mut c_void,
+                Some(drop_box::<T::Cursor>),
+            );
+        }
+        Ok(())
+    });
+    if let Err(message) = outcome {
+        // SAFETY: as above.
+        set_error(&message, |m| unsafe { ffi::duckdb_init_set_error(info, m) });
     }
 }
 
@@ -108,23 +140,43 @@ unsafe extern "C" fn function<T: TableFunction>(
     info: ffi::duckdb_function_info,
     output: ffi::duckdb_data_chunk,
 ) {
-    let plan = &*(ffi::duckdb_function_get_bind_data(info) as *const T);
-    let scan = &*(ffi::duckdb_function_get_init_data(info) as *const T::Scan);
-    let cursor = &mut *(ffi::duckdb_function_get_local_init_data(info) as *mut T::Cursor);
-    let mut out = OutputChunk::from_raw(output);
-    match guard(T::NAME, "producing rows", || {
-        plan.fill(scan, cursor, &mut out)
-    }) {
-        Ok(rows) => out.set_len(rows),
-        Err(message) => {
+    let outcome = guard(T::NAME, "producing rows", || {
+        // SAFETY: DuckDB passes the function the info of a call whose bind,
+        // init and local init data are the boxes set above (alive until the
+        // call ends; the cursor is this thread's own), and its output chunk.
+        unsafe {
+            let plan = &*(ffi::duckdb_function_get_bind_data(info) as *const T);
+            let scan = &*(ffi::duckdb_function_get_init_data(info) as *const T::Scan);
+            let cursor = &mut *(ffi::duckdb_function_get_local_init_data(info) as *mut T::Cursor);
+            let mut out = OutputChunk::from_raw(output);
+            // Nothing is returned if filling fails half-way.
             out.set_len(0);
-            set_error(&message, |m| ffi::duckdb_function_set_error(info, m))
+            let rows = plan.fill(scan, cursor, &mut out)?;
+            out.set_len(rows);
         }
+        Ok(())
+    });
+    if let Err(message) = outcome {
+        // SAFETY: as above.
+        set_error(&message, |m| unsafe {
+            ffi::duckdb_function_set_error(info, m)
+        });
     }
 }
 
 /// Registers `T` in DuckDB's system catalog under `T::NAME`.
+///
+/// # Safety
+/// `con` is an open connection.
 pub(crate) unsafe fn register<T: TableFunction>(con: ffi::duckdb_connection) -> anyhow::Result<()> {
+    // SAFETY: `con` is open; every handle made here is destroyed here, and
+    // the names and types outlive the calls that copy them.
+    unsafe { register_table::<T>(con) }
+}
+
+/// # Safety
+/// As [`register`].
+unsafe fn register_table<T: TableFunction>(con: ffi::duckdb_connection) -> anyhow::Result<()> {
     let mut tf = ffi::duckdb_create_table_function();
     let name = CString::new(T::NAME)?;
     ffi::duckdb_table_function_set_name(tf, name.as_ptr());

@@ -45,6 +45,8 @@ impl SqlType {
 
     /// A new DuckDB logical type; the caller owns it (see [`LogicalType`]).
     pub(crate) fn logical_type(&self) -> LogicalType {
+        // SAFETY: plain constructors of owned types; children are destroyed
+        // after the list or struct type copied them.
         unsafe {
             let raw = match self {
                 SqlType::Boolean => {
@@ -78,7 +80,7 @@ impl SqlType {
                         fields.iter().map(|(_, t)| t.logical_type()).collect();
                     let names: Vec<CString> = fields
                         .iter()
-                        .map(|(n, _)| CString::new(n.as_str()).expect("field name without NUL"))
+                        .map(|(n, _)| CString::new(n.replace('\0', " ")).unwrap_or_default())
                         .collect();
                     let mut raw_children: Vec<ffi::duckdb_logical_type> =
                         children.iter().map(|c| c.0).collect();
@@ -101,6 +103,7 @@ pub(crate) struct LogicalType(pub ffi::duckdb_logical_type);
 
 impl Drop for LogicalType {
     fn drop(&mut self) {
+        // SAFETY: an owned type, destroyed once.
         unsafe { ffi::duckdb_destroy_logical_type(&mut self.0) }
     }
 }

@@ -28,6 +28,7 @@ use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
 use crate::budget::{Budget, Progress};
 use crate::recommend::serving::ServingModel;
+use crate::tables;
 use crate::train::plain_choice;
 use crate::train::tune::{self, Candidate};
 use metrics::{ranking_metrics, rmse};
@@ -344,5 +345,6 @@ pub fn macros() -> Vec<SqlMacro> {
             )
         ),
     );
-    vec![SqlMacro::table("evaluate_recommendations", &params, body)]
+    vec![SqlMacro::table("evaluate_recommendations", &params, body)
+        .checking("events", &tables::interactions_source())]
 }

@@ -21,6 +21,7 @@ use crate::binding::sql::quote_literal;
 use crate::binding::{in_call, Args, Column, ColumnWriter, Param, SqlMacro, SqlType};
 use crate::budget;
 use crate::model::table::{self, ModelTable};
+use crate::tables;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -640,7 +641,8 @@ pub fn macros() -> Vec<SqlMacro> {
                 &[],
                 EXPORT_FROM_SQL.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join(" ").trim(),
             ),
-        ),
+        )
+        .checking("model", &tables::model(&["side", "id", "factors", "model_id", "name", "value"])),
     ]
 }
 

@@ -220,6 +220,8 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
         blend,
         // Spark's model carries no product attributes.
         attributes: crate::model::ProductAttributes::unknown(n_products),
+        // Spark's ALS weighs the ratings it is given as they are.
+        weighting: crate::model::confidence::Weighting::raw(),
     };
     model.validate()?;
     Ok(Imported { model, params })

@@ -2,9 +2,11 @@
 //!
 //! Neither the trainer (`crate::als`) nor the server (`crate::recommend`)
 //! imports the other; both depend on this layer: the sparse matrix type
-//! ([`csr`]), the trained model as plain data ([`FactorModel`]) and the
+//! ([`csr`]), the trained model as plain data ([`FactorModel`]), how its
+//! interaction weights were transformed ([`confidence`]) and the
 //! model-table layout ([`table`]) that turns one into rows and back.
 
+pub mod confidence;
 pub mod csr;
 pub mod table;
 
@@ -36,6 +38,9 @@ pub struct FactorModel {
     /// The serving blend chosen for this model (its `blend` param row):
     /// what `recommend` uses when the caller passes none.
     pub blend: f32,
+    /// How the interaction weights were transformed before ALS saw them:
+    /// what the fold-in repeats for users the model has not seen.
+    pub weighting: confidence::Weighting,
     /// Brand and price per product, as last seen in the training events.
     pub attributes: ProductAttributes,
 }
@@ -140,6 +145,13 @@ impl FactorModel {
             "the model's blend {} is not between 0 and 1",
             self.blend
         );
+        if let Some(bm25) = &self.weighting.bm25 {
+            // Empty: a table missing some rows (the fold-in says so).
+            anyhow::ensure!(
+                bm25.product_users.is_empty() || bm25.product_users.len() == n_items,
+                "product_users do not match the products"
+            );
+        }
         Ok(())
     }
 

@@ -14,14 +14,19 @@
 //! | user      | user_id    |             |       |                        | FLOAT[f] |
 //! | product   | product_id | category_id | brand | popularity             | FLOAT[f] |
 //! | price     | product_id |             |       | last seen price        |          |
+//! | product_users | product_id |         |       | users who touched it   |          |
 //! | purchased | user_id    | product_id  |       |                        |          |
 //! | interest  | user_id    | category_id |       | share of interactions  |          |
 //!
 //! Rows come in that order: the `model_id` param first, the other params,
 //! the loss per iteration, the users, the products, the prices (products
-//! with a known price only), then per user their purchases and interests. [`ModelTable`] writes any range of them on
+//! with a known price only), the products' `product_users` (only in models
+//! trained with bm25 confidence, whose fold-in needs them: see
+//! [`super::confidence`]), then per user their purchases and interests.
+//! [`ModelTable`] writes any range of them on
 //! demand, so a model of millions of users reaches DuckDB in bounded blocks.
 
+use super::confidence::Weighting;
 use super::csr::Csr;
 use super::FactorModel;
 use crate::binding::blocks::BlockSource;
@@ -65,6 +70,7 @@ enum Row<'a> {
     User(usize),
     Product(usize),
     Price(usize),
+    ProductUsers(usize),
     Purchased(usize, u32),
     Interest(usize, i64, f32),
 }
@@ -120,7 +126,17 @@ impl ModelTable {
             + self.model.user_ids.len()
             + self.model.product_ids.len()
             + self.priced.len()
+            + self.product_users().len()
             + self.extra_start.last().copied().unwrap_or(0)
+    }
+
+    /// bm25's users per product, when the model was trained with it.
+    fn product_users(&self) -> &[u32] {
+        self.model
+            .weighting
+            .bm25
+            .as_ref()
+            .map_or(&[], |b| b.product_users.as_slice())
     }
 
     fn row(&self, seq: usize) -> Row<'_> {
@@ -150,6 +166,10 @@ impl ModelTable {
             return Row::Price(self.priced[s] as usize);
         }
         s -= self.priced.len();
+        if s < self.product_users().len() {
+            return Row::ProductUsers(s);
+        }
+        s -= self.product_users().len();
         // The user whose extra rows hold position s.
         let u = self.extra_start.partition_point(|&start| start <= s) - 1;
         let offset = s - self.extra_start[u];
@@ -202,6 +222,14 @@ impl ModelTable {
                     None,
                     None,
                     Some(m.attributes.price[i]),
+                    None,
+                ),
+                Row::ProductUsers(i) => (
+                    "product_users",
+                    Some(m.product_ids[i]),
+                    None,
+                    None,
+                    Some(self.product_users()[i] as f64),
                     None,
                 ),
                 Row::Purchased(u, i) => (
@@ -294,6 +322,10 @@ pub struct ModelRows {
     purchased: Vec<(i64, i64)>,
     interest: Vec<(i64, i64, f32)>,
     blend: Option<f32>,
+    /// The other `param` rows with a value (a few dozen at most).
+    params: Vec<(String, f64)>,
+    /// (product_id, users who touched it).
+    product_users: Vec<(i64, f64)>,
     rows: usize,
 }
 
@@ -353,7 +385,29 @@ impl ModelRows {
                 })?;
                 self.blend = Some(blend as f32);
             }
-            "param" | "loss" => {}
+            "param" => {
+                if let (Some(name), Some(value)) = (name, value) {
+                    self.params.push((name.to_string(), value));
+                }
+            }
+            "loss" => {}
+            "product_users" => {
+                let users = value.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "a product_users row has a NULL value; the model table is damaged"
+                    )
+                })?;
+                anyhow::ensure!(
+                    users.is_finite() && users >= 0.0 && users <= u32::MAX as f64,
+                    "a product_users row has the value {users}; the model table is damaged"
+                );
+                crate::budget::reserve(
+                    &mut self.product_users,
+                    1,
+                    "the model's product_users rows",
+                )?;
+                self.product_users.push((need(id)?, users));
+            }
             "user" => {
                 let (id, factors) = (need(id)?, factors_of("user")?);
                 self.factor_length(factors.len())?;
@@ -418,6 +472,8 @@ impl ModelRows {
         self.purchased.extend(other.purchased);
         self.interest.extend(other.interest);
         self.blend = self.blend.or(other.blend);
+        self.params.extend(other.params);
+        self.product_users.extend(other.product_users);
         self.rows += other.rows;
         Ok(())
     }
@@ -483,6 +539,8 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
         blend,
         brands,
         prices,
+        params,
+        product_users,
         ..
     } = rows;
     anyhow::ensure!(
@@ -524,6 +582,17 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
         .enumerate()
         .map(|(i, &p)| (p, i as u32))
         .collect();
+    let mut users_of: Vec<Option<u32>> = vec![None; product_ids.len()];
+    for (p, users) in product_users {
+        if let Some(&p) = product_pos.get(&p) {
+            users_of[p as usize] = Some(users as u32);
+        }
+    }
+    let weighting = Weighting::from_rows(
+        |name| params.iter().find(|p| p.0 == name).map(|p| p.1),
+        users_of,
+        user_ids.len(),
+    )?;
     let (mut rows, mut cols) = (Vec::new(), Vec::new());
     for (u, p) in purchased {
         if let (Some(&u), Some(&p)) = (user_pos.get(&u), product_pos.get(&p)) {
@@ -569,6 +638,7 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
         interest: interests,
         blend: blend.unwrap_or(super::LEGACY_BLEND),
         attributes,
+        weighting,
     };
     model.validate()?;
     Ok(model)
@@ -596,6 +666,7 @@ mod tests {
                 brand: vec![Some("acme".into()), None, Some("zeta".into())],
                 price: vec![f64::NAN, 2.5, 10.0],
             },
+            weighting: Weighting::raw(),
         }
     }
 
@@ -690,6 +761,54 @@ mod tests {
                 .blend,
             crate::model::LEGACY_BLEND
         );
+    }
+
+    /// A bm25 model with a half-life writes its statistics as rows (one
+    /// `product_users` row per product, after the products) and reads them
+    /// back; a table without them reads as what it says.
+    #[test]
+    fn the_weighting_round_trips_through_rows() {
+        use crate::model::confidence::{Bm25, Confidence};
+        let mut m = model();
+        m.weighting = Weighting {
+            confidence: Confidence::Bm25,
+            scale: 1.25,
+            half_life: 2.0 * 86_400.0,
+            reference: Some(1_570_000_000.5),
+            bm25: Some(Bm25::new(100.0, 0.8, 4.5, 2.0, vec![2, 1, 1])),
+        };
+        let params: Vec<(String, f64)> = m
+            .weighting
+            .param_rows()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect();
+        let table = ModelTable::new(m, params, vec![0.5]);
+        // 1 model_id + 7 params + blend + 1 loss + 2 users + 3 products
+        // + 3 product_users + 1 purchase + 3 interests.
+        assert_eq!(table.rows(), 22);
+        let rows = read_back(&table.write(0..table.rows()).unwrap());
+        let users_of: Vec<(i64, f64)> = rows
+            .iter()
+            .rev()
+            .filter(|r| r.side == "product_users")
+            .map(|r| (r.id.unwrap(), r.value.unwrap()))
+            .collect();
+        assert_eq!(users_of, [(100, 2.0), (200, 1.0), (300, 1.0)]);
+        let back = from_rows(ModelRows::collect(rows.clone()).unwrap(), 12345).unwrap();
+        assert_eq!(back.weighting, table.model().weighting);
+        back.weighting.check(3).unwrap();
+        let without: Vec<ModelRow> = rows
+            .into_iter()
+            .filter(|r| r.side != "product_users" || r.id != Some(200))
+            .collect();
+        let back = from_rows(ModelRows::collect(without).unwrap(), 12345).unwrap();
+        assert!(back
+            .weighting
+            .check(3)
+            .unwrap_err()
+            .to_string()
+            .contains("0 product_users rows for 3 products"));
     }
 
     #[test]

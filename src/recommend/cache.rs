@@ -7,6 +7,9 @@
 //! its rows and you must also change (or drop) its model_id row.
 
 use super::serving::ServingModel;
+// A poisoned lock is recovered, as everywhere in ecoreco (see binding::lock):
+// the cache stays on.
+use crate::binding::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -19,7 +22,7 @@ fn cache() -> &'static Mutex<Vec<Arc<ServingModel>>> {
 }
 
 pub fn cached(model_id: i64) -> Option<Arc<ServingModel>> {
-    let mut models = cache().lock().ok()?;
+    let mut models = lock(cache());
     let at = models.iter().position(|m| m.model_id == model_id)?;
     let model = models.remove(at);
     models.push(model.clone());
@@ -35,42 +38,34 @@ fn table_models() -> &'static Mutex<HashMap<String, i64>> {
 
 /// The cached model last read from `table`, if it is still cached.
 pub fn cached_for_table(table: &str) -> Option<Arc<ServingModel>> {
-    let id = *table_models().lock().ok()?.get(table)?;
-    let models = cache().lock().ok()?;
+    let id = *lock(table_models()).get(table)?;
+    let models = lock(cache());
     models.iter().find(|m| m.model_id == id).cloned()
 }
 
 pub fn note_table(table: &str, model_id: i64) {
-    if let Ok(mut tables) = table_models().lock() {
-        tables.insert(table.to_string(), model_id);
-    }
+    lock(table_models()).insert(table.to_string(), model_id);
 }
 
 pub fn forget_table(table: &str) {
-    if let Ok(mut tables) = table_models().lock() {
-        tables.remove(table);
-    }
+    lock(table_models()).remove(table);
 }
 
 /// Drops every cached model; returns how many there were.
 pub fn forget_all() -> usize {
-    if let Ok(mut tables) = table_models().lock() {
-        tables.clear();
-    }
-    cache()
-        .lock()
-        .map(|mut models| std::mem::take(&mut *models).len())
-        .unwrap_or(0)
+    lock(table_models()).clear();
+    let dropped = std::mem::take(&mut *lock(cache()));
+    dropped.len()
 }
 
 pub fn remember(model: ServingModel) -> Arc<ServingModel> {
     let model = Arc::new(model);
-    if let Ok(mut models) = cache().lock() {
-        models.retain(|m| m.model_id != model.model_id);
-        models.push(model.clone());
-        while models.len() > CACHED_MODELS {
-            models.remove(0);
-        }
+    let mut models = lock(cache());
+    models.retain(|m| m.model_id != model.model_id);
+    models.push(model.clone());
+    while models.len() > CACHED_MODELS {
+        models.remove(0);
     }
+    drop(models);
     model
 }

@@ -16,9 +16,11 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed, Ranges};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::scalar::ScalarFunction;
+use crate::binding::sql::{checked_table, Expect};
 use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlMacro, SqlType, Value};
 use crate::budget::Budget;
 use crate::model::table::{self as model_table, ModelRows};
+use crate::tables;
 use rules::{rule_params, rule_table_params, RuleRequest, Rules};
 use serving::{Recommendation, ServingModel};
 use std::sync::Arc;
@@ -250,8 +252,12 @@ fn recommend_sql(
         (
             format!(
                 ", (SELECT list(e.category_id) AS categories, list(e.product_id) FILTER (e.event_type = 'purchase') AS bought \
-                 FROM query_table({events}) e WHERE e.user_id = {user} AND e.event_type IN ('view', 'cart', 'purchase')) cold",
-                events = string_literal("events", events)?,
+                 FROM {events} e WHERE e.user_id = {user} AND e.event_type IN ('view', 'cart', 'purchase')) cold",
+                events = checked_table(
+                    "ecoreco.recommend",
+                    &string_literal("events", events)?,
+                    &tables::events(&["event_type", "product_id", "category_id", "user_id"]).by_name(),
+                ),
                 user = request.user_id,
             ),
             ["cold.categories", "cold.bought"],
@@ -280,11 +286,12 @@ fn recommend_sql(
         ("planned_cached", planned_cached.into()),
     ];
     values.extend(request.rules.iter().map(|(n, v)| (*n, v.sql_literal())));
+    let model_rows = checked_table("ecoreco.recommend", &table, &serving_model().by_name());
     let from = if request.include.is_none() && request.exclude.is_none() {
-        format!("query_table({table}) m{cold_from}{filter}")
+        format!("{model_rows} m{cold_from}{filter}")
     } else {
         format!(
-            "(SELECT m.seq, m.model_id, m.side, m.id, m.item, m.name, m.value, m.factors FROM query_table({table}) m{filter} \
+            "(SELECT m.seq, m.model_id, m.side, m.id, m.item, m.name, m.value, m.factors FROM {model_rows} m{filter} \
              UNION ALL BY NAME {rules}) m",
             rules = rule_rows_sql(
                 "ecoreco.recommend",
@@ -693,6 +700,13 @@ fn recommend_one(
     )
 }
 
+/// What serving reads of a model table.
+fn serving_model() -> Expect {
+    tables::model(&[
+        "seq", "model_id", "side", "id", "item", "name", "value", "factors",
+    ])
+}
+
 /// The serving macro body of `recommend_all` and `similar_products` (one
 /// user's `recommend` is written by [`RecommendSql`] instead). With
 /// `by_name`, `model` must be a string: it is the cache key, and when the
@@ -775,7 +789,8 @@ pub fn macros() -> Vec<SqlMacro> {
             "recommend_all",
             &all,
             serve_sql("ecoreco.recommend_all", "all", &[], false, true),
-        ),
+        )
+        .checking("model", &serving_model()),
         SqlMacro::table(
             "similar_products",
             &["pid", "model := 'model'", &k],
@@ -798,7 +813,8 @@ pub fn macros() -> Vec<SqlMacro> {
                     false
                 )
             ),
-        ),
+        )
+        .checking("model", &serving_model().by_name()),
     ]
 }
 
@@ -823,18 +839,20 @@ mod tests {
         // Cached model that knows the user: row 0 of the model, no events.
         let known = recommend_sql("model", Some("events"), &request(), Some(true)).unwrap();
         assert!(
-            known.contains("FROM query_table('model') m WHERE m.seq = 0"),
+            known.contains("(FROM query_table('model') WHERE (SELECT CASE")
+                && known.contains(") m WHERE m.seq = 0"),
             "{known}"
         );
         assert!(
-            !known.contains("events") && !known.contains("m.factors"),
+            !known.contains("query_table('events')") && !known.contains("m.factors"),
             "{known}"
         );
         assert!(known.contains("('recommend')::VARCHAR, (-42)::BIGINT, (true)::BOOLEAN, (7)::BIGINT, (0.25)::DOUBLE, (false)::BOOLEAN"), "{known}");
         // Cached model, unknown user: row 0 and the user's events.
         let unknown = recommend_sql("model", Some("events"), &request(), Some(false)).unwrap();
         assert!(
-            unknown.contains("FROM query_table('events') e WHERE e.user_id = -42"),
+            unknown.contains("(FROM query_table('events') WHERE (SELECT CASE")
+                && unknown.contains(") e WHERE e.user_id = -42"),
             "{unknown}"
         );
         assert!(

@@ -76,6 +76,8 @@ pub struct ServingModel {
     pub product_brand: Vec<u32>,
     /// Last seen price per product (NaN: unknown).
     pub product_price: Vec<f64>,
+    /// How its weights were transformed (the fold-in repeats it).
+    pub weighting: crate::model::confidence::Weighting,
     // Looked up for every request and every replayed event: the crate's
     // fast hasher, not SipHash (the ids come from the user's own data).
     user_index: FastMap<i64, u32>,
@@ -112,6 +114,7 @@ impl ServingModel {
             interest,
             blend,
             attributes,
+            weighting,
         } = model;
         let n_items = product_ids.len();
         // Brands as small indices: the caps count them for every list.
@@ -177,6 +180,7 @@ impl ServingModel {
             blend,
             product_brand,
             product_price,
+            weighting,
             user_index,
             product_index,
             popular_order,
@@ -778,6 +782,7 @@ mod tests {
             interest,
             blend: crate::model::LEGACY_BLEND,
             attributes: crate::model::ProductAttributes::unknown(n),
+            weighting: Default::default(),
         })
     }
 

@@ -17,8 +17,9 @@ pub mod write;
 
 use crate::binding::rows::InputChunk;
 use crate::binding::scalar::ScalarFunction;
-use crate::binding::sql::quote_literal;
+use crate::binding::sql::{checked_table, quote_literal, Expect};
 use crate::binding::{ColumnWriter, SqlMacro, SqlType};
+use crate::tables;
 use anyhow::{anyhow, Result};
 
 const REPORT: &str = include_str!("../../sql/macros/report.sql");
@@ -30,22 +31,29 @@ const EVALUATION: &str = include_str!("../../sql/macros/report_evaluation.sql");
 /// name, `None` when the caller gave none. Names go in as string literals
 /// for `query_table` (DuckDB resolves them), the seed as a number.
 pub fn part_sql(part: &str, name: Option<&str>, seed: i64) -> Result<String> {
-    let (template, placeholder, empty) = match part {
+    let (template, placeholder, empty, expect) = match part {
         "recommendations" => (
             RECOMMENDATIONS,
             "{model}",
             "SELECT NULL::VARCHAR AS kind, NULL::BIGINT AS id, NULL::BIGINT AS n, NULL::DOUBLE AS x, NULL::DOUBLE AS y WHERE false",
+            tables::model(&["seq", "model_id", "side", "id", "item", "name", "value", "factors"]),
         ),
         "segments" => (
             SEGMENTS,
             "{segments}",
             "SELECT NULL::BIGINT AS user_id, NULL::BIGINT AS segment_id, NULL::VARCHAR AS segment WHERE false",
+            Expect::of(tables::SEGMENTS, &["user_id", "segment_id", "segment"], tables::PASS_SEGMENTS),
         ),
         "evaluation" => (
             EVALUATION,
             "{evaluation}",
             "SELECT NULL::VARCHAR AS recommender, NULL::BIGINT AS k, NULL::DOUBLE AS \"precision\", NULL::DOUBLE AS recall, \
              NULL::DOUBLE AS ndcg, NULL::DOUBLE AS \"map\", NULL::DOUBLE AS coverage, NULL::BIGINT AS users_evaluated WHERE false",
+            Expect::of(
+                tables::EVALUATION,
+                &["model", "k", "precision", "recall", "ndcg", "map", "coverage", "users_evaluated"],
+                tables::PASS_EVALUATION,
+            ),
         ),
         other => {
             return Err(anyhow!("part must be one of recommendations, segments, evaluation, got '{other}'"))
@@ -59,8 +67,12 @@ pub fn part_sql(part: &str, name: Option<&str>, seed: i64) -> Result<String> {
             "the {part} table name contains a NUL character, pass a table name"
         ));
     }
+    // Every read of the table is checked first (its name is in the message).
+    let table = quote_literal(name);
+    let checked = checked_table("ecoreco.report", &table, &expect.by_name());
     Ok(template
-        .replace(placeholder, &quote_literal(name))
+        .replace(&format!("query_table({placeholder})"), &checked)
+        .replace(placeholder, &table)
         .replace("{seed}", &seed.to_string()))
 }
 
@@ -112,7 +124,7 @@ impl ScalarFunction for ReportWrite {
                 anyhow!("the report data is NULL, call ecoreco.report(events, ...)")
             })?;
             let bytes = render_and_write(path, external_access, payload)?;
-            unsafe { out.values::<i64>()[row] = bytes as i64 };
+            out.set_i64(row, bytes as i64);
         }
         Ok(())
     }
@@ -141,6 +153,22 @@ pub fn macros() -> Vec<SqlMacro> {
             "seed := 42",
         ],
         REPORT,
+    )
+    .checking(
+        "events",
+        &tables::events(&[
+            "event_time",
+            "event_type",
+            "product_id",
+            "category_id",
+            "category_code",
+            "brand",
+            "price",
+            "user_id",
+            "user_session",
+            "hour",
+            "date",
+        ]),
     )]
 }
 

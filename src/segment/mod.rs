@@ -7,12 +7,14 @@
 //! segments by the original pipeline's business rules.
 
 pub mod kmeans;
+pub mod rfm;
 
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{Col, InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
-use kmeans::{silhouette, KMeansParams, Standardizer};
+use crate::tables;
+use kmeans::{silhouette, squared_euclidean_silhouette, KMeansParams, Standardizer};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,6 +38,40 @@ struct Settings {
     k_max: i64,
     /// Independent k-means++ starts; the lowest inertia wins.
     n_init: i64,
+    metric: SilhouetteMetric,
+}
+
+/// Which silhouette the summary reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SilhouetteMetric {
+    /// Spark's `ClusteringEvaluator` (the original's): squared Euclidean
+    /// distance, every user, O(n · k · d).
+    SquaredEuclidean,
+    /// scikit-learn's `silhouette_score`: Euclidean distance over a seeded
+    /// sample of at most `sample` users, O(sample² · d).
+    Euclidean,
+}
+
+impl SilhouetteMetric {
+    const NAMES: [&'static str; 2] = ["squared_euclidean", "euclidean"];
+
+    fn read(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "squared_euclidean" => Ok(Self::SquaredEuclidean),
+            "euclidean" => Ok(Self::Euclidean),
+            other => anyhow::bail!(
+                "parameter `silhouette_distance` is '{other}'; pass one of {}",
+                Self::NAMES.join(", ")
+            ),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::SquaredEuclidean => Self::NAMES[0],
+            Self::Euclidean => Self::NAMES[1],
+        }
+    }
 }
 
 impl Settings {
@@ -49,6 +85,7 @@ impl Settings {
             threads: call.int("threads")?,
             k_max: call.int(k_max)?,
             n_init: call.int("n_init")?,
+            metric: SilhouetteMetric::read(call.text("silhouette_distance")?)?,
         })
     }
 }
@@ -93,7 +130,7 @@ fn fit_params() -> Vec<Param> {
             "sample",
             BigInt,
             Value::Int(50_000),
-            "the silhouette sample size, e.g. sample := 50000",
+            "the euclidean silhouette's sample size (0: no silhouette), e.g. sample := 50000",
         )
         .check(Check::IntRange(0, 1_000_000)),
         Param::named(
@@ -103,6 +140,13 @@ fn fit_params() -> Vec<Param> {
             "independent k-means++ starts, e.g. n_init := 1",
         )
         .check(Check::IntRange(1, 1_000)),
+        Param::named(
+            "silhouette_distance",
+            Varchar,
+            Value::Text(SilhouetteMetric::NAMES[0].into()),
+            "the silhouette's distance, e.g. silhouette_distance := 'squared_euclidean'",
+        )
+        .check(Check::OneOf(&SilhouetteMetric::NAMES)),
         Param::supplied("n_features", BigInt, "len(columns)"),
         Param::supplied("threads", BigInt, "current_setting('threads')"),
         Param::supplied("memory_limit", Varchar, "current_setting('memory_limit')"),
@@ -302,7 +346,7 @@ fn standardize(values: &mut [f64], n_cols: usize) -> anyhow::Result<Standardizer
 }
 
 /// The best of `n_init` fits and, unless `sample` is 0 or fewer than two
-/// segments are non-empty, its silhouette (score, sample size).
+/// segments are non-empty, its silhouette (score, users it was computed on).
 fn fit_scored(
     values: &[f64],
     n_cols: usize,
@@ -311,19 +355,24 @@ fn fit_scored(
 ) -> anyhow::Result<(kmeans::KMeansModel, Option<(f64, usize)>)> {
     let model = best_of(values, n_cols, params, settings.n_init)?;
     let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
-    let score = if non_empty >= 2 && settings.sample > 0 {
-        Some(silhouette(
+    if non_empty < 2 || settings.sample == 0 {
+        return Ok((model, None));
+    }
+    let score = match settings.metric {
+        SilhouetteMetric::SquaredEuclidean => (
+            squared_euclidean_silhouette(values, n_cols, &model.assignments, params.k)?,
+            model.assignments.len(),
+        ),
+        SilhouetteMetric::Euclidean => silhouette(
             values,
             n_cols,
             &model.assignments,
             params.k,
             settings.sample as usize,
             params.seed,
-        )?)
-    } else {
-        None
+        )?,
     };
-    Ok((model, score))
+    Ok((model, Some(score)))
 }
 
 fn with_threads<R: Send>(threads: i64, work: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
@@ -348,6 +397,7 @@ fn kmeans_columns() -> Vec<Column> {
         Column::new("users", BigInt),
         Column::new("within_ss", Double),
         Column::new("silhouette", Double),
+        Column::new("silhouette_metric", Varchar),
         Column::new("sample_size", BigInt),
         Column::new("iterations", Integer),
     ]
@@ -365,6 +415,7 @@ struct KindRow {
     users: Option<i64>,
     within_ss: Option<f64>,
     silhouette: Option<f64>,
+    silhouette_metric: Option<String>,
     sample_size: Option<i64>,
     iterations: Option<i32>,
 }
@@ -382,6 +433,7 @@ struct KindRows {
     users: Col<i64>,
     within_ss: Col<f64>,
     silhouette: Col<f64>,
+    silhouette_metric: Col<String>,
     sample_size: Col<i64>,
     iterations: Col<i32>,
 }
@@ -400,6 +452,7 @@ impl KindRows {
             users: rows.col("users")?,
             within_ss: rows.col("within_ss")?,
             silhouette: rows.col("silhouette")?,
+            silhouette_metric: rows.col("silhouette_metric")?,
             sample_size: rows.col("sample_size")?,
             iterations: rows.col("iterations")?,
             rows,
@@ -419,6 +472,7 @@ impl KindRows {
         out.put(self.users, r.users);
         out.put(self.within_ss, r.within_ss);
         out.put(self.silhouette, r.silhouette);
+        out.put(self.silhouette_metric, r.silhouette_metric);
         out.put(self.sample_size, r.sample_size);
         out.put(self.iterations, r.iterations);
         Ok(())
@@ -538,6 +592,7 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
         r.users = Some(user_ids.len() as i64);
         r.within_ss = Some(model.inertia);
         r.silhouette = score.map(|s| s.0);
+        r.silhouette_metric = score.map(|_| settings.metric.name().to_string());
         r.sample_size = score.map(|s| s.1 as i64);
         r.iterations = Some(model.iterations as i32);
     })?;
@@ -635,6 +690,7 @@ impl AggregateFunction for KMeansSweep {
             Column::new("k", Integer),
             Column::new("inertia", Double),
             Column::new("silhouette", Double),
+            Column::new("silhouette_metric", Varchar),
             Column::new("sample_size", BigInt),
             Column::new("iterations", Integer),
         ]
@@ -696,10 +752,12 @@ impl AggregateFunction for KMeansSweep {
             rows.col("silhouette")?,
         );
         let (sample_size, iterations) = (rows.col("sample_size")?, rows.col("iterations")?);
+        let metric = rows.col("silhouette_metric")?;
         for r in &results {
             rows.put(k, Some(r.0 as i32));
             rows.put(inertia, Some(r.1));
             rows.put(silhouette, r.2.map(|s| s.0));
+            rows.put_str(metric, r.2.map(|_| settings.metric.name()));
             rows.put(sample_size, r.2.map(|s| s.1 as i64));
             rows.put(iterations, Some(r.3 as i32));
         }
@@ -733,12 +791,13 @@ pub fn macros() -> Vec<SqlMacro> {
     let sweep = aggregate::signature::<KMeansSweep>(&["features_table", &columns], &[]);
     let sweep: Vec<&str> = sweep.iter().map(String::as_str).collect();
     let model = |name: &str| feed::<KMeansAggregate>(name, &[]);
+    let features = tables::features();
     // Per-user and centroid outputs do not show the silhouette: skip it.
     let without_silhouette = |name: &str| feed::<KMeansAggregate>(name, &[("sample", "0".into())]);
     vec![
         // All rows of the fitted model (kinds: user, segment, centroid,
         // scaling, model): store it with CREATE TABLE AS.
-        SqlMacro::table("kmeans_model", &common, model("ecoreco.kmeans_model")),
+        SqlMacro::table("kmeans_model", &common, model("ecoreco.kmeans_model")).checking("features_table", &features),
         SqlMacro::table(
             "kmeans_segments",
             &common,
@@ -746,7 +805,8 @@ pub fn macros() -> Vec<SqlMacro> {
                 "SELECT user_id, segment_id, segment, distance FROM ({}) WHERE kind = 'user' ORDER BY user_id",
                 without_silhouette("ecoreco.kmeans_segments")
             ),
-        ),
+        )
+        .checking("features_table", &features),
         SqlMacro::table(
             "kmeans_summary",
             &common,
@@ -755,7 +815,8 @@ pub fn macros() -> Vec<SqlMacro> {
                 model("ecoreco.kmeans_summary"),
                 include_str!("../../sql/macros/kmeans_summary.sql")
             ),
-        ),
+        )
+        .checking("features_table", &features),
         SqlMacro::table(
             "kmeans_centroids",
             &common,
@@ -763,25 +824,37 @@ pub fn macros() -> Vec<SqlMacro> {
                 "SELECT segment_id, segment, feature, value FROM ({}) WHERE kind = 'centroid' ORDER BY segment_id, feature",
                 without_silhouette("ecoreco.kmeans_centroids")
             ),
-        ),
+        )
+        .checking("features_table", &features),
         // A stored model (CREATE TABLE kmodel AS FROM ecoreco.kmeans_model(...))
         // assigns and summarises without refitting.
-        SqlMacro::table("kmeans_assign", &["features_table", "model", &columns], include_str!("../../sql/macros/kmeans_assign.sql")),
+        SqlMacro::table("kmeans_assign", &["features_table", "model", &columns], include_str!("../../sql/macros/kmeans_assign.sql"))
+            .checking("features_table", &features)
+            .checking("model", &tables::kmeans_model(&["kind", "segment_id", "segment", "distance", "feature", "value"])),
         SqlMacro::table(
             "kmeans_model_summary",
             &["model"],
             format!("WITH m AS (SELECT * FROM query_table(model)) {}", include_str!("../../sql/macros/kmeans_summary.sql")),
+        )
+        .checking(
+            "model",
+            &tables::kmeans_model(&[
+                "kind", "segment_id", "segment", "feature", "value", "users", "within_ss", "silhouette", "sample_size",
+                "iterations",
+            ]),
         ),
         SqlMacro::table(
             "kmeans_model_centroids",
             &["model"],
             "SELECT segment_id, segment, feature, value FROM query_table(model) WHERE kind = 'centroid' ORDER BY segment_id, feature",
-        ),
+        )
+        .checking("model", &tables::kmeans_model(&["kind", "segment_id", "segment", "feature", "value"])),
         SqlMacro::table(
             "kmeans_sweep",
             &sweep,
             format!("SELECT * FROM ({}) ORDER BY k", feed::<KMeansSweep>("ecoreco.kmeans_sweep", &[])),
-        ),
+        )
+        .checking("features_table", &features),
     ]
 }
 

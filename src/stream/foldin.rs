@@ -3,11 +3,15 @@
 //! event by event.
 //!
 //! For the products `i` a user touched, with interaction weights `w_i`
-//! (the trainer's: summed event weights, capped), the implicit-ALS user
-//! half-step is
+//! (the trainer's: summed event weights, capped, decayed by recency and
+//! transformed by the model's confidence, [`Weighting`]), the implicit-ALS
+//! user half-step is
 //! `x = (YᵀY + λI + Σ_i α w_i y_i y_iᵀ)⁻¹ Σ_i (1 + α w_i) y_i`
 //! (confidence `1 + α·w`, preference 1 for every product touched), the
 //! same equations the trainer's solver converges to (`als::solver`).
+//! The user's state keeps the decayed weights; the transform is applied at
+//! the solve (raw and log look at each weight alone, bm25 at the whole row:
+//! its row sum moves every entry).
 //!
 //! Solving the `f × f` system per event costs `f³/6` (about 20,000
 //! multiply-adds at 50 factors). Most users touch far fewer products than
@@ -25,12 +29,16 @@
 //! `u = A⁻¹ y`, `A⁻¹ −= d u uᵀ / (1 + d yᵀu)`, then `x = A⁻¹ b`, three
 //! `f²` passes in vector lanes per event, where keeping a Cholesky factor
 //! needed a rank-one update and two triangular solves, each a chain of
-//! dependent steps.
+//! dependent steps. Under bm25 every weight changes with every event, so
+//! past the Woodbury identity nothing is updated incrementally: the direct
+//! system is formed (`n f²/2` in vector lanes) and factored (its Cholesky
+//! with the dot products in vector lanes) afresh at each solve.
 //!
 //! Everything is accumulated in `f64`; product factors and `z` are `f32`.
 
 use super::score::{ProductScores, MAX_SCORED_PRODUCTS};
 use crate::isa::{dispatch, Isa};
+use crate::model::confidence::Weighting;
 use crate::recommend::topk::norm_rounded_up;
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
@@ -53,6 +61,9 @@ pub struct FoldIn {
     /// [`super::anchor`] bounds the products it did not keep by the first
     /// of them here.
     pub by_norm: Vec<(u32, f32)>,
+    /// How the model's weights were transformed (raw unless
+    /// [`with_weighting`](Self::with_weighting) says otherwise).
+    weighting: Weighting,
 }
 
 /// In-place Cholesky factorisation `a = L Lᵀ` of the symmetric positive
@@ -219,13 +230,30 @@ impl FoldIn {
             z,
             product_scores,
             by_norm,
+            weighting: Weighting::raw(),
         })
+    }
+
+    /// The fold-in of a model whose weights were transformed by
+    /// `weighting` (refused when its table does not record all the
+    /// statistics the transform needs).
+    pub fn with_weighting(mut self, weighting: Weighting) -> Result<FoldIn> {
+        weighting.check(self.n_items())?;
+        self.weighting = weighting;
+        Ok(self)
+    }
+
+    /// How the model's weights were transformed.
+    pub fn weighting(&self) -> &Weighting {
+        &self.weighting
     }
 
     /// Bytes [`new`](Self::new) keeps for `n_items` products of `factors`.
     pub fn bytes(n_items: usize, factors: usize) -> u64 {
         (n_items * factors * 4 + n_items * 8 + factors * factors * 16) as u64
             + ProductScores::bytes(n_items)
+            // A bm25 model's users per product and idf.
+            + n_items as u64 * 12
     }
 
     /// The product-by-product scores (`None` above [`MAX_SCORED_PRODUCTS`]).
@@ -271,20 +299,26 @@ struct Dense {
 }
 
 /// One user's fold-in: the products they touched (model indices) with
-/// their interaction weights, and what the solve needs kept up to date.
+/// their interaction weights (decayed, not yet transformed), and what the
+/// solve needs kept up to date.
 #[derive(Clone, Debug, Default)]
 pub struct UserFold {
     items: Vec<u32>,
     weights: Vec<f32>,
     /// `K_jl = y_j · z_l`, lower triangle packed row by row (row `j` at
-    /// `j(j+1)/2`), while the user has at most `factors` products.
+    /// `j(j+1)/2`), while the user is on the Woodbury identity.
     k: Vec<f64>,
     dense: Option<Box<Dense>>,
+    /// Past the Woodbury identity under a row-coupled transform (bm25):
+    /// the direct system is formed afresh at every solve.
+    afresh: bool,
 }
 
 /// Reusable buffers for [`UserFold::solve`].
 #[derive(Default)]
 pub struct Scratch {
+    /// The transformed weights of the user's products.
+    t: Vec<f32>,
     m: Vec<f64>,
     v: Vec<f64>,
     x: Vec<f64>,
@@ -303,8 +337,8 @@ impl Scratch {
     }
 }
 
-/// `(confidence · preference, α w)` of a weight: the right-hand side
-/// coefficient and the diagonal correction.
+/// `(confidence · preference, α w)` of a transformed weight: the
+/// right-hand side coefficient and the diagonal correction.
 fn coefficients(alpha: f64, weight: f32) -> (f64, f64) {
     let w = weight as f64;
     let preference = if w > 0.0 { 1.0 } else { 0.0 };
@@ -327,10 +361,12 @@ impl UserFold {
     }
 
     /// Sets the interaction weight of `item` (a product index of the model
-    /// whose factors are `y`), adding the product if it is new; whether
-    /// that changed anything (a product kept at the same weight does not).
+    /// whose factors are `y`; the weight decayed, not transformed), adding
+    /// the product if it is new; whether that changed anything (a product
+    /// kept at the same weight does not).
     pub fn set_weight(&mut self, fold: &FoldIn, y: &[f32], item: u32, weight: f32) -> Result<bool> {
         let f = fold.factors;
+        let entry = |w: f32| fold.weighting.entry(w);
         match self.items.iter().position(|&i| i == item) {
             Some(at) => {
                 let old = std::mem::replace(&mut self.weights[at], weight);
@@ -338,8 +374,8 @@ impl UserFold {
                     return Ok(false);
                 }
                 if let Some(dense) = &mut self.dense {
-                    let (c_old, d_old) = coefficients(fold.alpha, old);
-                    let (c_new, d_new) = coefficients(fold.alpha, weight);
+                    let (c_old, d_old) = coefficients(fold.alpha, entry(old));
+                    let (c_new, d_new) = coefficients(fold.alpha, entry(weight));
                     dense.rank_one(row(y, f, item), d_new - d_old, c_new - c_old)?;
                 }
             }
@@ -347,11 +383,18 @@ impl UserFold {
                 self.items.push(item);
                 self.weights.push(weight);
                 if let Some(dense) = &mut self.dense {
-                    let (c, d) = coefficients(fold.alpha, weight);
+                    let (c, d) = coefficients(fold.alpha, entry(weight));
                     dense.rank_one(row(y, f, item), d, c)?;
+                } else if self.afresh {
+                    // Nothing kept up to date: the solve forms the system.
                 } else if self.items.len() > f.min(WOODBURY_MAX) {
                     self.k = Vec::new();
-                    self.dense = Some(Box::new(Dense::new(fold, y, &self.items, &self.weights)?));
+                    if fold.weighting.is_row_coupled() {
+                        self.afresh = true;
+                    } else {
+                        self.dense =
+                            Some(Box::new(Dense::new(fold, y, &self.items, &self.weights)?));
+                    }
                 } else {
                     let yi = row(y, f, item);
                     for &other in &self.items {
@@ -364,8 +407,15 @@ impl UserFold {
     }
 
     /// The folded-in factor vector (`out.len() == factors`); all zeros
-    /// for a user with no product of the model.
-    pub fn solve(&self, fold: &FoldIn, scratch: &mut Scratch, out: &mut [f32]) -> Result<()> {
+    /// for a user with no product of the model. `y` are the model's
+    /// product factors.
+    pub fn solve(
+        &self,
+        fold: &FoldIn,
+        y: &[f32],
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) -> Result<()> {
         let f = fold.factors;
         ensure!(
             out.len() == f,
@@ -380,14 +430,38 @@ impl UserFold {
             dispatch!(isa, (inverse: &[f64] = &dense.inverse, v: &[f64] = &dense.b, out: &mut [f64] = &mut scratch.x) {
                 symmetric_times(inverse, v, out)
             });
+        } else if self.afresh {
+            fold.weighting
+                .row(&self.items, &self.weights, &mut scratch.t);
+            // A = A₀ + Σ α t y yᵀ (lower triangle), b = Σ (1 + α t) y.
+            scratch.m.clear();
+            scratch.m.extend_from_slice(&fold.a0);
+            for (&item, &t) in self.items.iter().zip(&scratch.t) {
+                let (c, d) = coefficients(fold.alpha, t);
+                let yi = row(y, f, item);
+                let isa = Isa::detect();
+                dispatch!(isa, (m: &mut [f64] = &mut scratch.m, yi: &[f32] = yi, d: f64 = d) {
+                    add_outer_lower(m, yi, d)
+                });
+                for (x, &v) in scratch.x.iter_mut().zip(yi) {
+                    *x += c * v as f64;
+                }
+            }
+            let isa = Isa::detect();
+            dispatch!(isa, (m: &mut [f64] = &mut scratch.m, n: usize = f) -> Result<()> {
+                cholesky_in_lanes(m, n)
+            })?;
+            cholesky_solve(&scratch.m, f, &mut scratch.x);
         } else {
             let n = self.items.len();
             let k = |j: usize, l: usize| {
                 let (j, l) = if j >= l { (j, l) } else { (l, j) };
                 self.k[j * (j + 1) / 2 + l]
             };
+            fold.weighting
+                .row(&self.items, &self.weights, &mut scratch.t);
             scratch.cs.clear();
-            scratch.cs.extend(self.weights.iter().map(|&w| {
+            scratch.cs.extend(scratch.t.iter().map(|&w| {
                 let (c, d) = coefficients(fold.alpha, w);
                 (c, d.sqrt())
             }));
@@ -435,6 +509,56 @@ fn symmetric_times(m: &[f64], v: &[f64], out: &mut [f64]) {
     }
 }
 
+/// `a · b` with four independent sums (in vector lanes where the caller
+/// is compiled for them).
+#[inline(always)]
+fn dot_in_lanes(a: &[f64], b: &[f64]) -> f64 {
+    let mut sums = [0f64; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (a4.remainder(), b4.remainder());
+    for (x, y) in a4.zip(b4) {
+        for l in 0..4 {
+            sums[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (sums[0] + sums[1]) + (sums[2] + sums[3]) + tail
+}
+
+/// [`cholesky`] with its dot products in [`dot_in_lanes`] (rounded
+/// differently, so kept for the direct system formed afresh).
+#[inline(always)]
+fn cholesky_in_lanes(a: &mut [f64], n: usize) -> Result<()> {
+    for j in 0..n {
+        let (before, from_j) = a.split_at_mut((j + 1) * n);
+        let row_j = &mut before[j * n..];
+        let diag = row_j[j] - dot_in_lanes(&row_j[..j], &row_j[..j]);
+        ensure!(
+            diag.is_finite() && diag > 0.0,
+            "the normal equations are not positive definite (pivot {j} is {diag})"
+        );
+        let diag = diag.sqrt();
+        row_j[j] = diag;
+        let row_j = &before[j * n..j * n + j];
+        for row_i in from_j.chunks_exact_mut(n) {
+            row_i[j] = (row_i[j] - dot_in_lanes(&row_i[..j], row_j)) / diag;
+        }
+    }
+    Ok(())
+}
+
+/// `m += d y yᵀ` on the lower triangle of the row-major `m`.
+#[inline(always)]
+fn add_outer_lower(m: &mut [f64], y: &[f32], d: f64) {
+    let f = y.len();
+    for (r, &yr) in y.iter().enumerate() {
+        let dy = d * yr as f64;
+        for (a, &yc) in m[r * f..r * f + r + 1].iter_mut().zip(y) {
+            *a += dy * yc as f64;
+        }
+    }
+}
+
 /// `m −= s u uᵀ`, row by row.
 #[inline(always)]
 fn subtract_outer(m: &mut [f64], u: &[f64], s: f64) {
@@ -454,7 +578,7 @@ impl Dense {
         let mut l = fold.a0.clone();
         let mut b = vec![0f64; f];
         for (&i, &w) in items.iter().zip(weights) {
-            let (c, d) = coefficients(fold.alpha, w);
+            let (c, d) = coefficients(fold.alpha, fold.weighting.entry(w));
             let yi = row(y, f, i);
             for j in 0..f {
                 let dyj = d * yi[j] as f64;
@@ -610,7 +734,7 @@ mod tests {
                 };
                 user.set_weight(&fold, &y, item, w).unwrap();
                 let mut got = vec![0f32; f];
-                user.solve(&fold, &mut scratch, &mut got).unwrap();
+                user.solve(&fold, &y, &mut scratch, &mut got).unwrap();
                 let items: Vec<u32> = weights.iter().map(|p| p.0).collect();
                 let raw: Vec<f32> = weights.iter().map(|p| p.1).collect();
                 let want = solve_exact(&y, f, &items, &raw, reg as f32, alpha as f32);
@@ -623,13 +747,50 @@ mod tests {
         }
     }
 
+    /// The Cholesky in vector lanes factors as the plain one does (up to
+    /// rounding), and refuses what is not positive definite. A weighting
+    /// whose statistics are missing is refused.
+    #[test]
+    fn the_cholesky_in_lanes_factors_as_the_plain_one() {
+        let f = 13;
+        let y = random_factors(40, f, 8);
+        let fold = FoldIn::new(&y, f, 0.1, 1.0).unwrap();
+        let (mut plain, mut lanes) = (fold.a0.clone(), fold.a0.clone());
+        cholesky(&mut plain, f).unwrap();
+        cholesky_in_lanes(&mut lanes, f).unwrap();
+        for r in 0..f {
+            for c in 0..=r {
+                let (p, l) = (plain[r * f + c], lanes[r * f + c]);
+                assert!(
+                    (p - l).abs() <= 1e-12 * (1.0 + p.abs()),
+                    "{r},{c}: {p} vs {l}"
+                );
+            }
+        }
+        let mut singular = vec![1.0, 1.0, 1.0, 1.0];
+        assert!(cholesky_in_lanes(&mut singular, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("pivot 1"));
+        let unrecorded = Weighting {
+            confidence: crate::model::confidence::Confidence::Log,
+            scale: f64::NAN,
+            ..Weighting::raw()
+        };
+        assert!(fold
+            .with_weighting(unrecorded)
+            .unwrap_err()
+            .to_string()
+            .contains("no confidence_scale"));
+    }
+
     #[test]
     fn a_user_with_no_product_folds_to_zero() {
         let y = random_factors(5, 3, 1);
         let fold = FoldIn::new(&y, 3, 0.1, 1.0).unwrap();
         let mut out = vec![1f32; 3];
         UserFold::default()
-            .solve(&fold, &mut Scratch::default(), &mut out)
+            .solve(&fold, &y, &mut Scratch::default(), &mut out)
             .unwrap();
         assert_eq!(out, [0.0, 0.0, 0.0]);
         assert!(FoldIn::new(&y, 3, f64::NAN, 1.0).is_err());

@@ -8,20 +8,21 @@
 //! model is read from the in-process cache when the table's model is
 //! cached (then the macro feeds only its `param` rows, which also carry
 //! alpha and the regularization the fold-in needs), else built from its
-//! rows and cached.
+//! rows and cached. The weighting the fold-in repeats (confidence, decay
+//! and their statistics) comes with the model, cached or read.
 
 use super::foldin::{FoldIn, Scratch};
 use super::http::Target;
 use super::monitor::with_metrics_writer;
 use super::replay::{self, Config, Event, LateRule};
-use super::state::{Kind, Touch, UserState, Weights};
+use super::sessions::SessionScorer;
+use super::state::{Kind, Weights};
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlType, Value};
 use crate::budget::{self, Budget};
 use crate::model::table::{self as model_table, ModelRows};
-use crate::model::top_categories_of;
 use crate::recommend::cache;
 use crate::recommend::serving::ServingModel;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -29,7 +30,7 @@ use rayon::slice::ParallelSliceMut;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The model-row inputs, shared by the replay and session aggregates.
-fn model_inputs() -> Vec<Column> {
+pub(super) fn model_inputs() -> Vec<Column> {
     use SqlType::*;
     vec![
         Column::new("side", Varchar),
@@ -54,7 +55,7 @@ pub const MODEL_FEED: [&str; 7] = [
 ];
 
 /// Parameters every function that reads a model takes.
-fn model_params() -> Vec<Param> {
+pub(super) fn model_params() -> Vec<Param> {
     vec![
         Param::named(
             "model",
@@ -70,7 +71,7 @@ fn model_params() -> Vec<Param> {
     ]
 }
 
-fn scoring_params() -> Vec<Param> {
+pub(super) fn scoring_params() -> Vec<Param> {
     use SqlType::*;
     vec![Param::named(
         "k",
@@ -90,11 +91,11 @@ fn scoring_params() -> Vec<Param> {
 }
 
 /// The call's blend, else the model's.
-fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
+pub(super) fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
     Ok(call.opt_double("blend")?.map_or(model.blend, |b| b as f32))
 }
 
-fn weights(call: &Args) -> Result<Weights> {
+pub(super) fn weights(call: &Args) -> Result<Weights> {
     let w = |name: &str| -> Result<f32> {
         let v = call.double(name)?;
         ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; pass a finite number >= 0 (the value the model was trained with)");
@@ -110,21 +111,17 @@ fn weights(call: &Args) -> Result<Weights> {
 
 /// The model's rows as the macros pass them.
 #[derive(Default)]
-struct ModelInput {
+pub(super) struct ModelInput {
     model_id: Option<i64>,
     alpha: Option<f64>,
     regularization: Option<f64>,
-    /// The confidence weighting code (0 raw) and recency half-life the
-    /// model was trained with (absent in older tables: raw, none).
-    confidence: Option<f64>,
-    half_life_days: Option<f64>,
     rows: ModelRows,
 }
 
 impl ModelInput {
     /// Reads a model row from the inputs starting at `first` (side, id,
     /// item, name, value, factors, model_id); false when the row has none.
-    fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
+    pub(super) fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
         let Some(side) = input.str(first, row) else {
             return Ok(false);
         };
@@ -137,8 +134,6 @@ impl ModelInput {
             match name {
                 Some("alpha") => self.alpha = value,
                 Some("regularization") => self.regularization = value,
-                Some("confidence") => self.confidence = value,
-                Some("half_life_days") => self.half_life_days = value,
                 _ => {}
             }
         }
@@ -158,18 +153,16 @@ impl ModelInput {
         Ok(true)
     }
 
-    fn merge(&mut self, other: ModelInput) -> Result<()> {
+    pub(super) fn merge(&mut self, other: ModelInput) -> Result<()> {
         self.model_id = self.model_id.or(other.model_id);
         self.alpha = self.alpha.or(other.alpha);
         self.regularization = self.regularization.or(other.regularization);
-        self.confidence = self.confidence.or(other.confidence);
-        self.half_life_days = self.half_life_days.or(other.half_life_days);
         self.rows.extend(other.rows)?;
         Ok(())
     }
 
     /// The serving model and its fold-in: cached, or built from the rows.
-    fn load(
+    pub(super) fn load(
         self,
         call: &Args,
         pool: &rayon::ThreadPool,
@@ -181,23 +174,6 @@ impl ModelInput {
         let (Some(alpha), Some(regularization)) = (self.alpha, self.regularization) else {
             bail!("the model table '{table}' has no alpha or regularization param row; pass a table made by ecoreco.als_train");
         };
-        // The fold-in is the trainer's half-step only for raw confidence
-        // without decay: log and bm25 rescale weights by statistics of the
-        // training matrix that the model table does not keep, and a decay
-        // depends on the training data's last time.
-        let confidence = self.confidence.unwrap_or(0.0);
-        ensure!(
-            confidence == crate::als::weighting::Confidence::Raw.code(),
-            "the model '{table}' was trained with confidence '{}'; the fold-in reproduces raw confidence only \
-             (log and bm25 rescale weights by training statistics the model does not keep): train it with confidence := 'raw'",
-            crate::als::weighting::Confidence::from_code(confidence).map_or("unknown", |c| c.name())
-        );
-        let half_life = self.half_life_days.unwrap_or(0.0);
-        ensure!(
-            half_life == 0.0,
-            "the model '{table}' was trained with a recency half-life of {half_life} days; the fold-in reproduces \
-             undecayed weights only: train it with half_life := 0"
-        );
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let served = match cache::cached(model_id) {
             Some(m) => m,
@@ -218,6 +194,12 @@ impl ModelInput {
             }
         };
         cache::note_table(table, model_id);
+        // The fold-in repeats the model's weighting from the statistics its
+        // rows record (older tables of log, bm25 or decayed models lack them).
+        served
+            .weighting
+            .check(served.n_products())
+            .map_err(|e| anyhow!("{e} (model table '{table}')"))?;
         budget.check(
             "the fold-in",
             FoldIn::bytes(served.n_products(), served.factors),
@@ -235,23 +217,14 @@ fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Re
     static CACHE: OnceLock<Mutex<Vec<(Key, Arc<FoldIn>)>>> = OnceLock::new();
     let key = (model.model_id, regularization.to_bits(), alpha.to_bits());
     let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, f)) = cache
-        .lock()
-        .map_err(|_| anyhow!("fold-in cache poisoned"))?
-        .iter()
-        .find(|(k, _)| *k == key)
-    {
+    if let Some((_, f)) = crate::binding::lock(cache).iter().find(|(k, _)| *k == key) {
         return Ok(f.clone());
     }
-    let fold = Arc::new(FoldIn::new(
-        model.item_factors(),
-        model.factors,
-        regularization,
-        alpha,
-    )?);
-    let mut entries = cache
-        .lock()
-        .map_err(|_| anyhow!("fold-in cache poisoned"))?;
+    let fold = Arc::new(
+        FoldIn::new(model.item_factors(), model.factors, regularization, alpha)?
+            .with_weighting(model.weighting.clone())?,
+    );
+    let mut entries = crate::binding::lock(cache);
     entries.retain(|(k, _)| *k != key);
     entries.push((key, fold.clone()));
     if entries.len() > 2 {
@@ -604,42 +577,14 @@ impl AggregateFunction for RecommendSession {
         let (products, codes) = state.session.ok_or_else(|| anyhow!("{}", Self::EMPTY))?;
         let pool = crate::binding::thread_pool(call.int("threads")?)?;
         let (model, fold) = state.model.load(call, &pool)?;
-        let weights = weights(call)?;
-        let mut user = UserState::new(&[]);
-        for (&product, &code) in products.iter().zip(&codes) {
-            let kind = match code {
-                1 => Kind::View,
-                2 => Kind::Cart,
-                3 => Kind::Purchase,
-                _ => continue,
-            };
-            let item = model.product(product);
-            let touch = Touch {
-                kind,
-                time: 0,
-                item,
-                category: item.map(|i| model.product_category[i as usize]),
-            };
-            user.apply(&touch, &weights, &fold, model.item_factors())?;
-        }
-        let mut vector = vec![0f32; model.factors];
-        let vector = if user.fold.is_empty() {
-            None
-        } else {
-            user.fold
-                .solve(&fold, &mut Scratch::default(), &mut vector)?;
-            Some(vector.as_slice())
+        let scorer = SessionScorer {
+            model: &model,
+            fold: &fold,
+            weights: weights(call)?,
+            k: call.int("k")? as usize,
+            blend: blend(call, &model)?,
         };
-        let (k, blend) = (call.int("k")? as usize, blend(call, &model)?);
-        let recs = pool.install(|| {
-            model.recommend_vector(
-                vector,
-                &top_categories_of(&user.categories),
-                &user.bought,
-                k,
-                blend,
-            )
-        });
+        let recs = pool.install(|| scorer.list(&products, &codes, &mut Scratch::default()))?;
         let mut rows = RowSet::for_columns(&Self::columns());
         let (rank, product, score, source) = (
             rows.col("rank")?,
@@ -670,11 +615,11 @@ pub fn replay_sql<T: AggregateFunction>(function: &str) -> String {
 
 /// The body of `ecoreco.recommend_session`.
 pub fn session_sql() -> String {
-    let mut inputs = vec![
-        "product_ids::BIGINT[]",
-        "list_transform(event_types::VARCHAR[], lambda t: CASE WHEN t IS NULL THEN NULL WHEN lower(t) = 'view' THEN 1 \
-         WHEN lower(t) = 'cart' THEN 2 WHEN lower(t) = 'purchase' THEN 3 ELSE 0 END)::BIGINT[]",
-    ];
+    let codes = format!(
+        "list_transform(event_types::VARCHAR[], lambda t: {})::BIGINT[]",
+        super::sessions::EVENT_CODE_SQL.replace("{t}", "t")
+    );
+    let mut inputs = vec!["product_ids::BIGINT[]", codes.as_str()];
     inputs.extend(MODEL_FEED);
     aggregate::rows_sql::<RecommendSession>(
         "ecoreco.recommend_session",

@@ -11,7 +11,8 @@
 //! - [`replay`]: the driver, partitioned by user, with latency measurement;
 //! - [`lineproto`]: InfluxDB line protocol; [`http`]: the writer;
 //!   [`monitor`]: the metrics sent while a replay runs, the InfluxDB functions;
-//! - [`functions`], [`outputs`]: the replay and session SQL functions.
+//! - [`functions`], [`outputs`]: the replay and session SQL functions;
+//!   [`sessions`]: a session's list, and the lists of a table of sessions.
 
 pub mod anchor;
 pub mod clock;
@@ -22,14 +23,19 @@ pub mod monitor;
 pub mod outputs;
 pub mod replay;
 pub mod score;
+pub mod sessions;
 pub mod state;
 
 pub mod functions;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod weighting_tests;
 
 use crate::binding::aggregate;
+use crate::binding::sql::Expect;
 use crate::binding::SqlMacro;
+use crate::tables;
 use functions::{Output, Replay};
 use outputs::{Products, Recommendations, Windows};
 
@@ -59,6 +65,17 @@ fn replay_macro<O: Output>(name: &'static str, projection: &str) -> SqlMacro {
             functions::replay_sql::<Replay<O>>(O::FUNCTION)
         ),
     )
+    .checking(
+        "events",
+        &tables::events(&[
+            "event_time",
+            "event_type",
+            "product_id",
+            "category_id",
+            "user_id",
+        ]),
+    )
+    .checking("model", &serving_model())
 }
 
 pub fn macros() -> Vec<SqlMacro> {
@@ -76,13 +93,26 @@ pub fn macros() -> Vec<SqlMacro> {
     );
     session.retain(|p| !p.starts_with("model :="));
     let session: Vec<&str> = session.iter().map(String::as_str).collect();
+    let mut sessions = aggregate::signature::<sessions::RecommendSessions>(
+        &[
+            "model",
+            "sessions",
+            "session_col := 'user_session'",
+            "order_col := 'event_time'",
+        ],
+        &[],
+    );
+    sessions.retain(|p| !p.starts_with("model :="));
+    let sessions: Vec<&str> = sessions.iter().map(String::as_str).collect();
     let write = aggregate::signature::<monitor::InfluxWrite>(&["lines"], &[]);
     let write: Vec<&str> = write.iter().map(String::as_str).collect();
     vec![
         replay_macro::<Windows>("replay", windows),
         replay_macro::<Recommendations>("replay_recommendations", recommendations),
         replay_macro::<Products>("replay_products", "w.*"),
-        SqlMacro::table("recommend_session", &session, functions::session_sql()),
+        SqlMacro::table("recommend_session", &session, functions::session_sql())
+            .checking("model", &serving_model()),
+        SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql()),
         SqlMacro::scalar(
             "influx_line",
             &["measurement", "tags", "fields", "time_ns := NULL"],
@@ -92,7 +122,21 @@ pub fn macros() -> Vec<SqlMacro> {
             "influx_lines",
             &["windows", "model := 'model'", "run := 'replay'"],
             include_str!("../../sql/macros/stream_influx_lines.sql"),
+        )
+        .checking(
+            "windows",
+            &Expect::of(
+                tables::WINDOWS,
+                &tables::WINDOWS.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+                tables::PASS_WINDOWS,
+            ),
         ),
-        SqlMacro::table("influx_write", &write, monitor::influx_write_sql()),
+        SqlMacro::table("influx_write", &write, monitor::influx_write_sql())
+            .checking("lines", &tables::lines()),
     ]
+}
+
+/// The model a replay or a session folds users into, named by a string.
+fn serving_model() -> Expect {
+    tables::model(&["model_id", "side", "id", "item", "name", "value", "factors"]).by_name()
 }

@@ -37,12 +37,12 @@ pub(crate) fn with_metrics_writer(
         let mut writer = Writer::new(target, INFLUX_TIMEOUT);
         for body in receive {
             if let Err(e) = writer.post(&body) {
-                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
+                *crate::binding::lock(&failure) = Some(format!("{e:#}"));
                 return;
             }
         }
     });
-    let first_failure = || failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let first_failure = || crate::binding::lock(&failed).clone();
     let outcome = body(&mut |rows| {
         if let Some(e) = first_failure() {
             bail!("{e}");

@@ -294,7 +294,7 @@ impl Shard {
         };
         let touch = Touch {
             kind,
-            time: e.time,
+            time: Some(e.time),
             item,
             category: e
                 .category
@@ -315,9 +315,12 @@ impl Shard {
         } else {
             if !state.top.current {
                 self.vector.resize(s.fold.factors, 0.0);
-                state
-                    .fold
-                    .solve(s.fold, &mut self.scratch, &mut self.vector)?;
+                state.fold.solve(
+                    s.fold,
+                    model.item_factors(),
+                    &mut self.scratch,
+                    &mut self.vector,
+                )?;
                 score::collaborative_top(
                     model,
                     s.fold,
@@ -365,7 +368,7 @@ fn on_own_threads(
     let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
     pool.broadcast(|ctx| {
         for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
-            work(&mut cell.lock().unwrap_or_else(|e| e.into_inner()));
+            work(&mut crate::binding::lock(cell));
         }
     });
 }

@@ -3,8 +3,9 @@
 //! Per user: recent activity (events, last event time), category interest (interaction counts per category, whose
 //! top 3 feed the scorer as `recommend` uses them), the products bought,
 //! the interaction weight per product of the model (event weights summed
-//! and capped exactly as `ecoreco.interactions` does for training) and the
-//! fold-in of those weights ([`super::foldin::UserFold`]).
+//! and capped exactly as `ecoreco.interactions` does for training, then
+//! decayed by the model's recency half-life from the product's last event)
+//! and the fold-in of those weights ([`super::foldin::UserFold`]).
 //! Per product: views, carts and purchases seen in the stream.
 
 use super::foldin::{FoldIn, UserFold};
@@ -65,10 +66,15 @@ impl Weights {
 #[derive(Clone, Copy, Debug)]
 pub struct Touch {
     pub kind: Kind,
-    pub time: i64,
+    /// Event time, microseconds since the epoch (`None`: not given, as in
+    /// a session passed as lists: counted as now, so never decayed).
+    pub time: Option<i64>,
     pub item: Option<u32>,
     pub category: Option<i64>,
 }
+
+/// A product's last event time when no event of it had one.
+const NO_TIME: i64 = i64::MIN;
 
 #[derive(Clone, Debug, Default)]
 pub struct UserState {
@@ -80,9 +86,10 @@ pub struct UserState {
     pub categories: Vec<(i64, f32)>,
     /// Products of the model bought, sorted (excluded from the lists).
     pub bought: Vec<u32>,
-    /// Summed (uncapped) event weight per product of the model, in the
-    /// order first touched.
-    sums: Vec<(u32, f32)>,
+    /// Summed (uncapped) event weight per product of the model, and its
+    /// last event time (µs; [`NO_TIME`] when none was given), in the order
+    /// first touched.
+    sums: Vec<(u32, f32, i64)>,
     pub fold: UserFold,
     /// The collaborative top of the user's last list (a hint for the next,
     /// or the next itself while nothing it depends on changed).
@@ -110,7 +117,9 @@ impl UserState {
         y: &[f32],
     ) -> anyhow::Result<()> {
         self.events += 1;
-        self.last_time = self.last_time.max(touch.time);
+        if let Some(time) = touch.time {
+            self.last_time = self.last_time.max(time);
+        }
         if let Some(c) = touch.category {
             match self.categories.iter_mut().find(|e| e.0 == c) {
                 Some(e) => e.1 += 1.0,
@@ -127,18 +136,28 @@ impl UserState {
             }
         }
         let add = weights.of(touch.kind);
-        let sum = match self.sums.iter_mut().find(|s| s.0 == item) {
+        let time = touch.time.unwrap_or(NO_TIME);
+        let (sum, last) = match self.sums.iter_mut().find(|s| s.0 == item) {
             Some(s) => {
                 s.1 += add;
-                s.1
+                s.2 = s.2.max(time);
+                (s.1, s.2)
             }
             None => {
-                self.sums.push((item, add));
-                add
+                self.sums.push((item, add, time));
+                (add, time)
             }
         };
+        // As the trainer: the capped pair weight decayed from the pair's
+        // last event (seconds) to the model's reference time.
+        let last = if last == NO_TIME {
+            f64::NAN
+        } else {
+            last as f64 / 1e6
+        };
+        let weight = fold.weighting().decay(sum.min(weights.cap), last);
         // A product at the cap already: the fold-in is unchanged.
-        if self.fold.set_weight(fold, y, item, sum.min(weights.cap))? {
+        if self.fold.set_weight(fold, y, item, weight)? {
             self.top.current = false;
         }
         Ok(())
@@ -188,7 +207,7 @@ mod tests {
         let mut user = UserState::new(&[1]);
         let touch = |kind, item| Touch {
             kind,
-            time: 5,
+            time: Some(5),
             item: Some(item),
             category: Some(7),
         };
@@ -205,7 +224,7 @@ mod tests {
         user.apply(
             &Touch {
                 kind: Kind::View,
-                time: 9,
+                time: Some(9),
                 item: None,
                 category: Some(8),
             },

@@ -16,7 +16,7 @@ const MIN: i64 = 60_000_000;
 
 /// Random events: 30 users, 25 products in 5 categories (product p in
 /// category 100 + p % 5), each user favouring one category.
-fn events(seed: u64) -> Vec<(i64, i64, i64, Kind)> {
+pub(super) fn events(seed: u64) -> Vec<(i64, i64, i64, Kind)> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
     for user in 1..=30i64 {
@@ -107,7 +107,7 @@ fn folded_in_user_equals_one_als_half_step_against_the_final_factors() {
         for &(u, product, category, kind) in evs.iter().filter(|e| e.0 == user) {
             let touch = Touch {
                 kind,
-                time: 0,
+                time: None,
                 item: model.product(product),
                 category: Some(category),
             };
@@ -117,7 +117,7 @@ fn folded_in_user_equals_one_als_half_step_against_the_final_factors() {
         let mut got = vec![0f32; f];
         state
             .fold
-            .solve(&fold, &mut Scratch::default(), &mut got)
+            .solve(&fold, y, &mut Scratch::default(), &mut got)
             .unwrap();
 
         // The half-step written out densely, in f64.
@@ -444,7 +444,7 @@ fn timing() {
         s.apply(
             &Touch {
                 kind,
-                time: 0,
+                time: None,
                 item: model.product(product),
                 category: Some(category),
             },
@@ -454,7 +454,7 @@ fn timing() {
         )
         .unwrap();
         let t1 = std::time::Instant::now();
-        s.fold.solve(&fold, &mut scratch, &mut v).unwrap();
+        s.fold.solve(&fold, y, &mut scratch, &mut v).unwrap();
         let t2 = std::time::Instant::now();
         let interest = crate::model::top_categories_of(&s.categories);
         let recs = model.recommend_vector(Some(&v), &interest, &s.bought, 10, 0.8);
@@ -645,7 +645,7 @@ fn rows_equal_the_scan(
             user.apply(
                 &Touch {
                     kind,
-                    time: step as i64,
+                    time: Some(step as i64),
                     item: Some(item),
                     category: None,
                 },
@@ -654,7 +654,7 @@ fn rows_equal_the_scan(
                 y,
             )
             .unwrap();
-            user.fold.solve(fold, &mut scratch, &mut x).unwrap();
+            user.fold.solve(fold, y, &mut scratch, &mut x).unwrap();
             shortcut += scratch.woodbury_weights().is_some() as usize;
             for k in [1, 10, 40] {
                 collaborative_top(
@@ -702,7 +702,7 @@ fn row_hints_are_a_rows_best_products() {
         user.apply(
             &Touch {
                 kind: Kind::View,
-                time: 0,
+                time: None,
                 item: Some(j),
                 category: None,
             },
@@ -711,7 +711,7 @@ fn row_hints_are_a_rows_best_products() {
             y,
         )
         .unwrap();
-        user.fold.solve(&fold, &mut scratch, &mut x).unwrap();
+        user.fold.solve(&fold, y, &mut scratch, &mut x).unwrap();
         assert!(scratch
             .woodbury_weights()
             .is_some_and(|b| b.len() == 1 && b[0] > 0.0));
@@ -877,7 +877,7 @@ fn heavy_users_get_the_scans_top_after_every_event() {
             user.apply(
                 &Touch {
                     kind,
-                    time: step,
+                    time: Some(step),
                     item: Some(item),
                     category: None,
                 },
@@ -889,7 +889,7 @@ fn heavy_users_get_the_scans_top_after_every_event() {
             if user.top.current {
                 kept += 1;
             } else {
-                user.fold.solve(&fold, &mut scratch, &mut x).unwrap();
+                user.fold.solve(&fold, y, &mut scratch, &mut x).unwrap();
                 heavy += (2 * user.fold.products() > model.factors) as usize;
                 collaborative_top(
                     &model,
@@ -903,7 +903,7 @@ fn heavy_users_get_the_scans_top_after_every_event() {
                     &mut scores,
                 );
             }
-            user.fold.solve(&fold, &mut scratch, &mut x).unwrap();
+            user.fold.solve(&fold, y, &mut scratch, &mut x).unwrap();
             let bits =
                 |v: &[(u32, f32)]| v.iter().map(|t| (t.0, t.1.to_bits())).collect::<Vec<_>>();
             assert_eq!(

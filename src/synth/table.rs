@@ -119,9 +119,7 @@ impl TableFunction for Synth {
         cursor: &mut Self::Cursor,
         out: &mut OutputChunk,
     ) -> anyhow::Result<usize> {
-        let mut guard = scan
-            .lock()
-            .map_err(|_| anyhow::anyhow!("generator state poisoned by an earlier error"))?;
+        let mut guard = crate::binding::lock(scan);
         if let Generation::NotStarted = *guard {
             *guard = Generation::Running(EventStream::new(self.params.clone())?);
         }

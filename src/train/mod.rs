@@ -25,6 +25,7 @@ use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Column, Param, SqlMacro};
 use crate::budget::{self, Budget, Progress};
 use crate::model::table::ModelTable;
+use crate::tables;
 use std::sync::Arc;
 
 /// Plain ALS as the caller asked for it (NULLs: the seed's choices), and
@@ -182,16 +183,19 @@ pub fn macros() -> Vec<SqlMacro> {
                 pairs_sql("ecoreco_rows"),
                 train_rows("FROM ecoreco_pairs")
             ),
-        ),
+        )
+        .checking("events", &tables::interactions_source()),
         SqlMacro::table(
             "als_loss",
             &["model"],
             include_str!("../../sql/macros/als_loss.sql"),
-        ),
+        )
+        .checking("model", &tables::model(&["side", "id", "value"])),
         SqlMacro::table(
             "als_params",
             &["model"],
             include_str!("../../sql/macros/als_params.sql"),
-        ),
+        )
+        .checking("model", &tables::model(&["side", "name", "value"])),
     ]
 }

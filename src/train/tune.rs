@@ -23,19 +23,25 @@
 //! 4. a recency decay with a half-life of a quarter of the span (1 fit);
 //! 5. blends 0.1, 0.3, 0.5 and 0.8 on the best fit (no fit: scoring only).
 //!
-//! On large data the search fits see at most [`MAX_SEARCH_PAIRS`] pairs:
-//! the evaluated users' and a seeded sample of the other users' (whole
-//! users, so each kept user's history is intact).
+//! The search fits see at most [`MAX_SEARCH_PAIRS`] (500,000) pairs: all
+//! of the validation training data up to that size (about 1M events),
+//! beyond it the evaluated users' pairs and a seeded sample of the other
+//! users' (whole users, so each kept user's history is intact). The choice
+//! compares candidates with each other, which half a million pairs of the
+//! same shop rank as the whole data does; the final fit sees everything.
 //!
-//! That is [`SEARCH_FITS`] = 7 fits of [`SEARCH_ITERATIONS`] iterations on
-//! the validation training data, plus the final fit. Plain ALS at blend 0 is
-//! the starting point and every step must beat the best so far, so the
-//! choice is never worse than plain ALS on validation.
+//! That is [`SEARCH_FITS`] = 7 fits on the validation training data, plus
+//! the final fit: plain ALS from drawn factors for [`SEARCH_ITERATIONS`]
+//! iterations, then every other candidate from the factors of the best fit
+//! so far for [`WARM_ITERATIONS`] (a warm start: same users and products,
+//! neighbouring parameters). Plain ALS at blend 0 is the starting point and
+//! every step must beat the best so far, so the choice is never worse than
+//! plain ALS on validation.
 
 use crate::als::solver::AlsParams;
 use crate::als::validation::ValidationSplit;
 use crate::als::weighting::{self, Confidence};
-use crate::als::{train_pairs, Pair, Trained};
+use crate::als::{train_pairs_from, Pair, Trained, WarmStart};
 use crate::budget::{Budget, Progress};
 use crate::evaluate::metrics::ranking_metrics;
 use crate::recommend::serving::ServingModel;
@@ -46,10 +52,16 @@ pub const MAX_VALIDATION_USERS: usize = 10_000;
 /// Training pairs each search fit sees, at most: beyond, the fits use the
 /// evaluated users plus a seeded sample of the others
 /// ([`ValidationSplit::sample`]), so the search costs about the same at
-/// 40M events as at 6M while the final fit sees everything.
-pub const MAX_SEARCH_PAIRS: usize = 4_000_000;
-/// Iterations of each search fit (the final fit uses the caller's).
+/// 40M events as at 1M while the final fit sees everything.
+pub const MAX_SEARCH_PAIRS: usize = 500_000;
+/// Iterations of the search's first fit, plain ALS from drawn factors (the
+/// final fit uses the caller's).
 pub const SEARCH_ITERATIONS: usize = 5;
+/// Iterations of every later search fit, which starts from the best fit so
+/// far (a neighbouring optimum, same users and products): ALS re-solves
+/// every row exactly at its first half-iteration, so two iterations from
+/// there land about where five from drawn factors do.
+pub const WARM_ITERATIONS: usize = 2;
 /// Fits the search runs (each on the validation training data).
 pub const SEARCH_FITS: usize = 7;
 /// List length the validation scores.
@@ -132,18 +144,19 @@ pub struct Choice {
 }
 
 /// The greedy search of the module documentation. `fit` trains a candidate
-/// on the validation training data; `score` gives a fitted model's
-/// validation NDCG at a blend. The best fit so far is kept, so blends are
-/// scored without refitting.
+/// on the validation training data, from scratch (plain ALS) or starting
+/// from the best fit so far (every later candidate); `score` gives a fitted
+/// model's validation NDCG at a blend. The best fit so far is kept, so
+/// blends are scored without refitting.
 pub fn greedy_search<F>(
     plain: Candidate,
     searched: Searched,
     span: f64,
-    mut fit: impl FnMut(&Candidate) -> anyhow::Result<F>,
+    mut fit: impl FnMut(&Candidate, Option<&F>) -> anyhow::Result<F>,
     score: impl Fn(&F, f32) -> f64,
 ) -> anyhow::Result<Choice> {
     let mut trials = Vec::new();
-    let mut best_fit = fit(&plain)?;
+    let mut best_fit = fit(&plain, None)?;
     let plain_ndcg = score(&best_fit, 0.0);
     trials.push(Trial {
         candidate: plain,
@@ -196,7 +209,7 @@ pub fn greedy_search<F>(
             if candidate == start {
                 continue;
             }
-            let fitted = fit(&candidate)?;
+            let fitted = fit(&candidate, Some(&best_fit))?;
             fits += 1;
             let ndcg = score(&fitted, 0.0);
             trials.push(Trial {
@@ -243,7 +256,7 @@ pub(crate) struct ValidationFit {
 /// stored with the model.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_all(
-    mut pairs: Vec<Pair>,
+    pairs: Vec<Pair>,
     times: &[f64],
     base: &AlsParams,
     candidate: &Candidate,
@@ -253,43 +266,87 @@ pub(crate) fn fit_all(
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Trained> {
+    fit_from(
+        pairs,
+        times,
+        base,
+        candidate,
+        iterations,
+        blend,
+        record_loss,
+        None,
+        budget,
+        progress,
+    )
+}
+
+/// [`fit_all`] starting from `warm`'s factors (see [`WarmStart`]).
+#[allow(clippy::too_many_arguments)]
+fn fit_from(
+    mut pairs: Vec<Pair>,
+    times: &[f64],
+    base: &AlsParams,
+    candidate: &Candidate,
+    iterations: usize,
+    blend: f32,
+    record_loss: bool,
+    warm: Option<WarmStart>,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Trained> {
+    let mut reference = None;
     if candidate.half_life > 0.0 {
-        let reference = times
+        let latest = times
             .iter()
             .copied()
             .filter(|t| !t.is_nan())
             .fold(f64::NEG_INFINITY, f64::max);
         let mut weights: Vec<f32> = pairs.iter().map(|p| p.weight).collect();
-        weighting::decay(&mut weights, times, reference, candidate.half_life);
+        weighting::decay(&mut weights, times, latest, candidate.half_life);
         for (p, w) in pairs.iter_mut().zip(weights) {
             p.weight = w;
         }
+        // With no time at all nothing decayed: no reference to record.
+        reference = latest.is_finite().then_some(latest);
     }
-    let mut trained = train_pairs(
+    let mut trained = train_pairs_from(
         pairs,
         &candidate.params(base, iterations),
         candidate.confidence,
         blend,
         record_loss,
+        warm,
         budget,
         progress,
     )?;
-    trained.half_life = candidate.half_life;
+    if let Some(reference) = reference {
+        trained.model.weighting.half_life = candidate.half_life;
+        trained.model.weighting.reference = Some(reference);
+    }
     Ok(trained)
 }
 
 /// Trains `candidate` on the validation training pairs ([`fit_all`] with
-/// the search's iterations, no loss) and indexes the evaluated users' targets.
+/// `iterations`, no loss; from `start`'s factors when given) and indexes the
+/// evaluated users' targets.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_validation(
     split: &ValidationSplit,
     users: &[i64],
     base: &AlsParams,
     candidate: &Candidate,
     iterations: usize,
+    start: Option<&ValidationFit>,
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<ValidationFit> {
-    let trained = fit_all(
+    let warm = start.map(|s| WarmStart {
+        user_ids: &s.model.user_ids,
+        product_ids: &s.model.product_ids,
+        user_factors: &s.model.user_factors,
+        item_factors: s.model.item_factors(),
+    });
+    let trained = fit_from(
         split.train.clone(),
         &split.train_times,
         base,
@@ -297,6 +354,7 @@ pub(crate) fn fit_validation(
         iterations,
         0.0,
         false,
+        warm,
         budget,
         progress,
     )?;
@@ -373,7 +431,10 @@ pub(crate) fn choose(
         progress.say("no user has both validation training data and targets: training with the fixed parameters");
         return Ok(None);
     }
-    let iterations = base.iterations.min(SEARCH_ITERATIONS);
+    let (iterations, warm_iterations) = (
+        base.iterations.min(SEARCH_ITERATIONS),
+        base.iterations.min(WARM_ITERATIONS),
+    );
     let sample = split.sample(&users, MAX_SEARCH_PAIRS, base.seed);
     progress.say(format!(
         "choosing parameters on {} validation users ({} of the {} pairs before the validation cut)",
@@ -386,18 +447,37 @@ pub(crate) fn choose(
         plain,
         searched,
         split.span,
-        |c| {
-            fit_validation(
+        |c, start| {
+            let fitted = fit_validation(
                 split,
                 &users,
                 base,
                 c,
-                iterations,
+                if start.is_some() {
+                    warm_iterations
+                } else {
+                    iterations
+                },
+                start,
                 budget,
                 &Progress::new("ecoreco.als_train", "off"),
-            )
+            )?;
+            progress.say(format!(
+                "fitted alpha {}, regularization {}, confidence {}, half-life {:.2} days",
+                c.alpha,
+                c.regularization,
+                c.confidence.name(),
+                c.half_life / 86_400.0
+            ));
+            Ok(fitted)
         },
-        score_validation,
+        |fitted, blend| {
+            let ndcg = score_validation(fitted, blend);
+            progress.say(format!(
+                "scored blend {blend}: validation NDCG@10 {ndcg:.4}"
+            ));
+            ndcg
+        },
     )?;
     progress.say(format!(
         "chose alpha {}, regularization {}, confidence {}, half-life {:.2} days, blend {}: validation NDCG@10 {:.4} (plain ALS {:.4})",
@@ -432,13 +512,14 @@ mod tests {
         // A made-up validation surface: bm25 helps, alpha 4 helps, alpha 16
         // hurts, regularization and recency do nothing, blend 0.3 helps.
         let span = 1000.0;
-        let mut fitted = Vec::new();
+        let (mut fitted, mut starts) = (Vec::new(), Vec::new());
         let choice = greedy_search(
             Candidate::plain(&base()),
             Searched::ALL,
             span,
-            |c| {
+            |c, start: Option<&Candidate>| {
                 fitted.push(*c);
+                starts.push(start.copied());
                 Ok(*c)
             },
             |c: &Candidate, blend| {
@@ -471,6 +552,30 @@ mod tests {
         assert!((choice.ndcg - 0.235).abs() < 1e-12);
         assert!((choice.plain_ndcg - 0.20).abs() < 1e-12);
         assert_eq!(choice.trials.len(), SEARCH_FITS + BLENDS.len());
+        // Plain ALS starts from drawn factors; every other fit from the best
+        // fit so far: plain for alpha 4, alpha 4 for alpha 16 and the
+        // confidences, (alpha 4, bm25) for the rest.
+        let plain = Candidate::plain(&base());
+        let alpha4 = Candidate {
+            alpha: 4.0,
+            ..plain
+        };
+        let bm25 = Candidate {
+            confidence: Confidence::Bm25,
+            ..alpha4
+        };
+        assert_eq!(
+            starts,
+            [
+                None,
+                Some(plain),
+                Some(alpha4),
+                Some(alpha4),
+                Some(alpha4),
+                Some(bm25),
+                Some(bm25)
+            ]
+        );
     }
 
     #[test]
@@ -479,7 +584,7 @@ mod tests {
             Candidate::plain(&base()),
             Searched::ALL,
             0.0,
-            |c| Ok(*c),
+            |c, _| Ok(*c),
             |c: &Candidate, blend| {
                 if *c == Candidate::plain(&base()) && blend == 0.0 {
                     0.3
@@ -520,7 +625,7 @@ mod tests {
             Candidate::plain(&base()),
             fixed,
             100.0,
-            |c| {
+            |c, _| {
                 fitted.push(*c);
                 Ok(*c)
             },
@@ -588,6 +693,7 @@ mod tests {
             &base(),
             &Candidate::plain(&base()),
             10,
+            None,
             &budget,
             &quiet,
         )

@@ -14,14 +14,24 @@ What is called:
   empty, NULL-filled, extreme and malformed tables.
 
 Calls come from hypothesis strategies with a fixed seed (printed; FUZZ_SEED
-changes it), generation only (no shrinking), so a run is reproducible. Each
+changes it), generation only (no shrinking), so a run is reproducible. With
+--systematic, the campaign first runs every `ecoreco_*` aggregate in every
+calling form (AGGREGATE_SHAPES) on every one of its sources, in order, not
+by chance; the drawn calls follow.
+
+Each worker runs in its own folder, with its own copy of test/data and its
+own temp directory (DuckDB 1.5 names its spill files the same in every
+process). After every call the worker reports ecoreco_debug_state_counts():
+a call after which the aggregate state registry is not back to its size is
+a leak; after a statement that failed, states DuckDB freed without telling
+any callback are counted apart (docs/reliability.md). Each
 call has a time limit; a call that kills its worker is a crash, one that
 outlives the limit a hang (the worker is killed), an error whose message says
 "internal error" (a caught Rust panic) or DuckDB's "INTERNAL Error" an
-internal error. Any of the three fails the run. Everything else is a result
+internal error. Any of these, or a leak, fails the run. Everything else is a result
 or an SQL error, which is what bad arguments must give.
 
-usage: campaign.py EXTENSION [--calls N] [--seed S] [--workers W]
+usage: campaign.py EXTENSION [--calls N] [--seed S] [--workers W] [--systematic]
                              [--timeout SECONDS] [--budget SECONDS]
 """
 import argparse
@@ -82,6 +92,8 @@ MACRO_CALLS = {
     "top_products": (["events"], {"by": "'views'", "k": "3"}),
     "rfm_features": (["events"], {}),
     "product_features": (["events"], {}),
+    "rfm_segments": (["users"], {}),
+    "rfm_segment_summary": (["users"], {}),
     "kmeans_segments": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_summary": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
     "kmeans_centroids": (["users"], {"k": "2", "seed": "1", "max_iter": "5", "columns": "['recency', 'frequency']", "sample": "100", "n_init": "1"}),
@@ -121,11 +133,11 @@ AGGREGATE_CALLS = {
     ),
     "ecoreco_kmeans": (
         ["kfeat", "kfeat_extreme"],
-        f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 3, {LIMITS}",
+        f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 3, {LIMITS}",
     ),
     "ecoreco_kmeans_sweep": (
         ["kfeat", "kfeat_extreme"],
-        f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 3, {LIMITS}",
+        f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 3, {LIMITS}",
     ),
     "ecoreco_serve": (
         ["model", "empty_model", "null_model", "model_short_factors", "model_nan", "model_dup", "model_mixed", "model_no_params", "model_huge_ids"],
@@ -357,16 +369,23 @@ class Worker:
     def __init__(self, python, extension, fixtures, log_dir, number):
         self.log = os.path.join(log_dir, f"worker-{number}.stderr")
         self.stderr = open(self.log, "wb")
-        # Calls that write files (exports, reports) write them into the
-        # campaign's own directory, which has a copy of test/data.
+        # Each worker in its own folder, with its own copy of test/data
+        # (calls that write files, exports and reports, write them there)
+        # and its own temp directory.
+        self.folder = os.path.join(log_dir, f"worker-{number}")
+        shutil.copytree(os.path.join(ROOT, "test", "data"), os.path.join(self.folder, "test", "data"))
+        os.makedirs(os.path.join(self.folder, "tmp"))
+        env = dict(os.environ, TMPDIR=os.path.join(self.folder, "tmp"))
         self.proc = subprocess.Popen([python, WORKER, extension, fixtures], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd=os.path.join(log_dir, "work"))
+                                     stdout=subprocess.PIPE, stderr=self.stderr, cwd=self.folder, env=env)
         self.buffer = b""
         self.sent = collections.deque()  # ids sent, not answered
         self.running = None  # (id, started at)
         ready = self.read_line(timeout=120)
         if ready is None or not json.loads(ready).get("ready"):
             raise RuntimeError(f"fuzz worker did not start: {self.stderr_tail()}")
+        # The state registry's size between calls.
+        self.states = json.loads(ready)["states"]
 
     def read_line(self, timeout):
         deadline = time.monotonic() + timeout
@@ -401,6 +420,7 @@ class Worker:
             self.proc.kill()
         self.proc.wait()
         self.stderr.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def build_fixtures(extension, path):
@@ -454,6 +474,36 @@ def generate(functions, columns, count, seed_value):
     return strategies, calls
 
 
+SYSTEMATIC_ORDERS = ["{key} DESC"]
+
+
+def systematic(functions):
+    """Every `ecoreco_*` aggregate in every calling form, on each of its
+    sources: (name, SQL) in a fixed order. Aggregates without a known-good
+    argument list get the first value of each declared type (their calls
+    mostly fail, which is a form too)."""
+    calls = []
+    for name, kind, _, types in functions:
+        if kind != "aggregate":
+            continue
+        sources, args = AGGREGATE_CALLS.get(name, (["events"], [BY_TYPE.get(t, ANY)[0] for t in types]))
+        text = ", ".join(args)
+        for source in sources:
+            key = "id" if "model" in source else "user_id"
+            for shape in AGGREGATE_SHAPES:
+                for order in SYSTEMATIC_ORDERS:
+                    calls.append((name, shape.format(
+                        agg=f"{name}({text})", agg_distinct=f"{name}(DISTINCT {text})",
+                        agg_ordered=f"{name}({text} ORDER BY {order.format(key=key)})", src=source, key=key)))
+        # Inside a LATERAL join, correlated (DuckDB runs it grouped by the
+        # outer row), on the first source.
+        source = sources[0]
+        key = "id" if "model" in source else "user_id"
+        calls.append((name, f"SELECT count(*) FROM range(3) r(i), LATERAL (SELECT ({name}({text})) IS NOT NULL AS ok "
+                            f"FROM {source} WHERE {key} % 3 <> i)"))
+    return calls
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("extension")
@@ -465,19 +515,23 @@ def main():
     parser.add_argument("--max-failures", type=int, default=300, help="stop after this many crashes + hangs")
     parser.add_argument("--show-errors", type=int, default=0, help="print this many SQL errors per function")
     parser.add_argument("--report", help="write the counts and failures as JSON here")
+    parser.add_argument("--systematic", action="store_true",
+                        help="first run every aggregate in every calling form on every source, in order")
     opts = parser.parse_args()
     extension = os.path.abspath(opts.extension)
     started = time.monotonic()
     version = duckdb.__version__
     tmp = tempfile.mkdtemp(prefix="ecoreco-fuzz-")
-    # A copy, not a link: a call may write to any path it is given.
-    shutil.copytree(os.path.join(ROOT, "test", "data"), os.path.join(tmp, "work", "test", "data"))
     fixtures = os.path.join(tmp, "fixtures.duckdb")
     user, product, columns, functions = build_fixtures(extension, fixtures)
 
     strategies, drawn = generate(functions, columns, opts.calls, opts.seed)
-    drawn = [(name, sql.replace("USER", user).replace("PRODUCT", product)) for name, sql in drawn]
+    forms = systematic(functions) if opts.systematic else []
+    drawn = [(name, sql.replace("USER", user).replace("PRODUCT", product)) for name, sql in forms + drawn]
     covered = collections.Counter(name for name, _ in drawn)
+    if forms:
+        print(f"fuzz: {len(forms)} systematic calls: {len({n for n, _ in forms})} aggregates x "
+              f"{len(AGGREGATE_SHAPES)} forms x their sources, and a correlated LATERAL each", flush=True)
     print(f"fuzz: duckdb {version}, seed {opts.seed}, {len(drawn)} calls over {len(strategies)} functions "
           f"({len(functions)} catalog entries), {opts.workers} workers, {opts.timeout:.0f} s per call", flush=True)
     missing = [name for name, _ in strategies if covered[name] == 0]
@@ -554,7 +608,27 @@ def main():
                         kind = "internal"
                     else:
                         kind = "sql_errors"
-                    if kind == "internal":
+                    states = message.get("states")
+                    if kind != "internal" and states is not None and states != w.states:
+                        # Counted once: the new size is the baseline of the
+                        # next call. A statement that fails with an error
+                        # raised outside ecoreco's callbacks (another
+                        # function, DuckDB itself) may have its states freed
+                        # without finalize or destroy, which no callback sees
+                        # (docs/reliability.md): counted apart, not a
+                        # failure. After a result, a leak fails the run.
+                        detail = f"aggregate states (held, addresses) {w.states} -> {states}"
+                        if kind == "sql_errors":
+                            counts["failed_statement_leaks"] += 1
+                            counts[kind] += 1
+                            counts["calls"] += 1
+                            per_function[name][kind] += 1
+                            print(f"fuzz: states left by a failed statement in {name}: {sql}\n      {detail}\n"
+                                  f"      {error.splitlines()[0][:200]}", flush=True)
+                        else:
+                            record_failure("leak", call_id, detail)
+                        w.states = states
+                    elif kind == "internal":
                         record_failure("internal", call_id, error[:400])
                     else:
                         counts[kind] += 1
@@ -580,19 +654,22 @@ def main():
     for name in sorted(error_samples):
         for sql, error in error_samples[name]:
             print(f"error sample {name}: {sql}\n    -> {error}")
-    print(f"\n{'function':34} {'calls':>6} {'results':>8} {'errors':>7} {'crash':>6} {'hang':>5} {'internal':>8}")
+    print(f"\n{'function':34} {'calls':>6} {'results':>8} {'errors':>7} {'crash':>6} {'hang':>5} {'internal':>8} {'leak':>5}")
     for name in sorted(per_function):
         c = per_function[name]
-        total = sum(c.values())
-        print(f"{name:34} {total:6} {c['results']:8} {c['sql_errors']:7} {c['crash']:6} {c['hang']:5} {c['internal']:8}")
+        total = sum(v for k, v in c.items() if k != "leak")
+        print(f"{name:34} {total:6} {c['results']:8} {c['sql_errors']:7} {c['crash']:6} {c['hang']:5} {c['internal']:8} "
+              f"{c['leak']:5}")
     print(f"\nfuzz duckdb {version} seed {opts.seed}: {counts['calls']} calls, {counts['results']} results, "
           f"{counts['sql_errors']} SQL errors, {counts['crash']} crashes, {counts['hang']} hangs, "
-          f"{counts['internal']} internal errors, {spawned[0] - opts.workers} worker restarts, {elapsed:.0f} s")
+          f"{counts['internal']} internal errors, {counts['leak']} leaks (+{counts['failed_statement_leaks']} failed "
+          f"statements that left states), {spawned[0] - opts.workers} worker restarts, "
+          f"{elapsed:.0f} s")
     if opts.report:
         with open(opts.report, "w") as f:
             json.dump({"duckdb": version, "seed": opts.seed, "counts": counts, "failures": failures,
                        "seconds": elapsed}, f, indent=1)
-    bad = counts["crash"] + counts["hang"] + counts["internal"]
+    bad = counts["crash"] + counts["hang"] + counts["internal"] + counts["leak"]
     if out_of_time:
         print(f"fuzz: stopped early ({len(queue)} calls not run): time budget of {opts.budget:.0f} s "
               f"or {opts.max_failures} crashes/hangs reached")

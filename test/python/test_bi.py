@@ -37,7 +37,12 @@ def pipeline(tmp_path_factory):
     con = connect(db)
     con.execute(f"CREATE TABLE events AS FROM ecoreco.read_events('{HEAD}')")
     con.execute("CREATE TABLE user_features AS FROM ecoreco.rfm_features(events)")
-    con.execute("CREATE TABLE segments AS FROM ecoreco.kmeans_segments(user_features, k := 5, seed := 42)")
+    con.execute("CREATE TABLE kmeans_model AS FROM ecoreco.kmeans_model(user_features, k := 5, seed := 42)")
+    con.execute("CREATE TABLE segments AS FROM ecoreco.kmeans_assign(user_features, kmeans_model)")
+    con.execute("CREATE TABLE segment_summary AS FROM ecoreco.kmeans_model_summary(kmeans_model)")
+    con.execute("CREATE TABLE segment_centroids AS FROM ecoreco.kmeans_model_centroids(kmeans_model)")
+    con.execute("CREATE TABLE rfm_segments AS FROM ecoreco.rfm_segments(user_features)")
+    con.execute("CREATE TABLE rfm_summary AS FROM ecoreco.rfm_segment_summary(user_features)")
     con.execute("CREATE TABLE model AS FROM ecoreco.als_train(events, factors := 8, iterations := 3)")
     con.execute("CREATE TABLE evaluation AS FROM ecoreco.evaluate_recommendations(events, factors := 8, iterations := 3)")
     con.execute("CREATE TABLE products AS FROM ecoreco.product_features(events)")
@@ -57,6 +62,10 @@ out["kpis"] = con.execute("SELECT date::VARCHAR, events, users, sessions, views,
 out["users"] = con.execute("SELECT count(*), count(segment), count(DISTINCT segment_id), sum(purchases) FROM bi_users").fetchall()
 out["products"] = con.execute("SELECT count(*), sum(revenue_share), min(revenue_rank), sum(purchases) FROM bi_product_performance").fetchall()
 out["recs"] = con.execute("FROM bi_recommendations_table ORDER BY user_id, rank").fetchall()
+out["rfm_users"] = con.execute("SELECT count(rfm_segment), min(r_score), max(r_score) FROM bi_users").fetchall()
+out["rfm"] = con.execute("SELECT count(*), sum(users), round(sum(revenue), 2), round(sum(share), 2) FROM bi_rfm_segments").fetchall()
+out["segments"] = con.execute("SELECT count(*), sum(users), count(monetary), count(unique_products) FROM bi_segments").fetchall()
+out["rounded"] = con.execute("SELECT max(abs(share * 1e4 - round(share * 1e4))) FROM (SELECT share FROM bi_segments UNION ALL SELECT share FROM bi_rfm_segments UNION ALL SELECT revenue_share FROM bi_product_performance WHERE revenue_share IS NOT NULL)").fetchall()
 try:
     con.execute("FROM bi_recommendations").fetchall()
     out["view_error"] = None
@@ -77,12 +86,20 @@ def test_a_client_without_the_extension_reads_the_views_and_tables(pipeline):
     [(day, events, users, sessions, views, carts, purchases, buyers, purchase_sessions, conversion, revenue)] = out["kpis"]
     assert (day, events, users, sessions, views, carts, purchases, buyers) == (
         "2019-10-01", 17434, 4504, 5066, 17055, 165, 214, 193)
-    assert conversion == pytest.approx(purchase_sessions / 5066)
+    # Rates are rounded to 4 decimals in the views a person reads.
+    assert conversion == round(purchase_sessions / 5066, 4)
     assert revenue == pytest.approx(59442.63)
     assert out["users"] == [[4504, 4504, 5, 214]]
     [(n_products, share, best_rank, product_purchases)] = out["products"]
     assert (n_products, best_rank, product_purchases) == (6493, 1, 214)
-    assert share == pytest.approx(1.0)
+    assert share == pytest.approx(1.0, abs=0.01)
+    # RFM and K-Means segments beside each other: every user has an RFM
+    # segment; the ten RFM names hold all users and all revenue; the five
+    # K-Means segments hold all users, with a centroid column per feature.
+    assert out["rfm_users"] == [[4504, 1, 5]]
+    assert out["rfm"] == [[10, 4504, 59442.63, 1.0]]
+    assert out["segments"] == [[5, 4504, 5, 5]]
+    assert out["rounded"][0][0] < 1e-6
     # The materialised table holds exactly what the view gives with the
     # extension: top 10 for each of the 4,504 users.
     assert len(out["recs"]) == 45040

@@ -48,9 +48,16 @@ def test_inertia_within_one_percent_of_scikit_learn(name):
     km = KMeans(n_clusters=5, init="k-means++", n_init=10, max_iter=300, random_state=0).fit(scaled)
     print(f"{name}: ours {ours[0]:.3f} scikit-learn {km.inertia_:.3f}")
     assert ours[0] <= km.inertia_ * 1.01
-    # Our silhouette is exact over all users (fewer than the 50,000 sample).
+    # Both silhouettes are exact over all users: the default (Spark's,
+    # squared Euclidean) always, the Euclidean one because there are fewer
+    # users than its 50,000 sample.
     assert ours[2] == len(data)
     labels = con.execute(
         f"SELECT list(segment_id ORDER BY user_id) FROM ecoreco.kmeans_segments(feats, k := 5, max_iter := 300, n_init := 10, columns := {COLS})"
     ).fetchone()[0]
-    assert ours[1] == pytest.approx(silhouette_score(scaled, labels), rel=1e-9)
+    assert ours[1] == pytest.approx(silhouette_score(scaled, labels, metric="sqeuclidean"), rel=1e-9)
+    euclidean = con.execute(
+        f"SELECT silhouette, sample_size FROM ecoreco.kmeans_summary(feats, k := 5, max_iter := 300, n_init := 10, columns := {COLS}, silhouette_distance := 'euclidean') LIMIT 1"
+    ).fetchone()
+    assert euclidean[1] == len(data)
+    assert euclidean[0] == pytest.approx(silhouette_score(scaled, labels), rel=1e-9)

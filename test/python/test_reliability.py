@@ -65,8 +65,8 @@ AGGREGATES = {
     "ecoreco_als_train": (PAIRS_SETUP, "als_src", f"'ecoreco.als_train', {PAIRS}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": (PAIRS_SETUP, "eval_src",
                          f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
-    "ecoreco_kmeans": (KFEAT, "kfeat", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 2, {LIMITS}"),
-    "ecoreco_kmeans_sweep": (KFEAT, "kfeat", f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 2, {LIMITS}"),
+    "ecoreco_kmeans": (KFEAT, "kfeat", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
+    "ecoreco_kmeans_sweep": (KFEAT, "kfeat", f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_serve": (MODEL, "model", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
                       f"'', 'all', NULL, false, 2, 0.5, true, {LIMITS}, 'false'"),
 }
@@ -125,7 +125,7 @@ def test_issue_reproducer_ordered_als_train_in_its_macro_shape():
 
 
 def test_kmeans_with_an_absurd_k_is_an_error_not_an_abort():
-    query = ("SELECT (ecoreco_kmeans('ecoreco.kmeans_segments', user_id, pos, feature, value, 10000000001, 1, 5, 0, 1, 2, "
+    query = ("SELECT (ecoreco_kmeans('ecoreco.kmeans_segments', user_id, pos, feature, value, 10000000001, 1, 5, 0, 1, 'squared_euclidean', 2, "
              + LIMITS + ")) IS NOT NULL FROM kfeat")
     outcome = run(KFEAT, query)
     assert "error" in outcome and "ecoreco" in outcome["error"], outcome

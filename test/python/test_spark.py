@@ -279,9 +279,9 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(spark_model, folder, con
 
 
 def readme_blocks():
-    """The code blocks of the README's "Scaling out with Spark" section, in order."""
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = text.split("## Scaling out with Spark", 1)[1].split("\n## ", 1)[0]
+    """The code blocks of the worked example of docs/spark.md, in order."""
+    text = open(os.path.join(ROOT, "docs", "spark.md"), encoding="utf-8").read()
+    section = text.split("## Worked example", 1)[1].split("\n## ", 1)[0]
     blocks = []
     for part in section.split("```")[1::2]:
         language, _, code = part.partition("\n")
@@ -290,11 +290,11 @@ def readme_blocks():
 
 
 def test_readme_example_runs_as_written(spark, spark_model, tmp_path):
-    """The worked example, block by block; only the models/ folder is moved
+    """The worked example of docs/spark.md, block by block; only the models/ folder is moved
     into this test's own folder (Spark resolves relative paths against the
     JVM's working directory, not Python's)."""
     blocks = readme_blocks()
-    assert [language for language, _ in blocks] == ["py", "sql", "py"]
+    assert [language for language, _ in blocks] == ["py", "sql spark", "py"]
     where = lambda code: code.replace("models/", f"{tmp_path}/models/")
     train = {"weights": spark_model["weights"]}
     exec(where(blocks[0][1]), train)
@@ -320,3 +320,44 @@ def test_readme_example_runs_as_written(spark, spark_model, tmp_path):
     exec(where(blocks[2][1]), serve)
     assert serve["top10"].count() == 4504
     assert serve["top10"].columns == ["user_id", "recommendations"]
+
+
+@pytest.mark.parametrize("k", [2, 5, 8])
+def test_silhouette_equals_spark_clustering_evaluator(spark, con, k):
+    """kmeans_summary's default silhouette is Spark's ClusteringEvaluator
+    (squared Euclidean, every user) on the same standardized features and
+    the same segments: the head's rfm_features standardized with the
+    model's own scaling rows (NULL imputed as 0, as the fit does)."""
+    from pyspark.ml.evaluation import ClusteringEvaluator
+    from pyspark.ml.linalg import Vectors
+
+    con.execute("CREATE OR REPLACE TEMP TABLE head_features AS FROM ecoreco.rfm_features(events)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE head_kmodel AS FROM ecoreco.kmeans_model(head_features, k := {k}, seed := 7)")
+    ours, metric, sample_size, users = con.execute(
+        "SELECT silhouette, silhouette_metric, sample_size, users FROM head_kmodel WHERE kind = 'model'"
+    ).fetchone()
+    assert metric == "squared_euclidean" and sample_size == users
+    summary = con.execute(
+        f"SELECT DISTINCT silhouette, silhouette_metric FROM ecoreco.kmeans_summary(head_features, k := {k}, seed := 7)"
+    ).fetchall()
+    assert summary == [(ours, "squared_euclidean")]
+    scaling = con.execute("SELECT feature, value, distance FROM head_kmodel WHERE kind = 'scaling'").fetchall()
+    columns = [f for f, _, _ in scaling]
+    rows = con.execute(
+        "SELECT s.segment_id, " + ", ".join(f'coalesce(f."{c}"::DOUBLE, 0)' for c in columns)
+        + " FROM head_features f JOIN head_kmodel s ON s.kind = 'user' AND s.user_id = f.user_id ORDER BY f.user_id"
+    ).fetchall()
+    assert len(rows) == users
+    points = [
+        (float(r[0]), Vectors.dense([(x - mean) / std for x, (_, mean, std) in zip(r[1:], scaling)]))
+        for r in rows
+    ]
+    frame = spark.createDataFrame(points, ["prediction", "features"])
+    theirs = ClusteringEvaluator(metricName="silhouette", distanceMeasure="squaredEuclidean").evaluate(frame)
+    print(f"k = {k}: ecoreco {ours:.12f}, Spark ClusteringEvaluator {theirs:.12f}, {users} users")
+    assert abs(ours - theirs) <= 1e-9
+    # The sampled Euclidean silhouette (scikit-learn's) is another number.
+    euclidean = con.execute(
+        f"SELECT DISTINCT silhouette, silhouette_metric FROM ecoreco.kmeans_summary(head_features, k := {k}, seed := 7, silhouette_distance := 'euclidean')"
+    ).fetchall()
+    assert len(euclidean) == 1 and euclidean[0][1] == "euclidean" and abs(euclidean[0][0] - ours) > 1e-3

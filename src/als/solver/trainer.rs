@@ -128,6 +128,34 @@ impl<'a> AlsTrainer<'a> {
         })
     }
 
+    /// Starts from given factors (unpadded rows, e.g. a model trained on the
+    /// same users and items with other weights) instead of the drawn ones.
+    pub fn start_from(&mut self, user_factors: &[f32], item_factors: &[f32]) -> Result<()> {
+        let f = self.params.factors;
+        ensure!(
+            user_factors.len() == self.user_items.n_rows * f
+                && item_factors.len() == self.user_items.n_cols * f,
+            "starting factors have {} and {} values; expected {} users and {} items of {f} factors",
+            user_factors.len(),
+            item_factors.len(),
+            self.user_items.n_rows,
+            self.user_items.n_cols
+        );
+        for (rows, start) in [
+            (&mut self.user_factors, user_factors),
+            (&mut self.item_factors, item_factors),
+        ] {
+            for (dst, src) in rows
+                .chunks_exact_mut(self.stride)
+                .zip(start.chunks_exact(f))
+            {
+                dst[..f].copy_from_slice(src);
+            }
+        }
+        self.item_gram = None;
+        Ok(())
+    }
+
     /// One ALS iteration: solve all users against the item factors, then all
     /// items against the new user factors.
     pub fn step(&mut self) {
@@ -301,6 +329,41 @@ mod tests {
     use super::*;
     use crate::bench_support::synthetic_user_items;
     use crate::rng::Rng;
+
+    #[test]
+    fn a_warm_start_continues_from_the_given_factors() {
+        let m = synthetic_user_items(300, 80, 6, 4);
+        let params = AlsParams {
+            factors: 8,
+            iterations: 8,
+            ..Default::default()
+        };
+        let trained = train(&m, &params).unwrap();
+        let converged = *trained.loss_per_iteration.last().unwrap();
+        let one_step = |warm: bool| {
+            let mut trainer = AlsTrainer::new(&m, &params).unwrap();
+            if warm {
+                trainer
+                    .start_from(&trained.user_factors, &trained.item_factors)
+                    .unwrap();
+            }
+            trainer.step();
+            trainer.loss()
+        };
+        // One step from the trained factors stays at the trained loss (ALS
+        // never raises it, up to the CG's inexact solves); one step from
+        // drawn factors is far above it.
+        let (warm, cold) = (one_step(true), one_step(false));
+        assert!(warm <= converged * 1.001, "{warm} vs {converged}");
+        assert!(cold > converged * 1.05, "{cold} vs {converged}");
+        let mut trainer = AlsTrainer::new(&m, &params).unwrap();
+        let error = trainer
+            .start_from(&trained.user_factors[8..], &trained.item_factors)
+            .unwrap_err();
+        assert!(error
+            .to_string()
+            .contains("expected 300 users and 80 items"));
+    }
 
     #[test]
     fn default_params() {

@@ -17,16 +17,20 @@
 //! no assignment changes, or `max_iter` updates have been made.
 //!
 //! `standardize`: per-column scaling; `seeding`: k-means++; `lloyd`: the
-//! iterations; `silhouette`: the sampled quality score. The shape checks
-//! and distance kernels they share are below.
+//! iterations; `squared_silhouette`: the quality score over every row with
+//! squared Euclidean distance (Spark's); `silhouette`: the sampled score with
+//! Euclidean distance (scikit-learn's). The shape checks and distance
+//! kernels they share are below.
 
 mod lloyd;
 mod seeding;
 mod silhouette;
+mod squared_silhouette;
 mod standardize;
 
 pub use lloyd::{kmeans, kmeans_from_centroids, KMeansModel, KMeansParams};
 pub use silhouette::silhouette;
+pub use squared_silhouette::squared_euclidean_silhouette;
 pub use standardize::Standardizer;
 
 use anyhow::{bail, ensure, Result};
@@ -73,6 +77,26 @@ fn validate_matrix(data: &[f64], n_cols: usize) -> Result<usize> {
         );
     }
     Ok(data.len() / n_cols)
+}
+
+/// Checks that there is one label per row and every label is below `k`.
+fn check_assignments(assignments: &[u32], n_rows: usize, k: usize) -> Result<()> {
+    ensure!(k >= 1, "k must be at least 1 (got {k})");
+    ensure!(
+        assignments.len() == n_rows,
+        "assignments has {} entries but data has {} rows",
+        assignments.len(),
+        n_rows
+    );
+    if let Some(row) = assignments.iter().position(|&c| c as usize >= k) {
+        bail!(
+            "assignment {} of row {} is out of range for k = {}",
+            assignments[row],
+            row,
+            k
+        );
+    }
+    Ok(())
 }
 
 /// Squared Euclidean distance. Four independent accumulators let the compiler

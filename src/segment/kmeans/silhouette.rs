@@ -1,4 +1,5 @@
-//! The mean silhouette coefficient of a clustering, on a seeded sample.
+//! The mean silhouette coefficient of a clustering with Euclidean distance
+//! (scikit-learn's `silhouette_score`), on a seeded sample.
 
 use super::validate_matrix;
 use crate::isa::{dispatch, Isa};
@@ -30,25 +31,11 @@ pub fn silhouette(
     seed: u64,
 ) -> Result<(f64, usize)> {
     let n_rows = validate_matrix(data, n_cols)?;
-    ensure!(k >= 1, "k must be at least 1 (got {k})");
+    super::check_assignments(assignments, n_rows, k)?;
     ensure!(
         max_sample >= 2,
         "max_sample must be at least 2 (got {max_sample})"
     );
-    ensure!(
-        assignments.len() == n_rows,
-        "assignments has {} entries but data has {} rows",
-        assignments.len(),
-        n_rows
-    );
-    if let Some(row) = assignments.iter().position(|&c| c as usize >= k) {
-        bail!(
-            "assignment {} of row {} is out of range for k = {}",
-            assignments[row],
-            row,
-            k
-        );
-    }
 
     let sample_rows = sample_row_indices(n_rows, max_sample, seed);
     let sample_size = sample_rows.len();

@@ -1,0 +1,275 @@
+//! Sessions folded in from their events, one list each: the list of one
+//! session (what `ecoreco.recommend_session` returns) and
+//! `ecoreco.recommend_sessions(model, sessions)`, the lists of a whole
+//! table of sessions in one call, computed side by side over one read of
+//! the model and its fold-in.
+//!
+//! A session is anonymous and live: its products' weights are summed and
+//! capped as the trainer's, transformed by the model's confidence, and
+//! never decayed (a session happens now, after the model's data).
+
+use super::foldin::{FoldIn, Scratch};
+use super::functions::{
+    blend, model_inputs, model_params, scoring_params, weights, ModelInput, MODEL_FEED,
+};
+use super::state::{Kind, Touch, UserState, Weights};
+use crate::binding::aggregate::{self, AggregateFunction};
+use crate::binding::blocks::{BlockSource, Computed};
+use crate::binding::rows::{InputChunk, RowSet};
+use crate::binding::{Args, Column, Param, SqlType};
+use crate::budget;
+use crate::model::top_categories_of;
+use crate::recommend::serving::{Recommendation, ServingModel};
+use anyhow::{bail, ensure, Result};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// The event code of an event type `{t}`, as the macros pass it: 1 view,
+/// 2 cart, 3 purchase, 0 any other (ignored), NULL kept NULL.
+pub const EVENT_CODE_SQL: &str = "CASE WHEN {t} IS NULL THEN NULL WHEN lower({t}) = 'view' THEN 1 \
+     WHEN lower({t}) = 'cart' THEN 2 WHEN lower({t}) = 'purchase' THEN 3 ELSE 0 END";
+
+/// What the lists of sessions need besides the session: the model, its
+/// fold-in and the call's weights, k and blend.
+pub struct SessionScorer<'a> {
+    pub model: &'a ServingModel,
+    pub fold: &'a FoldIn,
+    pub weights: Weights,
+    pub k: usize,
+    pub blend: f32,
+}
+
+impl SessionScorer<'_> {
+    /// The list of one session: its products in event order with their
+    /// event codes (1 view, 2 cart, 3 purchase; others are ignored).
+    /// Products bought in it are not recommended back.
+    pub fn list(
+        &self,
+        products: &[i64],
+        codes: &[i64],
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Recommendation>> {
+        let model = self.model;
+        let mut user = UserState::new(&[]);
+        for (&product, &code) in products.iter().zip(codes) {
+            let kind = match code {
+                1 => Kind::View,
+                2 => Kind::Cart,
+                3 => Kind::Purchase,
+                _ => continue,
+            };
+            let item = model.product(product);
+            let touch = Touch {
+                kind,
+                time: None,
+                item,
+                category: item.map(|i| model.product_category[i as usize]),
+            };
+            user.apply(&touch, &self.weights, self.fold, model.item_factors())?;
+        }
+        let mut vector = vec![0f32; model.factors];
+        let vector = if user.fold.is_empty() {
+            None
+        } else {
+            user.fold
+                .solve(self.fold, model.item_factors(), scratch, &mut vector)?;
+            Some(vector.as_slice())
+        };
+        Ok(model.recommend_vector(
+            vector,
+            &top_categories_of(&user.categories),
+            &user.bought,
+            self.k,
+            self.blend,
+        ))
+    }
+}
+
+/// One session as the macro passes it: its number in the call, its
+/// products and event codes in event order.
+type Session = (i64, Vec<i64>, Vec<i64>);
+
+#[derive(Default)]
+pub struct SessionsState {
+    sessions: Vec<Session>,
+    /// Product ids and codes held, for the memory check.
+    values: usize,
+    model: ModelInput,
+}
+
+/// `ecoreco_recommend_sessions`: one list per session of a table, fed one
+/// row per session (its number and two lists) plus the model's rows.
+pub struct RecommendSessions;
+
+impl AggregateFunction for RecommendSessions {
+    const NAME: &'static str = "ecoreco_recommend_sessions";
+    const FUNCTION: &'static str = "ecoreco.recommend_sessions";
+    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    type State = SessionsState;
+    fn inputs() -> Vec<Column> {
+        use SqlType::*;
+        let mut c = vec![
+            Column::new("session_no", BigInt),
+            Column::new("product_ids", List(Box::new(BigInt))),
+            Column::new("event_codes", List(Box::new(BigInt))),
+        ];
+        c.extend(model_inputs());
+        c
+    }
+    fn params() -> Vec<Param> {
+        let mut p = model_params();
+        p.extend(scoring_params());
+        p.extend(crate::als::weight_params());
+        p.extend(budget::settings_params());
+        p
+    }
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("session_no", SqlType::BigInt),
+            Column::new("rank", SqlType::Integer),
+            Column::new("product_id", SqlType::BigInt),
+            Column::new("score", SqlType::Double),
+            Column::new("source", SqlType::Varchar),
+        ]
+    }
+    fn update(
+        state: &mut SessionsState,
+        call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let (number, products, codes, m) = (
+            input.col("session_no")?,
+            input.col("product_ids")?,
+            input.col("event_codes")?,
+            input.col("side")?,
+        );
+        let budget = budget::Budget::from_setting(call.text("memory_limit")?);
+        for row in rows {
+            if state.model.read(input, row, m)? {
+                continue;
+            }
+            let Some(session) = input.i64(number, row) else {
+                continue;
+            };
+            // The macro's lists never hold NULLs (rows without a product are
+            // left out, unknown event types are 0).
+            let list = |c: usize| -> Result<Vec<i64>> {
+                match input.list::<i64>(c, row) {
+                    Some(Ok(v)) => Ok(v.to_vec()),
+                    _ => bail!("session {session}'s lists hold a NULL; the macro feeds none"),
+                }
+            };
+            let (products, codes) = (list(products)?, list(codes)?);
+            state.values += 2 * products.len();
+            budget.check(
+                "holding the sessions",
+                (state.values * 8 + state.sessions.len() * 56) as u64,
+                "16 bytes per event plus 56 per session",
+            )?;
+            budget::reserve(&mut state.sessions, 1, "the sessions")?;
+            state.sessions.push((session, products, codes));
+        }
+        Ok(())
+    }
+    fn combine(target: &mut SessionsState, mut source: SessionsState) -> Result<()> {
+        if target.sessions.is_empty() {
+            std::mem::swap(&mut target.sessions, &mut source.sessions);
+        }
+        budget::reserve(&mut target.sessions, source.sessions.len(), "the sessions")?;
+        target.sessions.extend(source.sessions);
+        target.values += source.values;
+        target.model.merge(source.model)
+    }
+    fn finalize(state: SessionsState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let (model, fold) = state.model.load(call, &pool)?;
+        let scorer = SessionScorer {
+            model: &model,
+            fold: &fold,
+            weights: weights(call)?,
+            k: call.int("k")? as usize,
+            blend: blend(call, &model)?,
+        };
+        let mut sessions = state.sessions;
+        sessions.sort_unstable_by_key(|s| s.0);
+        ensure!(
+            sessions.windows(2).all(|w| w[0].0 != w[1].0),
+            "a session came twice; the macro feeds each once"
+        );
+        let lists: Vec<Vec<Recommendation>> = pool.install(|| {
+            sessions
+                .par_iter()
+                .map_init(Scratch::default, |scratch, (_, products, codes)| {
+                    scorer.list(products, codes, scratch)
+                })
+                .collect::<Result<_>>()
+        })?;
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (number, rank, product) = (
+            rows.col("session_no")?,
+            rows.col("rank")?,
+            rows.col("product_id")?,
+        );
+        let (score, source) = (rows.col("score")?, rows.col("source")?);
+        for ((session, _, _), recs) in sessions.iter().zip(&lists) {
+            for (r, rec) in recs.iter().enumerate() {
+                rows.put(number, Some(*session));
+                rows.put(rank, Some(r as i32 + 1));
+                rows.put(product, Some(model.product_ids[rec.product as usize]));
+                rows.put(score, Some(rec.score as f64));
+                rows.put_str(source, Some(rec.source.as_str()));
+            }
+        }
+        Ok(Arc::new(Computed::new(rows)))
+    }
+}
+
+/// The body of `ecoreco.recommend_sessions(model, sessions, session_col,
+/// order_col, ...)`: the sessions table's rows grouped into one row per
+/// session (its events in `order_col` order, ties in table order; rows
+/// without a session or product left out), numbered in session order, fed
+/// to the aggregate with the model's rows; the numbers joined back to the
+/// session ids.
+pub fn sessions_sql() -> String {
+    let code = EVENT_CODE_SQL.replace("{t}", "r.event_type::VARCHAR");
+    let feed = format!(
+        "(SELECT s.session_no, s.product_ids, s.event_codes, NULL::VARCHAR AS side, NULL::BIGINT AS id, NULL::BIGINT AS item, \
+         NULL::VARCHAR AS name, NULL::DOUBLE AS value, NULL::FLOAT[] AS factors, NULL::BIGINT AS model_id FROM ecoreco_session_lists s \
+         UNION ALL SELECT NULL, NULL, NULL, {model} FROM query_table(model) m \
+         WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)) f",
+        model = MODEL_FEED.join(", ")
+    );
+    let inputs = [
+        "f.session_no",
+        "f.product_ids",
+        "f.event_codes",
+        "f.side",
+        "f.id",
+        "f.item",
+        "f.name",
+        "f.value",
+        "f.factors",
+        "f.model_id",
+    ];
+    format!(
+        "WITH ecoreco_session_events AS (\
+           SELECT struct_extract(r, session_col) AS session_id, r.product_id::BIGINT AS product_id, coalesce({code}, 0) AS code, \
+                  struct_extract(r, order_col) AS ecoreco_order, ecoreco_row \
+           FROM (SELECT r, row_number() OVER () AS ecoreco_row FROM query_table(sessions) r)), \
+         ecoreco_session_lists AS MATERIALIZED (\
+           SELECT session_id, row_number() OVER (ORDER BY session_id) AS session_no, \
+                  list(product_id ORDER BY ecoreco_order, ecoreco_row) AS product_ids, \
+                  list(code ORDER BY ecoreco_order, ecoreco_row) AS event_codes \
+           FROM ecoreco_session_events WHERE session_id IS NOT NULL AND product_id IS NOT NULL GROUP BY session_id) \
+         SELECT l.session_id, r.rank, r.product_id, r.score, r.source \
+         FROM ({rows}) r JOIN ecoreco_session_lists l ON l.session_no = r.session_no \
+         ORDER BY r.session_no, r.rank",
+        rows = aggregate::rows_sql::<RecommendSessions>(
+            "ecoreco.recommend_sessions",
+            &inputs,
+            &[],
+            &feed
+        ),
+    )
+}

@@ -1,0 +1,183 @@
+//! The pipeline's tables as inputs of its functions: the columns each holds
+//! (with the SQL type a missing one stands in as while the query binds), and
+//! what a function asks for when it gets another table. A function requires
+//! only the columns it reads ([`crate::binding::sql::Expect::of`]), so any
+//! table with those columns works, as the documentation says.
+
+use crate::binding::sql::Expect;
+
+/// The cleaned events (`ecoreco.read_events`, `ecoreco.clean_events`).
+pub const EVENTS: &[(&str, &str)] = &[
+    ("event_time", "TIMESTAMP"),
+    ("event_type", "VARCHAR"),
+    ("product_id", "BIGINT"),
+    ("category_id", "BIGINT"),
+    ("category_code", "VARCHAR"),
+    ("brand", "VARCHAR"),
+    ("price", "DOUBLE"),
+    ("user_id", "BIGINT"),
+    ("user_session", "VARCHAR"),
+    ("hour", "INTEGER"),
+    ("day", "INTEGER"),
+    ("dayofweek", "INTEGER"),
+    ("date", "DATE"),
+    ("hour_bucket", "TIMESTAMP"),
+];
+pub const PASS_EVENTS: &str =
+    "pass the events: the output of ecoreco.read_events(path) or ecoreco.clean_events(raw_table)";
+
+/// The nine raw REES46 columns `ecoreco.clean_events` cleans.
+pub const RAW: &[(&str, &str)] = &[
+    ("event_time", "VARCHAR"),
+    ("event_type", "VARCHAR"),
+    ("product_id", "BIGINT"),
+    ("category_id", "BIGINT"),
+    ("category_code", "VARCHAR"),
+    ("brand", "VARCHAR"),
+    ("price", "DOUBLE"),
+    ("user_id", "BIGINT"),
+    ("user_session", "VARCHAR"),
+];
+pub const PASS_RAW: &str = "pass a table with the nine raw REES46 columns (event_time, event_type, product_id, \
+     category_id, category_code, brand, price, user_id, user_session), such as ecoreco_synth(...) output";
+
+/// One row per user (`ecoreco.rfm_features`).
+pub const USERS: &[(&str, &str)] = &[
+    ("user_id", "BIGINT"),
+    ("recency", "DOUBLE"),
+    ("frequency", "BIGINT"),
+    ("monetary", "DOUBLE"),
+];
+pub const PASS_USERS: &str = "pass the output of ecoreco.rfm_features(events)";
+
+/// An ALS model (`ecoreco.als_train`, `ecoreco.als_import_spark`).
+pub const MODEL: &[(&str, &str)] = &[
+    ("seq", "BIGINT"),
+    ("model_id", "BIGINT"),
+    ("side", "VARCHAR"),
+    ("id", "BIGINT"),
+    ("item", "BIGINT"),
+    ("name", "VARCHAR"),
+    ("value", "DOUBLE"),
+    ("factors", "FLOAT[]"),
+];
+pub const PASS_MODEL: &str =
+    "pass a model made by ecoreco.als_train(events) (CREATE TABLE model AS FROM ecoreco.als_train(events))";
+
+/// A k-means model (`ecoreco.kmeans_model`).
+pub const KMODEL: &[(&str, &str)] = &[
+    ("kind", "VARCHAR"),
+    ("user_id", "BIGINT"),
+    ("segment_id", "INTEGER"),
+    ("segment", "VARCHAR"),
+    ("feature", "VARCHAR"),
+    ("value", "DOUBLE"),
+    ("distance", "DOUBLE"),
+    ("users", "BIGINT"),
+    ("within_ss", "DOUBLE"),
+    ("silhouette", "DOUBLE"),
+    ("sample_size", "BIGINT"),
+    ("iterations", "INTEGER"),
+];
+pub const PASS_KMODEL: &str =
+    "pass a model made by ecoreco.kmeans_model(users) (CREATE TABLE kmodel AS FROM ecoreco.kmeans_model(users))";
+
+/// The windows of a replay (`ecoreco.replay`).
+pub const WINDOWS: &[(&str, &str)] = &[
+    ("window_start", "TIMESTAMP"),
+    ("events", "BIGINT"),
+    ("late_events", "BIGINT"),
+    ("ignored_events", "BIGINT"),
+    ("active_users", "BIGINT"),
+    ("new_users", "BIGINT"),
+    ("unknown_users", "BIGINT"),
+    ("recommendations", "BIGINT"),
+    ("fallback_share", "DOUBLE"),
+    ("processing_ms", "DOUBLE"),
+    ("events_per_s", "DOUBLE"),
+    ("p50_ms", "DOUBLE"),
+    ("p95_ms", "DOUBLE"),
+    ("p99_ms", "DOUBLE"),
+];
+pub const PASS_WINDOWS: &str = "pass the output of ecoreco.replay(events, ...)";
+
+/// The events table of the columns `names`.
+pub fn events(names: &[&str]) -> Expect {
+    Expect::of(EVENTS, names, PASS_EVENTS)
+}
+
+/// A users table: the columns `names` of `rfm_features`.
+pub fn users(names: &[&str]) -> Expect {
+    Expect::of(USERS, names, PASS_USERS)
+}
+
+/// A model table of the columns `names`.
+pub fn model(names: &[&str]) -> Expect {
+    Expect::of(MODEL, names, PASS_MODEL)
+}
+
+/// The clustering features of `rfm_features` (the default `columns` of the
+/// k-means functions), standing in while a call binds.
+pub const USER_FEATURES: &[(&str, &str)] = &[
+    ("recency", "DOUBLE"),
+    ("frequency", "BIGINT"),
+    ("monetary", "DOUBLE"),
+    ("total_events", "BIGINT"),
+    ("purchases", "BIGINT"),
+    ("conversion_rate", "DOUBLE"),
+    ("cart_abandonment", "DOUBLE"),
+    ("unique_products", "BIGINT"),
+];
+
+/// A features table: `user_id` and the columns the call's `columns` names.
+pub fn features() -> Expect {
+    users(&["user_id"]).and_named_by("columns", USER_FEATURES)
+}
+
+/// A k-means model table of the columns `names`.
+pub fn kmeans_model(names: &[&str]) -> Expect {
+    Expect::of(KMODEL, names, PASS_KMODEL)
+}
+
+/// Each user's segment (`ecoreco.kmeans_segments`).
+pub const SEGMENTS: &[(&str, &str)] = &[
+    ("user_id", "BIGINT"),
+    ("segment_id", "INTEGER"),
+    ("segment", "VARCHAR"),
+];
+pub const PASS_SEGMENTS: &str = "pass the output of ecoreco.kmeans_segments(users)";
+
+/// The scores of `ecoreco.evaluate_recommendations`.
+pub const EVALUATION: &[(&str, &str)] = &[
+    ("model", "VARCHAR"),
+    ("k", "BIGINT"),
+    ("precision", "DOUBLE"),
+    ("recall", "DOUBLE"),
+    ("ndcg", "DOUBLE"),
+    ("map", "DOUBLE"),
+    ("coverage", "DOUBLE"),
+    ("users_evaluated", "BIGINT"),
+];
+pub const PASS_EVALUATION: &str = "pass the output of ecoreco.evaluate_recommendations(events)";
+
+/// What `ecoreco.als_train` and `ecoreco.evaluate_recommendations` learn
+/// from: events, or any table of (user, product[, weight][, time]) rows whose
+/// columns `user_col` and `item_col` name.
+pub fn interactions_source() -> Expect {
+    Expect::of(EVENTS, &[], PASS_SOURCE).and_named_by(
+        "[user_col, item_col]",
+        &[("user_id", "BIGINT"), ("product_id", "BIGINT")],
+    )
+}
+pub const PASS_SOURCE: &str =
+    "pass the events (the output of ecoreco.read_events) or a table of interactions, \
+     naming its user and product columns with user_col := '...' and item_col := '...'";
+
+/// The line-protocol lines `ecoreco.influx_write` sends.
+pub fn lines() -> Expect {
+    Expect::of(
+        &[("line", "VARCHAR")],
+        &["line"],
+        "pass the output of ecoreco.influx_lines(windows)",
+    )
+}
