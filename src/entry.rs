@@ -50,6 +50,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     scalar::register::<crate::interop::ImportSql>(con.0)?;
     scalar::register::<crate::recommend::ModelReady>(con.0)?;
     scalar::register::<crate::recommend::RecommendSql>(con.0)?;
+    scalar::register::<crate::recommend::RuleRowsSql>(con.0)?;
     scalar::register::<crate::recommend::ModelCacheClear>(con.0)?;
     scalar::register::<crate::report::ReportSql>(con.0)?;
     scalar::register::<crate::report::ReportWrite>(con.0)?;

@@ -1,5 +1,5 @@
 -- The rows of any interaction source as (user_id, product_id, w, bought, n,
--- category_id, t, wanted), shared by ecoreco.als_train and
+-- category_id, t, wanted, brand, price), shared by ecoreco.als_train and
 -- ecoreco.evaluate_recommendations. The source is either an events table
 -- (it has an event_type column: view / cart / purchase weigh `view` / `cart`
 -- / `purchase`, other types are ignored) or any other table of
@@ -14,7 +14,8 @@
 ecoreco_raw AS (
   FROM (SELECT NULL::BOOLEAN AS event_type, NULL::BOOLEAN AS weight, NULL::BOOLEAN AS purchases,
                NULL::BOOLEAN AS carts, NULL::BOOLEAN AS interactions, NULL::BOOLEAN AS category_id,
-               NULL::TIMESTAMP AS event_time, NULL::TIMESTAMP AS last_event
+               NULL::TIMESTAMP AS event_time, NULL::TIMESTAMP AS last_event,
+               NULL::BOOLEAN AS brand, NULL::BOOLEAN AS price
         WHERE false)
   UNION ALL BY NAME FROM query_table(events)),
 ecoreco_typed AS (
@@ -51,6 +52,9 @@ ecoreco_rows AS (
       CASE WHEN is_events THEN ecoreco_row.event_type::VARCHAR IN ('cart', 'purchase')
            WHEN has_counts THEN coalesce(ecoreco_row.carts::BIGINT, 0) + coalesce(ecoreco_row.purchases::BIGINT, 0) > 0
            ELSE true END AS wanted,
-      is_events
+      is_events,
+      -- clean_events writes 'unknown' for a missing brand: no brand.
+      nullif(ecoreco_row.brand::VARCHAR, 'unknown') AS brand,
+      try_cast(ecoreco_row.price AS DOUBLE) AS price
     FROM ecoreco_typed)
   WHERE user_id IS NOT NULL AND product_id IS NOT NULL AND w IS NOT NULL)

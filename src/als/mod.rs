@@ -192,6 +192,103 @@ pub(crate) const PAIR_INPUTS: [&str; 14] = [
     "first_time",
 ];
 
+/// The product attribute columns of [`pairs_sql`]: the pair's last brand
+/// and last finite price, each with its time (latest wins per product).
+pub(crate) fn attribute_inputs() -> Vec<Column> {
+    use SqlType::*;
+    vec![
+        Column::new("brand", Varchar),
+        Column::new("brand_time", Double),
+        Column::new("price", Double),
+        Column::new("price_time", Double),
+    ]
+}
+
+/// The SQL expressions for [`attribute_inputs`].
+pub(crate) const ATTRIBUTE_INPUTS: [&str; 4] = ["brand", "brand_time", "price", "price_time"];
+
+/// Per product, the latest brand and price seen in the pairs read so far:
+/// (time, value); equal times keep the larger value, so the result does not
+/// depend on the order the pairs arrive in.
+#[derive(Default)]
+pub struct LatestAttributes {
+    brand: FastMap<i64, (f64, String)>,
+    price: FastMap<i64, (f64, f64)>,
+}
+
+impl LatestAttributes {
+    /// Reads the attribute columns of `rows`.
+    pub(crate) fn read(
+        &mut self,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
+        let (product, brand, brand_time) = (
+            input.col("product_id")?,
+            input.col("brand")?,
+            input.col("brand_time")?,
+        );
+        let (price, price_time) = (input.col("price")?, input.col("price_time")?);
+        for row in rows {
+            let Some(p) = input.i64(product, row) else {
+                continue;
+            };
+            if let Some(b) = input.str(brand, row) {
+                let t = input.f64(brand_time, row).unwrap_or(0.0);
+                let newer = self
+                    .brand
+                    .get(&p)
+                    .is_none_or(|(t0, b0)| (t, b) > (*t0, b0.as_str()));
+                if newer {
+                    self.brand.insert(p, (t, b.to_string()));
+                }
+            }
+            if let Some(v) = input.f64(price, row).filter(|v| v.is_finite()) {
+                let t = input.f64(price_time, row).unwrap_or(0.0);
+                let newer = self.price.get(&p).is_none_or(|&old| (t, v) > old);
+                if newer {
+                    self.price.insert(p, (t, v));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Another thread's products.
+    pub(crate) fn extend(&mut self, other: LatestAttributes) {
+        for (p, (t, b)) in other.brand {
+            if self
+                .brand
+                .get(&p)
+                .is_none_or(|(t0, b0)| (t, b.as_str()) > (*t0, b0.as_str()))
+            {
+                self.brand.insert(p, (t, b));
+            }
+        }
+        for (p, v) in other.price {
+            if self.price.get(&p).is_none_or(|&old| v > old) {
+                self.price.insert(p, v);
+            }
+        }
+    }
+
+    /// The attributes of the model's products (`product_ids` sorted).
+    pub(crate) fn of_products(self, product_ids: &[i64]) -> crate::model::ProductAttributes {
+        let mut out = crate::model::ProductAttributes::unknown(product_ids.len());
+        for (p, (_, b)) in self.brand {
+            if let Ok(i) = product_ids.binary_search(&p) {
+                out.brand[i] = Some(b);
+            }
+        }
+        for (p, (_, v)) in self.price {
+            if let Ok(i) = product_ids.binary_search(&p) {
+                out.price[i] = v;
+            }
+        }
+        out
+    }
+}
+
 /// What a training aggregate collects: the pairs with their last times,
 /// and the validation split inside them.
 #[derive(Default)]
@@ -536,6 +633,7 @@ pub(crate) fn train_pairs_from(
         &[&trained.user_factors, &trained.item_factors, &[blend]],
         &[&user_ids, &product_ids],
     );
+    let n_products = product_ids.len();
     let model = FactorModel {
         model_id,
         factors: params.factors,
@@ -548,6 +646,7 @@ pub(crate) fn train_pairs_from(
         purchased: stats.purchased,
         interest: stats.interest,
         blend,
+        attributes: crate::model::ProductAttributes::unknown(n_products),
         weighting,
     };
     model.validate()?;
@@ -702,9 +801,10 @@ pub fn source_rows_sql(function: &str) -> String {
     )
 }
 
-/// The training pairs ([`PAIR_INPUTS`]) of the normalised rows `rows` (a
-/// CTE name): per (user, product) the weight (capped at `cap` for events),
-/// counts and last time, and the same over the rows before the validation
+/// The training pairs ([`PAIR_INPUTS`], then [`ATTRIBUTE_INPUTS`]) of the
+/// normalised rows `rows` (a CTE name): per (user, product) the weight
+/// (capped at `cap` for events), counts and last time, the pair's last
+/// brand and last finite price with their times, and the same over the rows before the validation
 /// cut (the last [`validation::VALIDATION_SHARE`] of the rows' time span held
 /// out), with whether the pair is a validation target. Without the search
 /// (the calling macro's `search` parameter false) the split columns are
@@ -717,7 +817,11 @@ pub fn pairs_sql(rows: &str) -> String {
     // readers (at 42M events: most of the pairs' time, and their spill).
     let pair = "user_id, product_id, \
            least(sum(w), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END)::DOUBLE AS weight, \
-           sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time";
+           sum(bought)::BIGINT AS purchases, sum(n)::BIGINT AS interactions, min(category_id) AS category_id, max(t) AS last_time, \
+           struct_extract(max(struct_pack(t := coalesce(t, 0), v := brand)) FILTER (brand IS NOT NULL), 'v') AS brand, \
+           struct_extract(max(struct_pack(t := coalesce(t, 0), v := brand)) FILTER (brand IS NOT NULL), 't') AS brand_time, \
+           struct_extract(max(struct_pack(t := coalesce(t, 0), v := price)) FILTER (isfinite(price)), 'v') AS price, \
+           struct_extract(max(struct_pack(t := coalesce(t, 0), v := price)) FILTER (isfinite(price)), 't') AS price_time";
     format!(
         "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows} WHERE search), \
          ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut FROM ecoreco_span) \

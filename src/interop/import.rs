@@ -201,6 +201,7 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
     // Spark's model is collaborative only; a model ecoreco exported keeps
     // the blend it was made for (an extra metadata field Spark ignores).
     let blend = als.blend.unwrap_or(0.0);
+    let n_products = product_ids.len();
     let model = FactorModel {
         // As the trainer hashes: the blend is part of what is served.
         model_id: model_id(
@@ -217,6 +218,8 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
         purchased: stats.purchased,
         interest: stats.interest,
         blend,
+        // Spark's model carries no product attributes.
+        attributes: crate::model::ProductAttributes::unknown(n_products),
         // Spark's ALS weighs the ratings it is given as they are.
         weighting: crate::model::confidence::Weighting::raw(),
     };

@@ -41,6 +41,64 @@ pub struct FactorModel {
     /// How the interaction weights were transformed before ALS saw them:
     /// what the fold-in repeats for users the model has not seen.
     pub weighting: confidence::Weighting,
+    /// Brand and price per product, as last seen in the training events.
+    pub attributes: ProductAttributes,
+}
+
+/// What serving rules filter on besides the category: per product, the
+/// brand and the price of the product's last training event that had
+/// one (events sources without these columns leave them unknown).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProductAttributes {
+    /// `None`: no event named a brand.
+    pub brand: Vec<Option<String>>,
+    /// NaN: no event had a finite price.
+    pub price: Vec<f64>,
+}
+
+impl ProductAttributes {
+    /// Nothing known of `n` products.
+    pub fn unknown(n: usize) -> Self {
+        ProductAttributes {
+            brand: vec![None; n],
+            price: vec![f64::NAN; n],
+        }
+    }
+
+    /// The attributes of `product_ids` (sorted) from `(product_id, brand,
+    /// price)` facts in any order; products without a fact stay unknown,
+    /// facts of other products are ignored.
+    pub fn of_products(product_ids: &[i64], facts: Vec<(i64, Option<String>, f64)>) -> Self {
+        let mut out = Self::unknown(product_ids.len());
+        for (product, brand, price) in facts {
+            if let Ok(i) = product_ids.binary_search(&product) {
+                out.brand[i] = brand;
+                out.price[i] = if price.is_finite() { price } else { f64::NAN };
+            }
+        }
+        out
+    }
+
+    /// Whether any product has a brand or a price.
+    pub fn any_known(&self) -> bool {
+        self.brand.iter().any(Option::is_some) || self.price.iter().any(|p| !p.is_nan())
+    }
+
+    /// A hash of the attributes, mixed into a model's id (two models that
+    /// differ only in prices are different models to the cache).
+    pub fn hash_into(&self, id: i64) -> i64 {
+        if !self.any_known() {
+            return id;
+        }
+        let mut h = id as u64;
+        for (brand, price) in self.brand.iter().zip(&self.price) {
+            h = crate::rng::mix64(h ^ price.to_bits());
+            for b in brand.as_deref().unwrap_or("\0").bytes() {
+                h = crate::rng::mix64(h ^ b as u64);
+            }
+        }
+        (h & ((1 << 52) - 1)) as i64
+    }
 }
 
 /// `x` as the f64 of its shortest decimal form, for param rows people
@@ -77,6 +135,10 @@ impl FactorModel {
         anyhow::ensure!(
             self.interest.len() == n_users,
             "interests do not match the users"
+        );
+        anyhow::ensure!(
+            self.attributes.brand.len() == n_items && self.attributes.price.len() == n_items,
+            "product attributes do not match the number of products"
         );
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.blend),

@@ -12,15 +12,18 @@
 //! | param     |            |             | name  | value                  |          |
 //! | loss      | iteration  |             |       | training loss          |          |
 //! | user      | user_id    |             |       |                        | FLOAT[f] |
-//! | product   | product_id | category_id |       | popularity             | FLOAT[f] |
+//! | product   | product_id | category_id | brand | popularity             | FLOAT[f] |
+//! | price     | product_id |             |       | last seen price        |          |
 //! | product_users | product_id |         |       | users who touched it   |          |
 //! | purchased | user_id    | product_id  |       |                        |          |
 //! | interest  | user_id    | category_id |       | share of interactions  |          |
 //!
 //! Rows come in that order: the `model_id` param first, the other params,
-//! the loss per iteration, the users, the products, their `product_users`
-//! (only in models trained with bm25 confidence, whose fold-in needs them:
-//! see [`super::confidence`]), then per user their purchases and interests. [`ModelTable`] writes any range of them on
+//! the loss per iteration, the users, the products, the prices (products
+//! with a known price only), the products' `product_users` (only in models
+//! trained with bm25 confidence, whose fold-in needs them: see
+//! [`super::confidence`]), then per user their purchases and interests.
+//! [`ModelTable`] writes any range of them on
 //! demand, so a model of millions of users reaches DuckDB in bounded blocks.
 
 use super::confidence::Weighting;
@@ -56,6 +59,8 @@ pub struct ModelTable {
     /// Where each user's purchased + interest rows start, relative to the
     /// first such row; one more entry for the end.
     extra_start: Vec<usize>,
+    /// Products with a known price, in product order.
+    priced: Vec<u32>,
 }
 
 /// One row, before it is written.
@@ -64,6 +69,7 @@ enum Row<'a> {
     Loss(usize, f64),
     User(usize),
     Product(usize),
+    Price(usize),
     ProductUsers(usize),
     Purchased(usize, u32),
     Interest(usize, i64, f32),
@@ -94,11 +100,15 @@ impl ModelTable {
             at += model.purchased.row(u).0.len() + model.interest[u].len();
         }
         extra_start.push(at);
+        let priced = (0..model.product_ids.len() as u32)
+            .filter(|&i| !model.attributes.price[i as usize].is_nan())
+            .collect();
         ModelTable {
             model,
             params,
             loss,
             extra_start,
+            priced,
         }
     }
 
@@ -115,6 +125,7 @@ impl ModelTable {
         self.head()
             + self.model.user_ids.len()
             + self.model.product_ids.len()
+            + self.priced.len()
             + self.product_users().len()
             + self.extra_start.last().copied().unwrap_or(0)
     }
@@ -151,6 +162,10 @@ impl ModelTable {
             return Row::Product(s);
         }
         s -= m.product_ids.len();
+        if s < self.priced.len() {
+            return Row::Price(self.priced[s] as usize);
+        }
+        s -= self.priced.len();
         if s < self.product_users().len() {
             return Row::ProductUsers(s);
         }
@@ -197,9 +212,17 @@ impl ModelTable {
                     "product",
                     Some(m.product_ids[i]),
                     Some(m.product_category[i]),
-                    None,
+                    m.attributes.brand[i].as_deref(),
                     Some(m.popularity[i] as f64),
                     Some(m.item_row(i).to_vec()),
+                ),
+                Row::Price(i) => (
+                    "price",
+                    Some(m.product_ids[i]),
+                    None,
+                    None,
+                    Some(m.attributes.price[i]),
+                    None,
                 ),
                 Row::ProductUsers(i) => (
                     "product_users",
@@ -250,6 +273,13 @@ impl BlockSource for ModelTable {
                 .sum::<usize>()
             + m.purchased.indptr.len() * 8
             + m.purchased.nnz() * 8
+            + self.priced.len() * 4
+            + m.attributes.price.len() * 8
+            + m.attributes
+                .brand
+                .iter()
+                .map(|b| 24 + b.as_ref().map_or(0, |b| b.len()))
+                .sum::<usize>()
     }
     fn blocks(&self) -> usize {
         self.rows().div_ceil(ROWS_PER_BLOCK)
@@ -284,6 +314,10 @@ pub struct ModelRows {
     user_factors: Vec<f32>,
     /// (product_id, category_id, popularity), factors in `product_factors`.
     products: Vec<(i64, i64, f32)>,
+    /// (product_id, brand) of the products that have one.
+    brands: Vec<(i64, String)>,
+    /// (product_id, price).
+    prices: Vec<(i64, f64)>,
     product_factors: Vec<f32>,
     purchased: Vec<(i64, i64)>,
     interest: Vec<(i64, i64, f32)>,
@@ -391,6 +425,15 @@ impl ModelRows {
                 self.products
                     .push((id, item.unwrap_or(-1), value.unwrap_or(0.0) as f32));
                 self.product_factors.extend_from_slice(factors);
+                if let Some(brand) = name {
+                    self.brands.push((id, brand.to_string()));
+                }
+            }
+            "price" => {
+                let price = value.ok_or_else(|| {
+                    anyhow::anyhow!("a 'price' row has a NULL value; the model table is damaged")
+                })?;
+                self.prices.push((need(id)?, price));
             }
             "purchased" => {
                 let pair = (need(id)?, need(item)?);
@@ -424,6 +467,8 @@ impl ModelRows {
         self.user_factors.extend(other.user_factors);
         self.products.extend(other.products);
         self.product_factors.extend(other.product_factors);
+        self.brands.extend(other.brands);
+        self.prices.extend(other.prices);
         self.purchased.extend(other.purchased);
         self.interest.extend(other.interest);
         self.blend = self.blend.or(other.blend);
@@ -492,6 +537,8 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
         purchased,
         interest,
         blend,
+        brands,
+        prices,
         params,
         product_users,
         ..
@@ -563,6 +610,18 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
         }
     }
     drop(user_pos);
+    let mut attributes = crate::model::ProductAttributes::unknown(product_ids.len());
+    for (p, brand) in brands {
+        if let Some(&i) = product_pos.get(&p) {
+            attributes.brand[i as usize] = Some(brand);
+        }
+    }
+    for (p, price) in prices {
+        if let Some(&i) = product_pos.get(&p) {
+            // A price that is not a finite number is no price.
+            attributes.price[i as usize] = if price.is_finite() { price } else { f64::NAN };
+        }
+    }
     for list in &mut interests {
         list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     }
@@ -578,6 +637,7 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
         purchased,
         interest: interests,
         blend: blend.unwrap_or(super::LEGACY_BLEND),
+        attributes,
         weighting,
     };
     model.validate()?;
@@ -602,6 +662,10 @@ mod tests {
             purchased: Csr::from_triplets(2, 3, &[1], &[2], &[1.0]).unwrap(),
             interest: vec![vec![(7, 1.0)], vec![(8, 0.6), (7, 0.4)]],
             blend: 0.3,
+            attributes: crate::model::ProductAttributes {
+                brand: vec![Some("acme".into()), None, Some("zeta".into())],
+                price: vec![f64::NAN, 2.5, 10.0],
+            },
             weighting: Weighting::raw(),
         }
     }
@@ -643,13 +707,14 @@ mod tests {
     #[test]
     fn model_round_trips_through_rows_in_any_block_size() {
         let table = ModelTable::new(model(), vec![("factors".into(), 2.0)], vec![0.5, 0.25]);
-        // 1 model_id + 2 params (factors, blend) + 2 loss + 2 users + 3 products + 1 purchase + 3 interests.
-        assert_eq!(table.rows(), 14);
+        // 1 model_id + 2 params (factors, blend) + 2 loss + 2 users + 3 products
+        // + 2 prices + 1 purchase + 3 interests.
+        assert_eq!(table.rows(), 16);
         let whole = table.write(0..table.rows()).unwrap();
         let mut pieces = Vec::new();
-        for start in (0..14).step_by(4) {
+        for start in (0..16).step_by(4) {
             pieces.extend(
-                read_back(&table.write(start..(start + 4).min(14)).unwrap())
+                read_back(&table.write(start..(start + 4).min(16)).unwrap())
                     .into_iter()
                     .rev(),
             );
@@ -657,7 +722,15 @@ mod tests {
         let whole_rows: Vec<ModelRow> = read_back(&whole).into_iter().rev().collect();
         assert_eq!(format!("{pieces:?}"), format!("{whole_rows:?}"));
         assert_eq!(whole_rows[0].name.as_deref(), Some("model_id"));
-        assert_eq!(whole_rows[13].side, "interest");
+        assert_eq!(whole_rows[15].side, "interest");
+        assert_eq!(
+            (
+                whole_rows[10].side.as_str(),
+                whole_rows[10].id,
+                whole_rows[10].value
+            ),
+            ("price", Some(200), Some(2.5))
+        );
         assert_eq!(
             (whole_rows[2].name.as_deref(), whole_rows[2].value),
             (Some("blend"), Some(0.3))
@@ -673,6 +746,9 @@ mod tests {
         assert_eq!(back.purchased.row(1).0, &[2]);
         assert_eq!(back.interest, m.interest);
         assert_eq!(back.blend, 0.3);
+        assert_eq!(back.attributes.brand, m.attributes.brand);
+        assert_eq!(back.attributes.price[1..], m.attributes.price[1..]);
+        assert!(back.attributes.price[0].is_nan());
         // A table without a blend row (made before models stored one) is
         // served with the blend such models had.
         let legacy: Vec<ModelRow> = read_back(&whole)

@@ -8,6 +8,7 @@
 //! scorer ([`serving`]) for the top k.
 
 pub mod cache;
+pub mod rules;
 pub mod serving;
 pub mod topk;
 
@@ -20,6 +21,7 @@ use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlMacro, SqlType
 use crate::budget::Budget;
 use crate::model::table::{self as model_table, ModelRows};
 use crate::tables;
+use rules::{rule_params, rule_table_params, RuleRequest, Rules};
 use serving::{Recommendation, ServingModel};
 use std::sync::Arc;
 
@@ -95,7 +97,9 @@ impl ScalarFunction for ModelReady {
     }
 }
 
-/// `ecoreco_recommend_sql(model, events, user_id, k, blend, exclude_purchased)`:
+/// `ecoreco_recommend_sql(model, events, user_id, k, blend, exclude_purchased,
+/// include, exclude, max_per_category, max_per_brand, min_price, max_price,
+/// diversity)`:
 /// the query that serves one user, shaped by what the model cache holds
 /// when DuckDB binds the call. `ecoreco.recommend` runs it through DuckDB's
 /// `query()` table function, so only the shape needed is planned, and
@@ -114,7 +118,10 @@ impl ScalarFunction for RecommendSql {
     const NAME: &'static str = "ecoreco_recommend_sql";
     fn params() -> Vec<SqlType> {
         use SqlType::*;
-        vec![Varchar, Varchar, BigInt, BigInt, Double, Boolean]
+        vec![
+            Varchar, Varchar, BigInt, BigInt, Double, Boolean, Varchar, Varchar, BigInt, BigInt,
+            Double, Double, Double,
+        ]
     }
     fn returns() -> SqlType {
         SqlType::Varchar
@@ -137,6 +144,30 @@ impl ScalarFunction for RecommendSql {
                     "exclude_purchased",
                     input.bool(5, row).map(Value::Bool),
                 )?,
+                include: input.str(6, row).map(str::to_string),
+                exclude: input.str(7, row).map(str::to_string),
+                rules: vec![
+                    (
+                        "max_per_category",
+                        serving_arg("max_per_category", input.i64(8, row).map(Value::Int))?,
+                    ),
+                    (
+                        "max_per_brand",
+                        serving_arg("max_per_brand", input.i64(9, row).map(Value::Int))?,
+                    ),
+                    (
+                        "min_price",
+                        serving_arg("min_price", input.f64(10, row).map(Value::Double))?,
+                    ),
+                    (
+                        "max_price",
+                        serving_arg("max_price", input.f64(11, row).map(Value::Double))?,
+                    ),
+                    (
+                        "diversity",
+                        serving_arg("diversity", input.f64(12, row).map(Value::Double))?,
+                    ),
+                ],
             };
             let cached = cache::cached_for_table(model);
             let known = cached.as_ref().map(|m| m.user(request.user_id).is_some());
@@ -150,6 +181,7 @@ impl ScalarFunction for RecommendSql {
 fn serving_arg(name: &str, value: Option<Value>) -> anyhow::Result<Value> {
     let param = serving_params()
         .into_iter()
+        .chain(rule_params())
         .find(|p| p.name == name)
         .ok_or_else(|| anyhow::anyhow!("internal error: no serving parameter {name}"))?;
     let value = match value {
@@ -166,6 +198,11 @@ struct OneUser {
     k: Value,
     blend: Value,
     exclude_purchased: Value,
+    /// Table names of the include and exclude rules.
+    include: Option<String>,
+    exclude: Option<String>,
+    /// The other rules' values, by parameter name.
+    rules: Vec<(&'static str, Value)>,
 }
 
 /// `text` as an SQL string literal.
@@ -188,11 +225,12 @@ const MODEL_INPUTS: [&str; 7] = [
     "m.factors::FLOAT[]",
 ];
 
-/// The same inputs when the model is cached: only its model_id is read.
+/// The same inputs when the model is cached: only its model_id is read
+/// (and the side and id of the rule rows, [`rule_rows_sql`]).
 const CACHED_INPUTS: [&str; 7] = [
     "m.model_id::BIGINT",
-    "NULL",
-    "NULL",
+    "m.side::VARCHAR",
+    "m.id::BIGINT",
     "NULL",
     "NULL",
     "NULL",
@@ -238,23 +276,104 @@ fn recommend_sql(
     };
     let mut inputs: Vec<&str> = model_inputs.to_vec();
     inputs.extend(cold);
+    let mut values = vec![
+        ("model", table.clone()),
+        ("op", "'recommend'".into()),
+        ("id", request.user_id.to_string()),
+        ("k", request.k.sql_literal()),
+        ("blend", request.blend.sql_literal()),
+        ("exclude_purchased", request.exclude_purchased.sql_literal()),
+        ("planned_cached", planned_cached.into()),
+    ];
+    values.extend(request.rules.iter().map(|(n, v)| (*n, v.sql_literal())));
+    let model_rows = checked_table("ecoreco.recommend", &table, &serving_model().by_name());
+    let from = if request.include.is_none() && request.exclude.is_none() {
+        format!("{model_rows} m{cold_from}{filter}")
+    } else {
+        format!(
+            "(SELECT m.seq, m.model_id, m.side, m.id, m.item, m.name, m.value, m.factors FROM {model_rows} m{filter} \
+             UNION ALL BY NAME {rules}) m",
+            rules = rule_rows_sql(
+                "ecoreco.recommend",
+                request.include.as_deref(),
+                request.exclude.as_deref()
+            )?,
+        ) + &cold_from
+    };
     Ok(aggregate::rows_sql::<Serve>(
         "ecoreco.recommend",
         &inputs,
-        &[
-            ("model", table.clone()),
-            ("op", "'recommend'".into()),
-            ("id", request.user_id.to_string()),
-            ("k", request.k.sql_literal()),
-            ("blend", request.blend.sql_literal()),
-            ("exclude_purchased", request.exclude_purchased.sql_literal()),
-            ("planned_cached", planned_cached.into()),
-        ],
-        &format!(
-            "{} m{cold_from}{filter}",
-            checked_table("ecoreco.recommend", &table, &serving_model().by_name())
-        ),
+        &values,
+        &from,
     ))
+}
+
+/// The rows that carry the include and exclude tables to the serving
+/// aggregate, in the model table's columns: per table a marker row (side
+/// `include` or `exclude`, id NULL: the rule is there, even when its table
+/// is empty) and a row per product_id. A table without a product_id column
+/// or with one that is not an integer fails with a message saying so.
+fn rule_rows_sql(
+    function: &str,
+    include: Option<&str>,
+    exclude: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut parts = Vec::new();
+    for (rule, table) in [("include", include), ("exclude", exclude)] {
+        let Some(table) = table else { continue };
+        let name = string_literal(rule, table)?;
+        // Missing columns come out as BOOLEAN NULLs, which `typeof` tells
+        // while DuckDB plans the query.
+        let rows = format!(
+            "(FROM (SELECT NULL::BOOLEAN AS product_id WHERE false) UNION ALL BY NAME FROM query_table({name}))"
+        );
+        let fail = |what: &str| {
+            crate::binding::sql::quote_literal(&format!(
+                "{function}: the {rule} table {table} {what}"
+            ))
+        };
+        parts.push(format!(
+            "SELECT NULL::BIGINT AS model_id, '{rule}' AS side, NULL::BIGINT AS id \
+             FROM (SELECT typeof(any_value(r.product_id)) AS t FROM {rows} r) \
+             WHERE CASE WHEN t = 'BOOLEAN' THEN error({no_column}) ELSE true END \
+             UNION ALL \
+             SELECT NULL::BIGINT, '{rule}', CASE WHEN try_cast(r.product_id AS BIGINT) IS NULL \
+               THEN error({not_integer} || r.product_id::VARCHAR || '; pass integer product_ids') \
+               ELSE try_cast(r.product_id AS BIGINT) END \
+             FROM {rows} r WHERE r.product_id IS NOT NULL",
+            no_column =
+                fail("has no product_id column; pass a table or view with a product_id column"),
+            not_integer = fail("has a product_id that is not an integer: "),
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(
+            "SELECT NULL::BIGINT AS model_id, NULL::VARCHAR AS side, NULL::BIGINT AS id WHERE false"
+                .into(),
+        );
+    }
+    Ok(format!("({})", parts.join(" UNION ALL ")))
+}
+
+/// `ecoreco_rule_rows_sql(function, include, exclude)`: [`rule_rows_sql`]
+/// for the `recommend_all` macro, which runs it through `query()`.
+pub struct RuleRowsSql;
+impl ScalarFunction for RuleRowsSql {
+    const NAME: &'static str = "ecoreco_rule_rows_sql";
+    fn params() -> Vec<SqlType> {
+        vec![SqlType::Varchar, SqlType::Varchar, SqlType::Varchar]
+    }
+    fn returns() -> SqlType {
+        SqlType::Varchar
+    }
+    fn invoke(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
+        for row in 0..input.rows() {
+            let function = input.str(0, row).unwrap_or("ecoreco.recommend_all");
+            let sql = rule_rows_sql(function, input.str(1, row), input.str(2, row))?;
+            out.set_str(row, &format!("SELECT * FROM {sql}"));
+        }
+        Ok(())
+    }
 }
 
 /// `ecoreco_model_cache_clear()`: frees the served models and held results
@@ -298,6 +417,9 @@ pub struct ServeState {
     model_id: Option<i64>,
     cold_categories: Vec<i64>,
     cold_bought: Vec<i64>,
+    /// The include table's product_ids, when the call names one.
+    include: Option<Vec<i64>>,
+    exclude: Vec<i64>,
 }
 
 /// `ecoreco_serve`: gets the model (cached, or built from the rows it was
@@ -336,6 +458,7 @@ impl AggregateFunction for Serve {
             Param::supplied("planned_cached", Boolean, "false"),
         ];
         params.extend(serving_params());
+        params.extend(rule_params());
         params.extend(crate::budget::settings_params());
         params
     }
@@ -361,6 +484,18 @@ impl AggregateFunction for Serve {
         );
         let (categories, bought) = (input.col("cold_categories")?, input.col("cold_bought")?);
         for row in rows {
+            match input.str(side, row) {
+                Some("include") => {
+                    let include = state.include.get_or_insert_with(Vec::new);
+                    include.extend(input.i64(id, row));
+                    continue;
+                }
+                Some("exclude") => {
+                    state.exclude.extend(input.i64(id, row));
+                    continue;
+                }
+                _ => {}
+            }
             if state.model_id.is_none() {
                 state.model_id = input.i64(model_id, row);
                 let ints = |col: usize| -> Vec<i64> {
@@ -400,6 +535,10 @@ impl AggregateFunction for Serve {
             target.cold_categories = source.cold_categories;
             target.cold_bought = source.cold_bought;
         }
+        if let Some(include) = source.include {
+            target.include.get_or_insert_with(Vec::new).extend(include);
+        }
+        target.exclude.extend(source.exclude);
         target.rows.extend(source.rows)?;
         Ok(())
     }
@@ -444,6 +583,15 @@ impl AggregateFunction for Serve {
         // No blend given: the one stored with the model.
         let blend = call.opt_double("blend")?.map_or(served.blend, |b| b as f32);
         let exclude = call.boolean("exclude_purchased")?;
+        let rules = served.rules(&RuleRequest {
+            include: state.include.as_deref().map(|p| served.product_indices(p)),
+            exclude: served.product_indices(&state.exclude),
+            min_price: call.opt_double("min_price")?,
+            max_price: call.opt_double("max_price")?,
+            max_per_category: call.opt_int("max_per_category")?.map(|n| n as u32),
+            max_per_brand: call.opt_int("max_per_brand")?.map(|n| n as u32),
+            diversity: call.double("diversity")? as f32,
+        })?;
         let request = match call.text("op")? {
             "recommend" => Request::Recommend {
                 user_id: call
@@ -468,6 +616,7 @@ impl AggregateFunction for Serve {
                         k,
                         blend,
                         exclude,
+                        &rules,
                     )
                 });
                 Ok(Arc::new(Computed::new(rec_rows(
@@ -498,7 +647,7 @@ impl AggregateFunction for Serve {
                 USERS_PER_BLOCK,
                 move |users| {
                     let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
-                    let lists = served.recommend_users(&ids, k, blend, exclude);
+                    let lists = served.recommend_users_ruled(&ids, k, blend, exclude, &rules);
                     let lists: Vec<(i64, Vec<Recommendation>)> = ids
                         .iter()
                         .zip(lists)
@@ -520,6 +669,7 @@ fn serving_bytes(rows: &ModelRows) -> u64 {
 }
 
 /// One user's list: known to the model, or from their own events.
+#[allow(clippy::too_many_arguments)]
 fn recommend_one(
     model: &ServingModel,
     user_id: i64,
@@ -528,6 +678,7 @@ fn recommend_one(
     k: usize,
     blend: f32,
     exclude_purchased: bool,
+    rules: &Rules,
 ) -> Vec<Recommendation> {
     let mut counts: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
     for &c in cold_categories {
@@ -538,13 +689,14 @@ fn recommend_one(
         .filter_map(|&p| model.product(p))
         .collect();
     let interest = crate::model::top_categories(&counts);
-    model.recommend(
+    model.recommend_ruled(
         model.user(user_id),
         &interest,
         &bought,
         k,
         blend,
         exclude_purchased,
+        rules,
     )
 }
 
@@ -563,7 +715,15 @@ fn serving_model() -> Expect {
 /// table's model_id. Without it, `model` may also be a bare table name and
 /// every row is read (fine for calls that do far more work than reading
 /// the model, like recommend_all).
-fn serve_sql(function: &str, op: &str, values: &[(&str, String)], by_name: bool) -> String {
+/// With `with_rules`, the macro's `include` and `exclude` tables are read
+/// too ([`rule_rows_sql`]).
+fn serve_sql(
+    function: &str,
+    op: &str,
+    values: &[(&str, String)],
+    by_name: bool,
+    with_rules: bool,
+) -> String {
     let (table, ready, filter) = if by_name {
         (
             "model",
@@ -581,17 +741,23 @@ fn serve_sql(function: &str, op: &str, values: &[(&str, String)], by_name: bool)
     ]);
     let mut inputs: Vec<&str> = MODEL_INPUTS.to_vec();
     inputs.extend(["NULL", "NULL"]);
-    aggregate::rows_sql::<Serve>(
-        function,
-        &inputs,
-        &values,
-        &format!("query_table(model) m{filter}"),
-    )
+    let from = if with_rules {
+        format!(
+            "(SELECT m.seq, m.model_id, m.side, m.id, m.item, m.name, m.value, m.factors FROM query_table(model) m{filter} \
+             UNION ALL BY NAME FROM query(ecoreco_rule_rows_sql({function}, include, exclude))) m",
+            function = crate::binding::sql::quote_literal(function),
+        )
+    } else {
+        format!("query_table(model) m{filter}")
+    };
+    aggregate::rows_sql::<Serve>(function, &inputs, &values, &from)
 }
 
 pub fn macros() -> Vec<SqlMacro> {
     let serving: Vec<String> = serving_params()
         .iter()
+        .chain(&rule_table_params())
+        .chain(&rule_params())
         .map(Param::macro_signature)
         .collect();
     let recommend: Vec<String> = ["uid", "model := 'model'", "events := NULL"]
@@ -615,13 +781,14 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend",
             &recommend,
-            "FROM query(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased))"
+            "FROM query(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased, \
+             include, exclude, max_per_category, max_per_brand, min_price, max_price, diversity))"
                 .to_string(),
         ),
         SqlMacro::table(
             "recommend_all",
             &all,
-            serve_sql("ecoreco.recommend_all", "all", &[], false),
+            serve_sql("ecoreco.recommend_all", "all", &[], false, true),
         )
         .checking("model", &serving_model()),
         SqlMacro::table(
@@ -635,9 +802,15 @@ pub fn macros() -> Vec<SqlMacro> {
                     &[
                         ("id", "pid".into()),
                         ("blend", "0".into()),
-                        ("exclude_purchased", "true".into())
+                        ("exclude_purchased", "true".into()),
+                        ("max_per_category", "NULL".into()),
+                        ("max_per_brand", "NULL".into()),
+                        ("min_price", "NULL".into()),
+                        ("max_price", "NULL".into()),
+                        ("diversity", "0".into()),
                     ],
-                    true
+                    true,
+                    false
                 )
             ),
         )
@@ -655,6 +828,9 @@ mod tests {
             k: Value::Int(7),
             blend: Value::Double(0.25),
             exclude_purchased: Value::Bool(false),
+            include: None,
+            exclude: None,
+            rules: Vec::new(),
         }
     }
 

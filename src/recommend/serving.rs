@@ -17,6 +17,8 @@
 //! (if the caller passes any), then the most popular products: every user
 //! gets `k` rows as long as the catalogue has `k` products left to offer.
 
+mod ruled;
+
 use crate::model::csr::Csr;
 use crate::model::FactorModel;
 use crate::recommend::topk::{recommend_batch, PackedItems};
@@ -69,6 +71,11 @@ pub struct ServingModel {
     pub interest: Vec<Vec<(i64, f32)>>,
     /// The blend the model was trained to be served with.
     pub blend: f32,
+    /// Brand per product, as an index into the model's brands
+    /// ([`rules::NO_BRAND`](crate::recommend::rules::NO_BRAND): unknown).
+    pub product_brand: Vec<u32>,
+    /// Last seen price per product (NaN: unknown).
+    pub product_price: Vec<f64>,
     /// How its weights were transformed (the fold-in repeats it).
     pub weighting: crate::model::confidence::Weighting,
     // Looked up for every request and every replayed event: the crate's
@@ -106,9 +113,24 @@ impl ServingModel {
             purchased,
             interest,
             blend,
+            attributes,
             weighting,
         } = model;
         let n_items = product_ids.len();
+        // Brands as small indices: the caps count them for every list.
+        let mut brands: std::collections::HashMap<String, u32> = Default::default();
+        let product_brand = attributes
+            .brand
+            .into_iter()
+            .map(|b| match b {
+                Some(b) => {
+                    let next = brands.len() as u32;
+                    *brands.entry(b).or_insert(next)
+                }
+                None => crate::recommend::rules::NO_BRAND,
+            })
+            .collect();
+        let product_price = attributes.price;
         let user_index = user_ids
             .iter()
             .enumerate()
@@ -156,6 +178,8 @@ impl ServingModel {
             purchased,
             interest,
             blend,
+            product_brand,
+            product_price,
             weighting,
             user_index,
             product_index,
@@ -744,6 +768,7 @@ mod tests {
         purchased: Csr,
         interest: Vec<Vec<(i64, f32)>>,
     ) -> anyhow::Result<ServingModel> {
+        let n = product_ids.len();
         ServingModel::new(FactorModel {
             model_id,
             factors,
@@ -756,6 +781,7 @@ mod tests {
             purchased,
             interest,
             blend: crate::model::LEGACY_BLEND,
+            attributes: crate::model::ProductAttributes::unknown(n),
             weighting: Default::default(),
         })
     }

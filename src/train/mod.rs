@@ -15,7 +15,10 @@ use crate::als::{
     als_params, pair_inputs, pairs_sql, read_pairs, source_params, source_rows_sql, train_params,
     weight_params,
 };
-use crate::als::{weighting, Trained, TrainingData, PAIR_INPUTS};
+use crate::als::{
+    attribute_inputs, weighting, LatestAttributes, Trained, TrainingData, ATTRIBUTE_INPUTS,
+    PAIR_INPUTS,
+};
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::BlockSource;
 use crate::binding::rows::InputChunk;
@@ -95,6 +98,7 @@ pub(crate) fn train_default(
 #[derive(Default)]
 pub struct TrainState {
     data: TrainingData,
+    attributes: LatestAttributes,
 }
 
 /// `ecoreco_als_train`: the model as rows (see [`crate::model::table`]).
@@ -106,7 +110,9 @@ impl AggregateFunction for AlsTrain {
     const EMPTY: &'static str = "the events table is empty: nothing to train on; pass a table with view, cart or purchase events";
     type State = TrainState;
     fn inputs() -> Vec<Column> {
-        pair_inputs()
+        let mut inputs = pair_inputs();
+        inputs.extend(attribute_inputs());
+        inputs
     }
     fn params() -> Vec<Param> {
         let mut params = train_params();
@@ -122,6 +128,7 @@ impl AggregateFunction for AlsTrain {
         input: &InputChunk,
         rows: std::ops::Range<usize>,
     ) -> anyhow::Result<()> {
+        state.attributes.read(input, rows.clone())?;
         read_pairs(
             &mut state.data,
             &Budget::from_setting(call.text("memory_limit")?),
@@ -131,13 +138,17 @@ impl AggregateFunction for AlsTrain {
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
         // Pair order does not matter: training sorts them.
+        target.attributes.extend(source.attributes);
         target.data.extend(source.data)
     }
     fn finalize(state: TrainState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let progress = Progress::new(call.function(), call.text("progress")?);
-        let trained = crate::binding::thread_pool(call.int("threads")?)?
+        let mut trained = crate::binding::thread_pool(call.int("threads")?)?
             .install(|| train_default(state.data, call, &budget, &progress))?;
+        let model = &mut trained.model;
+        model.attributes = state.attributes.of_products(&model.product_ids);
+        model.model_id = model.attributes.hash_into(model.model_id);
         progress.say("trained; writing the model rows");
         let rows = trained.param_rows();
         let table = ModelTable::new(trained.model, rows, trained.loss);
@@ -149,12 +160,12 @@ impl AggregateFunction for AlsTrain {
 
 /// The training call over the pairs of `pairs_sql`, as model rows.
 pub fn train_rows(pairs_sql: &str) -> String {
-    aggregate::rows_sql::<AlsTrain>(
-        "ecoreco.als_train",
-        &PAIR_INPUTS,
-        &[],
-        &format!("({pairs_sql})"),
-    )
+    let inputs: Vec<&str> = PAIR_INPUTS
+        .iter()
+        .chain(&ATTRIBUTE_INPUTS)
+        .copied()
+        .collect();
+    aggregate::rows_sql::<AlsTrain>("ecoreco.als_train", &inputs, &[], &format!("({pairs_sql})"))
 }
 
 pub fn macros() -> Vec<SqlMacro> {
