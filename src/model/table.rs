@@ -785,8 +785,8 @@ mod tests {
             .collect();
         let table = ModelTable::new(m, params, vec![0.5]);
         // 1 model_id + 7 params + blend + 1 loss + 2 users + 3 products
-        // + 3 product_users + 1 purchase + 3 interests.
-        assert_eq!(table.rows(), 22);
+        // + 2 prices + 3 product_users + 1 purchase + 3 interests.
+        assert_eq!(table.rows(), 24);
         let rows = read_back(&table.write(0..table.rows()).unwrap());
         let users_of: Vec<(i64, f64)> = rows
             .iter()
