@@ -76,6 +76,7 @@ pub const KMODEL: &[(&str, &str)] = &[
     ("users", "BIGINT"),
     ("within_ss", "DOUBLE"),
     ("silhouette", "DOUBLE"),
+    ("silhouette_metric", "VARCHAR"),
     ("sample_size", "BIGINT"),
     ("iterations", "INTEGER"),
 ];

@@ -122,10 +122,16 @@ MACRO_CALLS = {
 PAIRS = "user_id, product_id, weight, purchases, interactions, category_id, last_time, v_weight, v_purchases, v_interactions, v_time, v_target, v_cut, first_time"
 TRAINING = "4, 2, 0.1, 1.0, 2, 1, NULL, NULL, false"
 LIMITS = "2, '2GB'"
+# The product attributes (brand, its time, price, its time) als_train's macro
+# passes after the pairs; none here.
+ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
+# The serving rules (max_per_category, max_per_brand, min_price, max_price,
+# diversity) recommend_all passes; none here.
+RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 AGGREGATE_CALLS = {
     "ecoreco_als_train": (
         ["als_src", "empty_als_src", "extreme_als_src", "eval_src"],
-        f"'ecoreco.als_train', {PAIRS}, {TRAINING}, {LIMITS}, 'false'",
+        f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {TRAINING}, {LIMITS}, 'false'",
     ),
     "ecoreco_evaluate": (
         ["eval_src"],
@@ -141,7 +147,7 @@ AGGREGATE_CALLS = {
     ),
     "ecoreco_serve": (
         ["model", "empty_model", "null_model", "model_short_factors", "model_nan", "model_dup", "model_mixed", "model_no_params", "model_huge_ids"],
-        f"'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, '', 'all', NULL, false, 2, 0.5, true, {LIMITS}, 'false'",
+        f"'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, '', 'all', NULL, false, 2, 0.5, true, {RULES}, {LIMITS}, 'false'",
     ),
 }
 AGGREGATE_CALLS = {name: (sources, [a.strip() for a in split_args(args)]) for name, (sources, args) in AGGREGATE_CALLS.items()}

@@ -41,17 +41,23 @@ PAIRS = ("user_id, product_id, weight, purchases, interactions, category_id, las
          "v_interactions, v_time, v_target, v_cut, first_time")
 TRAINING = "4, 2, 0.1, 1.0, 2, 1, NULL, NULL, false"
 LIMITS = "2, '2GB'"
+# The product attributes (brand, its time, price, its time) als_train's macro
+# passes after the pairs; none here.
+ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
+# The serving rules (max_per_category, max_per_brand, min_price, max_price,
+# diversity) recommend_all passes; none here.
+RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 
 # aggregate -> (source table, group key column, arguments as the macros pass them)
 AGGREGATES = {
-    "ecoreco_als_train": ("als_src", "user_id", f"'ecoreco.als_train', {PAIRS}, {TRAINING}, {LIMITS}, 'false'"),
+    "ecoreco_als_train": ("als_src", "user_id", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": ("eval_src", "user_id",
                          f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
     "ecoreco_kmeans": ("kfeat", "user_id", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_kmeans_sweep": ("kfeat", "user_id",
                              f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_serve": ("model", "id", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
-                      f"'', 'all', NULL, false, 2, 0.5, true, {LIMITS}, 'false'"),
+                      f"'', 'all', NULL, false, 2, 0.5, true, {RULES}, {LIMITS}, 'false'"),
 }
 
 # form -> SQL. Every form gives a result or our clear error (it names the
@@ -128,6 +134,9 @@ MACRO_ONLY = {
     "ecoreco_recommend_session": None,
     "ecoreco_recommend_sessions": None,
     "ecoreco_influx_write": None,
+    "ecoreco_covisit_train": None,
+    "ecoreco_covisit_recommend": None,
+    "ecoreco_evaluate_sessions": None,
 }
 
 
@@ -200,6 +209,12 @@ MACRO_FORMS = {
     "spark_export_failing": (["SELECT count(*) FROM ecoreco.als_export_spark('no_such_model', '{tmp}/none')"], False),
     "spark_import_failing": (["SELECT count(*) FROM ecoreco.als_import_spark('{tmp}/no_such_spark_model', events := 'events')"], False),
     "influx_failing": (["SELECT count(*) FROM ecoreco.influx_write('no_such_table', 'http://127.0.0.1:9', 'db')"], False),
+    "covisit_train_and_recommend": (["CREATE OR REPLACE TEMP TABLE covisit AS FROM ecoreco.covisit_train(events)",
+                                     "SELECT count(*) > 0 FROM ecoreco.covisit_recommend('covisit', events, k := 2)"], True),
+    "covisit_recommend_lateral": (["CREATE OR REPLACE TEMP TABLE covisit AS FROM ecoreco.covisit_train(events)",
+                                   "SELECT bool_and(n > 0) FROM range(2) r(i), "
+                                   "LATERAL (SELECT count(*) AS n FROM ecoreco.covisit_recommend('covisit', events, k := 2))"], True),
+    "evaluate_sessions": (["SELECT count(*) > 0 FROM ecoreco.evaluate_sessions(events, k := 5)"], True),
 }
 
 

@@ -54,6 +54,9 @@ def con():
     con.execute("CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)")
     con.execute("CREATE TEMP TABLE users AS FROM ecoreco.rfm_features(events)")
     con.execute("CREATE TEMP TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2)")
+    # The served-model cache is the process's: a table named `model` that an
+    # earlier test module served held another model.
+    con.execute("SELECT ecoreco.model_cache_clear()")
     user = con.execute("SELECT min(id) FROM model WHERE side = 'user'").fetchall()[0][0]
     product = con.execute("SELECT min(id) FROM model WHERE side = 'product'").fetchall()[0][0]
     CALLS["ecoreco.recommend"][0][0] = str(user)

@@ -59,16 +59,22 @@ PAIRS = ("user_id, product_id, weight, purchases, interactions, category_id, las
          "v_interactions, v_time, v_target, v_cut, first_time")
 TRAINING = "4, 2, 0.1, 1.0, 2, 1, NULL, NULL, false"
 LIMITS = "2, '2GB'"
+# The product attributes (brand, its time, price, its time) als_train's macro
+# passes after the pairs; none here.
+ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
+# The serving rules (max_per_category, max_per_brand, min_price, max_price,
+# diversity) recommend_all passes; none here.
+RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 
 # Each aggregate called directly, with valid arguments, as the macros call it.
 AGGREGATES = {
-    "ecoreco_als_train": (PAIRS_SETUP, "als_src", f"'ecoreco.als_train', {PAIRS}, {TRAINING}, {LIMITS}, 'false'"),
+    "ecoreco_als_train": (PAIRS_SETUP, "als_src", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": (PAIRS_SETUP, "eval_src",
                          f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
     "ecoreco_kmeans": (KFEAT, "kfeat", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_kmeans_sweep": (KFEAT, "kfeat", f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_serve": (MODEL, "model", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
-                      f"'', 'all', NULL, false, 2, 0.5, true, {LIMITS}, 'false'"),
+                      f"'', 'all', NULL, false, 2, 0.5, true, {RULES}, {LIMITS}, 'false'"),
 }
 
 
@@ -119,7 +125,7 @@ def test_aggregate_called_as_window_or_ordered(name, shape):
 
 def test_issue_reproducer_ordered_als_train_in_its_macro_shape():
     query = ("SELECT count(*) FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false) "
-             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + TRAINING + ", " + LIMITS
+             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + ATTRIBUTES + ", " + TRAINING + ", " + LIMITS
              + ", 'false' ORDER BY user_id DESC)).blocks FROM als_src)")
     assert_result_or_clear_error(run(PAIRS_SETUP, query), query)
 
