@@ -839,8 +839,8 @@ pub fn macros() -> Vec<SqlMacro> {
         .checking(
             "model",
             &tables::kmeans_model(&[
-                "kind", "segment_id", "segment", "feature", "value", "users", "within_ss", "silhouette", "sample_size",
-                "iterations",
+                "kind", "segment_id", "segment", "feature", "value", "users", "within_ss", "silhouette",
+                "silhouette_metric", "sample_size", "iterations",
             ]),
         ),
         SqlMacro::table(
