@@ -71,6 +71,17 @@ pub(super) fn model_params() -> Vec<Param> {
     ]
 }
 
+/// The parameters of the session functions (`recommend_session` and
+/// `recommend_sessions`): the model, the scoring, the event weights, the
+/// host's settings.
+pub(super) fn session_params() -> Vec<Param> {
+    let mut p = model_params();
+    p.extend(scoring_params());
+    p.extend(crate::als::weight_params());
+    p.extend(budget::settings_params());
+    p
+}
+
 pub(super) fn scoring_params() -> Vec<Param> {
     use SqlType::*;
     vec![Param::named(
@@ -516,11 +527,7 @@ impl AggregateFunction for RecommendSession {
         c
     }
     fn params() -> Vec<Param> {
-        let mut p = model_params();
-        p.extend(scoring_params());
-        p.extend(crate::als::weight_params());
-        p.extend(budget::settings_params());
-        p
+        session_params()
     }
     fn columns() -> Vec<Column> {
         vec![

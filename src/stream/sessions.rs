@@ -9,9 +9,7 @@
 //! never decayed (a session happens now, after the model's data).
 
 use super::foldin::{FoldIn, Scratch};
-use super::functions::{
-    blend, model_inputs, model_params, scoring_params, weights, ModelInput, MODEL_FEED,
-};
+use super::functions::{blend, model_inputs, session_params, weights, ModelInput, MODEL_FEED};
 use super::state::{Kind, Touch, UserState, Weights};
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
@@ -117,11 +115,7 @@ impl AggregateFunction for RecommendSessions {
         c
     }
     fn params() -> Vec<Param> {
-        let mut p = model_params();
-        p.extend(scoring_params());
-        p.extend(crate::als::weight_params());
-        p.extend(budget::settings_params());
-        p
+        session_params()
     }
     fn columns() -> Vec<Column> {
         vec![
