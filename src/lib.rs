@@ -19,6 +19,7 @@ pub mod analytics;
 pub mod bench_support;
 pub mod covisit;
 pub mod evaluate;
+pub mod explain;
 pub mod features;
 pub mod ingest;
 pub mod interop;

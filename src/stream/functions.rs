@@ -30,7 +30,7 @@ use rayon::slice::ParallelSliceMut;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The model-row inputs, shared by the replay and session aggregates.
-pub(super) fn model_inputs() -> Vec<Column> {
+pub(crate) fn model_inputs() -> Vec<Column> {
     use SqlType::*;
     vec![
         Column::new("side", Varchar),
@@ -55,7 +55,7 @@ pub const MODEL_FEED: [&str; 7] = [
 ];
 
 /// Parameters every function that reads a model takes.
-pub(super) fn model_params() -> Vec<Param> {
+pub(crate) fn model_params() -> Vec<Param> {
     vec![
         Param::named(
             "model",
@@ -102,11 +102,11 @@ pub(super) fn scoring_params() -> Vec<Param> {
 }
 
 /// The call's blend, else the model's.
-pub(super) fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
+pub(crate) fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
     Ok(call.opt_double("blend")?.map_or(model.blend, |b| b as f32))
 }
 
-pub(super) fn weights(call: &Args) -> Result<Weights> {
+pub(crate) fn weights(call: &Args) -> Result<Weights> {
     let w = |name: &str| -> Result<f32> {
         let v = call.double(name)?;
         ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; pass a finite number >= 0 (the value the model was trained with)");
@@ -122,7 +122,7 @@ pub(super) fn weights(call: &Args) -> Result<Weights> {
 
 /// The model's rows as the macros pass them.
 #[derive(Default)]
-pub(super) struct ModelInput {
+pub(crate) struct ModelInput {
     model_id: Option<i64>,
     alpha: Option<f64>,
     regularization: Option<f64>,
@@ -132,7 +132,7 @@ pub(super) struct ModelInput {
 impl ModelInput {
     /// Reads a model row from the inputs starting at `first` (side, id,
     /// item, name, value, factors, model_id); false when the row has none.
-    pub(super) fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
+    pub(crate) fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
         let Some(side) = input.str(first, row) else {
             return Ok(false);
         };
@@ -164,7 +164,7 @@ impl ModelInput {
         Ok(true)
     }
 
-    pub(super) fn merge(&mut self, other: ModelInput) -> Result<()> {
+    pub(crate) fn merge(&mut self, other: ModelInput) -> Result<()> {
         self.model_id = self.model_id.or(other.model_id);
         self.alpha = self.alpha.or(other.alpha);
         self.regularization = self.regularization.or(other.regularization);
@@ -173,7 +173,7 @@ impl ModelInput {
     }
 
     /// The serving model and its fold-in: cached, or built from the rows.
-    pub(super) fn load(
+    pub(crate) fn load(
         self,
         call: &Args,
         pool: &rayon::ThreadPool,
