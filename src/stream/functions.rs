@@ -77,6 +77,7 @@ pub(crate) fn model_params() -> Vec<Param> {
 pub(super) fn session_params() -> Vec<Param> {
     let mut p = model_params();
     p.extend(scoring_params());
+    p.extend(crate::recommend::rules::rule_params());
     p.extend(crate::als::weight_params());
     p.extend(budget::settings_params());
     p
@@ -127,6 +128,8 @@ pub(crate) struct ModelInput {
     alpha: Option<f64>,
     regularization: Option<f64>,
     rows: ModelRows,
+    /// The rule tables' rows, when the feed carries them (super::rules).
+    pub(crate) rules: super::rules::RuleRows,
 }
 
 impl ModelInput {
@@ -136,6 +139,9 @@ impl ModelInput {
         let Some(side) = input.str(first, row) else {
             return Ok(false);
         };
+        if self.rules.read(side, input.i64(first + 1, row)) {
+            return Ok(true);
+        }
         if self.model_id.is_none() {
             self.model_id = input.i64(first + 6, row);
         }
@@ -168,6 +174,7 @@ impl ModelInput {
         self.model_id = self.model_id.or(other.model_id);
         self.alpha = self.alpha.or(other.alpha);
         self.regularization = self.regularization.or(other.regularization);
+        self.rules.merge(other.rules);
         self.rows.extend(other.rows)?;
         Ok(())
     }
@@ -581,16 +588,19 @@ impl AggregateFunction for RecommendSession {
         }
         target.model.merge(source.model)
     }
-    fn finalize(state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+    fn finalize(mut state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let (products, codes) = state.session.ok_or_else(|| anyhow!("{}", Self::EMPTY))?;
         let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
+        let rules = rule_rows.rules(call, &model)?;
         let scorer = SessionScorer {
             model: &model,
             fold: &fold,
             weights: weights(call)?,
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
+            rules: &rules,
         };
         let recs = pool.install(|| scorer.list(&products, &codes, &mut Scratch::default()))?;
         let mut rows = RowSet::for_columns(&Self::columns());
@@ -633,6 +643,10 @@ pub fn session_sql() -> String {
         "ecoreco.recommend_session",
         &inputs,
         &[],
-        "query_table(model) m WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)",
+        &format!(
+            "(SELECT m.side, m.id, m.item, m.name, m.value, m.factors, m.model_id FROM query_table(model) m \
+             WHERE m.side = 'param' OR NOT ecoreco_model_ready(model) UNION ALL {}) m",
+            super::rules::rule_feed_sql("ecoreco.recommend_session")
+        ),
     )
 }

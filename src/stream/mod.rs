@@ -22,6 +22,7 @@ pub mod lineproto;
 pub mod monitor;
 pub mod outputs;
 pub mod replay;
+pub mod rules;
 pub mod score;
 pub mod sessions;
 pub mod state;
@@ -87,9 +88,10 @@ pub fn macros() -> Vec<SqlMacro> {
     let recommendations = "w.event, make_timestamp(w.event_time_us) AS event_time, make_timestamp(w.window_start_us) AS window_start, \
          w.user_id, w.rank, w.product_id, w.score, w.source, w.latency_ms";
     // `model` comes first and positional here, as in the issue's signature.
+    let rule_tables = crate::recommend::rules::rule_table_params();
     let mut session = aggregate::signature::<functions::RecommendSession>(
         &["model", "product_ids", "event_types"],
-        &[],
+        &rule_tables,
     );
     session.retain(|p| !p.starts_with("model :="));
     let session: Vec<&str> = session.iter().map(String::as_str).collect();
@@ -100,7 +102,7 @@ pub fn macros() -> Vec<SqlMacro> {
             "session_col := 'user_session'",
             "order_col := 'event_time'",
         ],
-        &[],
+        &rule_tables,
     );
     sessions.retain(|p| !p.starts_with("model :="));
     let sessions: Vec<&str> = sessions.iter().map(String::as_str).collect();
@@ -112,7 +114,8 @@ pub fn macros() -> Vec<SqlMacro> {
         replay_macro::<Products>("replay_products", "w.*"),
         SqlMacro::table("recommend_session", &session, functions::session_sql())
             .checking("model", &serving_model()),
-        SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql()),
+        SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql())
+            .checking("model", &serving_model()),
         SqlMacro::scalar(
             "influx_line",
             &["measurement", "tags", "fields", "time_ns := NULL"],

@@ -35,6 +35,8 @@ pub struct SessionScorer<'a> {
     pub weights: Weights,
     pub k: usize,
     pub blend: f32,
+    /// The serving rules (off: the plain list).
+    pub rules: &'a crate::recommend::rules::Rules,
 }
 
 impl SessionScorer<'_> {
@@ -73,12 +75,14 @@ impl SessionScorer<'_> {
                 .solve(self.fold, model.item_factors(), scratch, &mut vector)?;
             Some(vector.as_slice())
         };
-        Ok(model.recommend_vector(
+        Ok(super::rules::session_list(
+            model,
             vector,
             &top_categories_of(&user.categories),
             &user.bought,
             self.k,
             self.blend,
+            self.rules,
         ))
     }
 }
@@ -175,15 +179,18 @@ impl AggregateFunction for RecommendSessions {
         target.values += source.values;
         target.model.merge(source.model)
     }
-    fn finalize(state: SessionsState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+    fn finalize(mut state: SessionsState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
+        let rules = rule_rows.rules(call, &model)?;
         let scorer = SessionScorer {
             model: &model,
             fold: &fold,
             weights: weights(call)?,
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
+            rules: &rules,
         };
         let mut sessions = state.sessions;
         sessions.sort_unstable_by_key(|s| s.0);
@@ -231,8 +238,10 @@ pub fn sessions_sql() -> String {
         "(SELECT s.session_no, s.product_ids, s.event_codes, NULL::VARCHAR AS side, NULL::BIGINT AS id, NULL::BIGINT AS item, \
          NULL::VARCHAR AS name, NULL::DOUBLE AS value, NULL::FLOAT[] AS factors, NULL::BIGINT AS model_id FROM ecoreco_session_lists s \
          UNION ALL SELECT NULL, NULL, NULL, {model} FROM query_table(model) m \
-         WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)) f",
-        model = MODEL_FEED.join(", ")
+         WHERE m.side = 'param' OR NOT ecoreco_model_ready(model) \
+         UNION ALL SELECT NULL, NULL, NULL, r.* FROM ({rules}) r) f",
+        model = MODEL_FEED.join(", "),
+        rules = super::rules::rule_feed_sql("ecoreco.recommend_sessions"),
     );
     let inputs = [
         "f.session_no",
