@@ -314,6 +314,7 @@ pub fn replay_params() -> Vec<Param> {
         .check(Check::Range(0.0, 1e9)),
     ]);
     p.extend(scoring_params());
+    p.extend(crate::recommend::rules::rule_params());
     p.extend([
         Param::named(
             "seed",
@@ -399,6 +400,8 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
         threads: call.int("threads")?.clamp(1, 256) as usize,
         seed: call.int("seed")? as u64,
         keep_recommendations: keep,
+        // Set once the model is read.
+        rules: Default::default(),
     })
 }
 
@@ -490,12 +493,14 @@ impl<O: Output> AggregateFunction for Replay<O> {
         target.events.extend(source.events);
         target.model.merge(source.model)
     }
-    fn finalize(state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+    fn finalize(mut state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let mut config = config(call, O::KEEP_RECOMMENDATIONS)?;
         let influx = influx_target(call)?;
         let pool = crate::binding::thread_pool(config.threads as i64)?;
+        let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
         config.blend = blend(call, &model)?;
+        config.rules = Arc::new(rule_rows.rules(call, &model)?);
         let mut events = state.events;
         // Side by side: a serial sort of a million events is a few percent
         // of the whole replay.

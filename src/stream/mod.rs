@@ -51,7 +51,7 @@ fn replay_signature() -> Vec<String> {
             "watermark := INTERVAL 10 MINUTE",
             "arrival := NULL",
         ],
-        &[],
+        &crate::recommend::rules::rule_table_params(),
     )
 }
 

@@ -5,6 +5,7 @@
 //! as `recommend`'s query carries them), and a session's list is chosen
 //! by [`ServingModel::ruled_list`], the same selection `recommend` makes.
 
+use super::foldin::{FoldIn, Scratch, UserFold};
 use crate::binding::Args;
 use crate::recommend::rules::{RuleRequest, Rules};
 use crate::recommend::serving::{Recommendation, ServingModel};
@@ -73,6 +74,32 @@ pub fn session_list(
     }
     let vector = vector.filter(|_| blend < 1.0);
     model.ruled_list(vector, None, interest, excluded, k, blend, rules)
+}
+
+/// A replayed user's list under `rules` (not off): their folded-in vector
+/// solved afresh (none for a user without a product of the model), then
+/// [`session_list`].
+#[allow(clippy::too_many_arguments)]
+pub fn folded_list(
+    model: &ServingModel,
+    fold: &FoldIn,
+    user: &UserFold,
+    (scratch, vector): (&mut Scratch, &mut Vec<f32>),
+    interest: &[(i64, f32)],
+    excluded: &[u32],
+    (k, blend): (usize, f32),
+    rules: &Rules,
+) -> Result<Vec<Recommendation>> {
+    let vector = if user.is_empty() {
+        None
+    } else {
+        vector.resize(fold.factors, 0.0);
+        user.solve(fold, model.item_factors(), scratch, vector)?;
+        Some(vector.as_slice())
+    };
+    Ok(session_list(
+        model, vector, interest, excluded, k, blend, rules,
+    ))
 }
 
 /// The feed rows of the rule tables for a session macro, in the model
