@@ -159,7 +159,13 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
 
     // New products: one half-step against the updated user factors.
     let mut gram = vec![0f64; f * f];
-    for x in user_factors.chunks_exact(f) {
+    // XᵀX only when a product is new (it costs a pass over every user).
+    let users_for_gram = if new_products.is_empty() {
+        0
+    } else {
+        user_ids.len()
+    };
+    for x in user_factors.chunks_exact(f).take(users_for_gram) {
         for r in 0..f {
             for c in 0..=r {
                 gram[r * f + c] += x[r] as f64 * x[c] as f64;
