@@ -8,6 +8,7 @@
 
 pub mod confidence;
 pub mod csr;
+pub mod neighbours;
 pub mod table;
 
 use csr::Csr;

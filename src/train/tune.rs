@@ -247,7 +247,7 @@ pub fn greedy_search<F>(
 
 /// A fit on the validation data with the model's users evaluated.
 pub(crate) struct ValidationFit {
-    model: ServingModel,
+    pub(crate) model: ServingModel,
     users: Vec<u32>,
     held_out: Vec<Vec<u32>>,
 }
