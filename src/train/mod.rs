@@ -81,15 +81,22 @@ pub(crate) fn train_default(
     } else {
         None
     };
-    let item_choice = match &outcome {
-        Some(o) if !events.is_empty() => {
+    // The sessions judge the signal even where no user could judge the
+    // ALS parameters (a log whose users never span the cut, such as one
+    // whose sessions are its users): then with the plain candidate.
+    let item_choice = match outcome
+        .as_ref()
+        .map(|o| (o.choice.candidate, o.choice.blend))
+    {
+        chosen if call.boolean("search")? && !events.is_empty() => {
+            let (candidate, blend) = chosen.unwrap_or((plain, 0.0));
             progress.say("choosing the item-to-item weight on the held-out sessions");
             items::choose(
                 events,
                 &validation,
                 &base,
-                &o.choice.candidate,
-                o.choice.blend,
+                &candidate,
+                blend,
                 // The serving functions' default event weights (the
                 // macro's own weights are not passed to the aggregate).
                 crate::stream::state::Weights::default(),
