@@ -180,7 +180,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/next_click.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/stream.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/sessions.py $(EXTENSION)
-	cargo bench
+	cargo bench --features bench
 
 # The pipeline at the real data size: EVENTS=42000000 (October) or
 # EVENTS=110000000 (October + November), on a file database.

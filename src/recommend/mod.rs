@@ -435,7 +435,7 @@ impl AggregateFunction for Serve {
     fn inputs() -> Vec<Column> {
         use SqlType::*;
         let mut inputs = vec![Column::new("model_id", BigInt)];
-        inputs.extend(model_table::columns().into_iter().skip(2));
+        inputs.extend(crate::binding::model_table::columns().into_iter().skip(2));
         inputs.push(Column::new("cold_categories", List(Box::new(BigInt))));
         inputs.push(Column::new("cold_bought", List(Box::new(BigInt))));
         inputs
@@ -459,7 +459,7 @@ impl AggregateFunction for Serve {
         ];
         params.extend(serving_params());
         params.extend(rule_params());
-        params.extend(crate::budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
@@ -549,7 +549,7 @@ impl AggregateFunction for Serve {
             .ok_or_else(|| anyhow::anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
         // All parallel work, the model's indexing included, runs on a pool
         // of DuckDB's `threads` size, never on rayon's global pool.
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let served = match cache::cached(model_id) {
             Some(m) => m,
             None if !call.boolean("planned_cached")? => {

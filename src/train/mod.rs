@@ -23,8 +23,9 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::BlockSource;
 use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Column, Param, SqlMacro};
-use crate::budget::{self, Budget, Progress};
+use crate::budget::Budget;
 use crate::model::table::ModelTable;
+use crate::progress::Progress;
 use crate::tables;
 use std::sync::Arc;
 
@@ -116,11 +117,11 @@ impl AggregateFunction for AlsTrain {
     }
     fn params() -> Vec<Param> {
         let mut params = train_params();
-        params.extend(budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
-        crate::model::table::columns()
+        crate::binding::model_table::columns()
     }
     fn update(
         state: &mut TrainState,
@@ -144,11 +145,10 @@ impl AggregateFunction for AlsTrain {
     fn finalize(state: TrainState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let progress = Progress::new(call.function(), call.text("progress")?);
-        let mut trained = crate::binding::thread_pool(call.int("threads")?)?
+        let mut trained = crate::threads::pool(call.int("threads")?)?
             .install(|| train_default(state.data, call, &budget, &progress))?;
-        let model = &mut trained.model;
-        model.attributes = state.attributes.of_products(&model.product_ids);
-        model.model_id = model.attributes.hash_into(model.model_id);
+        let attributes = state.attributes.of_products(&trained.model.product_ids);
+        trained.model = trained.model.with_attributes(attributes)?;
         progress.say("trained; writing the model rows");
         let rows = trained.param_rows();
         let table = ModelTable::new(trained.model, rows, trained.loss);
