@@ -1,4 +1,7 @@
-//! Stage 5: implicit-feedback ALS (Hu, Koren, Volinsky), trained in Rust.
+//! The ALS trainer (implicit feedback; Hu, Koren, Volinsky), which stage 5
+//! ([`crate::train`], the `als_train` function) drives: pairs, weighting,
+//! the fit of a [`FactorModel`]; its one function is the `interactions`
+//! macro (the pairs as a table), and it declares no aggregate.
 //!
 //! `ecoreco.interactions(events)` turns events into weighted (user, product)
 //! pairs in SQL (view 1, cart 3, purchase 5, summed, capped at 10: DuckDB's
@@ -17,9 +20,10 @@ pub mod weighting;
 
 use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
-use crate::budget::{self, Budget, Progress};
+use crate::budget::{self, Budget};
 use crate::model::csr::Csr;
-use crate::model::{top_categories, FactorModel};
+use crate::model::{top_categories, FactorModel, ModelParts};
+use crate::progress::Progress;
 use crate::rng::FastMap;
 use crate::tables;
 use rayon::prelude::*;
@@ -628,14 +632,9 @@ pub(crate) fn train_pairs_from(
         }
         trainer.into_model(Vec::new())
     };
-    // The blend is part of what is served, so part of the model's identity.
-    let model_id = crate::model::model_id(
-        &[&trained.user_factors, &trained.item_factors, &[blend]],
-        &[&user_ids, &product_ids],
-    );
     let n_products = product_ids.len();
-    let model = FactorModel {
-        model_id,
+    // The blend is part of what is served, so part of the model's identity.
+    let model = FactorModel::new(ModelParts {
         factors: params.factors,
         user_ids,
         product_ids,
@@ -648,8 +647,7 @@ pub(crate) fn train_pairs_from(
         blend,
         attributes: crate::model::ProductAttributes::unknown(n_products),
         weighting,
-    };
-    model.validate()?;
+    })?;
     Ok(Trained {
         model,
         params: params.clone(),

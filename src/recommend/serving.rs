@@ -104,9 +104,8 @@ const SHORT_LIST: usize = 32;
 const USERS_PER_SCAN: usize = 64;
 
 impl ServingModel {
-    /// Indexes a model for serving (its sizes are checked first).
+    /// Indexes a model for serving (its sizes were checked when it was made).
     pub fn new(model: FactorModel) -> anyhow::Result<Self> {
-        model.validate()?;
         let FactorModel {
             model_id,
             factors,
@@ -121,6 +120,7 @@ impl ServingModel {
             blend,
             attributes,
             weighting,
+            ..
         } = model;
         let n_items = product_ids.len();
         // Brands as small indices: the caps count them for every list.
@@ -776,8 +776,7 @@ pub(crate) mod tests {
         interest: Vec<Vec<(i64, f32)>>,
     ) -> anyhow::Result<ServingModel> {
         let n = product_ids.len();
-        ServingModel::new(FactorModel {
-            model_id,
+        let parts = crate::model::ModelParts {
             factors,
             user_ids,
             product_ids,
@@ -790,7 +789,8 @@ pub(crate) mod tests {
             blend: crate::model::LEGACY_BLEND,
             attributes: crate::model::ProductAttributes::unknown(n),
             weighting: Default::default(),
-        })
+        };
+        ServingModel::new(FactorModel::from_table(parts, model_id)?)
     }
 
     /// 2 users × 4 products, 2 factors. Categories: products 0,1 in 10;

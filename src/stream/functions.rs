@@ -79,7 +79,7 @@ pub(super) fn session_params() -> Vec<Param> {
     p.extend(scoring_params());
     p.push(crate::recommend::items::weight_param());
     p.extend(crate::als::weight_params());
-    p.extend(budget::settings_params());
+    p.extend(crate::binding::params::settings_params());
     p
 }
 
@@ -230,14 +230,14 @@ fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Re
     static CACHE: OnceLock<Mutex<Entries>> = OnceLock::new();
     let key = (model.model_id, regularization.to_bits(), alpha.to_bits());
     let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, f)) = crate::binding::lock(cache).iter().find(|(k, _)| *k == key) {
+    if let Some((_, f)) = crate::threads::lock(cache).iter().find(|(k, _)| *k == key) {
         return Ok(f.clone());
     }
     let fold = Arc::new(
         FoldIn::new(model.item_factors(), model.factors, regularization, alpha)?
             .with_weighting(model.weighting.clone())?,
     );
-    let mut entries = crate::binding::lock(cache);
+    let mut entries = crate::threads::lock(cache);
     entries.retain(|(k, _)| *k != key);
     entries.push((key, fold.clone()));
     if entries.len() > 2 {
@@ -356,7 +356,7 @@ pub fn replay_params() -> Vec<Param> {
             "current_setting('enable_external_access')",
         ),
     ]);
-    p.extend(budget::settings_params());
+    p.extend(crate::binding::params::settings_params());
     p
 }
 
@@ -487,7 +487,7 @@ impl<O: Output> AggregateFunction for Replay<O> {
     fn finalize(state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let mut config = config(call, O::KEEP_RECOMMENDATIONS)?;
         let influx = influx_target(call)?;
-        let pool = crate::binding::thread_pool(config.threads as i64)?;
+        let pool = crate::threads::pool(config.threads as i64)?;
         let (model, fold) = state.model.load(call, &pool)?;
         config.blend = blend(call, &model)?;
         let mut events = state.events;
@@ -584,7 +584,7 @@ impl AggregateFunction for RecommendSession {
     }
     fn finalize(state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let (products, codes) = state.session.ok_or_else(|| anyhow!("{}", Self::EMPTY))?;
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let (model, fold) = state.model.load(call, &pool)?;
         let scorer = SessionScorer {
             model: &model,

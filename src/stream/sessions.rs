@@ -188,7 +188,7 @@ impl AggregateFunction for RecommendSessions {
         target.model.merge(source.model)
     }
     fn finalize(state: SessionsState, call: &Args) -> Result<Arc<dyn BlockSource>> {
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let (model, fold) = state.model.load(call, &pool)?;
         let scorer = SessionScorer {
             model: &model,

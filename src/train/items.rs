@@ -28,12 +28,13 @@
 use super::tune::{self, Candidate};
 use crate::als::solver::AlsParams;
 use crate::als::validation::ValidationSplit;
-use crate::budget::{Budget, Progress};
+use crate::budget::Budget;
 use crate::covisit::choose::{self as session_choice, Tally, UNKNOWN};
 use crate::covisit::kernel::Windows;
 use crate::covisit::session::SessionBlend;
 use crate::covisit::{Event, ItemModel, Sessions};
 use crate::model::neighbours::{NeighbourRow, PARAMS};
+use crate::progress::Progress;
 use crate::recommend::items::{self, EXTRA};
 use crate::recommend::serving::ServingModel;
 use crate::stream::foldin::{FoldIn, Scratch};

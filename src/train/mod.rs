@@ -26,9 +26,10 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::BlockSource;
 use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Column, Param, SqlMacro};
-use crate::budget::{self, Budget, Progress};
+use crate::budget::{self, Budget};
 use crate::covisit::Event;
 use crate::model::table::ModelTable;
+use crate::progress::Progress;
 use crate::tables;
 use std::sync::Arc;
 
@@ -151,11 +152,11 @@ impl AggregateFunction for AlsTrain {
     }
     fn params() -> Vec<Param> {
         let mut params = train_params();
-        params.extend(budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
-        crate::model::table::columns()
+        crate::binding::model_table::columns()
     }
     fn update(
         state: &mut TrainState,
@@ -188,8 +189,8 @@ impl AggregateFunction for AlsTrain {
             events,
         } = state;
         let threads = call.int("threads")? as usize;
-        let (mut trained, neighbours, choice) = crate::binding::thread_pool(threads as i64)?
-            .install(|| {
+        let (mut trained, neighbours, choice) =
+            crate::threads::pool(threads as i64)?.install(|| {
                 let (trained, choice) = train_default(data, &events, call, &budget, &progress)?;
                 let neighbours = match choice {
                     Some(c) if c.weight > 0.0 => {
@@ -200,10 +201,10 @@ impl AggregateFunction for AlsTrain {
                 };
                 anyhow::Ok((trained, neighbours, choice))
             })?;
-        let model = &mut trained.model;
-        model.attributes = attributes.of_products(&model.product_ids);
-        model.model_id = model.attributes.hash_into(model.model_id);
-        model.model_id = items::hash_into(&neighbours, choice.as_ref(), model.model_id);
+        let attributes = attributes.of_products(&trained.model.product_ids);
+        trained.model = trained.model.with_attributes(attributes)?;
+        trained.model.model_id =
+            items::hash_into(&neighbours, choice.as_ref(), trained.model.model_id);
         progress.say("trained; writing the model rows");
         let mut rows = trained.param_rows();
         rows.extend(choice.iter().flat_map(items::Choice::param_rows));

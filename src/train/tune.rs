@@ -43,8 +43,9 @@ use crate::als::solver::AlsParams;
 use crate::als::validation::ValidationSplit;
 use crate::als::weighting::{self, Confidence};
 use crate::als::{train_pairs_from, Pair, Trained, WarmStart};
-use crate::budget::{Budget, Progress};
-use crate::evaluate::metrics::ranking_metrics;
+use crate::budget::Budget;
+use crate::metrics::ranking_metrics;
+use crate::progress::Progress;
 use crate::recommend::serving::ServingModel;
 use std::collections::{HashMap, HashSet};
 

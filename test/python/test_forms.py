@@ -21,8 +21,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXT = os.environ.get("ECORECO_EXTENSION", os.path.join(ROOT, "build", "release", "ecoreco.duckdb_extension"))
 
+# The generated events behind every source table: the valgrind run, 50
+# times slower, uses fewer (FORMS_EVENTS).
+EVENTS = int(os.environ.get("FORMS_EVENTS", "3000"))
 SETUP = [
-    "CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := 3000, seed := 5)",
+    f"CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := {EVENTS}, seed := 5)",
     "CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)",
     "CREATE TEMP TABLE rfm AS FROM ecoreco.rfm_features(events)",
     "CREATE TEMP TABLE inter AS FROM ecoreco.interactions(events)",
