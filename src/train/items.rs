@@ -11,8 +11,9 @@
 //!    session blend inside the signal (sequence, co-occurrence, repeat
 //!    interest, decay) is chosen on the latest of those sessions
 //!    ([`crate::covisit::choose`]);
-//! 2. the chosen ALS candidate is fitted on the validation training data
-//!    (as in the search), and every held-out session (its steps at or after
+//! 2. the chosen ALS candidate's fit on the validation training data (the
+//!    search's own, or a plain fit where no user could judge the search),
+//!    and every held-out session (its steps at or after
 //!    the cut; the latest first, at most [`MAX_PREFIXES`] prefixes) is
 //!    revealed step by step: after each prefix, the model's list of the
 //!    prefix (fold-in, category interest, popular fill) is blended with
@@ -197,7 +198,8 @@ pub fn best(tallies: &[Tally]) -> usize {
 }
 
 /// The choice of the module documentation for the session steps `events`,
-/// on the validation `split` with the search's chosen `candidate` and
+/// on the validation `split` with the search's chosen `candidate` (its
+/// validation fit `fitted`, the search's own; fitted here when `None`) and
 /// serving blend; `None` when there is too little to judge it on (no step
 /// before the cut, or fewer than [`MIN_PREFIXES`] held-out prefixes).
 #[allow(clippy::too_many_arguments)]
@@ -206,6 +208,7 @@ pub(crate) fn choose(
     split: &ValidationSplit,
     base: &AlsParams,
     candidate: &Candidate,
+    fitted: Option<ServingModel>,
     serving_blend: f32,
     weights: Weights,
     threads: usize,
@@ -230,21 +233,25 @@ pub(crate) fn choose(
     let blend = session_choice::choose(&before, WINDOWS, NEIGHBOURS, threads, budget)?.blend;
     let neighbours = ItemModel::train(&before, WINDOWS, NEIGHBOURS, threads, budget)?;
     drop(before);
-    let users = split.evaluated_users(tune::MAX_VALIDATION_USERS, base.seed);
-    let sample = split.sample(&users, tune::MAX_SEARCH_PAIRS, base.seed);
-    let quiet = Progress::new("ecoreco.als_train", "off");
-    let fit = tune::fit_validation(
-        &sample,
-        &users,
-        base,
-        candidate,
-        base.iterations.min(tune::SEARCH_ITERATIONS),
-        None,
-        budget,
-        &quiet,
-    )?;
-    drop(sample);
-    let model = fit.model;
+    let model = match fitted {
+        Some(model) => model,
+        None => {
+            let users = split.evaluated_users(tune::MAX_VALIDATION_USERS, base.seed);
+            let sample = split.sample(&users, tune::MAX_SEARCH_PAIRS, base.seed);
+            let quiet = Progress::new("ecoreco.als_train", "off");
+            tune::fit_validation(
+                &sample,
+                &users,
+                base,
+                candidate,
+                base.iterations.min(tune::SEARCH_ITERATIONS),
+                None,
+                budget,
+                &quiet,
+            )?
+            .model
+        }
+    };
     let mut params: Vec<Option<f64>> = vec![Some(1.0)];
     params.extend(
         [

@@ -77,10 +77,11 @@ pub(crate) fn train_default(
         times,
         validation,
     } = data;
-    let outcome = if call.boolean("search")? {
-        tune::choose(&validation, &base, plain, searched, budget, progress)?
+    let (outcome, best_fit) = if call.boolean("search")? {
+        tune::choose_fit(&validation, &base, plain, searched, budget, progress)?
+            .map_or((None, None), |(o, f)| (Some(o), Some(f)))
     } else {
-        None
+        (None, None)
     };
     // The sessions judge the signal even where no user could judge the
     // ALS parameters (a log whose users never span the cut, such as one
@@ -97,6 +98,7 @@ pub(crate) fn train_default(
                 &validation,
                 &base,
                 &candidate,
+                best_fit.map(|f| f.model),
                 blend,
                 // The serving functions' default event weights (the
                 // macro's own weights are not passed to the aggregate).
