@@ -321,3 +321,79 @@ pub fn hash_into(rows: &[NeighbourRow], choice: Option<&Choice>, id: i64) -> i64
     }
     (h & ((1 << 52) - 1)) as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions(list: &[(i64, Vec<i64>)]) -> Sessions {
+        let mut events = Vec::new();
+        for (s, (end, products)) in list.iter().enumerate() {
+            for (i, &p) in products.iter().enumerate() {
+                events.push(Event {
+                    session: s as i64,
+                    order: (*end - products.len() as i64 + 1 + i as i64) as f64,
+                    product: p,
+                });
+            }
+        }
+        Sessions::build(events, &Budget::from_setting("1 GB")).unwrap()
+    }
+
+    #[test]
+    fn held_out_sessions_come_latest_first_with_two_steps_at_least() {
+        // Session ends 10, 30, 20; the one-step session is no prefix.
+        let s = sessions(&[(10, vec![1, 2]), (30, vec![3, 4, 5]), (20, vec![6])]);
+        assert_eq!(held_out(&s), vec![vec![3, 4, 5], vec![1, 2]]);
+    }
+
+    #[test]
+    fn the_smallest_weight_wins_ties_and_param_rows_name_the_choice() {
+        let tally = |hits: u64| Tally {
+            prefixes: [10, 0],
+            hits: [hits, 0],
+            reciprocal: [0.0, 0.0],
+        };
+        assert_eq!(best(&[tally(3), tally(3), tally(2)]), 0);
+        assert_eq!(best(&[tally(3), tally(5), tally(5)]), 1);
+        let choice = Choice {
+            blend: SessionBlend::default(),
+            weight: 0.25,
+            prefixes: 321,
+        };
+        let rows = choice.param_rows();
+        assert_eq!(
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+            PARAMS.to_vec()
+        );
+        assert_eq!(rows[0].1, 0.25);
+        assert_eq!(rows[3].1, 2.0);
+        assert_eq!(rows[5].1, 321.0);
+    }
+
+    #[test]
+    fn neighbour_rows_keep_the_best_of_each_kind() {
+        let model = ItemModel {
+            product_ids: vec![10, 20, 30],
+            cooc: vec![vec![(1, 2.0)], vec![], vec![]],
+            seq: vec![
+                (0..30).map(|i| (1 + i % 2, 30.0 - i as f32)).collect(),
+                vec![],
+                vec![(0, 1.0)],
+            ],
+            counts: vec![0; 3],
+        };
+        let rows = neighbour_rows(&model);
+        assert_eq!(rows.len(), 1 + NEIGHBOURS + 1);
+        assert_eq!(
+            (rows[0].product, rows[0].neighbour, rows[0].sequence),
+            (10, 20, false)
+        );
+        assert_eq!(
+            (rows[1].neighbour, rows[1].score, rows[1].sequence),
+            (20, 30.0, true)
+        );
+        let last = rows.last().unwrap();
+        assert_eq!((last.product, last.neighbour, last.score), (30, 10, 1.0));
+    }
+}
