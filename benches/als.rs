@@ -4,7 +4,7 @@
 //! entries) that `benches/implicit_compare.py` times the `implicit` library
 //! on.
 //!
-//! `cargo bench --bench als`. With `ECORECO_ALS_CSV=<path>` the 100K × 50K
+//! `cargo bench --features bench --bench als`. With `ECORECO_ALS_CSV=<path>` the 100K × 50K
 //! matrix is also written there as `user,item,value` CSV (header line,
 //! 0-based ids, raw weights), the input of `benches/implicit_compare.py`.
 //! Threads: the global rayon pool (`RAYON_NUM_THREADS` bounds it).

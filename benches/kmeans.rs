@@ -3,7 +3,7 @@
 //! so every sample does the same amount of work), plus the silhouette on a
 //! 5 000-row sample; and the same on 1M rows × 8 normal columns (the size
 //! of the `kmeans_segments` floor in the README) with the silhouette on a
-//! 10 000-row sample. `cargo bench --bench kmeans`.
+//! 10 000-row sample. `cargo bench --features bench --bench kmeans`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ecoreco::rng::Rng;

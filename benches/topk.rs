@@ -2,7 +2,7 @@
 //! users over 50K items at 50 factors, and one user's top 40 from a packed
 //! catalogue of 160K items at 64 factors.
 //!
-//! `cargo bench --bench topk`.
+//! `cargo bench --features bench --bench topk`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ecoreco::bench_support::synthetic_user_items;

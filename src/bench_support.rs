@@ -1,7 +1,8 @@
 //! Reproducible synthetic inputs for the criterion benches in `benches/` and
-//! for unit tests. Not part of the extension and not used by it: it is
+//! for unit tests. Not part of the extension: it is compiled only for the
+//! unit tests and with the `bench` feature (which the benches require), and
 //! public only because each bench is a separate crate that can reach nothing
-//! else of this one. Nothing outside benches and tests should depend on it.
+//! else of this one.
 
 use crate::model::csr::Csr;
 use crate::rng::Rng;

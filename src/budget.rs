@@ -1,4 +1,4 @@
-//! Rust-side memory inside the user's budget, and progress lines.
+//! Rust-side memory inside the user's budget.
 //!
 //! Rust memory is outside DuckDB's `memory_limit`, so the heavy functions
 //! size their large structures before building them and refuse at once,
@@ -7,27 +7,6 @@
 //! `current_setting('memory_limit')`). Allocations whose size comes from
 //! input go through [`reserve`], which fails with an SQL error instead of
 //! aborting the process.
-
-use crate::binding::{Param, SqlType};
-use std::io::IsTerminal;
-use std::time::Instant;
-
-/// The parameters every heavy aggregate takes from the caller's settings.
-pub fn settings_params() -> Vec<Param> {
-    vec![
-        Param::supplied("threads", SqlType::BigInt, "current_setting('threads')"),
-        Param::supplied(
-            "memory_limit",
-            SqlType::Varchar,
-            "current_setting('memory_limit')",
-        ),
-        Param::supplied(
-            "progress",
-            SqlType::Varchar,
-            "coalesce(getvariable('ecoreco_progress')::VARCHAR, 'auto')",
-        ),
-    ]
-}
 
 /// Bytes of a DuckDB size setting such as `18.6 GiB`, `6GB`, `512.0 MiB`,
 /// `1000 bytes`; `None` for an unlimited or unreadable setting.
@@ -85,13 +64,13 @@ impl Budget {
     pub fn check(&self, what: &str, bytes: u64, formula: &str) -> anyhow::Result<()> {
         if let Some(limit) = self.limit {
             if bytes > limit {
-                anyhow::bail!(
+                return Err(crate::error::memory(format!(
                     "{what} needs about {} ({formula}), more than memory_limit = {}; raise it \
                      (SET memory_limit = '{}') or make the input smaller",
                     human(bytes),
                     self.setting,
                     human(bytes + bytes / 4),
-                );
+                )));
             }
         }
         Ok(())
@@ -102,11 +81,11 @@ impl Budget {
 /// `what`) instead of aborting the process when memory runs out.
 pub fn reserve<T>(v: &mut Vec<T>, more: usize, what: &str) -> anyhow::Result<()> {
     v.try_reserve(more).map_err(|_| {
-        anyhow::anyhow!(
+        crate::error::memory(format!(
             "out of memory while holding {what} ({} more elements of {} bytes); make the input smaller",
             more,
             std::mem::size_of::<T>()
-        )
+        ))
     })
 }
 
@@ -116,42 +95,6 @@ pub fn filled<T: Clone>(n: usize, value: T, what: &str) -> anyhow::Result<Vec<T>
     reserve(&mut v, n, what)?;
     v.resize(n, value);
     Ok(v)
-}
-
-/// Progress lines on stderr for the person waiting on a long call: on by
-/// default when stderr is a terminal (the CLI), off otherwise (notebooks,
-/// servers); `SET VARIABLE ecoreco_progress = true/false` overrides.
-pub struct Progress {
-    function: String,
-    on: bool,
-    start: Instant,
-}
-
-impl Progress {
-    pub fn new(function: &str, setting: &str) -> Self {
-        let on = match setting.trim().to_ascii_lowercase().as_str() {
-            "true" | "on" | "1" | "yes" => true,
-            "false" | "off" | "0" | "no" => false,
-            _ => std::io::stderr().is_terminal(),
-        };
-        Progress {
-            function: function.to_string(),
-            on,
-            start: Instant::now(),
-        }
-    }
-
-    /// Prints `function: message (elapsed s)`.
-    pub fn say(&self, message: impl AsRef<str>) {
-        if self.on {
-            eprintln!(
-                "{}: {} ({:.1} s)",
-                self.function,
-                message.as_ref(),
-                self.start.elapsed().as_secs_f64()
-            );
-        }
-    }
 }
 
 #[cfg(test)]
@@ -177,8 +120,9 @@ mod tests {
         assert!(b.check("x", 1_000_000, "f").is_ok());
         let e = b
             .check("ALS training", 3_000_000_000, "users × factors")
-            .unwrap_err()
-            .to_string();
+            .unwrap_err();
+        assert_eq!(crate::error::kind_of(&e), crate::error::Kind::Memory);
+        let e = e.to_string();
         assert!(
             e.contains("3.00 GB")
                 && e.contains("memory_limit = 1.0 GiB")
@@ -191,9 +135,9 @@ mod tests {
     #[test]
     fn fallible_reserve_reports_instead_of_aborting() {
         let mut v: Vec<u64> = Vec::new();
-        let e = reserve(&mut v, usize::MAX / 4, "pairs")
-            .unwrap_err()
-            .to_string();
+        let e = reserve(&mut v, usize::MAX / 4, "pairs").unwrap_err();
+        assert_eq!(crate::error::kind_of(&e), crate::error::Kind::Memory);
+        let e = e.to_string();
         assert!(e.contains("out of memory while holding pairs"), "{e}");
     }
 }

@@ -75,7 +75,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .into_iter()
         .chain(crate::synth::macros())
         .chain(crate::analytics::macros())
-        .chain(crate::features::macros())
+        .chain(crate::analytics::features::macros())
         .chain(crate::segment::macros())
         .chain(crate::segment::rfm::macros())
         .chain(crate::als::macros())

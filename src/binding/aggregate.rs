@@ -471,7 +471,7 @@ unsafe fn read_blocks<T: AggregateFunction>(
                     })
             })
             .collect::<anyhow::Result<_>>()?;
-        let produced: Vec<RowSet> = super::thread_pool(reader.threads())?.install(|| {
+        let produced: Vec<RowSet> = crate::threads::pool(reader.threads())?.install(|| {
             indices
                 .par_iter()
                 .map(|&b| reader.block(b))
@@ -544,7 +544,10 @@ pub(crate) unsafe fn register<T: AggregateFunction>(
     let state = ffi::duckdb_register_aggregate_function(con, f);
     ffi::duckdb_destroy_aggregate_function(&mut f);
     if state != ffi::DuckDBSuccess {
-        anyhow::bail!("could not register aggregate function {}", T::NAME);
+        return Err(crate::error::host(format!(
+            "could not register aggregate function {}",
+            T::NAME
+        )));
     }
 
     let mut r = ffi::duckdb_create_scalar_function();
@@ -564,7 +567,10 @@ pub(crate) unsafe fn register<T: AggregateFunction>(
     let state = ffi::duckdb_register_scalar_function(con, r);
     ffi::duckdb_destroy_scalar_function(&mut r);
     if state != ffi::DuckDBSuccess {
-        anyhow::bail!("could not register scalar function {}", reader_name::<T>());
+        return Err(crate::error::host(format!(
+            "could not register scalar function {}",
+            reader_name::<T>()
+        )));
     }
     Ok(())
 }

@@ -127,7 +127,7 @@ fn registry() -> &'static Mutex<Held> {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Held> {
-    super::lock(registry())
+    crate::threads::lock(registry())
 }
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);

@@ -176,7 +176,7 @@ impl Param {
     /// Checks a value against the declaration; the error says what to pass.
     pub(crate) fn validate(&self, function: &str, value: Value) -> anyhow::Result<Value> {
         if let Some(problem) = self.check.violation(self.name, &value) {
-            anyhow::bail!("{function}: {problem}");
+            return Err(crate::error::param(format!("{function}: {problem}")));
         }
         Ok(match (&self.check, value) {
             (Check::OneOf(_), Value::Text(t)) => Value::Text(t.to_ascii_lowercase()),
@@ -195,7 +195,10 @@ impl Param {
             ),
             (None, _) => format!("pass {}", self.doc),
         };
-        anyhow::anyhow!("{function}: parameter `{}` is NULL; {hint}", self.name)
+        crate::error::param(format!(
+            "{function}: parameter `{}` is NULL; {hint}",
+            self.name
+        ))
     }
 }
 
@@ -256,38 +259,38 @@ impl Args {
     pub fn int(&self, name: &str) -> anyhow::Result<i64> {
         match self.get(name)? {
             Value::Int(i) => Ok(*i),
-            other => anyhow::bail!(
+            other => Err(crate::error::param(format!(
                 "{}: parameter `{name}` must be an integer, got {other:?}",
                 self.function
-            ),
+            ))),
         }
     }
     pub fn double(&self, name: &str) -> anyhow::Result<f64> {
         match self.get(name)? {
             Value::Double(d) => Ok(*d),
             Value::Int(i) => Ok(*i as f64),
-            other => anyhow::bail!(
+            other => Err(crate::error::param(format!(
                 "{}: parameter `{name}` must be a number, got {other:?}",
                 self.function
-            ),
+            ))),
         }
     }
     pub fn text(&self, name: &str) -> anyhow::Result<&str> {
         match self.get(name)? {
             Value::Text(s) => Ok(s),
-            other => anyhow::bail!(
+            other => Err(crate::error::param(format!(
                 "{}: parameter `{name}` must be text, got {other:?}",
                 self.function
-            ),
+            ))),
         }
     }
     pub fn boolean(&self, name: &str) -> anyhow::Result<bool> {
         match self.get(name)? {
             Value::Bool(b) => Ok(*b),
-            other => anyhow::bail!(
+            other => Err(crate::error::param(format!(
                 "{}: parameter `{name}` must be a boolean, got {other:?}",
                 self.function
-            ),
+            ))),
         }
     }
     /// An integer in `[min, max]`, with an error that names the parameter and
@@ -295,10 +298,10 @@ impl Args {
     pub fn int_in(&self, name: &str, min: i64, max: i64) -> anyhow::Result<i64> {
         let v = self.int(name)?;
         if v < min || v > max {
-            anyhow::bail!(
+            return Err(crate::error::param(format!(
                 "{}: parameter `{name}` is {v}; it must be between {min} and {max}",
                 self.function
-            );
+            )));
         }
         Ok(v)
     }
@@ -306,10 +309,10 @@ impl Args {
     pub fn double_in(&self, name: &str, min: f64, max: f64) -> anyhow::Result<f64> {
         let v = self.double(name)?;
         if !v.is_finite() || v < min || v > max {
-            anyhow::bail!(
+            return Err(crate::error::param(format!(
                 "{}: parameter `{name}` is {v}; it must be a finite number between {min} and {max}",
                 self.function
-            );
+            )));
         }
         Ok(v)
     }
@@ -448,4 +451,21 @@ pub(crate) unsafe fn read_args(
         }
     }
     Ok(args)
+}
+
+/// The parameters every heavy aggregate takes from the caller's settings.
+pub fn settings_params() -> Vec<Param> {
+    vec![
+        Param::supplied("threads", SqlType::BigInt, "current_setting('threads')"),
+        Param::supplied(
+            "memory_limit",
+            SqlType::Varchar,
+            "current_setting('memory_limit')",
+        ),
+        Param::supplied(
+            "progress",
+            SqlType::Varchar,
+            "coalesce(getvariable('ecoreco_progress')::VARCHAR, 'auto')",
+        ),
+    ]
 }

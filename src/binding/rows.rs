@@ -618,10 +618,14 @@ mod tests {
         }
     }
 
+    /// The message of a read the guard refused; a wrong read is a bug of
+    /// the reading code, caught as one.
     fn refused<R>(f: impl FnOnce() -> R) -> String {
-        crate::binding::guard("ecoreco.f", "reading rows", || Ok(f()))
+        let e = crate::binding::guard("ecoreco.f", "reading rows", || Ok(f()))
             .err()
-            .expect("a wrong read must be refused")
+            .expect("a wrong read must be refused");
+        assert_eq!(e.kind(), crate::error::Kind::Internal, "{e}");
+        e.message().to_string()
     }
 
     #[test]

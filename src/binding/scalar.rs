@@ -81,7 +81,10 @@ unsafe fn register_scalar<T: ScalarFunction>(con: ffi::duckdb_connection) -> any
     let state = ffi::duckdb_register_scalar_function(con, f);
     ffi::duckdb_destroy_scalar_function(&mut f);
     if state != ffi::DuckDBSuccess {
-        anyhow::bail!("could not register scalar function {}", T::NAME);
+        return Err(crate::error::host(format!(
+            "could not register scalar function {}",
+            T::NAME
+        )));
     }
     Ok(())
 }

@@ -220,7 +220,9 @@ impl LoadConnection {
         let mut con: ffi::duckdb_connection = std::ptr::null_mut();
         // SAFETY: as above.
         if unsafe { ffi::duckdb_connect(db, &mut con) } != ffi::DuckDBSuccess {
-            anyhow::bail!("ecoreco: could not open a connection to register functions");
+            return Err(crate::error::host(
+                "ecoreco: could not open a connection to register functions",
+            ));
         }
         Ok(LoadConnection(con))
     }
@@ -240,7 +242,7 @@ impl LoadConnection {
                 } else {
                     CStr::from_ptr(msg).to_string_lossy().into_owned()
                 };
-                Err(anyhow::anyhow!("{msg}"))
+                Err(crate::error::host(msg))
             } else {
                 let rows = ffi::duckdb_row_count(&mut result);
                 let cols = ffi::duckdb_column_count(&mut result);
@@ -275,11 +277,11 @@ impl LoadConnection {
                 quote_literal(MARKER)
             ))?;
             if ours.is_empty() {
-                anyhow::bail!(
+                return Err(crate::error::host(format!(
                     "ecoreco: a database named '{CATALOG}' is already attached ({}); ecoreco needs that name for its \
                      functions. Attach or open your database under another name (ATTACH 'file.duckdb' AS mydb) and LOAD again.",
                     path.clone().unwrap_or_default()
-                );
+                )));
             }
             return Ok(());
         }
@@ -293,9 +295,9 @@ impl LoadConnection {
     }
 
     pub fn create_macro(&self, m: &SqlMacro) -> anyhow::Result<()> {
-        self.query(&m.create_statement())
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("ecoreco: could not create macro {}: {e}", m.name))
+        self.query(&m.create_statement()).map(|_| ()).map_err(|e| {
+            crate::error::host(format!("ecoreco: could not create macro {}: {e}", m.name))
+        })
     }
 }
 

@@ -101,7 +101,7 @@ impl Registry {
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
-    super::lock(REGISTRY.get_or_init(Default::default))
+    crate::threads::lock(REGISTRY.get_or_init(Default::default))
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -135,11 +135,11 @@ pub(crate) unsafe fn known<'a>(address: *mut u8) -> Option<&'a Slot> {
 
 /// The error for a pointer that is not a live state.
 pub(crate) fn unknown_state(function: &str) -> anyhow::Error {
-    anyhow::anyhow!(
+    crate::error::host(format!(
         "{function} was handed aggregate state memory that holds no live state of this call: a state already finalized \
          or combined (a window frame), or one state for all rows (ORDER BY inside the call, or a window over a whole \
          partition); call it as a plain aggregate, through its ecoreco.* macro"
-    )
+    ))
 }
 
 impl Slot {
@@ -207,14 +207,14 @@ impl Slot {
                 Held::Live { entry, call: own } if own == call => entry,
                 other => {
                     let error = match &other {
-                        Held::Busy { .. } => anyhow::anyhow!(
+                        Held::Busy { .. } => crate::error::host(format!(
                             "{function}: one aggregate state was handed to two threads at once; call it as a plain \
                              aggregate, through its ecoreco.* macro"
-                        ),
-                        _ => anyhow::anyhow!(
+                        )),
+                        _ => crate::error::host(format!(
                             "{function} was handed the state of another call; call it as a plain aggregate, through \
                              its ecoreco.* macro"
-                        ),
+                        )),
                     };
                     record.held = other;
                     return Err(error);
@@ -224,9 +224,9 @@ impl Slot {
         let mut lent = lent;
         let outcome = match lent.downcast_mut::<Entry<S, A>>() {
             Some(entry) => body(entry),
-            None => Err(anyhow::anyhow!(
+            None => Err(crate::error::host(format!(
                 "{function} was handed the state of another aggregate"
-            )),
+            ))),
         };
         let mut registry = registry();
         let returned = match registry.states.get_mut(&self.id) {
@@ -262,10 +262,10 @@ impl Slot {
             _ => return Err(unknown_state(function)),
         }
         if let Some(Held::Busy { .. }) = registry.states.get(&self.id).map(|r| &r.held) {
-            anyhow::bail!(
+            return Err(crate::error::host(format!(
                 "{function}: one aggregate state was handed to two threads at once; call it as a plain aggregate, \
                  through its ecoreco.* macro"
-            );
+            )));
         }
         let held = registry.remove(self.id);
         drop(registry);
@@ -274,7 +274,9 @@ impl Slot {
                 .downcast::<Entry<S, A>>()
                 .map(|entry| Some(*entry))
                 .map_err(|_| {
-                    anyhow::anyhow!("{function} was handed the state of another aggregate")
+                    crate::error::host(format!(
+                        "{function} was handed the state of another aggregate"
+                    ))
                 }),
             _ => Ok(None),
         }

@@ -196,7 +196,10 @@ unsafe fn register_table<T: TableFunction>(con: ffi::duckdb_connection) -> anyho
     let state = ffi::duckdb_register_table_function(con, tf);
     ffi::duckdb_destroy_table_function(&mut tf);
     if state != ffi::DuckDBSuccess {
-        anyhow::bail!("could not register table function {}", T::NAME);
+        return Err(crate::error::host(format!(
+            "could not register table function {}",
+            T::NAME
+        )));
     }
     Ok(())
 }

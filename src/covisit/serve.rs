@@ -161,7 +161,7 @@ impl AggregateFunction for CovisitRecommend {
     fn params() -> Vec<Param> {
         let mut params = vec![k_param()];
         params.extend(blend_params());
-        params.extend(budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {

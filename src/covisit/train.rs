@@ -15,7 +15,8 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Ranges};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
-use crate::budget::{self, Budget, Progress};
+use crate::budget::{self, Budget};
+use crate::progress::Progress;
 use std::sync::Arc;
 
 /// The parameters that say which columns are sessions, order and products
@@ -144,7 +145,7 @@ impl AggregateFunction for CovisitTrain {
             Value::Bool(true),
             "true to choose the session blend on the latest tenth of the sessions, false for the defaults",
         ));
-        params.extend(budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
@@ -182,7 +183,7 @@ impl AggregateFunction for CovisitTrain {
         let neighbours = call.int("neighbours")? as usize;
         let windows = windows(call)?;
         let search = call.boolean("search")?;
-        let (model, choice) = crate::binding::thread_pool(threads)?.install(|| {
+        let (model, choice) = crate::threads::pool(threads)?.install(|| {
             let sessions = Sessions::build(state, &budget)?;
             progress.say(format!(
                 "{} sessions, {} steps, {} products",

@@ -17,7 +17,6 @@
 //! counts in recall's denominator.
 
 pub mod baselines;
-pub mod metrics;
 pub mod sessions;
 
 use crate::als::{
@@ -28,12 +27,13 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
-use crate::budget::{Budget, Progress};
+use crate::budget::Budget;
+use crate::metrics::{ranking_metrics, rmse};
+use crate::progress::Progress;
 use crate::recommend::serving::ServingModel;
 use crate::tables;
 use crate::train::plain_choice;
 use crate::train::tune::{self, Candidate};
-use metrics::{ranking_metrics, rmse};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -85,7 +85,7 @@ impl AggregateFunction for Evaluate {
                 .filter(|p| p.name != "exclude_purchased")
                 .map(|p| if p.name == "blend" { p.nullable() } else { p }),
         );
-        params.extend(crate::budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
@@ -151,7 +151,7 @@ impl AggregateFunction for Evaluate {
         );
         let base = als_params(call)?;
         let (plain, searched) = plain_choice(call)?;
-        crate::binding::thread_pool(call.int("threads")?)?.install(|| {
+        crate::threads::pool(call.int("threads")?)?.install(|| {
             let data = std::mem::take(&mut state.train);
             let fit = |candidate: &Candidate, pairs| {
                 tune::fit_all(
@@ -267,7 +267,7 @@ fn push_metrics(
     rows: &mut RowSet,
     model: &str,
     k: usize,
-    m: &metrics::RankingMetrics,
+    m: &crate::metrics::RankingMetrics,
     blend: f64,
     candidate: Option<Candidate>,
     rmse: Option<f64>,

@@ -26,13 +26,14 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
-use crate::budget::{self, Budget, Progress};
+use crate::budget::{self, Budget};
 use crate::covisit::choose::{self, Tally, UNKNOWN};
 use crate::covisit::kernel::{self, Windows};
 use crate::covisit::serve::{blend, blend_open, blend_params, k_param};
 use crate::covisit::session::{popular_order, Scorer, SessionBlend};
 use crate::covisit::train::{counting_params, read_events, windows};
 use crate::covisit::{Event, ItemModel, Sessions};
+use crate::progress::Progress;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -200,7 +201,7 @@ impl AggregateFunction for EvaluateSessions {
         let mut params = vec![k_param()];
         params.extend(counting_params());
         params.extend(blend_params());
-        params.extend(budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
@@ -254,7 +255,7 @@ impl AggregateFunction for EvaluateSessions {
         );
         let (windows, neighbours) = (windows(call)?, call.int("neighbours")? as usize);
         let open = blend_open(call)?;
-        let (tallies, n_train, n_test) = crate::binding::thread_pool(threads)?.install(|| {
+        let (tallies, n_train, n_test) = crate::threads::pool(threads)?.install(|| {
             let train = Sessions::build(state.train, &budget)?;
             let test = Sessions::build(state.test, &budget)?;
             // The blend covisit_train would store for these sessions, with

@@ -296,7 +296,7 @@ impl AggregateFunction for Explain {
                 .filter(|p| p.name != "k"),
         );
         p.extend(crate::als::weight_params());
-        p.extend(budget::settings_params());
+        p.extend(crate::binding::params::settings_params());
         p
     }
     fn columns() -> Vec<Column> {
@@ -353,7 +353,7 @@ impl AggregateFunction for Explain {
             .opt_int("user_id")?
             .ok_or_else(|| anyhow!("user_id is NULL; pass the id of a user"))?;
         let products = state.products.unwrap_or_default();
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let (model, fold) = state.model.load(call, &pool)?;
         let request = Request {
             user_id,

@@ -20,7 +20,7 @@ use crate::binding::scalar::ScalarFunction;
 use crate::binding::sql::quote_literal;
 use crate::binding::{in_call, Args, Column, ColumnWriter, Param, SqlMacro, SqlType};
 use crate::budget;
-use crate::model::table::{self, ModelTable};
+use crate::model::table::ModelTable;
 use crate::tables;
 use std::collections::HashMap;
 use std::path::Path;
@@ -351,11 +351,11 @@ impl AggregateFunction for SparkImport {
                 "whether an indexer maps indices back to ids",
             ),
         ];
-        params.extend(budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
-        table::columns()
+        crate::binding::model_table::columns()
     }
     fn update(
         state: &mut ImportState,
@@ -430,7 +430,7 @@ impl AggregateFunction for SparkImport {
     }
     fn finalize(state: ImportState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
         let (path, with_indexer) = (call.text("path")?, call.boolean("with_indexer")?);
-        let imported = crate::binding::thread_pool(call.int("threads")?)?
+        let imported = crate::threads::pool(call.int("threads")?)?
             .install(|| build(state.parts, path, with_indexer))?;
         Ok(Arc::new(ModelTable::new(
             imported.model,
@@ -514,7 +514,7 @@ impl AggregateFunction for SparkExport {
                 "current_setting('enable_external_access')",
             ),
         ];
-        params.extend(budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
@@ -592,10 +592,16 @@ impl AggregateFunction for SparkExport {
         let (product_ids, product_factors) = sorted_side(state.products, rank, "product")?;
         // A table without a blend row was made before models stored one.
         let blend = state.blend.unwrap_or(crate::model::LEGACY_BLEND);
+        // A table without a model_id column: the id the trainer would give
+        // these factors (a model table carries no attributes to export).
         let model_id = state.model_id.unwrap_or_else(|| {
             crate::model::model_id(
-                &[&user_factors, &product_factors, &[blend]],
-                &[&user_ids, &product_ids],
+                &user_ids,
+                &product_ids,
+                &user_factors,
+                &product_factors,
+                blend,
+                None,
             )
         });
         let factors = SparkFactors {

@@ -7,7 +7,7 @@
 
 use super::spark_metadata::{indexer_output_columns, AlsMetadata, Metadata, STRING_INDEXER_MODEL};
 use crate::als::{event_stats, Pair};
-use crate::model::{model_id, FactorModel};
+use crate::model::{FactorModel, ModelParts};
 use std::path::Path;
 
 /// Everything read from the files and the events, as the aggregate
@@ -202,12 +202,8 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
     // the blend it was made for (an extra metadata field Spark ignores).
     let blend = als.blend.unwrap_or(0.0);
     let n_products = product_ids.len();
-    let model = FactorModel {
-        // As the trainer hashes: the blend is part of what is served.
-        model_id: model_id(
-            &[&user_factors, &item_factors, &[blend]],
-            &[&user_ids, &product_ids],
-        ),
+    // The id as the trainer makes it: the blend is part of what is served.
+    let model = FactorModel::new(ModelParts {
         factors: als.rank,
         user_ids,
         product_ids,
@@ -222,8 +218,7 @@ pub fn build(mut parts: SparkParts, path: &str, with_indexer: bool) -> anyhow::R
         attributes: crate::model::ProductAttributes::unknown(n_products),
         // Spark's ALS weighs the ratings it is given as they are.
         weighting: crate::model::confidence::Weighting::raw(),
-    };
-    model.validate()?;
+    })?;
     Ok(Imported { model, params })
 }
 

@@ -8,6 +8,7 @@
 
 pub mod confidence;
 pub mod csr;
+pub mod neighbours;
 pub mod table;
 
 use csr::Csr;
@@ -16,6 +17,11 @@ use std::collections::HashMap;
 /// A trained recommender: ids, factors and the per-product and per-user
 /// facts serving blends in. Rows `i` of every per-product vector describe
 /// `product_ids[i]`; likewise for users.
+///
+/// Made only by [`FactorModel::new`] (its id computed by [`model_id`]) or
+/// [`FactorModel::from_table`] (the id a model table carries), both of
+/// which check that the parts agree: a private field keeps any other code
+/// from writing one as a struct literal.
 #[derive(Clone, Debug)]
 pub struct FactorModel {
     /// A content hash ([`model_id`]).
@@ -42,6 +48,29 @@ pub struct FactorModel {
     /// what the fold-in repeats for users the model has not seen.
     pub weighting: confidence::Weighting,
     /// Brand and price per product, as last seen in the training events.
+    pub attributes: ProductAttributes,
+    _checked: Checked,
+}
+
+/// The mark of a model made by one of [`FactorModel`]'s constructors.
+#[derive(Clone, Debug)]
+struct Checked;
+
+/// What a [`FactorModel`] is made of, before its id is known and its sizes
+/// are checked (the fields mean what the model's fields of the same name do).
+#[derive(Clone, Debug)]
+pub struct ModelParts {
+    pub factors: usize,
+    pub user_ids: Vec<i64>,
+    pub product_ids: Vec<i64>,
+    pub user_factors: Vec<f32>,
+    pub item_factors: Vec<f32>,
+    pub product_category: Vec<i64>,
+    pub popularity: Vec<f32>,
+    pub purchased: Csr,
+    pub interest: Vec<Vec<(i64, f32)>>,
+    pub blend: f32,
+    pub weighting: confidence::Weighting,
     pub attributes: ProductAttributes,
 }
 
@@ -85,8 +114,9 @@ impl ProductAttributes {
     }
 
     /// A hash of the attributes, mixed into a model's id (two models that
-    /// differ only in prices are different models to the cache).
-    pub fn hash_into(&self, id: i64) -> i64 {
+    /// differ only in prices are different models to the cache); the id
+    /// itself when nothing is known.
+    fn hash_into(&self, id: i64) -> i64 {
         if !self.any_known() {
             return id;
         }
@@ -112,8 +142,81 @@ pub fn f32_decimal(x: f32) -> f64 {
 pub const LEGACY_BLEND: f32 = 0.8;
 
 impl FactorModel {
+    /// A model from its parts, its id computed from them ([`model_id`]):
+    /// what the trainer and the Spark import make.
+    pub fn new(parts: ModelParts) -> anyhow::Result<Self> {
+        let id = model_id(
+            &parts.user_ids,
+            &parts.product_ids,
+            &parts.user_factors,
+            &parts.item_factors,
+            parts.blend,
+            Some(&parts.attributes),
+        );
+        Self::from_table(parts, id)
+    }
+
+    /// A model read back from a model table, with the id the table carries
+    /// (written by [`FactorModel::new`] when the model was made; hashing
+    /// every factor again on each read would cost as much as the read).
+    pub fn from_table(parts: ModelParts, model_id: i64) -> anyhow::Result<Self> {
+        let ModelParts {
+            factors,
+            user_ids,
+            product_ids,
+            user_factors,
+            item_factors,
+            product_category,
+            popularity,
+            purchased,
+            interest,
+            blend,
+            weighting,
+            attributes,
+        } = parts;
+        let model = FactorModel {
+            model_id,
+            factors,
+            user_ids,
+            product_ids,
+            user_factors,
+            item_factors,
+            product_category,
+            popularity,
+            purchased,
+            interest,
+            blend,
+            weighting,
+            attributes,
+            _checked: Checked,
+        };
+        model.validate()?;
+        Ok(model)
+    }
+
+    /// The model with the brands and prices of its products, which are part
+    /// of its identity: the id becomes what [`model_id`] gives with them.
+    /// For a model made without attributes (the trainer learns them from
+    /// the events beside the pairs).
+    pub fn with_attributes(mut self, attributes: ProductAttributes) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !self.attributes.any_known(),
+            "the model already has product attributes"
+        );
+        anyhow::ensure!(
+            attributes.brand.len() == self.product_ids.len()
+                && attributes.price.len() == self.product_ids.len(),
+            "product attributes do not match the number of products"
+        );
+        // Without attributes the id is the content hash alone, so mixing
+        // the attributes into it is `model_id` with them.
+        self.model_id = attributes.hash_into(self.model_id);
+        self.attributes = attributes;
+        Ok(self)
+    }
+
     /// Checks that every part has the sizes the ids say.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    fn validate(&self) -> anyhow::Result<()> {
         let (n_users, n_items, f) = (self.user_ids.len(), self.product_ids.len(), self.factors);
         anyhow::ensure!(f > 0, "the model has no factors");
         anyhow::ensure!(
@@ -164,9 +267,29 @@ impl FactorModel {
     }
 }
 
-/// A content hash that identifies a model: 52 bits, so it survives a
-/// round trip through a DOUBLE column exactly.
-pub fn model_id(parts: &[&[f32]], ids: &[&[i64]]) -> i64 {
+/// The id of a model: a content hash of what is served (the factors, the
+/// ids, the blend and, when known, the products' brands and prices), 52
+/// bits so that it survives a round trip through a DOUBLE column exactly.
+/// The one recipe: the trainer and the Spark import (through
+/// [`FactorModel::new`]) and the export of a table without a `model_id`
+/// column all call it, so the same model has the same id wherever it was
+/// made, and the serving cache knows it.
+pub fn model_id(
+    user_ids: &[i64],
+    product_ids: &[i64],
+    user_factors: &[f32],
+    item_factors: &[f32],
+    blend: f32,
+    attributes: Option<&ProductAttributes>,
+) -> i64 {
+    let id = content_hash(
+        &[user_factors, item_factors, &[blend]],
+        &[user_ids, product_ids],
+    );
+    attributes.map_or(id, |a| a.hash_into(id))
+}
+
+fn content_hash(parts: &[&[f32]], ids: &[&[i64]]) -> i64 {
     let mut h = 0x0EC0_4EC0u64;
     for part in parts {
         for v in *part {
@@ -233,9 +356,94 @@ mod tests {
 
     #[test]
     fn content_hash_fits_a_double_and_changes_with_content() {
-        let a = model_id(&[&[1.0, 2.0]], &[&[1]]);
-        let b = model_id(&[&[1.0, 2.5]], &[&[1]]);
+        let a = content_hash(&[&[1.0, 2.0]], &[&[1]]);
+        let b = content_hash(&[&[1.0, 2.5]], &[&[1]]);
         assert_ne!(a, b);
         assert_eq!((a as f64) as i64, a);
+    }
+
+    fn parts(attributes: ProductAttributes) -> ModelParts {
+        ModelParts {
+            factors: 1,
+            user_ids: vec![3],
+            product_ids: vec![10, 20],
+            user_factors: vec![0.5],
+            item_factors: vec![1.0, -1.0],
+            product_category: vec![1, 2],
+            popularity: vec![1.0, 0.0],
+            purchased: Csr::from_triplets(1, 2, &[0], &[0], &[1.0]).unwrap(),
+            interest: vec![vec![(1, 1.0)]],
+            blend: 0.25,
+            weighting: confidence::Weighting::raw(),
+            attributes,
+        }
+    }
+
+    #[test]
+    fn a_new_model_has_the_id_of_its_parts_whichever_way_it_was_made() {
+        let priced = ProductAttributes::of_products(&[10, 20], vec![(20, Some("b".into()), 9.5)]);
+        let unknown = ProductAttributes::unknown(2);
+        let plain = FactorModel::new(parts(unknown.clone())).unwrap();
+        assert_eq!(
+            plain.model_id,
+            model_id(&[3], &[10, 20], &[0.5], &[1.0, -1.0], 0.25, None)
+        );
+        assert_eq!(
+            plain.model_id,
+            model_id(&[3], &[10, 20], &[0.5], &[1.0, -1.0], 0.25, Some(&unknown))
+        );
+        // Attributes known from the start, or added after training: one id.
+        let with = FactorModel::new(parts(priced.clone())).unwrap();
+        assert_ne!(with.model_id, plain.model_id);
+        assert_eq!(
+            plain
+                .clone()
+                .with_attributes(priced.clone())
+                .unwrap()
+                .model_id,
+            with.model_id
+        );
+        assert_eq!(
+            with.with_attributes(priced).unwrap_err().to_string(),
+            "the model already has product attributes"
+        );
+        // The blend is part of what is served, so of the id.
+        let other_blend = FactorModel::new(ModelParts {
+            blend: 0.5,
+            ..parts(unknown)
+        })
+        .unwrap();
+        assert_ne!(other_blend.model_id, plain.model_id);
+        assert_eq!((plain.model_id as f64) as i64, plain.model_id);
+    }
+
+    #[test]
+    fn parts_that_disagree_make_no_model() {
+        let unknown = ProductAttributes::unknown(2);
+        let message = |p: ModelParts| FactorModel::new(p).unwrap_err().to_string();
+        assert_eq!(
+            message(ModelParts {
+                item_factors: vec![1.0],
+                ..parts(unknown.clone())
+            }),
+            "product factors do not match the number of products"
+        );
+        assert_eq!(
+            message(ModelParts {
+                blend: 1.5,
+                ..parts(unknown.clone())
+            }),
+            "the model's blend 1.5 is not between 0 and 1"
+        );
+        assert_eq!(
+            message(parts(ProductAttributes::unknown(3))),
+            "product attributes do not match the number of products"
+        );
+        assert_eq!(
+            FactorModel::from_table(parts(unknown), 77)
+                .unwrap()
+                .model_id,
+            77
+        );
     }
 }

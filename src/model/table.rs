@@ -17,39 +17,30 @@
 //! | product_users | product_id |         |       | users who touched it   |          |
 //! | purchased | user_id    | product_id  |       |                        |          |
 //! | interest  | user_id    | category_id |       | share of interactions  |          |
+//! | neighbour | product_id | neighbour_id | kind | item-to-item score     |          |
 //!
 //! Rows come in that order: the `model_id` param first, the other params,
 //! the loss per iteration, the users, the products, the prices (products
 //! with a known price only), the products' `product_users` (only in models
 //! trained with bm25 confidence, whose fold-in needs them: see
-//! [`super::confidence`]), then per user their purchases and interests.
+//! [`super::confidence`]), then per user their purchases and interests,
+//! then the item-to-item neighbours in models that keep them
+//! ([`super::neighbours`]).
 //! [`ModelTable`] writes any range of them on
 //! demand, so a model of millions of users reaches DuckDB in bounded blocks.
 
 use super::confidence::Weighting;
 use super::csr::Csr;
-use super::FactorModel;
-use crate::binding::blocks::BlockSource;
-use crate::binding::rows::{Col, RowSet};
-use crate::binding::{Column, SqlType};
+use super::neighbours::{self, NeighbourRow};
+use super::{FactorModel, ModelParts};
 use std::collections::HashMap;
 
-pub fn columns() -> Vec<Column> {
-    vec![
-        Column::new("seq", SqlType::BigInt),
-        Column::new("model_id", SqlType::BigInt),
-        Column::new("side", SqlType::Varchar),
-        Column::new("id", SqlType::BigInt),
-        Column::new("item", SqlType::BigInt),
-        Column::new("name", SqlType::Varchar),
-        Column::new("value", SqlType::Double),
-        Column::new("factors", SqlType::List(Box::new(SqlType::Float))),
-    ]
-}
-
-/// Model rows per block: a user or product row carries its factors, so a
-/// block is at most this many factor lists.
-const ROWS_PER_BLOCK: usize = 128;
+/// The model table's columns, in order: `seq`, `model_id` (BIGINT), then
+/// what [`RowOut`] holds (`side` VARCHAR, `id` and `item` BIGINT, `name`
+/// VARCHAR, `value` DOUBLE, `factors` FLOAT[]).
+pub const COLUMNS: [&str; 8] = [
+    "seq", "model_id", "side", "id", "item", "name", "value", "factors",
+];
 
 /// A model with its training parameters and loss, as table rows.
 pub struct ModelTable {
@@ -61,6 +52,8 @@ pub struct ModelTable {
     extra_start: Vec<usize>,
     /// Products with a known price, in product order.
     priced: Vec<u32>,
+    /// The item-to-item rows, written last.
+    neighbours: Vec<NeighbourRow>,
 }
 
 /// One row, before it is written.
@@ -73,17 +66,7 @@ enum Row<'a> {
     ProductUsers(usize),
     Purchased(usize, u32),
     Interest(usize, i64, f32),
-}
-
-struct Cols {
-    seq: Col<i64>,
-    model_id: Col<i64>,
-    side: Col<String>,
-    id: Col<i64>,
-    item: Col<i64>,
-    name: Col<String>,
-    value: Col<f64>,
-    factors: Col<Vec<f32>>,
+    Neighbour(usize),
 }
 
 impl ModelTable {
@@ -109,7 +92,14 @@ impl ModelTable {
             loss,
             extra_start,
             priced,
+            neighbours: Vec::new(),
         }
+    }
+
+    /// The table with item-to-item rows after the others.
+    pub fn with_neighbours(mut self, rows: Vec<NeighbourRow>) -> Self {
+        self.neighbours = rows;
+        self
     }
 
     pub fn model(&self) -> &FactorModel {
@@ -128,6 +118,7 @@ impl ModelTable {
             + self.priced.len()
             + self.product_users().len()
             + self.extra_start.last().copied().unwrap_or(0)
+            + self.neighbours.len()
     }
 
     /// bm25's users per product, when the model was trained with it.
@@ -170,6 +161,10 @@ impl ModelTable {
             return Row::ProductUsers(s);
         }
         s -= self.product_users().len();
+        let extras = self.extra_start.last().copied().unwrap_or(0);
+        if s >= extras {
+            return Row::Neighbour(s - extras);
+        }
         // The user whose extra rows hold position s.
         let u = self.extra_start.partition_point(|&start| start <= s) - 1;
         let offset = s - self.extra_start[u];
@@ -182,88 +177,85 @@ impl ModelTable {
         }
     }
 
-    /// Rows `range` (by seq), written against the declared columns.
-    pub fn write(&self, range: std::ops::Range<usize>) -> anyhow::Result<RowSet> {
-        let mut out = RowSet::for_columns(&columns());
-        let c = Cols {
-            seq: out.col("seq")?,
-            model_id: out.col("model_id")?,
-            side: out.col("side")?,
-            id: out.col("id")?,
-            item: out.col("item")?,
-            name: out.col("name")?,
-            value: out.col("value")?,
-            factors: out.col("factors")?,
-        };
+    /// Row `seq` (below [`rows`](Self::rows)) as the values of its columns.
+    pub fn row_at(&self, seq: usize) -> RowOut<'_> {
         let m = &self.model;
-        for seq in range {
-            let (side, id, item, name, value, factors) = match self.row(seq) {
-                Row::Param(name, value) => ("param", None, None, Some(name), Some(value), None),
-                Row::Loss(i, loss) => ("loss", Some(i as i64), None, None, Some(loss), None),
-                Row::User(u) => (
-                    "user",
-                    Some(m.user_ids[u]),
+        let (side, id, item, name, value, factors) = match self.row(seq) {
+            Row::Param(name, value) => ("param", None, None, Some(name), Some(value), None),
+            Row::Loss(i, loss) => ("loss", Some(i as i64), None, None, Some(loss), None),
+            Row::User(u) => (
+                "user",
+                Some(m.user_ids[u]),
+                None,
+                None,
+                None,
+                Some(m.user_row(u)),
+            ),
+            Row::Product(i) => (
+                "product",
+                Some(m.product_ids[i]),
+                Some(m.product_category[i]),
+                m.attributes.brand[i].as_deref(),
+                Some(m.popularity[i] as f64),
+                Some(m.item_row(i)),
+            ),
+            Row::Price(i) => (
+                "price",
+                Some(m.product_ids[i]),
+                None,
+                None,
+                Some(m.attributes.price[i]),
+                None,
+            ),
+            Row::ProductUsers(i) => (
+                "product_users",
+                Some(m.product_ids[i]),
+                None,
+                None,
+                Some(self.product_users()[i] as f64),
+                None,
+            ),
+            Row::Purchased(u, i) => (
+                "purchased",
+                Some(m.user_ids[u]),
+                Some(m.product_ids[i as usize]),
+                None,
+                None,
+                None,
+            ),
+            Row::Interest(u, category, share) => (
+                "interest",
+                Some(m.user_ids[u]),
+                Some(category),
+                None,
+                Some(share as f64),
+                None,
+            ),
+            Row::Neighbour(i) => {
+                let r = &self.neighbours[i];
+                (
+                    neighbours::SIDE,
+                    Some(r.product),
+                    Some(r.neighbour),
+                    Some(r.kind()),
+                    Some(r.score as f64),
                     None,
-                    None,
-                    None,
-                    Some(m.user_row(u).to_vec()),
-                ),
-                Row::Product(i) => (
-                    "product",
-                    Some(m.product_ids[i]),
-                    Some(m.product_category[i]),
-                    m.attributes.brand[i].as_deref(),
-                    Some(m.popularity[i] as f64),
-                    Some(m.item_row(i).to_vec()),
-                ),
-                Row::Price(i) => (
-                    "price",
-                    Some(m.product_ids[i]),
-                    None,
-                    None,
-                    Some(m.attributes.price[i]),
-                    None,
-                ),
-                Row::ProductUsers(i) => (
-                    "product_users",
-                    Some(m.product_ids[i]),
-                    None,
-                    None,
-                    Some(self.product_users()[i] as f64),
-                    None,
-                ),
-                Row::Purchased(u, i) => (
-                    "purchased",
-                    Some(m.user_ids[u]),
-                    Some(m.product_ids[i as usize]),
-                    None,
-                    None,
-                    None,
-                ),
-                Row::Interest(u, category, share) => (
-                    "interest",
-                    Some(m.user_ids[u]),
-                    Some(category),
-                    None,
-                    Some(share as f64),
-                    None,
-                ),
-            };
-            out.put(c.seq, Some(seq as i64));
-            out.put(c.model_id, Some(m.model_id));
-            out.put_str(c.side, Some(side));
-            out.put(c.id, id);
-            out.put(c.item, item);
-            out.put_str(c.name, name);
-            out.put(c.value, value);
-            out.put(c.factors, factors);
+                )
+            }
+        };
+        RowOut {
+            side,
+            id,
+            item,
+            name,
+            value,
+            factors,
         }
-        Ok(out)
     }
-}
 
-impl BlockSource for ModelTable {
-    fn retained_bytes(&self) -> usize {
+    /// Bytes the table holds while its rows are read (the model and the
+    /// row index).
+    pub fn retained_bytes(&self) -> usize {
         let m = &self.model;
         (m.user_factors.len() + m.item_factors.len()) * 4
             + (m.user_ids.len() + self.extra_start.len()) * 8
@@ -274,6 +266,7 @@ impl BlockSource for ModelTable {
             + m.purchased.indptr.len() * 8
             + m.purchased.nnz() * 8
             + self.priced.len() * 4
+            + self.neighbours.len() * std::mem::size_of::<NeighbourRow>()
             + m.attributes.price.len() * 8
             + m.attributes
                 .brand
@@ -281,13 +274,18 @@ impl BlockSource for ModelTable {
                 .map(|b| 24 + b.as_ref().map_or(0, |b| b.len()))
                 .sum::<usize>()
     }
-    fn blocks(&self) -> usize {
-        self.rows().div_ceil(ROWS_PER_BLOCK)
-    }
-    fn block(&self, index: usize) -> anyhow::Result<RowSet> {
-        let start = index * ROWS_PER_BLOCK;
-        self.write(start..(start + ROWS_PER_BLOCK).min(self.rows()))
-    }
+}
+
+/// One row of the model table as written (its `seq` and `model_id` are
+/// the position and the model's id).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowOut<'a> {
+    pub side: &'static str,
+    pub id: Option<i64>,
+    pub item: Option<i64>,
+    pub name: Option<&'a str>,
+    pub value: Option<f64>,
+    pub factors: Option<&'a [f32]>,
 }
 
 /// One model row as read back from a table.
@@ -326,6 +324,8 @@ pub struct ModelRows {
     params: Vec<(String, f64)>,
     /// (product_id, users who touched it).
     product_users: Vec<(i64, f64)>,
+    /// The item-to-item rows.
+    neighbours: Vec<NeighbourRow>,
     rows: usize,
 }
 
@@ -440,6 +440,11 @@ impl ModelRows {
                 crate::budget::reserve(&mut self.purchased, 1, "the model's purchase rows")?;
                 self.purchased.push(pair);
             }
+            neighbours::SIDE => {
+                let row = NeighbourRow::read(id, item, name, value)?;
+                crate::budget::reserve(&mut self.neighbours, 1, "the model's neighbour rows")?;
+                self.neighbours.push(row);
+            }
             "interest" => {
                 let row = (need(id)?, need(item)?, value.unwrap_or(0.0) as f32);
                 crate::budget::reserve(&mut self.interest, 1, "the model's interest rows")?;
@@ -451,6 +456,16 @@ impl ModelRows {
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// The item-to-item rows read, taken out (serving indexes them itself).
+    pub fn take_neighbours(&mut self) -> Vec<NeighbourRow> {
+        std::mem::take(&mut self.neighbours)
+    }
+
+    /// The value of the `param` row `name`, if one was read.
+    pub fn param(&self, name: &str) -> Option<f64> {
+        self.params.iter().find(|p| p.0 == name).map(|p| p.1)
     }
 
     /// Rows read by another thread (any order: they are sorted at the end).
@@ -474,6 +489,7 @@ impl ModelRows {
         self.blend = self.blend.or(other.blend);
         self.params.extend(other.params);
         self.product_users.extend(other.product_users);
+        self.neighbours.extend(other.neighbours);
         self.rows += other.rows;
         Ok(())
     }
@@ -625,33 +641,35 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
     for list in &mut interests {
         list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     }
-    let model = FactorModel {
+    FactorModel::from_table(
+        ModelParts {
+            factors: f,
+            user_ids,
+            product_ids,
+            user_factors,
+            product_category: products.iter().map(|p| p.1).collect(),
+            popularity: products.iter().map(|p| p.2).collect(),
+            item_factors,
+            purchased,
+            interest: interests,
+            blend: blend.unwrap_or(super::LEGACY_BLEND),
+            attributes,
+            weighting,
+        },
         model_id,
-        factors: f,
-        user_ids,
-        product_ids,
-        user_factors,
-        product_category: products.iter().map(|p| p.1).collect(),
-        popularity: products.iter().map(|p| p.2).collect(),
-        item_factors,
-        purchased,
-        interest: interests,
-        blend: blend.unwrap_or(super::LEGACY_BLEND),
-        attributes,
-        weighting,
-    };
-    model.validate()?;
-    Ok(model)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binding::rows::Values;
 
     fn model() -> FactorModel {
-        FactorModel {
-            model_id: 12345,
+        FactorModel::from_table(model_parts(), 12345).unwrap()
+    }
+
+    fn model_parts() -> ModelParts {
+        ModelParts {
             factors: 2,
             user_ids: vec![5, 9],
             product_ids: vec![100, 200, 300],
@@ -670,35 +688,19 @@ mod tests {
         }
     }
 
-    /// Reads written rows back as ModelRows, in reverse (any order must do).
-    fn read_back(rows: &RowSet) -> Vec<ModelRow> {
-        let get = |name: &str| &rows.columns.iter().find(|(n, _)| n == name).unwrap().1;
-        let (
-            Values::Text(side),
-            Values::BigInt(id),
-            Values::BigInt(item),
-            Values::Text(name),
-            Values::Double(value),
-            Values::FloatList(factors),
-        ) = (
-            get("side"),
-            get("id"),
-            get("item"),
-            get("name"),
-            get("value"),
-            get("factors"),
-        )
-        else {
-            panic!("column types")
-        };
-        (0..rows.rows())
-            .map(|i| ModelRow {
-                side: side[i].clone().unwrap(),
-                id: id[i],
-                item: item[i],
-                name: name[i].clone(),
-                value: value[i],
-                factors: factors[i].clone(),
+    /// Rows `range` as ModelRows, in reverse (any order must do).
+    fn read_back(table: &ModelTable, range: std::ops::Range<usize>) -> Vec<ModelRow> {
+        range
+            .map(|seq| {
+                let r = table.row_at(seq);
+                ModelRow {
+                    side: r.side.to_string(),
+                    id: r.id,
+                    item: r.item,
+                    name: r.name.map(str::to_string),
+                    value: r.value,
+                    factors: r.factors.map(<[f32]>::to_vec),
+                }
             })
             .rev()
             .collect()
@@ -710,16 +712,16 @@ mod tests {
         // 1 model_id + 2 params (factors, blend) + 2 loss + 2 users + 3 products
         // + 2 prices + 1 purchase + 3 interests.
         assert_eq!(table.rows(), 16);
-        let whole = table.write(0..table.rows()).unwrap();
+        let whole = read_back(&table, 0..table.rows());
         let mut pieces = Vec::new();
         for start in (0..16).step_by(4) {
             pieces.extend(
-                read_back(&table.write(start..(start + 4).min(16)).unwrap())
+                read_back(&table, start..(start + 4).min(16))
                     .into_iter()
                     .rev(),
             );
         }
-        let whole_rows: Vec<ModelRow> = read_back(&whole).into_iter().rev().collect();
+        let whole_rows: Vec<ModelRow> = whole.iter().cloned().rev().collect();
         assert_eq!(format!("{pieces:?}"), format!("{whole_rows:?}"));
         assert_eq!(whole_rows[0].name.as_deref(), Some("model_id"));
         assert_eq!(whole_rows[15].side, "interest");
@@ -735,7 +737,7 @@ mod tests {
             (whole_rows[2].name.as_deref(), whole_rows[2].value),
             (Some("blend"), Some(0.3))
         );
-        let back = from_rows(ModelRows::collect(read_back(&whole)).unwrap(), 12345).unwrap();
+        let back = from_rows(ModelRows::collect(whole.clone()).unwrap(), 12345).unwrap();
         let m = model();
         assert_eq!(back.user_ids, m.user_ids);
         assert_eq!(back.product_ids, m.product_ids);
@@ -751,7 +753,7 @@ mod tests {
         assert!(back.attributes.price[0].is_nan());
         // A table without a blend row (made before models stored one) is
         // served with the blend such models had.
-        let legacy: Vec<ModelRow> = read_back(&whole)
+        let legacy: Vec<ModelRow> = whole
             .into_iter()
             .filter(|r| r.name.as_deref() != Some("blend"))
             .collect();
@@ -787,7 +789,7 @@ mod tests {
         // 1 model_id + 7 params + blend + 1 loss + 2 users + 3 products
         // + 2 prices + 3 product_users + 1 purchase + 3 interests.
         assert_eq!(table.rows(), 24);
-        let rows = read_back(&table.write(0..table.rows()).unwrap());
+        let rows = read_back(&table, 0..table.rows());
         let users_of: Vec<(i64, f64)> = rows
             .iter()
             .rev()

@@ -9,7 +9,7 @@
 use super::serving::ServingModel;
 // A poisoned lock is recovered, as everywhere in ecoreco (see binding::lock):
 // the cache stays on.
-use crate::binding::lock;
+use crate::threads::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -8,6 +8,7 @@
 //! scorer ([`serving`]) for the top k.
 
 pub mod cache;
+pub mod items;
 pub mod rules;
 pub mod serving;
 pub mod topk;
@@ -19,7 +20,7 @@ use crate::binding::scalar::ScalarFunction;
 use crate::binding::sql::{checked_table, Expect};
 use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlMacro, SqlType, Value};
 use crate::budget::Budget;
-use crate::model::table::{self as model_table, ModelRows};
+use crate::model::table::ModelRows;
 use crate::tables;
 use rules::{rule_params, rule_table_params, RuleRequest, Rules};
 use serving::{Recommendation, ServingModel};
@@ -435,7 +436,7 @@ impl AggregateFunction for Serve {
     fn inputs() -> Vec<Column> {
         use SqlType::*;
         let mut inputs = vec![Column::new("model_id", BigInt)];
-        inputs.extend(model_table::columns().into_iter().skip(2));
+        inputs.extend(crate::binding::model_table::columns().into_iter().skip(2));
         inputs.push(Column::new("cold_categories", List(Box::new(BigInt))));
         inputs.push(Column::new("cold_bought", List(Box::new(BigInt))));
         inputs
@@ -459,7 +460,7 @@ impl AggregateFunction for Serve {
         ];
         params.extend(serving_params());
         params.extend(rule_params());
-        params.extend(crate::budget::settings_params());
+        params.extend(crate::binding::params::settings_params());
         params
     }
     fn columns() -> Vec<Column> {
@@ -549,7 +550,7 @@ impl AggregateFunction for Serve {
             .ok_or_else(|| anyhow::anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
         // All parallel work, the model's indexing included, runs on a pool
         // of DuckDB's `threads` size, never on rayon's global pool.
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let served = match cache::cached(model_id) {
             Some(m) => m,
             None if !call.boolean("planned_cached")? => {
@@ -560,8 +561,7 @@ impl AggregateFunction for Serve {
                     serving_bytes(&rows),
                     "the model's factors twice (index and half-precision copy) plus 48 bytes per row",
                 )?;
-                let model = pool
-                    .install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new));
+                let model = pool.install(|| items::serving_of_rows(rows, model_id));
                 // The rows read (one block per factor row) are gone by now.
                 crate::pages::release_free_heap();
                 cache::remember(model?)

@@ -33,6 +33,8 @@ pub enum Source {
     Popular,
     /// Nearest products by factor cosine (`similar_products`).
     Similar,
+    /// Scored through a session's products by the item-to-item rows.
+    ItemToItem,
 }
 
 impl Source {
@@ -42,6 +44,7 @@ impl Source {
             Source::CategoryInterest => "category_interest",
             Source::Popular => "popular",
             Source::Similar => "similar",
+            Source::ItemToItem => "item-to-item",
         }
     }
 }
@@ -78,6 +81,9 @@ pub struct ServingModel {
     pub product_price: Vec<f64>,
     /// How its weights were transformed (the fold-in repeats it).
     pub weighting: crate::model::confidence::Weighting,
+    /// The item-to-item signal of session lists, in models that keep it
+    /// ([`crate::recommend::items`]).
+    pub items: Option<crate::recommend::items::SessionItems>,
     // Looked up for every request and every replayed event: the crate's
     // fast hasher, not SipHash (the ids come from the user's own data).
     user_index: FastMap<i64, u32>,
@@ -98,9 +104,8 @@ const SHORT_LIST: usize = 32;
 const USERS_PER_SCAN: usize = 64;
 
 impl ServingModel {
-    /// Indexes a model for serving (its sizes are checked first).
+    /// Indexes a model for serving (its sizes were checked when it was made).
     pub fn new(model: FactorModel) -> anyhow::Result<Self> {
-        model.validate()?;
         let FactorModel {
             model_id,
             factors,
@@ -115,6 +120,7 @@ impl ServingModel {
             blend,
             attributes,
             weighting,
+            ..
         } = model;
         let n_items = product_ids.len();
         // Brands as small indices: the caps count them for every list.
@@ -181,6 +187,7 @@ impl ServingModel {
             product_brand,
             product_price,
             weighting,
+            items: None,
             user_index,
             product_index,
             popular_order,
@@ -600,7 +607,7 @@ fn best_k<T>(items: Vec<T>, k: usize, order: impl Fn(&T, &T) -> std::cmp::Orderi
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Both ways of `best_k` (short lists kept sorted as they come, longer
@@ -769,8 +776,7 @@ mod tests {
         interest: Vec<Vec<(i64, f32)>>,
     ) -> anyhow::Result<ServingModel> {
         let n = product_ids.len();
-        ServingModel::new(FactorModel {
-            model_id,
+        let parts = crate::model::ModelParts {
             factors,
             user_ids,
             product_ids,
@@ -783,7 +789,8 @@ mod tests {
             blend: crate::model::LEGACY_BLEND,
             attributes: crate::model::ProductAttributes::unknown(n),
             weighting: Default::default(),
-        })
+        };
+        ServingModel::new(FactorModel::from_table(parts, model_id)?)
     }
 
     /// 2 users × 4 products, 2 factors. Categories: products 0,1 in 10;

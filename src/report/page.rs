@@ -106,6 +106,15 @@ fn share(part: i64, whole: i64) -> f64 {
     }
 }
 
+/// A bar's note: the count and its share of `whole`, as "1,234 (12.3 %)".
+fn count_and_share(part: i64, whole: i64) -> String {
+    format!(
+        "{} ({})",
+        format::int(part),
+        format::pct(share(part, whole))
+    )
+}
+
 fn rate(r: Option<f64>) -> String {
     r.map(format::pct)
         .unwrap_or_else(|| "– (no users at the earlier step)".to_string())
@@ -117,11 +126,7 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
 
     let labels = strings(d.event_mix.iter().map(|c| c.label.clone()));
     let values: Vec<f64> = d.event_mix.iter().map(|c| c.n as f64).collect();
-    let notes = strings(
-        d.event_mix
-            .iter()
-            .map(|c| format!("{} ({})", format::int(c.n), format::pct(share(c.n, total)))),
-    );
+    let notes = strings(d.event_mix.iter().map(|c| count_and_share(c.n, total)));
     figures.push(Figure::new(
         "chart-event-mix",
         "Event mix",
@@ -280,6 +285,52 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
+/// The RFM segments of every user: sizes as bars, the table of shares,
+/// revenue and the members' means.
+fn rfm_figures(d: &ReportData) -> Result<Vec<Figure>> {
+    let users: i64 = d.rfm.iter().map(|r| r.users).sum();
+    if users == 0 {
+        return Ok(Vec::new());
+    }
+    let labels = strings(d.rfm.iter().map(|r| r.segment.clone()));
+    let values: Vec<f64> = d.rfm.iter().map(|r| r.users as f64).collect();
+    let notes = strings(d.rfm.iter().map(|r| count_and_share(r.users, users)));
+    let mut f = Figure::new(
+        "chart-rfm",
+        "RFM segments",
+        format!(
+            "The {} users by recency, frequency and monetary quintile scores (1-5 against these users), \
+             named by the classic rules (ecoreco.rfm_segments): users per segment, with their share.",
+            format::int(users)
+        ),
+        draw_bars(true, Bars::new(&labels, &values, "RFM segment", "users (count)").notes(notes).color(3))?,
+    );
+    let opt =
+        |x: Option<f64>, digits: usize| x.map(|v| format::fixed(v, digits)).unwrap_or_default();
+    let mut t = String::from(
+        "<table><thead><tr><th class=\"text\">RFM segment</th><th>users</th><th>share of users</th>\
+         <th>revenue<br><small>USD</small></th><th>share of revenue</th><th>recency<br><small>days, mean</small></th>\
+         <th>frequency<br><small>active days, mean</small></th><th>monetary<br><small>USD, mean</small></th></tr></thead><tbody>",
+    );
+    for r in &d.rfm {
+        let _ = write!(
+            t,
+            "<tr><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.segment),
+            format::int(r.users),
+            r.share.map(format::pct).unwrap_or_default(),
+            format::fixed(r.revenue, 2),
+            r.revenue_share.map(format::pct).unwrap_or_default(),
+            opt(r.avg_recency, 1),
+            opt(r.avg_frequency, 2),
+            opt(r.avg_monetary, 2)
+        );
+    }
+    t.push_str("</tbody></table>");
+    f.extra = t;
+    Ok(vec![f])
+}
+
 fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
     let Some(s) = &d.segments else {
         return Ok(Vec::new());
@@ -287,13 +338,7 @@ fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
     let total: i64 = s.sizes.iter().map(|x| x.users).sum();
     let labels = strings(s.sizes.iter().map(|x| format!("{} {}", x.id, x.name)));
     let values: Vec<f64> = s.sizes.iter().map(|x| x.users as f64).collect();
-    let notes = strings(s.sizes.iter().map(|x| {
-        format!(
-            "{} ({})",
-            format::int(x.users),
-            format::pct(share(x.users, total))
-        )
-    }));
+    let notes = strings(s.sizes.iter().map(|x| count_and_share(x.users, total)));
     let mut sizes = Figure::new(
         "chart-segment-sizes",
         "Segment sizes",
@@ -400,16 +445,7 @@ fn group_bars(
     } else {
         groups
             .iter()
-            .map(|g| {
-                (
-                    g.recs as f64,
-                    format!(
-                        "{} ({})",
-                        format::int(g.recs),
-                        format::pct(share(g.recs, total))
-                    ),
-                )
-            })
+            .map(|g| (g.recs as f64, count_and_share(g.recs, total)))
             .unzip()
     };
     let value_desc = if by_score {
@@ -513,13 +549,11 @@ fn recommendation_figures(d: &ReportData) -> Result<Vec<Figure>> {
     ]);
     let counts = [d.totals.products, r.model_products, r.recommended_products];
     let values: Vec<f64> = counts.iter().map(|c| *c as f64).collect();
-    let notes = strings(counts.iter().map(|c| {
-        format!(
-            "{} ({})",
-            format::int(*c),
-            format::pct(share(*c, d.totals.products))
-        )
-    }));
+    let notes = strings(
+        counts
+            .iter()
+            .map(|c| count_and_share(*c, d.totals.products)),
+    );
     figures.push(Figure::new(
         "chart-coverage",
         "Catalogue coverage",
@@ -592,8 +626,14 @@ pub fn render(d: &ReportData) -> Result<String> {
         format::fixed(t.revenue, 2),
         crate::VERSION
     );
-    let sections: [(&str, &str, Vec<Figure>, &str); 4] = [
+    let sections: [(&str, &str, Vec<Figure>, &str); 5] = [
         ("events", "Behaviour", event_figures(d)?, ""),
+        (
+            "rfm",
+            "RFM segments",
+            rfm_figures(d)?,
+            "No user has events.",
+        ),
         (
             "segments",
             "Customer segments",

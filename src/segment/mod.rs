@@ -4,9 +4,13 @@
 //! unpivot the chosen feature columns into (user, feature, value) rows and
 //! feed them to the Rust aggregates below, inside the caller's query. The
 //! aggregate standardises the features, runs [`kmeans`] and names the
-//! segments by the original pipeline's business rules.
+//! segments by the original pipeline's business rules. This file is the SQL
+//! glue (parameters, rows in and out, the macros); the fit is in `fitting`,
+//! the names in `naming`.
 
+mod fitting;
 pub mod kmeans;
+mod naming;
 pub mod rfm;
 
 use crate::binding::aggregate::{self, AggregateFunction};
@@ -14,66 +18,15 @@ use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{Col, InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlMacro, SqlType, Value};
 use crate::tables;
-use kmeans::{silhouette, squared_euclidean_silhouette, KMeansParams, Standardizer};
-use std::collections::HashMap;
+use fitting::{
+    check_settings, fit_scored, matrix, merge, standardize, with_threads, FeatureRows, Matrix,
+    Segmentation, Settings, SilhouetteMetric,
+};
+use kmeans::KMeansParams;
+pub use naming::{business_name, segment_names};
 use std::sync::Arc;
 
-/// Feature rows of one call, collected by the aggregate.
-#[derive(Default)]
-pub struct FeatureRows {
-    /// (user_id, feature index (1-based), value or NULL).
-    cells: Vec<(i64, u32, Option<f64>)>,
-    names: HashMap<u32, String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Settings {
-    n_features: usize,
-    k: i64,
-    seed: i64,
-    max_iter: i64,
-    sample: i64,
-    threads: i64,
-    /// For the sweep: the largest k.
-    k_max: i64,
-    /// Independent k-means++ starts; the lowest inertia wins.
-    n_init: i64,
-    metric: SilhouetteMetric,
-}
-
-/// Which silhouette the summary reports.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum SilhouetteMetric {
-    /// Spark's `ClusteringEvaluator` (the original's): squared Euclidean
-    /// distance, every user, O(n · k · d).
-    SquaredEuclidean,
-    /// scikit-learn's `silhouette_score`: Euclidean distance over a seeded
-    /// sample of at most `sample` users, O(sample² · d).
-    Euclidean,
-}
-
-impl SilhouetteMetric {
-    const NAMES: [&'static str; 2] = ["squared_euclidean", "euclidean"];
-
-    fn read(name: &str) -> anyhow::Result<Self> {
-        match name {
-            "squared_euclidean" => Ok(Self::SquaredEuclidean),
-            "euclidean" => Ok(Self::Euclidean),
-            other => anyhow::bail!(
-                "parameter `silhouette_distance` is '{other}'; pass one of {}",
-                Self::NAMES.join(", ")
-            ),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::SquaredEuclidean => Self::NAMES[0],
-            Self::Euclidean => Self::NAMES[1],
-        }
-    }
-}
-
+/// The settings of one call, from its parameters.
 impl Settings {
     fn read(call: &Args, k: &str, k_max: &str) -> anyhow::Result<Self> {
         Ok(Settings {
@@ -191,192 +144,6 @@ fn collect(
         state.cells.push((user, index, input.f64(v, row)));
     }
     Ok(())
-}
-
-fn merge(target: &mut FeatureRows, source: FeatureRows) -> anyhow::Result<()> {
-    crate::budget::reserve(&mut target.cells, source.cells.len(), "the feature values")?;
-    target.cells.extend(source.cells);
-    for (k, v) in source.names {
-        target.names.entry(k).or_insert(v);
-    }
-    Ok(())
-}
-
-/// The feature matrix in user_id order (so results do not depend on the
-/// order DuckDB's threads delivered the rows), NULL imputed as 0.
-struct Matrix {
-    user_ids: Vec<i64>,
-    names: Vec<String>,
-    values: Vec<f64>,
-    settings: Settings,
-}
-
-fn matrix(mut rows: FeatureRows, settings: Settings) -> anyhow::Result<Matrix> {
-    let n = settings.n_features;
-    anyhow::ensure!(n > 0, "`columns` is empty; pass the feature columns to cluster, e.g. columns := ['recency', 'frequency']");
-    let mut names = Vec::with_capacity(n);
-    for i in 1..=n as u32 {
-        match rows.names.get(&i) {
-            Some(name) => names.push(name.clone()),
-            None => anyhow::bail!(
-                "feature column number {i} of `columns` is not a column of the features table; \
-                 pass names of numeric columns, e.g. columns := ['recency', 'frequency', 'monetary']"
-            ),
-        }
-    }
-    rows.cells
-        .sort_unstable_by_key(|&(user, index, _)| (user, index));
-    let mut user_ids = Vec::new();
-    let mut values = Vec::new();
-    crate::budget::reserve(&mut values, rows.cells.len(), "the feature matrix")?;
-    let mut previous: Option<(i64, u32)> = None;
-    for &(user, index, value) in &rows.cells {
-        if previous == Some((user, index)) {
-            anyhow::bail!("user_id {user} appears in more than one row; the features table needs one row per user");
-        }
-        if previous.map(|p| p.0) != Some(user) {
-            user_ids.push(user);
-            values.resize(values.len() + n, 0.0);
-        }
-        let value = value.unwrap_or(0.0);
-        if !value.is_finite() {
-            anyhow::bail!(
-                "feature {} of user_id {user} is {value}; remove NaN/infinite values first",
-                names[index as usize - 1]
-            );
-        }
-        let base = (user_ids.len() - 1) * n;
-        values[base + index as usize - 1] = value;
-        previous = Some((user, index));
-    }
-    Ok(Matrix {
-        user_ids,
-        names,
-        values,
-        settings,
-    })
-}
-
-/// The checks that depend on the data (the declared ones ran when the
-/// call was read).
-fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
-    if s.k as usize > users {
-        anyhow::bail!(
-            "parameter `k` is {} but there are only {users} users; pass k <= {users}",
-            s.k
-        );
-    }
-    if s.sample == 1 {
-        anyhow::bail!(
-            "parameter `sample` is 1; pass 0 (no silhouette) or a sample of at least 2 users"
-        );
-    }
-    Ok(())
-}
-
-/// The business name of a segment from its centroid in original units, by
-/// the original pipeline's rules (checked in this order). A rule whose
-/// feature is not among the clustered columns does not match.
-pub fn business_name(centroid: &HashMap<&str, f64>) -> &'static str {
-    let get = |name: &str| centroid.get(name).copied();
-    let gt = |name: &str, x: f64| get(name).is_some_and(|v| v > x);
-    let lt = |name: &str, x: f64| get(name).is_some_and(|v| v < x);
-    if gt("monetary", 500.0) && gt("frequency", 10.0) && lt("recency", 30.0) {
-        "VIP_Customers"
-    } else if gt("frequency", 5.0) && lt("recency", 60.0) {
-        "Loyal_Customers"
-    } else if lt("recency", 30.0) && gt("conversion_rate", 0.1) {
-        "Active_Buyers"
-    } else if gt("recency", 60.0) && lt("frequency", 3.0) {
-        "Dormant_Users"
-    } else {
-        "Casual_Browsers"
-    }
-}
-
-/// Names for all segments; segments that share a rule's name are numbered
-/// (`Casual_Browsers_1`, `Casual_Browsers_2`, in segment_id order) so they
-/// stay visibly distinct instead of being merged.
-pub fn segment_names(centroids: &[HashMap<&str, f64>]) -> Vec<String> {
-    let base: Vec<&str> = centroids.iter().map(business_name).collect();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    base.iter()
-        .map(|&name| {
-            let total = base.iter().filter(|&&n| n == name).count();
-            if total == 1 {
-                name.to_string()
-            } else {
-                let i = seen.entry(name).or_insert(0);
-                *i += 1;
-                format!("{name}_{i}")
-            }
-        })
-        .collect()
-}
-
-/// The best (lowest inertia) of `n_init` k-means runs, each seeded from
-/// its own stream of `params.seed`; run 0 uses the seed itself.
-fn best_of(
-    values: &[f64],
-    n_cols: usize,
-    params: &KMeansParams,
-    n_init: i64,
-) -> anyhow::Result<kmeans::KMeansModel> {
-    let mut best: Option<kmeans::KMeansModel> = None;
-    for run in 0..n_init.max(1) as u64 {
-        let seed = if run == 0 {
-            params.seed
-        } else {
-            crate::rng::mix64(params.seed ^ crate::rng::mix64(run))
-        };
-        let model = kmeans::kmeans(values, n_cols, &KMeansParams { seed, ..*params })?;
-        if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
-            best = Some(model);
-        }
-    }
-    Ok(best.expect("at least one run"))
-}
-
-/// Standardises the feature matrix in place (mean 0, std 1 per column) and
-/// returns the scaler, to report centroids in original units.
-fn standardize(values: &mut [f64], n_cols: usize) -> anyhow::Result<Standardizer> {
-    let scaler = Standardizer::try_fit(values, n_cols)?;
-    scaler.transform_in_place(values);
-    Ok(scaler)
-}
-
-/// The best of `n_init` fits and, unless `sample` is 0 or fewer than two
-/// segments are non-empty, its silhouette (score, users it was computed on).
-fn fit_scored(
-    values: &[f64],
-    n_cols: usize,
-    params: &KMeansParams,
-    settings: &Settings,
-) -> anyhow::Result<(kmeans::KMeansModel, Option<(f64, usize)>)> {
-    let model = best_of(values, n_cols, params, settings.n_init)?;
-    let non_empty = model.sizes.iter().filter(|&&s| s > 0).count();
-    if non_empty < 2 || settings.sample == 0 {
-        return Ok((model, None));
-    }
-    let score = match settings.metric {
-        SilhouetteMetric::SquaredEuclidean => (
-            squared_euclidean_silhouette(values, n_cols, &model.assignments, params.k)?,
-            model.assignments.len(),
-        ),
-        SilhouetteMetric::Euclidean => silhouette(
-            values,
-            n_cols,
-            &model.assignments,
-            params.k,
-            settings.sample as usize,
-            params.seed,
-        )?,
-    };
-    Ok((model, Some(score)))
-}
-
-fn with_threads<R: Send>(threads: i64, work: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
-    Ok(crate::binding::thread_pool(threads)?.install(work))
 }
 
 /// `ecoreco_kmeans`: the fitted segmentation as rows of several kinds
@@ -516,60 +283,25 @@ impl BlockSource for Fitted {
     }
 }
 
+/// The fitted segmentation as rows: the summary rows now, the per-user
+/// rows block by block.
 fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
-    let Matrix {
-        user_ids,
+    let fitted = fitting::segment(state, settings)?;
+    let Segmentation {
         names,
-        mut values,
-        settings,
-    } = matrix(state, settings)?;
-    check_settings(&settings, user_ids.len())?;
-    let n_cols = names.len();
-    let scaler = standardize(&mut values, n_cols)?;
-    let params = KMeansParams {
-        k: settings.k as usize,
-        max_iter: settings.max_iter as usize,
-        seed: settings.seed as u64,
-        ..KMeansParams::default()
-    };
-    let (model, score) = with_threads(settings.threads, || {
-        fit_scored(&values, n_cols, &params, &settings)
-    })??;
-
-    // Segment ids by size, largest first (ties: lower k-means label), so
-    // ids mean something and do not depend on seeding order.
-    let k = params.k;
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by_key(|&c| (std::cmp::Reverse(model.sizes[c]), c));
-    let mut segment_of = vec![0u32; k];
-    for (id, &c) in order.iter().enumerate() {
-        segment_of[c] = id as u32;
-    }
-    let centroids_original: Vec<Vec<f64>> = order
-        .iter()
-        .map(|&c| scaler.inverse_row(model.centroid(c)))
-        .collect();
-    let centroid_maps: Vec<HashMap<&str, f64>> = centroids_original
-        .iter()
-        .map(|c| {
-            names
-                .iter()
-                .map(|n| n.as_str())
-                .zip(c.iter().copied())
-                .collect()
-        })
-        .collect();
-    let segment_names = segment_names(&centroid_maps);
-    let mut within = vec![0.0; k];
-    for (row, &c) in model.assignments.iter().enumerate() {
-        within[segment_of[c as usize] as usize] += model.distances[row] * model.distances[row];
-    }
+        segment_names,
+        sizes,
+        within,
+        centroids,
+        scaler,
+        ..
+    } = &fitted;
     let mut out = KindRows::new()?;
-    for s in 0..k {
+    for s in 0..sizes.len() {
         out.push("segment", |r| {
             r.segment_id = Some(s as i32);
             r.segment = Some(segment_names[s].clone());
-            r.users = Some(model.sizes[order[s]] as i64);
+            r.users = Some(sizes[s] as i64);
             r.within_ss = Some(within[s]);
         })?;
         for (f, name) in names.iter().enumerate() {
@@ -577,7 +309,7 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
                 r.segment_id = Some(s as i32);
                 r.segment = Some(segment_names[s].clone());
                 r.feature = Some(name.clone());
-                r.value = Some(centroids_original[s][f]);
+                r.value = Some(centroids[s][f]);
             })?;
         }
     }
@@ -588,23 +320,20 @@ fn fit(state: FeatureRows, settings: Settings) -> anyhow::Result<Fitted> {
             r.distance = Some(scaler.std[f]);
         })?;
     }
+    let score = fitted.score;
     out.push("model", |r| {
-        r.users = Some(user_ids.len() as i64);
-        r.within_ss = Some(model.inertia);
+        r.users = Some(fitted.user_ids.len() as i64);
+        r.within_ss = Some(fitted.inertia);
         r.silhouette = score.map(|s| s.0);
-        r.silhouette_metric = score.map(|_| settings.metric.name().to_string());
+        r.silhouette_metric = score.map(|_| fitted.metric.name().to_string());
         r.sample_size = score.map(|s| s.1 as i64);
-        r.iterations = Some(model.iterations as i32);
+        r.iterations = Some(fitted.iterations as i32);
     })?;
     Ok(Fitted {
-        segment_of_user: model
-            .assignments
-            .iter()
-            .map(|&c| segment_of[c as usize])
-            .collect(),
-        distances: model.distances,
-        user_ids,
-        segment_names,
+        user_ids: fitted.user_ids,
+        segment_of_user: fitted.segment_of_user,
+        distances: fitted.distances,
+        segment_names: fitted.segment_names,
         summary: out.rows,
     })
 }
@@ -856,61 +585,4 @@ pub fn macros() -> Vec<SqlMacro> {
         )
         .checking("features_table", &features),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn centroid(pairs: &[(&'static str, f64)]) -> HashMap<&'static str, f64> {
-        pairs.iter().copied().collect()
-    }
-
-    #[test]
-    fn business_rules_in_order() {
-        let vip = centroid(&[
-            ("monetary", 800.0),
-            ("frequency", 12.0),
-            ("recency", 5.0),
-            ("conversion_rate", 0.2),
-        ]);
-        let loyal = centroid(&[("monetary", 100.0), ("frequency", 6.0), ("recency", 40.0)]);
-        let active = centroid(&[
-            ("frequency", 2.0),
-            ("recency", 10.0),
-            ("conversion_rate", 0.3),
-        ]);
-        let dormant = centroid(&[("frequency", 1.0), ("recency", 75.0)]);
-        let casual = centroid(&[
-            ("frequency", 4.0),
-            ("recency", 45.0),
-            ("conversion_rate", 0.01),
-        ]);
-        assert_eq!(business_name(&vip), "VIP_Customers");
-        assert_eq!(business_name(&loyal), "Loyal_Customers");
-        assert_eq!(business_name(&active), "Active_Buyers");
-        assert_eq!(business_name(&dormant), "Dormant_Users");
-        assert_eq!(business_name(&casual), "Casual_Browsers");
-        // A rule whose feature was not clustered does not match.
-        assert_eq!(
-            business_name(&centroid(&[("recency", 10.0)])),
-            "Casual_Browsers"
-        );
-    }
-
-    #[test]
-    fn shared_names_are_numbered_not_merged() {
-        let a = centroid(&[("frequency", 1.0), ("recency", 75.0)]);
-        let b = centroid(&[("frequency", 4.0), ("recency", 45.0)]);
-        let names = segment_names(&[b.clone(), a, b.clone(), b]);
-        assert_eq!(
-            names,
-            [
-                "Casual_Browsers_1",
-                "Dormant_Users",
-                "Casual_Browsers_2",
-                "Casual_Browsers_3"
-            ]
-        );
-    }
 }

@@ -22,7 +22,7 @@ use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlType, Value};
 use crate::budget::{self, Budget};
-use crate::model::table::{self as model_table, ModelRows};
+use crate::model::table::ModelRows;
 use crate::recommend::cache;
 use crate::recommend::serving::ServingModel;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -78,8 +78,9 @@ pub(super) fn session_params() -> Vec<Param> {
     let mut p = model_params();
     p.extend(scoring_params());
     p.extend(crate::recommend::rules::rule_params());
+    p.push(crate::recommend::items::weight_param());
     p.extend(crate::als::weight_params());
-    p.extend(budget::settings_params());
+    p.extend(crate::binding::params::settings_params());
     p
 }
 
@@ -202,9 +203,9 @@ impl ModelInput {
                     "its factors twice plus 48 bytes per row",
                 )?;
                 let rows = self.rows;
-                cache::remember(pool.install(|| {
-                    model_table::from_rows(rows, model_id).and_then(ServingModel::new)
-                })?)
+                cache::remember(
+                    pool.install(|| crate::recommend::items::serving_of_rows(rows, model_id))?,
+                )
             }
             None => {
                 cache::forget_table(table);
@@ -236,14 +237,14 @@ fn fold_in_for(model: &Arc<ServingModel>, regularization: f64, alpha: f64) -> Re
     static CACHE: OnceLock<Mutex<Entries>> = OnceLock::new();
     let key = (model.model_id, regularization.to_bits(), alpha.to_bits());
     let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, f)) = crate::binding::lock(cache).iter().find(|(k, _)| *k == key) {
+    if let Some((_, f)) = crate::threads::lock(cache).iter().find(|(k, _)| *k == key) {
         return Ok(f.clone());
     }
     let fold = Arc::new(
         FoldIn::new(model.item_factors(), model.factors, regularization, alpha)?
             .with_weighting(model.weighting.clone())?,
     );
-    let mut entries = crate::binding::lock(cache);
+    let mut entries = crate::threads::lock(cache);
     entries.retain(|(k, _)| *k != key);
     entries.push((key, fold.clone()));
     if entries.len() > 2 {
@@ -363,7 +364,7 @@ pub fn replay_params() -> Vec<Param> {
             "current_setting('enable_external_access')",
         ),
     ]);
-    p.extend(budget::settings_params());
+    p.extend(crate::binding::params::settings_params());
     p
 }
 
@@ -496,7 +497,7 @@ impl<O: Output> AggregateFunction for Replay<O> {
     fn finalize(mut state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let mut config = config(call, O::KEEP_RECOMMENDATIONS)?;
         let influx = influx_target(call)?;
-        let pool = crate::binding::thread_pool(config.threads as i64)?;
+        let pool = crate::threads::pool(config.threads as i64)?;
         let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
         config.blend = blend(call, &model)?;
@@ -595,7 +596,7 @@ impl AggregateFunction for RecommendSession {
     }
     fn finalize(mut state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let (products, codes) = state.session.ok_or_else(|| anyhow!("{}", Self::EMPTY))?;
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
         let rules = rule_rows.rules(call, &model)?;
@@ -606,6 +607,7 @@ impl AggregateFunction for RecommendSession {
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
             rules: &rules,
+            item_weight: crate::recommend::items::call_weight(call)?,
         };
         let recs = pool.install(|| scorer.list(&products, &codes, &mut Scratch::default()))?;
         let mut rows = RowSet::for_columns(&Self::columns());

@@ -37,12 +37,12 @@ pub(crate) fn with_metrics_writer(
         let mut writer = Writer::new(target, INFLUX_TIMEOUT);
         for body in receive {
             if let Err(e) = writer.post(&body) {
-                *crate::binding::lock(&failure) = Some(format!("{e:#}"));
+                *crate::threads::lock(&failure) = Some(format!("{e:#}"));
                 return;
             }
         }
     });
-    let first_failure = || crate::binding::lock(&failed).clone();
+    let first_failure = || crate::threads::lock(&failed).clone();
     let outcome = body(&mut |rows| {
         if let Some(e) = first_failure() {
             bail!("{e}");

@@ -385,7 +385,7 @@ fn on_own_threads(
     let cells: Vec<Mutex<&mut Shard>> = shards.iter_mut().map(Mutex::new).collect();
     pool.broadcast(|ctx| {
         for cell in cells.iter().skip(ctx.index()).step_by(ctx.num_threads()) {
-            work(&mut crate::binding::lock(cell));
+            work(&mut crate::threads::lock(cell));
         }
     });
 }

@@ -37,6 +37,8 @@ pub struct SessionScorer<'a> {
     pub blend: f32,
     /// The serving rules (off: the plain list).
     pub rules: &'a crate::recommend::rules::Rules,
+    /// The item-to-item weight; `None`: the model's.
+    pub item_weight: Option<f32>,
 }
 
 impl SessionScorer<'_> {
@@ -75,14 +77,35 @@ impl SessionScorer<'_> {
                 .solve(self.fold, model.item_factors(), scratch, &mut vector)?;
             Some(vector.as_slice())
         };
-        Ok(super::rules::session_list(
-            model,
+        if !self.rules.is_off() {
+            // Under rules, the ruled list alone: the item-to-item part
+            // could offer a product a rule forbids.
+            return Ok(super::rules::session_list(
+                model,
+                vector,
+                &top_categories_of(&user.categories),
+                &user.bought,
+                self.k,
+                self.blend,
+                self.rules,
+            ));
+        }
+        let base = model.recommend_vector(
             vector,
             &top_categories_of(&user.categories),
             &user.bought,
-            self.k,
+            crate::recommend::items::base_length(model, self.item_weight, self.k),
             self.blend,
-            self.rules,
+        );
+        // With the model's item-to-item signal: blended with the session's
+        // neighbours (crate::recommend::items).
+        Ok(crate::recommend::items::session_list(
+            model,
+            base,
+            products,
+            &user.bought,
+            self.item_weight,
+            self.k,
         ))
     }
 }
@@ -180,7 +203,7 @@ impl AggregateFunction for RecommendSessions {
         target.model.merge(source.model)
     }
     fn finalize(mut state: SessionsState, call: &Args) -> Result<Arc<dyn BlockSource>> {
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
         let rules = rule_rows.rules(call, &model)?;
@@ -191,6 +214,7 @@ impl AggregateFunction for RecommendSessions {
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
             rules: &rules,
+            item_weight: crate::recommend::items::call_weight(call)?,
         };
         let mut sessions = state.sessions;
         sessions.sort_unstable_by_key(|s| s.0);

@@ -120,7 +120,7 @@ impl TableFunction for Synth {
         cursor: &mut Self::Cursor,
         out: &mut OutputChunk,
     ) -> anyhow::Result<usize> {
-        let mut guard = crate::binding::lock(scan);
+        let mut guard = crate::threads::lock(scan);
         if let Generation::NotStarted = *guard {
             *guard = Generation::Running(Box::new(EventStream::new(self.params.clone())?));
         }

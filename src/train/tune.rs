@@ -6,8 +6,9 @@
 //! The validation split: the pairs' events before the cut (by default 80 %
 //! of the training data's time span) are the validation training data; the
 //! products a user carted or bought at or after the cut are the targets (for
-//! an interactions table without event types: every pair at or after the
-//! cut). Users evaluated are those with training pairs and at least one
+//! an interactions table without event types, and for a log without any
+//! cart or purchase, such as a views-only clickstream: every product a user
+//! touched at or after the cut, the next viewed products). Users evaluated are those with training pairs and at least one
 //! target, at most [`MAX_VALIDATION_USERS`] of them (a seeded hash picks
 //! which), scored by NDCG@10 exactly as `evaluate_recommendations` scores:
 //! products bought before the cut are excluded, products only seen may be
@@ -42,8 +43,9 @@ use crate::als::solver::AlsParams;
 use crate::als::validation::ValidationSplit;
 use crate::als::weighting::{self, Confidence};
 use crate::als::{train_pairs_from, Pair, Trained, WarmStart};
-use crate::budget::{Budget, Progress};
-use crate::evaluate::metrics::ranking_metrics;
+use crate::budget::Budget;
+use crate::metrics::ranking_metrics;
+use crate::progress::Progress;
 use crate::recommend::serving::ServingModel;
 use std::collections::{HashMap, HashSet};
 
@@ -152,9 +154,20 @@ pub fn greedy_search<F>(
     plain: Candidate,
     searched: Searched,
     span: f64,
-    mut fit: impl FnMut(&Candidate, Option<&F>) -> anyhow::Result<F>,
+    fit: impl FnMut(&Candidate, Option<&F>) -> anyhow::Result<F>,
     score: impl Fn(&F, f32) -> f64,
 ) -> anyhow::Result<Choice> {
+    Ok(greedy_search_fit(plain, searched, span, fit, score)?.0)
+}
+
+/// [`greedy_search`], and the fit of its chosen candidate.
+pub fn greedy_search_fit<F>(
+    plain: Candidate,
+    searched: Searched,
+    span: f64,
+    mut fit: impl FnMut(&Candidate, Option<&F>) -> anyhow::Result<F>,
+    score: impl Fn(&F, f32) -> f64,
+) -> anyhow::Result<(Choice, F)> {
     let mut trials = Vec::new();
     let mut best_fit = fit(&plain, None)?;
     let plain_ndcg = score(&best_fit, 0.0);
@@ -234,19 +247,22 @@ pub fn greedy_search<F>(
             (blend, best_ndcg) = (b, ndcg);
         }
     }
-    Ok(Choice {
-        candidate: best,
-        blend,
-        ndcg: best_ndcg,
-        plain_ndcg,
-        fits,
-        trials,
-    })
+    Ok((
+        Choice {
+            candidate: best,
+            blend,
+            ndcg: best_ndcg,
+            plain_ndcg,
+            fits,
+            trials,
+        },
+        best_fit,
+    ))
 }
 
 /// A fit on the validation data with the model's users evaluated.
 pub(crate) struct ValidationFit {
-    model: ServingModel,
+    pub(crate) model: ServingModel,
     users: Vec<u32>,
     held_out: Vec<Vec<u32>>,
 }
@@ -426,6 +442,19 @@ pub(crate) fn choose(
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Option<Outcome>> {
+    Ok(choose_fit(split, base, plain, searched, budget, progress)?.map(|o| o.0))
+}
+
+/// [`choose`], and the validation fit of its chosen candidate (what the
+/// item-to-item choice folds sessions into: [`super::items`]).
+pub(crate) fn choose_fit(
+    split: &ValidationSplit,
+    base: &AlsParams,
+    plain: Candidate,
+    searched: Searched,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Option<(Outcome, ValidationFit)>> {
     let users = split.evaluated_users(MAX_VALIDATION_USERS, base.seed);
     if users.is_empty() {
         progress.say("no user has both validation training data and targets: training with the fixed parameters");
@@ -443,7 +472,7 @@ pub(crate) fn choose(
         split.train.len()
     ));
     let split = &sample;
-    let choice = greedy_search(
+    let (choice, best_fit) = greedy_search_fit(
         plain,
         searched,
         split.span,
@@ -489,10 +518,13 @@ pub(crate) fn choose(
         choice.ndcg,
         choice.plain_ndcg
     ));
-    Ok(Some(Outcome {
-        choice,
-        users: users.len(),
-    }))
+    Ok(Some((
+        Outcome {
+            choice,
+            users: users.len(),
+        },
+        best_fit,
+    )))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 
 use crate::model::confidence::{bm25_entry, bm25_idf, log_entry, rescaled, Confidence};
 use crate::model::csr::Csr;
-use crate::model::{FactorModel, ProductAttributes};
+use crate::model::{FactorModel, ModelParts, ProductAttributes};
 use crate::stream::foldin::{cholesky, cholesky_solve, FoldIn, Scratch, UserFold};
 use crate::stream::state::{Kind, Weights};
 use anyhow::{bail, ensure, Result};
@@ -315,12 +315,7 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
     if let Some(s) = &mut weighting.bm25 {
         *s = crate::model::confidence::Bm25::new(s.k1, s.b, s.mean_length, s.users, product_users);
     }
-    let model_id = crate::model::model_id(
-        &[&user_factors, &item_factors, &[old.blend]],
-        &[&user_ids, &product_ids],
-    );
-    let model = FactorModel {
-        model_id: attributes.hash_into(model_id),
+    let model = FactorModel::new(ModelParts {
         factors: f,
         user_ids,
         product_ids,
@@ -333,8 +328,7 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
         blend: old.blend,
         weighting,
         attributes,
-    };
-    model.validate()?;
+    })?;
     Ok(Updated {
         model,
         users_resolved: solved.len() - users_added,
@@ -351,8 +345,7 @@ mod tests {
 
     /// Users 5 and 9, products 100 (y = (1, 0)) and 200 (y = (0, 1)).
     fn model() -> FactorModel {
-        FactorModel {
-            model_id: 1,
+        FactorModel::new(ModelParts {
             factors: 2,
             user_ids: vec![5, 9],
             product_ids: vec![100, 200],
@@ -365,7 +358,8 @@ mod tests {
             blend: 0.0,
             weighting: Weighting::raw(),
             attributes: ProductAttributes::unknown(2),
-        }
+        })
+        .unwrap()
     }
 
     fn event(user: i64, product: i64, kind: Kind, time: f64) -> UpdateEvent {

@@ -24,6 +24,8 @@ pub struct UpdateState {
     rows: ModelRows,
     params: Vec<(String, f64)>,
     loss: Vec<(i64, f64)>,
+    /// The item-to-item neighbours, copied as they are.
+    neighbours: Vec<crate::model::neighbours::NeighbourRow>,
 }
 
 /// The param rows an update writes afresh (the rest are copied).
@@ -62,11 +64,11 @@ impl AggregateFunction for AlsUpdate {
         let mut p =
             vec![Param::supplied("since_s", SqlType::Double, "epoch(since::TIMESTAMP)").nullable()];
         p.extend(crate::als::weight_params());
-        p.extend(budget::settings_params());
+        p.extend(crate::binding::params::settings_params());
         p
     }
     fn columns() -> Vec<Column> {
-        model_table::columns()
+        crate::binding::model_table::columns()
     }
     fn update(
         state: &mut UpdateState,
@@ -85,6 +87,20 @@ impl AggregateFunction for AlsUpdate {
                     input.str(m + 3, row),
                     input.f64(m + 4, row),
                 );
+                if side == crate::model::neighbours::SIDE {
+                    if let (Some(product), Some(neighbour), Some(score)) =
+                        (id, input.i64(m + 2, row), value)
+                    {
+                        state
+                            .neighbours
+                            .push(crate::model::neighbours::NeighbourRow {
+                                product,
+                                neighbour,
+                                score: score as f32,
+                                sequence: name == Some("sequence"),
+                            });
+                    }
+                }
                 match (side, name, value) {
                     ("param", Some(name), Some(value)) => {
                         state.params.push((name.to_string(), value))
@@ -129,6 +145,7 @@ impl AggregateFunction for AlsUpdate {
         target.rows.extend(source.rows)?;
         target.params.extend(source.params);
         target.loss.extend(source.loss);
+        target.neighbours.extend(source.neighbours);
         Ok(())
     }
     fn finalize(state: UpdateState, call: &Args) -> Result<Arc<dyn BlockSource>> {
@@ -159,7 +176,7 @@ impl AggregateFunction for AlsUpdate {
             (state.rows.floats() * 4 * 3 + state.rows.rows() * 48) as u64,
             "the old model's factors three times (read, fold-in, new model) plus 48 bytes per row",
         )?;
-        let pool = crate::binding::thread_pool(call.int("threads")?)?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
         let params = UpdateParams {
             regularization,
             alpha,
@@ -198,7 +215,12 @@ impl AggregateFunction for AlsUpdate {
         let mut loss = state.loss;
         loss.sort_by_key(|l| l.0);
         let loss: Vec<f64> = loss.into_iter().map(|l| l.1).collect();
-        Ok(Arc::new(ModelTable::new(updated.model, out, loss)))
+        let mut neighbours = state.neighbours;
+        // In the order the trainer writes them: by product, then neighbour.
+        neighbours.sort_by_key(|n| (n.product, !n.sequence, n.neighbour));
+        Ok(Arc::new(
+            ModelTable::new(updated.model, out, loss).with_neighbours(neighbours),
+        ))
     }
 }
 

@@ -21,8 +21,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXT = os.environ.get("ECORECO_EXTENSION", os.path.join(ROOT, "build", "release", "ecoreco.duckdb_extension"))
 
+# The generated events behind every source table: the valgrind run, 50
+# times slower, uses fewer (FORMS_EVENTS).
+EVENTS = int(os.environ.get("FORMS_EVENTS", "3000"))
 SETUP = [
-    "CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := 3000, seed := 5)",
+    f"CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := {EVENTS}, seed := 5)",
     "CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)",
     "CREATE TEMP TABLE rfm AS FROM ecoreco.rfm_features(events)",
     "CREATE TEMP TABLE inter AS FROM ecoreco.interactions(events)",
@@ -44,13 +47,16 @@ LIMITS = "2, '2GB'"
 # The product attributes (brand, its time, price, its time) als_train's macro
 # passes after the pairs; none here.
 ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
+# The session steps (session key, order) als_train's macro feeds with the
+# search on, on rows of their own; none here.
+SESSION_STEPS = "NULL::BIGINT, NULL::DOUBLE"
 # The serving rules (max_per_category, max_per_brand, min_price, max_price,
 # diversity) recommend_all passes; none here.
 RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 
 # aggregate -> (source table, group key column, arguments as the macros pass them)
 AGGREGATES = {
-    "ecoreco_als_train": ("als_src", "user_id", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {TRAINING}, {LIMITS}, 'false'"),
+    "ecoreco_als_train": ("als_src", "user_id", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {SESSION_STEPS}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": ("eval_src", "user_id",
                          f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
     "ecoreco_kmeans": ("kfeat", "user_id", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),

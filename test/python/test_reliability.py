@@ -62,13 +62,16 @@ LIMITS = "2, '2GB'"
 # The product attributes (brand, its time, price, its time) als_train's macro
 # passes after the pairs; none here.
 ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
+# The session steps (session key, order) als_train's macro feeds with the
+# search on, on rows of their own; none here.
+SESSION_STEPS = "NULL::BIGINT, NULL::DOUBLE"
 # The serving rules (max_per_category, max_per_brand, min_price, max_price,
 # diversity) recommend_all passes; none here.
 RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 
 # Each aggregate called directly, with valid arguments, as the macros call it.
 AGGREGATES = {
-    "ecoreco_als_train": (PAIRS_SETUP, "als_src", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {TRAINING}, {LIMITS}, 'false'"),
+    "ecoreco_als_train": (PAIRS_SETUP, "als_src", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {SESSION_STEPS}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": (PAIRS_SETUP, "eval_src",
                          f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
     "ecoreco_kmeans": (KFEAT, "kfeat", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
@@ -125,7 +128,7 @@ def test_aggregate_called_as_window_or_ordered(name, shape):
 
 def test_issue_reproducer_ordered_als_train_in_its_macro_shape():
     query = ("SELECT count(*) FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false) "
-             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + ATTRIBUTES + ", " + TRAINING + ", " + LIMITS
+             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + ATTRIBUTES + ", " + SESSION_STEPS + ", " + TRAINING + ", " + LIMITS
              + ", 'false' ORDER BY user_id DESC)).blocks FROM als_src)")
     assert_result_or_clear_error(run(PAIRS_SETUP, query), query)
 

@@ -2,7 +2,7 @@
 
 use super::factors::{pad_rows, padded_stride, stored_rows};
 use super::gram::{gram, gram_matvec};
-use super::trainer::AlsModel;
+use super::types::AlsModel;
 use crate::isa::vector::{Portable, VectorOps};
 use crate::isa::{dispatch, Isa};
 use crate::model::csr::Csr;

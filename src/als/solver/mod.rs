@@ -48,6 +48,8 @@ mod loss;
 #[cfg(test)]
 mod reference;
 mod trainer;
+mod types;
 
 pub use loss::loss;
-pub use trainer::{train, train_with_callback, AlsModel, AlsParams, AlsTrainer};
+pub use trainer::{train, train_with_callback, AlsTrainer};
+pub use types::{AlsModel, AlsParams};

@@ -1,7 +1,7 @@
 //! Test-only references: the dense exact solution of a row's normal
 //! equations (what CG converges to) and helpers shared by the solver's tests.
 
-use super::AlsParams;
+use super::types::AlsParams;
 use crate::rng::Rng;
 use anyhow::{bail, ensure, Result};
 

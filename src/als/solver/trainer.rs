@@ -5,52 +5,10 @@ use super::cg::{solve_rows, RowProblem};
 use super::factors::{init_factors, padded_stride, unpad_rows, FactorRows};
 use super::gram::gram;
 use super::loss::{loss_padded, normalised_loss};
+use super::types::{AlsModel, AlsParams};
 use crate::isa::Isa;
 use crate::model::csr::Csr;
 use anyhow::{bail, ensure, Result};
-
-/// Hyper-parameters of [`train`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlsParams {
-    /// Latent dimension `f`.
-    pub factors: usize,
-    /// Number of full iterations (a user half followed by an item half).
-    pub iterations: usize,
-    /// L2 penalty `λ` added to the diagonal of every row's normal equations.
-    pub regularization: f32,
-    /// Confidence slope: `c = 1 + alpha · r`.
-    pub alpha: f32,
-    /// Conjugate-gradient iterations per row and half-iteration.
-    pub cg_steps: usize,
-    /// Seed of the initial factors.
-    pub seed: u64,
-}
-
-impl Default for AlsParams {
-    fn default() -> Self {
-        AlsParams {
-            factors: 50,
-            iterations: 15,
-            regularization: 0.1,
-            alpha: 1.0,
-            cg_steps: 3,
-            seed: 42,
-        }
-    }
-}
-
-/// A trained model. Factor matrices are row-major, one row of `factors`
-/// floats per user (item), unpadded.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlsModel {
-    pub factors: usize,
-    /// `n_users × factors`.
-    pub user_factors: Vec<f32>,
-    /// `n_items × factors`.
-    pub item_factors: Vec<f32>,
-    /// [`loss`](super::loss) after each iteration, in iteration order.
-    pub loss_per_iteration: Vec<f64>,
-}
 
 /// Trains a model on `user_items` (rows = users, columns = items, values =
 /// raw non-negative interaction weights `r`, *not* confidences).
@@ -325,7 +283,7 @@ fn validate_matrix(user_items: &Csr) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::loss;
-    use super::super::reference::small_params;
+    use super::super::reference::{small_params, solve_exact};
     use super::*;
     use crate::bench_support::synthetic_user_items;
     use crate::rng::Rng;
@@ -680,5 +638,41 @@ mod tests {
                 "user {u}: own block {own}, other block {other}"
             );
         }
+    }
+
+    #[test]
+    fn three_cg_steps_from_a_warm_start_get_close() {
+        // After training converges, one more half-iteration with 3 steps
+        // should already be near the exact per-user solution.
+        let m = synthetic_user_items(60, 30, 6, 5);
+        let params = AlsParams {
+            factors: 8,
+            iterations: 15,
+            ..small_params(8)
+        };
+        let model = train(&m, &params).unwrap();
+        let mut worst = 0f32;
+        for u in 0..m.n_rows {
+            let (cols, vals) = m.row(u);
+            let exact = solve_exact(
+                &model.item_factors,
+                8,
+                cols,
+                vals,
+                params.regularization,
+                params.alpha,
+            )
+            .unwrap();
+            let norm = exact.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-3);
+            let diff = (0..8)
+                .map(|k| (exact[k] - model.user_factors[u * 8 + k]).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            worst = worst.max(diff / norm);
+        }
+        assert!(
+            worst < 0.05,
+            "worst relative distance to exact solution {worst}"
+        );
     }
 }

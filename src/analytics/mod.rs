@@ -27,13 +27,15 @@
 //!   table; messages read "ecoreco.<function>: parameter \`<name>\` is
 //!   <value>, pass <what is accepted>".
 
+pub mod features;
+
 use crate::binding::SqlMacro;
 use crate::tables;
 
 /// The macro bodies, one file each.
 macro_rules! analytics_sql {
     ($file:literal) => {
-        include_str!(concat!("../sql/macros/analytics/", $file))
+        include_str!(concat!("../../sql/macros/analytics/", $file))
     };
 }
 pub(crate) use analytics_sql;
@@ -140,10 +142,7 @@ mod tests {
 
     #[test]
     fn every_macro_reads_its_table_argument_only_through_query_table() {
-        let all: Vec<SqlMacro> = macros()
-            .into_iter()
-            .chain(crate::features::macros())
-            .collect();
+        let all: Vec<SqlMacro> = macros().into_iter().chain(features::macros()).collect();
         let mut names: Vec<&str> = all.iter().map(|m| m.name).collect();
         names.sort();
         names.dedup();
@@ -158,7 +157,7 @@ mod tests {
     #[test]
     fn error_messages_name_their_own_function_and_say_what_to_pass() {
         let mut messages = 0;
-        for m in macros().into_iter().chain(crate::features::macros()) {
+        for m in macros().into_iter().chain(features::macros()) {
             for (at, _) in m.body.match_indices("error('") {
                 let message = &m.body[at + "error('".len()..];
                 // The check of the table's columns (binding::sql::checked_table).

@@ -1,4 +1,5 @@
-//! Stage 3: user (RFM + behaviour) and product features, as SQL macros.
+//! Stage 3: user (RFM + behaviour) and product features, as SQL macros,
+//! beside the analytics they share their SQL with.
 //!
 //! Same conventions as [`crate::analytics`] (documented in README.md, section
 //! "Analytics"), bodies in `sql/macros/analytics/` beside its own: the events

@@ -1,0 +1,151 @@
+//! The model table as DuckDB result rows: its declared columns and the
+//! block source that writes any range of a [`ModelTable`]'s rows. The model
+//! layer knows the rows as plain values ([`ModelTable::row_at`]); this is
+//! the one place that turns them into result columns.
+
+use super::blocks::BlockSource;
+use super::rows::RowSet;
+use super::{Column, SqlType};
+use crate::model::table::{ModelTable, COLUMNS};
+
+/// The model table's columns with their SQL types.
+pub fn columns() -> Vec<Column> {
+    let types = [
+        SqlType::BigInt,
+        SqlType::BigInt,
+        SqlType::Varchar,
+        SqlType::BigInt,
+        SqlType::BigInt,
+        SqlType::Varchar,
+        SqlType::Double,
+        SqlType::List(Box::new(SqlType::Float)),
+    ];
+    COLUMNS
+        .iter()
+        .zip(types)
+        .map(|(name, ty)| Column::new(name, ty))
+        .collect()
+}
+
+/// Model rows per block: a user or product row carries its factors, so a
+/// block is at most this many factor lists.
+const ROWS_PER_BLOCK: usize = 128;
+
+/// Rows `range` (by seq) of `table`, written against [`columns`].
+pub fn write(table: &ModelTable, range: std::ops::Range<usize>) -> anyhow::Result<RowSet> {
+    let mut out = RowSet::for_columns(&columns());
+    let (seq, model_id, side, id) = (
+        out.col("seq")?,
+        out.col("model_id")?,
+        out.col("side")?,
+        out.col("id")?,
+    );
+    let (item, name, value, factors) = (
+        out.col("item")?,
+        out.col("name")?,
+        out.col("value")?,
+        out.col("factors")?,
+    );
+    let model = table.model().model_id;
+    for s in range {
+        let row = table.row_at(s);
+        out.put(seq, Some(s as i64));
+        out.put(model_id, Some(model));
+        out.put_str(side, Some(row.side));
+        out.put(id, row.id);
+        out.put(item, row.item);
+        out.put_str(name, row.name);
+        out.put(value, row.value);
+        out.put(factors, row.factors.map(<[f32]>::to_vec));
+    }
+    Ok(out)
+}
+
+impl BlockSource for ModelTable {
+    fn retained_bytes(&self) -> usize {
+        ModelTable::retained_bytes(self)
+    }
+    fn blocks(&self) -> usize {
+        self.rows().div_ceil(ROWS_PER_BLOCK)
+    }
+    fn block(&self, index: usize) -> anyhow::Result<RowSet> {
+        let start = index * ROWS_PER_BLOCK;
+        write(self, start..(start + ROWS_PER_BLOCK).min(self.rows()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binding::rows::Values;
+    use crate::model::confidence::Weighting;
+    use crate::model::csr::Csr;
+    use crate::model::{FactorModel, ModelParts};
+
+    fn table() -> ModelTable {
+        let parts = ModelParts {
+            factors: 2,
+            user_ids: vec![5, 9],
+            product_ids: vec![100, 200, 300],
+            user_factors: vec![0.1, 0.2, 0.3, 0.4],
+            item_factors: vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5],
+            product_category: vec![7, 7, 8],
+            popularity: vec![3.0, 0.5, 1.0],
+            purchased: Csr::from_triplets(2, 3, &[1], &[2], &[1.0]).unwrap(),
+            interest: vec![vec![(7, 1.0)], vec![(8, 0.6), (7, 0.4)]],
+            blend: 0.3,
+            attributes: crate::model::ProductAttributes {
+                brand: vec![Some("acme".into()), None, Some("zeta".into())],
+                price: vec![f64::NAN, 2.5, 10.0],
+            },
+            weighting: Weighting::raw(),
+        };
+        let model = FactorModel::from_table(parts, 12345).unwrap();
+        ModelTable::new(model, vec![("factors".into(), 2.0)], vec![0.5, 0.25])
+    }
+
+    /// Every column of written rows, one string per row.
+    fn printed(rows: &RowSet) -> Vec<String> {
+        (0..rows.rows())
+            .map(|i| {
+                rows.columns
+                    .iter()
+                    .map(|(_, values)| match values {
+                        Values::BigInt(v) => format!("{:?}", v[i]),
+                        Values::Text(v) => format!("{:?}", v[i]),
+                        Values::Double(v) => format!("{:?}", v[i]),
+                        Values::FloatList(v) => format!("{:?}", v[i]),
+                        _ => panic!("a model column of another type"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blocks_write_the_rows_of_the_model_layer_in_order() {
+        let table = table();
+        assert_eq!(table.rows(), 16);
+        let whole = write(&table, 0..16).unwrap();
+        let names: Vec<&str> = whole.columns.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, COLUMNS);
+        let mut pieces = Vec::new();
+        for start in (0..16).step_by(5) {
+            pieces.extend(printed(&write(&table, start..(start + 5).min(16)).unwrap()));
+        }
+        assert_eq!(pieces, printed(&whole));
+        // Row 4 is the first loss row; row 5 the first user, with its factors.
+        let rows = printed(&whole);
+        assert_eq!(
+            rows[4],
+            "Some(4)|Some(12345)|Some(\"loss\")|Some(2)|None|None|Some(0.25)|None"
+        );
+        assert_eq!(
+            rows[5],
+            "Some(5)|Some(12345)|Some(\"user\")|Some(5)|None|None|None|Some([0.1, 0.2])"
+        );
+        assert_eq!(table.blocks(), 1);
+        assert_eq!(printed(&table.block(0).unwrap()), rows);
+    }
+}
