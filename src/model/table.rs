@@ -611,32 +611,35 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
     )
 }
 
+/// The small model the tests of the model table and of its binding share:
+/// 2 users, 3 products (one without a price, one without a brand), 2 factors.
+#[cfg(test)]
+pub(crate) fn model_parts() -> ModelParts {
+    ModelParts {
+        factors: 2,
+        user_ids: vec![5, 9],
+        product_ids: vec![100, 200, 300],
+        user_factors: vec![0.1, 0.2, 0.3, 0.4],
+        item_factors: vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5],
+        product_category: vec![7, 7, 8],
+        popularity: vec![3.0, 0.5, 1.0],
+        purchased: Csr::from_triplets(2, 3, &[1], &[2], &[1.0]).unwrap(),
+        interest: vec![vec![(7, 1.0)], vec![(8, 0.6), (7, 0.4)]],
+        blend: 0.3,
+        attributes: crate::model::ProductAttributes {
+            brand: vec![Some("acme".into()), None, Some("zeta".into())],
+            price: vec![f64::NAN, 2.5, 10.0],
+        },
+        weighting: Weighting::raw(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn model() -> FactorModel {
         FactorModel::from_table(model_parts(), 12345).unwrap()
-    }
-
-    fn model_parts() -> ModelParts {
-        ModelParts {
-            factors: 2,
-            user_ids: vec![5, 9],
-            product_ids: vec![100, 200, 300],
-            user_factors: vec![0.1, 0.2, 0.3, 0.4],
-            item_factors: vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5],
-            product_category: vec![7, 7, 8],
-            popularity: vec![3.0, 0.5, 1.0],
-            purchased: Csr::from_triplets(2, 3, &[1], &[2], &[1.0]).unwrap(),
-            interest: vec![vec![(7, 1.0)], vec![(8, 0.6), (7, 0.4)]],
-            blend: 0.3,
-            attributes: crate::model::ProductAttributes {
-                brand: vec![Some("acme".into()), None, Some("zeta".into())],
-                price: vec![f64::NAN, 2.5, 10.0],
-            },
-            weighting: Weighting::raw(),
-        }
     }
 
     /// Rows `range` as ModelRows, in reverse (any order must do).
@@ -722,14 +725,20 @@ mod tests {
     #[test]
     fn the_weighting_round_trips_through_rows() {
         use crate::model::confidence::{Bm25, Confidence};
-        let mut m = model();
-        m.weighting = Weighting {
-            confidence: Confidence::Bm25,
-            scale: 1.25,
-            half_life: 2.0 * 86_400.0,
-            reference: Some(1_570_000_000.5),
-            bm25: Some(Bm25::new(100.0, 0.8, 4.5, 2.0, vec![2, 1, 1])),
-        };
+        let m = FactorModel::from_table(
+            ModelParts {
+                weighting: Weighting {
+                    confidence: Confidence::Bm25,
+                    scale: 1.25,
+                    half_life: 2.0 * 86_400.0,
+                    reference: Some(1_570_000_000.5),
+                    bm25: Some(Bm25::new(100.0, 0.8, 4.5, 2.0, vec![2, 1, 1])),
+                },
+                ..model_parts()
+            },
+            12345,
+        )
+        .unwrap();
         let params: Vec<(String, f64)> = m
             .weighting
             .param_rows()

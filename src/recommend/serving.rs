@@ -20,7 +20,7 @@
 mod ruled;
 
 use crate::model::csr::Csr;
-use crate::model::FactorModel;
+use crate::model::{FactorModel, ModelParts};
 use crate::recommend::topk::{recommend_batch, PackedItems};
 use crate::rng::FastMap;
 use rayon::prelude::*;
@@ -100,22 +100,23 @@ const USERS_PER_SCAN: usize = 64;
 impl ServingModel {
     /// Indexes a model for serving (its sizes were checked when it was made).
     pub fn new(model: FactorModel) -> anyhow::Result<Self> {
-        let FactorModel {
+        let (
             model_id,
-            factors,
-            user_ids,
-            product_ids,
-            user_factors,
-            item_factors,
-            product_category,
-            popularity,
-            purchased,
-            interest,
-            blend,
-            attributes,
-            weighting,
-            ..
-        } = model;
+            ModelParts {
+                factors,
+                user_ids,
+                product_ids,
+                user_factors,
+                item_factors,
+                product_category,
+                popularity,
+                purchased,
+                interest,
+                blend,
+                attributes,
+                weighting,
+            },
+        ) = model.into_parts();
         let n_items = product_ids.len();
         // Brands as small indices: the caps count them for every list.
         let mut brands: std::collections::HashMap<String, u32> = Default::default();
@@ -769,7 +770,7 @@ mod tests {
         interest: Vec<Vec<(i64, f32)>>,
     ) -> anyhow::Result<ServingModel> {
         let n = product_ids.len();
-        let parts = crate::model::ModelParts {
+        let parts = ModelParts {
             factors,
             user_ids,
             product_ids,

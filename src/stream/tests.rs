@@ -589,10 +589,11 @@ fn collaborative_top_from_product_rows_equals_the_scan_bit_for_bit() {
     // The trained factors, and scaled so far that the stored scores' scale
     // σ is large (tiny factors, products of subnormal size) or below one.
     for (scale, trials) in [(1.0f32, 200), (1e-9, 60), (3e6, 60)] {
-        let mut factors = trained.clone();
+        let (id, mut factors) = trained.clone().into_parts();
         factors.item_factors.iter_mut().for_each(|v| *v *= scale);
         factors.user_factors.iter_mut().for_each(|v| *v *= scale);
-        let model = ServingModel::new(factors).unwrap();
+        let model =
+            ServingModel::new(crate::model::FactorModel::from_table(factors, id).unwrap()).unwrap();
         // Regularization scaled with the Gram matrix keeps the fold-in's
         // vectors of the same shape.
         let reg = params.regularization as f64 * (scale as f64).powi(2);
