@@ -107,6 +107,16 @@ pub fn events(names: &[&str]) -> Expect {
     Expect::of(EVENTS, names, PASS_EVENTS)
 }
 
+/// The events table of the nine raw REES46 columns (as cleaned) and `more`.
+pub fn raw_events_and(more: &[&str]) -> Expect {
+    let names: Vec<&str> = RAW
+        .iter()
+        .map(|c| c.0)
+        .chain(more.iter().copied())
+        .collect();
+    events(&names)
+}
+
 /// A users table: the columns `names` of `rfm_features`.
 pub fn users(names: &[&str]) -> Expect {
     Expect::of(USERS, names, PASS_USERS)

@@ -154,22 +154,7 @@ pub fn macros() -> Vec<SqlMacro> {
         ],
         REPORT,
     )
-    .checking(
-        "events",
-        &tables::events(&[
-            "event_time",
-            "event_type",
-            "product_id",
-            "category_id",
-            "category_code",
-            "brand",
-            "price",
-            "user_id",
-            "user_session",
-            "hour",
-            "date",
-        ]),
-    )]
+    .checking("events", &tables::raw_events_and(&["hour", "date"]))]
 }
 
 #[cfg(test)]
