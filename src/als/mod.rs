@@ -20,7 +20,7 @@ pub mod validation;
 pub mod weighting;
 
 pub(crate) use pairs::{
-    attribute_inputs, pair_inputs, plain_pair_inputs, read_pairs, read_plain_pairs, Pair,
+    attribute_inputs, pair_inputs, plain_pair_inputs, read_pairs, read_plain_pairs,
     ATTRIBUTE_INPUTS, PAIR_INPUTS,
 };
 pub use pairs::{LatestAttributes, TrainingData};
@@ -34,6 +34,17 @@ use crate::rng::FastMap;
 use crate::tables;
 use rayon::prelude::*;
 use solver::AlsParams;
+
+/// One (user, product) pair as the macro aggregated it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pair {
+    pub user: i64,
+    pub product: i64,
+    pub weight: f32,
+    pub purchases: u32,
+    pub interactions: u32,
+    pub category: i64,
+}
 
 /// The training parameters, declared once for every function that trains
 /// (`als_train`, `evaluate_recommendations`): type, default and limits.

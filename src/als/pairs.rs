@@ -2,22 +2,11 @@
 //! training aggregate takes, the pairs with their last times and the
 //! validation split inside them, and the products' latest brand and price.
 
-use super::validation;
+use super::{validation, Pair};
 use crate::binding::rows::InputChunk;
 use crate::binding::{Column, SqlType};
 use crate::budget::{self, Budget};
 use crate::rng::FastMap;
-
-/// One (user, product) pair as the macro aggregated it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Pair {
-    pub user: i64,
-    pub product: i64,
-    pub weight: f32,
-    pub purchases: u32,
-    pub interactions: u32,
-    pub category: i64,
-}
 
 /// The per-row inputs of a training aggregate: the pair over all the
 /// training data, its last time, and the same pair over the validation
