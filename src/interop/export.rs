@@ -61,10 +61,11 @@ pub fn uid(model_id: i64) -> String {
 /// exist yet (Spark's `save` refuses an existing path too). Returns the
 /// path written.
 pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathBuf> {
-    anyhow::ensure!(
-        !path.is_empty(),
-        "parameter `path` is empty; pass the folder to create, e.g. 'models/als'"
-    );
+    if path.is_empty() {
+        return Err(crate::error::param(
+            "parameter `path` is empty; pass the folder to create, e.g. 'models/als'",
+        ));
+    }
     anyhow::ensure!(
         !path.contains("://"),
         "path '{path}' is not a local path; export to a local folder and copy it (e.g. to HDFS or S3) from there"

@@ -35,7 +35,9 @@ pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune
     let params = als_params(call)?;
     let confidence = match call.opt_text("confidence")? {
         Some(text) => weighting::Confidence::parse(text).ok_or_else(|| {
-            anyhow::anyhow!("parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'")
+            crate::error::param(format!(
+                "parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'"
+            ))
         })?,
         None => weighting::Confidence::Raw,
     };
