@@ -8,9 +8,10 @@ builds build/valgrind/ecoreco.duckdb_extension from the unstripped library),
 so frames are named; build it with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 for file:line as well.
 
-Python under valgrind runs about 50 times slower, so the matrix is cut to
-the forms and aggregates in FORMS / AGGREGATES below (FORMS_SUBSET and
-AGGREGATES_SUBSET override them).
+Python under valgrind runs about 50 times slower: `make test-valgrind` cuts
+the matrix's source tables to a few hundred generated events (FORMS_EVENTS);
+FORMS_SUBSET and AGGREGATES_SUBSET (comma-separated) cut the matrix itself,
+which by default is every aggregate in every form plus the macro forms.
 
 usage: valgrind.py EXTENSION [--log FILE]
 exit status 1 if any invalid read or write passes through ecoreco, or the
@@ -27,7 +28,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FORMS = "plain,group_by,filter,distinct,order_by,over,over_partition,over_frame,lateral,failing"
-AGGREGATES = "ecoreco_kmeans,ecoreco_serve"
+# Empty: every aggregate of the matrix.
+AGGREGATES = ""
 
 
 def errors(log):
@@ -52,7 +54,7 @@ def main():
     parser.add_argument("--log")
     opts = parser.parse_args()
     extension = os.path.abspath(opts.extension)
-    log = opts.log or tempfile.mktemp(prefix="ecoreco-valgrind-", suffix=".log")
+    log = os.path.abspath(opts.log) if opts.log else tempfile.mktemp(prefix="ecoreco-valgrind-", suffix=".log")
     env = dict(os.environ, PYTHONMALLOC="malloc", ECORECO_EXTENSION=extension,
                FORMS_SUBSET=os.environ.get("FORMS_SUBSET", FORMS),
                AGGREGATES_SUBSET=os.environ.get("AGGREGATES_SUBSET", AGGREGATES))

@@ -69,11 +69,17 @@ session_sizes AS (
 -- Segments: sizes, and centroids as the members' mean features in original
 -- units (what k-means' centroid is once the standardisation is undone).
 seg AS MATERIALIZED (FROM query(ecoreco_report_sql('segments', segments, seed))),
+rfm_users AS MATERIALIZED (FROM ecoreco.rfm_features(events)),
 seg_features AS (
     SELECT s.segment_id, s.segment, f.*
-    FROM ecoreco.rfm_features(events) f JOIN seg s ON s.user_id = f.user_id
+    FROM rfm_users f JOIN seg s ON s.user_id = f.user_id
     WHERE segments IS NOT NULL
 ),
+-- RFM segments of every user, always (they need only the events): the rows
+-- of ecoreco.rfm_segment_summary over rfm_users, in its order (Champions
+-- first); the placeholder below is that macro's query, put there when the macro is
+-- made (src/report/mod.rs), so the rules are written once.
+rfm_summary AS ({rfm_summary}),
 centroid_rows AS (
     SELECT segment_id, min(segment) AS segment, count(*)::BIGINT AS users,
            avg(recency) AS recency, avg(frequency) AS frequency, avg(monetary) AS monetary,
@@ -133,6 +139,10 @@ data AS (
                            'types': list({'label': label, 'priced': priced, 'counts': counts} ORDER BY priced DESC, label)}
                    FROM price_types),
         'session_sizes', (SELECT list({'size': size, 'sessions': n} ORDER BY size) FROM session_sizes),
+        'rfm', (SELECT list({'segment': segment, 'users': users, 'share': share, 'revenue': revenue,
+                             'revenue_share': revenue_share, 'avg_recency': avg_recency,
+                             'avg_frequency': avg_frequency, 'avg_monetary': avg_monetary})
+                FROM rfm_summary),
         'segments', CASE WHEN segments IS NOT NULL THEN (SELECT {
             'sizes': (SELECT list({'segment_id': segment_id, 'segment': segment, 'users': users} ORDER BY segment_id) FROM seg_sizes),
             'duplicate_users': (SELECT coalesce(sum(duplicate_users), 0) FROM seg_sizes),

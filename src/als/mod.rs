@@ -529,7 +529,10 @@ pub fn source_rows_sql(function: &str) -> String {
 /// (capped at `cap` for events), counts and last time, the pair's last
 /// brand and last finite price with their times, and the same over the rows before the validation
 /// cut (the last [`validation::VALIDATION_SHARE`] of the rows' time span held
-/// out), with whether the pair is a validation target. Without the search
+/// out), with whether the pair is a validation target: a pair carted or
+/// bought after the cut, or, in a source where no row is a cart or a
+/// purchase (a views-only log), any pair touched after the cut, so that
+/// the next viewed products judge the search there. Without the search
 /// (the calling macro's `search` parameter false) the split columns are
 /// NULL (no cut, no split built or held).
 pub fn pairs_sql(rows: &str) -> String {
@@ -546,15 +549,15 @@ pub fn pairs_sql(rows: &str) -> String {
            struct_extract(max(struct_pack(t := coalesce(t, 0), v := price)) FILTER (isfinite(price)), 'v') AS price, \
            struct_extract(max(struct_pack(t := coalesce(t, 0), v := price)) FILTER (isfinite(price)), 't') AS price_time";
     format!(
-        "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi FROM {rows} WHERE search), \
-         ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut FROM ecoreco_span) \
+        "WITH ecoreco_span AS (SELECT min(t) AS lo, max(t) AS hi, coalesce(bool_or(wanted), false) AS any_wanted FROM {rows} WHERE search), \
+         ecoreco_vcut AS (SELECT lo AS first_time, lo + (hi - lo) * {keep} AS v_cut, any_wanted FROM ecoreco_span) \
          SELECT {pair}, \
            CASE WHEN count(*) FILTER (t < v_cut) > 0 THEN \
              least(sum(w) FILTER (t < v_cut), CASE WHEN any_value(is_events) THEN cap ELSE 'infinity'::DOUBLE END) END::DOUBLE AS v_weight, \
            coalesce(sum(bought) FILTER (t < v_cut), 0)::BIGINT AS v_purchases, \
            coalesce(sum(n) FILTER (t < v_cut), 0)::BIGINT AS v_interactions, \
            max(t) FILTER (t < v_cut) AS v_time, \
-           coalesce(bool_or(wanted) FILTER (t >= v_cut), false) AS v_target, \
+           coalesce(bool_or(wanted OR NOT any_wanted) FILTER (t >= v_cut), false) AS v_target, \
            any_value(v_cut) AS v_cut, any_value(first_time) AS first_time \
          FROM {rows}, ecoreco_vcut WHERE search GROUP BY user_id, product_id \
          UNION ALL \

@@ -19,7 +19,8 @@ pub(crate) struct ValidationSplit {
     pub(crate) train: Vec<Pair>,
     /// Each training pair's latest time before the cut (seconds; NaN if none).
     pub train_times: Vec<f64>,
-    /// (user, product) carted or bought at or after the cut.
+    /// (user, product) carted or bought at or after the cut (touched at or
+    /// after it, in a source without carts and purchases).
     pub targets: Vec<(i64, i64)>,
     /// The cut (seconds): the reference time of the recency decay.
     pub cut: f64,

@@ -89,6 +89,22 @@ pub struct Segments {
     pub overall: Vec<f64>,
 }
 
+/// One row of `ecoreco.rfm_segment_summary` over every user of the events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RfmSegment {
+    pub segment: String,
+    pub users: i64,
+    /// Share of all users; `None` when there are no users.
+    pub share: Option<f64>,
+    pub revenue: f64,
+    pub revenue_share: Option<f64>,
+    /// The members' mean recency (days), frequency (purchases) and monetary
+    /// value (USD); `None` for an empty segment.
+    pub avg_recency: Option<f64>,
+    pub avg_frequency: Option<f64>,
+    pub avg_monetary: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreBin {
     pub lo: f64,
@@ -143,6 +159,9 @@ pub struct ReportData {
     pub prices: Prices,
     /// (events in the session, sessions); the last size means "or more".
     pub session_sizes: Vec<(i64, i64)>,
+    /// The RFM segments, in the rules' order (Champions first); empty when
+    /// the payload has none.
+    pub rfm: Vec<RfmSegment>,
     pub segments: Option<Segments>,
     pub recommendations: Option<Recommendations>,
     pub evaluation: Option<Vec<Evaluation>>,
@@ -263,6 +282,19 @@ impl ReportData {
             funnel,
             prices,
             session_sizes,
+            rfm: items(&v, "rfm")?
+                .iter()
+                .map(|r| RfmSegment {
+                    segment: text(r, "segment"),
+                    users: i64_or0(r, "users"),
+                    share: opt_f64(r, "share"),
+                    revenue: opt_f64(r, "revenue").unwrap_or(0.0),
+                    revenue_share: opt_f64(r, "revenue_share"),
+                    avg_recency: opt_f64(r, "avg_recency"),
+                    avg_frequency: opt_f64(r, "avg_frequency"),
+                    avg_monetary: opt_f64(r, "avg_monetary"),
+                })
+                .collect(),
             segments: segments(field(&v, "segments"))?,
             recommendations: recommendations(field(&v, "recommendations"))?,
             evaluation: evaluation(&v)?,
@@ -395,6 +427,44 @@ mod tests {
         assert!(data.session_sizes.is_empty());
         assert!(
             data.segments.is_none() && data.recommendations.is_none() && data.evaluation.is_none()
+        );
+        assert!(data.rfm.is_empty());
+    }
+
+    #[test]
+    fn reads_the_rfm_rows_in_their_order_with_empty_segments_as_none() {
+        let data = ReportData::from_json(
+            r#"{"totals": {"events": 1}, "funnel": {}, "prices": {"bins": 0, "types": []},
+                "rfm": [{"segment": "Champions", "users": 3, "share": 0.75, "revenue": 90.5,
+                         "revenue_share": 1.0, "avg_recency": 1.5, "avg_frequency": 2.0, "avg_monetary": 30.25},
+                        {"segment": "Lost", "users": 1, "share": 0.25, "revenue": 0.0,
+                         "revenue_share": 0.0, "avg_recency": 40.0, "avg_frequency": 1.0, "avg_monetary": 0.0},
+                        {"segment": "New", "users": 0, "share": 0.0, "revenue": 0.0,
+                         "revenue_share": null, "avg_recency": null, "avg_frequency": null, "avg_monetary": null}]}"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = data.rfm.iter().map(|r| r.segment.as_str()).collect();
+        assert_eq!(names, ["Champions", "Lost", "New"]);
+        assert_eq!(
+            data.rfm[0],
+            RfmSegment {
+                segment: "Champions".into(),
+                users: 3,
+                share: Some(0.75),
+                revenue: 90.5,
+                revenue_share: Some(1.0),
+                avg_recency: Some(1.5),
+                avg_frequency: Some(2.0),
+                avg_monetary: Some(30.25),
+            }
+        );
+        assert_eq!(
+            (
+                data.rfm[2].users,
+                data.rfm[2].revenue_share,
+                data.rfm[2].avg_monetary
+            ),
+            (0, None, None)
         );
     }
 

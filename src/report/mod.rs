@@ -152,7 +152,10 @@ pub fn macros() -> Vec<SqlMacro> {
             "path := 'report.html'",
             "seed := 42",
         ],
-        REPORT,
+        REPORT.replace(
+            "{rfm_summary}",
+            &crate::segment::rfm::summary_query("rfm_users"),
+        ),
     )
     .checking("events", &tables::raw_events_and(&["hour", "date"]))]
 }

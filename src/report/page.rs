@@ -280,6 +280,58 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
+/// The RFM segments of every user: sizes as bars, the table of shares,
+/// revenue and the members' means.
+fn rfm_figures(d: &ReportData) -> Result<Vec<Figure>> {
+    let users: i64 = d.rfm.iter().map(|r| r.users).sum();
+    if users == 0 {
+        return Ok(Vec::new());
+    }
+    let labels = strings(d.rfm.iter().map(|r| r.segment.clone()));
+    let values: Vec<f64> = d.rfm.iter().map(|r| r.users as f64).collect();
+    let notes = strings(d.rfm.iter().map(|r| {
+        format!(
+            "{} ({})",
+            format::int(r.users),
+            format::pct(share(r.users, users))
+        )
+    }));
+    let mut f = Figure::new(
+        "chart-rfm",
+        "RFM segments",
+        format!(
+            "The {} users by recency, frequency and monetary quintile scores (1-5 against these users), \
+             named by the classic rules (ecoreco.rfm_segments): users per segment, with their share.",
+            format::int(users)
+        ),
+        draw_bars(true, Bars::new(&labels, &values, "RFM segment", "users (count)").notes(notes).color(3))?,
+    );
+    let opt =
+        |x: Option<f64>, digits: usize| x.map(|v| format::fixed(v, digits)).unwrap_or_default();
+    let mut t = String::from(
+        "<table><thead><tr><th class=\"text\">RFM segment</th><th>users</th><th>share of users</th>\
+         <th>revenue<br><small>USD</small></th><th>share of revenue</th><th>recency<br><small>days, mean</small></th>\
+         <th>frequency<br><small>active days, mean</small></th><th>monetary<br><small>USD, mean</small></th></tr></thead><tbody>",
+    );
+    for r in &d.rfm {
+        let _ = write!(
+            t,
+            "<tr><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.segment),
+            format::int(r.users),
+            r.share.map(format::pct).unwrap_or_default(),
+            format::fixed(r.revenue, 2),
+            r.revenue_share.map(format::pct).unwrap_or_default(),
+            opt(r.avg_recency, 1),
+            opt(r.avg_frequency, 2),
+            opt(r.avg_monetary, 2)
+        );
+    }
+    t.push_str("</tbody></table>");
+    f.extra = t;
+    Ok(vec![f])
+}
+
 fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
     let Some(s) = &d.segments else {
         return Ok(Vec::new());
@@ -592,8 +644,14 @@ pub fn render(d: &ReportData) -> Result<String> {
         format::fixed(t.revenue, 2),
         crate::VERSION
     );
-    let sections: [(&str, &str, Vec<Figure>, &str); 4] = [
+    let sections: [(&str, &str, Vec<Figure>, &str); 5] = [
         ("events", "Behaviour", event_figures(d)?, ""),
+        (
+            "rfm",
+            "RFM segments",
+            rfm_figures(d)?,
+            "No user has events.",
+        ),
         (
             "segments",
             "Customer segments",

@@ -11,6 +11,13 @@ use crate::tables;
 const SEGMENTS: &str = include_str!("../../sql/macros/rfm_segments.sql");
 const SUMMARY: &str = include_str!("../../sql/macros/rfm_segment_summary.sql");
 
+/// The query of `ecoreco.rfm_segment_summary` over `users`, the name of a
+/// table or CTE in scope (the report's RFM part uses it over its own CTE).
+pub fn summary_query(users: &str) -> String {
+    let segments = SEGMENTS.replace("query_table(users)", users);
+    format!("WITH seg AS ({segments}){SUMMARY}")
+}
+
 pub fn macros() -> Vec<SqlMacro> {
     let users = tables::users(&["user_id", "recency", "frequency", "monetary"]);
     vec![
@@ -18,7 +25,7 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "rfm_segment_summary",
             &["users"],
-            format!("WITH seg AS ({SEGMENTS}){SUMMARY}"),
+            summary_query("query_table(users)"),
         )
         .checking("users", &users),
     ]

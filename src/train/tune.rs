@@ -6,8 +6,9 @@
 //! The validation split: the pairs' events before the cut (by default 80 %
 //! of the training data's time span) are the validation training data; the
 //! products a user carted or bought at or after the cut are the targets (for
-//! an interactions table without event types: every pair at or after the
-//! cut). Users evaluated are those with training pairs and at least one
+//! an interactions table without event types, and for a log without any
+//! cart or purchase, such as a views-only clickstream: every product a user
+//! touched at or after the cut, the next viewed products). Users evaluated are those with training pairs and at least one
 //! target, at most [`MAX_VALIDATION_USERS`] of them (a seeded hash picks
 //! which), scored by NDCG@10 exactly as `evaluate_recommendations` scores:
 //! products bought before the cut are excluded, products only seen may be

@@ -3,10 +3,12 @@ call them: the statements that build the tables they read and their argument
 lists. Shared by test_forms.py (every calling form) and test_reliability.py
 (the reproducers of "never crash the host")."""
 
-EVENTS = [
-    "CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := 3000, seed := 5)",
-    "CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)",
-]
+def raw_table(events=3000):
+    """The generated events behind every source table."""
+    return f"CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := {events}, seed := 5)"
+
+
+EVENTS = [raw_table(), "CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)"]
 RFM = "CREATE TEMP TABLE rfm AS FROM ecoreco.rfm_features(events)"
 INTERACTIONS = "CREATE TEMP TABLE inter AS FROM ecoreco.interactions(events)"
 MODEL_TABLE = "CREATE TEMP TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false)"

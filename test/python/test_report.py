@@ -64,7 +64,32 @@ EXPECTED = {
     "chart-category-score": {"rect": 4},
     "chart-brand-score": {"rect": 5},
     "chart-coverage": {"rect": 3},
+    "chart-rfm": {"rect": 10},  # every RFM segment name, empty ones too
 }
+
+# The RFM segments of the fixture, by hand (n = 4 users; a score is
+# 1 + (5 * (rank - 1)) // 4 with ties at their lowest rank). Last events:
+# user 1 2019-10-04 09:20, user 2 10-01 10:01, user 3 10-02 14:02, user 4
+# 10-04 14:12, so recency (days before the last event of all) ranks users
+# 2, 3, 1, 4 from oldest: R = 1, 2, 3, 4. Active days (frequency): user 1
+# two (10-01, 10-04), the others one: F = 4 for user 1 (rank 4), 1 for the
+# three tied at rank 1. Revenue: user 1 100, user 4 250, users 2 and 3 0:
+# M = 3, 4, 1, 1. Names by the rules: user 1 (R3 F4 M3) Loyal, user 4
+# (R4 F1 M4) Promising, user 3 (R2) Hibernating, user 2 (R1 F1 M1) Lost.
+# Row: segment, users, share, revenue, share of revenue, recency, frequency,
+# monetary (the members' means).
+RFM_ROWS = [
+    ("Champions", "0", "0.0 %", "0.00", "0.0 %", "", "", ""),
+    ("Loyal", "1", "25.0 %", "100.00", "28.6 %", "0.2", "2.00", "100.00"),  # recency 4 h 52 min
+    ("Potential loyalists", "0", "0.0 %", "0.00", "0.0 %", "", "", ""),
+    ("New", "0", "0.0 %", "0.00", "0.0 %", "", "", ""),
+    ("Promising", "1", "25.0 %", "250.00", "71.4 %", "0.0", "1.00", "250.00"),
+    ("Need attention", "0", "0.0 %", "0.00", "0.0 %", "", "", ""),
+    ("Cannot lose them", "0", "0.0 %", "0.00", "0.0 %", "", "", ""),
+    ("At risk", "0", "0.0 %", "0.00", "0.0 %", "", "", ""),
+    ("Hibernating", "1", "25.0 %", "0.00", "0.0 %", "2.0", "1.00", "0.00"),  # 2 days 2 min
+    ("Lost", "1", "25.0 %", "0.00", "0.0 %", "3.2", "1.00", "0.00"),  # 3 days 4 h 11 min
+]
 
 COUNT_MARKS = """JSON.stringify(Array.from(document.querySelectorAll('figure')).map(f => ({
   id: f.id,
@@ -103,6 +128,11 @@ def test_report_returns_path_and_size(report):
     # Readable numbers: thousands separators and shares.
     assert "7 (63.6 %)" in html  # views: 7 of 11 events
     assert "2 (18.2 %)" in html
+    # The RFM table: every segment in the rules' order, values as above.
+    figure = html[html.index('<figure id="chart-rfm"'):]
+    table = figure[figure.index("<tbody>"):figure.index("</tbody>")]
+    rows = [tuple(re.findall(r"<td[^>]*>([^<]*)</td>", row)) for row in table.split("<tr>")[1:]]
+    assert rows == RFM_ROWS, rows
 
 
 def test_report_in_headless_chromium(report):
@@ -124,6 +154,7 @@ def test_report_in_headless_chromium(report):
         for kind in ("rect", "circle", "line"):
             assert f[kind] == marks.get(kind, 0), (chart, kind, f)
     assert figures["chart-centroids"]["rows"] == 3  # 2 segments + all users
+    assert figures["chart-rfm"]["rows"] == 10
     assert figures["table-evaluation"]["rows"] == 2
     assert set(figures) == set(EXPECTED) | {"table-evaluation"}
 
@@ -135,6 +166,8 @@ def test_report_without_optional_tables(report, tmp_path):
     html = open(path, encoding="utf-8").read()
     assert "No segments table was given" in html and "No model was given" in html
     assert 'id="chart-scores"' not in html and 'id="chart-hours"' in html
+    # RFM segments need only the events: always there.
+    assert 'id="chart-rfm"' in html
 
 
 def test_page_size_does_not_grow_with_events(report, tmp_path):
