@@ -42,7 +42,7 @@ def test_ci_runs_only_the_readmes_test_command():
     test_rule = re.search(r"^test:(.*)$", makefile, re.M).group(1).split()
     assert test_rule[0] == "system-test", test_rule
     system_test = re.search(r"^system-test:.*\n\t@\$\(SYSTEM\) (.*)$", makefile, re.M).group(1)
-    assert set(system_test.split()) == {"browser", "influx", "spark"}, system_test
+    assert set(system_test.split()) == {"browser", "influx", "spark", "valgrind"}, system_test
 
 
 def test_the_inert_line_filter_keeps_commands():
