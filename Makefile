@@ -178,6 +178,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/rules.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/next_click.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/session_floors.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/stream.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/sessions.py $(EXTENSION)
 	cargo bench --features bench

@@ -1,5 +1,5 @@
 -- The rows of any interaction source as (user_id, product_id, w, bought, n,
--- category_id, t, wanted, brand, price), shared by ecoreco.als_train and
+-- category_id, t, wanted, brand, price, session_key), shared by ecoreco.als_train and
 -- ecoreco.evaluate_recommendations. The source is either an events table
 -- (it has an event_type column: view / cart / purchase weigh `view` / `cart`
 -- / `purchase`, other types are ignored) or any other table of
@@ -10,18 +10,22 @@
 -- which columns the source really has. t is the row's time in seconds
 -- (time_col, else event_time, else last_event); wanted says whether the row
 -- can be a target (a cart or purchase; for other sources every row, unless
--- they count carts and purchases).
+-- they count carts and purchases). session_key is a 63-bit hash of the row's
+-- user_session (of its user when the source has no such column): the
+-- sessions of the item-to-item signal.
 ecoreco_raw AS (
   FROM (SELECT NULL::BOOLEAN AS event_type, NULL::BOOLEAN AS weight, NULL::BOOLEAN AS purchases,
                NULL::BOOLEAN AS carts, NULL::BOOLEAN AS interactions, NULL::BOOLEAN AS category_id,
                NULL::TIMESTAMP AS event_time, NULL::TIMESTAMP AS last_event,
-               NULL::BOOLEAN AS brand, NULL::BOOLEAN AS price
+               NULL::BOOLEAN AS brand, NULL::BOOLEAN AS price, NULL::BOOLEAN AS user_session
         WHERE false)
   UNION ALL BY NAME FROM query_table(events)),
 ecoreco_typed AS (
   SELECT r AS ecoreco_row, typeof(r.event_type) <> 'BOOLEAN' AS is_events,
          typeof(struct_extract(r, weight_col)) <> 'BOOLEAN' AS has_weight,
-         typeof(r.carts) <> 'BOOLEAN' AS has_counts
+         typeof(r.carts) <> 'BOOLEAN' AS has_counts,
+         CASE WHEN typeof(r.user_session) <> 'BOOLEAN' THEN r.user_session::VARCHAR
+              ELSE struct_extract(r, user_col)::VARCHAR END AS ecoreco_session
   FROM ecoreco_raw r),
 ecoreco_rows AS (
   SELECT * FROM (
@@ -55,6 +59,7 @@ ecoreco_rows AS (
       is_events,
       -- clean_events writes 'unknown' for a missing brand: no brand.
       nullif(ecoreco_row.brand::VARCHAR, 'unknown') AS brand,
-      try_cast(ecoreco_row.price AS DOUBLE) AS price
+      try_cast(ecoreco_row.price AS DOUBLE) AS price,
+      CASE WHEN ecoreco_session IS NOT NULL THEN (hash(ecoreco_session) & 9223372036854775807)::BIGINT END AS session_key
     FROM ecoreco_typed)
   WHERE user_id IS NOT NULL AND product_id IS NOT NULL AND w IS NOT NULL)

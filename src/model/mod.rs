@@ -8,6 +8,7 @@
 
 pub mod confidence;
 pub mod csr;
+pub mod neighbours;
 pub mod table;
 
 use csr::Csr;
@@ -185,6 +186,14 @@ impl FactorModel {
         self.model_id = attributes.hash_into(self.model_id);
         self.parts.attributes = attributes;
         Ok(self)
+    }
+
+    /// The model whose id also covers what its table carries beside it (the
+    /// item-to-item neighbours and their choice): `mix` folds that into the
+    /// id [`model_id`] gave, so two tables that serve differently differ.
+    pub fn with_id_mixed(mut self, mix: impl FnOnce(i64) -> i64) -> Self {
+        self.model_id = mix(self.model_id);
+        self
     }
 
     /// The model with the time decay its weights had before the fit (the

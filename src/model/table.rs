@@ -17,17 +17,21 @@
 //! | product_users | product_id |         |       | users who touched it   |          |
 //! | purchased | user_id    | product_id  |       |                        |          |
 //! | interest  | user_id    | category_id |       | share of interactions  |          |
+//! | neighbour | product_id | neighbour_id | kind | item-to-item score     |          |
 //!
 //! Rows come in that order: the `model_id` param first, the other params,
 //! the loss per iteration, the users, the products, the prices (products
 //! with a known price only), the products' `product_users` (only in models
 //! trained with bm25 confidence, whose fold-in needs them: see
-//! [`super::confidence`]), then per user their purchases and interests.
+//! [`super::confidence`]), then per user their purchases and interests,
+//! then the item-to-item neighbours in models that keep them
+//! ([`super::neighbours`]).
 //! [`ModelTable`] writes any range of them on
 //! demand, so a model of millions of users reaches DuckDB in bounded blocks.
 
 use super::confidence::Weighting;
 use super::csr::Csr;
+use super::neighbours::{self, NeighbourRow};
 use super::{FactorModel, ModelParts};
 use std::collections::HashMap;
 
@@ -48,6 +52,8 @@ pub struct ModelTable {
     extra_start: Vec<usize>,
     /// Products with a known price, in product order.
     priced: Vec<u32>,
+    /// The item-to-item rows, written last.
+    neighbours: Vec<NeighbourRow>,
 }
 
 /// One row, before it is written.
@@ -60,6 +66,7 @@ enum Row<'a> {
     ProductUsers(usize),
     Purchased(usize, u32),
     Interest(usize, i64, f32),
+    Neighbour(usize),
 }
 
 impl ModelTable {
@@ -85,7 +92,14 @@ impl ModelTable {
             loss,
             extra_start,
             priced,
+            neighbours: Vec::new(),
         }
+    }
+
+    /// The table with item-to-item rows after the others.
+    pub fn with_neighbours(mut self, rows: Vec<NeighbourRow>) -> Self {
+        self.neighbours = rows;
+        self
     }
 
     pub fn model(&self) -> &FactorModel {
@@ -104,6 +118,7 @@ impl ModelTable {
             + self.priced.len()
             + self.product_users().len()
             + self.extra_start.last().copied().unwrap_or(0)
+            + self.neighbours.len()
     }
 
     /// bm25's users per product, when the model was trained with it.
@@ -146,6 +161,10 @@ impl ModelTable {
             return Row::ProductUsers(s);
         }
         s -= self.product_users().len();
+        let extras = self.extra_start.last().copied().unwrap_or(0);
+        if s >= extras {
+            return Row::Neighbour(s - extras);
+        }
         // The user whose extra rows hold position s.
         let u = self.extra_start.partition_point(|&start| start <= s) - 1;
         let offset = s - self.extra_start[u];
@@ -212,6 +231,17 @@ impl ModelTable {
                 Some(share as f64),
                 None,
             ),
+            Row::Neighbour(i) => {
+                let r = &self.neighbours[i];
+                (
+                    neighbours::SIDE,
+                    Some(r.product),
+                    Some(r.neighbour),
+                    Some(r.kind()),
+                    Some(r.score as f64),
+                    None,
+                )
+            }
         };
         RowOut {
             side,
@@ -236,6 +266,7 @@ impl ModelTable {
             + m.purchased.indptr.len() * 8
             + m.purchased.nnz() * 8
             + self.priced.len() * 4
+            + self.neighbours.len() * std::mem::size_of::<NeighbourRow>()
             + m.attributes.price.len() * 8
             + m.attributes
                 .brand
@@ -293,6 +324,8 @@ pub struct ModelRows {
     params: Vec<(String, f64)>,
     /// (product_id, users who touched it).
     product_users: Vec<(i64, f64)>,
+    /// The item-to-item rows.
+    neighbours: Vec<NeighbourRow>,
     rows: usize,
 }
 
@@ -407,6 +440,11 @@ impl ModelRows {
                 crate::budget::reserve(&mut self.purchased, 1, "the model's purchase rows")?;
                 self.purchased.push(pair);
             }
+            neighbours::SIDE => {
+                let row = NeighbourRow::read(id, item, name, value)?;
+                crate::budget::reserve(&mut self.neighbours, 1, "the model's neighbour rows")?;
+                self.neighbours.push(row);
+            }
             "interest" => {
                 let row = (need(id)?, need(item)?, value.unwrap_or(0.0) as f32);
                 crate::budget::reserve(&mut self.interest, 1, "the model's interest rows")?;
@@ -418,6 +456,16 @@ impl ModelRows {
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// The item-to-item rows read, taken out (serving indexes them itself).
+    pub fn take_neighbours(&mut self) -> Vec<NeighbourRow> {
+        std::mem::take(&mut self.neighbours)
+    }
+
+    /// The value of the `param` row `name`, if one was read.
+    pub fn param(&self, name: &str) -> Option<f64> {
+        self.params.iter().find(|p| p.0 == name).map(|p| p.1)
     }
 
     /// Rows read by another thread (any order: they are sorted at the end).
@@ -441,6 +489,7 @@ impl ModelRows {
         self.blend = self.blend.or(other.blend);
         self.params.extend(other.params);
         self.product_users.extend(other.product_users);
+        self.neighbours.extend(other.neighbours);
         self.rows += other.rows;
         Ok(())
     }

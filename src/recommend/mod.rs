@@ -8,6 +8,7 @@
 //! scorer ([`serving`]) for the top k.
 
 pub mod cache;
+pub mod items;
 pub mod rules;
 pub mod serving;
 pub mod topk;
@@ -19,7 +20,7 @@ use crate::binding::scalar::ScalarFunction;
 use crate::binding::sql::{checked_table, Expect};
 use crate::binding::{Args, Check, Column, ColumnWriter, Param, SqlMacro, SqlType, Value};
 use crate::budget::Budget;
-use crate::model::table::{self as model_table, ModelRows};
+use crate::model::table::ModelRows;
 use crate::tables;
 use rules::{rule_params, rule_table_params, RuleRequest, Rules};
 use serving::{Recommendation, ServingModel};
@@ -560,8 +561,7 @@ impl AggregateFunction for Serve {
                     serving_bytes(&rows),
                     "the model's factors twice (index and half-precision copy) plus 48 bytes per row",
                 )?;
-                let model = pool
-                    .install(|| model_table::from_rows(rows, model_id).and_then(ServingModel::new));
+                let model = pool.install(|| items::serving_of_rows(rows, model_id));
                 // The rows read (one block per factor row) are gone by now.
                 crate::pages::release_free_heap();
                 cache::remember(model?)

@@ -33,6 +33,8 @@ pub enum Source {
     Popular,
     /// Nearest products by factor cosine (`similar_products`).
     Similar,
+    /// Scored through a session's products by the item-to-item rows.
+    ItemToItem,
 }
 
 impl Source {
@@ -42,6 +44,7 @@ impl Source {
             Source::CategoryInterest => "category_interest",
             Source::Popular => "popular",
             Source::Similar => "similar",
+            Source::ItemToItem => "item-to-item",
         }
     }
 }
@@ -78,6 +81,9 @@ pub struct ServingModel {
     pub product_price: Vec<f64>,
     /// How its weights were transformed (the fold-in repeats it).
     pub weighting: crate::model::confidence::Weighting,
+    /// The item-to-item signal of session lists, in models that keep it
+    /// ([`crate::recommend::items`]).
+    pub items: Option<SessionItems>,
     // Looked up for every request and every replayed event: the crate's
     // fast hasher, not SipHash (the ids come from the user's own data).
     user_index: FastMap<i64, u32>,
@@ -96,6 +102,17 @@ const SHORT_LIST: usize = 32;
 
 /// Users whose scans share each cache tile in `recommend_users`.
 const USERS_PER_SCAN: usize = 64;
+
+/// The item-to-item signal of a served model (read from its table's
+/// neighbour rows by [`crate::recommend::items`]).
+#[derive(Debug)]
+pub struct SessionItems {
+    /// The neighbours, on the serving model's product indices.
+    pub model: crate::covisit::ItemModel,
+    pub blend: crate::covisit::session::SessionBlend,
+    /// The item-to-item share `w` of the blend.
+    pub weight: f32,
+}
 
 impl ServingModel {
     /// Indexes a model for serving (its sizes were checked when it was made).
@@ -182,6 +199,7 @@ impl ServingModel {
             product_brand,
             product_price,
             weighting,
+            items: None,
             user_index,
             product_index,
             popular_order,
@@ -601,7 +619,7 @@ fn best_k<T>(items: Vec<T>, k: usize, order: impl Fn(&T, &T) -> std::cmp::Orderi
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Both ways of `best_k` (short lists kept sorted as they come, longer

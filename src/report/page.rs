@@ -106,6 +106,15 @@ fn share(part: i64, whole: i64) -> f64 {
     }
 }
 
+/// A bar's note: the count and its share of `whole`, as "1,234 (12.3 %)".
+fn count_and_share(part: i64, whole: i64) -> String {
+    format!(
+        "{} ({})",
+        format::int(part),
+        format::pct(share(part, whole))
+    )
+}
+
 fn rate(r: Option<f64>) -> String {
     r.map(format::pct)
         .unwrap_or_else(|| "– (no users at the earlier step)".to_string())
@@ -117,11 +126,7 @@ fn event_figures(d: &ReportData) -> Result<Vec<Figure>> {
 
     let labels = strings(d.event_mix.iter().map(|c| c.label.clone()));
     let values: Vec<f64> = d.event_mix.iter().map(|c| c.n as f64).collect();
-    let notes = strings(
-        d.event_mix
-            .iter()
-            .map(|c| format!("{} ({})", format::int(c.n), format::pct(share(c.n, total)))),
-    );
+    let notes = strings(d.event_mix.iter().map(|c| count_and_share(c.n, total)));
     figures.push(Figure::new(
         "chart-event-mix",
         "Event mix",
@@ -289,13 +294,7 @@ fn rfm_figures(d: &ReportData) -> Result<Vec<Figure>> {
     }
     let labels = strings(d.rfm.iter().map(|r| r.segment.clone()));
     let values: Vec<f64> = d.rfm.iter().map(|r| r.users as f64).collect();
-    let notes = strings(d.rfm.iter().map(|r| {
-        format!(
-            "{} ({})",
-            format::int(r.users),
-            format::pct(share(r.users, users))
-        )
-    }));
+    let notes = strings(d.rfm.iter().map(|r| count_and_share(r.users, users)));
     let mut f = Figure::new(
         "chart-rfm",
         "RFM segments",
@@ -339,13 +338,7 @@ fn segment_figures(d: &ReportData) -> Result<Vec<Figure>> {
     let total: i64 = s.sizes.iter().map(|x| x.users).sum();
     let labels = strings(s.sizes.iter().map(|x| format!("{} {}", x.id, x.name)));
     let values: Vec<f64> = s.sizes.iter().map(|x| x.users as f64).collect();
-    let notes = strings(s.sizes.iter().map(|x| {
-        format!(
-            "{} ({})",
-            format::int(x.users),
-            format::pct(share(x.users, total))
-        )
-    }));
+    let notes = strings(s.sizes.iter().map(|x| count_and_share(x.users, total)));
     let mut sizes = Figure::new(
         "chart-segment-sizes",
         "Segment sizes",
@@ -452,16 +445,7 @@ fn group_bars(
     } else {
         groups
             .iter()
-            .map(|g| {
-                (
-                    g.recs as f64,
-                    format!(
-                        "{} ({})",
-                        format::int(g.recs),
-                        format::pct(share(g.recs, total))
-                    ),
-                )
-            })
+            .map(|g| (g.recs as f64, count_and_share(g.recs, total)))
             .unzip()
     };
     let value_desc = if by_score {
@@ -565,13 +549,11 @@ fn recommendation_figures(d: &ReportData) -> Result<Vec<Figure>> {
     ]);
     let counts = [d.totals.products, r.model_products, r.recommended_products];
     let values: Vec<f64> = counts.iter().map(|c| *c as f64).collect();
-    let notes = strings(counts.iter().map(|c| {
-        format!(
-            "{} ({})",
-            format::int(*c),
-            format::pct(share(*c, d.totals.products))
-        )
-    }));
+    let notes = strings(
+        counts
+            .iter()
+            .map(|c| count_and_share(*c, d.totals.products)),
+    );
     figures.push(Figure::new(
         "chart-coverage",
         "Catalogue coverage",

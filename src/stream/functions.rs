@@ -22,7 +22,7 @@ use crate::binding::blocks::{BlockSource, Computed};
 use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Check, Column, Param, SqlType, Value};
 use crate::budget::{self, Budget};
-use crate::model::table::{self as model_table, ModelRows};
+use crate::model::table::ModelRows;
 use crate::recommend::cache;
 use crate::recommend::serving::ServingModel;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -77,6 +77,7 @@ pub(super) fn model_params() -> Vec<Param> {
 pub(super) fn session_params() -> Vec<Param> {
     let mut p = model_params();
     p.extend(scoring_params());
+    p.push(crate::recommend::items::weight_param());
     p.extend(crate::als::weight_params());
     p.extend(crate::binding::params::settings_params());
     p
@@ -195,9 +196,9 @@ impl ModelInput {
                     "its factors twice plus 48 bytes per row",
                 )?;
                 let rows = self.rows;
-                cache::remember(pool.install(|| {
-                    model_table::from_rows(rows, model_id).and_then(ServingModel::new)
-                })?)
+                cache::remember(
+                    pool.install(|| crate::recommend::items::serving_of_rows(rows, model_id))?,
+                )
             }
             None => {
                 cache::forget_table(table);
@@ -591,6 +592,7 @@ impl AggregateFunction for RecommendSession {
             weights: weights(call)?,
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
+            item_weight: crate::recommend::items::call_weight(call)?,
         };
         let recs = pool.install(|| scorer.list(&products, &codes, &mut Scratch::default()))?;
         let mut rows = RowSet::for_columns(&Self::columns());

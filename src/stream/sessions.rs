@@ -35,6 +35,8 @@ pub struct SessionScorer<'a> {
     pub weights: Weights,
     pub k: usize,
     pub blend: f32,
+    /// The item-to-item weight; `None`: the model's.
+    pub item_weight: Option<f32>,
 }
 
 impl SessionScorer<'_> {
@@ -73,12 +75,22 @@ impl SessionScorer<'_> {
                 .solve(self.fold, model.item_factors(), scratch, &mut vector)?;
             Some(vector.as_slice())
         };
-        Ok(model.recommend_vector(
+        let base = model.recommend_vector(
             vector,
             &top_categories_of(&user.categories),
             &user.bought,
-            self.k,
+            crate::recommend::items::base_length(model, self.item_weight, self.k),
             self.blend,
+        );
+        // With the model's item-to-item signal: blended with the session's
+        // neighbours (crate::recommend::items).
+        Ok(crate::recommend::items::session_list(
+            model,
+            base,
+            products,
+            &user.bought,
+            self.item_weight,
+            self.k,
         ))
     }
 }
@@ -184,6 +196,7 @@ impl AggregateFunction for RecommendSessions {
             weights: weights(call)?,
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
+            item_weight: crate::recommend::items::call_weight(call)?,
         };
         let mut sessions = state.sessions;
         sessions.sort_unstable_by_key(|s| s.0);

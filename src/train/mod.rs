@@ -7,8 +7,11 @@
 //! with one and scoring them with the other ([`tune`]). The `als_train`
 //! aggregate reads the pairs the macro builds, runs the search (unless
 //! `search := false`), fits once on all the data and returns the model as
-//! rows ([`crate::model::table`]).
+//! rows ([`crate::model::table`]). With the search, it also reads the
+//! session steps and keeps the item-to-item signal where the validation
+//! shows it helps ([`items`]).
 
+pub mod items;
 pub mod tune;
 
 use crate::als::{
@@ -23,7 +26,8 @@ use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::BlockSource;
 use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Column, Param, SqlMacro};
-use crate::budget::Budget;
+use crate::budget::{self, Budget};
+use crate::covisit::Event;
 use crate::model::table::ModelTable;
 use crate::progress::Progress;
 use crate::tables;
@@ -59,13 +63,15 @@ pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune
 /// The model `als_train` makes of a call's data: parameters chosen by the
 /// search on the validation split inside the data (when `search` is on and
 /// some user can be evaluated), else the caller's (or the seed's) with blend
-/// 0, then one fit on all the data.
+/// 0, then one fit on all the data. The item-to-item choice on the session
+/// steps `events` comes along when the search ran ([`items::choose`]).
 pub(crate) fn train_default(
     data: TrainingData,
+    events: &[Event],
     call: &Args,
     budget: &Budget,
     progress: &Progress,
-) -> anyhow::Result<Trained> {
+) -> anyhow::Result<(Trained, Option<items::Choice>)> {
     let base = als_params(call)?;
     let (plain, searched) = plain_choice(call)?;
     let TrainingData {
@@ -73,10 +79,38 @@ pub(crate) fn train_default(
         times,
         validation,
     } = data;
-    let outcome = if call.boolean("search")? {
-        tune::choose(&validation, &base, plain, searched, budget, progress)?
+    let (outcome, best_fit) = if call.boolean("search")? {
+        tune::choose_fit(&validation, &base, plain, searched, budget, progress)?
+            .map_or((None, None), |(o, f)| (Some(o), Some(f)))
     } else {
-        None
+        (None, None)
+    };
+    // The sessions judge the signal even where no user could judge the
+    // ALS parameters (a log whose users never span the cut, such as one
+    // whose sessions are its users): then with the plain candidate.
+    let item_choice = match outcome
+        .as_ref()
+        .map(|o| (o.choice.candidate, o.choice.blend))
+    {
+        chosen if call.boolean("search")? && !events.is_empty() => {
+            let (candidate, blend) = chosen.unwrap_or((plain, 0.0));
+            progress.say("choosing the item-to-item weight on the held-out sessions");
+            items::choose(
+                events,
+                &validation,
+                &base,
+                &candidate,
+                best_fit.map(|f| f.model),
+                blend,
+                // The serving functions' default event weights (the
+                // macro's own weights are not passed to the aggregate).
+                crate::stream::state::Weights::default(),
+                call.int("threads")? as usize,
+                budget,
+                progress,
+            )?
+        }
+        _ => None,
     };
     // The split is a second copy of most pairs: gone before the final fit.
     drop(validation);
@@ -95,13 +129,15 @@ pub(crate) fn train_default(
         progress,
     )?;
     trained.search = outcome.as_ref().map(tune::Outcome::param_rows);
-    Ok(trained)
+    Ok((trained, item_choice))
 }
 
 #[derive(Default)]
 pub struct TrainState {
     data: TrainingData,
     attributes: LatestAttributes,
+    /// The session steps (fed only with the search on).
+    events: Vec<Event>,
 }
 
 /// `ecoreco_als_train`: the model as rows (see [`crate::model::table`]).
@@ -115,6 +151,7 @@ impl AggregateFunction for AlsTrain {
     fn inputs() -> Vec<Column> {
         let mut inputs = pair_inputs();
         inputs.extend(attribute_inputs());
+        inputs.extend(session_inputs());
         inputs
     }
     fn params() -> Vec<Param> {
@@ -132,32 +169,102 @@ impl AggregateFunction for AlsTrain {
         rows: std::ops::Range<usize>,
     ) -> anyhow::Result<()> {
         state.attributes.read(input, rows.clone())?;
-        read_pairs(
-            &mut state.data,
-            &Budget::from_setting(call.text("memory_limit")?),
-            input,
-            rows,
-        )
+        let budget = Budget::from_setting(call.text("memory_limit")?);
+        read_pairs(&mut state.data, &budget, input, rows.clone())?;
+        read_steps(&mut state.events, input, rows, &budget)
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
         // Pair order does not matter: training sorts them.
         target.attributes.extend(source.attributes);
+        budget::reserve(
+            &mut target.events,
+            source.events.len(),
+            "the session events",
+        )?;
+        target.events.extend(source.events);
         target.data.extend(source.data)
     }
     fn finalize(state: TrainState, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let progress = Progress::new(call.function(), call.text("progress")?);
-        let mut trained = crate::threads::pool(call.int("threads")?)?
-            .install(|| train_default(state.data, call, &budget, &progress))?;
-        let attributes = state.attributes.of_products(&trained.model.product_ids);
+        let TrainState {
+            data,
+            attributes,
+            events,
+        } = state;
+        let threads = call.int("threads")? as usize;
+        let (mut trained, neighbours, choice) =
+            crate::threads::pool(threads as i64)?.install(|| {
+                let (trained, choice) = train_default(data, &events, call, &budget, &progress)?;
+                let neighbours = match choice {
+                    Some(c) if c.weight > 0.0 => {
+                        progress.say("counting the item-to-item neighbours of all the sessions");
+                        items::final_rows(events, threads, &budget)?
+                    }
+                    _ => Vec::new(),
+                };
+                anyhow::Ok((trained, neighbours, choice))
+            })?;
+        let attributes = attributes.of_products(&trained.model.product_ids);
         trained.model = trained.model.with_attributes(attributes)?;
+        trained.model = trained
+            .model
+            .with_id_mixed(|id| items::hash_into(&neighbours, choice.as_ref(), id));
         progress.say("trained; writing the model rows");
-        let rows = trained.param_rows();
-        let table = ModelTable::new(trained.model, rows, trained.loss);
+        let mut rows = trained.param_rows();
+        rows.extend(choice.iter().flat_map(items::Choice::param_rows));
+        let table = ModelTable::new(trained.model, rows, trained.loss).with_neighbours(neighbours);
         // The pairs, matrices and solver buffers are gone by now.
         crate::pages::release_free_heap();
         Ok(Arc::new(table))
     }
+}
+
+/// The session-step inputs after the pairs and attributes: a step's
+/// session (a 63-bit hash) and time, its product in `product_id`, on rows
+/// whose pair columns are NULL.
+fn session_inputs() -> Vec<Column> {
+    vec![
+        Column::new("session_key", crate::binding::SqlType::BigInt),
+        Column::new("step_order", crate::binding::SqlType::Double),
+    ]
+}
+
+/// The SQL expressions for [`session_inputs`].
+const SESSION_INPUTS: [&str; 2] = ["session_key", "step_order"];
+
+/// Appends the session steps of rows `rows` (those with a session key).
+fn read_steps(
+    events: &mut Vec<Event>,
+    input: &InputChunk,
+    rows: std::ops::Range<usize>,
+    budget: &Budget,
+) -> anyhow::Result<()> {
+    let (s, o, p) = (
+        input.col("session_key")?,
+        input.col("step_order")?,
+        input.col("product_id")?,
+    );
+    for row in rows {
+        if let (Some(session), Some(order), Some(product)) =
+            (input.i64(s, row), input.f64(o, row), input.i64(p, row))
+        {
+            if events.len() == events.capacity() {
+                budget.check(
+                    "holding the session steps",
+                    (events.len() as u64 * 2 + 1024) * crate::covisit::EVENT_BYTES,
+                    "24 bytes per step",
+                )?;
+                budget::reserve(events, events.len().max(1024), "the session steps")?;
+            }
+            events.push(Event {
+                session,
+                order,
+                product,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The training call over the pairs of `pairs_sql`, as model rows.
@@ -165,6 +272,7 @@ pub fn train_rows(pairs_sql: &str) -> String {
     let inputs: Vec<&str> = PAIR_INPUTS
         .iter()
         .chain(&ATTRIBUTE_INPUTS)
+        .chain(&SESSION_INPUTS)
         .copied()
         .collect();
     aggregate::rows_sql::<AlsTrain>("ecoreco.als_train", &inputs, &[], &format!("({pairs_sql})"))
@@ -183,7 +291,11 @@ pub fn macros() -> Vec<SqlMacro> {
                 "WITH {}, ecoreco_pairs AS ({}) {}",
                 source_rows_sql("als_train"),
                 pairs_sql("ecoreco_rows"),
-                train_rows("FROM ecoreco_pairs")
+                train_rows(
+                    "FROM ecoreco_pairs UNION ALL BY NAME \
+                     SELECT product_id, session_key, t AS step_order FROM ecoreco_rows \
+                     WHERE search AND session_key IS NOT NULL AND t IS NOT NULL"
+                )
             ),
         )
         .checking("events", &tables::interactions_source()),

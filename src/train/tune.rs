@@ -154,9 +154,20 @@ pub fn greedy_search<F>(
     plain: Candidate,
     searched: Searched,
     span: f64,
-    mut fit: impl FnMut(&Candidate, Option<&F>) -> anyhow::Result<F>,
+    fit: impl FnMut(&Candidate, Option<&F>) -> anyhow::Result<F>,
     score: impl Fn(&F, f32) -> f64,
 ) -> anyhow::Result<Choice> {
+    Ok(greedy_search_fit(plain, searched, span, fit, score)?.0)
+}
+
+/// [`greedy_search`], and the fit of its chosen candidate.
+pub fn greedy_search_fit<F>(
+    plain: Candidate,
+    searched: Searched,
+    span: f64,
+    mut fit: impl FnMut(&Candidate, Option<&F>) -> anyhow::Result<F>,
+    score: impl Fn(&F, f32) -> f64,
+) -> anyhow::Result<(Choice, F)> {
     let mut trials = Vec::new();
     let mut best_fit = fit(&plain, None)?;
     let plain_ndcg = score(&best_fit, 0.0);
@@ -236,19 +247,22 @@ pub fn greedy_search<F>(
             (blend, best_ndcg) = (b, ndcg);
         }
     }
-    Ok(Choice {
-        candidate: best,
-        blend,
-        ndcg: best_ndcg,
-        plain_ndcg,
-        fits,
-        trials,
-    })
+    Ok((
+        Choice {
+            candidate: best,
+            blend,
+            ndcg: best_ndcg,
+            plain_ndcg,
+            fits,
+            trials,
+        },
+        best_fit,
+    ))
 }
 
 /// A fit on the validation data with the model's users evaluated.
 pub(crate) struct ValidationFit {
-    model: ServingModel,
+    pub(crate) model: ServingModel,
     users: Vec<u32>,
     held_out: Vec<Vec<u32>>,
 }
@@ -430,6 +444,19 @@ pub(crate) fn choose(
     budget: &Budget,
     progress: &Progress,
 ) -> anyhow::Result<Option<Outcome>> {
+    Ok(choose_fit(split, base, plain, searched, budget, progress)?.map(|o| o.0))
+}
+
+/// [`choose`], and the validation fit of its chosen candidate (what the
+/// item-to-item choice folds sessions into: [`super::items`]).
+pub(crate) fn choose_fit(
+    split: &ValidationSplit,
+    base: &AlsParams,
+    plain: Candidate,
+    searched: Searched,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Option<(Outcome, ValidationFit)>> {
     let users = split.evaluated_users(MAX_VALIDATION_USERS, base.seed);
     if users.is_empty() {
         progress.say("no user has both validation training data and targets: training with the fixed parameters");
@@ -447,7 +474,7 @@ pub(crate) fn choose(
         split.train.len()
     ));
     let split = &sample;
-    let choice = greedy_search(
+    let (choice, best_fit) = greedy_search_fit(
         plain,
         searched,
         split.span,
@@ -493,10 +520,13 @@ pub(crate) fn choose(
         choice.ndcg,
         choice.plain_ndcg
     ));
-    Ok(Some(Outcome {
-        choice,
-        users: users.len(),
-    }))
+    Ok(Some((
+        Outcome {
+            choice,
+            users: users.len(),
+        },
+        best_fit,
+    )))
 }
 
 #[cfg(test)]

@@ -125,13 +125,16 @@ LIMITS = "2, '2GB'"
 # The product attributes (brand, its time, price, its time) als_train's macro
 # passes after the pairs; none here.
 ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
+# The session steps (session key, order) als_train's macro feeds with the
+# search on, on rows of their own; none here.
+SESSION_STEPS = "NULL::BIGINT, NULL::DOUBLE"
 # The serving rules (max_per_category, max_per_brand, min_price, max_price,
 # diversity) recommend_all passes; none here.
 RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 AGGREGATE_CALLS = {
     "ecoreco_als_train": (
         ["als_src", "empty_als_src", "extreme_als_src", "eval_src"],
-        f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {TRAINING}, {LIMITS}, 'false'",
+        f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {SESSION_STEPS}, {TRAINING}, {LIMITS}, 'false'",
     ),
     "ecoreco_evaluate": (
         ["eval_src"],

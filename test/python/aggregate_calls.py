@@ -43,6 +43,9 @@ LIMITS = "2, '2GB'"
 # The product attributes (brand, its time, price, its time) als_train's macro
 # passes after the pairs; none here.
 ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
+# The session steps (session key, order) als_train's macro feeds with the
+# search on, on rows of their own; none here.
+SESSION_STEPS = "NULL::BIGINT, NULL::DOUBLE"
 # The serving rules (max_per_category, max_per_brand, min_price, max_price,
 # diversity) recommend_all passes; none here.
 RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
@@ -51,7 +54,7 @@ RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 # to group or order by, its arguments as the macros pass them)
 CALLS = {
     "ecoreco_als_train": (PAIRS_SETUP, "als_src", "user_id",
-                          f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {TRAINING}, {LIMITS}, 'false'"),
+                          f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {SESSION_STEPS}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": (PAIRS_SETUP, "eval_src", "user_id",
                          f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
     "ecoreco_kmeans": (KFEAT, "kfeat", "user_id",

@@ -33,7 +33,7 @@ outcome["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 102
 print(json.dumps(outcome))
 """
 
-from aggregate_calls import ATTRIBUTES, CALLS, EVENTS, KFEAT, LIMITS, PAIRS, PAIRS_SETUP, TRAINING, USERS
+from aggregate_calls import ATTRIBUTES, CALLS, EVENTS, KFEAT, LIMITS, PAIRS, PAIRS_SETUP, SESSION_STEPS, TRAINING, USERS
 
 # Each aggregate called directly, with valid arguments, as the macros call it.
 AGGREGATES = {name: (setup, source, args) for name, (setup, source, _, args) in CALLS.items()}
@@ -86,7 +86,8 @@ def test_aggregate_called_as_window_or_ordered(name, shape):
 
 def test_issue_reproducer_ordered_als_train_in_its_macro_shape():
     query = ("SELECT count(*) FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false) "
-             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + ATTRIBUTES + ", " + TRAINING + ", " + LIMITS
+             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + ATTRIBUTES + ", " + SESSION_STEPS + ", " + TRAINING + ", "
+             + LIMITS
              + ", 'false' ORDER BY user_id DESC)).blocks FROM als_src)")
     assert_result_or_clear_error(run(PAIRS_SETUP, query), query)
 

@@ -1,0 +1,374 @@
+//! The item-to-item signal in the lists of sessions: a model whose table
+//! keeps `neighbour` rows ([`crate::model::neighbours`]) scores a session's
+//! products through them ([`crate::covisit::session`]) as well as through
+//! its factors, and blends the two lists.
+//!
+//! The blend: the model's own list of the session (collaborative fold-in,
+//! category interest, popular fill: [`base_length`] products, best first)
+//! and the item-to-item scores of up to [`EXTRA`] products. A product at
+//! position `r` (from 0) of the model's list of length `L` scores
+//! `(L − r) / L` there (0 when absent), an item-to-item product `s / s_max`;
+//! the session's list is the `k` best of
+//!
+//! ```text
+//! (1 − w) · model part + w · item-to-item part
+//! ```
+//!
+//! with `w` the model's `item_weight` (chosen on the validation split by
+//! `als_train`; 0 leaves the signal out). Ranks, not scores, for the
+//! model's part: its list mixes collaborative, interest and popularity
+//! scores of different scales. Ties: the model's order, then product id.
+//! A product's source is `item-to-item` when that part is the larger.
+
+use super::serving::{Recommendation, ServingModel, SessionItems, Source};
+use crate::binding::{Args, Check, Param, SqlType, Value};
+use crate::covisit::session::{Scorer, SessionBlend, Source as ItemSource};
+use crate::covisit::ItemModel;
+use crate::model::neighbours::{NeighbourRow, PARAMS};
+use crate::model::table::{from_rows, ModelRows};
+use std::cell::RefCell;
+
+/// The item-to-item products scored per session, and how many products
+/// past `k` the model's own list offers the blend.
+pub const EXTRA: usize = 50;
+
+/// The serving model of a table's rows, with its item-to-item signal when
+/// the table keeps one.
+pub fn serving_of_rows(mut rows: ModelRows, model_id: i64) -> anyhow::Result<ServingModel> {
+    let neighbours = rows.take_neighbours();
+    let params: Vec<Option<f64>> = PARAMS.iter().map(|name| rows.param(name)).collect();
+    let mut served = ServingModel::new(from_rows(rows, model_id)?)?;
+    served.items = items_of_rows(&served, &neighbours, &params)?;
+    Ok(served)
+}
+
+/// The signal of `rows` on `model`'s products (rows of products the model
+/// does not know are left out), with the [`PARAMS`] values `params`;
+/// `None` without rows.
+pub fn items_of_rows(
+    model: &ServingModel,
+    rows: &[NeighbourRow],
+    params: &[Option<f64>],
+) -> anyhow::Result<Option<SessionItems>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let param = |i: usize| params.get(i).copied().flatten();
+    let weight = param(0).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the model has neighbour rows but no item_weight param row; the model table is damaged"
+        )
+    })?;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&weight),
+        "the model's item_weight is {weight}, outside 0..1; the model table is damaged"
+    );
+    let d = SessionBlend::default();
+    let value = |i: usize, default: f32| param(i).map_or(default, |v| v as f32);
+    let blend = SessionBlend {
+        sequence: value(1, d.sequence),
+        cooccurrence: value(2, d.cooccurrence),
+        repeat: value(3, d.repeat),
+        decay: value(4, d.decay),
+    };
+    let n = model.n_products();
+    let mut items = ItemModel {
+        product_ids: model.product_ids.clone(),
+        cooc: vec![Vec::new(); n],
+        seq: vec![Vec::new(); n],
+        counts: vec![0; n],
+    };
+    for r in rows {
+        let (Some(a), Some(b)) = (model.product(r.product), model.product(r.neighbour)) else {
+            continue;
+        };
+        let list = if r.sequence {
+            &mut items.seq[a as usize]
+        } else {
+            &mut items.cooc[a as usize]
+        };
+        list.push((b, r.score));
+    }
+    for list in items.cooc.iter_mut().chain(items.seq.iter_mut()) {
+        list.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+    }
+    Ok(Some(SessionItems {
+        model: items,
+        blend,
+        weight: weight as f32,
+    }))
+}
+
+/// The session functions' `item_weight` parameter.
+pub fn weight_param() -> Param {
+    Param::named(
+        "item_weight",
+        SqlType::Double,
+        Value::Null,
+        "a number between 0 (the item-to-item signal left out) and 1; NULL: the model's item_weight",
+    )
+    .check(Check::Range(0.0, 1.0))
+    .nullable()
+}
+
+/// The call's `item_weight` (checked by its declaration); `None`: the model's.
+pub fn call_weight(call: &Args) -> anyhow::Result<Option<f32>> {
+    Ok(call.opt_double("item_weight")?.map(|w| w as f32))
+}
+
+/// The signal and its weight (`weight`, else the model's) when the model
+/// keeps one and the weight is above 0.
+fn active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionItems, f32)> {
+    let items = model.items.as_ref()?;
+    let w = weight.unwrap_or(items.weight);
+    (w > 0.0).then_some((items, w))
+}
+
+/// How long the model's own list of a session must be for a list of `k`.
+pub fn base_length(model: &ServingModel, weight: Option<f32>, k: usize) -> usize {
+    if active(model, weight).is_some() {
+        k + EXTRA
+    } else {
+        k
+    }
+}
+
+thread_local! {
+    static SCORER: RefCell<Scorer> = RefCell::new(Scorer::default());
+}
+
+/// The item-to-item scores of a session (its product ids in event order),
+/// best first, at most [`EXTRA`]: products in `excluded` (sorted) left out,
+/// as is the product the session is on.
+pub fn item_scores(
+    model: &ServingModel,
+    items: &SessionItems,
+    products: &[i64],
+    excluded: &[u32],
+) -> Vec<(u32, f32)> {
+    // Repeats of one product in a row are one step, as in training.
+    let mut steps: Vec<u32> = Vec::with_capacity(products.len());
+    for i in products.iter().filter_map(|&p| model.product(p)) {
+        if steps.last() != Some(&i) {
+            steps.push(i);
+        }
+    }
+    let last = products.last().and_then(|&p| model.product(p));
+    let scored = SCORER.with(|s| {
+        s.borrow_mut().recommend(
+            &items.model,
+            &[],
+            &steps,
+            last,
+            &items.blend,
+            EXTRA + excluded.len().min(EXTRA),
+        )
+    });
+    scored
+        .into_iter()
+        .filter(|x| x.2 == ItemSource::Items && excluded.binary_search(&x.0).is_err())
+        .take(EXTRA)
+        .map(|x| (x.0, x.1))
+        .collect()
+}
+
+/// The `k` best of the blend of the module documentation: `base` the
+/// model's list, `items` the item-to-item scores (best first), `weight`
+/// the item-to-item share.
+pub fn blend_lists(
+    model: &ServingModel,
+    base: &[Recommendation],
+    items: &[(u32, f32)],
+    weight: f32,
+    k: usize,
+) -> Vec<Recommendation> {
+    let len = base.len().max(1) as f32;
+    let top = items.first().map_or(0.0, |x| x.1);
+    let item_part = |s: f32| if top > 0.0 { weight * s / top } else { 0.0 };
+    // (score, position in the model's list or len, recommendation)
+    let mut all: Vec<(f32, usize, Recommendation)> = base
+        .iter()
+        .enumerate()
+        .map(|(r, rec)| {
+            let b = (1.0 - weight) * (len - r as f32) / len;
+            let i = items
+                .iter()
+                .find(|x| x.0 == rec.product)
+                .map_or(0.0, |x| item_part(x.1));
+            let source = if i > b {
+                Source::ItemToItem
+            } else {
+                rec.source
+            };
+            (
+                b + i,
+                r,
+                Recommendation {
+                    product: rec.product,
+                    score: b + i,
+                    source,
+                },
+            )
+        })
+        .collect();
+    for &(p, s) in items {
+        if base.iter().any(|r| r.product == p) {
+            continue;
+        }
+        let i = item_part(s);
+        all.push((
+            i,
+            base.len(),
+            Recommendation {
+                product: p,
+                score: i,
+                source: Source::ItemToItem,
+            },
+        ));
+    }
+    all.sort_unstable_by(|x, y| {
+        y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(
+            model.product_ids[x.2.product as usize].cmp(&model.product_ids[y.2.product as usize]),
+        )
+    });
+    all.into_iter().take(k).map(|x| x.2).collect()
+}
+
+/// A session's list of `k` from the model's own list of it (`base`,
+/// [`base_length`] long): blended with the item-to-item scores when the
+/// model keeps the signal (at `weight`, else the model's), else `base`
+/// cut to `k`.
+pub fn session_list(
+    model: &ServingModel,
+    mut base: Vec<Recommendation>,
+    products: &[i64],
+    excluded: &[u32],
+    weight: Option<f32>,
+    k: usize,
+) -> Vec<Recommendation> {
+    let Some((items, w)) = active(model, weight) else {
+        base.truncate(k);
+        return base;
+    };
+    let scored = item_scores(model, items, products, excluded);
+    blend_lists(model, &base, &scored, w, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::serving::tests::serving_model;
+    use super::*;
+    use crate::model::csr::Csr;
+
+    /// 1 user × 5 products (ids 10..50), 2 factors.
+    fn model() -> ServingModel {
+        serving_model(
+            1,
+            2,
+            vec![7],
+            vec![10, 20, 30, 40, 50],
+            vec![1.0, 0.0],
+            vec![1.0, 0.0, 0.8, 0.0, 0.6, 0.0, 0.4, 0.0, 0.2, 0.0],
+            vec![1, 1, 1, 2, 2],
+            vec![1.0; 5],
+            Csr::from_triplets(1, 5, &[], &[], &[]).unwrap(),
+            vec![vec![]],
+        )
+        .unwrap()
+    }
+
+    fn rec(product: u32, source: Source) -> Recommendation {
+        Recommendation {
+            product,
+            score: 9.0,
+            source,
+        }
+    }
+
+    #[test]
+    fn blend_by_hand() {
+        let m = model();
+        // The model's list 0, 1, 2, 3 (L = 4: parts 1, 0.75, 0.5, 0.25);
+        // item-to-item scores 3: 2.0 (part 1), 4: 1.0 (part 0.5).
+        let base: Vec<_> = (0..4).map(|i| rec(i, Source::Collaborative)).collect();
+        let items = [(3, 2.0), (4, 1.0)];
+        // w = 0.5: 0 -> 0.5, 1 -> 0.375, 2 -> 0.25, 3 -> 0.125 + 0.5 = 0.625,
+        // 4 -> 0.25 (ties with 2: the model's list first).
+        let got = blend_lists(&m, &base, &items, 0.5, 4);
+        let want = [
+            (3, 0.625, Source::ItemToItem),
+            (0, 0.5, Source::Collaborative),
+            (1, 0.375, Source::Collaborative),
+            (2, 0.25, Source::Collaborative),
+        ];
+        assert_eq!(got.len(), 4);
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.product, g.source), (w.0, w.2), "{got:?}");
+            assert!((g.score - w.1).abs() < 1e-6, "{got:?}");
+        }
+        let five = blend_lists(&m, &base, &items, 0.5, 5);
+        assert_eq!((five[4].product, five[4].source), (4, Source::ItemToItem));
+        assert!((five[4].score - 0.25).abs() < 1e-6);
+        // w = 0 keeps the model's order; no item-to-item scores: the same.
+        let order = |l: Vec<Recommendation>| l.iter().map(|r| r.product).collect::<Vec<_>>();
+        assert_eq!(order(blend_lists(&m, &base, &items, 0.0, 4)), [0, 1, 2, 3]);
+        assert_eq!(order(blend_lists(&m, &base, &[], 0.7, 4)), [0, 1, 2, 3]);
+    }
+
+    fn row(product: i64, neighbour: i64, score: f32, sequence: bool) -> NeighbourRow {
+        NeighbourRow {
+            product,
+            neighbour,
+            score,
+            sequence,
+        }
+    }
+
+    #[test]
+    fn sessions_are_scored_through_the_rows_on_the_models_products() {
+        let mut m = model();
+        let rows = [
+            row(10, 40, 1.0, true),
+            row(10, 50, 3.0, true),
+            row(10, 99, 5.0, true), // a product the model does not know
+            row(20, 30, 2.0, false),
+        ];
+        let params = [
+            Some(0.5),
+            Some(1.0),
+            Some(0.0),
+            Some(0.0),
+            Some(0.5),
+            Some(10.0),
+        ];
+        m.items = items_of_rows(&m, &rows, &params).unwrap();
+        let items = m.items.as_ref().unwrap();
+        assert_eq!(items.model.seq[0], vec![(4, 3.0), (3, 1.0)]);
+        assert_eq!(items.weight, 0.5);
+        // A session on 10: 50 then 40 (scores 1 and 1/3 of the best).
+        let scored = item_scores(&m, items, &[10, 10], &[]);
+        assert_eq!(scored.len(), 2);
+        assert_eq!(scored[0].0, 4);
+        assert!((scored[0].1 - 1.0).abs() < 1e-6 && (scored[1].1 - 1.0 / 3.0).abs() < 1e-6);
+        // Excluded products are left out.
+        assert_eq!(item_scores(&m, items, &[10], &[4]), vec![(3, 1.0 / 3.0)]);
+        // The session list blends at the model's weight unless the call's
+        // weight is 0; the base list is k + EXTRA long only then.
+        assert_eq!(base_length(&m, None, 3), 3 + EXTRA);
+        assert_eq!(base_length(&m, Some(0.0), 3), 3);
+        let base: Vec<_> = (0..3).map(|i| rec(i, Source::Collaborative)).collect();
+        let list = session_list(&m, base.clone(), &[10], &[], None, 2);
+        assert_eq!(
+            (list[0].product, list[0].source),
+            (0, Source::Collaborative)
+        );
+        assert_eq!((list[1].product, list[1].source), (4, Source::ItemToItem));
+        let plain = session_list(&m, base, &[10], &[], Some(0.0), 2);
+        assert_eq!(plain.iter().map(|r| r.product).collect::<Vec<_>>(), [0, 1]);
+        // Rows without an item_weight, or with one outside 0..1, are damage.
+        let err = items_of_rows(&m, &rows, &[None]).unwrap_err().to_string();
+        assert!(err.contains("no item_weight"), "{err}");
+        assert!(items_of_rows(&m, &rows, &[Some(1.5)]).is_err());
+        assert!(items_of_rows(&m, &[], &[]).unwrap().is_none());
+    }
+}

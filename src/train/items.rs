@@ -1,0 +1,399 @@
+//! The item-to-item signal of `als_train`'s model: the neighbours of the
+//! training sessions ([`crate::covisit`]), kept in the model table
+//! ([`crate::model::neighbours`]) when the validation split shows they
+//! improve the lists of sessions, with the weight it chose.
+//!
+//! The sessions: the source's `user_session` column (each user's history
+//! when it has none), steps in time order. The validation uses the same
+//! time cut as the parameter search ([`super::tune`]):
+//!
+//! 1. the neighbours are counted on the steps before the cut, and the
+//!    session blend inside the signal (sequence, co-occurrence, repeat
+//!    interest, decay) is chosen on the latest of those sessions
+//!    ([`crate::covisit::choose`]);
+//! 2. the chosen ALS candidate's fit on the validation training data (the
+//!    search's own, or a plain fit where no user could judge the search),
+//!    and every held-out session (its steps at or after
+//!    the cut; the latest first, at most [`MAX_PREFIXES`] prefixes) is
+//!    revealed step by step: after each prefix, the model's list of the
+//!    prefix (fold-in, category interest, popular fill) is blended with
+//!    its item-to-item scores at each weight of [`WEIGHTS`]
+//!    ([`crate::recommend::items`]), and the next step is the target;
+//! 3. the weight with the largest HR@20 + MRR@20 over all targets plus
+//!    the same over targets new to the session wins; ties keep the smaller
+//!    weight, so 0 (the signal left out) stands unless a weight beats it.
+//!
+//! The final neighbours are counted on all the sessions, at most
+//! [`NEIGHBOURS`] of each kind per product.
+
+use super::tune::{self, Candidate};
+use crate::als::solver::AlsParams;
+use crate::als::validation::ValidationSplit;
+use crate::budget::Budget;
+use crate::covisit::choose::{self as session_choice, Tally, UNKNOWN};
+use crate::covisit::kernel::Windows;
+use crate::covisit::session::SessionBlend;
+use crate::covisit::{Event, ItemModel, Sessions};
+use crate::model::neighbours::{NeighbourRow, PARAMS};
+use crate::progress::Progress;
+use crate::recommend::items::{self, EXTRA};
+use crate::recommend::serving::{ServingModel, SessionItems};
+use crate::stream::foldin::{FoldIn, Scratch};
+use crate::stream::sessions::SessionScorer;
+use crate::stream::state::Weights;
+use rayon::prelude::*;
+
+/// The counting windows: following within 10 steps, co-occurring anywhere
+/// in the session (`covisit_train`'s defaults).
+pub const WINDOWS: Windows = Windows { cooc: 0, seq: 10 };
+/// Neighbours of each kind kept per product in the model table.
+pub const NEIGHBOURS: usize = 20;
+/// The item-to-item weights tried, 0 (left out) first.
+pub const WEIGHTS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 0.9];
+/// Held-out prefixes scored, at most.
+pub const MAX_PREFIXES: usize = 2_000;
+/// Fewer held-out prefixes than this judge nothing (a handful of next
+/// clicks would keep or drop the signal by chance): no choice, no signal.
+pub const MIN_PREFIXES: usize = 50;
+/// The list length the validation scores.
+pub const VALIDATION_K: usize = 20;
+
+/// What the validation chose.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    pub blend: SessionBlend,
+    pub weight: f32,
+    /// Held-out prefixes that judged it.
+    pub prefixes: u64,
+}
+
+impl Choice {
+    /// The [`PARAMS`] rows.
+    pub fn param_rows(&self) -> Vec<(String, f64)> {
+        let b = &self.blend;
+        let values = [self.weight, b.sequence, b.cooccurrence, b.repeat, b.decay]
+            .map(crate::model::f32_decimal);
+        PARAMS
+            .iter()
+            .zip(values.into_iter().chain([self.prefixes as f64]))
+            .map(|(n, v)| (n.to_string(), v))
+            .collect()
+    }
+}
+
+/// The neighbour rows of `model`: per product, its best [`NEIGHBOURS`]
+/// of each kind.
+pub fn neighbour_rows(model: &ItemModel) -> Vec<NeighbourRow> {
+    let mut rows = Vec::new();
+    for (a, (cooc, seq)) in model.cooc.iter().zip(&model.seq).enumerate() {
+        for (list, sequence) in [(cooc, false), (seq, true)] {
+            for &(b, score) in list.iter().take(NEIGHBOURS) {
+                rows.push(NeighbourRow {
+                    product: model.product_ids[a],
+                    neighbour: model.product_ids[b as usize],
+                    score,
+                    sequence,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// The held-out sessions' steps as product ids, the latest sessions first,
+/// up to [`MAX_PREFIXES`] prefixes.
+fn held_out(sessions: &Sessions) -> Vec<Vec<i64>> {
+    let mut order: Vec<usize> = (0..sessions.len()).collect();
+    order.sort_by(|&a, &b| {
+        sessions.ends[b]
+            .total_cmp(&sessions.ends[a])
+            .then(a.cmp(&b))
+    });
+    let mut out = Vec::new();
+    let mut prefixes = 0;
+    for s in order {
+        let steps = sessions.session(s);
+        if steps.len() < 2 {
+            continue;
+        }
+        if prefixes >= MAX_PREFIXES {
+            break;
+        }
+        prefixes += steps.len() - 1;
+        out.push(
+            steps
+                .iter()
+                .map(|&p| sessions.product_ids[p as usize])
+                .collect(),
+        );
+    }
+    out
+}
+
+/// Each weight's tally over the prefixes of `sessions` (product ids),
+/// with `model` (no item-to-item signal of its own) and `items` as the
+/// signal, `events_weights` the event weights. Every step folds in as a view.
+#[allow(clippy::too_many_arguments)]
+pub fn tallies(
+    model: &ServingModel,
+    fold: &FoldIn,
+    serving_blend: f32,
+    events_weights: Weights,
+    signal: &SessionItems,
+    sessions: &[Vec<i64>],
+    weights: &[f32],
+) -> anyhow::Result<Vec<Tally>> {
+    let scorer = SessionScorer {
+        model,
+        fold,
+        weights: events_weights,
+        k: VALIDATION_K + EXTRA,
+        blend: serving_blend,
+        item_weight: Some(0.0),
+    };
+    let prefixes: Vec<(&[i64], i64)> = sessions
+        .iter()
+        .flat_map(|s| (1..s.len()).map(move |t| (&s[..t], s[t])))
+        .collect();
+    let per_prefix: Vec<Vec<Tally>> = prefixes
+        .par_iter()
+        .map_init(Scratch::default, |scratch, &(prefix, target)| {
+            let codes = vec![1i64; prefix.len()];
+            let base = scorer.list(prefix, &codes, scratch)?;
+            let scored = items::item_scores(model, signal, prefix, &[]);
+            let target_index = model.product(target).unwrap_or(UNKNOWN);
+            let new = !prefix.contains(&target);
+            Ok(weights
+                .iter()
+                .map(|&w| {
+                    let list: Vec<u32> = items::blend_lists(model, &base, &scored, w, VALIDATION_K)
+                        .into_iter()
+                        .map(|r| r.product)
+                        .collect();
+                    let mut t = Tally::default();
+                    t.add(&list, target_index, new);
+                    t
+                })
+                .collect())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((0..weights.len())
+        .map(|w| {
+            per_prefix
+                .iter()
+                .fold(Tally::default(), |acc, t| acc.merge(t[w]))
+        })
+        .collect())
+}
+
+/// The index of the best tally (ties: the earlier).
+pub fn best(tallies: &[Tally]) -> usize {
+    let mut best = 0;
+    for (i, t) in tallies.iter().enumerate() {
+        if t.score() > tallies[best].score() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The choice of the module documentation for the session steps `events`,
+/// on the validation `split` with the search's chosen `candidate` (its
+/// validation fit `fitted`, the search's own; fitted here when `None`) and
+/// serving blend; `None` when there is too little to judge it on (no step
+/// before the cut, or fewer than [`MIN_PREFIXES`] held-out prefixes).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn choose(
+    events: &[Event],
+    split: &ValidationSplit,
+    base: &AlsParams,
+    candidate: &Candidate,
+    fitted: Option<ServingModel>,
+    serving_blend: f32,
+    weights: Weights,
+    threads: usize,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Option<Choice>> {
+    let cut = split.cut;
+    budget.check(
+        "splitting the session steps at the validation cut",
+        events.len() as u64 * crate::covisit::EVENT_BYTES,
+        "24 bytes per step",
+    )?;
+    let (before, after): (Vec<Event>, Vec<Event>) = events.iter().partition(|e| e.order < cut);
+    if before.is_empty() || after.is_empty() {
+        return Ok(None);
+    }
+    let before = Sessions::build(before, budget)?;
+    let held = held_out(&Sessions::build(after, budget)?);
+    if held.iter().map(|s| s.len() - 1).sum::<usize>() < MIN_PREFIXES {
+        return Ok(None);
+    }
+    let blend = session_choice::choose(&before, WINDOWS, NEIGHBOURS, threads, budget)?.blend;
+    let neighbours = ItemModel::train(&before, WINDOWS, NEIGHBOURS, threads, budget)?;
+    drop(before);
+    let model = match fitted {
+        Some(model) => model,
+        None => {
+            let users = split.evaluated_users(tune::MAX_VALIDATION_USERS, base.seed);
+            let sample = split.sample(&users, tune::MAX_SEARCH_PAIRS, base.seed);
+            let quiet = Progress::new("ecoreco.als_train", "off");
+            tune::fit_validation(
+                &sample,
+                &users,
+                base,
+                candidate,
+                base.iterations.min(tune::SEARCH_ITERATIONS),
+                None,
+                budget,
+                &quiet,
+            )?
+            .model
+        }
+    };
+    let mut params: Vec<Option<f64>> = vec![Some(1.0)];
+    params.extend(
+        [
+            blend.sequence,
+            blend.cooccurrence,
+            blend.repeat,
+            blend.decay,
+        ]
+        .map(|v| Some(v as f64)),
+    );
+    let Some(signal) = items::items_of_rows(&model, &neighbour_rows(&neighbours), &params)? else {
+        return Ok(None);
+    };
+    drop(neighbours);
+    let fold = FoldIn::new(
+        model.item_factors(),
+        model.factors,
+        candidate.regularization as f64,
+        candidate.alpha as f64,
+    )?
+    .with_weighting(model.weighting.clone())?;
+    let scored = tallies(
+        &model,
+        &fold,
+        serving_blend,
+        weights,
+        &signal,
+        &held,
+        &WEIGHTS,
+    )?;
+    let at = best(&scored);
+    for (w, t) in WEIGHTS.iter().zip(&scored) {
+        progress.say(format!(
+            "item-to-item weight {w}: held-out sessions HR@20 + MRR@20 (all + new) {:.4}",
+            t.score()
+        ));
+    }
+    Ok(Some(Choice {
+        blend,
+        weight: WEIGHTS[at],
+        prefixes: scored[at].prefixes[0],
+    }))
+}
+
+/// The neighbour rows of all the session steps `events`.
+pub fn final_rows(
+    events: Vec<Event>,
+    threads: usize,
+    budget: &Budget,
+) -> anyhow::Result<Vec<NeighbourRow>> {
+    let sessions = Sessions::build(events, budget)?;
+    let model = ItemModel::train(&sessions, WINDOWS, NEIGHBOURS, threads, budget)?;
+    drop(sessions);
+    Ok(neighbour_rows(&model))
+}
+
+/// `id` with the item-to-item rows and choice mixed in (two models that
+/// differ only there are different models to the cache).
+pub fn hash_into(rows: &[NeighbourRow], choice: Option<&Choice>, id: i64) -> i64 {
+    let Some(choice) = choice else {
+        return id;
+    };
+    let mut h = crate::rng::mix64(id as u64 ^ choice.weight.to_bits() as u64);
+    for r in rows {
+        h = crate::rng::mix64(h ^ r.product as u64);
+        h = crate::rng::mix64(h ^ r.neighbour as u64 ^ (r.score.to_bits() as u64) << 1);
+    }
+    (h & ((1 << 52) - 1)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions(list: &[(i64, Vec<i64>)]) -> Sessions {
+        let mut events = Vec::new();
+        for (s, (end, products)) in list.iter().enumerate() {
+            for (i, &p) in products.iter().enumerate() {
+                events.push(Event {
+                    session: s as i64,
+                    order: (*end - products.len() as i64 + 1 + i as i64) as f64,
+                    product: p,
+                });
+            }
+        }
+        Sessions::build(events, &Budget::from_setting("1 GB")).unwrap()
+    }
+
+    #[test]
+    fn held_out_sessions_come_latest_first_with_two_steps_at_least() {
+        // Session ends 10, 30, 20; the one-step session is no prefix.
+        let s = sessions(&[(10, vec![1, 2]), (30, vec![3, 4, 5]), (20, vec![6])]);
+        assert_eq!(held_out(&s), vec![vec![3, 4, 5], vec![1, 2]]);
+    }
+
+    #[test]
+    fn the_smallest_weight_wins_ties_and_param_rows_name_the_choice() {
+        let tally = |hits: u64| Tally {
+            prefixes: [10, 0],
+            hits: [hits, 0],
+            reciprocal: [0.0, 0.0],
+        };
+        assert_eq!(best(&[tally(3), tally(3), tally(2)]), 0);
+        assert_eq!(best(&[tally(3), tally(5), tally(5)]), 1);
+        let choice = Choice {
+            blend: SessionBlend::default(),
+            weight: 0.25,
+            prefixes: 321,
+        };
+        let rows = choice.param_rows();
+        assert_eq!(
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+            PARAMS.to_vec()
+        );
+        assert_eq!(rows[0].1, 0.25);
+        assert_eq!(rows[3].1, 2.0);
+        assert_eq!(rows[5].1, 321.0);
+    }
+
+    #[test]
+    fn neighbour_rows_keep_the_best_of_each_kind() {
+        let model = ItemModel {
+            product_ids: vec![10, 20, 30],
+            cooc: vec![vec![(1, 2.0)], vec![], vec![]],
+            seq: vec![
+                (0..30).map(|i| (1 + i % 2, 30.0 - i as f32)).collect(),
+                vec![],
+                vec![(0, 1.0)],
+            ],
+            counts: vec![0; 3],
+        };
+        let rows = neighbour_rows(&model);
+        assert_eq!(rows.len(), 1 + NEIGHBOURS + 1);
+        assert_eq!(
+            (rows[0].product, rows[0].neighbour, rows[0].sequence),
+            (10, 20, false)
+        );
+        assert_eq!(
+            (rows[1].neighbour, rows[1].score, rows[1].sequence),
+            (20, 30.0, true)
+        );
+        let last = rows.last().unwrap();
+        assert_eq!((last.product, last.neighbour, last.score), (30, 10, 1.0));
+    }
+}
