@@ -36,7 +36,7 @@
 //!
 //! Everything is accumulated in `f64`; product factors and `z` are `f32`.
 
-use super::score::{ProductScores, MAX_SCORED_PRODUCTS};
+use super::product_scores::{ProductScores, MAX_SCORED_PRODUCTS};
 use crate::isa::{dispatch, Isa};
 use crate::model::confidence::Weighting;
 use crate::recommend::topk::norm_rounded_up;

@@ -21,6 +21,7 @@ pub mod http;
 pub mod lineproto;
 pub mod monitor;
 pub mod outputs;
+mod product_scores;
 pub mod replay;
 pub mod score;
 pub mod sessions;
@@ -87,7 +88,7 @@ pub fn macros() -> Vec<SqlMacro> {
     let recommendations = "w.event, make_timestamp(w.event_time_us) AS event_time, make_timestamp(w.window_start_us) AS window_start, \
          w.user_id, w.rank, w.product_id, w.score, w.source, w.latency_ms";
     // `model` comes first and positional here, as in the issue's signature.
-    let mut session = aggregate::signature::<functions::RecommendSession>(
+    let mut session = aggregate::signature::<sessions::RecommendSession>(
         &["model", "product_ids", "event_types"],
         &[],
     );
@@ -110,7 +111,7 @@ pub fn macros() -> Vec<SqlMacro> {
         replay_macro::<Windows>("replay", windows),
         replay_macro::<Recommendations>("replay_recommendations", recommendations),
         replay_macro::<Products>("replay_products", "w.*"),
-        SqlMacro::table("recommend_session", &session, functions::session_sql())
+        SqlMacro::table("recommend_session", &session, sessions::session_sql())
             .checking("model", &serving_model()),
         SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql()),
         SqlMacro::scalar(
