@@ -29,6 +29,8 @@ pub mod state;
 
 pub mod functions;
 #[cfg(test)]
+mod score_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod weighting_tests;
