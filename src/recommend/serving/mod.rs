@@ -449,20 +449,7 @@ impl ServingModel {
                 .fold(0.0, |v, c| if c.0 == category { c.1 } else { v })
         };
         let score_of = |i: u32, category_interest: f32, als: f32, from_als: bool| {
-            let interest = category_interest * self.popularity_score(i);
-            let (a, b) = ((1.0 - blend) * als, blend * interest);
-            let source = if b > a || !from_als {
-                Source::CategoryInterest
-            } else {
-                Source::Collaborative
-            };
-            // A product only the interest rule proposed needs a positive
-            // interest score to count; otherwise popularity fills in.
-            (from_als || b > 0.0).then_some(Recommendation {
-                product: i,
-                score: a + b,
-                source,
-            })
+            self.blended(i, category_interest, als, from_als, blend)
         };
         // Best first, ties by product id: a total order, so keeping the k
         // best as candidates come is the same list as sorting all of them.
