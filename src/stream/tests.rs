@@ -128,53 +128,73 @@ fn folded_in_user_equals_one_als_half_step_against_the_final_factors() {
             .solve(&fold, y, &mut Scratch::default(), &mut got)
             .unwrap();
 
-        // The half-step written out densely, in f64.
         let user_pairs: Vec<Pair> = pairs(&evs, &w)
             .into_iter()
             .filter(|p| p.user == user)
             .collect();
-        let mut a = vec![0f64; f * f];
-        let mut b = vec![0f64; f];
-        for i in 0..model.n_products() {
-            let yi = &y[i * f..(i + 1) * f];
-            let c = user_pairs
+        let raw = |i: usize| {
+            user_pairs
                 .iter()
                 .find(|p| model.product(p.product) == Some(i as u32))
-                .map_or(1.0, |p| 1.0 + params.alpha as f64 * p.weight as f64);
-            let preference = if c > 1.0 { 1.0 } else { 0.0 };
-            for j in 0..f {
-                b[j] += c * preference * yi[j] as f64;
-                for k in 0..f {
-                    a[j * f + k] += c * yi[j] as f64 * yi[k] as f64;
-                }
+                .map_or(0.0, |p| p.weight as f64)
+        };
+        assert_one_exact_half_step(&model, &params, user, &got, raw, "");
+    }
+}
+
+/// The acceptance check of `got`, the fold-in of a `user` the model knows
+/// (`what` names the case in messages): one exact ALS half-step against the
+/// final product factors, written out densely in f64, for the raw weights
+/// `raw(i)` of the user's products (0: not touched),
+/// `x_u = (YᵀY + Yᵀ(C_u − I)Y + λI)⁻¹ Yᵀ C_u p_u`, `C = 1 + α·raw`; and
+/// the trainer's CG factors of the user approach the same point.
+pub(super) fn assert_one_exact_half_step(
+    model: &ServingModel,
+    params: &AlsParams,
+    user: i64,
+    got: &[f32],
+    raw: impl Fn(usize) -> f64,
+    what: &str,
+) {
+    let (y, f) = (model.item_factors(), model.factors);
+    let mut a = vec![0f64; f * f];
+    let mut b = vec![0f64; f];
+    for i in 0..model.n_products() {
+        let yi = &y[i * f..(i + 1) * f];
+        let r = raw(i);
+        let c = 1.0 + params.alpha as f64 * r;
+        let preference = if r > 0.0 { 1.0 } else { 0.0 };
+        for j in 0..f {
+            b[j] += c * preference * yi[j] as f64;
+            for k in 0..f {
+                a[j * f + k] += c * yi[j] as f64 * yi[k] as f64;
             }
         }
-        for j in 0..f {
-            a[j * f + j] += params.regularization as f64;
-        }
-        super::foldin::cholesky(&mut a, f).unwrap();
-        super::foldin::cholesky_solve(&a, f, &mut b);
-        for (g, e) in got.iter().zip(&b) {
-            assert!(
-                (*g as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
-                "user {user}: {got:?} vs {b:?}"
-            );
-        }
-        // The trainer's CG factors approach the same point.
-        let u = model.user(user).unwrap() as usize;
-        let trained_row = &model.user_factors[u * f..(u + 1) * f];
-        let distance: f32 = trained_row
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f32>()
-            .sqrt();
-        let norm: f32 = got.iter().map(|v| v * v).sum::<f32>().sqrt();
+    }
+    for j in 0..f {
+        a[j * f + j] += params.regularization as f64;
+    }
+    super::foldin::cholesky(&mut a, f).unwrap();
+    super::foldin::cholesky_solve(&a, f, &mut b);
+    for (g, e) in got.iter().zip(&b) {
         assert!(
-            distance < 0.25 * norm,
-            "user {user}: trained {trained_row:?} folded {got:?}"
+            (*g as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
+            "{what}user {user}: {got:?} vs {b:?}"
         );
     }
+    let u = model.user(user).unwrap() as usize;
+    let trained_row = &model.user_factors[u * f..(u + 1) * f];
+    let distance: f32 = trained_row
+        .iter()
+        .zip(got)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f32>()
+        .sqrt();
+    let norm: f32 = got.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!(
+        distance < 0.25 * norm,
+        "{what}user {user}: trained {trained_row:?} folded {got:?}"
+    );
 }
 
 #[test]
