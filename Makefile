@@ -176,6 +176,7 @@ bench: release venv $(VENV_BENCH)/.ok
 	$(VENV_BENCH)/bin/python benches/analytics.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/recommend.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/rules.py $(EXTENSION)
+	$(VENV_BENCH)/bin/python benches/update.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/quality.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/next_click.py $(EXTENSION)
 	$(VENV_BENCH)/bin/python benches/session_floors.py $(EXTENSION)

@@ -66,6 +66,9 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::stream::sessions::RecommendSession>(con.0)?;
     aggregate::register::<crate::stream::sessions::RecommendSessions>(con.0)?;
     aggregate::register::<crate::stream::monitor::InfluxWrite>(con.0)?;
+    aggregate::register::<crate::explain::Explain>(con.0)?;
+    aggregate::register::<crate::train::update_sql::AlsUpdate>(con.0)?;
+    scalar::register::<crate::explain::ExplainedSql>(con.0)?;
     scalar::register::<crate::stream::monitor::InfluxLine>(con.0)?;
     con.attach_private_catalog()?;
     for m in crate::ingest::macros()
@@ -84,6 +87,8 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
         .chain(crate::report::macros())
         .chain(crate::interop::macros())
         .chain(crate::stream::macros())
+        .chain(crate::explain::macros())
+        .chain(crate::train::update_sql::macros())
         .chain([
             binding::SqlMacro::scalar("version", &[], "ecoreco_version()"),
             binding::SqlMacro::scalar("model_cache_clear", &[], "ecoreco_model_cache_clear()"),

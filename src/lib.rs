@@ -39,6 +39,7 @@
 //! | stage | [`covisit`] | stage 5b: the item-to-item model |
 //! | stage | [`recommend`] | stage 6: serving from a model table |
 //! | stage | [`stream`] | real time: replay, fold-in, sessions, monitoring |
+//! | stage | [`explain`] | why a score: its parts as rows (above the fold-in it decomposes) |
 //! | stage | [`train`] | stage 5: `als_train`, parameters chosen on the user's data |
 //! | stage | [`evaluate`] | stage 7: offline evaluation on a time split |
 //! | stage | [`interop`] | models exchanged with Spark |
@@ -64,6 +65,7 @@ pub mod als;
 pub mod analytics;
 pub mod covisit;
 pub mod evaluate;
+pub mod explain;
 pub mod ingest;
 pub mod interop;
 pub mod recommend;

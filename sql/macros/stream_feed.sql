@@ -13,3 +13,8 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL,
        m.side::VARCHAR, m.id::BIGINT, m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[], m.model_id::BIGINT
 FROM query_table(model) m
 WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)
+UNION ALL
+-- The serving rules' tables, as include/exclude rows (none without rules).
+SELECT NULL, NULL, NULL, NULL, NULL, NULL,
+       r.side::VARCHAR, r.id::BIGINT, NULL, NULL, NULL, NULL, NULL
+FROM query(ecoreco_rule_rows_sql('ecoreco.replay', include, exclude)) r

@@ -439,6 +439,7 @@ pub fn macros() -> Vec<SqlMacro> {
         .iter()
         .map(|s| s.to_string())
         .chain(serving.iter().cloned())
+        .chain(["explain := false".to_string()])
         .collect();
     let all: Vec<String> = std::iter::once("model".to_string())
         .chain(serving.iter().cloned())
@@ -456,8 +457,10 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend",
             &recommend,
-            "FROM query(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased, \
-             include, exclude, max_per_category, max_per_brand, min_price, max_price, diversity))"
+            // With `explain := true`, a `because` column (crate::explain).
+            "FROM query(ecoreco_explained_sql(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased, \
+             include, exclude, max_per_category, max_per_brand, min_price, max_price, diversity), \
+             explain, model, events, uid, k, blend, exclude_purchased))"
                 .to_string(),
         ),
         SqlMacro::table(

@@ -29,7 +29,7 @@ use rayon::slice::ParallelSliceMut;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The model-row inputs, shared by the replay and session aggregates.
-pub(super) fn model_inputs() -> Vec<Column> {
+pub(crate) fn model_inputs() -> Vec<Column> {
     use SqlType::*;
     vec![
         Column::new("side", Varchar),
@@ -54,7 +54,7 @@ pub const MODEL_FEED: [&str; 7] = [
 ];
 
 /// Parameters every function that reads a model takes.
-pub(super) fn model_params() -> Vec<Param> {
+pub(crate) fn model_params() -> Vec<Param> {
     vec![
         Param::named(
             "model",
@@ -76,6 +76,7 @@ pub(super) fn model_params() -> Vec<Param> {
 pub(super) fn session_params() -> Vec<Param> {
     let mut p = model_params();
     p.extend(scoring_params());
+    p.extend(crate::recommend::rules::rule_params());
     p.push(crate::recommend::items::weight_param());
     p.extend(crate::als::weight_params());
     p.extend(crate::binding::params::settings_params());
@@ -102,11 +103,11 @@ pub(super) fn scoring_params() -> Vec<Param> {
 }
 
 /// The call's blend, else the model's.
-pub(super) fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
+pub(crate) fn blend(call: &Args, model: &ServingModel) -> Result<f32> {
     Ok(call.opt_double("blend")?.map_or(model.blend, |b| b as f32))
 }
 
-pub(super) fn weights(call: &Args) -> Result<Weights> {
+pub(crate) fn weights(call: &Args) -> Result<Weights> {
     let w = |name: &str| -> Result<f32> {
         let v = call.double(name)?;
         ensure!(v.is_finite() && v >= 0.0, "parameter `{name}` is {v}; pass a finite number >= 0 (the value the model was trained with)");
@@ -122,20 +123,25 @@ pub(super) fn weights(call: &Args) -> Result<Weights> {
 
 /// The model's rows as the macros pass them.
 #[derive(Default)]
-pub(super) struct ModelInput {
+pub(crate) struct ModelInput {
     model_id: Option<i64>,
     alpha: Option<f64>,
     regularization: Option<f64>,
     rows: ModelRows,
+    /// The rule tables' rows, when the feed carries them (super::rules).
+    pub(crate) rules: super::rules::RuleRows,
 }
 
 impl ModelInput {
     /// Reads a model row from the inputs starting at `first` (side, id,
     /// item, name, value, factors, model_id); false when the row has none.
-    pub(super) fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
+    pub(crate) fn read(&mut self, input: &InputChunk, row: usize, first: usize) -> Result<bool> {
         let Some(side) = input.str(first, row) else {
             return Ok(false);
         };
+        if self.rules.read(side, input.i64(first + 1, row)) {
+            return Ok(true);
+        }
         if self.model_id.is_none() {
             self.model_id = input.i64(first + 6, row);
         }
@@ -164,16 +170,17 @@ impl ModelInput {
         Ok(true)
     }
 
-    pub(super) fn merge(&mut self, other: ModelInput) -> Result<()> {
+    pub(crate) fn merge(&mut self, other: ModelInput) -> Result<()> {
         self.model_id = self.model_id.or(other.model_id);
         self.alpha = self.alpha.or(other.alpha);
         self.regularization = self.regularization.or(other.regularization);
+        self.rules.merge(other.rules);
         self.rows.extend(other.rows)?;
         Ok(())
     }
 
     /// The serving model and its fold-in: cached, or built from the rows.
-    pub(super) fn load(
+    pub(crate) fn load(
         self,
         call: &Args,
         pool: &rayon::ThreadPool,
@@ -307,6 +314,7 @@ pub fn replay_params() -> Vec<Param> {
         .check(Check::Range(0.0, 1e9)),
     ]);
     p.extend(scoring_params());
+    p.extend(crate::recommend::rules::rule_params());
     p.extend([
         Param::named(
             "seed",
@@ -392,6 +400,8 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
         threads: call.int("threads")?.clamp(1, 256) as usize,
         seed: call.int("seed")? as u64,
         keep_recommendations: keep,
+        // Set once the model is read.
+        rules: Default::default(),
     })
 }
 
@@ -483,12 +493,14 @@ impl<O: Output> AggregateFunction for Replay<O> {
         target.events.extend(source.events);
         target.model.merge(source.model)
     }
-    fn finalize(state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+    fn finalize(mut state: ReplayState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let mut config = config(call, O::KEEP_RECOMMENDATIONS)?;
         let influx = influx_target(call)?;
         let pool = crate::threads::pool(config.threads as i64)?;
+        let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
         config.blend = blend(call, &model)?;
+        config.rules = Arc::new(rule_rows.rules(call, &model)?);
         let mut events = state.events;
         // Side by side: a serial sort of a million events is a few percent
         // of the whole replay.

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod outputs;
 mod product_scores;
 pub mod replay;
+pub mod rules;
 pub mod score;
 pub mod sessions;
 pub mod state;
@@ -53,7 +54,7 @@ fn replay_signature() -> Vec<String> {
             "watermark := INTERVAL 10 MINUTE",
             "arrival := NULL",
         ],
-        &[],
+        &crate::recommend::rules::rule_table_params(),
     )
 }
 
@@ -90,9 +91,10 @@ pub fn macros() -> Vec<SqlMacro> {
     let recommendations = "w.event, make_timestamp(w.event_time_us) AS event_time, make_timestamp(w.window_start_us) AS window_start, \
          w.user_id, w.rank, w.product_id, w.score, w.source, w.latency_ms";
     // `model` comes first and positional here, as in the issue's signature.
+    let rule_tables = crate::recommend::rules::rule_table_params();
     let mut session = aggregate::signature::<sessions::RecommendSession>(
         &["model", "product_ids", "event_types"],
-        &[],
+        &rule_tables,
     );
     session.retain(|p| !p.starts_with("model :="));
     let session: Vec<&str> = session.iter().map(String::as_str).collect();
@@ -103,7 +105,7 @@ pub fn macros() -> Vec<SqlMacro> {
             "session_col := 'user_session'",
             "order_col := 'event_time'",
         ],
-        &[],
+        &rule_tables,
     );
     sessions.retain(|p| !p.starts_with("model :="));
     let sessions: Vec<&str> = sessions.iter().map(String::as_str).collect();
@@ -115,7 +117,8 @@ pub fn macros() -> Vec<SqlMacro> {
         replay_macro::<Products>("replay_products", "w.*"),
         SqlMacro::table("recommend_session", &session, sessions::session_sql())
             .checking("model", &serving_model()),
-        SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql()),
+        SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql())
+            .checking("model", &serving_model()),
         SqlMacro::scalar(
             "influx_line",
             &["measurement", "tags", "fields", "time_ns := NULL"],

@@ -74,6 +74,8 @@ pub struct Config {
     /// Seed of the user → worker hash (results do not depend on it).
     pub seed: u64,
     pub keep_recommendations: bool,
+    /// The serving rules (off: the plain lists, found as below).
+    pub rules: std::sync::Arc<crate::recommend::rules::Rules>,
 }
 
 /// One window's figures.
@@ -310,7 +312,10 @@ impl Shard {
         // The list `recommend_vector` gives, its collaborative part found
         // from the user's own products (`score`), not by a scan; kept as
         // it was when the event left the fold-in and exclusions as they were.
-        let als_top: &[(u32, f32)] = if state.fold.is_empty() || s.config.blend >= 1.0 {
+        let als_top: &[(u32, f32)] = if !s.config.rules.is_off() {
+            // Under rules the list is chosen below, from the vector.
+            &[]
+        } else if state.fold.is_empty() || s.config.blend >= 1.0 {
             &[]
         } else {
             if !state.top.current {
@@ -335,8 +340,20 @@ impl Shard {
             }
             &state.top.top
         };
-        let recs =
-            model.recommend_from_top(als_top, &interest, excluded, s.config.k, s.config.blend);
+        let recs = if s.config.rules.is_off() {
+            model.recommend_from_top(als_top, &interest, excluded, s.config.k, s.config.blend)
+        } else {
+            super::rules::folded_list(
+                model,
+                s.fold,
+                &state.fold,
+                (&mut self.scratch, &mut self.vector),
+                &interest,
+                excluded,
+                (s.config.k, s.config.blend),
+                &s.config.rules,
+            )?
+        };
         let done = s.now();
         let latency_ns = done.saturating_sub(arrival);
         p.last_done = p.last_done.max(done);

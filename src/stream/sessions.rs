@@ -35,6 +35,8 @@ pub struct SessionScorer<'a> {
     pub weights: Weights,
     pub k: usize,
     pub blend: f32,
+    /// The serving rules (off: the plain list).
+    pub rules: &'a crate::recommend::rules::Rules,
     /// The item-to-item weight; `None`: the model's.
     pub item_weight: Option<f32>,
 }
@@ -75,6 +77,19 @@ impl SessionScorer<'_> {
                 .solve(self.fold, model.item_factors(), scratch, &mut vector)?;
             Some(vector.as_slice())
         };
+        if !self.rules.is_off() {
+            // Under rules, the ruled list alone: the item-to-item part
+            // could offer a product a rule forbids.
+            return Ok(super::rules::session_list(
+                model,
+                vector,
+                &top_categories_of(&user.categories),
+                &user.bought,
+                self.k,
+                self.blend,
+                self.rules,
+            ));
+        }
         let base = model.recommend_vector(
             vector,
             &top_categories_of(&user.categories),
@@ -187,15 +202,18 @@ impl AggregateFunction for RecommendSessions {
         target.values += source.values;
         target.model.merge(source.model)
     }
-    fn finalize(state: SessionsState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+    fn finalize(mut state: SessionsState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let pool = crate::threads::pool(call.int("threads")?)?;
+        let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
+        let rules = rule_rows.rules(call, &model)?;
         let scorer = SessionScorer {
             model: &model,
             fold: &fold,
             weights: weights(call)?,
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
+            rules: &rules,
             item_weight: crate::recommend::items::call_weight(call)?,
         };
         let mut sessions = state.sessions;
@@ -244,8 +262,10 @@ pub fn sessions_sql() -> String {
         "(SELECT s.session_no, s.product_ids, s.event_codes, NULL::VARCHAR AS side, NULL::BIGINT AS id, NULL::BIGINT AS item, \
          NULL::VARCHAR AS name, NULL::DOUBLE AS value, NULL::FLOAT[] AS factors, NULL::BIGINT AS model_id FROM ecoreco_session_lists s \
          UNION ALL SELECT NULL, NULL, NULL, {model} FROM query_table(model) m \
-         WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)) f",
-        model = MODEL_FEED.join(", ")
+         WHERE m.side = 'param' OR NOT ecoreco_model_ready(model) \
+         UNION ALL SELECT NULL, NULL, NULL, r.* FROM ({rules}) r) f",
+        model = MODEL_FEED.join(", "),
+        rules = super::rules::rule_feed_sql("ecoreco.recommend_sessions"),
     );
     let inputs = [
         "f.session_no",
@@ -360,18 +380,21 @@ impl AggregateFunction for RecommendSession {
         }
         target.model.merge(source.model)
     }
-    fn finalize(state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+    fn finalize(mut state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let (products, codes) = state
             .session
             .ok_or_else(|| anyhow::anyhow!("{}", Self::EMPTY))?;
         let pool = crate::threads::pool(call.int("threads")?)?;
+        let rule_rows = std::mem::take(&mut state.model.rules);
         let (model, fold) = state.model.load(call, &pool)?;
+        let rules = rule_rows.rules(call, &model)?;
         let scorer = SessionScorer {
             model: &model,
             fold: &fold,
             weights: weights(call)?,
             k: call.int("k")? as usize,
             blend: blend(call, &model)?,
+            rules: &rules,
             item_weight: crate::recommend::items::call_weight(call)?,
         };
         let recs = pool.install(|| scorer.list(&products, &codes, &mut Scratch::default()))?;
@@ -404,6 +427,10 @@ pub fn session_sql() -> String {
         "ecoreco.recommend_session",
         &inputs,
         &[],
-        "query_table(model) m WHERE m.side = 'param' OR NOT ecoreco_model_ready(model)",
+        &format!(
+            "(SELECT m.side, m.id, m.item, m.name, m.value, m.factors, m.model_id FROM query_table(model) m \
+             WHERE m.side = 'param' OR NOT ecoreco_model_ready(model) UNION ALL {}) m",
+            super::rules::rule_feed_sql("ecoreco.recommend_session")
+        ),
     )
 }

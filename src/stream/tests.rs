@@ -229,6 +229,7 @@ fn config(threads: usize, seed: u64, speed: f64) -> Config {
         threads,
         seed,
         keep_recommendations: true,
+        rules: Default::default(),
     }
 }
 

@@ -150,6 +150,7 @@ pub fn tallies(
         k: VALIDATION_K + EXTRA,
         blend: serving_blend,
         item_weight: Some(0.0),
+        rules: &crate::recommend::rules::Rules::default(),
     };
     let prefixes: Vec<(&[i64], i64)> = sessions
         .iter()

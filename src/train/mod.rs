@@ -13,6 +13,8 @@
 
 pub mod items;
 pub mod tune;
+pub mod update;
+pub mod update_sql;
 
 use crate::als::{
     als_params, pair_inputs, pairs_sql, read_pairs, source_params, source_rows_sql, train_params,

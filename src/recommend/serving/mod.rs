@@ -420,7 +420,7 @@ impl ServingModel {
             .collect()
     }
 
-    fn popularity_score(&self, i: u32) -> f32 {
+    pub(crate) fn popularity_score(&self, i: u32) -> f32 {
         self.relative_popularity[i as usize]
     }
 

@@ -248,6 +248,11 @@ impl FoldIn {
         &self.weighting
     }
 
+    /// `YᵀY + λI`, row-major `f × f` (what explanations and updates solve with).
+    pub fn gram(&self) -> &[f64] {
+        &self.a0
+    }
+
     /// Bytes [`new`](Self::new) keeps for `n_items` products of `factors`.
     pub fn bytes(n_items: usize, factors: usize) -> u64 {
         (n_items * factors * 4 + n_items * 8 + factors * factors * 16) as u64

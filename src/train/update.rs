@@ -1,0 +1,450 @@
+//! Updating a model with new events, without retraining: the kernel of
+//! `ecoreco.als_update` (nothing here knows DuckDB; the SQL function is in
+//! [`super::update_sql`]).
+//!
+//! - A user with an event after the model's data (`since`) is re-solved
+//!   from their whole history in the events given, against the model's
+//!   product factors held fixed: one exact ALS user half-step, the
+//!   fold-in's solve ([`crate::stream::foldin`]), with the trainer's weights
+//!   (summed per product, capped, decayed from the model's reference time,
+//!   transformed by its confidence). Users the model did not know join the
+//!   same way when they touched at least one product of the model.
+//! - A product the model did not know gets one exact product half-step
+//!   against the updated user factors:
+//!   `y = (XᵀX + λI + Σ_u α t_u x_u x_uᵀ)⁻¹ Σ_u (1 + α t_u) x_u` over the
+//!   users who touched it.
+//! - Everything else (other users' rows, the products' rows, purchases,
+//!   interests, prices, the weighting statistics) is copied bit for bit.
+
+use crate::model::confidence::{bm25_entry, bm25_idf, log_entry, rescaled, Confidence};
+use crate::model::csr::Csr;
+use crate::model::{FactorModel, ModelParts, ProductAttributes};
+use crate::stream::foldin::{cholesky, cholesky_solve, FoldIn, Scratch, UserFold};
+use crate::stream::state::{Kind, Weights};
+use anyhow::{bail, ensure, Result};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+
+/// One event of the update's input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateEvent {
+    pub user: i64,
+    pub product: i64,
+    pub category: Option<i64>,
+    pub kind: Kind,
+    /// Epoch seconds.
+    pub time: f64,
+}
+
+/// What the update needs besides the model and the events.
+#[derive(Clone, Copy, Debug)]
+pub struct UpdateParams {
+    pub regularization: f64,
+    pub alpha: f64,
+    pub weights: Weights,
+    /// Epoch seconds: the end of the model's data; later events are new.
+    pub since: f64,
+}
+
+/// The updated model and what changed.
+#[derive(Debug)]
+pub struct Updated {
+    pub model: FactorModel,
+    /// Users re-solved (known before) and added (new).
+    pub users_resolved: usize,
+    pub users_added: usize,
+    pub products_added: usize,
+    /// The latest event time, epoch seconds.
+    pub data_end: f64,
+}
+
+/// Per (user, product): summed event weight and the last event's time.
+type PairSums = BTreeMap<i64, (f32, f64)>;
+
+fn pair_sums<'a>(events: impl Iterator<Item = &'a UpdateEvent>, w: &Weights) -> PairSums {
+    let mut sums = PairSums::new();
+    for e in events {
+        let s = sums.entry(e.product).or_insert((0.0, f64::NEG_INFINITY));
+        s.0 += w.of(e.kind);
+        s.1 = s.1.max(e.time);
+    }
+    sums
+}
+
+fn solve_spd(mut a: Vec<f64>, f: usize, b: &mut [f64]) -> Result<()> {
+    cholesky(&mut a, f)?;
+    cholesky_solve(&a, f, b);
+    Ok(())
+}
+
+/// The model updated with `events` (each user's whole history; see the
+/// module's description).
+pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Result<Updated> {
+    let f = old.factors;
+    let w = &p.weights;
+    let data_end = events
+        .iter()
+        .map(|e| e.time)
+        .fold(f64::NEG_INFINITY, f64::max);
+    ensure!(
+        data_end > p.since,
+        "the events end at {} (epoch seconds), not after the model's data, which ends at {}; pass events that include what came after the model",
+        data_end,
+        p.since
+    );
+    // Each user's events, users in id order.
+    let mut by_user: BTreeMap<i64, Vec<&UpdateEvent>> = BTreeMap::new();
+    for e in events {
+        by_user.entry(e.user).or_default().push(e);
+    }
+    let old_product = |id: i64| old.product_ids.binary_search(&id).ok();
+    let old_user = |id: i64| old.user_ids.binary_search(&id).ok();
+    let changed: Vec<(i64, &Vec<&UpdateEvent>)> = by_user
+        .iter()
+        .filter(|(_, evs)| evs.iter().any(|e| e.time > p.since))
+        .map(|(&u, evs)| (u, evs))
+        .collect();
+
+    // Users: one half-step against the fixed product factors.
+    let fold = FoldIn::new(&old.item_factors, f, p.regularization, p.alpha)?
+        .with_weighting(old.weighting.clone())?;
+    let solved: Vec<Option<(i64, Vec<f32>)>> = changed
+        .par_iter()
+        .map(|(u, evs)| -> Result<Option<(i64, Vec<f32>)>> {
+            let sums = pair_sums(evs.iter().copied(), w);
+            let mut user = UserFold::default();
+            for (&product, &(sum, last)) in &sums {
+                if let Some(i) = old_product(product) {
+                    let weight = fold.weighting().decay(sum.min(w.cap), last);
+                    user.set_weight(&fold, &old.item_factors, i as u32, weight)?;
+                }
+            }
+            if user.is_empty() {
+                // No product of the model: nothing to solve from.
+                return Ok(None);
+            }
+            let mut x = vec![0f32; f];
+            user.solve(&fold, &old.item_factors, &mut Scratch::default(), &mut x)?;
+            Ok(Some((*u, x)))
+        })
+        .collect::<Result<_>>()?;
+    drop(fold);
+    let solved: HashMap<i64, Vec<f32>> = solved.into_iter().flatten().collect();
+
+    // The new id lists, sorted as the model keeps them.
+    let mut user_ids = old.user_ids.clone();
+    let users_added = solved.keys().filter(|u| old_user(**u).is_none()).count();
+    user_ids.extend(solved.keys().filter(|u| old_user(**u).is_none()));
+    user_ids.sort_unstable();
+    let mut new_products: BTreeMap<i64, Option<i64>> = BTreeMap::new();
+    for e in events.iter().filter(|e| old_product(e.product).is_none()) {
+        let c = new_products.entry(e.product).or_insert(e.category);
+        // The smallest category, as the trainer keeps.
+        if let Some(cat) = e.category {
+            *c = Some(c.map_or(cat, |v| v.min(cat)));
+        }
+    }
+    let mut product_ids = old.product_ids.clone();
+    product_ids.extend(new_products.keys());
+    product_ids.sort_unstable();
+
+    let mut user_factors = Vec::with_capacity(user_ids.len() * f);
+    for &u in &user_ids {
+        match (solved.get(&u), old_user(u)) {
+            (Some(x), _) => user_factors.extend_from_slice(x),
+            (None, Some(i)) => user_factors.extend_from_slice(old.user_row(i)),
+            (None, None) => bail!("internal error: user {u} has no row"),
+        }
+    }
+
+    // New products: one half-step against the updated user factors.
+    let mut gram = vec![0f64; f * f];
+    // XᵀX only when a product is new (it costs a pass over every user).
+    let users_for_gram = if new_products.is_empty() {
+        0
+    } else {
+        user_ids.len()
+    };
+    for x in user_factors.chunks_exact(f).take(users_for_gram) {
+        for r in 0..f {
+            for c in 0..=r {
+                gram[r * f + c] += x[r] as f64 * x[c] as f64;
+            }
+        }
+    }
+    for d in 0..f {
+        gram[d * f + d] += p.regularization;
+    }
+    let new_user = |id: i64| user_ids.binary_search(&id).ok();
+    // Per new product: (user index, decayed weight, the user's row sum).
+    let mut touching: BTreeMap<i64, Vec<(usize, f32, f64)>> = BTreeMap::new();
+    let mut new_weight: BTreeMap<i64, (f32, f32)> = BTreeMap::new();
+    for (&u, evs) in &by_user {
+        if !evs.iter().any(|e| new_products.contains_key(&e.product)) {
+            continue;
+        }
+        let sums = pair_sums(evs.iter().copied(), w);
+        let decayed: Vec<(i64, f32)> = sums
+            .iter()
+            .map(|(&pid, &(s, last))| (pid, old.weighting.decay(s.min(w.cap), last)))
+            .collect();
+        let row_sum: f64 = decayed.iter().map(|d| d.1 as f64).sum();
+        for &(pid, weight) in decayed.iter().filter(|d| new_products.contains_key(&d.0)) {
+            let purchases = evs
+                .iter()
+                .filter(|e| e.product == pid && e.kind == Kind::Purchase)
+                .count() as f32;
+            let t = new_weight.entry(pid).or_default();
+            t.0 += purchases;
+            t.1 += sums[&pid].0.min(w.cap);
+            if let Some(ui) = new_user(u) {
+                touching.entry(pid).or_default().push((ui, weight, row_sum));
+            }
+        }
+    }
+    let bm25 = old.weighting.bm25.as_ref();
+    let mut new_rows: HashMap<i64, (Vec<f32>, u32)> = HashMap::new();
+    for &pid in new_products.keys() {
+        let pairs = touching.get(&pid).map_or(&[][..], Vec::as_slice);
+        let users = pairs.len() as u32;
+        let mut a = gram.clone();
+        let mut b = vec![0f64; f];
+        for &(ui, weight, row_sum) in pairs {
+            let t = match (old.weighting.confidence, bm25) {
+                (Confidence::Raw, _) => weight,
+                (Confidence::Log, _) => rescaled(log_entry(weight), old.weighting.scale),
+                (Confidence::Bm25, Some(s)) => rescaled(
+                    bm25_entry(
+                        weight,
+                        row_sum,
+                        s.mean_length,
+                        bm25_idf(s.users, users as f64),
+                        s.k1,
+                        s.b,
+                    ),
+                    old.weighting.scale,
+                ),
+                (Confidence::Bm25, None) => bail!("the model was trained with confidence 'bm25' but has no bm25 statistics; train it again"),
+            } as f64;
+            let x = &user_factors[ui * f..(ui + 1) * f];
+            let (c, d) = (1.0 + p.alpha * t, p.alpha * t);
+            for r in 0..f {
+                b[r] += c * x[r] as f64;
+                for q in 0..=r {
+                    a[r * f + q] += d * x[r] as f64 * x[q] as f64;
+                }
+            }
+        }
+        solve_spd(a, f, &mut b)?;
+        new_rows.insert(pid, (b.iter().map(|&v| v as f32).collect(), users));
+    }
+
+    // Products in the new order: old rows copied, new rows appended in place.
+    let n = product_ids.len();
+    let mut item_factors = Vec::with_capacity(n * f);
+    let mut product_category = Vec::with_capacity(n);
+    let mut popularity = Vec::with_capacity(n);
+    let mut attributes = ProductAttributes::unknown(n);
+    let mut product_users = Vec::with_capacity(n);
+    let max_new_weight = new_weight.values().map(|t| t.1).fold(0.0f32, f32::max);
+    for (at, &pid) in product_ids.iter().enumerate() {
+        match old_product(pid) {
+            Some(i) => {
+                item_factors.extend_from_slice(old.item_row(i));
+                product_category.push(old.product_category[i]);
+                popularity.push(old.popularity[i]);
+                attributes.brand[at] = old.attributes.brand[i].clone();
+                attributes.price[at] = old.attributes.price[i];
+                if let Some(s) = bm25 {
+                    product_users.push(s.product_users[i]);
+                }
+            }
+            None => {
+                let (y, users) = &new_rows[&pid];
+                item_factors.extend_from_slice(y);
+                product_category.push(new_products[&pid].unwrap_or(-1));
+                // As the trainer's: purchases, plus a tie-break below 1.
+                let (purchases, weight) = new_weight.get(&pid).copied().unwrap_or_default();
+                popularity.push(purchases + weight / (1.0 + max_new_weight));
+                product_users.push(*users);
+            }
+        }
+    }
+    let product_at = |id: i64| product_ids.binary_search(&id).ok();
+
+    // Purchases and interests: copied, and redone for the users re-solved.
+    let (mut rows, mut cols) = (Vec::new(), Vec::new());
+    let mut interest = Vec::with_capacity(user_ids.len());
+    for (ui, &u) in user_ids.iter().enumerate() {
+        let mut bought: Vec<u32> = old_user(u)
+            .map(|i| {
+                old.purchased
+                    .row(i)
+                    .0
+                    .iter()
+                    .map(|&j| product_at(old.product_ids[j as usize]).unwrap_or(0) as u32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let evs = by_user.get(&u).filter(|_| solved.contains_key(&u));
+        match evs {
+            Some(evs) => {
+                bought.extend(
+                    evs.iter()
+                        .filter(|e| e.kind == Kind::Purchase)
+                        .filter_map(|e| product_at(e.product))
+                        .map(|i| i as u32),
+                );
+                let mut counts: HashMap<i64, f32> = HashMap::new();
+                for c in evs.iter().filter_map(|e| e.category) {
+                    *counts.entry(c).or_default() += 1.0;
+                }
+                interest.push(crate::model::top_categories(&counts));
+            }
+            None => interest.push(old_user(u).map_or_else(Vec::new, |i| old.interest[i].clone())),
+        }
+        bought.sort_unstable();
+        bought.dedup();
+        rows.extend(std::iter::repeat_n(ui as u32, bought.len()));
+        cols.extend(bought);
+    }
+    let ones = vec![1.0f32; rows.len()];
+    let purchased = Csr::from_triplets(user_ids.len(), n, &rows, &cols, &ones)?;
+
+    let mut weighting = old.weighting.clone();
+    if let Some(s) = &mut weighting.bm25 {
+        *s = crate::model::confidence::Bm25::new(s.k1, s.b, s.mean_length, s.users, product_users);
+    }
+    let model = FactorModel::new(ModelParts {
+        factors: f,
+        user_ids,
+        product_ids,
+        user_factors,
+        item_factors,
+        product_category,
+        popularity,
+        purchased,
+        interest,
+        blend: old.blend,
+        weighting,
+        attributes,
+    })?;
+    Ok(Updated {
+        model,
+        users_resolved: solved.len() - users_added,
+        users_added,
+        products_added: new_products.len(),
+        data_end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::confidence::Weighting;
+
+    /// Users 5 and 9, products 100 (y = (1, 0)) and 200 (y = (0, 1)).
+    fn model() -> FactorModel {
+        FactorModel::new(ModelParts {
+            factors: 2,
+            user_ids: vec![5, 9],
+            product_ids: vec![100, 200],
+            user_factors: vec![0.3, 0.1, 0.2, 0.7],
+            item_factors: vec![1.0, 0.0, 0.0, 1.0],
+            product_category: vec![7, 8],
+            popularity: vec![1.0, 2.0],
+            purchased: Csr::from_triplets(2, 2, &[], &[], &[]).unwrap(),
+            interest: vec![vec![(7, 1.0)], vec![(8, 1.0)]],
+            blend: 0.0,
+            weighting: Weighting::raw(),
+            attributes: ProductAttributes::unknown(2),
+        })
+        .unwrap()
+    }
+
+    fn event(user: i64, product: i64, kind: Kind, time: f64) -> UpdateEvent {
+        UpdateEvent {
+            user,
+            product,
+            category: Some(if product == 300 { 9 } else { 7 }),
+            kind,
+            time,
+        }
+    }
+
+    /// λ = 1, α = 1, YᵀY + λI = 2I. User 5 viewed 100 before and carted
+    /// 100 after `since` (weight 1 + 3 = 4): W⁻¹ = 2I + 4 e₀e₀ᵀ = diag(6, 2),
+    /// x = W (1 + 4) e₀ = (5/6, 0). User 9 is copied. Product 300, viewed
+    /// by user 5 after `since` (weight 1): with X = [(5/6, 0), (0.2, 0.7)],
+    /// XᵀX + λI = [[1 + 25/36 + 0.04, 0.14], [0.14, 1.49]], plus
+    /// 1·x₅x₅ᵀ; b = 2 x₅; checked against that system solved here.
+    #[test]
+    fn hand_checked_update() {
+        let old = model();
+        let events = [
+            event(5, 100, Kind::View, 10.0),
+            event(5, 100, Kind::Cart, 30.0),
+            event(5, 300, Kind::View, 31.0),
+            event(9, 200, Kind::View, 5.0),
+        ];
+        let p = UpdateParams {
+            regularization: 1.0,
+            alpha: 1.0,
+            weights: Weights::default(),
+            since: 20.0,
+        };
+        let up = update(&old, &events, &p).unwrap();
+        let m = &up.model;
+        assert_eq!(m.user_ids, vec![5, 9]);
+        assert_eq!(m.product_ids, vec![100, 200, 300]);
+        assert_eq!(
+            (up.users_resolved, up.users_added, up.products_added),
+            (1, 0, 1)
+        );
+        assert!((m.user_row(0)[0] - 5.0 / 6.0).abs() < 1e-6 && m.user_row(0)[1].abs() < 1e-6);
+        assert_eq!(m.user_row(1).to_vec(), old.user_row(1).to_vec());
+        assert_eq!(m.item_row(0).to_vec(), old.item_row(0).to_vec());
+        let x5 = [5.0f64 / 6.0, 0.0];
+        let x9 = [0.2f32 as f64, 0.7f32 as f64];
+        let mut a = vec![0f64; 4];
+        for x in [x5, x9] {
+            for r in 0..2 {
+                for c in 0..2 {
+                    a[r * 2 + c] += x[r] * x[c];
+                }
+            }
+        }
+        for r in 0..2 {
+            a[r * 2 + r] += 1.0;
+            for c in 0..2 {
+                a[r * 2 + c] += x5[r] * x5[c];
+            }
+        }
+        let mut b = vec![2.0 * x5[0], 2.0 * x5[1]];
+        solve_spd(a, 2, &mut b).unwrap();
+        for (got, want) in m.item_row(2).iter().zip(&b) {
+            assert!(
+                (*got as f64 - want).abs() < 1e-5,
+                "{:?} vs {b:?}",
+                m.item_row(2)
+            );
+        }
+        assert_eq!(m.product_category[2], 9);
+        // User 5's interest: 3 events, all in category 7 or 9.
+        assert_eq!(m.interest[0], vec![(7, 2.0 / 3.0), (9, 1.0 / 3.0)]);
+        assert_eq!(m.interest[1], old.interest[1]);
+    }
+
+    #[test]
+    fn events_not_after_the_model_are_refused() {
+        let events = [event(5, 100, Kind::View, 10.0)];
+        let p = UpdateParams {
+            regularization: 1.0,
+            alpha: 1.0,
+            weights: Weights::default(),
+            since: 20.0,
+        };
+        let e = update(&model(), &events, &p).unwrap_err().to_string();
+        assert!(e.contains("not after the model's data"), "{e}");
+    }
+}
