@@ -63,7 +63,7 @@ unsafe fn register_all(db: ffi::duckdb_database) -> anyhow::Result<()> {
     aggregate::register::<crate::stream::functions::Replay<crate::stream::outputs::Products>>(
         con.0,
     )?;
-    aggregate::register::<crate::stream::functions::RecommendSession>(con.0)?;
+    aggregate::register::<crate::stream::sessions::RecommendSession>(con.0)?;
     aggregate::register::<crate::stream::sessions::RecommendSessions>(con.0)?;
     aggregate::register::<crate::stream::monitor::InfluxWrite>(con.0)?;
     aggregate::register::<crate::explain::Explain>(con.0)?;

@@ -7,6 +7,8 @@
 //! above its own row (a sub-module listed on its own row, such as
 //! [`als::solver`], is a layer of its own: its parent may use it, it may not
 //! use its parent), and files never import each other around a circle.
+//! Test-only modules (`#[cfg(test)] mod x;`) may use any layer: they test
+//! across them.
 //! `test/python/test_layers.py` reads this table and fails on any import that
 //! breaks it; docs/architecture.md explains the layers.
 //!
@@ -34,8 +36,8 @@
 //! | stage | [`analytics`] | stages 2 and 3: analytics and features, as SQL macros |
 //! | stage | [`segment`] | stage 4: k-means customer segments |
 //! | stage | [`als`] | the ALS trainer that stage 5 drives: pairs, weighting, fitting |
-//! | stage | [`recommend`] | stage 6: serving from a model table |
 //! | stage | [`covisit`] | stage 5b: the item-to-item model |
+//! | stage | [`recommend`] | stage 6: serving from a model table |
 //! | stage | [`stream`] | real time: replay, fold-in, sessions, monitoring |
 //! | stage | [`explain`] | why a score: its parts as rows (above the fold-in it decomposes) |
 //! | stage | [`train`] | stage 5: `als_train`, parameters chosen on the user's data |

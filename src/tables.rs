@@ -6,38 +6,40 @@
 
 use crate::binding::sql::Expect;
 
+/// The nine columns of the REES46 files, in their order, with `event_time`
+/// of the type given (text in the raw files, a timestamp once cleaned),
+/// followed by `more`: the raw table and the cleaned events share them.
+macro_rules! rees46_columns {
+    ($event_time:literal $(, $more:expr)*) => {
+        &[
+            ("event_time", $event_time),
+            ("event_type", "VARCHAR"),
+            ("product_id", "BIGINT"),
+            ("category_id", "BIGINT"),
+            ("category_code", "VARCHAR"),
+            ("brand", "VARCHAR"),
+            ("price", "DOUBLE"),
+            ("user_id", "BIGINT"),
+            ("user_session", "VARCHAR"),
+            $($more,)*
+        ]
+    };
+}
+
 /// The cleaned events (`ecoreco.read_events`, `ecoreco.clean_events`).
-pub const EVENTS: &[(&str, &str)] = &[
-    ("event_time", "TIMESTAMP"),
-    ("event_type", "VARCHAR"),
-    ("product_id", "BIGINT"),
-    ("category_id", "BIGINT"),
-    ("category_code", "VARCHAR"),
-    ("brand", "VARCHAR"),
-    ("price", "DOUBLE"),
-    ("user_id", "BIGINT"),
-    ("user_session", "VARCHAR"),
+pub const EVENTS: &[(&str, &str)] = rees46_columns!(
+    "TIMESTAMP",
     ("hour", "INTEGER"),
     ("day", "INTEGER"),
     ("dayofweek", "INTEGER"),
     ("date", "DATE"),
-    ("hour_bucket", "TIMESTAMP"),
-];
+    ("hour_bucket", "TIMESTAMP")
+);
 pub const PASS_EVENTS: &str =
     "pass the events: the output of ecoreco.read_events(path) or ecoreco.clean_events(raw_table)";
 
 /// The nine raw REES46 columns `ecoreco.clean_events` cleans.
-pub const RAW: &[(&str, &str)] = &[
-    ("event_time", "VARCHAR"),
-    ("event_type", "VARCHAR"),
-    ("product_id", "BIGINT"),
-    ("category_id", "BIGINT"),
-    ("category_code", "VARCHAR"),
-    ("brand", "VARCHAR"),
-    ("price", "DOUBLE"),
-    ("user_id", "BIGINT"),
-    ("user_session", "VARCHAR"),
-];
+pub const RAW: &[(&str, &str)] = rees46_columns!("VARCHAR");
 pub const PASS_RAW: &str = "pass a table with the nine raw REES46 columns (event_time, event_type, product_id, \
      category_id, category_code, brand, price, user_id, user_session), such as ecoreco_synth(...) output";
 
@@ -105,6 +107,16 @@ pub const PASS_WINDOWS: &str = "pass the output of ecoreco.replay(events, ...)";
 /// The events table of the columns `names`.
 pub fn events(names: &[&str]) -> Expect {
     Expect::of(EVENTS, names, PASS_EVENTS)
+}
+
+/// The events table of the nine raw REES46 columns (as cleaned) and `more`.
+pub fn raw_events_and(more: &[&str]) -> Expect {
+    let names: Vec<&str> = RAW
+        .iter()
+        .map(|c| c.0)
+        .chain(more.iter().copied())
+        .collect();
+    events(&names)
 }
 
 /// A users table: the columns `names` of `rfm_features`.
@@ -181,4 +193,31 @@ pub fn lines() -> Expect {
         &["line"],
         "pass the output of ecoreco.influx_lines(windows)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_events_are_the_raw_columns_cleaned_and_five_more() {
+        assert_eq!((RAW.len(), EVENTS.len()), (9, 14));
+        assert_eq!(RAW[0], ("event_time", "VARCHAR"));
+        assert_eq!(EVENTS[0], ("event_time", "TIMESTAMP"));
+        assert_eq!(EVENTS[1..9], RAW[1..9]);
+        assert_eq!(RAW[8], ("user_session", "VARCHAR"));
+        assert_eq!(EVENTS[13], ("hour_bucket", "TIMESTAMP"));
+    }
+
+    #[test]
+    fn a_model_table_is_what_the_model_layer_writes() {
+        let names: Vec<&str> = MODEL.iter().map(|c| c.0).collect();
+        assert_eq!(names, crate::model::table::COLUMNS);
+        let types: Vec<String> = crate::binding::model_table::columns()
+            .iter()
+            .map(|c| c.ty.sql_name())
+            .collect();
+        let declared: Vec<&str> = MODEL.iter().map(|c| c.1).collect();
+        assert_eq!(types, declared);
+    }
 }

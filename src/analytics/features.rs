@@ -21,21 +21,7 @@ pub fn macros() -> Vec<SqlMacro> {
             &["events"],
             analytics_sql!("rfm_features.sql"),
         )
-        .checking(
-            "events",
-            &tables::events(&[
-                "event_time",
-                "event_type",
-                "product_id",
-                "category_id",
-                "category_code",
-                "brand",
-                "price",
-                "user_id",
-                "user_session",
-                "date",
-            ]),
-        ),
+        .checking("events", &tables::raw_events_and(&["date"])),
         SqlMacro::table(
             "product_features",
             &["events"],

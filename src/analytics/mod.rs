@@ -60,24 +60,12 @@ pub fn macros() -> Vec<SqlMacro> {
             SqlMacro::table("event_mix", &["events"], analytics_sql!("event_mix.sql")),
             &["event_type", "user_id"],
         ),
-        events(
-            SqlMacro::table(
-                "missing_values",
-                &["events"],
-                analytics_sql!("missing_values.sql"),
-            ),
-            &[
-                "event_time",
-                "event_type",
-                "product_id",
-                "category_id",
-                "category_code",
-                "brand",
-                "price",
-                "user_id",
-                "user_session",
-            ],
-        ),
+        SqlMacro::table(
+            "missing_values",
+            &["events"],
+            analytics_sql!("missing_values.sql"),
+        )
+        .checking("events", &tables::raw_events_and(&[])),
         events(
             SqlMacro::table(
                 "activity",

@@ -46,7 +46,7 @@ pub fn write(table: &ModelTable, range: std::ops::Range<usize>) -> anyhow::Resul
         out.col("value")?,
         out.col("factors")?,
     );
-    let model = table.model().model_id;
+    let model = table.model().id();
     for s in range {
         let row = table.row_at(s);
         out.put(seq, Some(s as i64));
@@ -78,29 +78,11 @@ impl BlockSource for ModelTable {
 mod tests {
     use super::*;
     use crate::binding::rows::Values;
-    use crate::model::confidence::Weighting;
-    use crate::model::csr::Csr;
-    use crate::model::{FactorModel, ModelParts};
+    use crate::model::table::model_parts;
+    use crate::model::FactorModel;
 
     fn table() -> ModelTable {
-        let parts = ModelParts {
-            factors: 2,
-            user_ids: vec![5, 9],
-            product_ids: vec![100, 200, 300],
-            user_factors: vec![0.1, 0.2, 0.3, 0.4],
-            item_factors: vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5],
-            product_category: vec![7, 7, 8],
-            popularity: vec![3.0, 0.5, 1.0],
-            purchased: Csr::from_triplets(2, 3, &[1], &[2], &[1.0]).unwrap(),
-            interest: vec![vec![(7, 1.0)], vec![(8, 0.6), (7, 0.4)]],
-            blend: 0.3,
-            attributes: crate::model::ProductAttributes {
-                brand: vec![Some("acme".into()), None, Some("zeta".into())],
-                price: vec![f64::NAN, 2.5, 10.0],
-            },
-            weighting: Weighting::raw(),
-        };
-        let model = FactorModel::from_table(parts, 12345).unwrap();
+        let model = FactorModel::from_table(model_parts(), 12345).unwrap();
         ModelTable::new(model, vec![("factors".into(), 2.0)], vec![0.5, 0.25])
     }
 

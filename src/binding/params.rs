@@ -469,3 +469,53 @@ pub fn settings_params() -> Vec<Param> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{kind_of, Kind};
+
+    #[test]
+    fn refused_values_are_parameter_errors_with_what_to_pass() {
+        let k = Param::named(
+            "k",
+            SqlType::BigInt,
+            Value::Int(5),
+            "the number of segments, e.g. k := 5",
+        )
+        .check(Check::IntRange(1, 10));
+        let e = k.validate("ecoreco.f", Value::Int(11)).unwrap_err();
+        assert_eq!(kind_of(&e), Kind::Param);
+        assert_eq!(
+            e.to_string(),
+            "ecoreco.f: parameter `k` is 11; pass an integer between 1 and 10"
+        );
+        let e = k.null_error("ecoreco.f");
+        assert_eq!(kind_of(&e), Kind::Param);
+        assert_eq!(
+            e.to_string(),
+            "ecoreco.f: parameter `k` is NULL; leave it out to use the default 5, or pass the number of segments, e.g. k := 5"
+        );
+        assert!(matches!(
+            k.validate("ecoreco.f", Value::Int(3)),
+            Ok(Value::Int(3))
+        ));
+        let mut args = Args::new("ecoreco.f");
+        args.set("k", Value::Text("five".into()));
+        let e = args.int("k").unwrap_err();
+        assert_eq!(kind_of(&e), Kind::Param);
+        assert_eq!(
+            e.to_string(),
+            "ecoreco.f: parameter `k` must be an integer, got Text(\"five\")"
+        );
+        args.set("k", Value::Int(0));
+        let e = args.int_in("k", 1, 10).unwrap_err();
+        assert_eq!(
+            (kind_of(&e), e.to_string()),
+            (
+                Kind::Param,
+                "ecoreco.f: parameter `k` is 0; it must be between 1 and 10".to_string()
+            )
+        );
+    }
+}

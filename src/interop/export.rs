@@ -37,7 +37,7 @@ pub struct SparkFactors {
 pub fn int_ids(column: &str, ids: &[i64]) -> anyhow::Result<Vec<i32>> {
     let mut out = Vec::new();
     out.try_reserve_exact(ids.len())
-        .map_err(|_| anyhow::anyhow!("not enough memory for {} ids", ids.len()))?;
+        .map_err(|_| crate::error::memory(format!("not enough memory for {} ids", ids.len())))?;
     for &id in ids {
         let narrow = i32::try_from(id).map_err(|_| {
             anyhow::anyhow!(
@@ -61,10 +61,11 @@ pub fn uid(model_id: i64) -> String {
 /// exist yet (Spark's `save` refuses an existing path too). Returns the
 /// path written.
 pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathBuf> {
-    anyhow::ensure!(
-        !path.is_empty(),
-        "parameter `path` is empty; pass the folder to create, e.g. 'models/als'"
-    );
+    if path.is_empty() {
+        return Err(crate::error::param(
+            "parameter `path` is empty; pass the folder to create, e.g. 'models/als'",
+        ));
+    }
     anyhow::ensure!(
         !path.contains("://"),
         "path '{path}' is not a local path; export to a local folder and copy it (e.g. to HDFS or S3) from there"
@@ -96,7 +97,7 @@ pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathB
         .unwrap_or(0);
     let staging = parent.join(format!(".{name}.ecoreco-{}-{now}.tmp", std::process::id()));
     fs::create_dir(&staging)
-        .map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", staging.display()))?;
+        .map_err(|e| crate::error::host(format!("cannot create '{}': {e}", staging.display())))?;
     let written = (|| {
         let metadata = als_model_json(
             &uid(model.model_id),
@@ -115,8 +116,9 @@ pub fn write_als_model(path: &str, model: &SparkFactors) -> anyhow::Result<PathB
             write_factors(w, &products, &model.product_factors, model.rank).map(|_| ())
         })?;
         sync_dir(&staging)?;
-        fs::rename(&staging, target)
-            .map_err(|e| anyhow::anyhow!("cannot rename the finished model to '{path}': {e}"))?;
+        fs::rename(&staging, target).map_err(|e| {
+            crate::error::host(format!("cannot rename the finished model to '{path}': {e}"))
+        })?;
         sync_dir(&parent)
     })();
     if let Err(e) = written {
@@ -132,18 +134,20 @@ fn write_part(
     file: &str,
     body: impl FnOnce(&mut BufWriter<&mut File>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    fs::create_dir(dir).map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", dir.display()))?;
+    fs::create_dir(dir)
+        .map_err(|e| crate::error::host(format!("cannot create '{}': {e}", dir.display())))?;
     let path = dir.join(file);
     let mut f = File::create(&path)
-        .map_err(|e| anyhow::anyhow!("cannot create '{}': {e}", path.display()))?;
+        .map_err(|e| crate::error::host(format!("cannot create '{}': {e}", path.display())))?;
     {
         let mut w = BufWriter::with_capacity(1 << 20, &mut f);
-        body(&mut w).map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
+        body(&mut w)
+            .map_err(|e| crate::error::host(format!("cannot write '{}': {e}", path.display())))?;
         w.flush()
-            .map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
+            .map_err(|e| crate::error::host(format!("cannot write '{}': {e}", path.display())))?;
     }
     f.sync_all()
-        .map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))?;
+        .map_err(|e| crate::error::host(format!("cannot write '{}': {e}", path.display())))?;
     File::create(dir.join("_SUCCESS"))?.sync_all()?;
     sync_dir(dir)
 }
@@ -151,7 +155,7 @@ fn write_part(
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| anyhow::anyhow!("cannot sync '{}': {e}", dir.display()))
+        .map_err(|e| crate::error::host(format!("cannot sync '{}': {e}", dir.display())))
 }
 
 #[cfg(test)]

@@ -35,10 +35,11 @@ const EXPORT_FROM_SQL: &str = include_str!("../../sql/macros/spark_export.sql");
 
 /// `name` as an SQL string literal; NUL bytes cannot be passed on.
 fn literal(what: &str, text: &str) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        !text.contains('\0'),
-        "parameter `{what}` contains a NUL character"
-    );
+    if text.contains('\0') {
+        return Err(crate::error::param(format!(
+            "parameter `{what}` contains a NUL character"
+        )));
+    }
     Ok(quote_literal(text))
 }
 
@@ -245,14 +246,15 @@ impl ScalarFunction for ImportSql {
 fn write_import_sql(input: &InputChunk, out: &mut ColumnWriter) -> anyhow::Result<()> {
     for row in 0..input.rows() {
         let path = input.str(0, row).ok_or_else(|| {
-            anyhow::anyhow!(
-                "parameter `path` is NULL; pass the folder that ALSModel.save(path) wrote"
+            crate::error::param(
+                "parameter `path` is NULL; pass the folder that ALSModel.save(path) wrote",
             )
         })?;
-        anyhow::ensure!(
-            !path.is_empty(),
-            "parameter `path` is empty; pass the folder that ALSModel.save(path) wrote"
-        );
+        if path.is_empty() {
+            return Err(crate::error::param(
+                "parameter `path` is empty; pass the folder that ALSModel.save(path) wrote",
+            ));
+        }
         if input.bool(3, row) != Some(true) {
             anyhow::bail!("reading files is disabled (enable_external_access is false); enable it to import a model");
         }

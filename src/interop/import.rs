@@ -328,11 +328,11 @@ mod tests {
 
     #[test]
     fn the_same_factors_give_the_same_model_id() {
-        let a = build(parts(), "m", true).unwrap().model.model_id;
+        let a = build(parts(), "m", true).unwrap().model.id();
         let mut p = parts();
         p.users.reverse();
         p.labels.reverse();
-        assert_eq!(build(p, "m", true).unwrap().model.model_id, a);
+        assert_eq!(build(p, "m", true).unwrap().model.id(), a);
     }
 
     fn error(p: SparkParts, with_indexer: bool) -> String {

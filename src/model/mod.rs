@@ -14,18 +14,25 @@ pub mod table;
 use csr::Csr;
 use std::collections::HashMap;
 
-/// A trained recommender: ids, factors and the per-product and per-user
-/// facts serving blends in. Rows `i` of every per-product vector describe
-/// `product_ids[i]`; likewise for users.
+/// A trained recommender: its id and its [`ModelParts`], which it reads as
+/// its own fields (`model.user_ids`) and never changes.
 ///
 /// Made only by [`FactorModel::new`] (its id computed by [`model_id`]) or
 /// [`FactorModel::from_table`] (the id a model table carries), both of
-/// which check that the parts agree: a private field keeps any other code
-/// from writing one as a struct literal.
+/// which check that the parts agree; its fields are private, so no other
+/// code writes one as a struct literal or changes a part afterwards.
 #[derive(Clone, Debug)]
 pub struct FactorModel {
     /// A content hash ([`model_id`]).
-    pub model_id: i64,
+    model_id: i64,
+    parts: ModelParts,
+}
+
+/// What a model is made of: ids, factors and the per-product and per-user
+/// facts serving blends in. Rows `i` of every per-product vector describe
+/// `product_ids[i]`; likewise for users.
+#[derive(Clone, Debug)]
+pub struct ModelParts {
     pub factors: usize,
     pub user_ids: Vec<i64>,
     pub product_ids: Vec<i64>,
@@ -49,29 +56,13 @@ pub struct FactorModel {
     pub weighting: confidence::Weighting,
     /// Brand and price per product, as last seen in the training events.
     pub attributes: ProductAttributes,
-    _checked: Checked,
 }
 
-/// The mark of a model made by one of [`FactorModel`]'s constructors.
-#[derive(Clone, Debug)]
-struct Checked;
-
-/// What a [`FactorModel`] is made of, before its id is known and its sizes
-/// are checked (the fields mean what the model's fields of the same name do).
-#[derive(Clone, Debug)]
-pub struct ModelParts {
-    pub factors: usize,
-    pub user_ids: Vec<i64>,
-    pub product_ids: Vec<i64>,
-    pub user_factors: Vec<f32>,
-    pub item_factors: Vec<f32>,
-    pub product_category: Vec<i64>,
-    pub popularity: Vec<f32>,
-    pub purchased: Csr,
-    pub interest: Vec<Vec<(i64, f32)>>,
-    pub blend: f32,
-    pub weighting: confidence::Weighting,
-    pub attributes: ProductAttributes,
+impl std::ops::Deref for FactorModel {
+    type Target = ModelParts;
+    fn deref(&self) -> &ModelParts {
+        &self.parts
+    }
 }
 
 /// What serving rules filter on besides the category: per product, the
@@ -160,38 +151,20 @@ impl FactorModel {
     /// (written by [`FactorModel::new`] when the model was made; hashing
     /// every factor again on each read would cost as much as the read).
     pub fn from_table(parts: ModelParts, model_id: i64) -> anyhow::Result<Self> {
-        let ModelParts {
-            factors,
-            user_ids,
-            product_ids,
-            user_factors,
-            item_factors,
-            product_category,
-            popularity,
-            purchased,
-            interest,
-            blend,
-            weighting,
-            attributes,
-        } = parts;
-        let model = FactorModel {
-            model_id,
-            factors,
-            user_ids,
-            product_ids,
-            user_factors,
-            item_factors,
-            product_category,
-            popularity,
-            purchased,
-            interest,
-            blend,
-            weighting,
-            attributes,
-            _checked: Checked,
-        };
+        let model = FactorModel { model_id, parts };
         model.validate()?;
         Ok(model)
+    }
+
+    /// The model's id ([`model_id`]).
+    pub fn id(&self) -> i64 {
+        self.model_id
+    }
+
+    /// The id and the parts, for a user that takes the parts over (serving
+    /// indexes them without a copy).
+    pub fn into_parts(self) -> (i64, ModelParts) {
+        (self.model_id, self.parts)
     }
 
     /// The model with the brands and prices of its products, which are part
@@ -211,8 +184,26 @@ impl FactorModel {
         // Without attributes the id is the content hash alone, so mixing
         // the attributes into it is `model_id` with them.
         self.model_id = attributes.hash_into(self.model_id);
-        self.attributes = attributes;
+        self.parts.attributes = attributes;
         Ok(self)
+    }
+
+    /// The model whose id also covers what its table carries beside it (the
+    /// item-to-item neighbours and their choice): `mix` folds that into the
+    /// id [`model_id`] gave, so two tables that serve differently differ.
+    pub fn with_id_mixed(mut self, mix: impl FnOnce(i64) -> i64) -> Self {
+        self.model_id = mix(self.model_id);
+        self
+    }
+
+    /// The model with the time decay its weights had before the fit (the
+    /// half-life in seconds and the time it counts back from), which the
+    /// fold-in repeats for users the model has not seen. Like the rest of
+    /// the weighting, not part of the id.
+    pub fn with_decay(mut self, half_life: f64, reference: f64) -> Self {
+        self.parts.weighting.half_life = half_life;
+        self.parts.weighting.reference = Some(reference);
+        self
     }
 
     /// Checks that every part has the sizes the ids say.

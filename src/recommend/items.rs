@@ -20,7 +20,7 @@
 //! scores of different scales. Ties: the model's order, then product id.
 //! A product's source is `item-to-item` when that part is the larger.
 
-use super::serving::{Recommendation, ServingModel, Source};
+use super::serving::{Recommendation, ServingModel, SessionItems, Source};
 use crate::binding::{Args, Check, Param, SqlType, Value};
 use crate::covisit::session::{Scorer, SessionBlend, Source as ItemSource};
 use crate::covisit::ItemModel;
@@ -31,16 +31,6 @@ use std::cell::RefCell;
 /// The item-to-item products scored per session, and how many products
 /// past `k` the model's own list offers the blend.
 pub const EXTRA: usize = 50;
-
-/// The item-to-item signal of a served model.
-#[derive(Debug)]
-pub struct SessionItems {
-    /// The neighbours, on the serving model's product indices.
-    pub model: ItemModel,
-    pub blend: SessionBlend,
-    /// The item-to-item share `w` of the blend.
-    pub weight: f32,
-}
 
 /// The serving model of a table's rows, with its item-to-item signal when
 /// the table keeps one.

@@ -157,22 +157,7 @@ pub fn macros() -> Vec<SqlMacro> {
             &crate::segment::rfm::summary_query("rfm_users"),
         ),
     )
-    .checking(
-        "events",
-        &tables::events(&[
-            "event_time",
-            "event_type",
-            "product_id",
-            "category_id",
-            "category_code",
-            "brand",
-            "price",
-            "user_id",
-            "user_session",
-            "hour",
-            "date",
-        ]),
-    )]
+    .checking("events", &tables::raw_events_and(&["hour", "date"]))]
 }
 
 #[cfg(test)]

@@ -49,10 +49,10 @@ impl SilhouetteMetric {
         match name {
             "squared_euclidean" => Ok(Self::SquaredEuclidean),
             "euclidean" => Ok(Self::Euclidean),
-            other => anyhow::bail!(
+            other => Err(crate::error::param(format!(
                 "parameter `silhouette_distance` is '{other}'; pass one of {}",
                 Self::NAMES.join(", ")
-            ),
+            ))),
         }
     }
 
@@ -132,15 +132,15 @@ pub(super) fn matrix(mut rows: FeatureRows, settings: Settings) -> anyhow::Resul
 /// call was read).
 pub(super) fn check_settings(s: &Settings, users: usize) -> anyhow::Result<()> {
     if s.k as usize > users {
-        anyhow::bail!(
+        return Err(crate::error::param(format!(
             "parameter `k` is {} but there are only {users} users; pass k <= {users}",
             s.k
-        );
+        )));
     }
     if s.sample == 1 {
-        anyhow::bail!(
-            "parameter `sample` is 1; pass 0 (no silhouette) or a sample of at least 2 users"
-        );
+        return Err(crate::error::param(
+            "parameter `sample` is 1; pass 0 (no silhouette) or a sample of at least 2 users",
+        ));
     }
     Ok(())
 }
@@ -303,4 +303,50 @@ pub(super) fn segment(rows: FeatureRows, settings: Settings) -> anyhow::Result<S
         score,
         metric: settings.metric,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{kind_of, Kind};
+
+    #[test]
+    fn settings_the_data_cannot_meet_are_parameter_errors() {
+        let settings = Settings {
+            n_features: 2,
+            k: 4,
+            seed: 1,
+            max_iter: 10,
+            sample: 0,
+            threads: 1,
+            k_max: 4,
+            n_init: 1,
+            metric: SilhouetteMetric::SquaredEuclidean,
+        };
+        let e = check_settings(&settings, 3).unwrap_err();
+        assert_eq!(kind_of(&e), Kind::Param);
+        assert_eq!(
+            e.to_string(),
+            "parameter `k` is 4 but there are only 3 users; pass k <= 3"
+        );
+        let e = check_settings(
+            &Settings {
+                sample: 1,
+                ..settings
+            },
+            5,
+        )
+        .unwrap_err();
+        assert_eq!(kind_of(&e), Kind::Param);
+        assert!(check_settings(&settings, 4).is_ok());
+        let e = SilhouetteMetric::read("manhattan").unwrap_err();
+        assert_eq!(
+            (kind_of(&e), e.to_string()),
+            (
+                Kind::Param,
+                "parameter `silhouette_distance` is 'manhattan'; pass one of squared_euclidean, euclidean"
+                    .to_string()
+            )
+        );
+    }
 }

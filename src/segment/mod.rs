@@ -438,11 +438,10 @@ impl AggregateFunction for KMeansSweep {
     fn finalize(state: FeatureRows, call: &Args) -> anyhow::Result<Arc<dyn BlockSource>> {
         let settings = Settings::read(call, "k_min", "k_max")?;
         if settings.k_max < settings.k {
-            anyhow::bail!(
+            return Err(crate::error::param(format!(
                 "parameter `k_max` is {} but `k_min` is {}; pass k_max >= k_min",
-                settings.k_max,
-                settings.k
-            );
+                settings.k_max, settings.k
+            )));
         }
         let Matrix {
             user_ids,

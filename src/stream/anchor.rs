@@ -23,7 +23,7 @@
 //! for bit. Otherwise the scan runs again and re-anchors.
 
 use super::foldin::FoldIn;
-use super::score::gamma;
+use super::product_scores::gamma;
 use crate::recommend::serving::ServingModel;
 use crate::recommend::topk::{best_of, norm, norm_rounded_up, TopK};
 

@@ -21,6 +21,7 @@ pub mod http;
 pub mod lineproto;
 pub mod monitor;
 pub mod outputs;
+mod product_scores;
 pub mod replay;
 pub mod rules;
 pub mod score;
@@ -28,6 +29,8 @@ pub mod sessions;
 pub mod state;
 
 pub mod functions;
+#[cfg(test)]
+mod score_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -89,7 +92,7 @@ pub fn macros() -> Vec<SqlMacro> {
          w.user_id, w.rank, w.product_id, w.score, w.source, w.latency_ms";
     // `model` comes first and positional here, as in the issue's signature.
     let rule_tables = crate::recommend::rules::rule_table_params();
-    let mut session = aggregate::signature::<functions::RecommendSession>(
+    let mut session = aggregate::signature::<sessions::RecommendSession>(
         &["model", "product_ids", "event_types"],
         &rule_tables,
     );
@@ -112,7 +115,7 @@ pub fn macros() -> Vec<SqlMacro> {
         replay_macro::<Windows>("replay", windows),
         replay_macro::<Recommendations>("replay_recommendations", recommendations),
         replay_macro::<Products>("replay_products", "w.*"),
-        SqlMacro::table("recommend_session", &session, functions::session_sql())
+        SqlMacro::table("recommend_session", &session, sessions::session_sql())
             .checking("model", &serving_model()),
         SqlMacro::table("recommend_sessions", &sessions, sessions::sessions_sql())
             .checking("model", &serving_model()),

@@ -300,3 +300,137 @@ pub fn sessions_sql() -> String {
         ),
     )
 }
+
+/// `ecoreco_recommend_session`: the fold-in of one anonymous session from
+/// its events (two lists: products and event codes, 1 view, 2 cart,
+/// 3 purchase, 0 other), fed with the model's rows.
+#[derive(Default)]
+pub struct SessionState {
+    session: Option<(Vec<i64>, Vec<i64>)>,
+    model: ModelInput,
+}
+
+pub struct RecommendSession;
+impl AggregateFunction for RecommendSession {
+    const NAME: &'static str = "ecoreco_recommend_session";
+    const FUNCTION: &'static str = "ecoreco.recommend_session";
+    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    type State = SessionState;
+    fn inputs() -> Vec<Column> {
+        use SqlType::*;
+        let mut c = vec![
+            Column::new("product_ids", List(Box::new(BigInt))),
+            Column::new("event_codes", List(Box::new(BigInt))),
+        ];
+        c.extend(model_inputs());
+        c
+    }
+    fn params() -> Vec<Param> {
+        session_params()
+    }
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::new("rank", SqlType::Integer),
+            Column::new("product_id", SqlType::BigInt),
+            Column::new("score", SqlType::Double),
+            Column::new("source", SqlType::Varchar),
+        ]
+    }
+    fn update(
+        state: &mut SessionState,
+        _call: &Args,
+        input: &InputChunk,
+        rows: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let (products, codes, m) = (
+            input.col("product_ids")?,
+            input.col("event_codes")?,
+            input.col("side")?,
+        );
+        for row in rows {
+            state.model.read(input, row, m)?;
+        }
+        // The session's lists are the same on every row: kept from the first.
+        if state.session.is_none() && input.rows() > 0 {
+            let list = |c: usize, name: &str| -> Result<Vec<i64>> {
+                match input.list::<i64>(c, 0) {
+                    None => bail!("`{name}` is NULL; pass a list, e.g. [1005115, 1004767]"),
+                    Some(Err(at)) => bail!(
+                        "`{name}` has a NULL at position {}; pass a list without NULLs",
+                        at + 1
+                    ),
+                    Some(Ok(v)) => Ok(v.to_vec()),
+                }
+            };
+            let products = list(products, "product_ids")?;
+            let codes = list(codes, "event_types")?;
+            ensure!(
+                products.len() == codes.len(),
+                "product_ids has {} elements and event_types {}; pass one event type per product",
+                products.len(),
+                codes.len()
+            );
+            state.session = Some((products, codes));
+        }
+        Ok(())
+    }
+    fn combine(target: &mut SessionState, source: SessionState) -> Result<()> {
+        if target.session.is_none() {
+            target.session = source.session;
+        }
+        target.model.merge(source.model)
+    }
+    fn finalize(mut state: SessionState, call: &Args) -> Result<Arc<dyn BlockSource>> {
+        let (products, codes) = state
+            .session
+            .ok_or_else(|| anyhow::anyhow!("{}", Self::EMPTY))?;
+        let pool = crate::threads::pool(call.int("threads")?)?;
+        let rule_rows = std::mem::take(&mut state.model.rules);
+        let (model, fold) = state.model.load(call, &pool)?;
+        let rules = rule_rows.rules(call, &model)?;
+        let scorer = SessionScorer {
+            model: &model,
+            fold: &fold,
+            weights: weights(call)?,
+            k: call.int("k")? as usize,
+            blend: blend(call, &model)?,
+            rules: &rules,
+            item_weight: crate::recommend::items::call_weight(call)?,
+        };
+        let recs = pool.install(|| scorer.list(&products, &codes, &mut Scratch::default()))?;
+        let mut rows = RowSet::for_columns(&Self::columns());
+        let (rank, product, score, source) = (
+            rows.col("rank")?,
+            rows.col("product_id")?,
+            rows.col("score")?,
+            rows.col("source")?,
+        );
+        for (r, rec) in recs.iter().enumerate() {
+            rows.put(rank, Some(r as i32 + 1));
+            rows.put(product, Some(model.product_ids[rec.product as usize]));
+            rows.put(score, Some(rec.score as f64));
+            rows.put_str(source, Some(rec.source.as_str()));
+        }
+        Ok(Arc::new(Computed::new(rows)))
+    }
+}
+
+/// The body of `ecoreco.recommend_session`.
+pub fn session_sql() -> String {
+    let codes = format!(
+        "list_transform(event_types::VARCHAR[], lambda t: {})::BIGINT[]",
+        EVENT_CODE_SQL.replace("{t}", "t")
+    );
+    let mut inputs = vec!["product_ids::BIGINT[]", codes.as_str()];
+    inputs.extend(MODEL_FEED);
+    aggregate::rows_sql::<RecommendSession>(
+        "ecoreco.recommend_session",
+        &inputs,
+        &[],
+        &format!(
+            "(SELECT m.side, m.id, m.item, m.name, m.value, m.factors, m.model_id FROM query_table(model) m \
+             WHERE m.side = 'param' OR NOT ecoreco_model_ready(model) UNION ALL {}) m",
+            super::rules::rule_feed_sql("ecoreco.recommend_session")
+        ),
+    )
+}

@@ -3,7 +3,7 @@
 
 use super::foldin::{FoldIn, Scratch, UserFold};
 use super::state::{Touch, UserState, Weights};
-use super::tests::events;
+use super::tests::{assert_one_exact_half_step, events};
 use crate::als::solver::AlsParams;
 use crate::als::weighting::{self, Confidence};
 use crate::als::Pair;
@@ -144,50 +144,15 @@ fn folded_in_user_equals_one_als_half_step_under_every_weighting() {
                 state.fold.solve(&fold, y, &mut scratch, &mut got).unwrap();
                 past_woodbury += scratch.woodbury_weights().is_none() as usize;
 
-                // The half-step written out densely, in f64.
                 let (products, values) = matrix.row(model.user(user).unwrap() as usize);
-                let mut a = vec![0f64; f * f];
-                let mut b = vec![0f64; f];
-                for i in 0..model.n_products() {
-                    let yi = &y[i * f..(i + 1) * f];
-                    let r = products
+                let raw = |i: usize| {
+                    products
                         .iter()
                         .position(|&p| p as usize == i)
-                        .map_or(0.0, |at| values[at] as f64);
-                    let c = 1.0 + params.alpha as f64 * r;
-                    let preference = if r > 0.0 { 1.0 } else { 0.0 };
-                    for j in 0..f {
-                        b[j] += c * preference * yi[j] as f64;
-                        for k in 0..f {
-                            a[j * f + k] += c * yi[j] as f64 * yi[k] as f64;
-                        }
-                    }
-                }
-                for j in 0..f {
-                    a[j * f + j] += params.regularization as f64;
-                }
-                super::foldin::cholesky(&mut a, f).unwrap();
-                super::foldin::cholesky_solve(&a, f, &mut b);
-                for (g, e) in got.iter().zip(&b) {
-                    assert!(
-                        (*g as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
-                        "{confidence:?}, half-life {half_life_days}: user {user}: {got:?} vs {b:?}"
-                    );
-                }
-                // The trainer's CG factors approach the same point.
-                let u = model.user(user).unwrap() as usize;
-                let trained_row = &model.user_factors[u * f..(u + 1) * f];
-                let distance: f32 = trained_row
-                    .iter()
-                    .zip(&got)
-                    .map(|(a, b)| (a - b).powi(2))
-                    .sum::<f32>()
-                    .sqrt();
-                let norm: f32 = got.iter().map(|v| v * v).sum::<f32>().sqrt();
-                assert!(
-                    distance < 0.25 * norm,
-                    "{confidence:?}, half-life {half_life_days}: user {user}: trained {trained_row:?} folded {got:?}"
-                );
+                        .map_or(0.0, |at| values[at] as f64)
+                };
+                let what = format!("{confidence:?}, half-life {half_life_days}: ");
+                assert_one_exact_half_step(&model, &params, user, &got, raw, &what);
             }
             // Both solves are checked: some users have more products than
             // the Woodbury identity keeps (6 here).

@@ -37,7 +37,7 @@ use crate::covisit::{Event, ItemModel, Sessions};
 use crate::model::neighbours::{NeighbourRow, PARAMS};
 use crate::progress::Progress;
 use crate::recommend::items::{self, EXTRA};
-use crate::recommend::serving::ServingModel;
+use crate::recommend::serving::{ServingModel, SessionItems};
 use crate::stream::foldin::{FoldIn, Scratch};
 use crate::stream::sessions::SessionScorer;
 use crate::stream::state::Weights;
@@ -139,7 +139,7 @@ pub fn tallies(
     fold: &FoldIn,
     serving_blend: f32,
     events_weights: Weights,
-    signal: &items::SessionItems,
+    signal: &SessionItems,
     sessions: &[Vec<i64>],
     weights: &[f32],
 ) -> anyhow::Result<Vec<Tally>> {

@@ -41,7 +41,9 @@ pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune
     let params = als_params(call)?;
     let confidence = match call.opt_text("confidence")? {
         Some(text) => weighting::Confidence::parse(text).ok_or_else(|| {
-            anyhow::anyhow!("parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'")
+            crate::error::param(format!(
+                "parameter `confidence` is '{text}'; pass 'raw', 'log' or 'bm25'"
+            ))
         })?,
         None => weighting::Confidence::Raw,
     };
@@ -207,8 +209,9 @@ impl AggregateFunction for AlsTrain {
             })?;
         let attributes = attributes.of_products(&trained.model.product_ids);
         trained.model = trained.model.with_attributes(attributes)?;
-        trained.model.model_id =
-            items::hash_into(&neighbours, choice.as_ref(), trained.model.model_id);
+        trained.model = trained
+            .model
+            .with_id_mixed(|id| items::hash_into(&neighbours, choice.as_ref(), id));
         progress.say("trained; writing the model rows");
         let mut rows = trained.param_rows();
         rows.extend(choice.iter().flat_map(items::Choice::param_rows));

@@ -325,7 +325,7 @@ fn fit_from(
         // With no time at all nothing decayed: no reference to record.
         reference = latest.is_finite().then_some(latest);
     }
-    let mut trained = train_pairs_from(
+    let trained = train_pairs_from(
         pairs,
         &candidate.params(base, iterations),
         candidate.confidence,
@@ -335,11 +335,13 @@ fn fit_from(
         budget,
         progress,
     )?;
-    if let Some(reference) = reference {
-        trained.model.weighting.half_life = candidate.half_life;
-        trained.model.weighting.reference = Some(reference);
-    }
-    Ok(trained)
+    Ok(match reference {
+        Some(reference) => Trained {
+            model: trained.model.with_decay(candidate.half_life, reference),
+            ..trained
+        },
+        None => trained,
+    })
 }
 
 /// Trains `candidate` on the validation training pairs ([`fit_all`] with

@@ -21,50 +21,15 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXT = os.environ.get("ECORECO_EXTENSION", os.path.join(ROOT, "build", "release", "ecoreco.duckdb_extension"))
 
+from aggregate_calls import ALL_TABLES, CALLS, raw_table
+
 # The generated events behind every source table: the valgrind run, 50
 # times slower, uses fewer (FORMS_EVENTS).
 EVENTS = int(os.environ.get("FORMS_EVENTS", "3000"))
-SETUP = [
-    f"CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := {EVENTS}, seed := 5)",
-    "CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)",
-    "CREATE TEMP TABLE rfm AS FROM ecoreco.rfm_features(events)",
-    "CREATE TEMP TABLE inter AS FROM ecoreco.interactions(events)",
-    "CREATE TEMP TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false)",
-    "CREATE TEMP TABLE kfeat AS SELECT user_id, list_position(['recency', 'frequency'], feature)::BIGINT AS pos, "
-    "feature, value FROM (SELECT user_id, recency::DOUBLE AS recency, frequency::DOUBLE AS frequency FROM rfm) "
-    "UNPIVOT (value FOR feature IN (recency, frequency))",
-    "CREATE TEMP TABLE als_src AS WITH span AS (SELECT min(epoch(last_event)) AS lo, max(epoch(last_event)) AS hi FROM inter) "
-    "SELECT user_id, product_id, weight, purchases, interactions, category_id, epoch(last_event) AS last_time, "
-    "weight AS v_weight, purchases AS v_purchases, interactions AS v_interactions, epoch(last_event) AS v_time, "
-    "carts + purchases > 0 AS v_target, lo + (hi - lo) * 0.8 AS v_cut, lo AS first_time FROM inter, span",
-    "CREATE TEMP TABLE eval_src AS SELECT CASE WHEN last_time < v_cut THEN 'train' ELSE 'test' END AS part, *, "
-    "last_time >= v_cut AND v_target AS relevant FROM als_src",
-]
-PAIRS = ("user_id, product_id, weight, purchases, interactions, category_id, last_time, v_weight, v_purchases, "
-         "v_interactions, v_time, v_target, v_cut, first_time")
-TRAINING = "4, 2, 0.1, 1.0, 2, 1, NULL, NULL, false"
-LIMITS = "2, '2GB'"
-# The product attributes (brand, its time, price, its time) als_train's macro
-# passes after the pairs; none here.
-ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
-# The session steps (session key, order) als_train's macro feeds with the
-# search on, on rows of their own; none here.
-SESSION_STEPS = "NULL::BIGINT, NULL::DOUBLE"
-# The serving rules (max_per_category, max_per_brand, min_price, max_price,
-# diversity) recommend_all passes; none here.
-RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
 
+SETUP = [raw_table(EVENTS)] + ALL_TABLES[1:]
 # aggregate -> (source table, group key column, arguments as the macros pass them)
-AGGREGATES = {
-    "ecoreco_als_train": ("als_src", "user_id", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {SESSION_STEPS}, {TRAINING}, {LIMITS}, 'false'"),
-    "ecoreco_evaluate": ("eval_src", "user_id",
-                         f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
-    "ecoreco_kmeans": ("kfeat", "user_id", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
-    "ecoreco_kmeans_sweep": ("kfeat", "user_id",
-                             f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 2, {LIMITS}"),
-    "ecoreco_serve": ("model", "id", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
-                      f"'', 'all', NULL, false, 2, 0.5, true, {RULES}, {LIMITS}, 'false'"),
-}
+AGGREGATES = {name: (source, key, args) for name, (_, source, key, args) in CALLS.items()}
 
 # form -> SQL. Every form gives a result or our clear error (it names the
 # function); DEFINED says which give a result, and which result.

@@ -33,52 +33,10 @@ outcome["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 102
 print(json.dumps(outcome))
 """
 
-EVENTS = [
-    "CREATE TEMP TABLE raw AS FROM ecoreco_synth(events := 3000, seed := 5)",
-    "CREATE TEMP TABLE events AS FROM ecoreco.clean_events(raw)",
-]
-USERS = EVENTS + ["CREATE TEMP TABLE rfm AS FROM ecoreco.rfm_features(events)"]
-INTER = EVENTS + ["CREATE TEMP TABLE inter AS FROM ecoreco.interactions(events)"]
-MODEL = EVENTS + ["CREATE TEMP TABLE model AS FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false)"]
-KFEAT = USERS + [
-    "CREATE TEMP TABLE kfeat AS SELECT user_id, list_position(['recency', 'frequency'], feature)::BIGINT AS pos, "
-    "feature, value FROM (SELECT user_id, recency::DOUBLE AS recency, frequency::DOUBLE AS frequency FROM rfm) "
-    "UNPIVOT (value FOR feature IN (recency, frequency))"
-]
-# The pair rows ecoreco_als_train and ecoreco_evaluate read, shaped as the
-# macros shape them (see the macro_definition of ecoreco.als_train).
-PAIRS_SETUP = INTER + [
-    "CREATE TEMP TABLE als_src AS WITH span AS (SELECT min(epoch(last_event)) AS lo, max(epoch(last_event)) AS hi FROM inter) "
-    "SELECT user_id, product_id, weight, purchases, interactions, category_id, epoch(last_event) AS last_time, "
-    "weight AS v_weight, purchases AS v_purchases, interactions AS v_interactions, epoch(last_event) AS v_time, "
-    "carts + purchases > 0 AS v_target, lo + (hi - lo) * 0.8 AS v_cut, lo AS first_time FROM inter, span",
-    "CREATE TEMP TABLE eval_src AS SELECT CASE WHEN last_time < v_cut THEN 'train' ELSE 'test' END AS part, *, "
-    "last_time >= v_cut AND v_target AS relevant FROM als_src",
-]
-PAIRS = ("user_id, product_id, weight, purchases, interactions, category_id, last_time, v_weight, v_purchases, "
-         "v_interactions, v_time, v_target, v_cut, first_time")
-TRAINING = "4, 2, 0.1, 1.0, 2, 1, NULL, NULL, false"
-LIMITS = "2, '2GB'"
-# The product attributes (brand, its time, price, its time) als_train's macro
-# passes after the pairs; none here.
-ATTRIBUTES = "NULL::VARCHAR, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE"
-# The session steps (session key, order) als_train's macro feeds with the
-# search on, on rows of their own; none here.
-SESSION_STEPS = "NULL::BIGINT, NULL::DOUBLE"
-# The serving rules (max_per_category, max_per_brand, min_price, max_price,
-# diversity) recommend_all passes; none here.
-RULES = "NULL::BIGINT, NULL::BIGINT, NULL::DOUBLE, NULL::DOUBLE, 0.0"
+from aggregate_calls import ATTRIBUTES, CALLS, EVENTS, KFEAT, LIMITS, PAIRS, PAIRS_SETUP, SESSION_STEPS, TRAINING, USERS
 
 # Each aggregate called directly, with valid arguments, as the macros call it.
-AGGREGATES = {
-    "ecoreco_als_train": (PAIRS_SETUP, "als_src", f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {SESSION_STEPS}, {TRAINING}, {LIMITS}, 'false'"),
-    "ecoreco_evaluate": (PAIRS_SETUP, "eval_src",
-                         f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
-    "ecoreco_kmeans": (KFEAT, "kfeat", f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
-    "ecoreco_kmeans_sweep": (KFEAT, "kfeat", f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 2, {LIMITS}"),
-    "ecoreco_serve": (MODEL, "model", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
-                      f"'', 'all', NULL, false, 2, 0.5, true, {RULES}, {LIMITS}, 'false'"),
-}
+AGGREGATES = {name: (setup, source, args) for name, (setup, source, _, args) in CALLS.items()}
 
 
 def run(setup, query, timeout=120):
@@ -128,7 +86,8 @@ def test_aggregate_called_as_window_or_ordered(name, shape):
 
 def test_issue_reproducer_ordered_als_train_in_its_macro_shape():
     query = ("SELECT count(*) FROM ecoreco.als_train(events, factors := 4, iterations := 2, search := false) "
-             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + ATTRIBUTES + ", " + SESSION_STEPS + ", " + TRAINING + ", " + LIMITS
+             "WHERE seq < (SELECT (ecoreco_als_train('ecoreco.als_train', " + PAIRS + ", " + ATTRIBUTES + ", " + SESSION_STEPS + ", " + TRAINING + ", "
+             + LIMITS
              + ", 'false' ORDER BY user_id DESC)).blocks FROM als_src)")
     assert_result_or_clear_error(run(PAIRS_SETUP, query), query)
 

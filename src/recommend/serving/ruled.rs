@@ -246,8 +246,12 @@ impl ServingModel {
     }
 
     /// The blended recommendation of product `i`, as the plain blend
-    /// scores it (`None`: an interest candidate without interest).
-    fn blended(
+    /// scores it (`None`: an interest candidate without interest: a product
+    /// only the interest rule proposed needs a positive interest score to
+    /// count; otherwise popularity fills in). The plain lists
+    /// ([`ServingModel::recommend_from_top`]) score with it too.
+    #[inline]
+    pub(super) fn blended(
         &self,
         i: u32,
         category_interest: f32,
