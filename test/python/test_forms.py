@@ -108,6 +108,8 @@ MACRO_ONLY = {
     "ecoreco_covisit_train": None,
     "ecoreco_covisit_recommend": None,
     "ecoreco_evaluate_sessions": None,
+    "ecoreco_explain": None,
+    "ecoreco_als_update": None,
 }
 
 
@@ -186,6 +188,19 @@ MACRO_FORMS = {
                                    "SELECT bool_and(n > 0) FROM range(2) r(i), "
                                    "LATERAL (SELECT count(*) AS n FROM ecoreco.covisit_recommend('covisit', events, k := 2))"], True),
     "evaluate_sessions": (["SELECT count(*) > 0 FROM ecoreco.evaluate_sessions(events, k := 5)"], True),
+    "explain": (["SET VARIABLE forms_user = (SELECT min(id) FROM model WHERE side = 'user')",
+                 "SET VARIABLE forms_product = (SELECT product_id FROM ecoreco.recommend(getvariable('forms_user'), "
+                 "model := 'model', k := 1))",
+                 "SELECT count(*) > 0 FROM ecoreco.explain('model', getvariable('forms_user'), getvariable('forms_product'), "
+                 "events := 'events')"], True),
+    "explain_failing": (["SELECT count(*) FROM ecoreco.explain('no_such_model', 1, 2, events := 'events')"], False),
+    "als_update": (["SET VARIABLE forms_since = (SELECT quantile_disc(event_time, 0.8) FROM events)",
+                    "CREATE OR REPLACE TEMP TABLE older AS FROM events WHERE event_time <= getvariable('forms_since')",
+                    "CREATE OR REPLACE TEMP TABLE older_model AS FROM ecoreco.als_train(older, factors := 4, iterations := 2, "
+                    "search := false)",
+                    "SELECT count(*) > 0 FROM ecoreco.als_update(older_model, events, since := getvariable('forms_since'))"], True),
+    # The events end where the model's data end: our error.
+    "als_update_failing": (["SELECT count(*) FROM ecoreco.als_update(model, events)"], False),
 }
 
 
