@@ -442,7 +442,9 @@ impl ScalarFunction for ExplainedSql {
         for row in 0..input.rows() {
             let recommend = input
                 .str(0, row)
-                .ok_or_else(|| anyhow!("internal error: no recommend query"))?;
+                .ok_or_else(|| {
+                    anyhow!("ecoreco.recommend: the recommend query is NULL; ecoreco_explained_sql is called by ecoreco.recommend with the query it builds")
+                })?;
             if !input.bool(1, row).unwrap_or(false) {
                 out.set_str(row, recommend);
                 continue;
