@@ -9,7 +9,8 @@
 //!                     + repeat · [p_i = b] )
 //! ```
 //!
-//! (steps whose weight falls below 1/1000 are left out). Each row is
+//! (steps whose weight falls below [`MIN_STEP_WEIGHT`] are left out, so only
+//! the latest [`steps_read`] steps of a session move its list). Each row is
 //! scaled by its best neighbour so a product seen in many
 //! sessions does not drown the others. `repeat` re-offers products the
 //! session already has (a third of next clicks in real sessions are such
@@ -19,6 +20,28 @@
 //! so ([`Source::Popular`]).
 
 use super::ItemModel;
+
+/// A step weighing less than this (after the decay of the steps after it)
+/// no longer moves a list: it and every older step are left out.
+pub const MIN_STEP_WEIGHT: f32 = 1e-3;
+
+/// How many of a session's latest steps [`Scorer::recommend`] reads at
+/// `decay`, at most `most`: the same float steps as its loop (the last step
+/// weighs 1, each earlier one `decay` times the next, until a weight falls
+/// below [`MIN_STEP_WEIGHT`]). 10 at the default 0.5; `most` when the decay
+/// never falls that low (1 or more, or NaN).
+pub fn steps_read(decay: f32, most: usize) -> usize {
+    let mut weight = 1.0f32;
+    let mut n = 0;
+    while n < most {
+        n += 1;
+        weight *= decay;
+        if weight < MIN_STEP_WEIGHT {
+            break;
+        }
+    }
+    n
+}
 
 /// The blend of the item-to-item signals for sessions.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -135,8 +158,9 @@ impl Scorer {
                 self.add(p as u32, weight * blend.repeat);
             }
             weight *= blend.decay;
-            // Steps this far back no longer move a list.
-            if weight < 1e-3 {
+            // Steps this far back no longer move a list (`steps_read`
+            // counts the steps read with the same arithmetic).
+            if weight < MIN_STEP_WEIGHT {
                 break;
             }
         }
@@ -237,6 +261,33 @@ mod tests {
         let all = Scorer::default().recommend(&m, &pop, &[3, 0], Some(0), &blend, 5);
         assert_eq!(all[3].0, 3);
         assert!((all[3].1 - 0.375).abs() < 1e-6);
+    }
+
+    #[test]
+    fn steps_read_are_the_steps_that_move_a_list() {
+        assert_eq!(steps_read(0.5, 100), 10);
+        assert_eq!(steps_read(0.0, 100), 1);
+        assert_eq!(steps_read(0.8, 100), 31);
+        assert_eq!(steps_read(1.0, 32), 32);
+        assert_eq!(steps_read(f32::NAN, 32), 32);
+        // A long session scores as its last steps_read steps do: products
+        // 0..5 cycling with no neighbours, only re-offering (repeat), so
+        // every step read adds its weight to its own product.
+        let m = model();
+        let blend = SessionBlend {
+            sequence: 1.0,
+            cooccurrence: 0.5,
+            repeat: 1.0,
+            decay: 0.5,
+        };
+        let long: Vec<u32> = (0..40).map(|i| [1, 2, 4][i % 3]).collect();
+        let n = steps_read(blend.decay, 100);
+        let all = Scorer::default().recommend(&m, &[], &long, None, &blend, 5);
+        let tail = Scorer::default().recommend(&m, &[], &long[long.len() - n..], None, &blend, 5);
+        let shorter =
+            Scorer::default().recommend(&m, &[], &long[long.len() - n + 1..], None, &blend, 5);
+        assert_eq!(all, tail);
+        assert_ne!(all, shorter);
     }
 
     #[test]

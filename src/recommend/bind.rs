@@ -220,6 +220,7 @@ pub(super) fn recommend_sql(
         ("blend", request.blend.sql_literal()),
         ("exclude_purchased", request.exclude_purchased.sql_literal()),
         ("planned_cached", planned_cached.into()),
+        ("item_weight", "NULL".into()),
     ];
     values.extend(request.rules.iter().map(|(n, v)| (*n, v.sql_literal())));
     let model_rows = checked_table("ecoreco.recommend", &table, &serving_model().by_name());

@@ -118,7 +118,7 @@ pub fn call_weight(call: &Args) -> anyhow::Result<Option<f32>> {
 
 /// The signal and its weight (`weight`, else the model's) when the model
 /// keeps one and the weight is above 0.
-fn active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionItems, f32)> {
+pub fn active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionItems, f32)> {
     let items = model.items.as_ref()?;
     let w = weight.unwrap_or(items.weight);
     (w > 0.0).then_some((items, w))
@@ -137,6 +137,19 @@ thread_local! {
     static SCORER: RefCell<Scorer> = RefCell::new(Scorer::default());
 }
 
+/// A session's steps as the item-to-item part reads them: its products
+/// (ids in event order) the model knows, as dense indices, repeats of one
+/// product in a row merged into one step (as in training).
+pub fn steps_of(model: &ServingModel, products: &[i64]) -> Vec<u32> {
+    let mut steps: Vec<u32> = Vec::with_capacity(products.len());
+    for i in products.iter().filter_map(|&p| model.product(p)) {
+        if steps.last() != Some(&i) {
+            steps.push(i);
+        }
+    }
+    steps
+}
+
 /// The item-to-item scores of a session (its product ids in event order),
 /// best first, at most [`EXTRA`]: products in `excluded` (sorted) left out,
 /// as is the product the session is on.
@@ -146,30 +159,33 @@ pub fn item_scores(
     products: &[i64],
     excluded: &[u32],
 ) -> Vec<(u32, f32)> {
-    // Repeats of one product in a row are one step, as in training.
-    let mut steps: Vec<u32> = Vec::with_capacity(products.len());
-    for i in products.iter().filter_map(|&p| model.product(p)) {
-        if steps.last() != Some(&i) {
-            steps.push(i);
-        }
-    }
     let last = products.last().and_then(|&p| model.product(p));
-    let scored = SCORER.with(|s| {
+    step_scores(items, &steps_of(model, products), last, excluded)
+}
+
+/// [`item_scores`] of a session given as its steps ([`steps_of`]; only the
+/// latest [`crate::covisit::session::steps_read`] are read) and the product
+/// it is on (`last`, `None` when the model does not know it).
+pub fn step_scores(
+    items: &SessionItems,
+    steps: &[u32],
+    last: Option<u32>,
+    excluded: &[u32],
+) -> Vec<(u32, f32)> {
+    let mut scored = SCORER.with(|s| {
         s.borrow_mut().recommend(
             &items.model,
             &[],
-            &steps,
+            steps,
             last,
             &items.blend,
             EXTRA + excluded.len().min(EXTRA),
         )
     });
-    scored
-        .into_iter()
-        .filter(|x| x.2 == ItemSource::Items && excluded.binary_search(&x.0).is_err())
-        .take(EXTRA)
-        .map(|x| (x.0, x.1))
-        .collect()
+    // Without a popular fill every product scored is an item-to-item one.
+    scored.retain(|x| x.2 == ItemSource::Items && excluded.binary_search(&x.0).is_err());
+    scored.truncate(EXTRA);
+    scored.into_iter().map(|x| (x.0, x.1)).collect()
 }
 
 /// The `k` best of the blend of the module documentation: `base` the
@@ -240,8 +256,30 @@ pub fn blend_lists(
 /// cut to `k`.
 pub fn session_list(
     model: &ServingModel,
-    mut base: Vec<Recommendation>,
+    base: Vec<Recommendation>,
     products: &[i64],
+    excluded: &[u32],
+    weight: Option<f32>,
+    k: usize,
+) -> Vec<Recommendation> {
+    let (steps, last) = match active(model, weight) {
+        Some(_) => (
+            steps_of(model, products),
+            products.last().and_then(|&p| model.product(p)),
+        ),
+        None => (Vec::new(), None),
+    };
+    steps_list(model, base, &steps, last, excluded, weight, k)
+}
+
+/// [`session_list`] of a session given as its steps ([`steps_of`]) and the
+/// product it is on: the one recipe of every list the signal enters (the
+/// session functions, the replay, `similar_products`).
+pub fn steps_list(
+    model: &ServingModel,
+    mut base: Vec<Recommendation>,
+    steps: &[u32],
+    last: Option<u32>,
     excluded: &[u32],
     weight: Option<f32>,
     k: usize,
@@ -250,8 +288,31 @@ pub fn session_list(
         base.truncate(k);
         return base;
     };
-    let scored = item_scores(model, items, products, excluded);
+    let scored = step_scores(items, steps, last, excluded);
     blend_lists(model, &base, &scored, w, k)
+}
+
+/// `similar_products`' list of `k` for the product `item`: its nearest
+/// products by factor cosine (`similar`, best first, [`base_length`] long)
+/// as the model's own list, blended with the item-to-item scores of the
+/// one-product session `[item]` when the model keeps the signal (at
+/// `weight`, else the model's); else the `k` nearest with their cosines.
+pub fn similar_list(
+    model: &ServingModel,
+    similar: &[(u32, f32)],
+    item: u32,
+    weight: Option<f32>,
+    k: usize,
+) -> Vec<Recommendation> {
+    let base = similar
+        .iter()
+        .map(|&(product, score)| Recommendation {
+            product,
+            score,
+            source: Source::Similar,
+        })
+        .collect();
+    steps_list(model, base, &[item], Some(item), &[], weight, k)
 }
 
 #[cfg(test)]

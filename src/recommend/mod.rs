@@ -135,6 +135,8 @@ impl AggregateFunction for Serve {
         ];
         params.extend(serving_params());
         params.extend(rule_params());
+        // Read by `similar` only (the other ops pass NULL).
+        params.push(items::weight_param());
         params.extend(crate::binding::params::settings_params());
         params
     }
@@ -303,15 +305,16 @@ impl AggregateFunction for Serve {
                 let item = served.product(product_id).ok_or_else(|| {
                     anyhow::anyhow!("product {product_id} is not in the model (it had no interactions in the training data); pass a product_id of the model")
                 })?;
-                let similar = topk::similar_items(served.item_factors(), served.factors, item, k);
-                let recs: Vec<Recommendation> = similar
-                    .iter()
-                    .map(|&(product, score)| Recommendation {
-                        product,
-                        score,
-                        source: serving::Source::Similar,
-                    })
-                    .collect();
+                // The nearest by cosine, blended with the product's
+                // item-to-item neighbours when the model keeps them.
+                let weight = items::call_weight(call)?;
+                let similar = topk::similar_items(
+                    served.item_factors(),
+                    served.factors,
+                    item,
+                    items::base_length(&served, weight, k),
+                );
+                let recs = items::similar_list(&served, &similar, item, weight, k);
                 Ok(Arc::new(Computed::new(rec_rows(
                     &served,
                     &[(product_id, recs)],
@@ -466,14 +469,20 @@ pub fn macros() -> Vec<SqlMacro> {
         SqlMacro::table(
             "recommend_all",
             &all,
-            serve_sql("ecoreco.recommend_all", "all", &[], false, true),
+            serve_sql(
+                "ecoreco.recommend_all",
+                "all",
+                &[("item_weight", "NULL".into())],
+                false,
+                true,
+            ),
         )
         .checking("model", &serving_model()),
         SqlMacro::table(
             "similar_products",
-            &["pid", "model := 'model'", &k],
+            &["pid", "model := 'model'", &k, "item_weight := NULL"],
             format!(
-                "SELECT user_id AS of_product_id, rank, product_id, score AS similarity FROM ({})",
+                "SELECT user_id AS of_product_id, rank, product_id, score AS similarity, source FROM ({})",
                 serve_sql(
                     "ecoreco.similar_products",
                     "similar",

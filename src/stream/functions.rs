@@ -315,6 +315,7 @@ pub fn replay_params() -> Vec<Param> {
     ]);
     p.extend(scoring_params());
     p.extend(crate::recommend::rules::rule_params());
+    p.push(crate::recommend::items::weight_param());
     p.extend([
         Param::named(
             "seed",
@@ -402,6 +403,7 @@ fn config(call: &Args, keep: bool) -> Result<Config> {
         keep_recommendations: keep,
         // Set once the model is read.
         rules: Default::default(),
+        item_weight: crate::recommend::items::call_weight(call)?,
     })
 }
 

@@ -30,6 +30,8 @@ pub mod state;
 
 pub mod functions;
 #[cfg(test)]
+mod item_tests;
+#[cfg(test)]
 mod score_tests;
 #[cfg(test)]
 mod tests;

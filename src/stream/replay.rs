@@ -12,6 +12,16 @@
 //! rounds the driver reports the windows the watermark closed, so metrics
 //! leave while the replay runs.
 //!
+//! The lists are the serving lists of the user's folded-in state
+//! (collaborative, category interest, popular fill). When the model keeps
+//! the item-to-item signal (`crate::recommend::items`) at a weight above 0
+//! and no serving rule is set, each list is blended with the item-to-item
+//! scores of the user's latest steps in the stream, as
+//! `recommend_session` blends a session's: a user's list after an event is
+//! the one `recommend_session` gives for their events so far (for a user
+//! unknown to the model, with times not decayed). Under rules the ruled
+//! list alone, as in the session functions.
+//!
 //! Latency of an event: from its arrival to its user's refreshed top-k.
 //! Paced (`speed > 0`), arrival is the event's scheduled release time, so
 //! any queueing counts; unpaced, it is the moment its worker takes it up.
@@ -20,7 +30,9 @@ use super::clock::{self, Schedule};
 use super::foldin::{FoldIn, Scratch};
 use super::score::{self, ScoreScratch};
 use super::state::{Kind, ProductCounters, Touch, UserState, Weights};
+use crate::covisit::session::steps_read;
 use crate::model::top_categories_of;
+use crate::recommend::items;
 use crate::recommend::serving::{Recommendation, ServingModel, Source};
 use crate::rng::{FastMap, FastSet};
 use std::collections::HashMap;
@@ -31,6 +43,15 @@ use std::time::{Duration, Instant};
 pub const ROUND_EVENTS: usize = 16_384;
 /// Most release time per round when paced: 50 ms.
 pub const ROUND_NS: u64 = 50_000_000;
+
+/// Most steps kept per user for the item-to-item signal. The scorer reads
+/// a session's steps back from the last while their decayed weight stays
+/// at or above 1/1000 (`crate::covisit::session::steps_read`): 10 steps at
+/// the decay 0.5 that `als_train` stores, 31 at 0.8. Keeping that many is
+/// exact (older steps are never read) and costs at most 128 bytes per
+/// user; a model table with a decay above about 0.8 is read through its
+/// latest 32 steps, the older ones weighing at most decay^32 each.
+pub const MAX_RECENT_STEPS: usize = 32;
 
 /// One input event.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +97,8 @@ pub struct Config {
     pub keep_recommendations: bool,
     /// The serving rules (off: the plain lists, found as below).
     pub rules: std::sync::Arc<crate::recommend::rules::Rules>,
+    /// The item-to-item weight (`None`: the model's; 0: left out).
+    pub item_weight: Option<f32>,
 }
 
 /// One window's figures.
@@ -217,6 +240,11 @@ struct Shared<'a> {
     fold: &'a FoldIn,
     config: &'a Config,
     start: Instant,
+    /// Steps kept per user for the item-to-item signal (0: not used).
+    steps: usize,
+    /// How long the model's own list of a user is before the blend
+    /// (`items::base_length`; `k` without the signal).
+    base_k: usize,
 }
 
 impl Shared<'_> {
@@ -303,6 +331,9 @@ impl Shard {
                 .or_else(|| item.map(|i| model.product_category[i as usize])),
         };
         state.apply(&touch, &s.config.weights, s.fold, model.item_factors())?;
+        if let Some(i) = item.filter(|_| s.steps > 0) {
+            state.steps.push(i, s.steps);
+        }
         let interest = top_categories_of(&state.categories);
         let excluded: &[u32] = if s.config.exclude_purchased {
             &state.bought
@@ -332,7 +363,7 @@ impl Shard {
                     state.fold.items(),
                     &self.scratch,
                     &self.vector,
-                    ServingModel::collaborative_candidates(s.config.k),
+                    ServingModel::collaborative_candidates(s.base_k),
                     excluded,
                     &mut state.top,
                     &mut self.scores,
@@ -341,7 +372,20 @@ impl Shard {
             &state.top.top
         };
         let recs = if s.config.rules.is_off() {
-            model.recommend_from_top(als_top, &interest, excluded, s.config.k, s.config.blend)
+            let base =
+                model.recommend_from_top(als_top, &interest, excluded, s.base_k, s.config.blend);
+            // Blended with the item-to-item scores of the user's latest
+            // steps, the product of this event the one the session is on
+            // (`base` cut to k without the signal).
+            items::steps_list(
+                model,
+                base,
+                state.steps.as_slice(),
+                item,
+                excluded,
+                s.config.item_weight,
+                s.config.k,
+            )
         } else {
             super::rules::folded_list(
                 model,
@@ -463,6 +507,13 @@ pub fn replay(
     });
     let mut next_close = 0;
     let mut reported: Vec<Option<u64>> = vec![None; n_windows];
+    // The item-to-item signal, never under rules (a neighbour could be a
+    // product a rule forbids).
+    let signal = if config.rules.is_off() {
+        items::active(model, config.item_weight)
+    } else {
+        None
+    };
     let shared = Shared {
         events,
         schedule: &schedule,
@@ -470,6 +521,11 @@ pub fn replay(
         fold,
         config,
         start: Instant::now(),
+        steps: signal.map_or(0, |(i, _)| steps_read(i.blend.decay, MAX_RECENT_STEPS)),
+        base_k: match signal {
+            Some(_) => items::base_length(model, config.item_weight, config.k),
+            None => config.k,
+        },
     };
     let merged = |w: usize, shards: &[Shard]| {
         let mut p = ignored[w].clone();

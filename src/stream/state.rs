@@ -94,6 +94,39 @@ pub struct UserState {
     /// The collaborative top of the user's last list (a hint for the next,
     /// or the next itself while nothing it depends on changed).
     pub top: UserTop,
+    /// The latest steps, for the item-to-item signal (empty without it).
+    pub steps: RecentSteps,
+}
+
+/// A user's latest steps in the stream as the item-to-item part of a list
+/// reads a session (`crate::recommend::items::steps_of`): products of the
+/// model, repeats of one product in a row merged into one step, oldest
+/// first; only the latest `most` are kept (the caller's bound: the steps
+/// the scorer reads at the model's decay), so a user's state stays small
+/// however long their stream.
+#[derive(Clone, Debug, Default)]
+pub struct RecentSteps {
+    steps: Vec<u32>,
+}
+
+impl RecentSteps {
+    /// Records a step on `item`, keeping at most `most` steps.
+    pub fn push(&mut self, item: u32, most: usize) {
+        if most == 0 || self.steps.last() == Some(&item) {
+            return;
+        }
+        if self.steps.len() >= most {
+            let drop = self.steps.len() + 1 - most;
+            self.steps.drain(..drop);
+        } else if self.steps.capacity() == 0 {
+            self.steps.reserve_exact(most);
+        }
+        self.steps.push(item);
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        &self.steps
+    }
 }
 
 impl UserState {
@@ -237,6 +270,23 @@ mod tests {
         assert_eq!(user.categories, [(7, 4.0), (8, 1.0)]);
         assert_eq!(user.last_time, 9);
         assert_eq!(Kind::parse("remove_from_cart"), None);
+    }
+
+    #[test]
+    fn recent_steps_merge_repeats_and_keep_the_latest() {
+        let mut r = RecentSteps::default();
+        for item in [4, 4, 5, 4, 6, 6, 7] {
+            r.push(item, 3);
+        }
+        // Steps 4, 5, 4, 6, 7: the latest three.
+        assert_eq!(r.as_slice(), [4, 6, 7]);
+        r.push(7, 3);
+        assert_eq!(r.as_slice(), [4, 6, 7]);
+        r.push(4, 3);
+        assert_eq!(r.as_slice(), [6, 7, 4]);
+        let mut none = RecentSteps::default();
+        none.push(1, 0);
+        assert!(none.as_slice().is_empty());
     }
 
     #[test]

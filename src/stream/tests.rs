@@ -13,7 +13,7 @@ use crate::recommend::serving::{ServingModel, Source};
 use crate::rng::Rng;
 use std::collections::BTreeMap;
 
-const MIN: i64 = 60_000_000;
+pub(super) const MIN: i64 = 60_000_000;
 
 /// Random events: 30 users, 25 products in 5 categories (product p in
 /// category 100 + p % 5), each user favouring one category.
@@ -68,11 +68,11 @@ fn pairs(events: &[(i64, i64, i64, Kind)], w: &Weights) -> Vec<Pair> {
 /// (user, product, category, kind) of one generated event.
 type GeneratedEvent = (i64, i64, i64, Kind);
 /// (arrival position, user, the list's (product index, score bits, source)).
-type EmittedList = (usize, i64, Vec<(u32, u32, Source)>);
+pub(super) type EmittedList = (usize, i64, Vec<(u32, u32, Source)>);
 /// A window's start (minutes after the first) and its counters.
 type WindowCounts = (i64, u64, u64, u64, u64, u64, u64, u64);
 
-fn trained(seed: u64) -> (ServingModel, Vec<GeneratedEvent>, AlsParams) {
+pub(super) fn trained(seed: u64) -> (ServingModel, Vec<GeneratedEvent>, AlsParams) {
     let evs = events(seed);
     let params = AlsParams {
         factors: 6,
@@ -215,7 +215,7 @@ fn recommend_vector_with_a_model_row_is_recommend() {
     }
 }
 
-fn config(threads: usize, seed: u64, speed: f64) -> Config {
+pub(super) fn config(threads: usize, seed: u64, speed: f64) -> Config {
     Config {
         window_us: 5 * MIN,
         watermark_us: 10 * MIN,
@@ -230,6 +230,7 @@ fn config(threads: usize, seed: u64, speed: f64) -> Config {
         seed,
         keep_recommendations: true,
         rules: Default::default(),
+        item_weight: None,
     }
 }
 
@@ -258,7 +259,7 @@ fn stream(evs: &[(i64, i64, i64, Kind)]) -> Vec<Event> {
     out
 }
 
-fn run(
+pub(super) fn run(
     model: &ServingModel,
     fold: &FoldIn,
     evs: &[Event],

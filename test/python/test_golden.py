@@ -31,10 +31,13 @@ GOLDEN = {
     # recommend_all on that model.
     "recommend_all_default": (71420, "2ea1dd5c6e0e7e9a"),
     # The stream's model: raw confidence, no decay, the first 24 days.
-    # Its item-to-item rows too (the replay does not read them yet).
+    # Its item-to-item rows too (item_weight 0.9: the replay blends them in).
     "als_train_raw": (41103, "ad23a42517cfea94"),
-    # replay_recommendations of all 100,000 events on that model, in time order.
-    "replay_recommendations": (1000000, "782d5a03fd10c6b7"),
+    # replay_recommendations of all 100,000 events on that model, in time
+    # order, each list blended with the user's latest steps' item-to-item
+    # scores (with item_weight := 0 the lists hash to 782d5a03fd10c6b7, the
+    # value before the replay read the signal).
+    "replay_recommendations": (1000000, "d8e84f7869973f30"),
     # replay's windows without their timings.
     "replay_windows": (8386, "99c32d35822faa39"),
 }
