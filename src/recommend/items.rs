@@ -133,6 +133,17 @@ pub fn base_length(model: &ServingModel, weight: Option<f32>, k: usize) -> usize
     }
 }
 
+/// How many collaborative candidates the model's own list of a session
+/// blends, for a list of `k`: those of the plain list of `k` (4k), however
+/// long the list ([`base_length`]); its positions past them come from the
+/// category interest and the popular fill. Four times the longer list's
+/// length would make the collaborative top six times as deep at k = 10,
+/// most of a replayed event's cost, for positions that weigh little once
+/// blended.
+pub fn base_candidates(k: usize) -> usize {
+    ServingModel::collaborative_candidates(k)
+}
+
 thread_local! {
     static SCORER: RefCell<Scorer> = RefCell::new(Scorer::default());
 }
@@ -201,34 +212,37 @@ pub fn blend_lists(
     let len = base.len().max(1) as f32;
     let top = items.first().map_or(0.0, |x| x.1);
     let item_part = |s: f32| if top > 0.0 { weight * s / top } else { 0.0 };
+    // Looked up by product, sorted: each list is read for every product of
+    // the other (a few thousand comparisons per list scanned linearly).
+    let mut by_product: Vec<(u32, f32)> = items.to_vec();
+    by_product.sort_unstable_by_key(|x| x.0);
+    let mut in_base: Vec<u32> = base.iter().map(|r| r.product).collect();
+    in_base.sort_unstable();
     // (score, position in the model's list or len, recommendation)
-    let mut all: Vec<(f32, usize, Recommendation)> = base
-        .iter()
-        .enumerate()
-        .map(|(r, rec)| {
-            let b = (1.0 - weight) * (len - r as f32) / len;
-            let i = items
-                .iter()
-                .find(|x| x.0 == rec.product)
-                .map_or(0.0, |x| item_part(x.1));
-            let source = if i > b {
-                Source::ItemToItem
-            } else {
-                rec.source
-            };
-            (
-                b + i,
-                r,
-                Recommendation {
-                    product: rec.product,
-                    score: b + i,
-                    source,
-                },
-            )
-        })
-        .collect();
+    let mut all: Vec<(f32, usize, Recommendation)> = Vec::with_capacity(base.len() + items.len());
+    all.extend(base.iter().enumerate().map(|(r, rec)| {
+        let b = (1.0 - weight) * (len - r as f32) / len;
+        // A product is scored once by the item-to-item part.
+        let i = by_product
+            .binary_search_by_key(&rec.product, |x| x.0)
+            .map_or(0.0, |at| item_part(by_product[at].1));
+        let source = if i > b {
+            Source::ItemToItem
+        } else {
+            rec.source
+        };
+        (
+            b + i,
+            r,
+            Recommendation {
+                product: rec.product,
+                score: b + i,
+                source,
+            },
+        )
+    }));
     for &(p, s) in items {
-        if base.iter().any(|r| r.product == p) {
+        if in_base.binary_search(&p).is_ok() {
             continue;
         }
         let i = item_part(s);
@@ -242,12 +256,18 @@ pub fn blend_lists(
             },
         ));
     }
-    all.sort_unstable_by(|x, y| {
+    let order = |x: &(f32, usize, Recommendation), y: &(f32, usize, Recommendation)| {
         y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(
             model.product_ids[x.2.product as usize].cmp(&model.product_ids[y.2.product as usize]),
         )
-    });
-    all.into_iter().take(k).map(|x| x.2).collect()
+    };
+    // A total order (product ids are distinct): the k best, then sorted.
+    if all.len() > k {
+        all.select_nth_unstable_by(k, order);
+        all.truncate(k);
+    }
+    all.sort_unstable_by(order);
+    all.into_iter().map(|x| x.2).collect()
 }
 
 /// A session's list of `k` from the model's own list of it (`base`,

@@ -108,6 +108,7 @@ fn a_replayed_list_is_the_session_list_of_the_users_events_so_far() {
         blend: c.blend,
         rules: &rules,
         item_weight: None,
+        base: None,
     };
     let mut scratch = Scratch::default();
     let (mut lists, mut blended, mut long) = (0, 0, 0);

@@ -243,7 +243,9 @@ struct Shared<'a> {
     /// Steps kept per user for the item-to-item signal (0: not used).
     steps: usize,
     /// How long the model's own list of a user is before the blend
-    /// (`items::base_length`; `k` without the signal).
+    /// (`items::base_length`; `k` without the signal). Its collaborative
+    /// candidates are those of a list of `k` either way
+    /// (`items::base_candidates`).
     base_k: usize,
 }
 
@@ -363,7 +365,7 @@ impl Shard {
                     state.fold.items(),
                     &self.scratch,
                     &self.vector,
-                    ServingModel::collaborative_candidates(s.base_k),
+                    items::base_candidates(s.config.k),
                     excluded,
                     &mut state.top,
                     &mut self.scores,

@@ -39,6 +39,11 @@ pub struct SessionScorer<'a> {
     pub rules: &'a crate::recommend::rules::Rules,
     /// The item-to-item weight; `None`: the model's.
     pub item_weight: Option<f32>,
+    /// The model's own list of a session: its length and collaborative
+    /// candidates; `None`: those of a list of `k` (`base_length`,
+    /// `base_candidates`). The validation asks for the list of its `k`
+    /// at every weight at once.
+    pub base: Option<(usize, usize)>,
 }
 
 impl SessionScorer<'_> {
@@ -90,11 +95,16 @@ impl SessionScorer<'_> {
                 self.rules,
             ));
         }
-        let base = model.recommend_vector(
+        let (length, candidates) = self.base.unwrap_or((
+            crate::recommend::items::base_length(model, self.item_weight, self.k),
+            crate::recommend::items::base_candidates(self.k),
+        ));
+        let base = model.recommend_vector_from(
             vector,
             &top_categories_of(&user.categories),
             &user.bought,
-            crate::recommend::items::base_length(model, self.item_weight, self.k),
+            length,
+            candidates,
             self.blend,
         );
         // With the model's item-to-item signal: blended with the session's
@@ -215,6 +225,7 @@ impl AggregateFunction for RecommendSessions {
             blend: blend(call, &model)?,
             rules: &rules,
             item_weight: crate::recommend::items::call_weight(call)?,
+            base: None,
         };
         let mut sessions = state.sessions;
         sessions.sort_unstable_by_key(|s| s.0);
@@ -396,6 +407,7 @@ impl AggregateFunction for RecommendSession {
             blend: blend(call, &model)?,
             rules: &rules,
             item_weight: crate::recommend::items::call_weight(call)?,
+            base: None,
         };
         let recs = pool.install(|| scorer.list(&products, &codes, &mut Scratch::default()))?;
         let mut rows = RowSet::for_columns(&Self::columns());

@@ -150,6 +150,8 @@ pub fn tallies(
         k: VALIDATION_K + EXTRA,
         blend: serving_blend,
         item_weight: Some(0.0),
+        // The base list serving blends a list of VALIDATION_K with.
+        base: Some((VALIDATION_K + EXTRA, items::base_candidates(VALIDATION_K))),
         rules: &crate::recommend::rules::Rules::default(),
     };
     let prefixes: Vec<(&[i64], i64)> = sessions

@@ -282,10 +282,25 @@ impl ServingModel {
         k: usize,
         blend: f32,
     ) -> Vec<Recommendation> {
+        let candidates = Self::collaborative_candidates(k);
+        self.recommend_vector_from(vector, interest, excluded, k, candidates, blend)
+    }
+
+    /// [`recommend_vector`](Self::recommend_vector) from `candidates`
+    /// collaborative candidates instead of those of a list of `k` (the
+    /// longer lists the item-to-item blend starts from keep the plain
+    /// list's: `crate::recommend::items::base_candidates`).
+    pub fn recommend_vector_from(
+        &self,
+        vector: Option<&[f32]>,
+        interest: &[(i64, f32)],
+        excluded: &[u32],
+        k: usize,
+        candidates: usize,
+        blend: f32,
+    ) -> Vec<Recommendation> {
         let als_top = match vector {
-            Some(x) if blend < 1.0 => {
-                self.collaborative_top(x, Self::collaborative_candidates(k), excluded)
-            }
+            Some(x) if blend < 1.0 => self.collaborative_top(x, candidates, excluded),
             _ => Vec::new(),
         };
         self.recommend_from_top(&als_top, interest, excluded, k, blend)
