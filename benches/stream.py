@@ -17,9 +17,12 @@ Floors (printed next to the figures): >= 200,000 events/s on 2 cores, p99 <=
 50 ms at that rate. The model: the pipeline's, als_train with its defaults
 (50 factors, 15 iterations; confidence, half-life, alpha, regularization and
 blend chosen by its search) on the events before 2019-10-25; users first
-seen later are folded in, with the model's weighting. The unpaced replays
-run again with a raw-confidence model without decay in the same run, for
-comparison (bm25 transforms a user's whole row at every solve).
+seen later are folded in, with the model's weighting. When the model keeps
+the item-to-item signal (item_weight > 0: the search keeps it here), the
+unpaced replays run with it (the default) and again without it
+(item_weight := 0), so the cost of the signal is printed. The unpaced
+replays run again with a raw-confidence model without decay in the same
+run, for comparison (bm25 transforms a user's whole row at every solve).
 
 usage: stream.py EXTENSION [EVENTS]
 """
@@ -86,26 +89,33 @@ def main():
         users, products = con.execute(f"SELECT count(*) FILTER (side = 'user'), count(*) FILTER (side = 'product') FROM {model}").fetchone()
         params = dict(con.execute(f"SELECT name, value FROM ecoreco.als_params({model})").fetchall())
         confidence = {0.0: "raw", 1.0: "log", 2.0: "bm25"}[params["confidence"]]
+        item_weight = params.get("item_weight", 0.0)
         print(f"stream: {EVENTS:,} events, model '{model}' ({'als_train defaults' if model == 'model' else 'raw confidence, no decay'}): "
-              f"confidence {confidence}, half-life {params['half_life_days']:g} days, {users:,} users x {products:,} products x 50 factors "
-              f"(trained in {seconds:.1f} s)")
+              f"confidence {confidence}, half-life {params['half_life_days']:g} days, item_weight {item_weight:g}, "
+              f"{users:,} users x {products:,} products x 50 factors (trained in {seconds:.1f} s)")
         # Warm-up: the model's index and its fold-in (YtY, A0^-1 y) are built
         # once per model and cached; the replays below find them.
         con.execute("SET threads = 2")
         seconds, _ = timed(con, f"FROM ecoreco.replay(warm, model := '{model}', arrival := 'arrival_time')")
         print(f"  first call (indexes the model, precomputes the fold-in): {seconds:.2f} s")
-        for threads in (2, 1):
+        # The default model with and without its item-to-item signal.
+        signals = [("signal on", "")] if item_weight > 0 else [("no signal kept", "")]
+        if model == "model" and item_weight > 0:
+            signals.append(("signal off (item_weight := 0)", ", item_weight := 0"))
+        for (signal, extra), threads in [(x, t) for x in signals for t in (2, 1)]:
             con.execute(f"SET threads = {threads}")
             seconds, cpu, rows = cpu_timed(con, "SELECT sum(events), sum(late_events), sum(recommendations), sum(new_users), sum(unknown_users), "
-                                                f"sum(fallback_share * recommendations) / sum(recommendations) FROM ecoreco.replay(events, model := '{model}', arrival := 'arrival_time')")
+                                                f"sum(fallback_share * recommendations) / sum(recommendations) FROM ecoreco.replay(events, model := '{model}', arrival := 'arrival_time'{extra})")
             total, late, lists, new, unknown, fallback = rows[0]
             rate = total / seconds
-            if threads == 2 and model == "model":
+            floor = threads == 2 and model == "model" and not extra
+            if floor:
                 rate_2 = rate
-            print(f"  {model}, threads {threads}, speed 0: {total:,} events ({late:,} late), {lists:,} lists, {new:,} users ({unknown:,} unknown to the model), "
-                  f"fallback share {fallback:.3f}: {seconds:.1f} s, {rate:,.0f} events/s; CPU {cpu:.1f} s, {total / cpu:,.0f} events per CPU-second"
-                  + ("  [floor >= 200,000 events/s on 2 cores]" if threads == 2 and model == "model" else ""))
-            if model != "model":
+            print(f"  {model}, {signal}, threads {threads}, speed 0: {total:,} events ({late:,} late), {lists:,} lists, {new:,} users ({unknown:,} unknown to the model), "
+                  f"fallback share {fallback:.3f}: {seconds:.1f} s, {rate:,.0f} events/s; CPU {cpu:.1f} s, {total / cpu:,.0f} events per CPU-second; "
+                  f"load average {os.getloadavg()[0]:.1f}"
+                  + ("  [floor >= 200,000 events/s on 2 cores]" if floor else ""))
+            if model != "model" or extra:
                 continue
             seconds, rows = timed(con, SUMMARY.format(table="events", speed=0, model=model))
             n, h, (p50, p95, p99, p999), mean = rows[0]

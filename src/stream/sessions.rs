@@ -108,11 +108,19 @@ impl SessionScorer<'_> {
             self.blend,
         );
         // With the model's item-to-item signal: blended with the session's
-        // neighbours (crate::recommend::items).
+        // neighbours (crate::recommend::items), through its view, cart and
+        // purchase events only (others are ignored, as the replay ignores
+        // them).
+        let steps: Vec<i64> = products
+            .iter()
+            .zip(codes)
+            .filter(|(_, &c)| (1..=3).contains(&c))
+            .map(|(&p, _)| p)
+            .collect();
         Ok(crate::recommend::items::session_list(
             model,
             base,
-            products,
+            &steps,
             &user.bought,
             self.item_weight,
             self.k,
