@@ -62,5 +62,5 @@ CALLS = {
     "ecoreco_kmeans_sweep": (KFEAT, "kfeat", "user_id",
                              f"'ecoreco.kmeans_sweep', user_id, pos, feature, value, 2, 3, 1, 5, 100, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_serve": (MODEL, "model", "id", "'ecoreco.recommend_all', model_id, side, id, item, name, value, factors, NULL, NULL, "
-                      f"'', 'all', NULL, false, 2, 0.5, true, {RULES}, {LIMITS}, 'false'"),
+                      f"'', 'all', NULL, false, 2, 0.5, true, {RULES}, NULL::DOUBLE, {LIMITS}, 'false'"),
 }
