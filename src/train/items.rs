@@ -267,7 +267,9 @@ pub(crate) fn choose(
         return Ok(None);
     };
     drop(neighbours);
-    let fold = FoldIn::new(
+    // Solving only: the session lists scan the products, so the stream's
+    // product-by-product scores (n² of them) would be built for nothing.
+    let fold = FoldIn::solver(
         model.item_factors(),
         model.factors,
         candidate.regularization as f64,
