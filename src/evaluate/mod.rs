@@ -114,7 +114,7 @@ impl AggregateFunction for Evaluate {
                 end += 1;
             }
             if is_train {
-                read_pairs(&mut state.train, &budget, input, start..end)?;
+                read_pairs(&mut state.train, &budget, input, start..end, true)?;
             } else {
                 crate::budget::reserve(&mut state.test, end - start, "the test pairs")?;
                 for row in start..end {
