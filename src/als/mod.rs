@@ -633,3 +633,26 @@ pub fn macros() -> Vec<SqlMacro> {
         ]),
     )]
 }
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn training_bytes_is_the_larger_peak_plus_the_bookkeeping() {
+        assert_eq!(std::mem::size_of::<Pair>(), 40);
+        // 100 pairs, 10 users, 5 products, 50 factors (56 padded): the pairs
+        // phase 100 · 48 = 4,800 against the solver phase 100 · 16 +
+        // 15 · 56 · 4 = 4,960; plus 10 · 112 + 5 · 76.
+        assert_eq!(training_bytes(10, 5, 100, 50), 4_960 + 1_120 + 380);
+        // With few factors the pairs phase is the larger.
+        assert_eq!(training_bytes(10, 5, 100, 8), 4_800 + 1_120 + 380);
+        let text = training_formula(50);
+        assert!(
+            text.contains("48 bytes per interaction")
+                && text.contains("16 bytes per interaction + 4 × 56 bytes")
+                && text.contains("112 bytes per user and 76 per product"),
+            "{text}"
+        );
+    }
+}
