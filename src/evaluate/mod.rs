@@ -107,7 +107,7 @@ impl AggregateFunction for Evaluate {
         );
         for (is_train, run) in part_runs(input, part, rows) {
             if is_train {
-                read_pairs(&mut state.train, &budget, input, run)?;
+                read_pairs(&mut state.train, &budget, input, run, true)?;
             } else {
                 crate::budget::reserve(&mut state.test, run.len(), "the test pairs")?;
                 for row in run {

@@ -119,6 +119,12 @@ pub(crate) fn train_default(
     let (candidate, blend) = outcome
         .as_ref()
         .map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+    // Without a decay the times are not read: gone before the fit too.
+    let times = if candidate.half_life > 0.0 {
+        times
+    } else {
+        Vec::new()
+    };
     let mut trained = tune::fit_all(
         pairs,
         &times,
@@ -172,7 +178,11 @@ impl AggregateFunction for AlsTrain {
     ) -> anyhow::Result<()> {
         state.attributes.read(input, rows.clone())?;
         let budget = Budget::from_setting(call.text("memory_limit")?);
-        read_pairs(&mut state.data, &budget, input, rows.clone())?;
+        // Times serve only a recency decay: the search's candidates, or a
+        // half-life the caller gave.
+        let keep_times =
+            call.boolean("search")? || call.opt_double("half_life")?.unwrap_or(0.0) > 0.0;
+        read_pairs(&mut state.data, &budget, input, rows.clone(), keep_times)?;
         read_steps(&mut state.events, input, rows, &budget)
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
