@@ -21,7 +21,7 @@
 //! A product's source is `item-to-item` when that part is the larger.
 //!
 //! Known users (`recommend`, `recommend_all`) get the same blend: their
-//! list of `k +` [`EXTRA`] (collaborative, category interest, popular
+//! list of [`user_base_length`] (collaborative, category interest, popular
 //! fill) and the item-to-item scores of their latest products (the
 //! model's `recent` rows, [`crate::model::recent`], scored as a session of
 //! them, oldest first, with no product "on screen", so a latest product
@@ -322,7 +322,15 @@ fn user_active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionIte
     (w > 0.0).then_some((items, w))
 }
 
-/// A known user's list of `k` from their own list of `k +` [`EXTRA`]
+/// How long a known user's own list must be for a blended list of `k`:
+/// twice `k` (at most `k +` [`EXTRA`]). Shorter than a session's (`k +
+/// EXTRA`): `recommend_all` makes one for every user, and the collaborative
+/// scan's cost grows with its length (its candidates are 4 × the length).
+pub fn user_base_length(k: usize) -> usize {
+    k + k.min(EXTRA)
+}
+
+/// A known user's list of `k` from their own list of [`user_base_length`]
 /// (`base`) blended with the item-to-item scores of their latest products
 /// at weight `w` (`excluded`: sorted, never offered); the first `k` of
 /// `base` when their latest products score nothing.
@@ -347,10 +355,14 @@ pub fn user_list(
 /// The lists of known users (model indices) of `recommend` and
 /// `recommend_all`: with no rule and the known users' signal on (at
 /// `weight`, else the model's), each the blend of [`user_list`]; else
-/// today's lists ([`ServingModel::recommend_users_ruled`]).
+/// the plain or ruled lists ([`ServingModel::recommend_ruled`]).
+/// `also`: products excluded besides the users' purchases in the model
+/// (`recommend`'s, from the events table when it read one).
+#[allow(clippy::too_many_arguments)]
 pub fn known_users_lists(
     model: &ServingModel,
     users: &[u32],
+    also: &[u32],
     k: usize,
     blend: f32,
     exclude_purchased: bool,
@@ -359,14 +371,34 @@ pub fn known_users_lists(
 ) -> Vec<Vec<Recommendation>> {
     let active = user_active(model, weight).filter(|_| rules.is_off());
     let Some((items, w)) = active else {
-        return model.recommend_users_ruled(users, k, blend, exclude_purchased, rules);
+        if also.is_empty() {
+            return model.recommend_users_ruled(users, k, blend, exclude_purchased, rules);
+        }
+        return users
+            .iter()
+            .map(|&u| model.recommend_ruled(Some(u), &[], also, k, blend, exclude_purchased, rules))
+            .collect();
     };
-    let bases = model.recommend_users(users, k + EXTRA, blend, exclude_purchased);
+    let bases = if also.is_empty() {
+        model.recommend_users(users, user_base_length(k), blend, exclude_purchased)
+    } else {
+        let one = |&u: &u32| {
+            model.recommend(
+                Some(u),
+                &[],
+                also,
+                user_base_length(k),
+                blend,
+                exclude_purchased,
+            )
+        };
+        users.iter().map(one).collect()
+    };
     users
         .iter()
         .zip(bases)
         .map(|(&u, base)| {
-            let excluded = model.excluded_for(Some(u), &[], exclude_purchased);
+            let excluded = model.excluded_for(Some(u), also, exclude_purchased);
             user_list(model, items, u, &base, &excluded, w, k)
         })
         .collect()

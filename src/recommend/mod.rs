@@ -322,8 +322,16 @@ impl AggregateFunction for Serve {
                 USERS_PER_BLOCK,
                 move |users| {
                     let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
-                    let lists =
-                        items::known_users_lists(&served, &ids, k, blend, exclude, &rules, None);
+                    let lists = items::known_users_lists(
+                        &served,
+                        &ids,
+                        &[],
+                        k,
+                        blend,
+                        exclude,
+                        &rules,
+                        None,
+                    );
                     let lists: Vec<(i64, Vec<Recommendation>)> = ids
                         .iter()
                         .zip(lists)
@@ -366,11 +374,17 @@ fn recommend_one(
         .iter()
         .filter_map(|&p| model.product(p))
         .collect();
-    // A known user's purchases are the model's (the macro looks up events
-    // only for users the model does not know).
-    if let Some(u) = model.user(user_id).filter(|_| bought.is_empty()) {
-        let mut lists =
-            items::known_users_lists(model, &[u], k, blend, exclude_purchased, rules, None);
+    if let Some(u) = model.user(user_id) {
+        let mut lists = items::known_users_lists(
+            model,
+            &[u],
+            &bought,
+            k,
+            blend,
+            exclude_purchased,
+            rules,
+            None,
+        );
         return lists.pop().unwrap_or_default();
     }
     let interest = crate::model::top_categories(&counts);

@@ -14,7 +14,7 @@
 //!    [`PER_USER`]);
 //! 3. at each weight of [`super::items::WEIGHTS`], every user's list of
 //!    [`tune::VALIDATION_K`] (weight 0: the list the search scored; else
-//!    the blend of their list of `k +` [`EXTRA`] with the item-to-item
+//!    the blend of their list of [`items::user_base_length`] with the item-to-item
 //!    scores of their latest products), scored by NDCG@10 as the search
 //!    scores;
 //! 4. the weight with the largest NDCG wins; ties keep the smaller weight,
@@ -27,7 +27,7 @@ use crate::als::validation::ValidationSplit;
 use crate::als::Pair;
 use crate::metrics::ranking_metrics;
 use crate::model::recent::{self, RecentRow, PER_USER};
-use crate::recommend::items::{self, EXTRA};
+use crate::recommend::items;
 use crate::recommend::serving::SessionItems;
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -79,8 +79,9 @@ pub(crate) fn scores(
                     .collect();
                 return ndcg(&lists);
             }
-            let bases = bases
-                .get_or_insert_with(|| model.recommend_users(&fit.users, k + EXTRA, blend, true));
+            let bases = bases.get_or_insert_with(|| {
+                model.recommend_users(&fit.users, items::user_base_length(k), blend, true)
+            });
             let lists: Vec<Vec<u32>> = fit
                 .users
                 .par_iter()

@@ -95,14 +95,17 @@ fn the_weight_is_chosen_where_the_signal_helps() {
     let (weight, scored) = choose(&fit, &split, &mut s, 0.0).unwrap();
     assert_eq!(scored.len(), WEIGHTS.len());
     assert_eq!(scored[0], 0.0);
-    // At weight w the target scores w (the only item-to-item product)
-    // plus (1 − w)·(30 − r)/30 at its place r = 20 + u of the list of 30;
-    // the list's 10th (r = 9) scores (1 − w)·21/30. At 0.25 the target
-    // enters for no user (0.25 + 0.75·(10 − u)/30 < 0.525 for u ≥ 0); at
-    // 0.5 it leads every list: 0.5 + 0.5·(10 − u)/30 > 0.5, the first's.
+    // The user's own list is 20 long (0..19): the target is not in it and
+    // scores w alone; the list's r-th scores (1 − w)·(20 − r)/20. At 0.25
+    // the 10th scores 0.4125 > 0.25: no list changes. At 0.5 the target
+    // ties with the first (0.5) and comes second (the user's own list
+    // first): NDCG 1/log2(3). From 0.75 on it leads: NDCG 1.
     assert_eq!(scored[1], 0.0);
-    assert!((scored[2] - 1.0).abs() < 1e-12, "{scored:?}");
-    assert_eq!(weight, 0.5);
+    assert!((scored[2] - 1.0 / 3f64.log2()).abs() < 1e-12, "{scored:?}");
+    assert!((scored[3] - 1.0).abs() < 1e-12, "{scored:?}");
+    assert!((scored[4] - 1.0).abs() < 1e-12, "{scored:?}");
+    // Ties keep the smaller weight.
+    assert_eq!(weight, 0.75);
 }
 
 #[test]
@@ -114,8 +117,9 @@ fn the_weight_stays_0_where_the_signal_hurts() {
     let (weight, scored) = choose(&fit, &split, &mut s, 0.0).unwrap();
     let plain: f64 = (0..10).map(|r| 1.0 / (r as f64 + 2.0).log2()).sum::<f64>() / 10.0;
     assert!((scored[0] - plain).abs() < 1e-12, "{scored:?}");
-    // 0.25 changes no list (a tie: 0 stays); from 0.5 on the item-to-item
-    // product leads every list and pushes the target down a place.
+    // 0.25 changes no list (a tie: 0 stays); at 0.5 the item-to-item
+    // product comes second, from 0.75 on first, and pushes the target down
+    // a place (but user 0's at 0.5).
     assert!((scored[1] - plain).abs() < 1e-12, "{scored:?}");
     assert!(scored[2] < plain && scored[4] < plain, "{scored:?}");
     assert_eq!(weight, 0.0);
