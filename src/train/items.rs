@@ -313,7 +313,8 @@ pub(crate) fn choose(
     };
     let user_weight = match &fitted {
         Some(fit) => {
-            let (w, scored) = super::user_items::choose(fit, split, &mut signal, serving_blend)?;
+            let (w, scored) =
+                super::user_items::choose(fit, split, &mut signal, serving_blend, &WEIGHTS)?;
             for (w, ndcg) in WEIGHTS.iter().zip(&scored) {
                 progress.say(format!(
                     "known users' item-to-item weight {w}: validation NDCG@10 {ndcg:.4}"

@@ -12,7 +12,8 @@
 //!    ([`super::items`]);
 //! 2. each evaluated user's latest products before the cut (at most
 //!    [`PER_USER`]);
-//! 3. at each weight of [`super::items::WEIGHTS`], every user's list of
+//! 3. at each weight tried (the session signal's, `super::items::WEIGHTS`,
+//!    0 first), every user's list of
 //!    [`tune::VALIDATION_K`] (weight 0: the list the search scored; else
 //!    the blend of their list of [`items::user_base_length`] with the item-to-item
 //!    scores of their latest products), scored by NDCG@10 as the search
@@ -21,7 +22,6 @@
 //!    so 0 (the signal left out of users' lists) stands unless a weight
 //!    beats it.
 
-use super::items::WEIGHTS;
 use super::tune::{self, ValidationFit};
 use crate::als::validation::ValidationSplit;
 use crate::als::Pair;
@@ -110,12 +110,14 @@ pub fn best(scores: &[f64]) -> usize {
 /// The known users' weight of the module documentation: `signal` the
 /// item-to-item signal counted before the cut on `fit`'s products (its
 /// `recent` is set here from `split`'s pairs), `blend` the chosen serving
-/// blend. Returns the weight and each weight's NDCG.
+/// blend, `weights` the weights tried (0 first). Returns the weight and
+/// each weight's NDCG.
 pub(crate) fn choose(
     fit: &ValidationFit,
     split: &ValidationSplit,
     signal: &mut SessionItems,
     blend: f32,
+    weights: &[f32],
 ) -> anyhow::Result<(f32, Vec<f64>)> {
     if fit.users.is_empty() {
         return Ok((0.0, Vec::new()));
@@ -128,8 +130,8 @@ pub(crate) fn choose(
         .collect();
     let rows = recent_rows(&split.train, &split.train_times, |u| evaluated.contains(&u));
     signal.recent = items::users_of_rows(model, rows, None)?.1;
-    let scored = scores(fit, signal, blend, &WEIGHTS);
-    Ok((WEIGHTS[best(&scored)], scored))
+    let scored = scores(fit, signal, blend, weights);
+    Ok((weights[best(&scored)], scored))
 }
 
 /// `id` with the users' latest products and their weight mixed in (two

@@ -6,6 +6,9 @@ use crate::model::csr::Csr;
 use crate::model::neighbours::NeighbourRow;
 use crate::recommend::serving::tests::serving_model;
 
+/// The weights tried (the session signal's).
+const WEIGHTS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 0.9];
+
 /// 10 users (ids 0..9, vector (1, 0)) × 30 products (ids 0..29): products
 /// 0..9 score 1 − 0.05·i collaboratively, so every user's list of 10 is
 /// 0, 1, …, 9; products 10..29 score 0 (after them, by id). No category,
@@ -81,7 +84,7 @@ fn the_latest_products_of_the_evaluated_users_feed_the_signal() {
     let got: Vec<(i64, i64, u32)> = rows.iter().map(|r| (r.user, r.product, r.rank)).collect();
     assert_eq!(got, [(0, 10, 1), (0, 0, 2), (1, 11, 1), (1, 0, 2)]);
     let mut s = signal(&fit, |u| 20 + u);
-    choose(&fit, &split, &mut s, 0.0).unwrap();
+    choose(&fit, &split, &mut s, 0.0, &WEIGHTS).unwrap();
     // Oldest first, as a session's steps.
     assert_eq!(s.recent.of(3), [0, 13]);
 }
@@ -92,7 +95,7 @@ fn the_weight_is_chosen_where_the_signal_helps() {
     // outside every plain list of 10 (NDCG 0).
     let (fit, split) = fit(|u| 20 + u);
     let mut s = signal(&fit, |u| 20 + u);
-    let (weight, scored) = choose(&fit, &split, &mut s, 0.0).unwrap();
+    let (weight, scored) = choose(&fit, &split, &mut s, 0.0, &WEIGHTS).unwrap();
     assert_eq!(scored.len(), WEIGHTS.len());
     assert_eq!(scored[0], 0.0);
     // The user's own list is 20 long (0..19): the target is not in it and
@@ -114,7 +117,7 @@ fn the_weight_stays_0_where_the_signal_hurts() {
     // follow 10 + u with 20 + u, which no user carts.
     let (fit, split) = fit(|u| u);
     let mut s = signal(&fit, |u| 20 + u);
-    let (weight, scored) = choose(&fit, &split, &mut s, 0.0).unwrap();
+    let (weight, scored) = choose(&fit, &split, &mut s, 0.0, &WEIGHTS).unwrap();
     let plain: f64 = (0..10).map(|r| 1.0 / (r as f64 + 2.0).log2()).sum::<f64>() / 10.0;
     assert!((scored[0] - plain).abs() < 1e-12, "{scored:?}");
     // 0.25 changes no list (a tie: 0 stays); at 0.5 the item-to-item
