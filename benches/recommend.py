@@ -18,12 +18,14 @@
 usage: recommend.py EXTENSION [--skip-implicit] [--known-users-only]
 """
 import gc
-import math
 import os
 import sys
 import time
 
 import duckdb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import factor_ndcg  # noqa: E402
 
 EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
 SKIP_IMPLICIT = "--skip-implicit" in sys.argv
@@ -63,12 +65,6 @@ def quality(con):
     print("quality        fixed-blend sweep, seed parameters (NDCG@10): " + ", ".join(f"{b}: {n:.4f}" for b, n in sweep))
     print(f"quality        best fixed blend {max(sweep, key=lambda x: x[1])[0]}; chosen by als_train on the training part: {by_model['default'][5]:g}")
     return by_model["als"][1]
-
-
-def ndcg_at_k(recommended, relevant, k):
-    dcg = sum(1.0 / math.log2(i + 2) for i, item in enumerate(recommended[:k]) if item in relevant)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
-    return dcg / ideal if ideal else 0.0
 
 
 def against_implicit(con, our_ndcg):
@@ -112,17 +108,7 @@ def against_implicit(con, our_ndcg):
     bought = {}
     for u, p in con.execute("SELECT user_id, product_id FROM ecoreco.interactions(train_events) WHERE purchases > 0").fetchall():
         bought.setdefault(u, set()).add(p)
-    position = {u: i for i, u in enumerate(users)}
-    uf, itf = np.asarray(model.user_factors), np.asarray(model.item_factors)
-    scores_all = []
-    for u, rel in relevant.items():
-        if u not in position:
-            continue
-        scores = itf @ uf[position[u]]
-        for p in bought.get(u, ()):
-            scores[np.searchsorted(items, p)] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:10]
-        scores_all.append(ndcg_at_k([items[i] for i in top], rel, 10))
+    scores_all = factor_ndcg(np, users, items, model.user_factors, model.item_factors, relevant, bought, 10)
     theirs = sum(scores_all) / len(scores_all)
     print(f"als quality    NDCG@10 ecoreco {our_ndcg:.4f}, implicit {theirs:.4f} on the same split "
           f"({len(scores_all)} users), difference {100 * (our_ndcg - theirs) / theirs:+.1f}% (floor -2%)")

@@ -346,7 +346,9 @@ fn session_weight(
     held: &[Vec<i64>],
     progress: &Progress,
 ) -> anyhow::Result<(f32, u64)> {
-    let fold = FoldIn::new(
+    // Solving only: the session lists scan the products, so the stream's
+    // product-by-product scores (n² of them) would be built for nothing.
+    let fold = FoldIn::solver(
         model.item_factors(),
         model.factors,
         candidate.regularization as f64,
@@ -394,18 +396,12 @@ pub fn hash_into(rows: &[NeighbourRow], choice: Option<&Choice>, id: i64) -> i64
 mod tests {
     use super::*;
 
+    /// Sessions `(end, products)`: the last step at order `end`.
     fn sessions(list: &[(i64, Vec<i64>)]) -> Sessions {
-        let mut events = Vec::new();
-        for (s, (end, products)) in list.iter().enumerate() {
-            for (i, &p) in products.iter().enumerate() {
-                events.push(Event {
-                    session: s as i64,
-                    order: (*end - products.len() as i64 + 1 + i as i64) as f64,
-                    product: p,
-                });
-            }
-        }
-        Sessions::build(events, &Budget::from_setting("1 GB")).unwrap()
+        Sessions::of_lists(
+            list.iter()
+                .map(|(end, p)| ((end + 1 - p.len() as i64) as f64, p.as_slice())),
+        )
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct AlsUpdate;
 impl AggregateFunction for AlsUpdate {
     const NAME: &'static str = "ecoreco_als_update";
     const FUNCTION: &'static str = "ecoreco.als_update";
-    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    const EMPTY: &'static str = crate::model::table::EMPTY_MODEL;
     type State = UpdateState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;

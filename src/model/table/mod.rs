@@ -39,6 +39,9 @@ use super::recent::{self, RecentRow};
 use super::{FactorModel, ModelParts};
 use std::collections::HashMap;
 
+/// What a function that reads a model says of an empty model table.
+pub const EMPTY_MODEL: &str = "the model table is empty; pass a table made by ecoreco.als_train";
+
 /// The model table's columns, in order: `seq`, `model_id` (BIGINT), then
 /// what [`RowOut`] holds (`side` VARCHAR, `id` and `item` BIGINT, `name`
 /// VARCHAR, `value` DOUBLE, `factors` FLOAT[]).
