@@ -23,21 +23,13 @@ import os
 import sys
 import time
 
-import duckdb
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DATA, connect, extension  # noqa: E402
 
-EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
+EXT = extension()
 DEV = "--dev" in sys.argv
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
-if not os.path.isdir(DATA):
-    DATA = "/work/shared/data"
 
 BASELINES = ("ar", "sr", "sknn", "popular")
-
-
-def connect():
-    con = duckdb.connect(config={"allow_unsigned_extensions": "true", "memory_limit": "3GB"})
-    con.execute(f"LOAD '{EXT}'")
-    return con
 
 
 def load(con):
@@ -132,7 +124,7 @@ def cost(con):
 
 
 def main():
-    con = connect()
+    con = connect(EXT)
     load(con)
     if DEV:
         for table in ("rees_dev", "digi_dev"):

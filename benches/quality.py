@@ -22,7 +22,6 @@ search := false (best of 2 at 1M, one run each at 4M).
 
 usage: quality.py EXTENSION [--quick] [--skip-implicit] [--cost-only]
 """
-import math
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ import duckdb  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_drift  # noqa: E402
+from common import factor_ndcg  # noqa: E402
 
 EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
 QUICK = "--quick" in sys.argv
@@ -65,12 +65,6 @@ def make_events(con, name, generator, seed, events, extra):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS FROM ecoreco.clean_events(raw_{name})")
     else:
         gen_drift.drift_events(con, name, events, seed, **extra)
-
-
-def ndcg_at_k(recommended, relevant, k):
-    dcg = sum(1.0 / math.log2(i + 2) for i, item in enumerate(recommended[:k]) if item in relevant)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
-    return dcg / ideal
 
 
 def transform(np, users, items, r, confidence):
@@ -117,17 +111,7 @@ def implicit_ndcg(con, name, at, params):
     bought = {}
     for u, p in zip(train["user_id"][train["purchases"] > 0], train["product_id"][train["purchases"] > 0]):
         bought.setdefault(u, set()).add(p)
-    position = {u: i for i, u in enumerate(users)}
-    uf, itf = np.asarray(model.user_factors), np.asarray(model.item_factors)
-    scores_all = []
-    for u, rel in relevant.items():
-        if u not in position:
-            continue
-        scores = itf @ uf[position[u]]
-        for p in bought.get(u, ()):
-            scores[np.searchsorted(items, p)] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:K]
-        scores_all.append(ndcg_at_k([items[i] for i in top], rel, K))
+    scores_all = factor_ndcg(np, users, items, model.user_factors, model.item_factors, relevant, bought, K)
     return sum(scores_all) / len(scores_all), len(scores_all)
 
 

@@ -10,20 +10,26 @@
   same factors / regularization / alpha, 2 threads) on the same training
   matrix and split: seconds per iteration and NDCG@10;
 - recommend(user_id) latency at 200K+ products x 64 factors (p50 / p90 / p99);
-- recommend_all throughput at 100K users x 50K products x 50 factors.
+- recommend_all throughput at 100K users x 50K products x 50 factors;
+- recommend_all on the default model of 1M generated events, with the
+  item-to-item signal in known users' lists (as als_train chose it) and the
+  same table without it (its `recent` rows and `user_item_weight` removed).
 
-usage: recommend.py EXTENSION [--skip-implicit]
+usage: recommend.py EXTENSION [--skip-implicit] [--known-users-only]
 """
 import gc
-import math
 import os
 import sys
 import time
 
 import duckdb
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import factor_ndcg  # noqa: E402
+
 EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
 SKIP_IMPLICIT = "--skip-implicit" in sys.argv
+KNOWN_USERS_ONLY = "--known-users-only" in sys.argv
 
 
 def connect():
@@ -59,12 +65,6 @@ def quality(con):
     print("quality        fixed-blend sweep, seed parameters (NDCG@10): " + ", ".join(f"{b}: {n:.4f}" for b, n in sweep))
     print(f"quality        best fixed blend {max(sweep, key=lambda x: x[1])[0]}; chosen by als_train on the training part: {by_model['default'][5]:g}")
     return by_model["als"][1]
-
-
-def ndcg_at_k(recommended, relevant, k):
-    dcg = sum(1.0 / math.log2(i + 2) for i, item in enumerate(recommended[:k]) if item in relevant)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
-    return dcg / ideal if ideal else 0.0
 
 
 def against_implicit(con, our_ndcg):
@@ -108,17 +108,7 @@ def against_implicit(con, our_ndcg):
     bought = {}
     for u, p in con.execute("SELECT user_id, product_id FROM ecoreco.interactions(train_events) WHERE purchases > 0").fetchall():
         bought.setdefault(u, set()).add(p)
-    position = {u: i for i, u in enumerate(users)}
-    uf, itf = np.asarray(model.user_factors), np.asarray(model.item_factors)
-    scores_all = []
-    for u, rel in relevant.items():
-        if u not in position:
-            continue
-        scores = itf @ uf[position[u]]
-        for p in bought.get(u, ()):
-            scores[np.searchsorted(items, p)] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:10]
-        scores_all.append(ndcg_at_k([items[i] for i in top], rel, 10))
+    scores_all = factor_ndcg(np, users, items, model.user_factors, model.item_factors, relevant, bought, 10)
     theirs = sum(scores_all) / len(scores_all)
     print(f"als quality    NDCG@10 ecoreco {our_ndcg:.4f}, implicit {theirs:.4f} on the same split "
           f"({len(scores_all)} users), difference {100 * (our_ndcg - theirs) / theirs:+.1f}% (floor -2%)")
@@ -168,15 +158,39 @@ def throughput(con):
               f"{t:.2f} s, {users / t:,.0f} users/s ({rows[0][0]:,} rows)")
 
 
+def known_users(con):
+    events_table(con, "k_events", events=1_000_000, seed=17)
+    con.execute("CREATE OR REPLACE TEMP TABLE k_model AS FROM ecoreco.als_train(k_events)")
+    weight = con.execute("SELECT max(value) FROM k_model WHERE name = 'user_item_weight'").fetchall()[0][0]
+    # The same model without the known users' signal, under another id
+    # (the serving cache knows models by id).
+    con.execute("""CREATE OR REPLACE TEMP TABLE k_plain AS SELECT * REPLACE (model_id + 1 AS model_id,
+                   CASE WHEN name = 'model_id' THEN value + 1 ELSE value END AS value)
+                   FROM k_model WHERE side <> 'recent' AND name IS DISTINCT FROM 'user_item_weight'""")
+    users = con.execute("SELECT count(*) FROM k_model WHERE side = 'user'").fetchall()[0][0]
+    best = {}
+    for _ in range(3):
+        for table in ("k_model", "k_plain"):
+            t, _rows = timed(con, f"SELECT count(*) FROM ecoreco.recommend_all('{table}')")
+            best[table] = min(best.get(table, t), t)
+    print(f"recommend_all  default model of 1M events ({users:,} users, user_item_weight {weight}): "
+          f"{best['k_model']:.2f} s with the known users' item-to-item blend, {best['k_plain']:.2f} s without "
+          f"({best['k_model'] / best['k_plain']:.2f}x; best of 3, the model cached)")
+
+
 def main():
     con = connect()
     threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     print(f"ecoreco recommend bench: duckdb {duckdb.__version__}, threads={threads}")
+    if KNOWN_USERS_ONLY:
+        known_users(con)
+        return
     our_ndcg = quality(con)
     if not SKIP_IMPLICIT:
         against_implicit(con, our_ndcg)
     latency(con)
     throughput(con)
+    known_users(con)
 
 
 if __name__ == "__main__":

@@ -21,20 +21,12 @@ import os
 import sys
 import time
 
-import duckdb
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DATA, connect, extension  # noqa: E402
 
-EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/release/ecoreco.duckdb_extension")
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
-if not os.path.isdir(DATA):
-    DATA = "/work/shared/data"
+EXT = extension()
 
 BASELINES = ("ar", "sr", "sknn")
-
-
-def connect():
-    con = duckdb.connect(config={"allow_unsigned_extensions": "true", "memory_limit": "3GB"})
-    con.execute(f"LOAD '{EXT}'")
-    return con
 
 
 def load(con):
@@ -151,7 +143,7 @@ def report(con, name, table):
 
 
 def main():
-    con = connect()
+    con = connect(EXT)
     load(con)
     report(con, "REES46 head", "rees")
     report(con, "Diginetica sample", "digi")

@@ -30,7 +30,7 @@ use crate::budget::{self, Budget};
 use crate::model::csr::Csr;
 use crate::model::{top_categories, FactorModel, ModelParts};
 use crate::progress::Progress;
-use crate::rng::FastMap;
+use crate::rng::{FastMap, FastSet};
 use crate::tables;
 use rayon::prelude::*;
 use solver::AlsParams;
@@ -159,14 +159,42 @@ pub(crate) fn als_params(call: &Args) -> anyhow::Result<AlsParams> {
     })
 }
 
-/// Bytes training needs beyond the pairs: both CSR orientations, the
-/// purchase matrix, and the factors with the solver's per-row buffers.
+/// What training holds per interaction while the pairs are still held
+/// (sorted in place) next to the user × product CSR built from them (a
+/// `u32` column and an `f32` value per entry): the first of the trainer's
+/// two peaks.
+pub const PAIRS_PEAK_BYTES: usize = std::mem::size_of::<Pair>() + 8;
+/// What training holds per interaction once the pairs are gone: the CSR and
+/// its transpose (8 bytes each).
+pub const MATRICES_PEAK_BYTES: usize = 16;
+/// Per user during both peaks: its id, its CSR and purchase-matrix row
+/// offsets, and its top categories (a small vector: header, 3 × 16 bytes and
+/// the allocator's overhead).
+pub const BYTES_PER_USER: usize = 8 + 8 + 8 + 88;
+/// Per product: its id and position (hash map), row offsets, category,
+/// popularity and the purchase and weight totals.
+pub const BYTES_PER_PRODUCT: usize = 8 + 32 + 16 + 8 + 4 + 4 + 4;
+
+/// Bytes training holds at its peak: the larger of the pairs phase (the
+/// pairs with the CSR) and the solver phase (CSR, transpose and the padded
+/// factors, which become the model's unpadded factors in place), plus the
+/// per-user and per-product bookkeeping held through both.
 pub fn training_bytes(users: usize, products: usize, pairs: usize, factors: usize) -> u64 {
     let padded = factors.div_ceil(8) * 8;
-    let csr = 2 * pairs * (4 + 4) + 2 * (users + products + 2) * 8;
-    let factors = 2 * (users + products) * padded * 4;
-    let index = (users + products) * 24;
-    (csr + factors + index) as u64
+    let pairs_phase = pairs as u64 * PAIRS_PEAK_BYTES as u64;
+    let solver_phase =
+        pairs as u64 * MATRICES_PEAK_BYTES as u64 + ((users + products) * padded * 4) as u64;
+    pairs_phase.max(solver_phase) + (users * BYTES_PER_USER + products * BYTES_PER_PRODUCT) as u64
+}
+
+/// [`training_bytes`]' recipe, for the budget's message.
+pub fn training_formula(factors: usize) -> String {
+    format!(
+        "the larger of {PAIRS_PEAK_BYTES} bytes per interaction and {MATRICES_PEAK_BYTES} bytes per \
+         interaction + 4 × {} bytes per user and per product, + {BYTES_PER_USER} bytes per user \
+         and {BYTES_PER_PRODUCT} per product",
+        factors.div_ceil(8) * 8
+    )
 }
 
 /// The trained model plus the bookkeeping that goes into its rows.
@@ -286,11 +314,23 @@ pub(crate) fn train_pairs_from(
             p.product
         );
     }
-    let mut user_ids: Vec<i64> = pairs.iter().map(|p| p.user).collect();
-    user_ids.dedup();
-    let mut product_ids: Vec<i64> = pairs.par_iter().map(|p| p.product).collect();
+    // Ids in sorted order without a per-pair copy: users as their runs in
+    // the sorted pairs, products as each thread's distinct set, merged.
+    let mut user_ids: Vec<i64> = Vec::new();
+    for run in pairs.chunk_by(|a, b| a.user == b.user) {
+        budget::reserve(&mut user_ids, 1, "user ids")?;
+        user_ids.push(run[0].user);
+    }
+    let mut product_ids: Vec<i64> = pairs
+        .par_chunks(1 << 20)
+        .map(|chunk| chunk.iter().map(|p| p.product).collect::<FastSet<i64>>())
+        .reduce(FastSet::default, |mut a, b| {
+            a.extend(b);
+            a
+        })
+        .into_iter()
+        .collect();
     product_ids.par_sort_unstable();
-    product_ids.dedup();
     let product_pos: FastMap<i64, u32> = product_ids
         .iter()
         .enumerate()
@@ -298,14 +338,13 @@ pub(crate) fn train_pairs_from(
         .collect();
     budget.check(
         "ALS training",
-        (pairs.len() * std::mem::size_of::<Pair>()) as u64
-            + training_bytes(
-                user_ids.len(),
-                product_ids.len(),
-                pairs.len(),
-                params.factors,
-            ),
-        "56 bytes per interaction + 8 × factors bytes per user and per product",
+        training_bytes(
+            user_ids.len(),
+            product_ids.len(),
+            pairs.len(),
+            params.factors,
+        ),
+        &training_formula(params.factors),
     )?;
     progress.say(format!(
         "{} interactions, {} users x {} products; training {} iterations of {} factors",
@@ -316,30 +355,31 @@ pub(crate) fn train_pairs_from(
         params.factors
     ));
 
-    let mut rows = Vec::with_capacity(pairs.len());
-    let mut user = 0u32;
-    for (n, p) in pairs.iter().enumerate() {
-        if n > 0 && p.user != pairs[n - 1].user {
-            user += 1;
-        }
-        rows.push(user);
+    // The pairs are sorted by (user, product) and unique: their user runs
+    // are the CSR's rows, in order, with nothing to sum.
+    let mut indptr = budget::filled(user_ids.len() + 1, 0usize, "the interaction matrix")?;
+    for (u, run) in pairs.chunk_by(|a, b| a.user == b.user).enumerate() {
+        indptr[u + 1] = indptr[u] + run.len();
     }
-    let cols: Vec<u32> = pairs.par_iter().map(|p| product_pos[&p.product]).collect();
-    let weights: Vec<f32> = pairs.par_iter().map(|p| p.weight).collect();
+    let mut indices = budget::filled(pairs.len(), 0u32, "the interaction matrix")?;
+    let mut values = budget::filled(pairs.len(), 0f32, "the interaction matrix")?;
+    indices
+        .par_iter_mut()
+        .zip(values.par_iter_mut())
+        .zip(pairs.par_iter())
+        .for_each(|((i, v), p)| {
+            *i = product_pos[&p.product];
+            *v = p.weight;
+        });
     let mut user_items =
-        Csr::from_triplets(user_ids.len(), product_ids.len(), &rows, &cols, &weights)?;
-    // The triplets (12 bytes per interaction) are not in the budget's
-    // formula: gone before the transpose and the factors are made.
-    drop((rows, cols, weights));
+        Csr::from_sorted_parts(user_ids.len(), product_ids.len(), indptr, indices, values)?;
     let weighting = weighting::apply(&mut user_items, confidence);
-    // The product totals and interests mostly run on one thread: the
-    // trainer transposes the matrix and draws its factors meanwhile.
-    let (stats, trainer) = rayon::join(
-        || event_stats(&pairs, &user_ids, &product_pos),
-        || solver::AlsTrainer::new(&user_items, params),
-    );
-    let (stats, mut trainer) = (stats?, trainer?);
+    // The product totals and interests before the solver: the pairs (most
+    // of the memory) are gone before the transpose and the factors are made.
+    let stats = event_stats(&pairs, &user_ids, &product_pos)?;
     drop(pairs);
+    drop(product_pos);
+    let mut trainer = solver::AlsTrainer::new(&user_items, params)?;
     if let Some(warm) = warm.filter(|w| w.user_ids == user_ids && w.product_ids == product_ids) {
         trainer.start_from(warm.user_factors, warm.item_factors)?;
     }
@@ -592,4 +632,27 @@ pub fn macros() -> Vec<SqlMacro> {
             "user_id",
         ]),
     )]
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn training_bytes_is_the_larger_peak_plus_the_bookkeeping() {
+        assert_eq!(std::mem::size_of::<Pair>(), 40);
+        // 100 pairs, 10 users, 5 products, 50 factors (56 padded): the pairs
+        // phase 100 · 48 = 4,800 against the solver phase 100 · 16 +
+        // 15 · 56 · 4 = 4,960; plus 10 · 112 + 5 · 76.
+        assert_eq!(training_bytes(10, 5, 100, 50), 4_960 + 1_120 + 380);
+        // With few factors the pairs phase is the larger.
+        assert_eq!(training_bytes(10, 5, 100, 8), 4_800 + 1_120 + 380);
+        let text = training_formula(50);
+        assert!(
+            text.contains("48 bytes per interaction")
+                && text.contains("16 bytes per interaction + 4 × 56 bytes")
+                && text.contains("112 bytes per user and 76 per product"),
+            "{text}"
+        );
+    }
 }

@@ -167,12 +167,15 @@ impl TrainingData {
 }
 
 /// Reads the pairs of `rows` (in the [`pair_inputs`] layout) into `data`;
-/// pairs without a user, product or weight are skipped.
+/// pairs without a user, product or weight are skipped. The pairs' last
+/// times are kept only with `keep_times` (a recency decay may be applied:
+/// the search, or a half-life given), 8 bytes per pair otherwise saved.
 pub(crate) fn read_pairs(
     data: &mut TrainingData,
     budget: &Budget,
     input: &InputChunk,
     rows: std::ops::Range<usize>,
+    keep_times: bool,
 ) -> anyhow::Result<()> {
     let cols = PairCols::of(input)?;
     let (t, vw, vb, vn) = (
@@ -188,12 +191,20 @@ pub(crate) fn read_pairs(
         input.col("first_time")?,
     );
     budget::reserve(&mut data.pairs, rows.len(), "interaction pairs")?;
-    budget::reserve(&mut data.times, rows.len(), "interaction times")?;
+    if keep_times {
+        budget::reserve(&mut data.times, rows.len(), "interaction times")?;
+    }
+    let per_pair = std::mem::size_of::<Pair>() + if keep_times { 8 } else { 0 };
+    // The validation pairs always keep their times (the search decays them).
+    let per_validation_pair = std::mem::size_of::<Pair>() + 8;
     budget.check(
         "holding the interaction pairs",
-        ((data.pairs.len() + data.validation.train.len() + 2 * rows.len())
-            * (std::mem::size_of::<Pair>() + 8)) as u64,
-        "48 bytes per (user, product) pair, twice (all the data and its validation part)",
+        ((data.pairs.len() + rows.len()) * per_pair
+            + (data.validation.train.len() + rows.len()) * per_validation_pair) as u64,
+        &format!(
+            "{per_pair} bytes per (user, product) pair, and {per_validation_pair} per pair of \
+             the validation part when the search is on"
+        ),
     )?;
     let count = |col: usize, row: usize| count_at(input, col, row);
     for row in rows {
@@ -202,7 +213,9 @@ pub(crate) fn read_pairs(
         };
         let (user, product) = (pair.user, pair.product);
         data.pairs.push(pair);
-        data.times.push(input.f64(t, row).unwrap_or(f64::NAN));
+        if keep_times {
+            data.times.push(input.f64(t, row).unwrap_or(f64::NAN));
+        }
         let split = &mut data.validation;
         if let (Some(cut), Some(first)) = (input.f64(cut, row), input.f64(first, row)) {
             (split.cut, split.span) = (cut, cut - first);

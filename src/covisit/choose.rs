@@ -230,22 +230,16 @@ pub fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::covisit::Event;
 
     const WINDOWS: Windows = Windows { cooc: 0, seq: 10 };
 
+    /// Session `s` at orders `1000 s`, `1000 s + 1`, ...
     fn sessions(list: &[Vec<i64>]) -> Sessions {
-        let mut events = Vec::new();
-        for (s, products) in list.iter().enumerate() {
-            for (i, &p) in products.iter().enumerate() {
-                events.push(Event {
-                    session: s as i64,
-                    order: (s * 1000 + i) as f64,
-                    product: p,
-                });
-            }
-        }
-        Sessions::build(events, &Budget::from_setting("1 GB")).unwrap()
+        Sessions::of_lists(
+            list.iter()
+                .enumerate()
+                .map(|(s, p)| ((s * 1000) as f64, p.as_slice())),
+        )
     }
 
     #[test]

@@ -123,6 +123,23 @@ impl Sessions {
         &self.products[self.starts[s]..self.starts[s + 1]]
     }
 
+    /// Test sessions from lists of product ids: session `s` (its key) is
+    /// `(first, products)`, its steps ordered `first`, `first + 1`, ...
+    #[cfg(test)]
+    pub fn of_lists<'a>(lists: impl IntoIterator<Item = (f64, &'a [i64])>) -> Sessions {
+        let mut events = Vec::new();
+        for (s, (first, products)) in lists.into_iter().enumerate() {
+            for (i, &product) in products.iter().enumerate() {
+                events.push(Event {
+                    session: s as i64,
+                    order: first + i as f64,
+                    product,
+                });
+            }
+        }
+        Sessions::build(events, &Budget::from_setting("1 GB")).unwrap()
+    }
+
     /// How many steps each product has.
     pub fn counts(&self) -> Vec<u32> {
         let mut counts = vec![0u32; self.product_ids.len()];

@@ -124,21 +124,10 @@ fn intersection(a: &[u32], b: &[u32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::Budget;
-    use crate::covisit::Event;
 
+    /// Session `s` at orders `100 s`, `100 s + 1`, ...
     fn sessions(list: &[&[i64]]) -> Sessions {
-        let mut events = Vec::new();
-        for (s, products) in list.iter().enumerate() {
-            for (i, &p) in products.iter().enumerate() {
-                events.push(Event {
-                    session: s as i64,
-                    order: (s * 100 + i) as f64,
-                    product: p,
-                });
-            }
-        }
-        Sessions::build(events, &Budget::from_setting("1 GB")).unwrap()
+        Sessions::of_lists(list.iter().enumerate().map(|(s, &p)| ((s * 100) as f64, p)))
     }
 
     #[test]

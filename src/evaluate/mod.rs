@@ -105,19 +105,12 @@ impl AggregateFunction for Evaluate {
             input.col("weight")?,
             input.col("relevant")?,
         );
-        // Training rows and test rows come in runs; each run goes to its list.
-        let mut start = rows.start;
-        while start < rows.end {
-            let is_train = input.str(part, start) == Some("train");
-            let mut end = start + 1;
-            while end < rows.end && (input.str(part, end) == Some("train")) == is_train {
-                end += 1;
-            }
+        for (is_train, run) in part_runs(input, part, rows) {
             if is_train {
-                read_pairs(&mut state.train, &budget, input, start..end)?;
+                read_pairs(&mut state.train, &budget, input, run, true)?;
             } else {
-                crate::budget::reserve(&mut state.test, end - start, "the test pairs")?;
-                for row in start..end {
+                crate::budget::reserve(&mut state.test, run.len(), "the test pairs")?;
+                for row in run {
                     let (Some(u), Some(p)) = (input.i64(user, row), input.i64(product, row)) else {
                         continue;
                     };
@@ -127,7 +120,6 @@ impl AggregateFunction for Evaluate {
                         .push((u, p, w, input.bool(relevant, row).unwrap_or(false)));
                 }
             }
-            start = end;
         }
         Ok(())
     }
@@ -351,4 +343,29 @@ pub fn macros() -> Vec<SqlMacro> {
         .checking("events", &tables::interactions_source())];
     macros.extend(sessions::macros());
     macros
+}
+
+/// The runs of `rows` by their `part` column (`input` column `part`):
+/// `(true, run)` for training rows, `(false, run)` for test rows, in order.
+/// Training and test rows come in runs; each run goes to its own list.
+pub(crate) fn part_runs<'a>(
+    input: &'a InputChunk,
+    part: usize,
+    rows: std::ops::Range<usize>,
+) -> impl Iterator<Item = (bool, std::ops::Range<usize>)> + 'a {
+    let is_train = move |row: usize| input.str(part, row) == Some("train");
+    let mut start = rows.start;
+    std::iter::from_fn(move || {
+        if start >= rows.end {
+            return None;
+        }
+        let train = is_train(start);
+        let mut end = start + 1;
+        while end < rows.end && is_train(end) == train {
+            end += 1;
+        }
+        let run = start..end;
+        start = end;
+        Some((train, run))
+    })
 }

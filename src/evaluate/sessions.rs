@@ -215,21 +215,13 @@ impl AggregateFunction for EvaluateSessions {
     ) -> anyhow::Result<()> {
         let budget = Budget::from_setting(call.text("memory_limit")?);
         let part = input.col("part")?;
-        // Training and test rows come in runs; each run goes to its list.
-        let mut start = rows.start;
-        while start < rows.end {
-            let is_train = input.str(part, start) == Some("train");
-            let mut end = start + 1;
-            while end < rows.end && (input.str(part, end) == Some("train")) == is_train {
-                end += 1;
-            }
+        for (is_train, run) in super::part_runs(input, part, rows) {
             let events = if is_train {
                 &mut state.train
             } else {
                 &mut state.test
             };
-            read_events(events, input, start..end, &budget)?;
-            start = end;
+            read_events(events, input, run, &budget)?;
         }
         Ok(())
     }

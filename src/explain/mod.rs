@@ -254,7 +254,7 @@ pub struct Explain;
 impl AggregateFunction for Explain {
     const NAME: &'static str = "ecoreco_explain";
     const FUNCTION: &'static str = "ecoreco.explain";
-    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    const EMPTY: &'static str = crate::model::table::EMPTY_MODEL;
     type State = ExplainState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;

@@ -9,6 +9,7 @@
 pub mod confidence;
 pub mod csr;
 pub mod neighbours;
+pub mod recent;
 pub mod table;
 
 use csr::Csr;

@@ -19,12 +19,24 @@
 //! model's part: its list mixes collaborative, interest and popularity
 //! scores of different scales. Ties: the model's order, then product id.
 //! A product's source is `item-to-item` when that part is the larger.
+//!
+//! Known users (`recommend`, `recommend_all`) get the same blend: their
+//! list of [`user_base_length`] (collaborative, category interest, popular
+//! fill) and the item-to-item scores of their latest products (the
+//! model's `recent` rows, [`crate::model::recent`], scored as a session of
+//! them, oldest first, with no product "on screen", so a latest product
+//! may come back), at the model's `user_item_weight` (0, or a model
+//! without it: today's list). Products the user bought stay excluded from
+//! both parts. Under serving rules the list is the ruled list alone (the
+//! item-to-item products would not have passed the rules).
 
-use super::serving::{Recommendation, ServingModel, SessionItems, Source};
+use super::rules::Rules;
+use super::serving::{Recommendation, ServingModel, SessionItems, Source, UserRecent};
 use crate::binding::{Args, Check, Param, SqlType, Value};
 use crate::covisit::session::{Scorer, SessionBlend, Source as ItemSource};
 use crate::covisit::ItemModel;
 use crate::model::neighbours::{NeighbourRow, PARAMS};
+use crate::model::recent::{self, RecentRow};
 use crate::model::table::{from_rows, ModelRows};
 use std::cell::RefCell;
 
@@ -33,13 +45,48 @@ use std::cell::RefCell;
 pub const EXTRA: usize = 50;
 
 /// The serving model of a table's rows, with its item-to-item signal when
-/// the table keeps one.
+/// the table keeps one (and the known users' part of it when the table
+/// has a `user_item_weight`).
 pub fn serving_of_rows(mut rows: ModelRows, model_id: i64) -> anyhow::Result<ServingModel> {
     let neighbours = rows.take_neighbours();
+    let latest = rows.take_recent();
     let params: Vec<Option<f64>> = PARAMS.iter().map(|name| rows.param(name)).collect();
+    let user_weight = rows.param(recent::PARAM);
     let mut served = ServingModel::new(from_rows(rows, model_id)?)?;
     served.items = items_of_rows(&served, &neighbours, &params)?;
+    drop(neighbours);
+    if served.items.is_some() {
+        let (weight, latest) = users_of_rows(&served, latest, user_weight)?;
+        if let Some(items) = served.items.as_mut() {
+            items.user_weight = weight;
+            items.recent = latest;
+        }
+    }
     Ok(served)
+}
+
+/// The known users' weight (`user_item_weight`, 0 when absent) and their
+/// latest products on `model`'s indices (rows of users or products the
+/// model does not know are left out).
+pub fn users_of_rows(
+    model: &ServingModel,
+    rows: Vec<RecentRow>,
+    weight: Option<f64>,
+) -> anyhow::Result<(f32, UserRecent)> {
+    let weight = weight.unwrap_or(0.0);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&weight),
+        "the model's {} is {weight}, outside 0..1; the model table is damaged",
+        recent::PARAM
+    );
+    let entries = rows
+        .into_iter()
+        .filter_map(|r| Some((model.user(r.user)?, r.rank, model.product(r.product)?)))
+        .collect();
+    Ok((
+        weight as f32,
+        UserRecent::new(entries, model.user_ids.len())?,
+    ))
 }
 
 /// The signal of `rows` on `model`'s products (rows of products the model
@@ -96,6 +143,8 @@ pub fn items_of_rows(
         model: items,
         blend,
         weight: weight as f32,
+        user_weight: 0.0,
+        recent: UserRecent::default(),
     }))
 }
 
@@ -333,6 +382,96 @@ pub fn similar_list(
         })
         .collect();
     steps_list(model, base, &[item], Some(item), &[], weight, k)
+}
+
+/// The signal and the known users' weight (`weight`, else the model's)
+/// when the model keeps the signal and that weight is above 0.
+fn user_active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionItems, f32)> {
+    let items = model.items.as_ref()?;
+    let w = weight.unwrap_or(items.user_weight);
+    (w > 0.0).then_some((items, w))
+}
+
+/// How long a known user's own list must be for a blended list of `k`:
+/// twice `k` (at most `k +` [`EXTRA`]). Shorter than a session's (`k +
+/// EXTRA`): `recommend_all` makes one for every user, and the collaborative
+/// scan's cost grows with its length (its candidates are 4 × the length).
+pub fn user_base_length(k: usize) -> usize {
+    k + k.min(EXTRA)
+}
+
+/// A known user's list of `k` from their own list of [`user_base_length`]
+/// (`base`) blended with the item-to-item scores of their latest products
+/// at weight `w` (`excluded`: sorted, never offered); the first `k` of
+/// `base` when their latest products score nothing.
+pub fn user_list(
+    model: &ServingModel,
+    items: &SessionItems,
+    user: u32,
+    base: &[Recommendation],
+    excluded: &[u32],
+    w: f32,
+    k: usize,
+) -> Vec<Recommendation> {
+    let scored = step_scores(items, items.recent.of(user), None, excluded);
+    if scored.is_empty() {
+        // Nothing to blend (no latest product, or none with neighbours):
+        // the user's own list, with its own scores.
+        return base.iter().take(k).copied().collect();
+    }
+    blend_lists(model, base, &scored, w, k)
+}
+
+/// The lists of known users (model indices) of `recommend` and
+/// `recommend_all`: with no rule and the known users' signal on (at
+/// `weight`, else the model's), each the blend of [`user_list`]; else
+/// the plain or ruled lists ([`ServingModel::recommend_ruled`]).
+/// `also`: products excluded besides the users' purchases in the model
+/// (`recommend`'s, from the events table when it read one).
+#[allow(clippy::too_many_arguments)]
+pub fn known_users_lists(
+    model: &ServingModel,
+    users: &[u32],
+    also: &[u32],
+    k: usize,
+    blend: f32,
+    exclude_purchased: bool,
+    rules: &Rules,
+    weight: Option<f32>,
+) -> Vec<Vec<Recommendation>> {
+    let active = user_active(model, weight).filter(|_| rules.is_off());
+    let Some((items, w)) = active else {
+        if also.is_empty() {
+            return model.recommend_users_ruled(users, k, blend, exclude_purchased, rules);
+        }
+        return users
+            .iter()
+            .map(|&u| model.recommend_ruled(Some(u), &[], also, k, blend, exclude_purchased, rules))
+            .collect();
+    };
+    let bases = if also.is_empty() {
+        model.recommend_users(users, user_base_length(k), blend, exclude_purchased)
+    } else {
+        let one = |&u: &u32| {
+            model.recommend(
+                Some(u),
+                &[],
+                also,
+                user_base_length(k),
+                blend,
+                exclude_purchased,
+            )
+        };
+        users.iter().map(one).collect()
+    };
+    users
+        .iter()
+        .zip(bases)
+        .map(|(&u, base)| {
+            let excluded = model.excluded_for(Some(u), also, exclude_purchased);
+            user_list(model, items, u, &base, &excluded, w, k)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -325,7 +325,16 @@ impl AggregateFunction for Serve {
                 USERS_PER_BLOCK,
                 move |users| {
                     let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
-                    let lists = served.recommend_users_ruled(&ids, k, blend, exclude, &rules);
+                    let lists = items::known_users_lists(
+                        &served,
+                        &ids,
+                        &[],
+                        k,
+                        blend,
+                        exclude,
+                        &rules,
+                        None,
+                    );
                     let lists: Vec<(i64, Vec<Recommendation>)> = ids
                         .iter()
                         .zip(lists)
@@ -346,7 +355,9 @@ fn serving_bytes(rows: &ModelRows) -> u64 {
     (rows.floats() * 4 * 2 + rows.rows() * 48) as u64
 }
 
-/// One user's list: known to the model, or from their own events.
+/// One user's list: known to the model (with the item-to-item scores of
+/// their latest products where the model blends them: [`items`]), or
+/// from their own events.
 #[allow(clippy::too_many_arguments)]
 fn recommend_one(
     model: &ServingModel,
@@ -366,6 +377,19 @@ fn recommend_one(
         .iter()
         .filter_map(|&p| model.product(p))
         .collect();
+    if let Some(u) = model.user(user_id) {
+        let mut lists = items::known_users_lists(
+            model,
+            &[u],
+            &bought,
+            k,
+            blend,
+            exclude_purchased,
+            rules,
+            None,
+        );
+        return lists.pop().unwrap_or_default();
+    }
     let interest = crate::model::top_categories(&counts);
     model.recommend_ruled(
         model.user(user_id),

@@ -443,7 +443,7 @@ pub struct Replay<O: Output>(std::marker::PhantomData<O>);
 impl<O: Output> AggregateFunction for Replay<O> {
     const NAME: &'static str = O::NAME;
     const FUNCTION: &'static str = O::FUNCTION;
-    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    const EMPTY: &'static str = crate::model::table::EMPTY_MODEL;
     type State = ReplayState;
     fn inputs() -> Vec<Column> {
         replay_inputs()

@@ -147,7 +147,7 @@ pub struct RecommendSessions;
 impl AggregateFunction for RecommendSessions {
     const NAME: &'static str = "ecoreco_recommend_sessions";
     const FUNCTION: &'static str = "ecoreco.recommend_sessions";
-    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    const EMPTY: &'static str = crate::model::table::EMPTY_MODEL;
     type State = SessionsState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;
@@ -333,7 +333,7 @@ pub struct RecommendSession;
 impl AggregateFunction for RecommendSession {
     const NAME: &'static str = "ecoreco_recommend_session";
     const FUNCTION: &'static str = "ecoreco.recommend_session";
-    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    const EMPTY: &'static str = crate::model::table::EMPTY_MODEL;
     type State = SessionState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;

@@ -23,10 +23,16 @@
 //!    the same over targets new to the session wins; ties keep the smaller
 //!    weight, so 0 (the signal left out) stands unless a weight beats it.
 //!
+//! The same neighbours (counted before the cut) also judge the signal in
+//! known users' lists on the search's own targets: [`super::user_items`]
+//! chooses `user_item_weight`. The signal is kept (neighbour rows in the
+//! model) when either weight is above 0; with too few held-out prefixes
+//! the session weight is 0 and only the users' choice can keep it.
+//!
 //! The final neighbours are counted on all the sessions, at most
 //! [`NEIGHBOURS`] of each kind per product.
 
-use super::tune::{self, Candidate};
+use super::tune::{self, Candidate, ValidationFit};
 use crate::als::solver::AlsParams;
 use crate::als::validation::ValidationSplit;
 use crate::budget::Budget;
@@ -35,6 +41,7 @@ use crate::covisit::kernel::Windows;
 use crate::covisit::session::SessionBlend;
 use crate::covisit::{Event, ItemModel, Sessions};
 use crate::model::neighbours::{NeighbourRow, PARAMS};
+use crate::model::recent;
 use crate::progress::Progress;
 use crate::recommend::items::{self, EXTRA};
 use crate::recommend::serving::{ServingModel, SessionItems};
@@ -65,19 +72,32 @@ pub struct Choice {
     pub weight: f32,
     /// Held-out prefixes that judged it.
     pub prefixes: u64,
+    /// The known users' weight ([`super::user_items`]).
+    pub user_weight: f32,
 }
 
 impl Choice {
-    /// The [`PARAMS`] rows.
+    /// The [`PARAMS`] rows, then the known users' weight
+    /// ([`recent::PARAM`]).
     pub fn param_rows(&self) -> Vec<(String, f64)> {
         let b = &self.blend;
         let values = [self.weight, b.sequence, b.cooccurrence, b.repeat, b.decay]
             .map(crate::model::f32_decimal);
-        PARAMS
+        let mut rows: Vec<(String, f64)> = PARAMS
             .iter()
             .zip(values.into_iter().chain([self.prefixes as f64]))
             .map(|(n, v)| (n.to_string(), v))
-            .collect()
+            .collect();
+        rows.push((
+            recent::PARAM.to_string(),
+            crate::model::f32_decimal(self.user_weight),
+        ));
+        rows
+    }
+
+    /// Whether the model keeps the signal (for sessions, known users or both).
+    pub fn keeps_signal(&self) -> bool {
+        self.weight > 0.0 || self.user_weight > 0.0
     }
 }
 
@@ -202,16 +222,18 @@ pub fn best(tallies: &[Tally]) -> usize {
 
 /// The choice of the module documentation for the session steps `events`,
 /// on the validation `split` with the search's chosen `candidate` (its
-/// validation fit `fitted`, the search's own; fitted here when `None`) and
-/// serving blend; `None` when there is too little to judge it on (no step
-/// before the cut, or fewer than [`MIN_PREFIXES`] held-out prefixes).
+/// validation fit `fitted`, the search's own, which also judges the known
+/// users' weight; fitted here when `None`, when no user could be
+/// evaluated) and serving blend; `None` when there is too little to judge
+/// it on (no step before the cut, or fewer than [`MIN_PREFIXES`]
+/// held-out prefixes and no known users' weight above 0).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn choose(
     events: &[Event],
     split: &ValidationSplit,
     base: &AlsParams,
     candidate: &Candidate,
-    fitted: Option<ServingModel>,
+    fitted: Option<ValidationFit>,
     serving_blend: f32,
     weights: Weights,
     threads: usize,
@@ -225,24 +247,30 @@ pub(crate) fn choose(
         "24 bytes per step",
     )?;
     let (before, after): (Vec<Event>, Vec<Event>) = events.iter().partition(|e| e.order < cut);
-    if before.is_empty() || after.is_empty() {
+    if before.is_empty() {
         return Ok(None);
     }
     let before = Sessions::build(before, budget)?;
-    let held = held_out(&Sessions::build(after, budget)?);
-    if held.iter().map(|s| s.len() - 1).sum::<usize>() < MIN_PREFIXES {
+    let held = if after.is_empty() {
+        Vec::new()
+    } else {
+        held_out(&Sessions::build(after, budget)?)
+    };
+    let sessions_judge = held.iter().map(|s| s.len() - 1).sum::<usize>() >= MIN_PREFIXES;
+    if !sessions_judge && fitted.is_none() {
         return Ok(None);
     }
     let blend = session_choice::choose(&before, WINDOWS, NEIGHBOURS, threads, budget)?.blend;
     let neighbours = ItemModel::train(&before, WINDOWS, NEIGHBOURS, threads, budget)?;
     drop(before);
-    let model = match fitted {
-        Some(model) => model,
+    let own;
+    let model: &ServingModel = match &fitted {
+        Some(fit) => &fit.model,
         None => {
             let users = split.evaluated_users(tune::MAX_VALIDATION_USERS, base.seed);
             let sample = split.sample(&users, tune::MAX_SEARCH_PAIRS, base.seed);
             let quiet = Progress::new("ecoreco.als_train", "off");
-            tune::fit_validation(
+            own = tune::fit_validation(
                 &sample,
                 &users,
                 base,
@@ -252,7 +280,8 @@ pub(crate) fn choose(
                 budget,
                 &quiet,
             )?
-            .model
+            .model;
+            &own
         }
     };
     let mut params: Vec<Option<f64>> = vec![Some(1.0)];
@@ -265,26 +294,70 @@ pub(crate) fn choose(
         ]
         .map(|v| Some(v as f64)),
     );
-    let Some(signal) = items::items_of_rows(&model, &neighbour_rows(&neighbours), &params)? else {
+    let Some(mut signal) = items::items_of_rows(model, &neighbour_rows(&neighbours), &params)?
+    else {
         return Ok(None);
     };
     drop(neighbours);
-    let fold = FoldIn::new(
+    let (weight, prefixes) = if sessions_judge {
+        session_weight(
+            model,
+            candidate,
+            serving_blend,
+            weights,
+            &signal,
+            &held,
+            progress,
+        )?
+    } else {
+        let prefixes = held.iter().map(|s| s.len() as u64 - 1).sum();
+        (0.0, prefixes)
+    };
+    let user_weight = match &fitted {
+        Some(fit) => {
+            let (w, scored) =
+                super::user_items::choose(fit, split, &mut signal, serving_blend, &WEIGHTS)?;
+            for (w, ndcg) in WEIGHTS.iter().zip(&scored) {
+                progress.say(format!(
+                    "known users' item-to-item weight {w}: validation NDCG@10 {ndcg:.4}"
+                ));
+            }
+            w
+        }
+        None => 0.0,
+    };
+    if !sessions_judge && user_weight <= 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(Choice {
+        blend,
+        weight,
+        prefixes,
+        user_weight,
+    }))
+}
+
+/// The session weight of step 2 and 3 of the module documentation, and
+/// the held-out prefixes that chose it.
+fn session_weight(
+    model: &ServingModel,
+    candidate: &Candidate,
+    serving_blend: f32,
+    weights: Weights,
+    signal: &SessionItems,
+    held: &[Vec<i64>],
+    progress: &Progress,
+) -> anyhow::Result<(f32, u64)> {
+    // Solving only: the session lists scan the products, so the stream's
+    // product-by-product scores (n² of them) would be built for nothing.
+    let fold = FoldIn::solver(
         model.item_factors(),
         model.factors,
         candidate.regularization as f64,
         candidate.alpha as f64,
     )?
     .with_weighting(model.weighting.clone())?;
-    let scored = tallies(
-        &model,
-        &fold,
-        serving_blend,
-        weights,
-        &signal,
-        &held,
-        &WEIGHTS,
-    )?;
+    let scored = tallies(model, &fold, serving_blend, weights, signal, held, &WEIGHTS)?;
     let at = best(&scored);
     for (w, t) in WEIGHTS.iter().zip(&scored) {
         progress.say(format!(
@@ -292,11 +365,7 @@ pub(crate) fn choose(
             t.score()
         ));
     }
-    Ok(Some(Choice {
-        blend,
-        weight: WEIGHTS[at],
-        prefixes: scored[at].prefixes[0],
-    }))
+    Ok((WEIGHTS[at], scored[at].prefixes[0]))
 }
 
 /// The neighbour rows of all the session steps `events`.
@@ -329,18 +398,12 @@ pub fn hash_into(rows: &[NeighbourRow], choice: Option<&Choice>, id: i64) -> i64
 mod tests {
     use super::*;
 
+    /// Sessions `(end, products)`: the last step at order `end`.
     fn sessions(list: &[(i64, Vec<i64>)]) -> Sessions {
-        let mut events = Vec::new();
-        for (s, (end, products)) in list.iter().enumerate() {
-            for (i, &p) in products.iter().enumerate() {
-                events.push(Event {
-                    session: s as i64,
-                    order: (*end - products.len() as i64 + 1 + i as i64) as f64,
-                    product: p,
-                });
-            }
-        }
-        Sessions::build(events, &Budget::from_setting("1 GB")).unwrap()
+        Sessions::of_lists(
+            list.iter()
+                .map(|(end, p)| ((end + 1 - p.len() as i64) as f64, p.as_slice())),
+        )
     }
 
     #[test]
@@ -363,15 +426,29 @@ mod tests {
             blend: SessionBlend::default(),
             weight: 0.25,
             prefixes: 321,
+            user_weight: 0.0,
         };
         let rows = choice.param_rows();
         assert_eq!(
             rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-            PARAMS.to_vec()
+            [PARAMS.as_slice(), &[recent::PARAM]].concat()
         );
         assert_eq!(rows[0].1, 0.25);
         assert_eq!(rows[3].1, 2.0);
         assert_eq!(rows[5].1, 321.0);
+        assert_eq!(rows[6].1, 0.0);
+        assert!(choice.keeps_signal());
+        let users_only = Choice {
+            weight: 0.0,
+            user_weight: 0.5,
+            ..choice
+        };
+        assert!(users_only.keeps_signal());
+        assert!(!Choice {
+            user_weight: 0.0,
+            ..users_only
+        }
+        .keeps_signal());
     }
 
     #[test]

@@ -9,12 +9,15 @@
 //! `search := false`), fits once on all the data and returns the model as
 //! rows ([`crate::model::table`]). With the search, it also reads the
 //! session steps and keeps the item-to-item signal where the validation
-//! shows it helps ([`items`]).
+//! shows it helps: in sessions' lists ([`items`]) and in known users'
+//! lists, with each user's latest products as model rows
+//! ([`user_items`]).
 
 pub mod items;
 pub mod tune;
 pub mod update;
 pub mod update_sql;
+pub mod user_items;
 
 use crate::als::{
     als_params, pair_inputs, pairs_sql, read_pairs, source_params, source_rows_sql, train_params,
@@ -30,6 +33,7 @@ use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Column, Param, SqlMacro};
 use crate::budget::{self, Budget};
 use crate::covisit::Event;
+use crate::model::recent::RecentRow;
 use crate::model::table::ModelTable;
 use crate::progress::Progress;
 use crate::tables;
@@ -66,14 +70,16 @@ pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune
 /// search on the validation split inside the data (when `search` is on and
 /// some user can be evaluated), else the caller's (or the seed's) with blend
 /// 0, then one fit on all the data. The item-to-item choice on the session
-/// steps `events` comes along when the search ran ([`items::choose`]).
+/// steps `events` comes along when the search ran ([`items::choose`]),
+/// and the users' latest products when it blends the signal into known
+/// users' lists.
 pub(crate) fn train_default(
     data: TrainingData,
     events: &[Event],
     call: &Args,
     budget: &Budget,
     progress: &Progress,
-) -> anyhow::Result<(Trained, Option<items::Choice>)> {
+) -> anyhow::Result<(Trained, Option<items::Choice>, Vec<RecentRow>)> {
     let base = als_params(call)?;
     let (plain, searched) = plain_choice(call)?;
     let TrainingData {
@@ -102,7 +108,7 @@ pub(crate) fn train_default(
                 &validation,
                 &base,
                 &candidate,
-                best_fit.map(|f| f.model),
+                best_fit,
                 blend,
                 // The serving functions' default event weights (the
                 // macro's own weights are not passed to the aggregate).
@@ -116,9 +122,19 @@ pub(crate) fn train_default(
     };
     // The split is a second copy of most pairs: gone before the final fit.
     drop(validation);
+    let recent = match item_choice {
+        Some(c) if c.user_weight > 0.0 => user_items::recent_rows(&pairs, &times, |_| true),
+        _ => Vec::new(),
+    };
     let (candidate, blend) = outcome
         .as_ref()
         .map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
+    // Without a decay the times are not read: gone before the fit too.
+    let times = if candidate.half_life > 0.0 {
+        times
+    } else {
+        Vec::new()
+    };
     let mut trained = tune::fit_all(
         pairs,
         &times,
@@ -131,7 +147,7 @@ pub(crate) fn train_default(
         progress,
     )?;
     trained.search = outcome.as_ref().map(tune::Outcome::param_rows);
-    Ok((trained, item_choice))
+    Ok((trained, item_choice, recent))
 }
 
 #[derive(Default)]
@@ -172,7 +188,11 @@ impl AggregateFunction for AlsTrain {
     ) -> anyhow::Result<()> {
         state.attributes.read(input, rows.clone())?;
         let budget = Budget::from_setting(call.text("memory_limit")?);
-        read_pairs(&mut state.data, &budget, input, rows.clone())?;
+        // Times serve only a recency decay: the search's candidates, or a
+        // half-life the caller gave.
+        let keep_times =
+            call.boolean("search")? || call.opt_double("half_life")?.unwrap_or(0.0) > 0.0;
+        read_pairs(&mut state.data, &budget, input, rows.clone(), keep_times)?;
         read_steps(&mut state.events, input, rows, &budget)
     }
     fn combine(target: &mut TrainState, source: TrainState) -> anyhow::Result<()> {
@@ -195,27 +215,34 @@ impl AggregateFunction for AlsTrain {
             events,
         } = state;
         let threads = call.int("threads")? as usize;
-        let (mut trained, neighbours, choice) =
-            crate::threads::pool(threads as i64)?.install(|| {
-                let (trained, choice) = train_default(data, &events, call, &budget, &progress)?;
+        let (mut trained, neighbours, choice, recent) = crate::threads::pool(threads as i64)?
+            .install(|| {
+                let (trained, choice, recent) =
+                    train_default(data, &events, call, &budget, &progress)?;
                 let neighbours = match choice {
-                    Some(c) if c.weight > 0.0 => {
+                    Some(c) if c.keeps_signal() => {
                         progress.say("counting the item-to-item neighbours of all the sessions");
                         items::final_rows(events, threads, &budget)?
                     }
                     _ => Vec::new(),
                 };
-                anyhow::Ok((trained, neighbours, choice))
+                anyhow::Ok((trained, neighbours, choice, recent))
             })?;
         let attributes = attributes.of_products(&trained.model.product_ids);
         trained.model = trained.model.with_attributes(attributes)?;
         trained.model = trained
             .model
-            .with_id_mixed(|id| items::hash_into(&neighbours, choice.as_ref(), id));
+            .with_id_mixed(|id| items::hash_into(&neighbours, choice.as_ref(), id))
+            .with_id_mixed(|id| {
+                let weight = choice.map_or(0.0, |c| c.user_weight);
+                user_items::hash_into(&recent, weight, id)
+            });
         progress.say("trained; writing the model rows");
         let mut rows = trained.param_rows();
         rows.extend(choice.iter().flat_map(items::Choice::param_rows));
-        let table = ModelTable::new(trained.model, rows, trained.loss).with_neighbours(neighbours);
+        let table = ModelTable::new(trained.model, rows, trained.loss)
+            .with_neighbours(neighbours)
+            .with_recent(recent);
         // The pairs, matrices and solver buffers are gone by now.
         crate::pages::release_free_heap();
         Ok(Arc::new(table))

@@ -263,8 +263,9 @@ pub fn greedy_search_fit<F>(
 /// A fit on the validation data with the model's users evaluated.
 pub(crate) struct ValidationFit {
     pub(crate) model: ServingModel,
-    users: Vec<u32>,
-    held_out: Vec<Vec<u32>>,
+    /// The evaluated users (model indices) and their targets.
+    pub(crate) users: Vec<u32>,
+    pub(crate) held_out: Vec<Vec<u32>>,
 }
 
 /// Trains `candidate` on `pairs` whose last times are `times`: recency

@@ -106,7 +106,7 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
         .collect();
 
     // Users: one half-step against the fixed product factors.
-    let fold = FoldIn::new(&old.item_factors, f, p.regularization, p.alpha)?
+    let fold = FoldIn::solver(&old.item_factors, f, p.regularization, p.alpha)?
         .with_weighting(old.weighting.clone())?;
     let solved: Vec<Option<(i64, Vec<f32>)>> = changed
         .par_iter()

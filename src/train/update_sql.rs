@@ -3,7 +3,9 @@
 //! The aggregate reads the caller's events and every row of the old
 //! model, and returns the new model's rows, which record their parent
 //! (`parent_model_id`), when the update ran (`updated_at`) and the end of
-//! their data (`data_end`), each as a `param` row.
+//! their data (`data_end`), each as a `param` row. The item-to-item rows
+//! are copied; each user's latest products (`recent` rows) are the
+//! products of their events after `since` first, then their old ones.
 
 use super::update::{update, UpdateEvent, UpdateParams};
 use crate::binding::aggregate::{self, AggregateFunction};
@@ -46,7 +48,7 @@ pub struct AlsUpdate;
 impl AggregateFunction for AlsUpdate {
     const NAME: &'static str = "ecoreco_als_update";
     const FUNCTION: &'static str = "ecoreco.als_update";
-    const EMPTY: &'static str = "the model table is empty; pass a table made by ecoreco.als_train";
+    const EMPTY: &'static str = crate::model::table::EMPTY_MODEL;
     type State = UpdateState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;
@@ -183,7 +185,20 @@ impl AggregateFunction for AlsUpdate {
             weights: weights(call)?,
             since,
         };
-        let (rows, events) = (state.rows, state.events);
+        let (mut rows, events) = (state.rows, state.events);
+        let old_recent = rows.take_recent();
+        // Products touched after the model's data come first in the users'
+        // latest products (only in models that keep such rows).
+        let recent = if old_recent.is_empty() {
+            Vec::new()
+        } else {
+            let newer: Vec<(i64, i64, f64)> = events
+                .iter()
+                .filter(|e| e.time > since)
+                .map(|e| (e.user, e.product, e.time))
+                .collect();
+            crate::model::recent::merged(old_recent, newer, crate::model::recent::PER_USER)
+        };
         let updated = pool.install(|| {
             let old = model_table::from_rows(rows, parent)?;
             update(&old, &events, &params)
@@ -219,7 +234,9 @@ impl AggregateFunction for AlsUpdate {
         // In the order the trainer writes them: by product, then neighbour.
         neighbours.sort_by_key(|n| (n.product, !n.sequence, n.neighbour));
         Ok(Arc::new(
-            ModelTable::new(updated.model, out, loss).with_neighbours(neighbours),
+            ModelTable::new(updated.model, out, loss)
+                .with_neighbours(neighbours)
+                .with_recent(recent),
         ))
     }
 }

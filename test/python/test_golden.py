@@ -26,13 +26,16 @@ GOLDEN = {
     # als_train(events) with its defaults (the parameter search included; it
     # chooses bm25 here, so the rows include its statistics), seed 3.
     # The model rows carry each product's brand and price rows (399 priced),
-    # and the item-to-item rows the validation kept (item_weight > 0 here).
-    "als_train_default": (44893, "d0a4a98674da14e2"),
+    # and the item-to-item rows the validation kept (item_weight > 0 here);
+    # its user_item_weight param row is 0 (the known users' blend did not
+    # beat their plain lists here): no recent rows.
+    "als_train_default": (44894, "7f0fb0f5f9d4f2f8"),
     # recommend_all on that model.
     "recommend_all_default": (71420, "2ea1dd5c6e0e7e9a"),
     # The stream's model: raw confidence, no decay, the first 24 days.
-    # Its item-to-item rows too (item_weight 0.9: the replay blends them in).
-    "als_train_raw": (41103, "ad23a42517cfea94"),
+    # Its item-to-item rows too (item_weight 0.9: the replay blends them in),
+    # and its user_item_weight param row (0 here).
+    "als_train_raw": (41104, "db82c0174e52d59f"),
     # replay_recommendations of all 100,000 events on that model, in time
     # order, each list blended with the user's latest steps' item-to-item
     # scores (with item_weight := 0 the lists hash to 782d5a03fd10c6b7, the

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from influxd import free_port  # noqa: E402
-from test_fuzz import BAD_VALUES, call_sql, run  # noqa: E402
+from test_fuzz import BAD_VALUES, call_sql, run, run_bad_values  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXT = os.path.join(ROOT, "build", "release", "ecoreco.duckdb_extension")
@@ -48,13 +48,7 @@ def test_baseline_calls_work(con, fn):
 
 @pytest.mark.parametrize("fn", sorted(CALLS))
 def test_every_parameter_survives_bad_values(con, fn):
-    positional, named = CALLS[fn]
-    for i in range(len(positional)):
-        for bad in BAD_VALUES:
-            run(con, call_sql(fn, positional[:i] + [bad] + positional[i + 1:], named))
-    for name in named:
-        for bad in BAD_VALUES:
-            run(con, call_sql(fn, positional, dict(named, **{name: bad})))
+    run_bad_values(con, fn, *CALLS[fn])
 
 
 def test_influx_functions_survive_bad_values(con):

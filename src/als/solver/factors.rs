@@ -53,6 +53,30 @@ impl std::ops::DerefMut for FactorRows {
     }
 }
 
+impl FactorRows {
+    /// The rows without their padding, moved down inside this buffer: the
+    /// model's factors without a second copy of them (at 110M events the
+    /// user factors alone are over a gigabyte). Row `r` moves from
+    /// `offset + r · stride` to `r · factors`, never past a row not yet
+    /// moved, so moving them in order is safe.
+    pub(super) fn into_unpadded(self, factors: usize, stride: usize) -> Vec<f32> {
+        let FactorRows {
+            mut buffer,
+            offset,
+            len,
+        } = self;
+        let n = len / stride;
+        for r in 0..n {
+            let from = offset + r * stride;
+            buffer.copy_within(from..from + factors, r * factors);
+        }
+        buffer.truncate(n * factors);
+        // Gives back the tail (an in-place shrink for a buffer this size).
+        buffer.shrink_to_fit();
+        buffer
+    }
+}
+
 pub(super) fn pad_rows(rows: &[f32], factors: usize, stride: usize) -> FactorRows {
     let n = rows.len() / factors;
     let mut out = FactorRows::zeroed(n * stride);
@@ -62,6 +86,7 @@ pub(super) fn pad_rows(rows: &[f32], factors: usize, stride: usize) -> FactorRow
     out
 }
 
+#[cfg(test)]
 pub(super) fn unpad_rows(rows: &[f32], factors: usize, stride: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(rows.len() / stride * factors);
     for src in rows.chunks_exact(stride) {
@@ -117,4 +142,20 @@ pub(super) fn stored_rows<'a>(
         }
         (row(i), r)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpadding_in_place_equals_the_copy() {
+        for (factors, rows) in [(1, 0), (1, 5), (8, 3), (50, 37), (13, 1000)] {
+            let stride = padded_stride(factors);
+            let padded = init_factors(rows * stride, factors, stride, 7, 0);
+            let copy = unpad_rows(&padded, factors, stride);
+            assert_eq!(copy.len(), rows * factors);
+            assert_eq!(padded.into_unpadded(factors, stride), copy);
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! alternation of user and item half-iterations.
 
 use super::cg::{solve_rows, RowProblem};
-use super::factors::{init_factors, padded_stride, unpad_rows, FactorRows};
+use super::factors::{init_factors, padded_stride, FactorRows};
 use super::gram::gram;
 use super::loss::{loss_padded, normalised_loss};
 use super::types::{AlsModel, AlsParams};
@@ -202,8 +202,8 @@ impl<'a> AlsTrainer<'a> {
         let f = self.params.factors;
         AlsModel {
             factors: f,
-            user_factors: unpad_rows(&self.user_factors, f, self.stride),
-            item_factors: unpad_rows(&self.item_factors, f, self.stride),
+            user_factors: self.user_factors.into_unpadded(f, self.stride),
+            item_factors: self.item_factors.into_unpadded(f, self.stride),
             loss_per_iteration,
         }
     }

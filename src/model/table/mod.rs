@@ -18,6 +18,7 @@
 //! | purchased | user_id    | product_id  |       |                        |          |
 //! | interest  | user_id    | category_id |       | share of interactions  |          |
 //! | neighbour | product_id | neighbour_id | kind | item-to-item score     |          |
+//! | recent    | user_id    | product_id  |       | rank (1: the latest)   |          |
 //!
 //! Rows come in that order: the `model_id` param first, the other params,
 //! the loss per iteration, the users, the products, the prices (products
@@ -25,15 +26,21 @@
 //! trained with bm25 confidence, whose fold-in needs them: see
 //! [`super::confidence`]), then per user their purchases and interests,
 //! then the item-to-item neighbours in models that keep them
-//! ([`super::neighbours`]).
+//! ([`super::neighbours`]), then each user's latest products in models
+//! that blend the item-to-item signal into known users' lists
+//! ([`super::recent`]).
 //! [`ModelTable`] writes any range of them on
 //! demand, so a model of millions of users reaches DuckDB in bounded blocks.
 
 use super::confidence::Weighting;
 use super::csr::Csr;
 use super::neighbours::{self, NeighbourRow};
+use super::recent::{self, RecentRow};
 use super::{FactorModel, ModelParts};
 use std::collections::HashMap;
+
+/// What a function that reads a model says of an empty model table.
+pub const EMPTY_MODEL: &str = "the model table is empty; pass a table made by ecoreco.als_train";
 
 /// The model table's columns, in order: `seq`, `model_id` (BIGINT), then
 /// what [`RowOut`] holds (`side` VARCHAR, `id` and `item` BIGINT, `name`
@@ -52,8 +59,10 @@ pub struct ModelTable {
     extra_start: Vec<usize>,
     /// Products with a known price, in product order.
     priced: Vec<u32>,
-    /// The item-to-item rows, written last.
+    /// The item-to-item rows, written after the users' rows.
     neighbours: Vec<NeighbourRow>,
+    /// The users' latest products, written last.
+    recent: Vec<RecentRow>,
 }
 
 /// One row, before it is written.
@@ -67,6 +76,7 @@ enum Row<'a> {
     Purchased(usize, u32),
     Interest(usize, i64, f32),
     Neighbour(usize),
+    Recent(usize),
 }
 
 impl ModelTable {
@@ -93,12 +103,19 @@ impl ModelTable {
             extra_start,
             priced,
             neighbours: Vec::new(),
+            recent: Vec::new(),
         }
     }
 
     /// The table with item-to-item rows after the others.
     pub fn with_neighbours(mut self, rows: Vec<NeighbourRow>) -> Self {
         self.neighbours = rows;
+        self
+    }
+
+    /// The table with the users' latest products after every other row.
+    pub fn with_recent(mut self, rows: Vec<RecentRow>) -> Self {
+        self.recent = rows;
         self
     }
 
@@ -119,6 +136,7 @@ impl ModelTable {
             + self.product_users().len()
             + self.extra_start.last().copied().unwrap_or(0)
             + self.neighbours.len()
+            + self.recent.len()
     }
 
     /// bm25's users per product, when the model was trained with it.
@@ -162,6 +180,9 @@ impl ModelTable {
         }
         s -= self.product_users().len();
         let extras = self.extra_start.last().copied().unwrap_or(0);
+        if s >= extras + self.neighbours.len() {
+            return Row::Recent(s - extras - self.neighbours.len());
+        }
         if s >= extras {
             return Row::Neighbour(s - extras);
         }
@@ -242,6 +263,17 @@ impl ModelTable {
                     None,
                 )
             }
+            Row::Recent(i) => {
+                let r = &self.recent[i];
+                (
+                    recent::SIDE,
+                    Some(r.user),
+                    Some(r.product),
+                    None,
+                    Some(r.rank as f64),
+                    None,
+                )
+            }
         };
         RowOut {
             side,
@@ -267,6 +299,7 @@ impl ModelTable {
             + m.purchased.nnz() * 8
             + self.priced.len() * 4
             + self.neighbours.len() * std::mem::size_of::<NeighbourRow>()
+            + self.recent.len() * std::mem::size_of::<RecentRow>()
             + m.attributes.price.len() * 8
             + m.attributes
                 .brand
@@ -326,6 +359,8 @@ pub struct ModelRows {
     product_users: Vec<(i64, f64)>,
     /// The item-to-item rows.
     neighbours: Vec<NeighbourRow>,
+    /// The users' latest products.
+    recent: Vec<RecentRow>,
     rows: usize,
 }
 
@@ -445,6 +480,11 @@ impl ModelRows {
                 crate::budget::reserve(&mut self.neighbours, 1, "the model's neighbour rows")?;
                 self.neighbours.push(row);
             }
+            recent::SIDE => {
+                let row = RecentRow::read(id, item, value)?;
+                crate::budget::reserve(&mut self.recent, 1, "the model's recent rows")?;
+                self.recent.push(row);
+            }
             "interest" => {
                 let row = (need(id)?, need(item)?, value.unwrap_or(0.0) as f32);
                 crate::budget::reserve(&mut self.interest, 1, "the model's interest rows")?;
@@ -461,6 +501,12 @@ impl ModelRows {
     /// The item-to-item rows read, taken out (serving indexes them itself).
     pub fn take_neighbours(&mut self) -> Vec<NeighbourRow> {
         std::mem::take(&mut self.neighbours)
+    }
+
+    /// The users' latest products read, taken out (serving indexes them
+    /// itself).
+    pub fn take_recent(&mut self) -> Vec<RecentRow> {
+        std::mem::take(&mut self.recent)
     }
 
     /// The value of the `param` row `name`, if one was read.
@@ -490,6 +536,12 @@ impl ModelRows {
         self.params.extend(other.params);
         self.product_users.extend(other.product_users);
         self.neighbours.extend(other.neighbours);
+        crate::budget::reserve(
+            &mut self.recent,
+            other.recent.len(),
+            "the model's recent rows",
+        )?;
+        self.recent.extend(other.recent);
         self.rows += other.rows;
         Ok(())
     }

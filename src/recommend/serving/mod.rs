@@ -112,6 +112,63 @@ pub struct SessionItems {
     pub blend: crate::covisit::session::SessionBlend,
     /// The item-to-item share `w` of the blend.
     pub weight: f32,
+    /// The item-to-item share of a known user's list (the model's
+    /// `user_item_weight`; 0: their lists are not blended).
+    pub user_weight: f32,
+    /// Each model user's latest products, which their item-to-item scores
+    /// come from.
+    pub recent: UserRecent,
+}
+
+/// Each model user's latest products (product indices, the oldest first,
+/// as a session's steps come), from the model table's `recent` rows
+/// ([`crate::model::recent`]): user `u`'s are
+/// `products[start[u]..start[u + 1]]`.
+#[derive(Debug, Default)]
+pub struct UserRecent {
+    start: Vec<u32>,
+    products: Vec<u32>,
+}
+
+impl UserRecent {
+    /// From `(user index, rank, product index)` entries (any order; rank 1
+    /// the latest) of a model with `n_users` users.
+    pub fn new(mut entries: Vec<(u32, u32, u32)>, n_users: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            entries.len() < u32::MAX as usize,
+            "the model has too many recent rows"
+        );
+        // By user, the oldest (largest rank) first.
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut start = Vec::with_capacity(n_users + 1);
+        let mut at = 0;
+        for u in 0..n_users as u32 {
+            start.push(at as u32);
+            while at < entries.len() && entries[at].0 == u {
+                at += 1;
+            }
+        }
+        start.push(at as u32);
+        Ok(UserRecent {
+            start,
+            products: entries.into_iter().map(|e| e.2).collect(),
+        })
+    }
+
+    /// User `u`'s latest products, the oldest first (none for a user
+    /// without rows).
+    pub fn of(&self, u: u32) -> &[u32] {
+        let u = u as usize;
+        if u + 1 >= self.start.len() {
+            return &[];
+        }
+        &self.products[self.start[u] as usize..self.start[u + 1] as usize]
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        (self.start.len() + self.products.len()) * 4
+    }
 }
 
 impl ServingModel {
@@ -228,7 +285,12 @@ impl ServingModel {
     /// The exclusion list of the serving functions: with
     /// `exclude_purchased`, the products `user` bought in the training data
     /// plus `also`, sorted and distinct; else none.
-    fn excluded_for(&self, user: Option<u32>, also: &[u32], exclude_purchased: bool) -> Vec<u32> {
+    pub(crate) fn excluded_for(
+        &self,
+        user: Option<u32>,
+        also: &[u32],
+        exclude_purchased: bool,
+    ) -> Vec<u32> {
         if !exclude_purchased {
             return Vec::new();
         }

@@ -144,12 +144,36 @@ const GRAM_CHUNK: usize = 1024;
 
 impl FoldIn {
     /// Precomputes the fold-in of a model with `item_factors`
-    /// (`n_items × factors`, row-major).
+    /// (`n_items × factors`, row-major), with the product-by-product
+    /// scores that let the stream find a user's top products without a
+    /// scan (catalogues of at most [`MAX_SCORED_PRODUCTS`]).
     pub fn new(
         item_factors: &[f32],
         factors: usize,
         regularization: f64,
         alpha: f64,
+    ) -> Result<FoldIn> {
+        Self::build(item_factors, factors, regularization, alpha, true)
+    }
+
+    /// The fold-in for solving users only (`als_update`): without the
+    /// product-by-product scores, whose `n²` table costs far more than the
+    /// solves of an update.
+    pub fn solver(
+        item_factors: &[f32],
+        factors: usize,
+        regularization: f64,
+        alpha: f64,
+    ) -> Result<FoldIn> {
+        Self::build(item_factors, factors, regularization, alpha, false)
+    }
+
+    fn build(
+        item_factors: &[f32],
+        factors: usize,
+        regularization: f64,
+        alpha: f64,
+        with_scores: bool,
     ) -> Result<FoldIn> {
         let f = factors;
         ensure!(
@@ -217,7 +241,7 @@ impl FoldIn {
             .map(|(i, v)| (i as u32, v))
             .collect();
         by_norm.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let product_scores = if n <= MAX_SCORED_PRODUCTS {
+        let product_scores = if with_scores && n <= MAX_SCORED_PRODUCTS {
             Some(ProductScores::new(&z, item_factors, f, &by_norm)?)
         } else {
             None

@@ -186,3 +186,29 @@ fn gram_is_the_same_whatever_the_thread_count() {
     assert_eq!(a.a0, b.a0);
     assert_eq!(a.z, b.z);
 }
+
+/// The solver-only fold-in (the update's) solves users bit for bit as the
+/// stream's does, without building the product-by-product scores.
+#[test]
+fn the_solver_fold_in_solves_as_the_full_one() {
+    let f = 6;
+    let y = random_factors(50, f, 21);
+    let full = FoldIn::new(&y, f, 0.1, 2.0).unwrap();
+    let solver = FoldIn::solver(&y, f, 0.1, 2.0).unwrap();
+    assert!(full.product_scores().is_some());
+    assert!(solver.product_scores().is_none());
+    for products in [3u32, 45] {
+        let (mut a, mut b) = (UserFold::default(), UserFold::default());
+        for i in 0..products {
+            a.set_weight(&full, &y, i, 1.0 + (i % 3) as f32).unwrap();
+            b.set_weight(&solver, &y, i, 1.0 + (i % 3) as f32).unwrap();
+        }
+        let (mut xa, mut xb) = (vec![0f32; f], vec![0f32; f]);
+        a.solve(&full, &y, &mut Scratch::default(), &mut xa)
+            .unwrap();
+        b.solve(&solver, &y, &mut Scratch::default(), &mut xb)
+            .unwrap();
+        assert_eq!(xa, xb);
+        assert!(xa.iter().any(|v| *v != 0.0));
+    }
+}
