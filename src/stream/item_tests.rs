@@ -32,13 +32,7 @@ fn model_with_signal(weight: f64) -> (ServingModel, FoldIn) {
     }
     let params_rows = [weight, 1.0, 0.5, 2.0, 0.5, 100.0].map(Some);
     model.items = items_of_rows(&model, &rows, &params_rows).unwrap();
-    let fold = FoldIn::new(
-        model.item_factors(),
-        model.factors,
-        params.regularization as f64,
-        params.alpha as f64,
-    )
-    .unwrap();
+    let fold = super::tests::fold_of(&model, &params);
     (model, fold)
 }
 

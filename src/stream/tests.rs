@@ -103,6 +103,17 @@ pub(super) fn trained(seed: u64) -> (ServingModel, Vec<GeneratedEvent>, AlsParam
 /// of their training events one by one, gets one exact ALS half-step
 /// against the final product factors:
 /// `x_u = (YᵀY + Yᵀ(C_u − I)Y + λI)⁻¹ Yᵀ C_u p_u`, `C = 1 + α·weight`.
+/// The stream's fold-in of `model`, trained with `params`.
+pub(super) fn fold_of(model: &ServingModel, params: &AlsParams) -> FoldIn {
+    FoldIn::new(
+        model.item_factors(),
+        model.factors,
+        params.regularization as f64,
+        params.alpha as f64,
+    )
+    .unwrap()
+}
+
 #[test]
 fn folded_in_user_equals_one_als_half_step_against_the_final_factors() {
     let (model, evs, params) = trained(5);
@@ -299,13 +310,7 @@ pub(super) fn run(
 #[test]
 fn the_same_input_gives_the_same_lists_whatever_the_threads_seed_and_speed() {
     let (model, evs, params) = trained(8);
-    let fold = FoldIn::new(
-        model.item_factors(),
-        model.factors,
-        params.regularization as f64,
-        params.alpha as f64,
-    )
-    .unwrap();
+    let fold = fold_of(&model, &params);
     let input = stream(&evs);
     let (windows, reference) = run(&model, &fold, &input, &config(1, 42, 0.0));
     assert!(!reference.is_empty());
@@ -346,13 +351,7 @@ fn the_same_input_gives_the_same_lists_whatever_the_threads_seed_and_speed() {
 #[test]
 fn unknown_users_start_popular_and_fold_in_on_their_first_known_product() {
     let (model, _, params) = trained(8);
-    let fold = FoldIn::new(
-        model.item_factors(),
-        model.factors,
-        params.regularization as f64,
-        params.alpha as f64,
-    )
-    .unwrap();
+    let fold = fold_of(&model, &params);
     let t0 = 1_570_000_000_000_000 / (5 * MIN) * (5 * MIN);
     let ev = |arrival, minutes: i64, user, product, category, kind| Event {
         arrival,
