@@ -320,29 +320,34 @@ impl AggregateFunction for Serve {
                     &[(product_id, recs)],
                 )?)))
             }
-            Request::All => Ok(Arc::new(Ranges::new(
-                served.user_ids.len(),
-                USERS_PER_BLOCK,
-                move |users| {
-                    let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
-                    let lists = items::known_users_lists(
-                        &served,
-                        &ids,
-                        &[],
-                        k,
-                        blend,
-                        exclude,
-                        &rules,
-                        None,
-                    );
-                    let lists: Vec<(i64, Vec<Recommendation>)> = ids
-                        .iter()
-                        .zip(lists)
-                        .map(|(&u, r)| (served.user_ids[u as usize], r))
-                        .collect();
-                    rec_rows(&served, &lists)
-                },
-            ))),
+            Request::All => {
+                // The known users' item-to-item weight (NULL: the model's
+                // user_item_weight; 0: their plain lists).
+                let weight = items::call_weight(call)?;
+                Ok(Arc::new(Ranges::new(
+                    served.user_ids.len(),
+                    USERS_PER_BLOCK,
+                    move |users| {
+                        let ids: Vec<u32> = (users.start as u32..users.end as u32).collect();
+                        let lists = items::known_users_lists(
+                            &served,
+                            &ids,
+                            &[],
+                            k,
+                            blend,
+                            exclude,
+                            &rules,
+                            weight,
+                        );
+                        let lists: Vec<(i64, Vec<Recommendation>)> = ids
+                            .iter()
+                            .zip(lists)
+                            .map(|(&u, r)| (served.user_ids[u as usize], r))
+                            .collect();
+                        rec_rows(&served, &lists)
+                    },
+                )))
+            }
         }
     }
 }
@@ -470,6 +475,7 @@ pub fn macros() -> Vec<SqlMacro> {
         .collect();
     let all: Vec<String> = std::iter::once("model".to_string())
         .chain(serving.iter().cloned())
+        .chain(["item_weight := NULL".to_string()])
         .collect();
     let k = serving_params()
         .into_iter()
@@ -496,7 +502,7 @@ pub fn macros() -> Vec<SqlMacro> {
             serve_sql(
                 "ecoreco.recommend_all",
                 "all",
-                &[("item_weight", "NULL".into())],
+                &[("item_weight", "item_weight".into())],
                 false,
                 true,
             ),

@@ -199,8 +199,10 @@ def test_ecoreco_model_exports_and_spark_serves_the_same_top10(spark, folder, co
         for row in model.recommendForAllUsers(K).collect()
     }
     mine = {}
+    # Spark serves the factors alone: ecoreco's lists without the category
+    # blend and without the known users' item-to-item blend.
     for user, product, score in con.execute(
-        "SELECT user_id, product_id, score FROM ecoreco.recommend_all('own', blend := 0, exclude_purchased := false) "
+        "SELECT user_id, product_id, score FROM ecoreco.recommend_all('own', blend := 0, exclude_purchased := false, item_weight := 0) "
         "ORDER BY user_id, rank"
     ).fetchall():
         mine.setdefault(user, []).append((product, score))
