@@ -128,6 +128,28 @@ impl SessionScorer<'_> {
     }
 }
 
+/// The inputs of one session: its products and event codes in event
+/// order, then the model's rows.
+fn session_inputs() -> Vec<Column> {
+    use SqlType::*;
+    let mut c = vec![
+        Column::new("product_ids", List(Box::new(BigInt))),
+        Column::new("event_codes", List(Box::new(BigInt))),
+    ];
+    c.extend(model_inputs());
+    c
+}
+
+/// The columns of a session's list.
+fn list_columns() -> Vec<Column> {
+    vec![
+        Column::new("rank", SqlType::Integer),
+        Column::new("product_id", SqlType::BigInt),
+        Column::new("score", SqlType::Double),
+        Column::new("source", SqlType::Varchar),
+    ]
+}
+
 /// One session as the macro passes it: its number in the call, its
 /// products and event codes in event order.
 type Session = (i64, Vec<i64>, Vec<i64>);
@@ -151,25 +173,17 @@ impl AggregateFunction for RecommendSessions {
     type State = SessionsState;
     fn inputs() -> Vec<Column> {
         use SqlType::*;
-        let mut c = vec![
-            Column::new("session_no", BigInt),
-            Column::new("product_ids", List(Box::new(BigInt))),
-            Column::new("event_codes", List(Box::new(BigInt))),
-        ];
-        c.extend(model_inputs());
+        let mut c = vec![Column::new("session_no", BigInt)];
+        c.extend(session_inputs());
         c
     }
     fn params() -> Vec<Param> {
         session_params()
     }
     fn columns() -> Vec<Column> {
-        vec![
-            Column::new("session_no", SqlType::BigInt),
-            Column::new("rank", SqlType::Integer),
-            Column::new("product_id", SqlType::BigInt),
-            Column::new("score", SqlType::Double),
-            Column::new("source", SqlType::Varchar),
-        ]
+        let mut c = vec![Column::new("session_no", SqlType::BigInt)];
+        c.extend(list_columns());
+        c
     }
     fn update(
         state: &mut SessionsState,
@@ -336,24 +350,13 @@ impl AggregateFunction for RecommendSession {
     const EMPTY: &'static str = crate::model::table::EMPTY_MODEL;
     type State = SessionState;
     fn inputs() -> Vec<Column> {
-        use SqlType::*;
-        let mut c = vec![
-            Column::new("product_ids", List(Box::new(BigInt))),
-            Column::new("event_codes", List(Box::new(BigInt))),
-        ];
-        c.extend(model_inputs());
-        c
+        session_inputs()
     }
     fn params() -> Vec<Param> {
         session_params()
     }
     fn columns() -> Vec<Column> {
-        vec![
-            Column::new("rank", SqlType::Integer),
-            Column::new("product_id", SqlType::BigInt),
-            Column::new("score", SqlType::Double),
-            Column::new("source", SqlType::Varchar),
-        ]
+        list_columns()
     }
     fn update(
         state: &mut SessionState,
