@@ -115,6 +115,8 @@ impl Source {
 pub struct Scorer {
     scores: Vec<f32>,
     touched: Vec<u32>,
+    /// The sort keys of the products scored.
+    keys: Vec<u64>,
 }
 
 impl Scorer {
@@ -164,20 +166,24 @@ impl Scorer {
                 break;
             }
         }
-        let mut list: Vec<(u32, f32, Source)> = self
-            .touched
-            .iter()
-            .filter(|&&b| Some(b) != last && self.scores[b as usize] > 0.0)
-            .map(|&b| (b, self.scores[b as usize], Source::Items))
-            .collect();
-        let order = |x: &(u32, f32, Source), y: &(u32, f32, Source)| {
-            y.1.total_cmp(&x.1).then(x.0.cmp(&y.0))
-        };
-        if list.len() > k {
-            list.select_nth_unstable_by(k, order);
-            list.truncate(k);
+        // Best first, ties by index: as keys, the score's bits (positive
+        // floats order as their bits) complemented, then the index, so
+        // the k smallest keys are the list (no comparison closure).
+        self.keys.clear();
+        self.keys.extend(self.touched.iter().filter_map(|&b| {
+            let s = self.scores[b as usize];
+            (Some(b) != last && s > 0.0).then(|| (u64::from(!s.to_bits()) << 32) | u64::from(b))
+        }));
+        if self.keys.len() > k {
+            self.keys.select_nth_unstable(k);
+            self.keys.truncate(k);
         }
-        list.sort_unstable_by(order);
+        self.keys.sort_unstable();
+        let mut list: Vec<(u32, f32, Source)> = Vec::with_capacity(self.keys.len());
+        list.extend(self.keys.iter().map(|&key| {
+            let b = key as u32;
+            (b, self.scores[b as usize], Source::Items)
+        }));
         for &b in &self.touched {
             self.scores[b as usize] = 0.0;
         }

@@ -94,6 +94,9 @@ pub struct ServingModel {
     /// `popularity / max(popularity)` per product (0 when no product has
     /// any): divided once here, not for every candidate of every list.
     relative_popularity: Vec<f32>,
+    /// Per product, the rank of its id among the model's (ids are
+    /// distinct): lists break ties by id, compared as these in sort keys.
+    id_rank: Vec<u32>,
 }
 
 /// Longest list `recommend_from_top` keeps sorted as it goes (longer ones
@@ -240,6 +243,12 @@ impl ServingModel {
                 }
             })
             .collect();
+        let mut by_id: Vec<u32> = (0..n_items as u32).collect();
+        by_id.sort_unstable_by_key(|&i| product_ids[i as usize]);
+        let mut id_rank = vec![0u32; n_items];
+        for (rank, &i) in by_id.iter().enumerate() {
+            id_rank[i as usize] = rank as u32;
+        }
         let packed = PackedItems::new(item_factors, factors);
         Ok(ServingModel {
             packed,
@@ -262,6 +271,7 @@ impl ServingModel {
             popular_order,
             category_items,
             relative_popularity,
+            id_rank,
         })
     }
 
@@ -530,11 +540,21 @@ impl ServingModel {
         };
         // Best first, ties by product id: a total order, so keeping the k
         // best as candidates come is the same list as sorting all of them.
-        let order = |a: &Recommendation, b: &Recommendation| {
-            b.score.total_cmp(&a.score).then_with(|| {
-                self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize])
-            })
+        // Compared as one key: the score's place in `total_cmp`'s order
+        // complemented, then the id's rank.
+        let key = |r: Recommendation| {
+            let bits = r.score.to_bits();
+            let total = if bits >> 31 == 1 {
+                !bits
+            } else {
+                bits | 0x8000_0000
+            };
+            (
+                (u64::from(!total) << 32) | u64::from(self.id_rank[r.product as usize]),
+                r,
+            )
         };
+        let order = |a: &(u64, Recommendation), b: &(u64, Recommendation)| a.0.cmp(&b.0);
         let mut best = Best::new(k, order);
         // Candidates: ALS's (scaled by the best), then the first k
         // products not excluded of each interest category that ALS did not
@@ -546,7 +566,7 @@ impl ServingModel {
                 s * als_scale,
                 true,
             ) {
-                best.offer(r);
+                best.offer(key(r));
             }
         }
         if blend > 0.0 {
@@ -573,14 +593,14 @@ impl ServingModel {
                     let Some(r) = score_of(i, category_interest, 0.0, false) else {
                         continue;
                     };
-                    if descending && best.bar().is_some_and(|last| r.score < last.score) {
+                    if descending && best.bar().is_some_and(|last| r.score < last.1.score) {
                         break;
                     }
-                    best.offer(r);
+                    best.offer(key(r));
                 }
             }
         }
-        let mut scored = best.into_sorted();
+        let mut scored: Vec<Recommendation> = best.into_sorted().into_iter().map(|x| x.1).collect();
         self.fill_with_popular(&mut scored, k, excluded);
         scored
     }
