@@ -114,7 +114,10 @@ impl Source {
 #[derive(Default)]
 pub struct Scorer {
     scores: Vec<f32>,
+    /// The products scored, in the order first scored: the first
+    /// `n_touched` (room for more after them).
     touched: Vec<u32>,
+    n_touched: usize,
     /// The sort keys of the products scored.
     keys: Vec<u64>,
 }
@@ -152,11 +155,13 @@ impl Scorer {
                     continue;
                 }
                 let scale = weight * w / top;
+                self.room(list.len());
                 for &(b, s) in list {
                     self.add(b, scale * s);
                 }
             }
             if blend.repeat > 0.0 {
+                self.room(1);
                 self.add(p as u32, weight * blend.repeat);
             }
             weight *= blend.decay;
@@ -170,10 +175,11 @@ impl Scorer {
         // floats order as their bits) complemented, then the index, so
         // the k smallest keys are the list (no comparison closure).
         self.keys.clear();
-        self.keys.extend(self.touched.iter().filter_map(|&b| {
-            let s = self.scores[b as usize];
-            (Some(b) != last && s > 0.0).then(|| (u64::from(!s.to_bits()) << 32) | u64::from(b))
-        }));
+        self.keys
+            .extend(self.touched[..self.n_touched].iter().filter_map(|&b| {
+                let s = self.scores[b as usize];
+                (Some(b) != last && s > 0.0).then(|| (u64::from(!s.to_bits()) << 32) | u64::from(b))
+            }));
         if self.keys.len() > k {
             self.keys.select_nth_unstable(k);
             self.keys.truncate(k);
@@ -184,10 +190,10 @@ impl Scorer {
             let b = key as u32;
             (b, self.scores[b as usize], Source::Items)
         }));
-        for &b in &self.touched {
+        for &b in &self.touched[..self.n_touched] {
             self.scores[b as usize] = 0.0;
         }
-        self.touched.clear();
+        self.n_touched = 0;
         for &b in popular {
             if list.len() >= k {
                 break;
@@ -199,11 +205,20 @@ impl Scorer {
         list
     }
 
+    /// Makes room in `touched` for `more` products.
+    fn room(&mut self, more: usize) {
+        if self.touched.len() < self.n_touched + more {
+            self.touched.resize(self.n_touched + more, 0);
+        }
+    }
+
+    /// Adds `x` to the score of `b`, listing `b` as touched when its score
+    /// was 0 (written either way, counted only then: no branch on the
+    /// score, which no predictor guesses). Needs [`room`](Self::room).
     fn add(&mut self, b: u32, x: f32) {
         let s = &mut self.scores[b as usize];
-        if *s == 0.0 {
-            self.touched.push(b);
-        }
+        self.touched[self.n_touched] = b;
+        self.n_touched += usize::from(*s == 0.0);
         *s += x;
     }
 }

@@ -686,7 +686,8 @@ impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
                 self.kept.select_nth_unstable_by(self.k - 1, &self.order);
             }
             self.kept.truncate(self.k);
-            self.kept.sort_by(&self.order);
+            // A total order: no two candidates equal, so no order to keep.
+            self.kept.sort_unstable_by(&self.order);
         }
         self.kept
     }

@@ -357,6 +357,8 @@ pub struct Scratch {
     /// outer products in double precision, and the padded matrix summed.
     dy: Vec<f64>,
     yd: Vec<f64>,
+    /// The rows' stride in `dy` and `yd` (0: none yet).
+    stride: usize,
     padded: Vec<f64>,
     /// After a Woodbury solve, `β` (`x = Σ_j β_j z_j` over the user's
     /// products); empty after a direct one.
@@ -471,10 +473,17 @@ impl UserFold {
             // outer products' rows `d y` and `y` in double precision first.
             let stride = f.next_multiple_of(OUTER_COLUMNS);
             let n = self.items.len();
-            scratch.dy.clear();
-            scratch.dy.resize(n * stride, 0.0);
-            scratch.yd.clear();
-            scratch.yd.resize(n * stride, 0.0);
+            // Each row's first f values are written below; the padding
+            // after them is zero from the first call at this stride on.
+            if scratch.stride != stride {
+                scratch.stride = stride;
+                scratch.dy.clear();
+                scratch.yd.clear();
+            }
+            if scratch.dy.len() < n * stride {
+                scratch.dy.resize(n * stride, 0.0);
+                scratch.yd.resize(n * stride, 0.0);
+            }
             for (j, (&item, &t)) in self.items.iter().zip(&scratch.t).enumerate() {
                 let (c, d) = coefficients(fold.alpha, t);
                 let yi = row(y, f, item);
@@ -494,8 +503,8 @@ impl UserFold {
             scratch.m.clear();
             scratch.m.extend_from_slice(&fold.a0);
             let isa = Isa::detect();
-            dispatch!(isa, (m: &mut [f64] = &mut scratch.m, f: usize = f, dy: &[f64] = &scratch.dy,
-                            yd: &[f64] = &scratch.yd, stride: usize = stride, padded: &mut Vec<f64> = &mut scratch.padded) {
+            dispatch!(isa, (m: &mut [f64] = &mut scratch.m, f: usize = f, dy: &[f64] = &scratch.dy[..n * stride],
+                            yd: &[f64] = &scratch.yd[..n * stride], stride: usize = stride, padded: &mut Vec<f64> = &mut scratch.padded) {
                 add_outers_lower(m, f, dy, yd, stride, padded)
             });
             dispatch!(isa, (m: &mut [f64] = &mut scratch.m, n: usize = f) -> Result<()> {
@@ -621,10 +630,12 @@ fn add_outers_lower(
     padded: &mut Vec<f64>,
 ) {
     let (rows, cols) = (OUTER_ROWS, OUTER_COLUMNS);
-    padded.clear();
+    // Only the lower triangle's entries are read back; the upper ones of
+    // a tile are summed along (from `m`'s, so they stay bounded), the
+    // padding's stay 0 (the rows' padding is 0).
     padded.resize(stride * stride, 0.0);
     for r in 0..f {
-        padded[r * stride..r * stride + r + 1].copy_from_slice(&m[r * f..r * f + r + 1]);
+        padded[r * stride..r * stride + f].copy_from_slice(&m[r * f..(r + 1) * f]);
     }
     let n = dy.len() / stride;
     let mut first = 0;
