@@ -570,9 +570,13 @@ impl ServingModel {
             }
         }
         if blend > 0.0 {
-            // ALS's products by id alone, contiguous: each category product
-            // is looked up in them, compared in vector lanes.
-            let als_products: Vec<u32> = als_top.iter().map(|t| t.0).collect();
+            // ALS's products marked (this call's stamp): each category
+            // product is looked up in them.
+            let mut marks = ALS_MARKS.with(|m| std::mem::take(&mut *m.borrow_mut()));
+            let stamp = marks.next(self.n_products());
+            for &(i, _) in als_top {
+                marks.marks[i as usize] = stamp;
+            }
             for (at, &(category, _)) in interest.iter().enumerate() {
                 // A category listed twice proposes its products once.
                 if interest[..at].iter().any(|c| c.0 == category) {
@@ -587,7 +591,7 @@ impl ServingModel {
                 let category_interest = interest_of(category);
                 let descending = category_interest >= 0.0;
                 for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
-                    if contains(&als_products, i) {
+                    if marks.marks[i as usize] == stamp {
                         continue;
                     }
                     let Some(r) = score_of(i, category_interest, 0.0, false) else {
@@ -599,6 +603,7 @@ impl ServingModel {
                     best.offer(key(r));
                 }
             }
+            ALS_MARKS.with(|m| *m.borrow_mut() = marks);
         }
         let mut scored: Vec<Recommendation> = best.into_sorted().into_iter().map(|x| x.1).collect();
         self.fill_with_popular(&mut scored, k, excluded);
@@ -628,14 +633,29 @@ impl ServingModel {
     }
 }
 
-/// Whether `items` holds `item`: eight compared at a time without an early
-/// exit inside the eight, so the compiler puts them in vector lanes.
-fn contains(items: &[u32], item: u32) -> bool {
-    let mut chunks = items.chunks_exact(8);
-    let found = chunks
-        .by_ref()
-        .any(|c| c.iter().fold(false, |f, &x| f | (x == item)));
-    found || chunks.remainder().contains(&item)
+/// Per-thread marks of the products of a call (`recommend_from_top`'s
+/// collaborative candidates): a product is marked when its entry holds
+/// the call's stamp, so nothing is cleared between calls.
+#[derive(Default)]
+struct Marks {
+    stamp: u32,
+    marks: Vec<u32>,
+}
+
+impl Marks {
+    /// A fresh stamp for a model of `n` products.
+    fn next(&mut self, n: usize) -> u32 {
+        if self.marks.len() != n || self.stamp == u32::MAX {
+            self.marks = vec![0; n];
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+        self.stamp
+    }
+}
+
+thread_local! {
+    static ALS_MARKS: std::cell::RefCell<Marks> = std::cell::RefCell::new(Marks::default());
 }
 
 /// The `k` best of the candidates offered, under the total order `order`
@@ -657,6 +677,7 @@ impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
         }
     }
 
+    #[inline]
     fn offer(&mut self, item: T) {
         let k = self.k;
         if k > SHORT_LIST {
