@@ -114,7 +114,12 @@ impl Source {
 #[derive(Default)]
 pub struct Scorer {
     scores: Vec<f32>,
+    /// The products scored, in the order first scored: the first
+    /// `n_touched` (room for more after them).
     touched: Vec<u32>,
+    n_touched: usize,
+    /// The sort keys of the products scored.
+    keys: Vec<u64>,
 }
 
 impl Scorer {
@@ -150,11 +155,13 @@ impl Scorer {
                     continue;
                 }
                 let scale = weight * w / top;
+                self.room(list.len());
                 for &(b, s) in list {
                     self.add(b, scale * s);
                 }
             }
             if blend.repeat > 0.0 {
+                self.room(1);
                 self.add(p as u32, weight * blend.repeat);
             }
             weight *= blend.decay;
@@ -164,24 +171,29 @@ impl Scorer {
                 break;
             }
         }
-        let mut list: Vec<(u32, f32, Source)> = self
-            .touched
-            .iter()
-            .filter(|&&b| Some(b) != last && self.scores[b as usize] > 0.0)
-            .map(|&b| (b, self.scores[b as usize], Source::Items))
-            .collect();
-        let order = |x: &(u32, f32, Source), y: &(u32, f32, Source)| {
-            y.1.total_cmp(&x.1).then(x.0.cmp(&y.0))
-        };
-        if list.len() > k {
-            list.select_nth_unstable_by(k, order);
-            list.truncate(k);
+        // Best first, ties by index: as keys, the score's bits (positive
+        // floats order as their bits) complemented, then the index, so
+        // the k smallest keys are the list (no comparison closure).
+        self.keys.clear();
+        self.keys
+            .extend(self.touched[..self.n_touched].iter().filter_map(|&b| {
+                let s = self.scores[b as usize];
+                (Some(b) != last && s > 0.0).then(|| (u64::from(!s.to_bits()) << 32) | u64::from(b))
+            }));
+        if self.keys.len() > k {
+            self.keys.select_nth_unstable(k);
+            self.keys.truncate(k);
         }
-        list.sort_unstable_by(order);
-        for &b in &self.touched {
+        self.keys.sort_unstable();
+        let mut list: Vec<(u32, f32, Source)> = Vec::with_capacity(self.keys.len());
+        list.extend(self.keys.iter().map(|&key| {
+            let b = key as u32;
+            (b, self.scores[b as usize], Source::Items)
+        }));
+        for &b in &self.touched[..self.n_touched] {
             self.scores[b as usize] = 0.0;
         }
-        self.touched.clear();
+        self.n_touched = 0;
         for &b in popular {
             if list.len() >= k {
                 break;
@@ -193,11 +205,20 @@ impl Scorer {
         list
     }
 
+    /// Makes room in `touched` for `more` products.
+    fn room(&mut self, more: usize) {
+        if self.touched.len() < self.n_touched + more {
+            self.touched.resize(self.n_touched + more, 0);
+        }
+    }
+
+    /// Adds `x` to the score of `b`, listing `b` as touched when its score
+    /// was 0 (written either way, counted only then: no branch on the
+    /// score, which no predictor guesses). Needs [`room`](Self::room).
     fn add(&mut self, b: u32, x: f32) {
         let s = &mut self.scores[b as usize];
-        if *s == 0.0 {
-            self.touched.push(b);
-        }
+        self.touched[self.n_touched] = b;
+        self.n_touched += usize::from(*s == 0.0);
         *s += x;
     }
 }

@@ -248,6 +248,47 @@ pub fn step_scores(
     scored.into_iter().map(|x| (x.0, x.1)).collect()
 }
 
+/// Reusable per-thread marks of [`blend_lists`]: per product, the stamp
+/// of the last call that listed it among the item-to-item scores (with
+/// its part) and among the model's list.
+#[derive(Default)]
+struct BlendMarks {
+    stamp: u32,
+    item: Vec<(u32, f32)>,
+    base: Vec<u32>,
+}
+
+impl BlendMarks {
+    /// A fresh stamp for a model of `n` products.
+    fn next(&mut self, n: usize) -> u32 {
+        if self.item.len() != n || self.stamp == u32::MAX {
+            self.item = vec![(0, 0.0); n];
+            self.base = vec![0; n];
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+        self.stamp
+    }
+}
+
+thread_local! {
+    static MARKS: RefCell<BlendMarks> = RefCell::new(BlendMarks::default());
+}
+
+/// A float's place in `total_cmp`'s order, as an unsigned integer.
+fn total_order_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// Lists longer than this are collected, then selected and sorted, by
+/// [`blend_lists`]; shorter ones kept sorted as the candidates come.
+const SHORT_BLEND: usize = 64;
+
 /// The `k` best of the blend of the module documentation: `base` the
 /// model's list, `items` the item-to-item scores (best first), `weight`
 /// the item-to-item share.
@@ -258,65 +299,89 @@ pub fn blend_lists(
     weight: f32,
     k: usize,
 ) -> Vec<Recommendation> {
+    MARKS.with(|m| blend_marked(&mut m.borrow_mut(), model, base, items, weight, k))
+}
+
+fn blend_marked(
+    marks: &mut BlendMarks,
+    model: &ServingModel,
+    base: &[Recommendation],
+    items: &[(u32, f32)],
+    weight: f32,
+    k: usize,
+) -> Vec<Recommendation> {
     let len = base.len().max(1) as f32;
     let top = items.first().map_or(0.0, |x| x.1);
     let item_part = |s: f32| if top > 0.0 { weight * s / top } else { 0.0 };
-    // Looked up by product, sorted: each list is read for every product of
-    // the other (a few thousand comparisons per list scanned linearly).
-    let mut by_product: Vec<(u32, f32)> = items.to_vec();
-    by_product.sort_unstable_by_key(|x| x.0);
-    let mut in_base: Vec<u32> = base.iter().map(|r| r.product).collect();
-    in_base.sort_unstable();
-    // (score, position in the model's list or len, recommendation)
-    let mut all: Vec<(f32, usize, Recommendation)> = Vec::with_capacity(base.len() + items.len());
-    all.extend(base.iter().enumerate().map(|(r, rec)| {
+    // Each list looked up for every product of the other: marked per
+    // product (a product is scored once by the item-to-item part).
+    let stamp = marks.next(model.n_products());
+    for &(p, s) in items {
+        marks.item[p as usize] = (stamp, item_part(s));
+    }
+    for rec in base {
+        marks.base[rec.product as usize] = stamp;
+    }
+    // Best first; ties: the model's order (position, `base.len()` for
+    // the item-to-item products), then product id. The score and the
+    // position as one key, the id compared only on equal keys.
+    let key =
+        |score: f32, position: usize| (u64::from(!total_order_bits(score)) << 32) | position as u64;
+    let ids = &model.product_ids;
+    let before = |a: &(u64, Recommendation), b: &(u64, Recommendation)| {
+        a.0.cmp(&b.0)
+            .then(ids[a.1.product as usize].cmp(&ids[b.1.product as usize]))
+    };
+    let base_entries = base.iter().enumerate().map(|(r, rec)| {
         let b = (1.0 - weight) * (len - r as f32) / len;
-        // A product is scored once by the item-to-item part.
-        let i = by_product
-            .binary_search_by_key(&rec.product, |x| x.0)
-            .map_or(0.0, |at| item_part(by_product[at].1));
+        let (seen, part) = marks.item[rec.product as usize];
+        let i = if seen == stamp { part } else { 0.0 };
         let source = if i > b {
             Source::ItemToItem
         } else {
             rec.source
         };
-        (
-            b + i,
-            r,
-            Recommendation {
-                product: rec.product,
-                score: b + i,
-                source,
-            },
-        )
-    }));
-    for &(p, s) in items {
-        if in_base.binary_search(&p).is_ok() {
-            continue;
-        }
-        let i = item_part(s);
-        all.push((
-            i,
-            base.len(),
-            Recommendation {
+        let rec = Recommendation {
+            product: rec.product,
+            score: b + i,
+            source,
+        };
+        (key(b + i, r), rec)
+    });
+    let item_entries = items
+        .iter()
+        .filter(|x| marks.base[x.0 as usize] != stamp)
+        .map(|&(p, s)| {
+            let i = item_part(s);
+            let rec = Recommendation {
                 product: p,
                 score: i,
                 source: Source::ItemToItem,
-            },
-        ));
+            };
+            (key(i, base.len()), rec)
+        });
+    let entries = base_entries.chain(item_entries);
+    if k <= SHORT_BLEND {
+        // Most candidates turned away by one comparison with the last kept.
+        let mut kept: Vec<(u64, Recommendation)> = Vec::with_capacity(k + 1);
+        for e in entries {
+            if kept.len() == k && (k == 0 || before(&e, &kept[k - 1]).is_ge()) {
+                continue;
+            }
+            let at = kept.partition_point(|q| before(q, &e).is_lt());
+            kept.insert(at, e);
+            kept.truncate(k);
+        }
+        return kept.into_iter().map(|x| x.1).collect();
     }
-    let order = |x: &(f32, usize, Recommendation), y: &(f32, usize, Recommendation)| {
-        y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(
-            model.product_ids[x.2.product as usize].cmp(&model.product_ids[y.2.product as usize]),
-        )
-    };
+    let mut all: Vec<(u64, Recommendation)> = entries.collect();
     // A total order (product ids are distinct): the k best, then sorted.
     if all.len() > k {
-        all.select_nth_unstable_by(k, order);
+        all.select_nth_unstable_by(k, before);
         all.truncate(k);
     }
-    all.sort_unstable_by(order);
-    all.into_iter().map(|x| x.2).collect()
+    all.sort_unstable_by(before);
+    all.into_iter().map(|x| x.1).collect()
 }
 
 /// A session's list of `k` from the model's own list of it (`base`,

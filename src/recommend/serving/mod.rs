@@ -94,6 +94,9 @@ pub struct ServingModel {
     /// `popularity / max(popularity)` per product (0 when no product has
     /// any): divided once here, not for every candidate of every list.
     relative_popularity: Vec<f32>,
+    /// Per product, the rank of its id among the model's (ids are
+    /// distinct): lists break ties by id, compared as these in sort keys.
+    id_rank: Vec<u32>,
 }
 
 /// Longest list `recommend_from_top` keeps sorted as it goes (longer ones
@@ -240,6 +243,12 @@ impl ServingModel {
                 }
             })
             .collect();
+        let mut by_id: Vec<u32> = (0..n_items as u32).collect();
+        by_id.sort_unstable_by_key(|&i| product_ids[i as usize]);
+        let mut id_rank = vec![0u32; n_items];
+        for (rank, &i) in by_id.iter().enumerate() {
+            id_rank[i as usize] = rank as u32;
+        }
         let packed = PackedItems::new(item_factors, factors);
         Ok(ServingModel {
             packed,
@@ -262,6 +271,7 @@ impl ServingModel {
             popular_order,
             category_items,
             relative_popularity,
+            id_rank,
         })
     }
 
@@ -530,11 +540,21 @@ impl ServingModel {
         };
         // Best first, ties by product id: a total order, so keeping the k
         // best as candidates come is the same list as sorting all of them.
-        let order = |a: &Recommendation, b: &Recommendation| {
-            b.score.total_cmp(&a.score).then_with(|| {
-                self.product_ids[a.product as usize].cmp(&self.product_ids[b.product as usize])
-            })
+        // Compared as one key: the score's place in `total_cmp`'s order
+        // complemented, then the id's rank.
+        let key = |r: Recommendation| {
+            let bits = r.score.to_bits();
+            let total = if bits >> 31 == 1 {
+                !bits
+            } else {
+                bits | 0x8000_0000
+            };
+            (
+                (u64::from(!total) << 32) | u64::from(self.id_rank[r.product as usize]),
+                r,
+            )
         };
+        let order = |a: &(u64, Recommendation), b: &(u64, Recommendation)| a.0.cmp(&b.0);
         let mut best = Best::new(k, order);
         // Candidates: ALS's (scaled by the best), then the first k
         // products not excluded of each interest category that ALS did not
@@ -546,13 +566,17 @@ impl ServingModel {
                 s * als_scale,
                 true,
             ) {
-                best.offer(r);
+                best.offer(key(r));
             }
         }
         if blend > 0.0 {
-            // ALS's products by id alone, contiguous: each category product
-            // is looked up in them, compared in vector lanes.
-            let als_products: Vec<u32> = als_top.iter().map(|t| t.0).collect();
+            // ALS's products marked (this call's stamp): each category
+            // product is looked up in them.
+            let mut marks = ALS_MARKS.with(|m| std::mem::take(&mut *m.borrow_mut()));
+            let stamp = marks.next(self.n_products());
+            for &(i, _) in als_top {
+                marks.marks[i as usize] = stamp;
+            }
             for (at, &(category, _)) in interest.iter().enumerate() {
                 // A category listed twice proposes its products once.
                 if interest[..at].iter().any(|c| c.0 == category) {
@@ -567,20 +591,21 @@ impl ServingModel {
                 let category_interest = interest_of(category);
                 let descending = category_interest >= 0.0;
                 for &i in items.iter().filter(|i| !is_excluded(i)).take(k) {
-                    if contains(&als_products, i) {
+                    if marks.marks[i as usize] == stamp {
                         continue;
                     }
                     let Some(r) = score_of(i, category_interest, 0.0, false) else {
                         continue;
                     };
-                    if descending && best.bar().is_some_and(|last| r.score < last.score) {
+                    if descending && best.bar().is_some_and(|last| r.score < last.1.score) {
                         break;
                     }
-                    best.offer(r);
+                    best.offer(key(r));
                 }
             }
+            ALS_MARKS.with(|m| *m.borrow_mut() = marks);
         }
-        let mut scored = best.into_sorted();
+        let mut scored: Vec<Recommendation> = best.into_sorted().into_iter().map(|x| x.1).collect();
         self.fill_with_popular(&mut scored, k, excluded);
         scored
     }
@@ -608,14 +633,29 @@ impl ServingModel {
     }
 }
 
-/// Whether `items` holds `item`: eight compared at a time without an early
-/// exit inside the eight, so the compiler puts them in vector lanes.
-fn contains(items: &[u32], item: u32) -> bool {
-    let mut chunks = items.chunks_exact(8);
-    let found = chunks
-        .by_ref()
-        .any(|c| c.iter().fold(false, |f, &x| f | (x == item)));
-    found || chunks.remainder().contains(&item)
+/// Per-thread marks of the products of a call (`recommend_from_top`'s
+/// collaborative candidates): a product is marked when its entry holds
+/// the call's stamp, so nothing is cleared between calls.
+#[derive(Default)]
+struct Marks {
+    stamp: u32,
+    marks: Vec<u32>,
+}
+
+impl Marks {
+    /// A fresh stamp for a model of `n` products.
+    fn next(&mut self, n: usize) -> u32 {
+        if self.marks.len() != n || self.stamp == u32::MAX {
+            self.marks = vec![0; n];
+            self.stamp = 0;
+        }
+        self.stamp += 1;
+        self.stamp
+    }
+}
+
+thread_local! {
+    static ALS_MARKS: std::cell::RefCell<Marks> = std::cell::RefCell::new(Marks::default());
 }
 
 /// The `k` best of the candidates offered, under the total order `order`
@@ -637,6 +677,7 @@ impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
         }
     }
 
+    #[inline]
     fn offer(&mut self, item: T) {
         let k = self.k;
         if k > SHORT_LIST {
@@ -666,7 +707,8 @@ impl<T, F: Fn(&T, &T) -> std::cmp::Ordering> Best<T, F> {
                 self.kept.select_nth_unstable_by(self.k - 1, &self.order);
             }
             self.kept.truncate(self.k);
-            self.kept.sort_by(&self.order);
+            // A total order: no two candidates equal, so no order to keep.
+            self.kept.sort_unstable_by(&self.order);
         }
         self.kept
     }

@@ -353,6 +353,13 @@ pub struct Scratch {
     x: Vec<f64>,
     /// Per product: `(c_j, √(α w_j))`.
     cs: Vec<(f64, f64)>,
+    /// The direct system formed afresh: the rows `d y` and `y` of its
+    /// outer products in double precision, and the padded matrix summed.
+    dy: Vec<f64>,
+    yd: Vec<f64>,
+    /// The rows' stride in `dy` and `yd` (0: none yet).
+    stride: usize,
+    padded: Vec<f64>,
     /// After a Woodbury solve, `β` (`x = Σ_j β_j z_j` over the user's
     /// products); empty after a direct one.
     beta: Vec<f64>,
@@ -462,21 +469,44 @@ impl UserFold {
         } else if self.afresh {
             fold.weighting
                 .row(&self.items, &self.weights, &mut scratch.t);
-            // A = A₀ + Σ α t y yᵀ (lower triangle), b = Σ (1 + α t) y.
-            scratch.m.clear();
-            scratch.m.extend_from_slice(&fold.a0);
-            for (&item, &t) in self.items.iter().zip(&scratch.t) {
+            // A = A₀ + Σ α t y yᵀ (lower triangle), b = Σ (1 + α t) y; the
+            // outer products' rows `d y` and `y` in double precision first.
+            let stride = f.next_multiple_of(OUTER_COLUMNS);
+            let n = self.items.len();
+            // Each row's first f values are written below; the padding
+            // after them is zero from the first call at this stride on.
+            if scratch.stride != stride {
+                scratch.stride = stride;
+                scratch.dy.clear();
+                scratch.yd.clear();
+            }
+            if scratch.dy.len() < n * stride {
+                scratch.dy.resize(n * stride, 0.0);
+                scratch.yd.resize(n * stride, 0.0);
+            }
+            for (j, (&item, &t)) in self.items.iter().zip(&scratch.t).enumerate() {
                 let (c, d) = coefficients(fold.alpha, t);
                 let yi = row(y, f, item);
-                let isa = Isa::detect();
-                dispatch!(isa, (m: &mut [f64] = &mut scratch.m, yi: &[f32] = yi, d: f64 = d) {
-                    add_outer_lower(m, yi, d)
-                });
+                let at = j * stride;
+                for ((dy, yd), &v) in scratch.dy[at..at + f]
+                    .iter_mut()
+                    .zip(&mut scratch.yd[at..at + f])
+                    .zip(yi)
+                {
+                    *dy = d * v as f64;
+                    *yd = v as f64;
+                }
                 for (x, &v) in scratch.x.iter_mut().zip(yi) {
                     *x += c * v as f64;
                 }
             }
+            scratch.m.clear();
+            scratch.m.extend_from_slice(&fold.a0);
             let isa = Isa::detect();
+            dispatch!(isa, (m: &mut [f64] = &mut scratch.m, f: usize = f, dy: &[f64] = &scratch.dy[..n * stride],
+                            yd: &[f64] = &scratch.yd[..n * stride], stride: usize = stride, padded: &mut Vec<f64> = &mut scratch.padded) {
+                add_outers_lower(m, f, dy, yd, stride, padded)
+            });
             dispatch!(isa, (m: &mut [f64] = &mut scratch.m, n: usize = f) -> Result<()> {
                 cholesky_in_lanes(m, n)
             })?;
@@ -576,15 +606,72 @@ fn cholesky_in_lanes(a: &mut [f64], n: usize) -> Result<()> {
     Ok(())
 }
 
-/// `m += d y yᵀ` on the lower triangle of the row-major `m`.
+/// Columns of a tile of [`add_outers_lower`] (rows padded to a multiple).
+const OUTER_COLUMNS: usize = 8;
+/// Rows of a tile of [`add_outers_lower`].
+const OUTER_ROWS: usize = 4;
+/// Products summed per pass over the tiles: their rows stay in the first
+/// level cache (2 × 56 doubles each at 50 factors).
+const OUTER_PRODUCTS: usize = 32;
+
+/// `m += Σ_j dy_j y_jᵀ` on the lower triangle of the row-major `f × f`
+/// `m`, the rows `dy_j = d_j y_j` and `y_j` given `stride` apart (padded
+/// with zeros). Every entry is summed as `m += dy_r · y_c` product after
+/// product in their order, the rounding of one rank-one update after
+/// another, but a tile of 4 × 8 entries is kept in registers across
+/// products instead of each update loading and storing the matrix.
 #[inline(always)]
-fn add_outer_lower(m: &mut [f64], y: &[f32], d: f64) {
-    let f = y.len();
-    for (r, &yr) in y.iter().enumerate() {
-        let dy = d * yr as f64;
-        for (a, &yc) in m[r * f..r * f + r + 1].iter_mut().zip(y) {
-            *a += dy * yc as f64;
+fn add_outers_lower(
+    m: &mut [f64],
+    f: usize,
+    dy: &[f64],
+    yd: &[f64],
+    stride: usize,
+    padded: &mut Vec<f64>,
+) {
+    let (rows, cols) = (OUTER_ROWS, OUTER_COLUMNS);
+    // Only the lower triangle's entries are read back; the upper ones of
+    // a tile are summed along (from `m`'s, so they stay bounded), the
+    // padding's stay 0 (the rows' padding is 0).
+    padded.resize(stride * stride, 0.0);
+    for r in 0..f {
+        padded[r * stride..r * stride + f].copy_from_slice(&m[r * f..(r + 1) * f]);
+    }
+    let n = dy.len() / stride;
+    let mut first = 0;
+    while first < n {
+        let last = (first + OUTER_PRODUCTS).min(n);
+        let (dy, yd) = (
+            &dy[first * stride..last * stride],
+            &yd[first * stride..last * stride],
+        );
+        for r0 in (0..f).step_by(rows) {
+            for c0 in (0..=(r0 + rows - 1).min(f - 1)).step_by(cols) {
+                let mut acc = [[0f64; OUTER_COLUMNS]; OUTER_ROWS];
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let at = (r0 + r) * stride + c0;
+                    a.copy_from_slice(&padded[at..at + cols]);
+                }
+                for (d, y) in dy.chunks_exact(stride).zip(yd.chunks_exact(stride)) {
+                    let d: &[f64; OUTER_ROWS] = d[r0..].first_chunk().unwrap_or(&[0.0; OUTER_ROWS]);
+                    let y: &[f64; OUTER_COLUMNS] =
+                        y[c0..].first_chunk().unwrap_or(&[0.0; OUTER_COLUMNS]);
+                    for (a, &dr) in acc.iter_mut().zip(d) {
+                        for (v, &yc) in a.iter_mut().zip(y) {
+                            *v += dr * yc;
+                        }
+                    }
+                }
+                for (r, a) in acc.iter().enumerate() {
+                    let at = (r0 + r) * stride + c0;
+                    padded[at..at + cols].copy_from_slice(a);
+                }
+            }
         }
+        first = last;
+    }
+    for r in 0..f {
+        m[r * f..r * f + r + 1].copy_from_slice(&padded[r * stride..r * stride + r + 1]);
     }
 }
 
