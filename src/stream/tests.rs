@@ -416,11 +416,9 @@ fn unknown_users_start_popular_and_fold_in_on_their_first_known_product() {
     assert!(last.2.iter().all(|r| r.0 != bought));
 }
 
-/// Where a refresh's time goes, on a trained model of generated data
-/// (`cargo test --release --lib stream::tests::timing -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn timing() {
+/// The timing tests' model: 300,000 generated events (20,000 users with a
+/// long tail, 4,000 products, one cart in 30) and a 50-factor fit of them.
+fn timing_model() -> (Vec<(i64, i64, i64, Kind)>, ServingModel) {
     let mut rng = Rng::new(3);
     let (n_users, n_products) = (20_000i64, 4000i64);
     let mut evs = Vec::new();
@@ -460,6 +458,15 @@ fn timing() {
         .model,
     )
     .unwrap();
+    (evs, model)
+}
+
+/// Where a refresh's time goes, on a trained model of generated data
+/// (`cargo test --release --lib stream::tests::timing -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing() {
+    let (evs, model) = timing_model();
     let fold = FoldIn::new(model.item_factors(), 50, 0.1, 1.0).unwrap();
     let y = model.item_factors();
     let mut users: std::collections::HashMap<i64, UserState> = Default::default();
@@ -505,45 +512,7 @@ fn timing() {
 #[test]
 #[ignore]
 fn timing_recommend() {
-    let mut rng = Rng::new(3);
-    let (n_users, n_products) = (20_000i64, 4000i64);
-    let mut evs = Vec::new();
-    for _ in 0..300_000 {
-        let user = 1 + ((rng.next_f64().powi(3)) * n_users as f64) as i64;
-        let product = ((rng.next_f64().powi(2)) * n_products as f64) as i64;
-        evs.push((
-            user,
-            product,
-            100 + product % 13,
-            if rng.next_u64().is_multiple_of(30) {
-                Kind::Cart
-            } else {
-                Kind::View
-            },
-        ));
-    }
-    let params = AlsParams {
-        factors: 50,
-        iterations: 5,
-        regularization: 0.1,
-        alpha: 1.0,
-        cg_steps: 3,
-        seed: 9,
-    };
-    let model = ServingModel::new(
-        train_pairs(
-            pairs(&evs, &Weights::default()),
-            &params,
-            Confidence::Raw,
-            0.0,
-            true,
-            &Budget::from_setting(""),
-            &Progress::new("test", "off"),
-        )
-        .unwrap()
-        .model,
-    )
-    .unwrap();
+    let (_, model) = timing_model();
     let n = model.user_ids.len().min(5000);
     for blend in [0.0f32, 0.8, 1.0] {
         let t = std::time::Instant::now();
