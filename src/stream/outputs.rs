@@ -11,6 +11,27 @@ use crate::recommend::serving::ServingModel;
 use anyhow::Result;
 use std::sync::Arc;
 
+/// A window row's counters (BIGINT), in column order; `result` fills them
+/// in this order too.
+const WINDOW_COUNTS: [&str; 7] = [
+    "events",
+    "late_events",
+    "ignored_events",
+    "active_users",
+    "new_users",
+    "unknown_users",
+    "recommendations",
+];
+/// A window row's measures (DOUBLE), in column order.
+const WINDOW_MEASURES: [&str; 6] = [
+    "fallback_share",
+    "processing_ms",
+    "events_per_s",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+];
+
 /// `ecoreco.replay`: one row per window.
 pub struct Windows;
 impl Output for Windows {
@@ -22,25 +43,10 @@ impl Output for Windows {
             Column::new("window_start_us", SqlType::BigInt),
             Column::new("window_end_us", SqlType::BigInt),
         ];
-        for name in [
-            "events",
-            "late_events",
-            "ignored_events",
-            "active_users",
-            "new_users",
-            "unknown_users",
-            "recommendations",
-        ] {
+        for name in WINDOW_COUNTS {
             c.push(Column::new(name, SqlType::BigInt));
         }
-        for name in [
-            "fallback_share",
-            "processing_ms",
-            "events_per_s",
-            "p50_ms",
-            "p95_ms",
-            "p99_ms",
-        ] {
+        for name in WINDOW_MEASURES {
             c.push(Column::new(name, SqlType::Double));
         }
         c.push(Column::new("closed_by", SqlType::BigInt));
@@ -58,29 +64,14 @@ impl Output for Windows {
             rows.col("window_end_us")?,
             rows.col("closed_by")?,
         );
-        let counts: Vec<_> = [
-            "events",
-            "late_events",
-            "ignored_events",
-            "active_users",
-            "new_users",
-            "unknown_users",
-            "recommendations",
-        ]
-        .iter()
-        .map(|n| rows.col::<i64>(n))
-        .collect::<Result<_>>()?;
-        let reals: Vec<_> = [
-            "fallback_share",
-            "processing_ms",
-            "events_per_s",
-            "p50_ms",
-            "p95_ms",
-            "p99_ms",
-        ]
-        .iter()
-        .map(|n| rows.col::<f64>(n))
-        .collect::<Result<_>>()?;
+        let counts: Vec<_> = WINDOW_COUNTS
+            .iter()
+            .map(|n| rows.col::<i64>(n))
+            .collect::<Result<_>>()?;
+        let reals: Vec<_> = WINDOW_MEASURES
+            .iter()
+            .map(|n| rows.col::<f64>(n))
+            .collect::<Result<_>>()?;
         for w in &outcome.windows {
             rows.put(start, Some(w.start));
             rows.put(end, Some(w.end));

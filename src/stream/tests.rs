@@ -72,6 +72,22 @@ pub(super) type EmittedList = (usize, i64, Vec<(u32, u32, Source)>);
 /// A window's start (minutes after the first) and its counters.
 type WindowCounts = (i64, u64, u64, u64, u64, u64, u64, u64);
 
+/// `evs` trained at raw confidence with `params` (the loss tracked) and
+/// indexed for serving.
+fn serve_raw(evs: &[GeneratedEvent], params: &AlsParams) -> ServingModel {
+    let trained = train_pairs(
+        pairs(evs, &Weights::default()),
+        params,
+        Confidence::Raw,
+        0.0,
+        true,
+        &Budget::from_setting(""),
+        &Progress::new("test", "off"),
+    )
+    .unwrap();
+    ServingModel::new(trained.model).unwrap()
+}
+
 pub(super) fn trained(seed: u64) -> (ServingModel, Vec<GeneratedEvent>, AlsParams) {
     let evs = events(seed);
     let params = AlsParams {
@@ -82,20 +98,7 @@ pub(super) fn trained(seed: u64) -> (ServingModel, Vec<GeneratedEvent>, AlsParam
         cg_steps: 3,
         seed: 9,
     };
-    let model = ServingModel::new(
-        train_pairs(
-            pairs(&evs, &Weights::default()),
-            &params,
-            Confidence::Raw,
-            0.0,
-            true,
-            &Budget::from_setting(""),
-            &Progress::new("test", "off"),
-        )
-        .unwrap()
-        .model,
-    )
-    .unwrap();
+    let model = serve_raw(&evs, &params);
     (model, evs, params)
 }
 
@@ -418,7 +421,7 @@ fn unknown_users_start_popular_and_fold_in_on_their_first_known_product() {
 
 /// The timing tests' model: 300,000 generated events (20,000 users with a
 /// long tail, 4,000 products, one cart in 30) and a 50-factor fit of them.
-fn timing_model() -> (Vec<(i64, i64, i64, Kind)>, ServingModel) {
+fn timing_model() -> (Vec<GeneratedEvent>, ServingModel) {
     let mut rng = Rng::new(3);
     let (n_users, n_products) = (20_000i64, 4000i64);
     let mut evs = Vec::new();
@@ -444,20 +447,7 @@ fn timing_model() -> (Vec<(i64, i64, i64, Kind)>, ServingModel) {
         cg_steps: 3,
         seed: 9,
     };
-    let model = ServingModel::new(
-        train_pairs(
-            pairs(&evs, &Weights::default()),
-            &params,
-            Confidence::Raw,
-            0.0,
-            true,
-            &Budget::from_setting(""),
-            &Progress::new("test", "off"),
-        )
-        .unwrap()
-        .model,
-    )
-    .unwrap();
+    let model = serve_raw(&evs, &params);
     (evs, model)
 }
 
