@@ -131,6 +131,19 @@ impl LatestAttributes {
         }
     }
 
+    /// (product_id, brand, price) of every product read (NaN: no price).
+    pub(crate) fn into_facts(self) -> Vec<(i64, Option<String>, f64)> {
+        let mut facts: std::collections::BTreeMap<i64, (Option<String>, f64)> = self
+            .brand
+            .into_iter()
+            .map(|(p, (_, b))| (p, (Some(b), f64::NAN)))
+            .collect();
+        for (p, (_, v)) in self.price {
+            facts.entry(p).or_insert((None, f64::NAN)).1 = v;
+        }
+        facts.into_iter().map(|(p, (b, v))| (p, b, v)).collect()
+    }
+
     /// The attributes of the model's products (`product_ids` sorted).
     pub(crate) fn of_products(self, product_ids: &[i64]) -> crate::model::ProductAttributes {
         let mut out = crate::model::ProductAttributes::unknown(product_ids.len());

@@ -223,6 +223,51 @@ impl Scorer {
     }
 }
 
+/// What each step of `session` adds to candidate `b`'s score in
+/// [`Scorer::recommend`] (the same weights, in the same float steps):
+/// `(step product, part)` for the steps that add something, the latest
+/// first; the parts sum to the score.
+pub fn step_parts(
+    model: &ItemModel,
+    session: &[u32],
+    blend: &SessionBlend,
+    b: u32,
+) -> Vec<(u32, f32)> {
+    let mut parts = Vec::new();
+    let mut weight = 1.0f32;
+    for &p in session.iter().rev() {
+        let mut part = 0.0f32;
+        for (list, w) in [
+            (&model.seq[p as usize], blend.sequence),
+            (&model.cooc[p as usize], blend.cooccurrence),
+        ] {
+            let Some(top) = list.first().map(|x| x.1) else {
+                continue;
+            };
+            if w <= 0.0 || top <= 0.0 {
+                continue;
+            }
+            let scale = weight * w / top;
+            part += list
+                .iter()
+                .filter(|x| x.0 == b)
+                .map(|x| scale * x.1)
+                .sum::<f32>();
+        }
+        if blend.repeat > 0.0 && p == b {
+            part += weight * blend.repeat;
+        }
+        if part != 0.0 {
+            parts.push((p, part));
+        }
+        weight *= blend.decay;
+        if weight < MIN_STEP_WEIGHT {
+            break;
+        }
+    }
+    parts
+}
+
 /// Product indices by descending step count (ties: smaller id first).
 pub fn popular_order(counts: &[u32]) -> Vec<u32> {
     let mut order: Vec<u32> = (0..counts.len() as u32).collect();
@@ -282,6 +327,22 @@ mod tests {
         let all = Scorer::default().recommend(&m, &pop, &[3, 0], Some(0), &blend, 5);
         assert_eq!(all[3].0, 3);
         assert!((all[3].1 - 0.375).abs() < 1e-6);
+        // The same scores split by step, the latest first: 3 gets 0.25 from
+        // step 0 and 0.125 from itself (step 3, repeat); 4 only from step 3;
+        // each score is the sum of its parts.
+        assert_eq!(
+            step_parts(&m, &[3, 0], &blend, 3),
+            vec![(0, 0.25), (3, 0.125)]
+        );
+        assert_eq!(step_parts(&m, &[3, 0], &blend, 4), vec![(3, 0.75)]);
+        assert!(step_parts(&m, &[3, 0], &blend, 2).len() == 1);
+        for (b, score, _) in &all {
+            let sum: f32 = step_parts(&m, &[3, 0], &blend, *b)
+                .iter()
+                .map(|x| x.1)
+                .sum();
+            assert!((sum - score).abs() < 1e-6, "{b}: {sum} vs {score}");
+        }
     }
 
     #[test]

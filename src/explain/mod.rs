@@ -36,6 +36,7 @@ pub const OTHER_HISTORY: &str = "other_history";
 pub const MODEL_RESIDUAL: &str = "model_residual";
 pub const CATEGORY_INTEREST: &str = "category_interest";
 pub const POPULAR: &str = "popular";
+pub const ITEM_TO_ITEM: &str = "item_to_item";
 
 /// One row of an explanation.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,7 +136,20 @@ pub fn explain(
         Some(u) => (model.interest[u as usize].as_slice(), &[][..]),
         None => (cold_interest.as_slice(), cold_bought.as_slice()),
     };
-    let (k, blend) = (request.list_k, request.blend);
+    // A known user's list in a model with a user_item_weight is the blend
+    // of their own list of `user_base_length` and the item-to-item scores
+    // of their latest products (recommend::items): the own list is
+    // explained as below, then each part scaled to the rank part it became.
+    let item_side = user.and_then(|u| {
+        crate::recommend::items::user_item_scores(model, u, also, request.exclude_purchased)
+    });
+    let (k, blend) = match item_side {
+        Some(_) => (
+            crate::recommend::items::user_base_length(request.list_k),
+            request.blend,
+        ),
+        None => (request.list_k, request.blend),
+    };
     let list = model.recommend(user, interest, also, k, blend, request.exclude_purchased);
     let mut excluded: Vec<u32> = Vec::new();
     if request.exclude_purchased {
@@ -170,6 +184,7 @@ pub fn explain(
     };
     let mut parts = Vec::new();
     for &product_id in request.products {
+        let start = parts.len();
         let product = model.product(product_id).ok_or_else(|| {
             anyhow!("product {product_id} is not in the model (it had no interactions in the training data); pass a product_id of the model")
         })?;
@@ -181,6 +196,9 @@ pub fn explain(
                 contribution: r.score as f64,
                 part: POPULAR,
             });
+            if let (Some((w, scored)), Some(u)) = (&item_side, user) {
+                blended_parts(model, u, &list, scored, *w, product, &mut parts, start);
+            }
             continue;
         }
         // As recommend's blend: f32, the same operations.
@@ -237,8 +255,81 @@ pub fn explain(
                 part: CATEGORY_INTEREST,
             });
         }
+        if let (Some((w, scored)), Some(u)) = (&item_side, user) {
+            blended_parts(model, u, &list, scored, *w, product, &mut parts, start);
+        }
     }
     Ok(parts)
+}
+
+/// The parts of `product`'s score in a known user's blended list (`list`
+/// their own list, `parts[start..]` its parts of the product's score
+/// there; `scored` the item-to-item scores, best first, at weight `w`):
+/// `(1 − w) · (L − r) / L + w · s / s_max` (recommend::items), the own
+/// parts scaled to the first term (dropped when the product is not in the
+/// own list), one `item_to_item` part per latest product of the user that
+/// adds to `s`. A product in neither list keeps its own parts.
+#[allow(clippy::too_many_arguments)]
+fn blended_parts(
+    model: &ServingModel,
+    user: u32,
+    list: &[Recommendation],
+    scored: &[(u32, f32)],
+    w: f32,
+    product: u32,
+    parts: &mut Vec<Part>,
+    start: usize,
+) {
+    let Some(items) = model.items.as_ref() else {
+        return;
+    };
+    let at = list.iter().position(|r| r.product == product);
+    let in_items = scored.iter().any(|x| x.0 == product);
+    if at.is_none() && !in_items {
+        return;
+    }
+    let len = list.len().max(1) as f32;
+    match at {
+        Some(r) => {
+            let rank_part = ((1.0 - w) * (len - r as f32) / len) as f64;
+            let own: f64 = parts[start..].iter().map(|p| p.contribution).sum();
+            if own != 0.0 {
+                for p in &mut parts[start..] {
+                    p.contribution *= rank_part / own;
+                }
+            } else {
+                // Nothing to scale (a popular fill of score 0): the rank
+                // part as the row of the list it came from.
+                parts.truncate(start);
+                parts.push(Part {
+                    product,
+                    because: None,
+                    contribution: rank_part,
+                    part: if list[r].source == Source::Popular {
+                        POPULAR
+                    } else {
+                        MODEL_RESIDUAL
+                    },
+                });
+            }
+        }
+        None => parts.truncate(start),
+    }
+    let top = scored.first().map_or(0.0, |x| x.1);
+    if in_items && top > 0.0 {
+        let steps = crate::covisit::session::step_parts(
+            &items.model,
+            items.recent.of(user),
+            &items.blend,
+            product,
+        );
+        parts.extend(steps.into_iter().map(|(j, s)| Part {
+            product,
+            because: Some(j),
+            contribution: w as f64 * s as f64 / top as f64,
+            part: ITEM_TO_ITEM,
+        }));
+    }
 }
 
 #[derive(Default)]

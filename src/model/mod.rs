@@ -281,6 +281,27 @@ pub fn model_id(
     attributes.map_or(id, |a| a.hash_into(id))
 }
 
+/// The id of a model made by `ecoreco.als_update` from the model `parent`:
+/// the parent's id mixed with a content hash of what the update wrote (the
+/// users re-solved or added, the products added with their brands and
+/// prices); the rows copied are the parent's, which its id covers. The
+/// same update of the same parent gets the same id; any change in what it
+/// wrote, another.
+pub fn updated_model_id(
+    parent: i64,
+    user_ids: &[i64],
+    user_factors: &[f32],
+    product_ids: &[i64],
+    item_factors: &[f32],
+    attributes: &ProductAttributes,
+) -> i64 {
+    let id = content_hash(
+        &[user_factors, item_factors],
+        &[&[parent], user_ids, product_ids],
+    );
+    attributes.hash_into(id)
+}
+
 fn content_hash(parts: &[&[f32]], ids: &[&[i64]]) -> i64 {
     let mut h = 0x0EC0_4EC0u64;
     for part in parts {

@@ -457,6 +457,22 @@ fn user_active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionIte
     (w > 0.0).then_some((items, w))
 }
 
+/// A known user's item-to-item side of the blend, as [`known_users_lists`]
+/// serves it with no rule and the model's weight: the weight and the
+/// scores of [`user_list`] (best first); `None` when their list is not
+/// blended (no weight, or nothing scored).
+pub fn user_item_scores(
+    model: &ServingModel,
+    user: u32,
+    also: &[u32],
+    exclude_purchased: bool,
+) -> Option<(f32, Vec<(u32, f32)>)> {
+    let (items, w) = user_active(model, None)?;
+    let excluded = model.excluded_for(Some(user), also, exclude_purchased);
+    let scored = step_scores(items, items.recent.of(user), None, &excluded);
+    (!scored.is_empty()).then_some((w, scored))
+}
+
 /// How long a known user's own list must be for a blended list of `k`:
 /// twice `k` (at most `k +` [`EXTRA`]). Shorter than a session's (`k +
 /// EXTRA`): `recommend_all` makes one for every user, and the collaborative

@@ -14,12 +14,15 @@
 //!   `y = (XᵀX + λI + Σ_u α t_u x_u x_uᵀ)⁻¹ Σ_u (1 + α t_u) x_u` over the
 //!   users who touched it.
 //! - Everything else (other users' rows, the products' rows, purchases,
-//!   interests, prices, the weighting statistics) is copied bit for bit.
+//!   interests, prices, the weighting statistics) is copied bit for bit by
+//!   the SQL function, which hands the kernel only what it reads: every
+//!   product, the rows of the users with new events, and every user's
+//!   factors only when a product is new (its half-step needs `XᵀX`).
 
 use crate::model::confidence::{bm25_entry, bm25_idf, log_entry, rescaled, Confidence};
 use crate::model::csr::Csr;
 use crate::model::{FactorModel, ModelParts, ProductAttributes};
-use crate::stream::foldin::{cholesky, cholesky_solve, FoldIn, Scratch, UserFold};
+use crate::stream::foldin::{cholesky, cholesky_solve, FoldIn, Scratch};
 use crate::stream::state::{Kind, Weights};
 use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;
@@ -44,12 +47,24 @@ pub struct UpdateParams {
     pub weights: Weights,
     /// Epoch seconds: the end of the model's data; later events are new.
     pub since: f64,
+    /// The model's users, whether their rows were given or not (the old
+    /// model holds every product but may hold only some users).
+    pub model_users: usize,
 }
 
-/// The updated model and what changed.
+/// The updated model and what changed. `model` holds the users given and
+/// added and every product; its id is its parent's (the caller names the
+/// new model, [`crate::model::updated_model_id`]).
 #[derive(Debug)]
 pub struct Updated {
     pub model: FactorModel,
+    /// Indices in `model.user_ids` of the users with events after `since`
+    /// that have a row: every row of theirs is rewritten.
+    pub replaced: Vec<usize>,
+    /// Indices in `model.product_ids` of the products added.
+    pub added: Vec<usize>,
+    /// Users of the new model.
+    pub users: usize,
     /// Users re-solved (known before) and added (new).
     pub users_resolved: usize,
     pub users_added: usize,
@@ -78,8 +93,15 @@ fn solve_spd(mut a: Vec<f64>, f: usize, b: &mut [f64]) -> Result<()> {
 }
 
 /// The model updated with `events` (each user's whole history; see the
-/// module's description).
-pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Result<Updated> {
+/// module's description). `attributes`: (product_id, brand, price) of the
+/// products in the events, the latest of each as training keeps them; the
+/// new products take theirs.
+pub fn update(
+    old: &FactorModel,
+    events: &[UpdateEvent],
+    p: &UpdateParams,
+    attributes: Vec<(i64, Option<String>, f64)>,
+) -> Result<Updated> {
     let f = old.factors;
     let w = &p.weights;
     let data_end = events
@@ -110,23 +132,26 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
         .with_weighting(old.weighting.clone())?;
     let solved: Vec<Option<(i64, Vec<f32>)>> = changed
         .par_iter()
-        .map(|(u, evs)| -> Result<Option<(i64, Vec<f32>)>> {
-            let sums = pair_sums(evs.iter().copied(), w);
-            let mut user = UserFold::default();
-            for (&product, &(sum, last)) in &sums {
-                if let Some(i) = old_product(product) {
-                    let weight = fold.weighting().decay(sum.min(w.cap), last);
-                    user.set_weight(&fold, &old.item_factors, i as u32, weight)?;
+        .map_init(
+            || (Scratch::default(), Vec::new(), Vec::new()),
+            |(scratch, items, weights), (u, evs)| -> Result<Option<(i64, Vec<f32>)>> {
+                items.clear();
+                weights.clear();
+                for (&product, &(sum, last)) in &pair_sums(evs.iter().copied(), w) {
+                    if let Some(i) = old_product(product) {
+                        items.push(i as u32);
+                        weights.push(fold.weighting().decay(sum.min(w.cap), last));
+                    }
                 }
-            }
-            if user.is_empty() {
-                // No product of the model: nothing to solve from.
-                return Ok(None);
-            }
-            let mut x = vec![0f32; f];
-            user.solve(&fold, &old.item_factors, &mut Scratch::default(), &mut x)?;
-            Ok(Some((*u, x)))
-        })
+                if items.is_empty() {
+                    // No product of the model: nothing to solve from.
+                    return Ok(None);
+                }
+                let mut x = vec![0f32; f];
+                fold.solve_once(&old.item_factors, items, weights, scratch, &mut x)?;
+                Ok(Some((*u, x)))
+            },
+        )
         .collect::<Result<_>>()?;
     drop(fold);
     let solved: HashMap<i64, Vec<f32>> = solved.into_iter().flatten().collect();
@@ -136,14 +161,28 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
     let users_added = solved.keys().filter(|u| old_user(**u).is_none()).count();
     user_ids.extend(solved.keys().filter(|u| old_user(**u).is_none()));
     user_ids.sort_unstable();
-    let mut new_products: BTreeMap<i64, Option<i64>> = BTreeMap::new();
-    for e in events.iter().filter(|e| old_product(e.product).is_none()) {
-        let c = new_products.entry(e.product).or_insert(e.category);
-        // The smallest category, as the trainer keeps.
-        if let Some(cat) = e.category {
-            *c = Some(c.map_or(cat, |v| v.min(cat)));
+    // Products the model lacks that have events after `since` (one the
+    // model lacks from before was not in its data: ignored, like any
+    // product the model does not know), with the smallest category of
+    // their events, as the trainer keeps.
+    let mut new_products: BTreeMap<i64, Option<i64>> = events
+        .iter()
+        .filter(|e| e.time > p.since && old_product(e.product).is_none())
+        .map(|e| (e.product, None))
+        .collect();
+    for e in events {
+        if let (Some(c), Some(cat)) = (new_products.get_mut(&e.product), e.category) {
+            *c = Some(c.map_or(cat, |v: i64| v.min(cat)));
         }
     }
+    ensure!(
+        new_products.is_empty() || old.user_ids.len() == p.model_users,
+        "internal error: products are new but the update was given {} of the model's {} users",
+        old.user_ids.len(),
+        p.model_users
+    );
+    let new_ids: Vec<i64> = new_products.keys().copied().collect();
+    let new_attributes = ProductAttributes::of_products(&new_ids, attributes);
     let mut product_ids = old.product_ids.clone();
     product_ids.extend(new_products.keys());
     product_ids.sort_unstable();
@@ -260,6 +299,10 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
                 }
             }
             None => {
+                if let Ok(k) = new_ids.binary_search(&pid) {
+                    attributes.brand[at] = new_attributes.brand[k].clone();
+                    attributes.price[at] = new_attributes.price[k];
+                }
                 let (y, users) = &new_rows[&pid];
                 item_factors.extend_from_slice(y);
                 product_category.push(new_products[&pid].unwrap_or(-1));
@@ -315,22 +358,38 @@ pub fn update(old: &FactorModel, events: &[UpdateEvent], p: &UpdateParams) -> Re
     if let Some(s) = &mut weighting.bm25 {
         *s = crate::model::confidence::Bm25::new(s.k1, s.b, s.mean_length, s.users, product_users);
     }
-    let model = FactorModel::new(ModelParts {
-        factors: f,
-        user_ids,
-        product_ids,
-        user_factors,
-        item_factors,
-        product_category,
-        popularity,
-        purchased,
-        interest,
-        blend: old.blend,
-        weighting,
-        attributes,
-    })?;
+    let replaced: Vec<usize> = changed
+        .iter()
+        .filter_map(|(u, _)| user_ids.binary_search(u).ok())
+        .collect();
+    let added: Vec<usize> = new_ids
+        .iter()
+        .filter_map(|pid| product_ids.binary_search(pid).ok())
+        .collect();
+    let users = p.model_users + users_added;
+    // The parent's id: the caller names the new model from what it writes.
+    let model = FactorModel::from_table(
+        ModelParts {
+            factors: f,
+            user_ids,
+            product_ids,
+            user_factors,
+            item_factors,
+            product_category,
+            popularity,
+            purchased,
+            interest,
+            blend: old.blend,
+            weighting,
+            attributes,
+        },
+        old.id(),
+    )?;
     Ok(Updated {
         model,
+        replaced,
+        added,
+        users,
         users_resolved: solved.len() - users_added,
         users_added,
         products_added: new_products.len(),
@@ -392,8 +451,13 @@ mod tests {
             alpha: 1.0,
             weights: Weights::default(),
             since: 20.0,
+            model_users: 2,
         };
-        let up = update(&old, &events, &p).unwrap();
+        let facts = vec![
+            (300, Some("acme".to_string()), 9.5),
+            (100, Some("old".to_string()), 1.0),
+        ];
+        let up = update(&old, &events, &p, facts).unwrap();
         let m = &up.model;
         assert_eq!(m.user_ids, vec![5, 9]);
         assert_eq!(m.product_ids, vec![100, 200, 300]);
@@ -401,6 +465,18 @@ mod tests {
             (up.users_resolved, up.users_added, up.products_added),
             (1, 0, 1)
         );
+        // User 5 is rewritten, product 300 added with its brand and price;
+        // product 100 keeps what it had (nothing).
+        assert_eq!(
+            (up.replaced.clone(), up.added.clone(), up.users),
+            (vec![0], vec![2], 2)
+        );
+        assert_eq!(
+            m.attributes.brand,
+            vec![None, None, Some("acme".to_string())]
+        );
+        assert_eq!(m.attributes.price[2], 9.5);
+        assert!(m.attributes.price[0].is_nan());
         assert!((m.user_row(0)[0] - 5.0 / 6.0).abs() < 1e-6 && m.user_row(0)[1].abs() < 1e-6);
         assert_eq!(m.user_row(1).to_vec(), old.user_row(1).to_vec());
         assert_eq!(m.item_row(0).to_vec(), old.item_row(0).to_vec());
@@ -443,8 +519,11 @@ mod tests {
             alpha: 1.0,
             weights: Weights::default(),
             since: 20.0,
+            model_users: 2,
         };
-        let e = update(&model(), &events, &p).unwrap_err().to_string();
+        let e = update(&model(), &events, &p, Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not after the model's data"), "{e}");
     }
 }

@@ -1,19 +1,32 @@
 //! `ecoreco.als_update(model, events, since := NULL, ...)`: a new model
 //! table from an old one and new events (the kernel: [`super::update`]).
-//! The aggregate reads the caller's events and every row of the old
-//! model, and returns the new model's rows, which record their parent
-//! (`parent_model_id`), when the update ran (`updated_at`) and the end of
-//! their data (`data_end`), each as a `param` row. The item-to-item rows
-//! are copied; each user's latest products (`recent` rows) are the
-//! products of their events after `since` first, then their old ones.
+//!
+//! Most of a model is copied, so DuckDB copies it: the macro hands the
+//! aggregate only what the kernel reads (the params, every product, and
+//! the rows of the users with events after `since`: their factors,
+//! purchases, interests and latest products; every user's factors only when
+//! a product is new) and the histories of those users. The aggregate
+//! returns only the rows it writes: a new `model_id` and the params that
+//! change, then per user with new events every row of theirs (re-solved or
+//! added; purchases and interests redone; latest products, in models that
+//! keep them, the products of their events after `since` first, then their
+//! old ones), and per new product its rows (brand and price from the
+//! events, as training keeps them). The macro adds every other row of the
+//! old model as it is, under the new `model_id`: the rows keep their
+//! parent's `seq` and the written rows follow them. The params record the
+//! parent (`parent_model_id`), when the update ran (`updated_at`) and the
+//! end of its data (`data_end`).
 
-use super::update::{update, UpdateEvent, UpdateParams};
+use super::update::{update, UpdateEvent, UpdateParams, Updated};
+use crate::als::LatestAttributes;
 use crate::binding::aggregate::{self, AggregateFunction};
-use crate::binding::blocks::BlockSource;
-use crate::binding::rows::InputChunk;
+use crate::binding::blocks::{BlockSource, Computed};
+use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
 use crate::budget::{self, Budget};
-use crate::model::table::{self as model_table, ModelRows, ModelTable};
+use crate::model::recent::{self, RecentRow};
+use crate::model::table::{self as model_table, ModelRows};
+use crate::model::ProductAttributes;
 use crate::stream::functions::{model_inputs, weights};
 use crate::stream::state::Kind;
 use anyhow::{anyhow, bail, ensure, Result};
@@ -25,24 +38,18 @@ pub struct UpdateState {
     model_id: Option<i64>,
     rows: ModelRows,
     params: Vec<(String, f64)>,
-    loss: Vec<(i64, f64)>,
-    /// The item-to-item neighbours, copied as they are.
-    neighbours: Vec<crate::model::neighbours::NeighbourRow>,
+    /// The latest brand and price of the new products' events.
+    attributes: LatestAttributes,
 }
 
-/// The param rows an update writes afresh (the rest are copied).
-const REWRITTEN: [&str; 10] = [
-    "model_id",
-    "blend",
-    "users",
-    "products",
-    "parent_model_id",
-    "data_end",
-    "updated_at",
-    "updated_users",
-    "added_users",
-    "added_products",
-];
+/// When the model's data ends (epoch seconds): `since`, else the model's
+/// `data_end` (a model made by an update), else its decay reference time.
+const SINCE: &str = "coalesce(epoch(since::TIMESTAMP)::DOUBLE, \
+     (SELECT max(m.value)::DOUBLE FROM query_table(model) m WHERE m.side = 'param' AND m.name = 'data_end'), \
+     (SELECT max(m.value)::DOUBLE FROM query_table(model) m WHERE m.side = 'param' AND m.name = 'decay_reference_time'))";
+
+/// The sides of the rows that belong to one user (`id` the user_id).
+const USER_SIDES: &str = "('user', 'purchased', 'interest', 'recent')";
 
 pub struct AlsUpdate;
 impl AggregateFunction for AlsUpdate {
@@ -59,12 +66,27 @@ impl AggregateFunction for AlsUpdate {
             Column::new("event_type", Varchar),
             Column::new("time_s", Double),
         ];
+        c.extend(crate::als::attribute_inputs());
         c.extend(model_inputs());
         c
     }
     fn params() -> Vec<Param> {
-        let mut p =
-            vec![Param::supplied("since_s", SqlType::Double, "epoch(since::TIMESTAMP)").nullable()];
+        let mut p = vec![
+            Param::supplied("since_s", SqlType::Double, SINCE).nullable(),
+            // When the events end (only the histories of the users with
+            // new events are read; this one from the column's statistics).
+            Param::supplied(
+                "events_end",
+                SqlType::Double,
+                "(SELECT epoch(max(e.event_time))::DOUBLE FROM query_table(events) e)",
+            )
+            .nullable(),
+            Param::supplied(
+                "model_users",
+                SqlType::BigInt,
+                "(SELECT count(*) FROM query_table(model) m WHERE m.side = 'user')",
+            ),
+        ];
         p.extend(crate::als::weight_params());
         p.extend(crate::binding::params::settings_params());
         p
@@ -78,6 +100,7 @@ impl AggregateFunction for AlsUpdate {
         input: &InputChunk,
         rows: std::ops::Range<usize>,
     ) -> Result<()> {
+        state.attributes.read(input, rows.clone())?;
         let (e, m) = (input.col("user_id")?, input.col("side")?);
         for row in rows {
             if let Some(side) = input.str(m, row) {
@@ -89,26 +112,8 @@ impl AggregateFunction for AlsUpdate {
                     input.str(m + 3, row),
                     input.f64(m + 4, row),
                 );
-                if side == crate::model::neighbours::SIDE {
-                    if let (Some(product), Some(neighbour), Some(score)) =
-                        (id, input.i64(m + 2, row), value)
-                    {
-                        state
-                            .neighbours
-                            .push(crate::model::neighbours::NeighbourRow {
-                                product,
-                                neighbour,
-                                score: score as f32,
-                                sequence: name == Some("sequence"),
-                            });
-                    }
-                }
-                match (side, name, value) {
-                    ("param", Some(name), Some(value)) => {
-                        state.params.push((name.to_string(), value))
-                    }
-                    ("loss", _, Some(value)) => state.loss.push((id.unwrap_or(0), value)),
-                    _ => {}
+                if let ("param", Some(name), Some(value)) = (side, name, value) {
+                    state.params.push((name.to_string(), value));
                 }
                 let factors = match input.list::<f32>(m + 5, row) {
                     None => None,
@@ -146,37 +151,40 @@ impl AggregateFunction for AlsUpdate {
         target.model_id = target.model_id.or(source.model_id);
         target.rows.extend(source.rows)?;
         target.params.extend(source.params);
-        target.loss.extend(source.loss);
-        target.neighbours.extend(source.neighbours);
+        target.attributes.extend(source.attributes);
         Ok(())
     }
     fn finalize(state: UpdateState, call: &Args) -> Result<Arc<dyn BlockSource>> {
         let parent = state
             .model_id
             .ok_or_else(|| anyhow!("the model table is empty or its model_id is NULL; pass a table made by ecoreco.als_train"))?;
-        ensure!(
-            !state.events.is_empty(),
-            "the events table has no view, cart or purchase events; pass the events of the users to update"
-        );
         let param = |name: &str| state.params.iter().find(|p| p.0 == name).map(|p| p.1);
         let (Some(alpha), Some(regularization)) = (param("alpha"), param("regularization")) else {
             bail!("the model table has no alpha or regularization param row; pass a table made by ecoreco.als_train");
         };
-        let since = match call.opt_double("since_s")? {
-            Some(s) => s,
-            None => param("data_end").or(param("decay_reference_time")).ok_or_else(|| {
-                anyhow!("the model does not record when its data ends; pass since := TIMESTAMP '...' (the time of its last training event)")
-            })?,
-        };
+        let since = call.opt_double("since_s")?.ok_or_else(|| {
+            anyhow!("the model does not record when its data ends; pass since := TIMESTAMP '...' (the time of its last training event)")
+        })?;
         ensure!(
             since.is_finite(),
             "parameter `since` is not a finite time; pass a TIMESTAMP"
         );
+        if let Some(end) = call.opt_double("events_end")? {
+            ensure!(
+                end > since,
+                "the events end at {end} (epoch seconds), not after the model's data, which ends at {since}; pass events that include what came after the model"
+            );
+        }
+        ensure!(
+            !state.events.is_empty(),
+            "the events table has no view, cart or purchase event after the model's data (after {since}, epoch seconds); pass the events of the users to update"
+        );
+        let model_users = usize::try_from(call.int("model_users")?)?;
         let budget = Budget::from_setting(call.text("memory_limit")?);
         budget.check(
             "the update",
             (state.rows.floats() * 4 * 3 + state.rows.rows() * 48) as u64,
-            "the old model's factors three times (read, fold-in, new model) plus 48 bytes per row",
+            "the model's factors read three times (read, fold-in, new rows) plus 48 bytes per row",
         )?;
         let pool = crate::threads::pool(call.int("threads")?)?;
         let params = UpdateParams {
@@ -184,12 +192,14 @@ impl AggregateFunction for AlsUpdate {
             alpha,
             weights: weights(call)?,
             since,
+            model_users,
         };
+        let keeps_recent = param(recent::PARAM).is_some_and(|w| w > 0.0);
         let (mut rows, events) = (state.rows, state.events);
         let old_recent = rows.take_recent();
         // Products touched after the model's data come first in the users'
         // latest products (only in models that keep such rows).
-        let recent = if old_recent.is_empty() {
+        let recent = if old_recent.is_empty() && !keeps_recent {
             Vec::new()
         } else {
             let newer: Vec<(i64, i64, f64)> = events
@@ -197,48 +207,216 @@ impl AggregateFunction for AlsUpdate {
                 .filter(|e| e.time > since)
                 .map(|e| (e.user, e.product, e.time))
                 .collect();
-            crate::model::recent::merged(old_recent, newer, crate::model::recent::PER_USER)
+            recent::merged(old_recent, newer, recent::PER_USER)
         };
+        let facts = state.attributes.into_facts();
         let updated = pool.install(|| {
-            let old = model_table::from_rows(rows, parent)?;
-            update(&old, &events, &params)
+            let old = model_table::from_some_rows(rows, parent, model_users)?;
+            update(&old, &events, &params, facts)
         })?;
         drop(events);
-        let model = &updated.model;
-        let mut out: Vec<(String, f64)> = state
-            .params
-            .iter()
-            .filter(|p| !REWRITTEN.contains(&p.0.as_str()))
-            .cloned()
-            .collect();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs() as f64);
-        out.extend(
-            [
-                ("users", model.user_ids.len() as f64),
-                ("products", model.product_ids.len() as f64),
-                ("parent_model_id", parent as f64),
-                ("data_end", updated.data_end),
-                ("updated_at", now),
-                ("updated_users", updated.users_resolved as f64),
-                ("added_users", updated.users_added as f64),
-                ("added_products", updated.products_added as f64),
-            ]
-            .map(|(n, v)| (n.to_string(), v)),
-        );
-        let mut loss = state.loss;
-        loss.sort_by_key(|l| l.0);
-        let loss: Vec<f64> = loss.into_iter().map(|l| l.1).collect();
-        let mut neighbours = state.neighbours;
-        // In the order the trainer writes them: by product, then neighbour.
-        neighbours.sort_by_key(|n| (n.product, !n.sequence, n.neighbour));
-        Ok(Arc::new(
-            ModelTable::new(updated.model, out, loss)
-                .with_neighbours(neighbours)
-                .with_recent(recent),
-        ))
+        let written = [
+            ("users", updated.users as f64),
+            ("products", updated.model.product_ids.len() as f64),
+            ("parent_model_id", parent as f64),
+            ("data_end", updated.data_end),
+            ("updated_at", now),
+            ("updated_users", updated.users_resolved as f64),
+            ("added_users", updated.users_added as f64),
+            ("added_products", updated.products_added as f64),
+        ];
+        Ok(Arc::new(Computed::new(written_rows(
+            &updated, parent, &written, &recent,
+        )?)))
     }
+}
+
+/// The rows the update writes (see the module's description), `seq` 0 for
+/// the `model_id` row and 1, 2, ... for the rest (the macro puts them after
+/// the parent's rows).
+fn written_rows(
+    updated: &Updated,
+    parent: i64,
+    params: &[(&str, f64)],
+    recent: &[RecentRow],
+) -> Result<RowSet> {
+    let m = &updated.model;
+    let f = m.factors;
+    let users: Vec<i64> = updated.replaced.iter().map(|&u| m.user_ids[u]).collect();
+    let products: Vec<i64> = updated.added.iter().map(|&i| m.product_ids[i]).collect();
+    let user_factors: Vec<f32> = updated
+        .replaced
+        .iter()
+        .flat_map(|&u| m.user_row(u).iter().copied())
+        .collect();
+    let item_factors: Vec<f32> = updated
+        .added
+        .iter()
+        .flat_map(|&i| m.item_row(i).iter().copied())
+        .collect();
+    let attributes = ProductAttributes {
+        brand: updated
+            .added
+            .iter()
+            .map(|&i| m.attributes.brand[i].clone())
+            .collect(),
+        price: updated
+            .added
+            .iter()
+            .map(|&i| m.attributes.price[i])
+            .collect(),
+    };
+    let id = crate::model::updated_model_id(
+        parent,
+        &users,
+        &user_factors,
+        &products,
+        &item_factors,
+        &attributes,
+    );
+    let mut out = RowSet::for_columns(&crate::binding::model_table::columns());
+    let (seq, model_id, side, id_col) = (
+        out.col("seq")?,
+        out.col("model_id")?,
+        out.col("side")?,
+        out.col("id")?,
+    );
+    let (item, name, value, factors) = (
+        out.col("item")?,
+        out.col("name")?,
+        out.col("value")?,
+        out.col("factors")?,
+    );
+    let mut at = 0i64;
+    let mut put = |out: &mut RowSet,
+                   s: &str,
+                   row_id: Option<i64>,
+                   row_item: Option<i64>,
+                   row_name: Option<&str>,
+                   row_value: Option<f64>,
+                   row_factors: Option<Vec<f32>>| {
+        out.put(seq, Some(at));
+        at += 1;
+        out.put(model_id, Some(id));
+        out.put_str(side, Some(s));
+        out.put(id_col, row_id);
+        out.put(item, row_item);
+        out.put_str(name, row_name);
+        out.put(value, row_value);
+        out.put(factors, row_factors);
+    };
+    put(
+        &mut out,
+        "param",
+        None,
+        None,
+        Some("model_id"),
+        Some(id as f64),
+        None,
+    );
+    for &(n, v) in params {
+        put(&mut out, "param", None, None, Some(n), Some(v), None);
+    }
+    for &u in &updated.replaced {
+        let row = m.user_row(u).to_vec();
+        put(
+            &mut out,
+            "user",
+            Some(m.user_ids[u]),
+            None,
+            None,
+            None,
+            Some(row),
+        );
+    }
+    for &i in &updated.added {
+        put(
+            &mut out,
+            "product",
+            Some(m.product_ids[i]),
+            Some(m.product_category[i]),
+            m.attributes.brand[i].as_deref(),
+            Some(m.popularity[i] as f64),
+            Some(m.item_row(i).to_vec()),
+        );
+    }
+    for &i in &updated.added {
+        let price = m.attributes.price[i];
+        if !price.is_nan() {
+            put(
+                &mut out,
+                "price",
+                Some(m.product_ids[i]),
+                None,
+                None,
+                Some(price),
+                None,
+            );
+        }
+    }
+    if let Some(bm25) = &m.weighting.bm25 {
+        for &i in &updated.added {
+            let users = bm25.product_users.get(i).copied().ok_or_else(|| {
+                anyhow!(
+                    "internal error: product {} has no product_users count",
+                    m.product_ids[i]
+                )
+            })?;
+            put(
+                &mut out,
+                "product_users",
+                Some(m.product_ids[i]),
+                None,
+                None,
+                Some(users as f64),
+                None,
+            );
+        }
+    }
+    for &u in &updated.replaced {
+        let user = Some(m.user_ids[u]);
+        for &j in m.purchased.row(u).0 {
+            put(
+                &mut out,
+                "purchased",
+                user,
+                Some(m.product_ids[j as usize]),
+                None,
+                None,
+                None,
+            );
+        }
+        for &(category, share) in &m.interest[u] {
+            put(
+                &mut out,
+                "interest",
+                user,
+                Some(category),
+                None,
+                Some(share as f64),
+                None,
+            );
+        }
+    }
+    for r in recent
+        .iter()
+        .filter(|r| users.binary_search(&r.user).is_ok())
+    {
+        put(
+            &mut out,
+            recent::SIDE,
+            Some(r.user),
+            Some(r.product),
+            None,
+            Some(r.rank as f64),
+            None,
+        );
+    }
+    debug_assert_eq!(f, m.factors);
+    Ok(out)
 }
 
 pub fn macros() -> Vec<SqlMacro> {
@@ -250,36 +428,37 @@ pub fn macros() -> Vec<SqlMacro> {
         "f.category_id",
         "f.event_type",
         "f.time_s",
+        "f.brand",
+        "f.brand_time",
+        "f.price",
+        "f.price_time",
     ];
     let model: Vec<String> = crate::stream::functions::MODEL_FEED
         .iter()
         .map(|c| c.replace("m.", "f."))
         .collect();
     inputs.extend(model.iter().map(String::as_str));
-    let feed = "(SELECT e.user_id::BIGINT AS user_id, e.product_id::BIGINT AS product_id, \
-         e.category_id::BIGINT AS category_id, e.event_type::VARCHAR AS event_type, \
-         epoch(e.event_time)::DOUBLE AS time_s, NULL::VARCHAR AS side, NULL::BIGINT AS id, \
-         NULL::BIGINT AS item, NULL::VARCHAR AS name, NULL::DOUBLE AS value, NULL::FLOAT[] AS factors, \
-         NULL::BIGINT AS model_id FROM query_table(events) e \
-         UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, m.side, m.id, m.item, m.name, m.value, m.factors, m.model_id \
-         FROM query_table(model) m) f";
-    vec![SqlMacro::table(
-        "als_update",
-        &signature,
-        aggregate::rows_sql::<AlsUpdate>("ecoreco.als_update", &inputs, &[], feed),
-    )
-    .checking(
-        "model",
-        &crate::tables::model(&["model_id", "side", "id", "item", "name", "value", "factors"]),
-    )
-    .checking(
-        "events",
-        &crate::tables::events(&[
-            "event_time",
-            "event_type",
-            "product_id",
-            "category_id",
-            "user_id",
-        ]),
-    )]
+    let written =
+        aggregate::rows_sql::<AlsUpdate>("ecoreco.als_update", &inputs, &[], "ecoreco_feed f");
+    let body = include_str!("../../sql/macros/als_update.sql")
+        .replace("{since}", SINCE)
+        .replace("{user_sides}", USER_SIDES)
+        .replace("{written}", &written);
+    vec![SqlMacro::table("als_update", &signature, body)
+        .checking(
+            "model",
+            &crate::tables::model(&[
+                "seq", "model_id", "side", "id", "item", "name", "value", "factors",
+            ]),
+        )
+        .checking(
+            "events",
+            &crate::tables::events(&[
+                "event_time",
+                "event_type",
+                "product_id",
+                "category_id",
+                "user_id",
+            ]),
+        )]
 }

@@ -72,3 +72,34 @@ def test_bad_input(con):
     con.execute("CREATE OR REPLACE TABLE no_events AS SELECT 1 AS x")
     with pytest.raises(duckdb.Error, match="ecoreco.explain"):
         con.execute(f"FROM ecoreco.explain('m_small', {user}, {product}, events := 'no_events')").fetchall()
+
+
+def test_parts_add_up_in_a_blended_model(con):
+    """A model whose search kept the known users' item-to-item blend
+    (user_item_weight above 0, `recent` rows): the parts still add up to the
+    printed score, the item-to-item rows name the user's latest products,
+    and a product listed as item-to-item has such rows."""
+    con.execute("CREATE OR REPLACE TABLE m_blended AS FROM ecoreco.als_train(events, factors := 16, iterations := 10)")
+    weight = con.execute("SELECT value FROM m_blended WHERE side = 'param' AND name = 'user_item_weight'").fetchone()
+    assert weight is not None and weight[0] > 0, weight
+    users = [u for (u,) in con.execute(
+        "SELECT DISTINCT id FROM m_blended WHERE side = 'recent' ORDER BY hash(id) LIMIT 12").fetchall()]
+    item_rows = 0
+    for user in users:
+        latest = {p for (p,) in con.execute(
+            f"SELECT item FROM m_blended WHERE side = 'recent' AND id = {user}").fetchall()}
+        recs = con.execute(
+            f"SELECT product_id, score, source FROM ecoreco.recommend({user}, model := 'm_blended', k := 10)").fetchall()
+        assert len(recs) == 10
+        for product, score, source in recs:
+            parts = con.execute(
+                f"SELECT part, contribution, because_product_id FROM ecoreco.explain('m_blended', {user}, {product}, "
+                f"events := 'events', list_k := 10)").fetchall()
+            total = sum(p[1] for p in parts)
+            assert abs(total - score) <= 1e-4 * max(abs(score), 1e-9), (user, product, parts, score)
+            items = [p for p in parts if p[0] == "item_to_item"]
+            assert {p[2] for p in items} <= latest, (user, product, items, latest)
+            if source == "item-to-item":
+                assert items, (user, product, parts)
+            item_rows += len(items)
+    assert item_rows > 0

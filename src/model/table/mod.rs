@@ -596,6 +596,14 @@ fn sort_rows(
 
 /// Rebuilds the model `model_id` from its rows (any order).
 pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> {
+    let users = rows.user_ids.len();
+    from_some_rows(rows, model_id, users)
+}
+
+/// [`from_rows`] of a model of `users` users whose rows were read for some
+/// of them only (and every product): the weighting's statistics count
+/// them all.
+pub fn from_some_rows(rows: ModelRows, model_id: i64, users: usize) -> anyhow::Result<FactorModel> {
     let ModelRows {
         factors: f,
         user_ids,
@@ -612,7 +620,7 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
         ..
     } = rows;
     anyhow::ensure!(
-        !user_ids.is_empty() && !products.is_empty(),
+        users > 0 && !products.is_empty(),
         "the model has no user or no product rows; pass a table made by ecoreco.als_train"
     );
     let (user_ids, user_factors) = sort_rows(user_ids, user_factors, f, "user")?;
@@ -659,7 +667,7 @@ pub fn from_rows(rows: ModelRows, model_id: i64) -> anyhow::Result<FactorModel> 
     let weighting = Weighting::from_rows(
         |name| params.iter().find(|p| p.0 == name).map(|p| p.1),
         users_of,
-        user_ids.len(),
+        users,
     )?;
     let (mut rows, mut cols) = (Vec::new(), Vec::new());
     for (u, p) in purchased {

@@ -467,50 +467,7 @@ impl UserFold {
                 symmetric_times(inverse, v, out)
             });
         } else if self.afresh {
-            fold.weighting
-                .row(&self.items, &self.weights, &mut scratch.t);
-            // A = A₀ + Σ α t y yᵀ (lower triangle), b = Σ (1 + α t) y; the
-            // outer products' rows `d y` and `y` in double precision first.
-            let stride = f.next_multiple_of(OUTER_COLUMNS);
-            let n = self.items.len();
-            // Each row's first f values are written below; the padding
-            // after them is zero from the first call at this stride on.
-            if scratch.stride != stride {
-                scratch.stride = stride;
-                scratch.dy.clear();
-                scratch.yd.clear();
-            }
-            if scratch.dy.len() < n * stride {
-                scratch.dy.resize(n * stride, 0.0);
-                scratch.yd.resize(n * stride, 0.0);
-            }
-            for (j, (&item, &t)) in self.items.iter().zip(&scratch.t).enumerate() {
-                let (c, d) = coefficients(fold.alpha, t);
-                let yi = row(y, f, item);
-                let at = j * stride;
-                for ((dy, yd), &v) in scratch.dy[at..at + f]
-                    .iter_mut()
-                    .zip(&mut scratch.yd[at..at + f])
-                    .zip(yi)
-                {
-                    *dy = d * v as f64;
-                    *yd = v as f64;
-                }
-                for (x, &v) in scratch.x.iter_mut().zip(yi) {
-                    *x += c * v as f64;
-                }
-            }
-            scratch.m.clear();
-            scratch.m.extend_from_slice(&fold.a0);
-            let isa = Isa::detect();
-            dispatch!(isa, (m: &mut [f64] = &mut scratch.m, f: usize = f, dy: &[f64] = &scratch.dy[..n * stride],
-                            yd: &[f64] = &scratch.yd[..n * stride], stride: usize = stride, padded: &mut Vec<f64> = &mut scratch.padded) {
-                add_outers_lower(m, f, dy, yd, stride, padded)
-            });
-            dispatch!(isa, (m: &mut [f64] = &mut scratch.m, n: usize = f) -> Result<()> {
-                cholesky_in_lanes(m, n)
-            })?;
-            cholesky_solve(&scratch.m, f, &mut scratch.x);
+            direct(fold, y, &self.items, &self.weights, scratch)?;
         } else {
             let n = self.items.len();
             let k = |j: usize, l: usize| {
@@ -548,6 +505,94 @@ impl UserFold {
                 }
             }
         }
+        for (o, &x) in out.iter_mut().zip(&scratch.x) {
+            *o = x as f32;
+        }
+        Ok(())
+    }
+}
+
+/// `x = A⁻¹ b` into `scratch.x` (zeroed by the caller), the system formed
+/// afresh: `A = A₀ + Σ α t y yᵀ` (lower triangle), `b = Σ (1 + α t) y`,
+/// `t` the weights transformed by the model's confidence.
+fn direct(
+    fold: &FoldIn,
+    y: &[f32],
+    items: &[u32],
+    weights: &[f32],
+    scratch: &mut Scratch,
+) -> Result<()> {
+    let f = fold.factors;
+    fold.weighting.row(items, weights, &mut scratch.t);
+    // A = A₀ + Σ α t y yᵀ (lower triangle), b = Σ (1 + α t) y; the
+    // outer products' rows `d y` and `y` in double precision first.
+    let stride = f.next_multiple_of(OUTER_COLUMNS);
+    let n = items.len();
+    // Each row's first f values are written below; the padding
+    // after them is zero from the first call at this stride on.
+    if scratch.stride != stride {
+        scratch.stride = stride;
+        scratch.dy.clear();
+        scratch.yd.clear();
+    }
+    if scratch.dy.len() < n * stride {
+        scratch.dy.resize(n * stride, 0.0);
+        scratch.yd.resize(n * stride, 0.0);
+    }
+    for (j, (&item, &t)) in items.iter().zip(&scratch.t).enumerate() {
+        let (c, d) = coefficients(fold.alpha, t);
+        let yi = row(y, f, item);
+        let at = j * stride;
+        for ((dy, yd), &v) in scratch.dy[at..at + f]
+            .iter_mut()
+            .zip(&mut scratch.yd[at..at + f])
+            .zip(yi)
+        {
+            *dy = d * v as f64;
+            *yd = v as f64;
+        }
+        for (x, &v) in scratch.x.iter_mut().zip(yi) {
+            *x += c * v as f64;
+        }
+    }
+    scratch.m.clear();
+    scratch.m.extend_from_slice(&fold.a0);
+    let isa = Isa::detect();
+    dispatch!(isa, (m: &mut [f64] = &mut scratch.m, f: usize = f, dy: &[f64] = &scratch.dy[..n * stride],
+                    yd: &[f64] = &scratch.yd[..n * stride], stride: usize = stride, padded: &mut Vec<f64> = &mut scratch.padded) {
+        add_outers_lower(m, f, dy, yd, stride, padded)
+    });
+    dispatch!(isa, (m: &mut [f64] = &mut scratch.m, n: usize = f) -> Result<()> {
+        cholesky_in_lanes(m, n)
+    })?;
+    cholesky_solve(&scratch.m, f, &mut scratch.x);
+    Ok(())
+}
+
+impl FoldIn {
+    /// One user's factors from their products (model indices, each once)
+    /// and weights (decayed, not transformed), solved directly: what
+    /// [`UserFold::solve`] gives, without the state a stream keeps up to
+    /// date between events (a batch of users is solved once each). `y` are
+    /// the model's product factors.
+    pub fn solve_once(
+        &self,
+        y: &[f32],
+        items: &[u32],
+        weights: &[f32],
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let f = self.factors;
+        ensure!(
+            out.len() == f && items.len() == weights.len(),
+            "the output has {} values, the model {f} factors",
+            out.len()
+        );
+        scratch.x.clear();
+        scratch.x.resize(f, 0.0);
+        scratch.beta.clear();
+        direct(self, y, items, weights, scratch)?;
         for (o, &x) in out.iter_mut().zip(&scratch.x) {
             *o = x as f32;
         }
