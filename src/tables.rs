@@ -104,6 +104,17 @@ pub const WINDOWS: &[(&str, &str)] = &[
 ];
 pub const PASS_WINDOWS: &str = "pass the output of ecoreco.replay(events, ...)";
 
+/// The events columns that ALS training, the fold-in (replay, als_update)
+/// and explain read: who touched which product of which category, how and
+/// when.
+pub const INTERACTION_COLUMNS: [&str; 5] = [
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "user_id",
+];
+
 /// The events table of the columns `names`.
 pub fn events(names: &[&str]) -> Expect {
     Expect::of(EVENTS, names, PASS_EVENTS)

@@ -622,16 +622,7 @@ pub fn macros() -> Vec<SqlMacro> {
             interactions_sql("query_table(events)")
         ),
     )
-    .checking(
-        "events",
-        &tables::events(&[
-            "event_time",
-            "event_type",
-            "product_id",
-            "category_id",
-            "user_id",
-        ]),
-    )]
+    .checking("events", &tables::events(&tables::INTERACTION_COLUMNS))]
 }
 
 #[cfg(test)]

@@ -624,13 +624,6 @@ pub fn macros() -> Vec<SqlMacro> {
     )
     .checking(
         "events",
-        &crate::tables::events(&[
-            "event_time",
-            "event_type",
-            "product_id",
-            "category_id",
-            "user_id",
-        ])
-        .by_name(),
+        &crate::tables::events(&crate::tables::INTERACTION_COLUMNS).by_name(),
     )]
 }

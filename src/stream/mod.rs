@@ -71,16 +71,7 @@ fn replay_macro<O: Output>(name: &'static str, projection: &str) -> SqlMacro {
             functions::replay_sql::<Replay<O>>(O::FUNCTION)
         ),
     )
-    .checking(
-        "events",
-        &tables::events(&[
-            "event_time",
-            "event_type",
-            "product_id",
-            "category_id",
-            "user_id",
-        ]),
-    )
+    .checking("events", &tables::events(&tables::INTERACTION_COLUMNS))
     .checking("model", &serving_model())
 }
 

@@ -453,12 +453,6 @@ pub fn macros() -> Vec<SqlMacro> {
         )
         .checking(
             "events",
-            &crate::tables::events(&[
-                "event_time",
-                "event_type",
-                "product_id",
-                "category_id",
-                "user_id",
-            ]),
+            &crate::tables::events(&crate::tables::INTERACTION_COLUMNS),
         )]
 }
