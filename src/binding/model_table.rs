@@ -4,9 +4,9 @@
 //! the one place that turns them into result columns.
 
 use super::blocks::BlockSource;
-use super::rows::RowSet;
+use super::rows::{Col, RowSet};
 use super::{Column, SqlType};
-use crate::model::table::{ModelTable, COLUMNS};
+use crate::model::table::{ModelTable, RowOut, COLUMNS};
 
 /// The model table's columns with their SQL types.
 pub fn columns() -> Vec<Column> {
@@ -31,32 +31,56 @@ pub fn columns() -> Vec<Column> {
 /// block is at most this many factor lists.
 const ROWS_PER_BLOCK: usize = 128;
 
+/// The model table's columns opened in a [`RowSet`] once; [`RowWriter::put`]
+/// writes one row. Every writer of model rows (the table's blocks,
+/// als_update's rows) goes through it.
+pub struct RowWriter {
+    seq: Col<i64>,
+    model_id: Col<i64>,
+    side: Col<String>,
+    id: Col<i64>,
+    item: Col<i64>,
+    name: Col<String>,
+    value: Col<f64>,
+    factors: Col<Vec<f32>>,
+}
+
+impl RowWriter {
+    /// An empty row set of the model table's [`columns`] and its writer.
+    pub fn new() -> anyhow::Result<(RowSet, RowWriter)> {
+        let out = RowSet::for_columns(&columns());
+        let writer = RowWriter {
+            seq: out.col("seq")?,
+            model_id: out.col("model_id")?,
+            side: out.col("side")?,
+            id: out.col("id")?,
+            item: out.col("item")?,
+            name: out.col("name")?,
+            value: out.col("value")?,
+            factors: out.col("factors")?,
+        };
+        Ok((out, writer))
+    }
+
+    /// Appends `row` as row `seq` of model `model_id`.
+    pub fn put(&self, out: &mut RowSet, seq: i64, model_id: i64, row: &RowOut) {
+        out.put(self.seq, Some(seq));
+        out.put(self.model_id, Some(model_id));
+        out.put_str(self.side, Some(row.side));
+        out.put(self.id, row.id);
+        out.put(self.item, row.item);
+        out.put_str(self.name, row.name);
+        out.put(self.value, row.value);
+        out.put(self.factors, row.factors.map(<[f32]>::to_vec));
+    }
+}
+
 /// Rows `range` (by seq) of `table`, written against [`columns`].
 pub fn write(table: &ModelTable, range: std::ops::Range<usize>) -> anyhow::Result<RowSet> {
-    let mut out = RowSet::for_columns(&columns());
-    let (seq, model_id, side, id) = (
-        out.col("seq")?,
-        out.col("model_id")?,
-        out.col("side")?,
-        out.col("id")?,
-    );
-    let (item, name, value, factors) = (
-        out.col("item")?,
-        out.col("name")?,
-        out.col("value")?,
-        out.col("factors")?,
-    );
+    let (mut out, writer) = RowWriter::new()?;
     let model = table.model().id();
     for s in range {
-        let row = table.row_at(s);
-        out.put(seq, Some(s as i64));
-        out.put(model_id, Some(model));
-        out.put_str(side, Some(row.side));
-        out.put(id, row.id);
-        out.put(item, row.item);
-        out.put_str(name, row.name);
-        out.put(value, row.value);
-        out.put(factors, row.factors.map(<[f32]>::to_vec));
+        writer.put(&mut out, s as i64, model, &table.row_at(s));
     }
     Ok(out)
 }

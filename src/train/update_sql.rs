@@ -25,7 +25,7 @@ use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
 use crate::budget::{self, Budget};
 use crate::model::recent::{self, RecentRow};
-use crate::model::table::{self as model_table, ModelRows};
+use crate::model::table::{self as model_table, ModelRows, RowOut};
 use crate::model::ProductAttributes;
 use crate::stream::functions::{model_inputs, weights};
 use crate::stream::state::Kind;
@@ -277,36 +277,25 @@ fn written_rows(
         &item_factors,
         &attributes,
     );
-    let mut out = RowSet::for_columns(&crate::binding::model_table::columns());
-    let (seq, model_id, side, id_col) = (
-        out.col("seq")?,
-        out.col("model_id")?,
-        out.col("side")?,
-        out.col("id")?,
-    );
-    let (item, name, value, factors) = (
-        out.col("item")?,
-        out.col("name")?,
-        out.col("value")?,
-        out.col("factors")?,
-    );
+    let (mut out, writer) = crate::binding::model_table::RowWriter::new()?;
     let mut at = 0i64;
     let mut put = |out: &mut RowSet,
-                   s: &str,
-                   row_id: Option<i64>,
-                   row_item: Option<i64>,
-                   row_name: Option<&str>,
-                   row_value: Option<f64>,
-                   row_factors: Option<Vec<f32>>| {
-        out.put(seq, Some(at));
+                   side: &'static str,
+                   id_value: Option<i64>,
+                   item: Option<i64>,
+                   name: Option<&str>,
+                   value: Option<f64>,
+                   factors: Option<&[f32]>| {
+        let row = RowOut {
+            side,
+            id: id_value,
+            item,
+            name,
+            value,
+            factors,
+        };
+        writer.put(out, at, id, &row);
         at += 1;
-        out.put(model_id, Some(id));
-        out.put_str(side, Some(s));
-        out.put(id_col, row_id);
-        out.put(item, row_item);
-        out.put_str(name, row_name);
-        out.put(value, row_value);
-        out.put(factors, row_factors);
     };
     put(
         &mut out,
@@ -321,7 +310,7 @@ fn written_rows(
         put(&mut out, "param", None, None, Some(n), Some(v), None);
     }
     for &u in &updated.replaced {
-        let row = m.user_row(u).to_vec();
+        let row = m.user_row(u);
         put(
             &mut out,
             "user",
@@ -340,7 +329,7 @@ fn written_rows(
             Some(m.product_category[i]),
             m.attributes.brand[i].as_deref(),
             Some(m.popularity[i] as f64),
-            Some(m.item_row(i).to_vec()),
+            Some(m.item_row(i)),
         );
     }
     for &i in &updated.added {
