@@ -29,7 +29,11 @@ use crate::binding::rows::{InputChunk, RowSet};
 use crate::binding::{Args, Column, Param, SqlMacro, SqlType};
 use crate::budget::Budget;
 use crate::metrics::{ranking_metrics, rmse};
+use crate::model::neighbours::PARAMS;
+use crate::model::recent;
 use crate::progress::Progress;
+use crate::recommend::items;
+use crate::recommend::rules::Rules;
 use crate::recommend::serving::ServingModel;
 use crate::tables;
 use crate::train::plain_choice;
@@ -40,6 +44,8 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct EvalState {
     train: TrainingData,
+    /// The training part's session steps (fed only with the search on).
+    events: Vec<crate::covisit::Event>,
     /// (user, product, weight, relevant: carted or bought after the split).
     test: Vec<(i64, i64, f32, bool)>,
 }
@@ -75,6 +81,7 @@ impl AggregateFunction for Evaluate {
         let mut inputs = vec![Column::new("part", SqlType::Varchar)];
         inputs.extend(pair_inputs());
         inputs.push(Column::new("relevant", SqlType::Boolean));
+        inputs.extend(crate::train::session_inputs());
         inputs
     }
     fn params() -> Vec<Param> {
@@ -107,7 +114,8 @@ impl AggregateFunction for Evaluate {
         );
         for (is_train, run) in part_runs(input, part, rows) {
             if is_train {
-                read_pairs(&mut state.train, &budget, input, run, true)?;
+                read_pairs(&mut state.train, &budget, input, run.clone(), true)?;
+                crate::train::read_steps(&mut state.events, input, run, &budget)?;
             } else {
                 crate::budget::reserve(&mut state.test, run.len(), "the test pairs")?;
                 for row in run {
@@ -125,6 +133,12 @@ impl AggregateFunction for Evaluate {
     }
     fn combine(target: &mut EvalState, source: EvalState) -> anyhow::Result<()> {
         crate::budget::reserve(&mut target.test, source.test.len(), "the test pairs")?;
+        crate::budget::reserve(
+            &mut target.events,
+            source.events.len(),
+            "the session events",
+        )?;
+        target.events.extend(source.events);
         target.train.extend(source.train)?;
         target.test.extend(source.test);
         Ok(())
@@ -142,41 +156,50 @@ impl AggregateFunction for Evaluate {
             "no events after the split: move the split earlier"
         );
         let base = als_params(call)?;
-        let (plain, searched) = plain_choice(call)?;
+        let (plain, _) = plain_choice(call)?;
         crate::threads::pool(call.int("threads")?)?.install(|| {
             let data = std::mem::take(&mut state.train);
-            let fit = |candidate: &Candidate, pairs| {
+            let events = std::mem::take(&mut state.events);
+            let plain_model = ServingModel::new(
                 tune::fit_all(
-                    pairs,
+                    data.pairs.clone(),
                     &data.times,
                     &base,
-                    candidate,
+                    &plain,
                     base.iterations,
                     0.0,
                     false,
                     &budget,
                     &progress,
-                )
-                .and_then(|t| ServingModel::new(t.model))
-            };
-            let outcome = if call.boolean("search")? {
-                tune::choose(&data.validation, &base, plain, searched, &budget, &progress)?
+                )?
+                .model,
+            )?;
+            // The model `als_train` makes of the training part, with its
+            // item-to-item signal (in known users' lists when it chose a
+            // user_item_weight); without the search, plain ALS.
+            let (tuned_model, chosen) = if call.boolean("search")? {
+                let defaults =
+                    crate::train::train_with_signal(data, events, call, &budget, &progress)?;
+                let choice_rows = defaults.choice.map_or_else(Vec::new, |c| c.param_rows());
+                let param =
+                    |name: &str| choice_rows.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+                let params: Vec<Option<f64>> = PARAMS.iter().map(|n| param(n)).collect();
+                let mut served = ServingModel::new(defaults.trained.model)?;
+                items::with_signal(
+                    &mut served,
+                    defaults.neighbours,
+                    &params,
+                    defaults.recent,
+                    param(recent::PARAM),
+                )?;
+                (Some(served), defaults.candidate)
             } else {
-                None
-            };
-            let (chosen, chosen_blend) = outcome
-                .as_ref()
-                .map_or((plain, 0.0), |o| (o.choice.candidate, o.choice.blend));
-            let plain_model = fit(&plain, data.pairs.clone())?;
-            let tuned_model = if chosen == plain {
-                None
-            } else {
-                Some(fit(&chosen, data.pairs.clone())?)
+                (None, plain)
             };
             let tuned = tuned_model.as_ref().unwrap_or(&plain_model);
             let blend = call
                 .opt_double("blend")?
-                .unwrap_or(crate::model::f32_decimal(chosen_blend));
+                .unwrap_or(crate::model::f32_decimal(tuned.blend));
             // Held-out sets per evaluated user (model index: both models
             // index the same users), sorted by user id.
             state.test.sort_unstable_by_key(|t| (t.0, t.1));
@@ -213,6 +236,21 @@ impl AggregateFunction for Evaluate {
                     .map(|r| r.into_iter().map(|x| x.product).collect())
                     .collect()
             };
+            // As recommend_all serves them: with the item-to-item signal
+            // in known users' lists when the model keeps it.
+            let default_lists: Vec<Vec<u32>> = items::known_users_lists(
+                tuned,
+                &users,
+                &[],
+                k,
+                blend as f32,
+                true,
+                &Rules::default(),
+                None,
+            )
+            .into_iter()
+            .map(|r| r.into_iter().map(|x| x.product).collect())
+            .collect();
             let popular: Vec<Vec<u32>> = users
                 .iter()
                 .map(|&u| {
@@ -236,7 +274,7 @@ impl AggregateFunction for Evaluate {
                     Some(error),
                 ),
                 ("tuned", lists(tuned, 0.0), 0.0, Some(chosen), None),
-                ("default", lists(tuned, blend), blend, Some(chosen), None),
+                ("default", default_lists, blend, Some(chosen), None),
                 ("popularity", popular, 1.0, None, None),
             ] {
                 push_metrics(
@@ -307,6 +345,7 @@ pub fn macros() -> Vec<SqlMacro> {
     let mut inputs = vec!["part"];
     inputs.extend(PAIR_INPUTS);
     inputs.push("relevant");
+    inputs.extend(crate::train::SESSION_INPUTS);
     let train_columns = PAIR_INPUTS.join(", ");
     let test_columns = PAIR_INPUTS
         .iter()
@@ -334,8 +373,11 @@ pub fn macros() -> Vec<SqlMacro> {
             &inputs,
             &[],
             &format!(
-                "(SELECT 'train' AS part, {train_columns}, NULL::BOOLEAN AS relevant FROM ecoreco_pairs \
-                 UNION ALL SELECT 'test', {test_columns}, relevant FROM ecoreco_test)"
+                "(SELECT 'train' AS part, {train_columns}, NULL::BOOLEAN AS relevant, \
+                 NULL::BIGINT AS session_key, NULL::DOUBLE AS step_order FROM ecoreco_pairs \
+                 UNION ALL SELECT 'test', {test_columns}, relevant, NULL, NULL FROM ecoreco_test \
+                 UNION ALL BY NAME SELECT 'train' AS part, product_id, session_key, t AS step_order \
+                 FROM ecoreco_train_rows WHERE search AND session_key IS NOT NULL AND t IS NOT NULL)"
             )
         ),
     );

@@ -69,6 +69,8 @@ pub struct Request<'a> {
     pub blend: f32,
     pub exclude_purchased: bool,
     pub weights: Weights,
+    /// A known user's item-to-item weight (`None`: the model's).
+    pub item_weight: Option<f32>,
 }
 
 /// The user's history as the trainer weighs it: model products touched
@@ -141,7 +143,13 @@ pub fn explain(
     // of their latest products (recommend::items): the own list is
     // explained as below, then each part scaled to the rank part it became.
     let item_side = user.and_then(|u| {
-        crate::recommend::items::user_item_scores(model, u, also, request.exclude_purchased)
+        crate::recommend::items::user_item_scores(
+            model,
+            u,
+            also,
+            request.exclude_purchased,
+            request.item_weight,
+        )
     });
     let (k, blend) = match item_side {
         Some(_) => (
@@ -386,6 +394,7 @@ impl AggregateFunction for Explain {
                 .into_iter()
                 .filter(|p| p.name != "k"),
         );
+        p.push(crate::recommend::items::weight_param());
         p.extend(crate::als::weight_params());
         p.extend(crate::binding::params::settings_params());
         p
@@ -454,6 +463,7 @@ impl AggregateFunction for Explain {
             blend: blend(call, &model)?,
             exclude_purchased: call.boolean("exclude_purchased")?,
             weights: weights(call)?,
+            item_weight: crate::recommend::items::call_weight(call)?,
         };
         let parts = pool.install(|| explain(&model, &fold, &state.events, &request))?;
         let mut rows = RowSet::for_columns(&Self::columns());
@@ -513,7 +523,7 @@ fn explain_sql(
 pub const BECAUSE: i64 = 3;
 
 /// `ecoreco_explained_sql(recommend_sql, explain, model, events, user_id,
-/// k, blend, exclude_purchased)`: `recommend`'s query, with a `because`
+/// k, blend, exclude_purchased, item_weight)`: `recommend`'s query, with a `because`
 /// column when `explain` is true (the [`BECAUSE`] history products that add
 /// most to each product's collaborative score, largest first; empty when
 /// there is no collaborative part). Values are written as literals.
@@ -523,7 +533,7 @@ impl ScalarFunction for ExplainedSql {
     fn params() -> Vec<SqlType> {
         use SqlType::*;
         vec![
-            Varchar, Boolean, Varchar, Varchar, BigInt, BigInt, Double, Boolean,
+            Varchar, Boolean, Varchar, Varchar, BigInt, BigInt, Double, Boolean, Double,
         ]
     }
     fn returns() -> SqlType {
@@ -571,6 +581,10 @@ impl ScalarFunction for ExplainedSql {
                 (
                     "exclude_purchased",
                     input.bool(7, row).unwrap_or(true).to_string(),
+                ),
+                (
+                    "item_weight",
+                    input.f64(8, row).map_or("NULL".into(), |w| w.to_string()),
                 ),
             ];
             // The event weights: the trainer's defaults, as `recommend` takes none.

@@ -35,7 +35,7 @@ impl ScalarFunction for ModelReady {
 
 /// `ecoreco_recommend_sql(model, events, user_id, k, blend, exclude_purchased,
 /// include, exclude, max_per_category, max_per_brand, min_price, max_price,
-/// diversity)`:
+/// diversity, item_weight)`:
 /// the query that serves one user, shaped by what the model cache holds
 /// when DuckDB binds the call. `ecoreco.recommend` runs it through DuckDB's
 /// `query()` table function, so only the shape needed is planned, and
@@ -56,7 +56,7 @@ impl ScalarFunction for RecommendSql {
         use SqlType::*;
         vec![
             Varchar, Varchar, BigInt, BigInt, Double, Boolean, Varchar, Varchar, BigInt, BigInt,
-            Double, Double, Double,
+            Double, Double, Double, Double,
         ]
     }
     fn returns() -> SqlType {
@@ -104,6 +104,12 @@ impl ScalarFunction for RecommendSql {
                         serving_arg("diversity", input.f64(12, row).map(Value::Double))?,
                     ),
                 ],
+                item_weight: match input.f64(13, row) {
+                    None => Value::Null,
+                    Some(w) => {
+                        items::weight_param().validate("ecoreco.recommend", Value::Double(w))?
+                    }
+                },
             };
             let cached = cache::cached_for_table(model);
             let known = cached.as_ref().map(|m| m.user(request.user_id).is_some());
@@ -139,6 +145,8 @@ pub(super) struct OneUser {
     exclude: Option<String>,
     /// The other rules' values, by parameter name.
     rules: Vec<(&'static str, Value)>,
+    /// The known users' item-to-item weight (NULL: the model's).
+    item_weight: Value,
 }
 
 /// `text` as an SQL string literal.
@@ -220,7 +228,7 @@ pub(super) fn recommend_sql(
         ("blend", request.blend.sql_literal()),
         ("exclude_purchased", request.exclude_purchased.sql_literal()),
         ("planned_cached", planned_cached.into()),
-        ("item_weight", "NULL".into()),
+        ("item_weight", request.item_weight.sql_literal()),
     ];
     values.extend(request.rules.iter().map(|(n, v)| (*n, v.sql_literal())));
     let model_rows = checked_table("ecoreco.recommend", &table, &serving_model().by_name());
@@ -348,6 +356,7 @@ mod tests {
             include: None,
             exclude: None,
             rules: Vec::new(),
+            item_weight: Value::Double(0.75),
         }
     }
 
@@ -365,6 +374,8 @@ mod tests {
             "{known}"
         );
         assert!(known.contains("('recommend')::VARCHAR, (-42)::BIGINT, (true)::BOOLEAN, (7)::BIGINT, (0.25)::DOUBLE, (false)::BOOLEAN"), "{known}");
+        // The known user's item-to-item weight reaches the aggregate.
+        assert!(known.contains("(0.75)::DOUBLE"), "{known}");
         // Cached model, unknown user: row 0 and the user's events.
         let unknown = recommend_sql("model", Some("events"), &request(), Some(false)).unwrap();
         assert!(

@@ -53,16 +53,31 @@ pub fn serving_of_rows(mut rows: ModelRows, model_id: i64) -> anyhow::Result<Ser
     let params: Vec<Option<f64>> = PARAMS.iter().map(|name| rows.param(name)).collect();
     let user_weight = rows.param(recent::PARAM);
     let mut served = ServingModel::new(from_rows(rows, model_id)?)?;
-    served.items = items_of_rows(&served, &neighbours, &params)?;
+    with_signal(&mut served, neighbours, &params, latest, user_weight)?;
+    Ok(served)
+}
+
+/// `served` given the item-to-item signal of the neighbour rows
+/// `neighbours` ([`items_of_rows`], with the [`PARAMS`] values `params`)
+/// and, when there is one, the known users' part of it: their latest
+/// products `latest` at the weight `user_weight` ([`users_of_rows`]).
+pub fn with_signal(
+    served: &mut ServingModel,
+    neighbours: Vec<NeighbourRow>,
+    params: &[Option<f64>],
+    latest: Vec<RecentRow>,
+    user_weight: Option<f64>,
+) -> anyhow::Result<()> {
+    served.items = items_of_rows(served, &neighbours, params)?;
     drop(neighbours);
     if served.items.is_some() {
-        let (weight, latest) = users_of_rows(&served, latest, user_weight)?;
+        let (weight, latest) = users_of_rows(served, latest, user_weight)?;
         if let Some(items) = served.items.as_mut() {
             items.user_weight = weight;
             items.recent = latest;
         }
     }
-    Ok(served)
+    Ok(())
 }
 
 /// The known users' weight (`user_item_weight`, 0 when absent) and their
@@ -466,8 +481,9 @@ pub fn user_item_scores(
     user: u32,
     also: &[u32],
     exclude_purchased: bool,
+    weight: Option<f32>,
 ) -> Option<(f32, Vec<(u32, f32)>)> {
-    let (items, w) = user_active(model, None)?;
+    let (items, w) = user_active(model, weight)?;
     let excluded = model.excluded_for(Some(user), also, exclude_purchased);
     let scored = step_scores(items, items.recent.of(user), None, &excluded);
     (!scored.is_empty()).then_some((w, scored))

@@ -284,16 +284,18 @@ impl AggregateFunction for Serve {
         };
         match request {
             Request::Recommend { user_id } => {
+                // A known user's item-to-item weight (NULL: the model's
+                // user_item_weight; 0: their plain list).
+                let weight = items::call_weight(call)?;
                 let recs = pool.install(|| {
                     recommend_one(
                         &served,
                         user_id,
                         &state.cold_categories,
                         &state.cold_bought,
-                        k,
-                        blend,
-                        exclude,
+                        (k, blend, exclude),
                         &rules,
+                        weight,
                     )
                 });
                 Ok(Arc::new(Computed::new(rec_rows(
@@ -369,10 +371,9 @@ fn recommend_one(
     user_id: i64,
     cold_categories: &[i64],
     cold_bought: &[i64],
-    k: usize,
-    blend: f32,
-    exclude_purchased: bool,
+    (k, blend, exclude_purchased): (usize, f32, bool),
     rules: &Rules,
+    item_weight: Option<f32>,
 ) -> Vec<Recommendation> {
     let mut counts: std::collections::HashMap<i64, f32> = std::collections::HashMap::new();
     for &c in cold_categories {
@@ -391,7 +392,7 @@ fn recommend_one(
             blend,
             exclude_purchased,
             rules,
-            None,
+            item_weight,
         );
         return lists.pop().unwrap_or_default();
     }
@@ -471,7 +472,10 @@ pub fn macros() -> Vec<SqlMacro> {
         .iter()
         .map(|s| s.to_string())
         .chain(serving.iter().cloned())
-        .chain(["explain := false".to_string()])
+        .chain([
+            "item_weight := NULL".to_string(),
+            "explain := false".to_string(),
+        ])
         .collect();
     let all: Vec<String> = std::iter::once("model".to_string())
         .chain(serving.iter().cloned())
@@ -492,8 +496,8 @@ pub fn macros() -> Vec<SqlMacro> {
             &recommend,
             // With `explain := true`, a `because` column (crate::explain).
             "FROM query(ecoreco_explained_sql(ecoreco_recommend_sql(model, events, uid, k, blend, exclude_purchased, \
-             include, exclude, max_per_category, max_per_brand, min_price, max_price, diversity), \
-             explain, model, events, uid, k, blend, exclude_purchased))"
+             include, exclude, max_per_category, max_per_brand, min_price, max_price, diversity, item_weight), \
+             explain, model, events, uid, k, blend, exclude_purchased, item_weight))"
                 .to_string(),
         ),
         SqlMacro::table(

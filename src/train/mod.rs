@@ -79,7 +79,12 @@ pub(crate) fn train_default(
     call: &Args,
     budget: &Budget,
     progress: &Progress,
-) -> anyhow::Result<(Trained, Option<items::Choice>, Vec<RecentRow>)> {
+) -> anyhow::Result<(
+    Trained,
+    tune::Candidate,
+    Option<items::Choice>,
+    Vec<RecentRow>,
+)> {
     let base = als_params(call)?;
     let (plain, searched) = plain_choice(call)?;
     let TrainingData {
@@ -147,7 +152,47 @@ pub(crate) fn train_default(
         progress,
     )?;
     trained.search = outcome.as_ref().map(tune::Outcome::param_rows);
-    Ok((trained, item_choice, recent))
+    Ok((trained, candidate, item_choice, recent))
+}
+
+/// The default model of a call's data before it becomes rows: the fit of
+/// [`train_default`], the item-to-item neighbours of all the sessions
+/// when the choice keeps the signal, the choice, and the users' latest
+/// products.
+pub(crate) struct Defaults {
+    pub trained: Trained,
+    /// The parameters the fit used (the search's choice, or the caller's).
+    pub candidate: tune::Candidate,
+    pub neighbours: Vec<crate::model::neighbours::NeighbourRow>,
+    pub choice: Option<items::Choice>,
+    pub recent: Vec<RecentRow>,
+}
+
+/// [`train_default`], then the neighbours its choice keeps (run inside
+/// the call's thread pool).
+pub(crate) fn train_with_signal(
+    data: TrainingData,
+    events: Vec<Event>,
+    call: &Args,
+    budget: &Budget,
+    progress: &Progress,
+) -> anyhow::Result<Defaults> {
+    let (trained, candidate, choice, recent) =
+        train_default(data, &events, call, budget, progress)?;
+    let neighbours = match choice {
+        Some(c) if c.keeps_signal() => {
+            progress.say("counting the item-to-item neighbours of all the sessions");
+            items::final_rows(events, call.int("threads")? as usize, budget)?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Defaults {
+        trained,
+        candidate,
+        neighbours,
+        choice,
+        recent,
+    })
 }
 
 #[derive(Default)]
@@ -215,19 +260,14 @@ impl AggregateFunction for AlsTrain {
             events,
         } = state;
         let threads = call.int("threads")? as usize;
-        let (mut trained, neighbours, choice, recent) = crate::threads::pool(threads as i64)?
-            .install(|| {
-                let (trained, choice, recent) =
-                    train_default(data, &events, call, &budget, &progress)?;
-                let neighbours = match choice {
-                    Some(c) if c.keeps_signal() => {
-                        progress.say("counting the item-to-item neighbours of all the sessions");
-                        items::final_rows(events, threads, &budget)?
-                    }
-                    _ => Vec::new(),
-                };
-                anyhow::Ok((trained, neighbours, choice, recent))
-            })?;
+        let Defaults {
+            mut trained,
+            neighbours,
+            choice,
+            recent,
+            ..
+        } = crate::threads::pool(threads as i64)?
+            .install(|| train_with_signal(data, events, call, &budget, &progress))?;
         let attributes = attributes.of_products(&trained.model.product_ids);
         trained.model = trained.model.with_attributes(attributes)?;
         trained.model = trained
@@ -252,7 +292,7 @@ impl AggregateFunction for AlsTrain {
 /// The session-step inputs after the pairs and attributes: a step's
 /// session (a 63-bit hash) and time, its product in `product_id`, on rows
 /// whose pair columns are NULL.
-fn session_inputs() -> Vec<Column> {
+pub(crate) fn session_inputs() -> Vec<Column> {
     vec![
         Column::new("session_key", crate::binding::SqlType::BigInt),
         Column::new("step_order", crate::binding::SqlType::Double),
@@ -260,10 +300,10 @@ fn session_inputs() -> Vec<Column> {
 }
 
 /// The SQL expressions for [`session_inputs`].
-const SESSION_INPUTS: [&str; 2] = ["session_key", "step_order"];
+pub(crate) const SESSION_INPUTS: [&str; 2] = ["session_key", "step_order"];
 
 /// Appends the session steps of rows `rows` (those with a session key).
-fn read_steps(
+pub(crate) fn read_steps(
     events: &mut Vec<Event>,
     input: &InputChunk,
     rows: std::ops::Range<usize>,

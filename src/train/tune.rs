@@ -436,7 +436,10 @@ impl Outcome {
 }
 
 /// The whole search on a validation split, from `plain`; `None` when no
-/// user can be evaluated (then the caller keeps `plain` at blend 0).
+/// user can be evaluated (then the caller keeps `plain` at blend 0). The
+/// tests' shorthand: `als_train` and `evaluate_recommendations` call
+/// [`choose_fit`] through `crate::train::train_default`.
+#[cfg(test)]
 pub(crate) fn choose(
     split: &ValidationSplit,
     base: &AlsParams,

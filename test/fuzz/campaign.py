@@ -160,7 +160,7 @@ SCALAR_CALLS = {
     "ecoreco_version": [],
     "ecoreco_model_cache_clear": [],
     "ecoreco_model_ready": ["'model'"],
-    "ecoreco_recommend_sql": ["'model'", "'events'", "USER", "3", "0.5", "true"],
+    "ecoreco_recommend_sql": ["'model'", "'events'", "USER", "3", "0.5", "true", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "0", "NULL"],
 }
 
 # table function -> named arguments
