@@ -3,7 +3,8 @@
 
 Runs `als_train(events, factors := 50, iterations := 15)` (the search on,
 which also chooses the item-to-item signal) and the same call with
-`search := false` on ecoreco_synth data (or a CSV of events), read with read_events, each in a fresh child process, alternating, and prints each
+`search := false` on ecoreco_synth data (or a CSV of events), read with
+read_events, each in a fresh child process, alternating, and prints each
 run's wall and CPU seconds (the child's own CPU, all threads: the load of
 other processes does not inflate it), the ratio searched / plain, the
 search's progress lines with the child's CPU seconds at each, and the
@@ -25,7 +26,7 @@ CSV = os.environ.get("CSV")
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 THREADS = int(os.environ.get("THREADS", "2"))
 PARAMS = ("alpha", "confidence", "regularization", "half_life_days", "blend", "item_weight",
-          "item_sequence", "item_cooccurrence", "item_repeat", "item_decay", "item_prefixes",
+          "item_sequence_weight", "item_cooccurrence_weight", "item_repeat_weight", "item_decay", "item_validation_prefixes",
           "user_item_weight", "validation_ndcg", "validation_ndcg_plain", "search_fits")
 
 CHILD = r'''
