@@ -17,6 +17,11 @@
 //! and a dense accumulator per thread, whatever the number of distinct
 //! pairs ([`memory_bytes`]); each product then keeps its `neighbours` best
 //! of each kind (ties: the smaller index first).
+//!
+//! [`neighbours_and_prefixes`] counts in the same pass the neighbours of
+//! each session's first steps alone (the steps before a time cut): the
+//! lists a count over those steps gives, for a second accumulator instead
+//! of a second pass.
 
 use rayon::prelude::*;
 
@@ -48,6 +53,9 @@ pub struct Windows {
 /// One product's neighbours of one kind, best first.
 pub type Neighbours = Vec<(u32, f32)>;
 
+/// Each product's `(cooccurrence, sequence)` lists, indexed by product.
+pub type Lists = Vec<(Neighbours, Neighbours)>;
+
 /// Bytes the kernel holds for `events` events of `n_products` products
 /// on `threads` threads, keeping `neighbours` per product and kind.
 pub fn memory_bytes(events: usize, n_products: usize, neighbours: usize, threads: usize) -> u64 {
@@ -55,6 +63,20 @@ pub fn memory_bytes(events: usize, n_products: usize, neighbours: usize, threads
     let scratch = threads.max(1) as u64 * 16 * n_products as u64;
     let kept = 2 * 8 * (n_products as u64) * neighbours.min(n_products) as u64;
     index + scratch + kept
+}
+
+/// [`memory_bytes`] of [`neighbours_and_prefixes`]: a second accumulator
+/// per thread, the prefixes' lists and a step count per session.
+pub fn memory_bytes_with_prefixes(
+    events: usize,
+    sessions: usize,
+    n_products: usize,
+    neighbours: usize,
+    threads: usize,
+) -> u64 {
+    let twice = threads.max(1) as u64 * 8 * n_products as u64
+        + 2 * 8 * (n_products as u64) * neighbours.min(n_products) as u64;
+    memory_bytes(events, n_products, neighbours, threads) + twice + 4 * sessions as u64
 }
 
 /// The `k` largest of `scores` (indices with non-zero score listed in
@@ -70,19 +92,25 @@ fn best(scores: &[f32], touched: &[u32], k: usize) -> Neighbours {
     list
 }
 
-/// Per-thread accumulators over all products.
+/// Per-thread accumulators over all products (`prefix_*`: the prefixes'
+/// counts, empty when none are counted).
 struct Scratch {
     cooc: Vec<f32>,
     seq: Vec<f32>,
+    prefix_cooc: Vec<f32>,
+    prefix_seq: Vec<f32>,
     touched: Vec<u32>,
     seen: Vec<bool>,
 }
 
 impl Scratch {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, prefixes: bool) -> Self {
+        let m = if prefixes { n } else { 0 };
         Scratch {
             cooc: vec![0.0; n],
             seq: vec![0.0; n],
+            prefix_cooc: vec![0.0; m],
+            prefix_seq: vec![0.0; m],
             touched: Vec::new(),
             seen: vec![false; n],
         }
@@ -94,9 +122,14 @@ impl Scratch {
         }
     }
     fn clear(&mut self) {
+        let prefixes = !self.prefix_cooc.is_empty();
         for &b in &self.touched {
             self.cooc[b as usize] = 0.0;
             self.seq[b as usize] = 0.0;
+            if prefixes {
+                self.prefix_cooc[b as usize] = 0.0;
+                self.prefix_seq[b as usize] = 0.0;
+            }
             self.seen[b as usize] = false;
         }
         self.touched.clear();
@@ -111,7 +144,47 @@ pub fn neighbours(
     n_products: usize,
     windows: Windows,
     neighbours: usize,
-) -> Vec<(Neighbours, Neighbours)> {
+) -> Lists {
+    count(products, starts, None, n_products, windows, neighbours)
+        .into_iter()
+        .map(|(all, _)| all)
+        .collect()
+}
+
+/// [`neighbours`], and the same lists counted over the first `prefix[s]`
+/// steps of each session `s` alone (as if the sessions ended there), in
+/// one pass: `(all, prefixes)` indexed by product.
+pub fn neighbours_and_prefixes(
+    products: &[u32],
+    starts: &[usize],
+    prefix: &[u32],
+    n_products: usize,
+    windows: Windows,
+    neighbours: usize,
+) -> (Lists, Lists) {
+    assert_eq!(prefix.len() + 1, starts.len(), "one prefix per session");
+    count(
+        products,
+        starts,
+        Some(prefix),
+        n_products,
+        windows,
+        neighbours,
+    )
+    .into_iter()
+    .unzip()
+}
+
+/// Each product's lists, and its prefixes' lists when `prefix` is given
+/// (else empty).
+fn count(
+    products: &[u32],
+    starts: &[usize],
+    prefix: Option<&[u32]>,
+    n_products: usize,
+    windows: Windows,
+    neighbours: usize,
+) -> Vec<((Neighbours, Neighbours), (Neighbours, Neighbours))> {
     assert!(windows.seq >= 1, "the sequence window is at least 1");
     // The inverted index: each product's events, and each event's session.
     let mut offsets = vec![0u32; n_products + 1];
@@ -132,16 +205,27 @@ pub fn neighbours(
     for s in 0..starts.len().saturating_sub(1) {
         session_of[starts[s]..starts[s + 1]].fill(s as u32);
     }
+    let kept = |scores: &[f32], touched: &[u32]| {
+        let touched: Vec<u32> = touched
+            .iter()
+            .copied()
+            .filter(|&b| scores[b as usize] > 0.0)
+            .collect();
+        best(scores, &touched, neighbours)
+    };
     (0..n_products)
         .into_par_iter()
         .map_init(
-            || Scratch::new(n_products),
+            || Scratch::new(n_products, prefix.is_some()),
             |scratch, a| {
                 let own = &events[offsets[a] as usize..offsets[a + 1] as usize];
                 for &e in own {
                     let e = e as usize;
                     let s = session_of[e] as usize;
                     let (lo, hi) = (starts[s], starts[s + 1]);
+                    // The session's steps before its prefix's end (none
+                    // when no prefix is counted).
+                    let cut = prefix.map_or(lo, |p| lo + p[s] as usize);
                     let (from, to) = if windows.cooc == 0 {
                         (lo, hi)
                     } else {
@@ -150,38 +234,59 @@ pub fn neighbours(
                             (e + windows.cooc + 1).min(hi),
                         )
                     };
-                    for &b in &products[from..to] {
+                    let end = (e + windows.seq + 1).min(hi);
+                    // Co-occurrences within the prefix go to its own tally
+                    // only, the others to the whole's: counts are whole
+                    // numbers, so their sum is the whole's count exactly.
+                    let split = if e < cut { to.min(cut).max(from) } else { from };
+                    for &b in &products[from..split] {
+                        if b as usize != a {
+                            scratch.touch(b);
+                            scratch.prefix_cooc[b as usize] += 1.0;
+                        }
+                    }
+                    for &b in &products[split..to] {
                         if b as usize != a {
                             scratch.touch(b);
                             scratch.cooc[b as usize] += 1.0;
                         }
                     }
-                    let end = (e + windows.seq + 1).min(hi);
                     for (distance, &b) in (1..).zip(&products[e + 1..end]) {
                         if b as usize != a {
                             scratch.touch(b);
                             scratch.seq[b as usize] += 1.0 / distance as f32;
                         }
                     }
+                    if e < cut {
+                        // The same following steps, in the same order,
+                        // within the prefix: the sums a count of the
+                        // prefixes alone makes, bit for bit.
+                        for (distance, &b) in (1..).zip(&products[e + 1..end.min(cut)]) {
+                            if b as usize != a {
+                                scratch.prefix_seq[b as usize] += 1.0 / distance as f32;
+                            }
+                        }
+                    }
                 }
-                let cooc_touched: Vec<u32> = scratch
-                    .touched
-                    .iter()
-                    .copied()
-                    .filter(|&b| scratch.cooc[b as usize] > 0.0)
-                    .collect();
-                let seq_touched: Vec<u32> = scratch
-                    .touched
-                    .iter()
-                    .copied()
-                    .filter(|&b| scratch.seq[b as usize] > 0.0)
-                    .collect();
-                let lists = (
-                    best(&scratch.cooc, &cooc_touched, neighbours),
-                    best(&scratch.seq, &seq_touched, neighbours),
+                if prefix.is_some() {
+                    for &b in &scratch.touched {
+                        scratch.cooc[b as usize] += scratch.prefix_cooc[b as usize];
+                    }
+                }
+                let all = (
+                    kept(&scratch.cooc, &scratch.touched),
+                    kept(&scratch.seq, &scratch.touched),
                 );
+                let prefixes = if prefix.is_some() {
+                    (
+                        kept(&scratch.prefix_cooc, &scratch.touched),
+                        kept(&scratch.prefix_seq, &scratch.touched),
+                    )
+                } else {
+                    Default::default()
+                };
                 scratch.clear();
-                lists
+                (all, prefixes)
             },
         )
         .collect()
@@ -292,6 +397,45 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn prefixes_are_counted_as_if_the_sessions_ended_there() {
+        let mut rng = crate::rng::Rng::new(11);
+        let n = 30;
+        let owned: Vec<Vec<u32>> = (0..200)
+            .map(|_| {
+                let len = 1 + rng.below(10) as usize;
+                (0..len).map(|_| rng.below(n as u64) as u32).collect()
+            })
+            .collect();
+        // Some sessions wholly before the cut, some wholly after, most cut
+        // inside.
+        let prefix: Vec<u32> = owned
+            .iter()
+            .map(|s| rng.below(s.len() as u64 + 1) as u32)
+            .collect();
+        let sessions: Vec<&[u32]> = owned.iter().map(Vec::as_slice).collect();
+        let firsts: Vec<&[u32]> = owned
+            .iter()
+            .zip(&prefix)
+            .map(|(s, &p)| &s[..p as usize])
+            .collect();
+        assert!(prefix.contains(&0));
+        assert!(owned
+            .iter()
+            .zip(&prefix)
+            .any(|(s, &p)| p as usize == s.len()));
+        for w in [WHOLE, Windows { cooc: 2, seq: 3 }] {
+            let (p, s) = flat(&sessions);
+            let (all, before) = neighbours_and_prefixes(&p, &s, &prefix, n, w, 5);
+            assert_eq!(all, neighbours(&p, &s, n, w, 5));
+            let (fp, fs) = flat(&firsts);
+            // The same lists, bit for bit, as a count of the prefixes alone.
+            assert_eq!(before, neighbours(&fp, &fs, n, w, 5));
+            assert!(before.iter().any(|l| !l.0.is_empty()));
+            assert_ne!(before, all);
         }
     }
 

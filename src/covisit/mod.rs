@@ -52,11 +52,31 @@ pub struct Sessions {
     pub ends: Vec<f64>,
 }
 
+/// The steps before a time cut of [`Sessions::build_cut`], per session.
+#[derive(Debug, Default)]
+pub struct Cut {
+    /// How many of the session's first steps come before the cut.
+    pub steps: Vec<u32>,
+    /// The order of the session's last event before the cut (-inf: none).
+    pub ends: Vec<f64>,
+}
+
 impl Sessions {
     /// Groups `events` by session, orders each session by `order` (then
     /// product id), and merges repeats of one product in a row into one
     /// step (a view and then a cart of the product are one step).
-    pub fn build(mut events: Vec<Event>, budget: &Budget) -> anyhow::Result<Sessions> {
+    pub fn build(events: Vec<Event>, budget: &Budget) -> anyhow::Result<Sessions> {
+        Ok(Sessions::build_cut(events, f64::NEG_INFINITY, budget)?.0)
+    }
+
+    /// [`build`](Self::build), and the sessions' steps before `cut`: how
+    /// many of each session's first steps come before it (their events'
+    /// `order < cut`), and the order of the last such event per session.
+    pub fn build_cut(
+        mut events: Vec<Event>,
+        cut: f64,
+        budget: &Budget,
+    ) -> anyhow::Result<(Sessions, Cut)> {
         events.sort_unstable_by(|a, b| {
             a.session
                 .cmp(&b.session)
@@ -88,26 +108,84 @@ impl Sessions {
         budget::reserve(&mut sessions.starts, n_sessions + 1, "the session starts")?;
         budget::reserve(&mut sessions.keys, n_sessions, "the session keys")?;
         budget::reserve(&mut sessions.ends, n_sessions, "the session ends")?;
+        let mut before = Cut::default();
+        if cut > f64::NEG_INFINITY {
+            budget::reserve(&mut before.steps, n_sessions, "the steps before the cut")?;
+            budget::reserve(
+                &mut before.ends,
+                n_sessions,
+                "the sessions' ends before the cut",
+            )?;
+        }
         for (i, e) in events.iter().enumerate() {
             let p = sessions
                 .product_ids
                 .binary_search(&e.product)
                 .expect("every product id was collected") as u32;
             let new_session = i == 0 || events[i - 1].session != e.session;
+            let early = e.order < cut;
             if new_session {
                 sessions.starts.push(sessions.products.len());
                 sessions.keys.push(e.session);
                 sessions.ends.push(e.order);
+                if cut > f64::NEG_INFINITY {
+                    before.steps.push(0);
+                    before.ends.push(f64::NEG_INFINITY);
+                }
             } else {
                 *sessions.ends.last_mut().expect("a session is open") = e.order;
-                if sessions.products.last() == Some(&p) {
-                    continue;
-                }
+            }
+            if early {
+                // Events come in order: the steps before the cut are the
+                // session's first ones (a merged repeat ends them later).
+                *before.ends.last_mut().expect("a session is open") = e.order;
+            }
+            if !new_session && sessions.products.last() == Some(&p) {
+                continue;
+            }
+            if early {
+                *before.steps.last_mut().expect("a session is open") += 1;
             }
             sessions.products.push(p);
         }
         sessions.starts.push(sessions.products.len());
-        Ok(sessions)
+        Ok((sessions, before))
+    }
+
+    /// The sessions of the events before the cut alone: what
+    /// [`build`](Self::build) makes of them (only the products they step
+    /// on, only the sessions with a step before the cut).
+    pub fn before(&self, cut: &Cut, budget: &Budget) -> anyhow::Result<Sessions> {
+        let steps: usize = cut.steps.iter().map(|&n| n as usize).sum();
+        budget.check(
+            "holding the sessions before the validation cut",
+            steps as u64 * 4 + self.product_ids.len() as u64 * 12,
+            "4 bytes per step and 12 per product",
+        )?;
+        let mut index = vec![u32::MAX; self.product_ids.len()];
+        for s in 0..self.len() {
+            for &p in &self.session(s)[..cut.steps[s] as usize] {
+                index[p as usize] = 0;
+            }
+        }
+        let mut out = Sessions::default();
+        for (p, i) in index.iter_mut().enumerate() {
+            if *i == 0 {
+                *i = out.product_ids.len() as u32;
+                out.product_ids.push(self.product_ids[p]);
+            }
+        }
+        budget::reserve(&mut out.products, steps, "the session steps")?;
+        for s in (0..self.len()).filter(|&s| cut.steps[s] > 0) {
+            out.starts.push(out.products.len());
+            let first = &self.session(s)[..cut.steps[s] as usize];
+            out.products
+                .extend(first.iter().map(|&p| index[p as usize]));
+            out.keys.push(self.keys[s]);
+            out.ends.push(cut.ends[s]);
+        }
+        out.starts.push(out.products.len());
+        Ok(out)
     }
 
     pub fn len(&self) -> usize {
@@ -188,6 +266,57 @@ impl ItemModel {
         })
     }
 
+    /// [`train`](Self::train) on `sessions` and, in the same pass, on the
+    /// steps of each session before `cut` alone: `(all, before)`, `before`
+    /// on the same product indices (products with no step before the cut
+    /// have no neighbours and count 0).
+    pub fn train_with_prefixes(
+        sessions: &Sessions,
+        cut: &Cut,
+        windows: kernel::Windows,
+        neighbours: usize,
+        threads: usize,
+        budget: &Budget,
+    ) -> anyhow::Result<(ItemModel, ItemModel)> {
+        let n = sessions.product_ids.len();
+        budget.check(
+            "counting the item-to-item neighbours",
+            kernel::memory_bytes_with_prefixes(
+                sessions.products.len(),
+                sessions.len(),
+                n,
+                neighbours,
+                threads,
+            ) + sessions.products.len() as u64 * 4
+                + n as u64 * 16,
+            "16 bytes per session step, 32 per product per thread, 32 per kept neighbour",
+        )?;
+        let (all, before) = kernel::neighbours_and_prefixes(
+            &sessions.products,
+            &sessions.starts,
+            &cut.steps,
+            n,
+            windows,
+            neighbours,
+        );
+        let mut before_counts = vec![0u32; n];
+        for s in 0..sessions.len() {
+            for &p in &sessions.session(s)[..cut.steps[s] as usize] {
+                before_counts[p as usize] += 1;
+            }
+        }
+        let model = |lists: kernel::Lists, counts| {
+            let (cooc, seq) = lists.into_iter().unzip();
+            ItemModel {
+                product_ids: sessions.product_ids.clone(),
+                cooc,
+                seq,
+                counts,
+            }
+        };
+        Ok((model(all, sessions.counts()), model(before, before_counts)))
+    }
+
     /// The dense index of a product id.
     pub fn index(&self, product: i64) -> Option<u32> {
         self.product_ids
@@ -228,6 +357,47 @@ mod tests {
         assert_eq!(s.session(1), &[1, 2]);
         assert_eq!(s.counts(), vec![2, 1, 2]);
         assert_eq!(s.ends, vec![4.0, 3.0]);
+    }
+
+    #[test]
+    fn the_steps_before_a_cut_are_the_sessions_of_the_earlier_events() {
+        // Cut at 5: session 1 wholly before, 2 across (10 at 4, 4.5 and 6:
+        // one merged step, before the cut, which ends at 4.5; then 40
+        // after), 3 wholly after (product 50 only there), 4 across.
+        let events = vec![
+            ev(1, 1.0, 20),
+            ev(1, 2.0, 30),
+            ev(2, 4.0, 10),
+            ev(2, 6.0, 10),
+            ev(2, 4.5, 10),
+            ev(2, 7.0, 40),
+            ev(3, 8.0, 50),
+            ev(3, 9.0, 20),
+            ev(4, 3.0, 40),
+            ev(4, 5.0, 30),
+        ];
+        let budget = Budget::from_setting("1 GB");
+        let (all, cut) = Sessions::build_cut(events.clone(), 5.0, &budget).unwrap();
+        assert_eq!(cut.steps, vec![2, 1, 0, 1]);
+        assert_eq!(cut.ends[..2], [2.0, 4.5]);
+        assert_eq!(cut.ends[3], 3.0);
+        let plain = Sessions::build(events.clone(), &budget).unwrap();
+        assert_eq!(
+            (&all.products, &all.starts),
+            (&plain.products, &plain.starts)
+        );
+        let before = all.before(&cut, &budget).unwrap();
+        let early: Vec<Event> = events.into_iter().filter(|e| e.order < 5.0).collect();
+        let want = Sessions::build(early, &budget).unwrap();
+        assert_eq!(before.product_ids, vec![10, 20, 30, 40]);
+        assert_eq!(before.product_ids, want.product_ids);
+        assert_eq!(before.products, want.products);
+        assert_eq!(before.starts, want.starts);
+        assert_eq!(before.keys, vec![1, 2, 4]);
+        assert_eq!(before.keys, want.keys);
+        // Session 2's merged repeat at 4.5 ends it there, as in `build`.
+        assert_eq!(before.ends, vec![2.0, 4.5, 3.0]);
+        assert_eq!(before.ends, want.ends);
     }
 
     #[test]

@@ -178,8 +178,7 @@ impl AggregateFunction for Evaluate {
             // item-to-item signal (in known users' lists when it chose a
             // user_item_weight); without the search, plain ALS.
             let (tuned_model, chosen) = if call.boolean("search")? {
-                let defaults =
-                    crate::train::train_with_signal(data, events, call, &budget, &progress)?;
+                let defaults = crate::train::train_default(data, events, call, &budget, &progress)?;
                 let choice_rows = defaults.choice.map_or_else(Vec::new, |c| c.param_rows());
                 let param =
                     |name: &str| choice_rows.iter().find(|(n, _)| n == name).map(|(_, v)| *v);

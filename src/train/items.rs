@@ -30,7 +30,9 @@
 //! the session weight is 0 and only the users' choice can keep it.
 //!
 //! The final neighbours are counted on all the sessions, at most
-//! [`NEIGHBOURS`] of each kind per product.
+//! [`NEIGHBOURS`] of each kind per product, in the same pass over them as
+//! the neighbours before the cut (each session's steps before the cut
+//! counted into a second tally: [`crate::covisit::kernel`]).
 
 use super::tune::{self, Candidate, ValidationFit};
 use crate::als::solver::AlsParams;
@@ -226,10 +228,11 @@ pub fn best(tallies: &[Tally]) -> usize {
 /// users' weight; fitted here when `None`, when no user could be
 /// evaluated) and serving blend; `None` when there is too little to judge
 /// it on (no step before the cut, or fewer than [`MIN_PREFIXES`]
-/// held-out prefixes and no known users' weight above 0).
+/// held-out prefixes and no known users' weight above 0). With the choice,
+/// the final neighbour rows (of all the sessions).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn choose(
-    events: &[Event],
+    events: Vec<Event>,
     split: &ValidationSplit,
     base: &AlsParams,
     candidate: &Candidate,
@@ -239,18 +242,21 @@ pub(crate) fn choose(
     threads: usize,
     budget: &Budget,
     progress: &Progress,
-) -> anyhow::Result<Option<Choice>> {
+) -> anyhow::Result<Option<(Choice, Vec<NeighbourRow>)>> {
     let cut = split.cut;
     budget.check(
-        "splitting the session steps at the validation cut",
-        events.len() as u64 * crate::covisit::EVENT_BYTES,
+        "holding the session steps after the validation cut",
+        events.iter().filter(|e| e.order >= cut).count() as u64 * crate::covisit::EVENT_BYTES,
         "24 bytes per step",
     )?;
-    let (before, after): (Vec<Event>, Vec<Event>) = events.iter().partition(|e| e.order < cut);
+    let after: Vec<Event> = events.iter().filter(|e| e.order >= cut).copied().collect();
+    // All the sessions once: the final neighbours and those of the steps
+    // before the cut come from one count over them.
+    let (sessions, before_cut) = Sessions::build_cut(events, cut, budget)?;
+    let before = sessions.before(&before_cut, budget)?;
     if before.is_empty() {
         return Ok(None);
     }
-    let before = Sessions::build(before, budget)?;
     let held = if after.is_empty() {
         Vec::new()
     } else {
@@ -260,9 +266,22 @@ pub(crate) fn choose(
     if !sessions_judge && fitted.is_none() {
         return Ok(None);
     }
+    progress.say("ordered the sessions");
     let blend = session_choice::choose(&before, WINDOWS, NEIGHBOURS, threads, budget)?.blend;
-    let neighbours = ItemModel::train(&before, WINDOWS, NEIGHBOURS, threads, budget)?;
     drop(before);
+    progress.say("chose the session blend");
+    let (all, neighbours) = ItemModel::train_with_prefixes(
+        &sessions,
+        &before_cut,
+        WINDOWS,
+        NEIGHBOURS,
+        threads,
+        budget,
+    )?;
+    drop(sessions);
+    let final_rows = neighbour_rows(&all);
+    drop(all);
+    progress.say("counted the neighbours of all the sessions and of the steps before the cut");
     let own;
     let model: &ServingModel = match &fitted {
         Some(fit) => &fit.model,
@@ -329,12 +348,15 @@ pub(crate) fn choose(
     if !sessions_judge && user_weight <= 0.0 {
         return Ok(None);
     }
-    Ok(Some(Choice {
-        blend,
-        weight,
-        prefixes,
-        user_weight,
-    }))
+    Ok(Some((
+        Choice {
+            blend,
+            weight,
+            prefixes,
+            user_weight,
+        },
+        final_rows,
+    )))
 }
 
 /// The session weight of step 2 and 3 of the module documentation, and
@@ -366,18 +388,6 @@ fn session_weight(
         ));
     }
     Ok((WEIGHTS[at], scored[at].prefixes[0]))
-}
-
-/// The neighbour rows of all the session steps `events`.
-pub fn final_rows(
-    events: Vec<Event>,
-    threads: usize,
-    budget: &Budget,
-) -> anyhow::Result<Vec<NeighbourRow>> {
-    let sessions = Sessions::build(events, budget)?;
-    let model = ItemModel::train(&sessions, WINDOWS, NEIGHBOURS, threads, budget)?;
-    drop(sessions);
-    Ok(neighbour_rows(&model))
 }
 
 /// `id` with the item-to-item rows and choice mixed in (two models that

@@ -33,6 +33,7 @@ use crate::binding::rows::InputChunk;
 use crate::binding::{Args, Column, Param, SqlMacro};
 use crate::budget::{self, Budget};
 use crate::covisit::Event;
+use crate::model::neighbours::NeighbourRow;
 use crate::model::recent::RecentRow;
 use crate::model::table::ModelTable;
 use crate::progress::Progress;
@@ -66,25 +67,34 @@ pub(crate) fn plain_choice(call: &Args) -> anyhow::Result<(tune::Candidate, tune
     Ok((candidate, searched))
 }
 
+/// What [`train_default`] makes.
+pub(crate) struct DefaultModel {
+    pub(crate) trained: Trained,
+    /// The parameters the fit used (the search's choice, or the caller's).
+    pub(crate) candidate: tune::Candidate,
+    /// The item-to-item choice, when the search ran.
+    pub(crate) choice: Option<items::Choice>,
+    /// The neighbours of all the sessions, when the choice keeps the signal.
+    pub(crate) neighbours: Vec<NeighbourRow>,
+    /// The users' latest products, when it blends the signal into known
+    /// users' lists.
+    pub(crate) recent: Vec<RecentRow>,
+}
+
 /// The model `als_train` makes of a call's data: parameters chosen by the
 /// search on the validation split inside the data (when `search` is on and
 /// some user can be evaluated), else the caller's (or the seed's) with blend
 /// 0, then one fit on all the data. The item-to-item choice on the session
-/// steps `events` comes along when the search ran ([`items::choose`]),
-/// and the users' latest products when it blends the signal into known
-/// users' lists.
+/// steps `events` comes along when the search ran ([`items::choose`]), with
+/// the neighbours of all the sessions, and the users' latest products when
+/// it blends the signal into known users' lists.
 pub(crate) fn train_default(
     data: TrainingData,
-    events: &[Event],
+    events: Vec<Event>,
     call: &Args,
     budget: &Budget,
     progress: &Progress,
-) -> anyhow::Result<(
-    Trained,
-    tune::Candidate,
-    Option<items::Choice>,
-    Vec<RecentRow>,
-)> {
+) -> anyhow::Result<DefaultModel> {
     let base = als_params(call)?;
     let (plain, searched) = plain_choice(call)?;
     let TrainingData {
@@ -101,7 +111,7 @@ pub(crate) fn train_default(
     // The sessions judge the signal even where no user could judge the
     // ALS parameters (a log whose users never span the cut, such as one
     // whose sessions are its users): then with the plain candidate.
-    let item_choice = match outcome
+    let chosen_items = match outcome
         .as_ref()
         .map(|o| (o.choice.candidate, o.choice.blend))
     {
@@ -127,6 +137,10 @@ pub(crate) fn train_default(
     };
     // The split is a second copy of most pairs: gone before the final fit.
     drop(validation);
+    let (item_choice, neighbours) = match chosen_items {
+        Some((c, rows)) if c.keeps_signal() => (Some(c), rows),
+        other => (other.map(|(c, _)| c), Vec::new()),
+    };
     let recent = match item_choice {
         Some(c) if c.user_weight > 0.0 => user_items::recent_rows(&pairs, &times, |_| true),
         _ => Vec::new(),
@@ -152,45 +166,11 @@ pub(crate) fn train_default(
         progress,
     )?;
     trained.search = outcome.as_ref().map(tune::Outcome::param_rows);
-    Ok((trained, candidate, item_choice, recent))
-}
-
-/// The default model of a call's data before it becomes rows: the fit of
-/// [`train_default`], the item-to-item neighbours of all the sessions
-/// when the choice keeps the signal, the choice, and the users' latest
-/// products.
-pub(crate) struct Defaults {
-    pub trained: Trained,
-    /// The parameters the fit used (the search's choice, or the caller's).
-    pub candidate: tune::Candidate,
-    pub neighbours: Vec<crate::model::neighbours::NeighbourRow>,
-    pub choice: Option<items::Choice>,
-    pub recent: Vec<RecentRow>,
-}
-
-/// [`train_default`], then the neighbours its choice keeps (run inside
-/// the call's thread pool).
-pub(crate) fn train_with_signal(
-    data: TrainingData,
-    events: Vec<Event>,
-    call: &Args,
-    budget: &Budget,
-    progress: &Progress,
-) -> anyhow::Result<Defaults> {
-    let (trained, candidate, choice, recent) =
-        train_default(data, &events, call, budget, progress)?;
-    let neighbours = match choice {
-        Some(c) if c.keeps_signal() => {
-            progress.say("counting the item-to-item neighbours of all the sessions");
-            items::final_rows(events, call.int("threads")? as usize, budget)?
-        }
-        _ => Vec::new(),
-    };
-    Ok(Defaults {
+    Ok(DefaultModel {
         trained,
         candidate,
+        choice: item_choice,
         neighbours,
-        choice,
         recent,
     })
 }
@@ -260,14 +240,14 @@ impl AggregateFunction for AlsTrain {
             events,
         } = state;
         let threads = call.int("threads")? as usize;
-        let Defaults {
+        let DefaultModel {
             mut trained,
-            neighbours,
             choice,
+            neighbours,
             recent,
             ..
         } = crate::threads::pool(threads as i64)?
-            .install(|| train_with_signal(data, events, call, &budget, &progress))?;
+            .install(|| train_default(data, events, call, &budget, &progress))?;
         let attributes = attributes.of_products(&trained.model.product_ids);
         trained.model = trained.model.with_attributes(attributes)?;
         trained.model = trained

@@ -266,6 +266,37 @@ pub(crate) struct ValidationFit {
     /// The evaluated users (model indices) and their targets.
     pub(crate) users: Vec<u32>,
     pub(crate) held_out: Vec<Vec<u32>>,
+    /// The users' collaborative tops for lists of [`VALIDATION_K`], found
+    /// once: every blend scored on this fit is blended from them.
+    tops: Vec<Vec<(u32, f32)>>,
+}
+
+impl ValidationFit {
+    pub(crate) fn new(model: ServingModel, users: Vec<u32>, held_out: Vec<Vec<u32>>) -> Self {
+        let tops = model.collaborative_tops(&users, VALIDATION_K, true);
+        ValidationFit {
+            model,
+            users,
+            held_out,
+            tops,
+        }
+    }
+
+    /// The evaluated users' lists of [`VALIDATION_K`] at `blend`: those
+    /// `recommend_users` gives.
+    pub(crate) fn lists(&self, blend: f32) -> Vec<Vec<u32>> {
+        let lists = if blend >= 1.0 {
+            self.model
+                .recommend_users(&self.users, VALIDATION_K, blend, true)
+        } else {
+            self.model
+                .recommend_from_tops(&self.users, &self.tops, VALIDATION_K, blend, true)
+        };
+        lists
+            .into_iter()
+            .map(|r| r.into_iter().map(|x| x.product).collect())
+            .collect()
+    }
 }
 
 /// Trains `candidate` on `pairs` whose last times are `times`: recency
@@ -396,24 +427,19 @@ pub(crate) fn fit_validation(
     let mut model_users: Vec<u32> = relevant.keys().copied().collect();
     model_users.sort_unstable();
     let held_out = model_users.iter().map(|u| relevant[u].clone()).collect();
-    Ok(ValidationFit {
-        model,
-        users: model_users,
-        held_out,
-    })
+    Ok(ValidationFit::new(model, model_users, held_out))
 }
 
 /// Validation NDCG@10 of a fit at `blend` (0 with no user to evaluate).
 pub(crate) fn score_validation(fit: &ValidationFit, blend: f32) -> f64 {
-    let model = &fit.model;
-    let lists: Vec<Vec<u32>> = model
-        .recommend_users(&fit.users, VALIDATION_K, blend, true)
-        .into_iter()
-        .map(|r| r.into_iter().map(|x| x.product).collect())
-        .collect();
-    ranking_metrics(&lists, &fit.held_out, VALIDATION_K, model.n_products())
-        .ndcg
-        .unwrap_or(0.0)
+    ranking_metrics(
+        &fit.lists(blend),
+        &fit.held_out,
+        VALIDATION_K,
+        fit.model.n_products(),
+    )
+    .ndcg
+    .unwrap_or(0.0)
 }
 
 /// A search that ran: its choice and how many users it scored.
@@ -737,6 +763,20 @@ mod tests {
         )
         .unwrap();
         let ndcg = score_validation(&fit, 0.0);
+        // Every blend's lists come from the one collaborative top: those
+        // recommend_users gives.
+        let mut distinct = HashSet::new();
+        for blend in [0.0, 0.3, 0.8, 1.0] {
+            let direct: Vec<Vec<u32>> = fit
+                .model
+                .recommend_users(&fit.users, VALIDATION_K, blend, true)
+                .into_iter()
+                .map(|l| l.into_iter().map(|r| r.product).collect())
+                .collect();
+            assert_eq!(fit.lists(blend), direct, "blend {blend}");
+            distinct.insert(direct);
+        }
+        assert!(distinct.len() > 1);
         // The target is one of the 2 unseen products of the user's own group;
         // a model that learnt the groups ranks it within the top 5 (the
         // user's 3 seen products may come first). Random ranking over 10

@@ -72,12 +72,7 @@ pub(crate) fn scores(
         .iter()
         .map(|&w| {
             if w <= 0.0 {
-                let lists: Vec<Vec<u32>> = model
-                    .recommend_users(&fit.users, k, blend, true)
-                    .into_iter()
-                    .map(products)
-                    .collect();
-                return ndcg(&lists);
+                return ndcg(&fit.lists(blend));
             }
             let bases = bases.get_or_insert_with(|| {
                 model.recommend_users(&fit.users, items::user_base_length(k), blend, true)

@@ -439,56 +439,81 @@ impl ServingModel {
                 .collect();
         }
         if self.packed.uses_half_precision() {
-            // Each user's norm-bounded scan stops after a few percent of a
-            // trained model's catalogue: far less work than scoring every
-            // product, even with the batch kernel's shared panels. A group
-            // of users scans together, a cache tile at a time; each list is
-            // the one `recommend` gives.
+            // A group's tops are blended as soon as they are found: the
+            // tops of all users at once would be 40 candidates per user.
             return users
                 .par_chunks(USERS_PER_SCAN)
                 .flat_map_iter(|group| {
-                    let excluded: Vec<Vec<u32>> = group
-                        .iter()
-                        .map(|&u| self.excluded_for(Some(u), &[], exclude_purchased))
-                        .collect();
-                    let rows: Vec<&[f32]> = group.iter().map(|&u| self.user_row(u)).collect();
-                    let tops =
-                        self.packed
-                            .top_k_many(&rows, Self::collaborative_candidates(k), &excluded);
-                    group
-                        .iter()
-                        .zip(tops)
-                        .zip(excluded)
-                        .map(|((&u, top), excluded)| {
-                            self.recommend_from_top(
-                                &top,
-                                &self.interest[u as usize],
-                                &excluded,
-                                k,
-                                blend,
-                            )
-                        })
-                        .collect::<Vec<_>>()
+                    let tops = self.scan_tops(group, k, exclude_purchased);
+                    self.recommend_from_tops(group, &tops, k, blend, exclude_purchased)
                 })
+                .collect();
+        }
+        let tops = self.collaborative_tops(users, k, exclude_purchased);
+        self.recommend_from_tops(users, &tops, k, blend, exclude_purchased)
+    }
+
+    /// The collaborative top of each user (model indices) that
+    /// [`recommend_users`](Self::recommend_users) blends into lists of `k`:
+    /// it does not depend on the blend, so lists at several blends need
+    /// one scan ([`recommend_from_tops`](Self::recommend_from_tops)).
+    pub fn collaborative_tops(
+        &self,
+        users: &[u32],
+        k: usize,
+        exclude_purchased: bool,
+    ) -> Vec<Vec<(u32, f32)>> {
+        if self.packed.uses_half_precision() {
+            // Each user's norm-bounded scan stops after a few percent of a
+            // trained model's catalogue: far less work than scoring every
+            // product, even with the batch kernel's shared panels. A group
+            // of users scans together, a cache tile at a time; each top is
+            // the one `recommend` finds.
+            return users
+                .par_chunks(USERS_PER_SCAN)
+                .flat_map_iter(|group| self.scan_tops(group, k, exclude_purchased))
                 .collect();
         }
         // Exact single-precision scans see every product: then the batch
         // kernel, which scores 64 users per pass over the products, is faster.
         let exclude = exclude_purchased.then_some(&self.purchased);
-        let als_top = recommend_batch(
+        recommend_batch(
             &self.user_factors,
             self.item_factors(),
             self.factors,
             users,
             Self::collaborative_candidates(k),
             exclude,
-        );
-        als_top
-            .into_par_iter()
+        )
+    }
+
+    /// The tops of one group of users scanned together.
+    fn scan_tops(&self, group: &[u32], k: usize, exclude_purchased: bool) -> Vec<Vec<(u32, f32)>> {
+        let excluded: Vec<Vec<u32>> = group
+            .iter()
+            .map(|&u| self.excluded_for(Some(u), &[], exclude_purchased))
+            .collect();
+        let rows: Vec<&[f32]> = group.iter().map(|&u| self.user_row(u)).collect();
+        self.packed
+            .top_k_many(&rows, Self::collaborative_candidates(k), &excluded)
+    }
+
+    /// The lists of `k` at `blend` (below 1) of `users` from their
+    /// [`collaborative_tops`](Self::collaborative_tops): the lists
+    /// [`recommend_users`](Self::recommend_users) gives.
+    pub fn recommend_from_tops(
+        &self,
+        users: &[u32],
+        tops: &[Vec<(u32, f32)>],
+        k: usize,
+        blend: f32,
+        exclude_purchased: bool,
+    ) -> Vec<Vec<Recommendation>> {
+        tops.par_iter()
             .zip(users.par_iter())
             .map(|(top, &u)| {
                 let excluded = self.excluded_for(Some(u), &[], exclude_purchased);
-                self.recommend_from_top(&top, &self.interest[u as usize], &excluded, k, blend)
+                self.recommend_from_top(top, &self.interest[u as usize], &excluded, k, blend)
             })
             .collect()
     }

@@ -52,11 +52,11 @@ fn fit(targets: impl Fn(i64) -> i64) -> (ValidationFit, ValidationSplit) {
         }
         split.targets.push((u, targets(u)));
     }
-    let fit = ValidationFit {
-        users: (0..10).collect(),
-        held_out: (0..10).map(|u| vec![targets(u) as u32]).collect(),
+    let fit = ValidationFit::new(
         model,
-    };
+        (0..10).collect(),
+        (0..10).map(|u| vec![targets(u) as u32]).collect(),
+    );
     (fit, split)
 }
 
