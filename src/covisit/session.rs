@@ -20,6 +20,7 @@
 //! so ([`Source::Popular`]).
 
 use super::ItemModel;
+use crate::isa::vector::prefetch_row;
 
 /// A step weighing less than this (after the decay of the steps after it)
 /// no longer moves a list: it and every older step are left out.
@@ -140,6 +141,18 @@ impl Scorer {
         let n = model.product_ids.len();
         if self.scores.len() != n {
             self.scores = vec![0.0; n];
+        }
+        // The lists of the steps read, asked for up front: each sits at
+        // its own place in memory, and read one after the other every
+        // step waited on two misses in turn (the list, then its entries).
+        let read = &session[session.len() - steps_read(blend.decay, session.len())..];
+        for &p in read {
+            prefetch_row(std::slice::from_ref(&model.seq[p as usize]));
+            prefetch_row(std::slice::from_ref(&model.cooc[p as usize]));
+        }
+        for &p in read {
+            prefetch_row(&model.seq[p as usize]);
+            prefetch_row(&model.cooc[p as usize]);
         }
         let mut weight = 1.0f32;
         for &p in session.iter().rev() {

@@ -141,16 +141,20 @@ mod avx2 {
     }
 }
 
-/// Asks the CPU to start loading a factor row that will be needed a few
-/// stored entries later: the rows of a user's items are scattered over a
-/// matrix much larger than L2, and waiting for each miss dominates otherwise.
+/// Asks the CPU to start loading a row that will be needed a few steps
+/// later (a factor row, a neighbour list): the rows read per call are
+/// scattered over memory much larger than L2, and waiting for each miss in
+/// turn dominates otherwise. An empty row asks for nothing.
 #[inline(always)]
-pub(crate) fn prefetch_row(row: &[f32]) {
+pub(crate) fn prefetch_row<T>(row: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let start = row.as_ptr() as *const i8;
         let bytes = std::mem::size_of_val(row);
+        if bytes == 0 {
+            return;
+        }
         let mut offset = 0;
         while offset < bytes {
             // SAFETY: prefetching is only a hint and never faults; the

@@ -37,6 +37,7 @@
 //! Everything is accumulated in `f64`; product factors and `z` are `f32`.
 
 use super::product_scores::{ProductScores, MAX_SCORED_PRODUCTS};
+use crate::isa::vector::prefetch_row;
 use crate::isa::{dispatch, Isa};
 use crate::model::confidence::Weighting;
 use crate::recommend::topk::norm_rounded_up;
@@ -137,6 +138,11 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 /// its `n³/6` Cholesky costs more than the direct system's `3f²` update and
 /// solve (about equal at n = 32 for 50 factors).
 pub const WOODBURY_MAX: usize = 32;
+
+/// How many products ahead a user's factor rows (or `z` rows) are asked
+/// for while one is read: a user's products are scattered over the
+/// catalogue, and each row waited on from memory otherwise.
+const PREFETCH_AHEAD: usize = 4;
 
 /// Rows per task when summing `YᵀY`: fixed, so the sum's order (and the
 /// result, bit for bit) does not depend on the thread count.
@@ -433,7 +439,13 @@ impl UserFold {
                     }
                 } else {
                     let yi = row(y, f, item);
-                    for &other in &self.items {
+                    for &other in self.items.iter().take(PREFETCH_AHEAD) {
+                        prefetch_row(fold.z(other));
+                    }
+                    for (j, &other) in self.items.iter().enumerate() {
+                        if let Some(&ahead) = self.items.get(j + PREFETCH_AHEAD) {
+                            prefetch_row(fold.z(ahead));
+                        }
                         self.k.push(dot(yi, fold.z(other)));
                     }
                 }
@@ -497,7 +509,13 @@ impl UserFold {
             }
             cholesky(&mut scratch.m, n)?;
             cholesky_solve(&scratch.m, n, &mut scratch.v);
+            for j in 0..n.min(PREFETCH_AHEAD) {
+                prefetch_row(fold.z(self.items[j]));
+            }
             for (j, &(c, s)) in cs.iter().enumerate().take(n) {
+                if let Some(&ahead) = self.items.get(j + PREFETCH_AHEAD) {
+                    prefetch_row(fold.z(ahead));
+                }
                 let beta = c - s * scratch.v[j];
                 scratch.beta.push(beta);
                 for (x, &z) in scratch.x.iter_mut().zip(fold.z(self.items[j])) {
@@ -540,6 +558,9 @@ fn direct(
         scratch.yd.resize(n * stride, 0.0);
     }
     for (j, (&item, &t)) in items.iter().zip(&scratch.t).enumerate() {
+        if let Some(&ahead) = items.get(j + PREFETCH_AHEAD) {
+            prefetch_row(row(y, f, ahead));
+        }
         let (c, d) = coefficients(fold.alpha, t);
         let yi = row(y, f, item);
         let at = j * stride;
