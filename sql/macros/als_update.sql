@@ -26,11 +26,13 @@ ecoreco_events AS (
          -- Brand and price as training reads them, for the products to add.
          CASE WHEN p.id IS NULL THEN nullif(e.brand::VARCHAR, 'unknown') END AS brand,
          CASE WHEN p.id IS NULL THEN try_cast(e.price AS DOUBLE) END AS price
-  FROM (FROM (SELECT NULL::BOOLEAN AS brand, NULL::BOOLEAN AS price WHERE false)
-        UNION ALL BY NAME FROM query_table(events)) e
-  LEFT JOIN ecoreco_products p ON p.id = e.product_id::BIGINT
-  WHERE e.user_id::BIGINT IN (SELECT user_id FROM ecoreco_changed)
-     OR e.user_id IS NULL OR e.product_id IS NULL OR e.event_time IS NULL),
+  -- The changed users' events first, then the products' join: on those
+  -- only, not on every event.
+  FROM (FROM (FROM (SELECT NULL::BOOLEAN AS brand, NULL::BOOLEAN AS price WHERE false)
+              UNION ALL BY NAME FROM query_table(events)) e
+        WHERE e.user_id::BIGINT IN (SELECT user_id FROM ecoreco_changed)
+           OR e.user_id IS NULL OR e.product_id IS NULL OR e.event_time IS NULL) e
+  LEFT JOIN ecoreco_products p ON p.id = e.product_id::BIGINT),
 ecoreco_feed AS (
   SELECT user_id, product_id, category_id, event_type, time_s, brand, time_s AS brand_time, price, time_s AS price_time,
          NULL::VARCHAR AS side, NULL::BIGINT AS id, NULL::BIGINT AS item, NULL::VARCHAR AS name,
