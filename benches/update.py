@@ -7,7 +7,8 @@ asserted):
 - the update with day 31 (als_update over the 31 days' events, of which
   it reads the histories of the users active on day 31; best of 3) against a full
   als_train of days 1-31 with the same parameters: seconds of each and
-  their ratio (floor: the update at most 10 % of the refit);
+  their ratio (floor: the update at most 10 % of the refit), wall and
+  process CPU (the CPU ratio moves less with a shared machine's load);
 - NDCG@10 of both on days 32-33 (recommend_all; relevant: the products a
   user carted or bought those days; users in both models with at least
   one), and the update's relative to the refit's (floor: within 2 %);
@@ -29,11 +30,12 @@ PARAMS = f"factors := {FACTORS}, iterations := {ITERATIONS}, search := false"
 
 
 def timed(con, sql):
-    started = time.perf_counter()
+    """(wall seconds, process CPU seconds) of the statements in `sql`."""
+    started, cpu = time.perf_counter(), time.process_time()
     for statement in sql.split(";"):
         if statement.strip():
             con.execute(statement)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 NDCG = """
@@ -67,14 +69,16 @@ def main():
     print(f"update         {EVENTS:,} events over 33 days: days 1-30 {n30:,}, day 31 {n31 - n30:,}, days 32-33 {n_test:,}; "
           f"data and 30-day model {time.perf_counter() - started:.1f} s ({PARAMS})")
     # Best of 3 (the machine is shared); the refit, 10x longer, runs once.
-    t_update = min(timed(con, """
+    runs = [timed(con, """
         CREATE OR REPLACE TEMP TABLE updated AS FROM ecoreco.als_update(base, first31, since := getvariable('since'))""")
-                   for _ in range(3))
-    t_refit = timed(con, f"CREATE TEMP TABLE refit AS FROM ecoreco.als_train(first31, {PARAMS})")
+            for _ in range(3)]
+    t_update, c_update = min(r[0] for r in runs), min(r[1] for r in runs)
+    t_refit, c_refit = timed(con, f"CREATE TEMP TABLE refit AS FROM ecoreco.als_train(first31, {PARAMS})")
     changed = dict(con.execute(
         "SELECT name, value FROM updated WHERE side = 'param' AND name IN ('updated_users', 'added_users', 'added_products')").fetchall())
     print(f"update         als_update with day 31 {t_update:.1f} s vs full als_train of days 1-31 {t_refit:.1f} s: "
-          f"{100 * t_update / t_refit:.1f} % (floor 10 %); re-solved {changed['updated_users']:,.0f} users, "
+          f"{100 * t_update / t_refit:.1f} % (floor 10 %); CPU {c_update:.2f} s vs {c_refit:.2f} s: {100 * c_update / c_refit:.1f} %; "
+          f"load {os.getloadavg()[0]:.1f}; re-solved {changed['updated_users']:,.0f} users, "
           f"added {changed['added_users']:,.0f} users and {changed['added_products']:,.0f} products")
     scores = {}
     for model in ("refit", "updated", "base"):

@@ -26,11 +26,13 @@ ecoreco_events AS (
          -- Brand and price as training reads them, for the products to add.
          CASE WHEN p.id IS NULL THEN nullif(e.brand::VARCHAR, 'unknown') END AS brand,
          CASE WHEN p.id IS NULL THEN try_cast(e.price AS DOUBLE) END AS price
-  FROM (FROM (SELECT NULL::BOOLEAN AS brand, NULL::BOOLEAN AS price WHERE false)
-        UNION ALL BY NAME FROM query_table(events)) e
-  LEFT JOIN ecoreco_products p ON p.id = e.product_id::BIGINT
-  WHERE e.user_id::BIGINT IN (SELECT user_id FROM ecoreco_changed)
-     OR e.user_id IS NULL OR e.product_id IS NULL OR e.event_time IS NULL),
+  -- The changed users' events first, then the products' join: on those
+  -- only, not on every event.
+  FROM (FROM (FROM (SELECT NULL::BOOLEAN AS brand, NULL::BOOLEAN AS price WHERE false)
+              UNION ALL BY NAME FROM query_table(events)) e
+        WHERE e.user_id::BIGINT IN (SELECT user_id FROM ecoreco_changed)
+           OR e.user_id IS NULL OR e.product_id IS NULL OR e.event_time IS NULL) e
+  LEFT JOIN ecoreco_products p ON p.id = e.product_id::BIGINT),
 ecoreco_feed AS (
   SELECT user_id, product_id, category_id, event_type, time_s, brand, time_s AS brand_time, price, time_s AS price_time,
          NULL::VARCHAR AS side, NULL::BIGINT AS id, NULL::BIGINT AS item, NULL::VARCHAR AS name,
@@ -47,17 +49,13 @@ SELECT CASE WHEN w.seq = 0 THEN 0 ELSE w.seq + (SELECT last_seq FROM ecoreco_las
        w.model_id, w.side, w.id, w.item, w.name, w.value, w.factors
 FROM ecoreco_written w
 UNION ALL
+-- Every other row of the old model, in one scan: a user's rows unless the
+-- update wrote that user, a param unless it wrote that name.
 SELECT m.seq::BIGINT, (SELECT w.model_id FROM ecoreco_written w WHERE w.seq = 0), m.side::VARCHAR, m.id::BIGINT,
        m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]
 FROM query_table(model) m
-WHERE m.side NOT IN {user_sides} AND m.side <> 'param'
-UNION ALL
-SELECT m.seq::BIGINT, (SELECT w.model_id FROM ecoreco_written w WHERE w.seq = 0), m.side::VARCHAR, m.id::BIGINT,
-       m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]
-FROM query_table(model) m ANTI JOIN (SELECT w.id FROM ecoreco_written w WHERE w.side = 'user') w ON w.id = m.id::BIGINT
-WHERE m.side IN {user_sides}
-UNION ALL
-SELECT m.seq::BIGINT, (SELECT w.model_id FROM ecoreco_written w WHERE w.seq = 0), m.side::VARCHAR, m.id::BIGINT,
-       m.item::BIGINT, m.name::VARCHAR, m.value::DOUBLE, m.factors::FLOAT[]
-FROM query_table(model) m ANTI JOIN (SELECT w.name FROM ecoreco_written w WHERE w.side = 'param') w ON w.name = m.name::VARCHAR
-WHERE m.side = 'param'
+WHERE CASE WHEN m.side IN {user_sides}
+             THEN NOT coalesce(m.id::BIGINT IN (SELECT w.id FROM ecoreco_written w WHERE w.side = 'user'), false)
+           WHEN m.side = 'param'
+             THEN NOT coalesce(m.name::VARCHAR IN (SELECT w.name FROM ecoreco_written w WHERE w.side = 'param'), false)
+           ELSE true END

@@ -22,21 +22,47 @@
 use crate::model::confidence::{bm25_entry, bm25_idf, log_entry, rescaled, Confidence};
 use crate::model::csr::Csr;
 use crate::model::{FactorModel, ModelParts, ProductAttributes};
+use crate::rng::FastMap;
 use crate::stream::foldin::{cholesky, cholesky_solve, FoldIn, Scratch};
 use crate::stream::state::{Kind, Weights};
 use anyhow::{bail, ensure, Result};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-/// One event of the update's input.
+/// Events of one user on one product in one category: how many of each
+/// kind and the last one's time. The SQL function passes each event as a
+/// pair of one; the kernel sums a user's pairs per product after one sort
+/// (the result does not depend on the order they arrive in).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct UpdateEvent {
+pub struct UpdatePair {
     pub user: i64,
     pub product: i64,
     pub category: Option<i64>,
-    pub kind: Kind,
-    /// Epoch seconds.
-    pub time: f64,
+    pub views: u32,
+    pub carts: u32,
+    pub purchases: u32,
+    /// The last event's time, epoch seconds.
+    pub last: f64,
+}
+
+impl UpdatePair {
+    /// One event of `kind` at `time`.
+    pub fn event(user: i64, product: i64, category: Option<i64>, kind: Kind, time: f64) -> Self {
+        let at = |k: Kind| u32::from(kind == k);
+        UpdatePair {
+            user,
+            product,
+            category,
+            views: at(Kind::View),
+            carts: at(Kind::Cart),
+            purchases: at(Kind::Purchase),
+            last: time,
+        }
+    }
+
+    fn events(&self) -> u32 {
+        self.views + self.carts + self.purchases
+    }
 }
 
 /// What the update needs besides the model and the events.
@@ -73,17 +99,41 @@ pub struct Updated {
     pub data_end: f64,
 }
 
-/// Per (user, product): summed event weight and the last event's time.
-type PairSums = BTreeMap<i64, (f32, f64)>;
+/// One product of a user's history: the summed event weight (not yet
+/// capped), the last event's time and the purchases.
+#[derive(Clone, Copy, Debug)]
+struct PairSum {
+    product: i64,
+    weight: f32,
+    last: f64,
+    purchases: u32,
+}
 
-fn pair_sums<'a>(events: impl Iterator<Item = &'a UpdateEvent>, w: &Weights) -> PairSums {
-    let mut sums = PairSums::new();
-    for e in events {
-        let s = sums.entry(e.product).or_insert((0.0, f64::NEG_INFINITY));
-        s.0 += w.of(e.kind);
-        s.1 = s.1.max(e.time);
+/// The products of one user's pairs (sorted by product), summed over
+/// their categories. The weight is summed from the counts in double
+/// precision, as training sums a pair's event weights.
+fn pair_sums(pairs: &[UpdatePair], w: &Weights, out: &mut Vec<PairSum>) {
+    out.clear();
+    let mut at = 0;
+    while at < pairs.len() {
+        let product = pairs[at].product;
+        let (mut weight, mut last, mut purchases) = (0f64, f64::NEG_INFINITY, 0u32);
+        while at < pairs.len() && pairs[at].product == product {
+            let e = &pairs[at];
+            weight += e.views as f64 * w.view as f64
+                + e.carts as f64 * w.cart as f64
+                + e.purchases as f64 * w.purchase as f64;
+            last = last.max(e.last);
+            purchases += e.purchases;
+            at += 1;
+        }
+        out.push(PairSum {
+            product,
+            weight: weight as f32,
+            last,
+            purchases,
+        });
     }
-    sums
 }
 
 fn solve_spd(mut a: Vec<f64>, f: usize, b: &mut [f64]) -> Result<()> {
@@ -92,21 +142,21 @@ fn solve_spd(mut a: Vec<f64>, f: usize, b: &mut [f64]) -> Result<()> {
     Ok(())
 }
 
-/// The model updated with `events` (each user's whole history; see the
-/// module's description). `attributes`: (product_id, brand, price) of the
+/// The model updated with `pairs` (each user's whole history, summed per
+/// product and category; see the module's description). `attributes`: (product_id, brand, price) of the
 /// products in the events, the latest of each as training keeps them; the
 /// new products take theirs.
 pub fn update(
     old: &FactorModel,
-    events: &[UpdateEvent],
+    mut pairs: Vec<UpdatePair>,
     p: &UpdateParams,
     attributes: Vec<(i64, Option<String>, f64)>,
 ) -> Result<Updated> {
     let f = old.factors;
     let w = &p.weights;
-    let data_end = events
+    let data_end = pairs
         .iter()
-        .map(|e| e.time)
+        .map(|e| e.last)
         .fold(f64::NEG_INFINITY, f64::max);
     ensure!(
         data_end > p.since,
@@ -114,17 +164,18 @@ pub fn update(
         data_end,
         p.since
     );
-    // Each user's events, users in id order.
-    let mut by_user: BTreeMap<i64, Vec<&UpdateEvent>> = BTreeMap::new();
-    for e in events {
-        by_user.entry(e.user).or_default().push(e);
-    }
+    // Each user's pairs, users in id order, each user's by product.
+    pairs.par_sort_unstable_by_key(|e| (e.user, e.product));
+    let by_user: Vec<(i64, &[UpdatePair])> = pairs
+        .chunk_by(|a, b| a.user == b.user)
+        .map(|evs| (evs[0].user, evs))
+        .collect();
     let old_product = |id: i64| old.product_ids.binary_search(&id).ok();
     let old_user = |id: i64| old.user_ids.binary_search(&id).ok();
-    let changed: Vec<(i64, &Vec<&UpdateEvent>)> = by_user
+    let changed: Vec<(i64, &[UpdatePair])> = by_user
         .iter()
-        .filter(|(_, evs)| evs.iter().any(|e| e.time > p.since))
-        .map(|(&u, evs)| (u, evs))
+        .filter(|(_, evs)| evs.iter().any(|e| e.last > p.since))
+        .copied()
         .collect();
 
     // Users: one half-step against the fixed product factors.
@@ -133,14 +184,15 @@ pub fn update(
     let solved: Vec<Option<(i64, Vec<f32>)>> = changed
         .par_iter()
         .map_init(
-            || (Scratch::default(), Vec::new(), Vec::new()),
-            |(scratch, items, weights), (u, evs)| -> Result<Option<(i64, Vec<f32>)>> {
+            || (Scratch::default(), Vec::new(), Vec::new(), Vec::new()),
+            |(scratch, sums, items, weights), (u, evs)| -> Result<Option<(i64, Vec<f32>)>> {
                 items.clear();
                 weights.clear();
-                for (&product, &(sum, last)) in &pair_sums(evs.iter().copied(), w) {
-                    if let Some(i) = old_product(product) {
+                pair_sums(evs, w, sums);
+                for s in sums.iter() {
+                    if let Some(i) = old_product(s.product) {
                         items.push(i as u32);
-                        weights.push(fold.weighting().decay(sum.min(w.cap), last));
+                        weights.push(fold.weighting().decay(s.weight.min(w.cap), s.last));
                     }
                 }
                 if items.is_empty() {
@@ -154,7 +206,7 @@ pub fn update(
         )
         .collect::<Result<_>>()?;
     drop(fold);
-    let solved: HashMap<i64, Vec<f32>> = solved.into_iter().flatten().collect();
+    let solved: FastMap<i64, Vec<f32>> = solved.into_iter().flatten().collect();
 
     // The new id lists, sorted as the model keeps them.
     let mut user_ids = old.user_ids.clone();
@@ -165,12 +217,12 @@ pub fn update(
     // model lacks from before was not in its data: ignored, like any
     // product the model does not know), with the smallest category of
     // their events, as the trainer keeps.
-    let mut new_products: BTreeMap<i64, Option<i64>> = events
+    let mut new_products: BTreeMap<i64, Option<i64>> = pairs
         .iter()
-        .filter(|e| e.time > p.since && old_product(e.product).is_none())
+        .filter(|e| e.last > p.since && old_product(e.product).is_none())
         .map(|e| (e.product, None))
         .collect();
-    for e in events {
+    for e in &pairs {
         if let (Some(c), Some(cat)) = (new_products.get_mut(&e.product), e.category) {
             *c = Some(c.map_or(cat, |v: i64| v.min(cat)));
         }
@@ -218,31 +270,34 @@ pub fn update(
     // Per new product: (user index, decayed weight, the user's row sum).
     let mut touching: BTreeMap<i64, Vec<(usize, f32, f64)>> = BTreeMap::new();
     let mut new_weight: BTreeMap<i64, (f32, f32)> = BTreeMap::new();
-    for (&u, evs) in &by_user {
+    let mut sums = Vec::new();
+    for &(u, evs) in &by_user {
         if !evs.iter().any(|e| new_products.contains_key(&e.product)) {
             continue;
         }
-        let sums = pair_sums(evs.iter().copied(), w);
-        let decayed: Vec<(i64, f32)> = sums
+        pair_sums(evs, w, &mut sums);
+        let decayed: Vec<f32> = sums
             .iter()
-            .map(|(&pid, &(s, last))| (pid, old.weighting.decay(s.min(w.cap), last)))
+            .map(|s| old.weighting.decay(s.weight.min(w.cap), s.last))
             .collect();
-        let row_sum: f64 = decayed.iter().map(|d| d.1 as f64).sum();
-        for &(pid, weight) in decayed.iter().filter(|d| new_products.contains_key(&d.0)) {
-            let purchases = evs
-                .iter()
-                .filter(|e| e.product == pid && e.kind == Kind::Purchase)
-                .count() as f32;
-            let t = new_weight.entry(pid).or_default();
-            t.0 += purchases;
-            t.1 += sums[&pid].0.min(w.cap);
+        let row_sum: f64 = decayed.iter().map(|&d| d as f64).sum();
+        for (s, &weight) in sums.iter().zip(&decayed) {
+            if !new_products.contains_key(&s.product) {
+                continue;
+            }
+            let t = new_weight.entry(s.product).or_default();
+            t.0 += s.purchases as f32;
+            t.1 += s.weight.min(w.cap);
             if let Some(ui) = new_user(u) {
-                touching.entry(pid).or_default().push((ui, weight, row_sum));
+                touching
+                    .entry(s.product)
+                    .or_default()
+                    .push((ui, weight, row_sum));
             }
         }
     }
     let bm25 = old.weighting.bm25.as_ref();
-    let mut new_rows: HashMap<i64, (Vec<f32>, u32)> = HashMap::new();
+    let mut new_rows: FastMap<i64, (Vec<f32>, u32)> = FastMap::default();
     for &pid in new_products.keys() {
         let pairs = touching.get(&pid).map_or(&[][..], Vec::as_slice);
         let users = pairs.len() as u32;
@@ -329,18 +384,24 @@ pub fn update(
                     .collect()
             })
             .unwrap_or_default();
-        let evs = by_user.get(&u).filter(|_| solved.contains_key(&u));
+        let evs = by_user
+            .binary_search_by_key(&u, |b| b.0)
+            .ok()
+            .map(|at| by_user[at].1)
+            .filter(|_| solved.contains_key(&u));
         match evs {
             Some(evs) => {
                 bought.extend(
                     evs.iter()
-                        .filter(|e| e.kind == Kind::Purchase)
+                        .filter(|e| e.purchases > 0)
                         .filter_map(|e| product_at(e.product))
                         .map(|i| i as u32),
                 );
-                let mut counts: HashMap<i64, f32> = HashMap::new();
-                for c in evs.iter().filter_map(|e| e.category) {
-                    *counts.entry(c).or_default() += 1.0;
+                let mut counts: FastMap<i64, f32> = FastMap::default();
+                for e in evs {
+                    if let Some(c) = e.category {
+                        *counts.entry(c).or_default() += e.events() as f32;
+                    }
                 }
                 interest.push(crate::model::top_categories(&counts));
             }
@@ -421,13 +482,17 @@ mod tests {
         .unwrap()
     }
 
-    fn event(user: i64, product: i64, kind: Kind, time: f64) -> UpdateEvent {
-        UpdateEvent {
+    /// The pair of `user`'s events on `product`: `[views, carts,
+    /// purchases]`, the last at `last`.
+    fn pair(user: i64, product: i64, counts: [u32; 3], last: f64) -> UpdatePair {
+        UpdatePair {
             user,
             product,
             category: Some(if product == 300 { 9 } else { 7 }),
-            kind,
-            time,
+            views: counts[0],
+            carts: counts[1],
+            purchases: counts[2],
+            last,
         }
     }
 
@@ -440,11 +505,11 @@ mod tests {
     #[test]
     fn hand_checked_update() {
         let old = model();
-        let events = [
-            event(5, 100, Kind::View, 10.0),
-            event(5, 100, Kind::Cart, 30.0),
-            event(5, 300, Kind::View, 31.0),
-            event(9, 200, Kind::View, 5.0),
+        // User 5's view (time 10) and cart (30) of 100: one pair.
+        let pairs = vec![
+            pair(9, 200, [1, 0, 0], 5.0),
+            pair(5, 300, [1, 0, 0], 31.0),
+            pair(5, 100, [1, 1, 0], 30.0),
         ];
         let p = UpdateParams {
             regularization: 1.0,
@@ -457,7 +522,7 @@ mod tests {
             (300, Some("acme".to_string()), 9.5),
             (100, Some("old".to_string()), 1.0),
         ];
-        let up = update(&old, &events, &p, facts).unwrap();
+        let up = update(&old, pairs, &p, facts).unwrap();
         let m = &up.model;
         assert_eq!(m.user_ids, vec![5, 9]);
         assert_eq!(m.product_ids, vec![100, 200, 300]);
@@ -511,9 +576,13 @@ mod tests {
         assert_eq!(m.interest[1], old.interest[1]);
     }
 
+    /// The same history as one pair per event, shuffled, one event in
+    /// another category: the same factors bit for bit (the kernel sums a
+    /// product's pairs), the interest split by category, and a purchase
+    /// makes a `purchased` row.
     #[test]
-    fn events_not_after_the_model_are_refused() {
-        let events = [event(5, 100, Kind::View, 10.0)];
+    fn pairs_of_single_events_sum_per_product() {
+        let old = model();
         let p = UpdateParams {
             regularization: 1.0,
             alpha: 1.0,
@@ -521,7 +590,45 @@ mod tests {
             since: 20.0,
             model_users: 2,
         };
-        let e = update(&model(), &events, &p, Vec::new())
+        let summed = vec![pair(5, 100, [2, 1, 0], 30.0), pair(5, 200, [0, 0, 1], 25.0)];
+        let single = vec![
+            UpdatePair::event(5, 200, Some(7), Kind::Purchase, 25.0),
+            UpdatePair::event(5, 100, Some(7), Kind::View, 12.0),
+            UpdatePair::event(5, 100, Some(8), Kind::Cart, 30.0),
+            UpdatePair::event(5, 100, Some(7), Kind::View, 3.0),
+        ];
+        let a = update(&old, summed, &p, Vec::new()).unwrap();
+        let b = update(&old, single, &p, Vec::new()).unwrap();
+        assert_eq!(a.model.user_row(0).to_vec(), b.model.user_row(0).to_vec());
+        // Weights 2 + 3 = 5 on 100 and 5 on 200: W⁻¹ = 2I + 5I = 7I, x = 6/7 (1, 1).
+        for v in b.model.user_row(0) {
+            assert!((v - 6.0 / 7.0).abs() < 1e-6, "{:?}", b.model.user_row(0));
+        }
+        assert_eq!(a.model.interest[0], vec![(7, 1.0)]);
+        assert_eq!(b.model.interest[0], vec![(7, 0.75), (8, 0.25)]);
+        for up in [&a, &b] {
+            assert_eq!(up.model.purchased.row(0).0, &[1]);
+            assert_eq!(up.model.purchased.row(1).0, &[] as &[u32]);
+        }
+    }
+
+    /// docs/update.md's memory figure: 56 bytes per event read.
+    #[test]
+    fn an_event_read_is_56_bytes() {
+        assert_eq!(std::mem::size_of::<UpdatePair>(), 56);
+    }
+
+    #[test]
+    fn events_not_after_the_model_are_refused() {
+        let pairs = vec![pair(5, 100, [1, 0, 0], 10.0)];
+        let p = UpdateParams {
+            regularization: 1.0,
+            alpha: 1.0,
+            weights: Weights::default(),
+            since: 20.0,
+            model_users: 2,
+        };
+        let e = update(&model(), pairs, &p, Vec::new())
             .unwrap_err()
             .to_string();
         assert!(e.contains("not after the model's data"), "{e}");

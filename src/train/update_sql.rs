@@ -17,7 +17,7 @@
 //! parent (`parent_model_id`), when the update ran (`updated_at`) and the
 //! end of its data (`data_end`).
 
-use super::update::{update, UpdateEvent, UpdateParams, Updated};
+use super::update::{update, UpdatePair, UpdateParams, Updated};
 use crate::als::LatestAttributes;
 use crate::binding::aggregate::{self, AggregateFunction};
 use crate::binding::blocks::{BlockSource, Computed};
@@ -34,7 +34,8 @@ use std::sync::Arc;
 
 #[derive(Default)]
 pub struct UpdateState {
-    events: Vec<UpdateEvent>,
+    /// The events, each a pair of one event (the kernel sums them).
+    events: Vec<UpdatePair>,
     model_id: Option<i64>,
     rows: ModelRows,
     params: Vec<(String, f64)>,
@@ -131,17 +132,17 @@ impl AggregateFunction for AlsUpdate {
             let (Some(user), Some(product)) = (input.i64(e, row), input.i64(e + 1, row)) else {
                 bail!("an event has a NULL user_id or product_id; filter such rows out first");
             };
-            let time = input.f64(e + 4, row).ok_or_else(|| {
+            let last = input.f64(e + 4, row).ok_or_else(|| {
                 anyhow!("an event of user {user} has a NULL event_time; filter such rows out first (WHERE event_time IS NOT NULL)")
             })?;
             budget::reserve(&mut state.events, 1, "the events")?;
-            state.events.push(UpdateEvent {
+            state.events.push(UpdatePair::event(
                 user,
                 product,
-                category: input.i64(e + 2, row),
+                input.i64(e + 2, row),
                 kind,
-                time,
-            });
+                last,
+            ));
         }
         Ok(())
     }
@@ -202,19 +203,19 @@ impl AggregateFunction for AlsUpdate {
         let recent = if old_recent.is_empty() && !keeps_recent {
             Vec::new()
         } else {
+            // A pair's last time is its product's latest touch.
             let newer: Vec<(i64, i64, f64)> = events
                 .iter()
-                .filter(|e| e.time > since)
-                .map(|e| (e.user, e.product, e.time))
+                .filter(|e| e.last > since)
+                .map(|e| (e.user, e.product, e.last))
                 .collect();
             recent::merged(old_recent, newer, recent::PER_USER)
         };
         let facts = state.attributes.into_facts();
         let updated = pool.install(|| {
             let old = model_table::from_some_rows(rows, parent, model_users)?;
-            update(&old, &events, &params, facts)
+            update(&old, events, &params, facts)
         })?;
-        drop(events);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs() as f64);
