@@ -499,6 +499,10 @@ fn user_active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionIte
     (w > 0.0).then_some((items, w, new_w))
 }
 
+/// A known user's two weights ([`user_share`]) and item-to-item scores
+/// (best first).
+pub type UserItemSide = (f32, f32, Vec<(u32, f32)>);
+
 /// A known user's item-to-item side of the blend, as [`known_users_lists`]
 /// serves it with no rule and the model's weight: the two weights
 /// ([`user_share`]) and the scores of [`user_list`] (best first); `None`
@@ -509,7 +513,7 @@ pub fn user_item_scores(
     also: &[u32],
     exclude_purchased: bool,
     weight: Option<f32>,
-) -> Option<(f32, f32, Vec<(u32, f32)>)> {
+) -> Option<UserItemSide> {
     let (items, w, new_w) = user_active(model, weight)?;
     let excluded = model.excluded_for(Some(user), also, exclude_purchased);
     let scored = step_scores(items, items.recent.of(user), None, &excluded);
