@@ -123,7 +123,7 @@ def main():
                 scores["implicit"]["new"].append(ndcg([p for p in top if p not in own], new_rel))
                 scores["ecoreco"]["new"].append(ndcg([p for p in deep.get(u, []) if p not in own], new_rel))
         mean = {m: {p: sum(v) / len(v) for p, v in d.items()} for m, d in scores.items()}
-        chosen = ", ".join(f"{n} {params[n]:g}" for n in ["alpha", "regularization", "blend", "item_weight", "user_item_weight"] if n in params)
+        chosen = ", ".join(f"{n} {params[n]:g}" for n in ["alpha", "regularization", "blend", "item_weight", "user_item_weight", "user_new_item_weight"] if n in params)
         print(f"{generator} seed {seed}, {events / 1e6:g}M: als_train {trained:.1f} s, recommend_all {serve_seconds:.2f} s; chose {chosen}", flush=True)
         for protocol, text in [("seen", "seen products kept"), ("new", "new products only")]:
             e, i = mean["ecoreco"][protocol], mean["implicit"][protocol]

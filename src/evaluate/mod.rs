@@ -189,7 +189,7 @@ impl AggregateFunction for Evaluate {
                     defaults.neighbours,
                     &params,
                     defaults.recent,
-                    param(recent::PARAM),
+                    [recent::PARAM, recent::NEW_PARAM].map(param),
                 )?;
                 (Some(served), defaults.candidate)
             } else {

@@ -204,8 +204,17 @@ pub fn explain(
                 contribution: r.score as f64,
                 part: POPULAR,
             });
-            if let (Some((w, scored)), Some(u)) = (&item_side, user) {
-                blended_parts(model, u, &list, scored, *w, product, &mut parts, start);
+            if let (Some((w, new_w, scored)), Some(u)) = (&item_side, user) {
+                blended_parts(
+                    model,
+                    u,
+                    &list,
+                    scored,
+                    (*w, *new_w),
+                    product,
+                    &mut parts,
+                    start,
+                );
             }
             continue;
         }
@@ -263,8 +272,17 @@ pub fn explain(
                 part: CATEGORY_INTEREST,
             });
         }
-        if let (Some((w, scored)), Some(u)) = (&item_side, user) {
-            blended_parts(model, u, &list, scored, *w, product, &mut parts, start);
+        if let (Some((w, new_w, scored)), Some(u)) = (&item_side, user) {
+            blended_parts(
+                model,
+                u,
+                &list,
+                scored,
+                (*w, *new_w),
+                product,
+                &mut parts,
+                start,
+            );
         }
     }
     Ok(parts)
@@ -272,8 +290,9 @@ pub fn explain(
 
 /// The parts of `product`'s score in a known user's blended list (`list`
 /// their own list, `parts[start..]` its parts of the product's score
-/// there; `scored` the item-to-item scores, best first, at weight `w`):
-/// `(1 − w) · (L − r) / L + w · s / s_max` (recommend::items), the own
+/// there; `scored` the item-to-item scores, best first, at weights `w`
+/// and `new_w`): `(1 − w) · (L − r) / L + share · s / s_max`
+/// (recommend::items::user_share), the own
 /// parts scaled to the first term (dropped when the product is not in the
 /// own list), one `item_to_item` part per latest product of the user that
 /// adds to `s`. A product in neither list keeps its own parts.
@@ -283,7 +302,7 @@ fn blended_parts(
     user: u32,
     list: &[Recommendation],
     scored: &[(u32, f32)],
-    w: f32,
+    (w, new_w): (f32, f32),
     product: u32,
     parts: &mut Vec<Part>,
     start: usize,
@@ -325,6 +344,8 @@ fn blended_parts(
     }
     let top = scored.first().map_or(0.0, |x| x.1);
     if in_items && top > 0.0 {
+        let latest = items.recent.of(user);
+        let share = crate::recommend::items::user_share(latest, product, w, new_w);
         let steps = crate::covisit::session::step_parts(
             &items.model,
             items.recent.of(user),
@@ -334,7 +355,7 @@ fn blended_parts(
         parts.extend(steps.into_iter().map(|(j, s)| Part {
             product,
             because: Some(j),
-            contribution: w as f64 * s as f64 / top as f64,
+            contribution: share as f64 * s as f64 / top as f64,
             part: ITEM_TO_ITEM,
         }));
     }

@@ -17,8 +17,9 @@
 //! each in a DuckDB table once compressed, 150 MB; 4 bytes a product in
 //! the served model, 100 MB beside the 1 GB of 50-factor user vectors).
 //!
-//! The rows and the [`PARAM`] row (`user_item_weight`, the item-to-item
-//! share of a known user's list, chosen on the validation split) are
+//! The rows, the [`PARAM`] row (`user_item_weight`, the item-to-item
+//! share of a known user's list, chosen on the validation split) and the
+//! [`NEW_PARAM`] row (the share for products other than the latest) are
 //! written only in models whose validation chose a weight above 0.
 //! Plain data: the trainer (`crate::train`) makes them, serving
 //! (`crate::recommend::items`) reads them.
@@ -28,6 +29,10 @@ pub const SIDE: &str = "recent";
 
 /// The param row of the known users' item-to-item weight.
 pub const PARAM: &str = "user_item_weight";
+
+/// The param row of the item-to-item share the blend gives a known user's
+/// products other than their latest ones (`user_item_weight` where absent).
+pub const NEW_PARAM: &str = "user_new_item_weight";
 
 /// Products kept per user (see the module documentation).
 pub const PER_USER: usize = 5;

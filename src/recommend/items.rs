@@ -51,29 +51,36 @@ pub fn serving_of_rows(mut rows: ModelRows, model_id: i64) -> anyhow::Result<Ser
     let neighbours = rows.take_neighbours();
     let latest = rows.take_recent();
     let params: Vec<Option<f64>> = PARAMS.iter().map(|name| rows.param(name)).collect();
-    let user_weight = rows.param(recent::PARAM);
+    let user_weights = [recent::PARAM, recent::NEW_PARAM].map(|name| rows.param(name));
     let mut served = ServingModel::new(from_rows(rows, model_id)?)?;
-    with_signal(&mut served, neighbours, &params, latest, user_weight)?;
+    with_signal(&mut served, neighbours, &params, latest, user_weights)?;
     Ok(served)
 }
 
 /// `served` given the item-to-item signal of the neighbour rows
 /// `neighbours` ([`items_of_rows`], with the [`PARAMS`] values `params`)
 /// and, when there is one, the known users' part of it: their latest
-/// products `latest` at the weight `user_weight` ([`users_of_rows`]).
+/// products `latest` at the weights `user_weights` (`user_item_weight`,
+/// `user_new_item_weight`: [`users_of_rows`]; the second, absent, is the
+/// first).
 pub fn with_signal(
     served: &mut ServingModel,
     neighbours: Vec<NeighbourRow>,
     params: &[Option<f64>],
     latest: Vec<RecentRow>,
-    user_weight: Option<f64>,
+    user_weights: [Option<f64>; 2],
 ) -> anyhow::Result<()> {
     served.items = items_of_rows(served, &neighbours, params)?;
     drop(neighbours);
     if served.items.is_some() {
-        let (weight, latest) = users_of_rows(served, latest, user_weight)?;
+        let (weight, latest) = users_of_rows(served, latest, user_weights[0])?;
+        let new_weight = match user_weights[1] {
+            Some(w) => users_of_rows(served, Vec::new(), Some(w))?.0,
+            None => weight,
+        };
         if let Some(items) = served.items.as_mut() {
             items.user_weight = weight;
+            items.user_new_weight = new_weight;
             items.recent = latest;
         }
     }
@@ -159,6 +166,7 @@ pub fn items_of_rows(
         blend,
         weight: weight as f32,
         user_weight: 0.0,
+        user_new_weight: 0.0,
         recent: UserRecent::default(),
     }))
 }
@@ -314,7 +322,17 @@ pub fn blend_lists(
     weight: f32,
     k: usize,
 ) -> Vec<Recommendation> {
-    MARKS.with(|m| blend_marked(&mut m.borrow_mut(), model, base, items, weight, k))
+    MARKS.with(|m| {
+        blend_marked(
+            &mut m.borrow_mut(),
+            model,
+            base,
+            items,
+            weight,
+            |_| weight,
+            k,
+        )
+    })
 }
 
 fn blend_marked(
@@ -323,16 +341,23 @@ fn blend_marked(
     base: &[Recommendation],
     items: &[(u32, f32)],
     weight: f32,
+    item_weight: impl Fn(u32) -> f32,
     k: usize,
 ) -> Vec<Recommendation> {
     let len = base.len().max(1) as f32;
     let top = items.first().map_or(0.0, |x| x.1);
-    let item_part = |s: f32| if top > 0.0 { weight * s / top } else { 0.0 };
+    let item_part = |p: u32, s: f32| {
+        if top > 0.0 {
+            item_weight(p) * s / top
+        } else {
+            0.0
+        }
+    };
     // Each list looked up for every product of the other: marked per
     // product (a product is scored once by the item-to-item part).
     let stamp = marks.next(model.n_products());
     for &(p, s) in items {
-        marks.item[p as usize] = (stamp, item_part(s));
+        marks.item[p as usize] = (stamp, item_part(p, s));
     }
     for rec in base {
         marks.base[rec.product as usize] = stamp;
@@ -367,7 +392,7 @@ fn blend_marked(
         .iter()
         .filter(|x| marks.base[x.0 as usize] != stamp)
         .map(|&(p, s)| {
-            let i = item_part(s);
+            let i = item_part(p, s);
             let rec = Recommendation {
                 product: p,
                 score: i,
@@ -466,27 +491,33 @@ pub fn similar_list(
 
 /// The signal and the known users' weight (`weight`, else the model's)
 /// when the model keeps the signal and that weight is above 0.
-fn user_active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionItems, f32)> {
+/// The known users' signal and its two weights ([`user_share`]): the
+/// model's, or the caller's `weight` for both.
+fn user_active(model: &ServingModel, weight: Option<f32>) -> Option<(&SessionItems, f32, f32)> {
     let items = model.items.as_ref()?;
-    let w = weight.unwrap_or(items.user_weight);
-    (w > 0.0).then_some((items, w))
+    let (w, new_w) = weight.map_or((items.user_weight, items.user_new_weight), |w| (w, w));
+    (w > 0.0).then_some((items, w, new_w))
 }
 
+/// A known user's two weights ([`user_share`]) and item-to-item scores
+/// (best first).
+pub type UserItemSide = (f32, f32, Vec<(u32, f32)>);
+
 /// A known user's item-to-item side of the blend, as [`known_users_lists`]
-/// serves it with no rule and the model's weight: the weight and the
-/// scores of [`user_list`] (best first); `None` when their list is not
-/// blended (no weight, or nothing scored).
+/// serves it with no rule and the model's weight: the two weights
+/// ([`user_share`]) and the scores of [`user_list`] (best first); `None`
+/// when their list is not blended (no weight, or nothing scored).
 pub fn user_item_scores(
     model: &ServingModel,
     user: u32,
     also: &[u32],
     exclude_purchased: bool,
     weight: Option<f32>,
-) -> Option<(f32, Vec<(u32, f32)>)> {
-    let (items, w) = user_active(model, weight)?;
+) -> Option<UserItemSide> {
+    let (items, w, new_w) = user_active(model, weight)?;
     let excluded = model.excluded_for(Some(user), also, exclude_purchased);
     let scored = step_scores(items, items.recent.of(user), None, &excluded);
-    (!scored.is_empty()).then_some((w, scored))
+    (!scored.is_empty()).then_some((w, new_w, scored))
 }
 
 /// How long a known user's own list must be for a blended list of `k`:
@@ -497,10 +528,28 @@ pub fn user_base_length(k: usize) -> usize {
     k + k.min(EXTRA)
 }
 
+/// The item-to-item share of `product` in a known user's blend at weights
+/// `w` and `new_w` (`latest`: the user's latest products): `w` for a
+/// latest product (its own part weighs `1 − w`); for any other product,
+/// the share that puts its item-to-item part against the same own part
+/// `1 − w` in the ratio `new_w : (1 − new_w)`, `(1 − w) · new_w / (1 −
+/// new_w)`. So the products other than the latest are ranked among
+/// themselves as the blend at `new_w` ranks them, and the latest come back
+/// as the blend at `w` brings them. `new_w = w` is the blend at `w`.
+pub fn user_share(latest: &[u32], product: u32, w: f32, new_w: f32) -> f32 {
+    if new_w == w || latest.contains(&product) || new_w >= 1.0 {
+        w
+    } else {
+        (1.0 - w) * new_w / (1.0 - new_w)
+    }
+}
+
 /// A known user's list of `k` from their own list of [`user_base_length`]
 /// (`base`) blended with the item-to-item scores of their latest products
-/// at weight `w` (`excluded`: sorted, never offered); the first `k` of
-/// `base` when their latest products score nothing.
+/// at weights `w` and `new_w` ([`user_share`]; `excluded`: sorted, never
+/// offered); the first `k` of `base` when their latest products score
+/// nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn user_list(
     model: &ServingModel,
     items: &SessionItems,
@@ -508,6 +557,7 @@ pub fn user_list(
     base: &[Recommendation],
     excluded: &[u32],
     w: f32,
+    new_w: f32,
     k: usize,
 ) -> Vec<Recommendation> {
     let scored = step_scores(items, items.recent.of(user), None, excluded);
@@ -516,7 +566,18 @@ pub fn user_list(
         // the user's own list, with its own scores.
         return base.iter().take(k).copied().collect();
     }
-    blend_lists(model, base, &scored, w, k)
+    let latest = items.recent.of(user);
+    MARKS.with(|m| {
+        blend_marked(
+            &mut m.borrow_mut(),
+            model,
+            base,
+            &scored,
+            w,
+            |p| user_share(latest, p, w, new_w),
+            k,
+        )
+    })
 }
 
 /// The lists of known users (model indices) of `recommend` and
@@ -537,7 +598,7 @@ pub fn known_users_lists(
     weight: Option<f32>,
 ) -> Vec<Vec<Recommendation>> {
     let active = user_active(model, weight).filter(|_| rules.is_off());
-    let Some((items, w)) = active else {
+    let Some((items, w, new_w)) = active else {
         if also.is_empty() {
             return model.recommend_users_ruled(users, k, blend, exclude_purchased, rules);
         }
@@ -566,7 +627,7 @@ pub fn known_users_lists(
         .zip(bases)
         .map(|(&u, base)| {
             let excluded = model.excluded_for(Some(u), also, exclude_purchased);
-            user_list(model, items, u, &base, &excluded, w, k)
+            user_list(model, items, u, &base, &excluded, w, new_w, k)
         })
         .collect()
 }
@@ -600,6 +661,19 @@ mod tests {
             score: 9.0,
             source,
         }
+    }
+
+    #[test]
+    fn user_share_by_hand() {
+        // w 0.5, new products 0.25: a latest product's share is 0.5; any
+        // other's (1 − 0.5) · 0.25 / 0.75 = 1/6, so against the own part
+        // 0.5 it stands as 0.25 : 0.75.
+        assert_eq!(user_share(&[3, 7], 3, 0.5, 0.25), 0.5);
+        assert!((user_share(&[3, 7], 4, 0.5, 0.25) - 1.0 / 6.0).abs() < 1e-7);
+        // Equal weights: the blend at w for every product.
+        assert_eq!(user_share(&[3], 4, 0.75, 0.75), 0.75);
+        // New products at 0: no share.
+        assert_eq!(user_share(&[3], 4, 0.9, 0.0), 0.0);
     }
 
     #[test]

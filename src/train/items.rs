@@ -76,11 +76,14 @@ pub struct Choice {
     pub prefixes: u64,
     /// The known users' weight ([`super::user_items`]).
     pub user_weight: f32,
+    /// Their weight for products other than their latest
+    /// ([`crate::recommend::items::user_share`]).
+    pub user_new_weight: f32,
 }
 
 impl Choice {
-    /// The [`PARAMS`] rows, then the known users' weight
-    /// ([`recent::PARAM`]).
+    /// The [`PARAMS`] rows, then the known users' weights
+    /// ([`recent::PARAM`], [`recent::NEW_PARAM`]).
     pub fn param_rows(&self) -> Vec<(String, f64)> {
         let b = &self.blend;
         let values = [self.weight, b.sequence, b.cooccurrence, b.repeat, b.decay]
@@ -93,6 +96,10 @@ impl Choice {
         rows.push((
             recent::PARAM.to_string(),
             crate::model::f32_decimal(self.user_weight),
+        ));
+        rows.push((
+            recent::NEW_PARAM.to_string(),
+            crate::model::f32_decimal(self.user_new_weight),
         ));
         rows
     }
@@ -332,18 +339,23 @@ pub(crate) fn choose(
         let prefixes = held.iter().map(|s| s.len() as u64 - 1).sum();
         (0.0, prefixes)
     };
-    let user_weight = match &fitted {
+    let (user_weight, user_new_weight) = match &fitted {
         Some(fit) => {
-            let (w, scored) =
+            let chosen =
                 super::user_items::choose(fit, split, &mut signal, serving_blend, &WEIGHTS)?;
-            for (w, ndcg) in WEIGHTS.iter().zip(&scored) {
+            for (w, ndcg) in WEIGHTS.iter().zip(&chosen.new_scores) {
+                progress.say(format!(
+                    "known users' item-to-item weight {w} for new products: validation NDCG@10 of new targets {ndcg:.4}"
+                ));
+            }
+            for (w, ndcg) in WEIGHTS.iter().zip(&chosen.scores) {
                 progress.say(format!(
                     "known users' item-to-item weight {w}: validation NDCG@10 {ndcg:.4}"
                 ));
             }
-            w
+            (chosen.weight, chosen.new_weight)
         }
-        None => 0.0,
+        None => (0.0, 0.0),
     };
     if !sessions_judge && user_weight <= 0.0 {
         return Ok(None);
@@ -354,6 +366,7 @@ pub(crate) fn choose(
             weight,
             prefixes,
             user_weight,
+            user_new_weight,
         },
         final_rows,
     )))
@@ -437,16 +450,18 @@ mod tests {
             weight: 0.25,
             prefixes: 321,
             user_weight: 0.0,
+            user_new_weight: 0.25,
         };
         let rows = choice.param_rows();
         assert_eq!(
             rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-            [PARAMS.as_slice(), &[recent::PARAM]].concat()
+            [PARAMS.as_slice(), &[recent::PARAM, recent::NEW_PARAM]].concat()
         );
         assert_eq!(rows[0].1, 0.25);
         assert_eq!(rows[3].1, 2.0);
         assert_eq!(rows[5].1, 321.0);
         assert_eq!(rows[6].1, 0.0);
+        assert_eq!(rows[7].1, 0.25);
         assert!(choice.keeps_signal());
         let users_only = Choice {
             weight: 0.0,

@@ -254,8 +254,9 @@ impl AggregateFunction for AlsTrain {
             .model
             .with_id_mixed(|id| items::hash_into(&neighbours, choice.as_ref(), id))
             .with_id_mixed(|id| {
-                let weight = choice.map_or(0.0, |c| c.user_weight);
-                user_items::hash_into(&recent, weight, id)
+                let (weight, new_weight) =
+                    choice.map_or((0.0, 0.0), |c| (c.user_weight, c.user_new_weight));
+                user_items::hash_into(&recent, weight, new_weight, id)
             });
         progress.say("trained; writing the model rows");
         let mut rows = trained.param_rows();

@@ -82,6 +82,11 @@ def test_parts_add_up_in_a_blended_model(con):
     con.execute("CREATE OR REPLACE TABLE m_blended AS FROM ecoreco.als_train(events, factors := 16, iterations := 10)")
     weight = con.execute("SELECT value FROM m_blended WHERE side = 'param' AND name = 'user_item_weight'").fetchone()
     assert weight is not None and weight[0] > 0, weight
+    # The products other than the latest at a weight of their own, below
+    # the latest's: the parts must add up under the two shares.
+    new_weight = con.execute(
+        "SELECT value FROM m_blended WHERE side = 'param' AND name = 'user_new_item_weight'").fetchone()
+    assert new_weight is not None and new_weight[0] < weight[0], (weight, new_weight)
     users = [u for (u,) in con.execute(
         "SELECT DISTINCT id FROM m_blended WHERE side = 'recent' ORDER BY hash(id) LIMIT 12").fetchall()]
     item_rows = 0

@@ -27,15 +27,18 @@ GOLDEN = {
     # chooses bm25 here, so the rows include its statistics), seed 3.
     # The model rows carry each product's brand and price rows (399 priced),
     # and the item-to-item rows the validation kept (item_weight > 0 here);
-    # its user_item_weight param row is 0 (the known users' blend did not
-    # beat their plain lists here): no recent rows.
-    "als_train_default": (44894, "7f0fb0f5f9d4f2f8"),
-    # recommend_all on that model.
-    "recommend_all_default": (71420, "2ea1dd5c6e0e7e9a"),
+    # its user_new_item_weight is 0 (the item-to-item part did not help new
+    # targets) and its user_item_weight 0.25 (the latest products coming
+    # back, with no share for the other item-to-item products, beat the
+    # plain lists): the users' recent rows are in.
+    "als_train_default": (78232, "8218b3f10a07217c"),
+    # recommend_all on that model (known users' lists blended).
+    "recommend_all_default": (71420, "5e2958bea04487ee"),
     # The stream's model: raw confidence, no decay, the first 24 days.
     # Its item-to-item rows too (item_weight 0.9: the replay blends them in),
-    # and its user_item_weight param row (0 here).
-    "als_train_raw": (41104, "db82c0174e52d59f"),
+    # and its user_item_weight and user_new_item_weight param rows (0 and
+    # 0.5 here: the known users' blend is off).
+    "als_train_raw": (41105, "71ab43853cb9ce6d"),
     # replay_recommendations of all 100,000 events on that model, in time
     # order, each list blended with the user's latest steps' item-to-item
     # scores (with item_weight := 0 the lists hash to 782d5a03fd10c6b7, the

@@ -118,6 +118,10 @@ pub struct SessionItems {
     /// The item-to-item share of a known user's list (the model's
     /// `user_item_weight`; 0: their lists are not blended).
     pub user_weight: f32,
+    /// The item-to-item share, against the same own part, of products
+    /// other than the user's latest (the model's `user_new_item_weight`,
+    /// else `user_weight`): see [`crate::recommend::items::user_share`].
+    pub user_new_weight: f32,
     /// Each model user's latest products, which their item-to-item scores
     /// come from.
     pub recent: UserRecent,

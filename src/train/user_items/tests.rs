@@ -90,42 +90,61 @@ fn the_latest_products_of_the_evaluated_users_feed_the_signal() {
 }
 
 #[test]
-fn the_weight_is_chosen_where_the_signal_helps() {
+fn the_weights_are_chosen_where_the_signal_helps() {
     // Each user carts 20 + u, which follows their latest product 10 + u:
-    // outside every plain list of 10 (NDCG 0).
+    // outside every plain list of 10 (NDCG 0), and new to the user.
     let (fit, split) = fit(|u| 20 + u);
     let mut s = signal(&fit, |u| 20 + u);
-    let (weight, scored) = choose(&fit, &split, &mut s, 0.0, &WEIGHTS).unwrap();
-    assert_eq!(scored.len(), WEIGHTS.len());
-    assert_eq!(scored[0], 0.0);
-    // The user's own list is 20 long (0..19): the target is not in it and
-    // scores w alone; the list's r-th scores (1 − w)·(20 − r)/20. At 0.25
-    // the 10th scores 0.4125 > 0.25: no list changes. At 0.5 the target
-    // ties with the first (0.5) and comes second (the user's own list
-    // first): NDCG 1/log2(3). From 0.75 on it leads: NDCG 1.
-    assert_eq!(scored[1], 0.0);
-    assert!((scored[2] - 1.0 / 3f64.log2()).abs() < 1e-12, "{scored:?}");
-    assert!((scored[3] - 1.0).abs() < 1e-12, "{scored:?}");
-    assert!((scored[4] - 1.0).abs() < 1e-12, "{scored:?}");
+    let chosen = choose(&fit, &split, &mut s, 0.0, &WEIGHTS).unwrap();
+    // New targets: the own list without the touched 0 and 10 + u is
+    // 1..9 then 10..21 but 10 + u (L = 20), so 20 + u is in it (the 19th)
+    // for users 0 and 1 only. At 0.25 the target's 0.25 (+ its rank part)
+    // stays under the 10th's 0.4125: NDCG 0. At 0.5 it leads for users 0
+    // and 1 (0.5 plus its rank part) and ties with the first (0.5) for the
+    // 8 others, coming second (the own list first). From 0.75 on it leads.
+    let third = (2.0 + 8.0 / 3f64.log2()) / 10.0;
+    let want = [0.0, 0.0, third, 1.0, 1.0];
+    assert_eq!(chosen.new_scores.len(), WEIGHTS.len());
+    for (g, w) in chosen.new_scores.iter().zip(want) {
+        assert!((g - w).abs() < 1e-12, "{:?}", chosen.new_scores);
+    }
     // Ties keep the smaller weight.
-    assert_eq!(weight, 0.75);
+    assert_eq!(chosen.new_weight, 0.75);
+    // All targets, new products at 0.75: the target (not a latest
+    // product) weighs (1 − w) · 0.75 / 0.25 = 3 (1 − w) against the first
+    // own product's (1 − w): it leads at every weight above 0.
+    assert_eq!(chosen.scores, [0.0, 1.0, 1.0, 1.0, 1.0]);
+    assert_eq!(chosen.weight, 0.25);
 }
 
 #[test]
-fn the_weight_stays_0_where_the_signal_hurts() {
+fn the_weights_stay_0_where_the_signal_hurts() {
     // Each user carts u, 1 + u-th of their plain list; the sessions
     // follow 10 + u with 20 + u, which no user carts.
     let (fit, split) = fit(|u| u);
     let mut s = signal(&fit, |u| 20 + u);
-    let (weight, scored) = choose(&fit, &split, &mut s, 0.0, &WEIGHTS).unwrap();
+    let chosen = choose(&fit, &split, &mut s, 0.0, &WEIGHTS).unwrap();
+    // New targets: users 1..9 (user 0 touched product 0), whose lists
+    // without 0 put u at position u − 1.
+    let plain_new: f64 = (0..9).map(|r| 1.0 / (r as f64 + 2.0).log2()).sum::<f64>() / 9.0;
+    let n = &chosen.new_scores;
+    // 0.25 changes no list (0.25 under the 10th's 0.4125); from 0.5 on
+    // the item-to-item product comes first or second and pushes the
+    // target down a place.
+    assert!((n[0] - plain_new).abs() < 1e-12, "{n:?}");
+    assert!((n[1] - plain_new).abs() < 1e-12, "{n:?}");
+    assert!(
+        n[2] < plain_new && n[3] < plain_new && n[4] < plain_new,
+        "{n:?}"
+    );
+    assert_eq!(chosen.new_weight, 0.0);
+    // New products at 0: the item-to-item product (not a latest one)
+    // gets no share at any weight, so every list is the plain one.
     let plain: f64 = (0..10).map(|r| 1.0 / (r as f64 + 2.0).log2()).sum::<f64>() / 10.0;
-    assert!((scored[0] - plain).abs() < 1e-12, "{scored:?}");
-    // 0.25 changes no list (a tie: 0 stays); at 0.5 the item-to-item
-    // product comes second, from 0.75 on first, and pushes the target down
-    // a place (but user 0's at 0.5).
-    assert!((scored[1] - plain).abs() < 1e-12, "{scored:?}");
-    assert!(scored[2] < plain && scored[4] < plain, "{scored:?}");
-    assert_eq!(weight, 0.0);
+    for g in &chosen.scores {
+        assert!((g - plain).abs() < 1e-12, "{:?}", chosen.scores);
+    }
+    assert_eq!(chosen.weight, 0.0);
     assert_eq!(best(&[0.2, 0.2, 0.1]), 0);
     assert_eq!(best(&[0.1, 0.3, 0.3]), 1);
 }
@@ -137,10 +156,11 @@ fn the_id_changes_with_the_rows_and_the_weight() {
         product: 2,
         rank: 1,
     };
-    assert_eq!(hash_into(&[], 0.0, 77), 77);
-    let a = hash_into(&[row], 0.5, 77);
+    assert_eq!(hash_into(&[], 0.0, 0.0, 77), 77);
+    let a = hash_into(&[row], 0.5, 0.5, 77);
     assert_ne!(a, 77);
-    assert_ne!(a, hash_into(&[row], 0.25, 77));
-    assert_ne!(a, hash_into(&[RecentRow { rank: 2, ..row }], 0.5, 77));
+    assert_ne!(a, hash_into(&[row], 0.25, 0.25, 77));
+    assert_ne!(a, hash_into(&[row], 0.5, 0.25, 77));
+    assert_ne!(a, hash_into(&[RecentRow { rank: 2, ..row }], 0.5, 0.5, 77));
     assert_eq!((a as f64) as i64, a);
 }
