@@ -138,7 +138,7 @@ AGGREGATE_CALLS = {
     ),
     "ecoreco_evaluate": (
         ["eval_src"],
-        f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'",
+        f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {SESSION_STEPS}, {TRAINING}, 3, 0.5, {LIMITS}, 'false'",
     ),
     "ecoreco_kmeans": (
         ["kfeat", "kfeat_extreme"],

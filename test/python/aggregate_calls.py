@@ -56,7 +56,7 @@ CALLS = {
     "ecoreco_als_train": (PAIRS_SETUP, "als_src", "user_id",
                           f"'ecoreco.als_train', {PAIRS}, {ATTRIBUTES}, {SESSION_STEPS}, {TRAINING}, {LIMITS}, 'false'"),
     "ecoreco_evaluate": (PAIRS_SETUP, "eval_src", "user_id",
-                         f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
+                         f"'ecoreco.evaluate_recommendations', part, {PAIRS}, relevant, {SESSION_STEPS}, {TRAINING}, 3, 0.5, {LIMITS}, 'false'"),
     "ecoreco_kmeans": (KFEAT, "kfeat", "user_id",
                        f"'ecoreco.kmeans_segments', user_id, pos, feature, value, 2, 1, 5, 0, 1, 'squared_euclidean', 2, {LIMITS}"),
     "ecoreco_kmeans_sweep": (KFEAT, "kfeat", "user_id",
