@@ -190,6 +190,13 @@ pub fn explain(
         }
         None => None,
     };
+    // The item-to-item side of a known user's blend, when there is one:
+    // its rows, and the product's other parts (from `start`) scaled to it.
+    let item_parts = |parts: &mut Vec<Part>, product: u32, start: usize| {
+        if let (Some((w, new_w, scored)), Some(u)) = (&item_side, user) {
+            blended_parts(model, u, &list, scored, (*w, *new_w), product, parts, start);
+        }
+    };
     let mut parts = Vec::new();
     for &product_id in request.products {
         let start = parts.len();
@@ -204,18 +211,7 @@ pub fn explain(
                 contribution: r.score as f64,
                 part: POPULAR,
             });
-            if let (Some((w, new_w, scored)), Some(u)) = (&item_side, user) {
-                blended_parts(
-                    model,
-                    u,
-                    &list,
-                    scored,
-                    (*w, *new_w),
-                    product,
-                    &mut parts,
-                    start,
-                );
-            }
+            item_parts(&mut parts, product, start);
             continue;
         }
         // As recommend's blend: f32, the same operations.
@@ -272,18 +268,7 @@ pub fn explain(
                 part: CATEGORY_INTEREST,
             });
         }
-        if let (Some((w, new_w, scored)), Some(u)) = (&item_side, user) {
-            blended_parts(
-                model,
-                u,
-                &list,
-                scored,
-                (*w, *new_w),
-                product,
-                &mut parts,
-                start,
-            );
-        }
+        item_parts(&mut parts, product, start);
     }
     Ok(parts)
 }
